@@ -1,0 +1,123 @@
+// swift-tools-version: 6.0
+import PackageDescription
+
+// Layout (dependencies point down this list, never up):
+//   CRabbitMQ, CSQLite      thin C shims over the system libraries
+//   DedicatedThread         a serial executor that owns one OS thread (for blocking C libraries)
+//   AMQPTransport           Swift client over rabbitmq-c: connections, channels, confirms, recovery
+//   SagaStore               SQLite persistence: saga state, inbox, outbox, timeouts
+//   Sagas                   the saga programming model: messages, definitions, handler context
+//   SagaTesting             in-memory saga test kit (no broker, no disk)
+//   SagaEndpoint            the runtime: consume -> dedupe -> handle -> commit -> publish -> ack
+//   MoneyTransfer           the reference app: transfer and payout sagas, the simulated bank
+//   saga-endpoint           the command-line executable
+let strictness: [SwiftSetting] = [
+    .enableUpcomingFeature("ExistentialAny"),
+    .enableUpcomingFeature("InternalImportsByDefault"),
+]
+
+let package = Package(
+    name: "swift-saga-endpoint",
+    platforms: [.macOS(.v14)],
+    products: [
+        .library(name: "AMQPTransport", targets: ["AMQPTransport"]),
+        .library(name: "Sagas", targets: ["Sagas"]),
+        .library(name: "SagaEndpoint", targets: ["SagaEndpoint"]),
+        .library(name: "SagaTesting", targets: ["SagaTesting"]),
+        .executable(name: "saga-endpoint", targets: ["saga-endpoint"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-log.git", from: "1.16.0"),
+        .package(url: "https://github.com/apple/swift-metrics.git", from: "2.13.0"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
+        .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.0"),
+    ],
+    targets: [
+        .systemLibrary(
+            name: "CRabbitMQ",
+            pkgConfig: "librabbitmq",
+            providers: [.apt(["librabbitmq-dev"]), .brew(["rabbitmq-c"])]
+        ),
+        .systemLibrary(
+            name: "CSQLite",
+            pkgConfig: "sqlite3",
+            providers: [.apt(["libsqlite3-dev"]), .brew(["sqlite"])]
+        ),
+        .target(name: "DedicatedThread", swiftSettings: strictness),
+        .target(
+            name: "AMQPTransport",
+            dependencies: [
+                "CRabbitMQ", "DedicatedThread",
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strictness
+        ),
+        .target(
+            name: "SagaStore",
+            dependencies: [
+                "CSQLite", "DedicatedThread",
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strictness
+        ),
+        .target(
+            name: "Sagas",
+            dependencies: [.product(name: "Logging", package: "swift-log")],
+            swiftSettings: strictness
+        ),
+        .target(name: "SagaTesting", dependencies: ["Sagas"], swiftSettings: strictness),
+        .target(
+            name: "SagaEndpoint",
+            dependencies: [
+                "Sagas", "SagaStore", "AMQPTransport",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: strictness
+        ),
+        .target(name: "MoneyTransfer", dependencies: ["Sagas"], swiftSettings: strictness),
+        .executableTarget(
+            name: "saga-endpoint",
+            dependencies: [
+                "MoneyTransfer", "SagaEndpoint", "AMQPTransport", "SagaStore",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: strictness
+        ),
+        .executableTarget(
+            name: "saga-bench",
+            dependencies: [
+                "CRabbitMQ", "AMQPTransport",
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strictness
+        ),
+        .target(
+            name: "BrokerTestSupport",
+            dependencies: ["AMQPTransport"],
+            path: "Tests/BrokerTestSupport",
+            swiftSettings: strictness
+        ),
+        .testTarget(
+            name: "AMQPTransportTests",
+            dependencies: ["AMQPTransport", "BrokerTestSupport", "CRabbitMQ"],
+            swiftSettings: strictness
+        ),
+        .testTarget(name: "SagaStoreTests", dependencies: ["SagaStore"], swiftSettings: strictness),
+        .testTarget(name: "SagasTests", dependencies: ["Sagas", "SagaTesting"], swiftSettings: strictness),
+        .testTarget(
+            name: "SagaEndpointTests",
+            dependencies: ["SagaEndpoint", "Sagas", "SagaStore", "AMQPTransport", "BrokerTestSupport", "MoneyTransfer"],
+            swiftSettings: strictness
+        ),
+        .testTarget(
+            name: "MoneyTransferTests",
+            dependencies: ["MoneyTransfer", "SagaTesting", "Sagas"],
+            swiftSettings: strictness
+        ),
+    ],
+    swiftLanguageModes: [.v6]
+)

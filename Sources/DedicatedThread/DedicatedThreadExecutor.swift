@@ -1,0 +1,139 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#elseif canImport(Darwin)
+import Darwin
+#endif
+import Foundation
+import Synchronization
+
+/// A serial executor that owns one OS thread and runs every job on it.
+///
+/// Blocking C libraries (rabbitmq-c, SQLite) must never block Swift's cooperative thread pool, and
+/// rabbitmq-c connections must stay on one thread. An actor that returns this executor as its
+/// `unownedExecutor` runs all its isolated code on the dedicated thread, so its blocking calls block only
+/// that thread, and callers simply `await` it.
+///
+/// A job that wants to wait for I/O (a socket) while staying responsive to new jobs calls
+/// ``waitForReadable(_:timeoutMilliseconds:)``: it returns as soon as the descriptor is readable, the
+/// timeout passes, or another job is enqueued. Afterwards the job should `await Task.yield()` so queued
+/// jobs get their turn.
+public final class DedicatedThreadExecutor: SerialExecutor, @unchecked Sendable {
+    // `@unchecked Sendable`: the mutable state (the job queue and the stop flag) lives in `queue`, a
+    // `Mutex`; `wakeFD` and `name` are immutable after init; `thread` is written once in init.
+    private struct Queue: ~Copyable {
+        var jobs: [UnownedJob] = []
+        var stopped = false
+    }
+
+    private let queue = Mutex(Queue())
+    /// A non-blocking pipe whose read end is readable whenever jobs are waiting.
+    private let wakeFD: Int32
+    private let wakeWriteFD: Int32
+    public let name: String
+    private let threadID = Mutex<pthread_t?>(nil)
+
+    public init(name: String) {
+        self.name = name
+        var fds: [Int32] = [0, 0]
+        precondition(pipe(&fds) == 0, "pipe failed: \(errno)")
+        for fd in fds {
+            _ = fcntl(fd, F_SETFL, O_NONBLOCK)
+            _ = fcntl(fd, F_SETFD, FD_CLOEXEC)
+        }
+        self.wakeFD = fds[0]
+        self.wakeWriteFD = fds[1]
+        let ready = DispatchSemaphore(value: 0)
+        let thread = Thread { [self] in
+            self.threadID.withLock { $0 = pthread_self() }
+            ready.signal()
+            self.run()
+        }
+        thread.name = name
+        thread.stackSize = 1 << 20
+        thread.start()
+        ready.wait()
+    }
+
+    deinit {
+        close(wakeFD)
+        close(wakeWriteFD)
+    }
+
+    public func enqueue(_ job: consuming ExecutorJob) {
+        let job = UnownedJob(job)
+        let wasEmpty = queue.withLock { state -> Bool in
+            let wasEmpty = state.jobs.isEmpty
+            state.jobs.append(job)
+            return wasEmpty
+        }
+        if wasEmpty { wake() }
+    }
+
+    public func asUnownedSerialExecutor() -> UnownedSerialExecutor {
+        UnownedSerialExecutor(ordinary: self)
+    }
+
+    /// True on the executor's own thread.
+    public var isCurrent: Bool {
+        guard let id = threadID.withLock({ $0 }) else { return false }
+        return pthread_equal(id, pthread_self()) != 0
+    }
+
+    public func checkIsolated() {
+        precondition(isCurrent, "expected to run on the dedicated thread '\(name)'")
+    }
+
+    /// Lets the thread finish the queued jobs and exit. Jobs enqueued afterwards still run: the thread
+    /// only exits once the queue is empty, so call this when no more work can arrive (from `deinit`).
+    public func shutdown() {
+        queue.withLock { $0.stopped = true }
+        wake()
+    }
+
+    /// Blocks the current (dedicated) thread until `fd` is readable, `timeoutMilliseconds` pass, or a job
+    /// is enqueued. Returns true when `fd` is readable. `fd < 0` waits for jobs or the timeout only.
+    public func waitForReadable(_ fd: Int32, timeoutMilliseconds: Int32) -> Bool {
+        if queue.withLock({ !$0.jobs.isEmpty }) { return false }
+        var fds = [pollfd(fd: wakeFD, events: Int16(POLLIN), revents: 0)]
+        if fd >= 0 { fds.append(pollfd(fd: fd, events: Int16(POLLIN), revents: 0)) }
+        let count = fds.count
+        let rc = fds.withUnsafeMutableBufferPointer { poll($0.baseAddress, nfds_t(count), timeoutMilliseconds) }
+        guard rc > 0, fd >= 0 else { return false }
+        return fds[1].revents & Int16(POLLIN | POLLERR | POLLHUP) != 0
+    }
+
+    private func wake() {
+        var one: UInt64 = 1
+        _ = withUnsafeBytes(of: &one) { write(wakeWriteFD, $0.baseAddress, $0.count) }
+    }
+
+    private func drainWake() {
+        var buffer: UInt64 = 0
+        while withUnsafeMutableBytes(of: &buffer, { read(wakeFD, $0.baseAddress, $0.count) }) > 0 {}
+    }
+
+    private func run() {
+        let executor = asUnownedSerialExecutor()
+        while true {
+            // Drain the wake signal before taking the jobs: an enqueue after the take sees an empty queue
+            // and signals again, so no wake-up is lost.
+            drainWake()
+            let (jobs, stopped) = queue.withLock { state -> ([UnownedJob], Bool) in
+                let jobs = state.jobs
+                state.jobs.removeAll(keepingCapacity: true)
+                return (jobs, state.stopped)
+            }
+            if jobs.isEmpty {
+                if stopped { return }
+                var fds = pollfd(fd: wakeFD, events: Int16(POLLIN), revents: 0)
+                _ = poll(&fds, 1, -1)
+                continue
+            }
+            for job in jobs {
+                job.runSynchronously(on: executor)
+            }
+        }
+    }
+}

@@ -1,0 +1,77 @@
+public import Foundation
+
+/// A message: a `Codable` value with a stable type name.
+///
+/// The type name travels in the AMQP `type` property and selects the handler on the receiving side, so it
+/// must not change when the Swift type is renamed. The default is the Swift type's name; override
+/// `messageType` to pin it.
+public protocol Message: Codable, Sendable {
+    static var messageType: String { get }
+}
+
+extension Message {
+    public static var messageType: String { String(describing: Self.self) }
+}
+
+/// The JSON encoding every message and saga state goes through, on the wire and in the store.
+///
+/// Unknown fields are ignored (Codable's default) so senders can add fields; a missing required field is
+/// a decoding error, which the endpoint reports as a malformed message.
+public enum MessageCoding {
+    public static let contentType = "application/json"
+
+    public static func encode<T: Encodable>(_ value: T) throws -> Data {
+        do {
+            return try makeEncoder().encode(value)
+        } catch {
+            throw SagaError.encodingFailed(type: String(describing: T.self), reason: "\(error)")
+        }
+    }
+
+    public static func decode<T: Decodable>(_ type: T.Type, from data: Data, messageType: String) throws -> T {
+        do {
+            return try makeDecoder().decode(type, from: data)
+        } catch let error as DecodingError {
+            throw SagaError.malformedMessage(type: messageType, reason: describe(error))
+        } catch {
+            throw SagaError.malformedMessage(type: messageType, reason: "\(error)")
+        }
+    }
+
+    // Encoders are cheap to create and not documented as thread-safe for concurrent configuration, so
+    // each call gets its own.
+    static func makeEncoder() -> JSONEncoder {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        encoder.dateEncodingStrategy = .iso8601
+        return encoder
+    }
+
+    static func makeDecoder() -> JSONDecoder {
+        let decoder = JSONDecoder()
+        decoder.dateDecodingStrategy = .iso8601
+        return decoder
+    }
+
+    static func describe(_ error: DecodingError) -> String {
+        func path(_ context: DecodingError.Context) -> String {
+            let keys = context.codingPath.map { $0.intValue.map { "[\($0)]" } ?? $0.stringValue }
+            return keys.isEmpty ? "<root>" : keys.joined(separator: ".")
+        }
+        switch error {
+        case .keyNotFound(let key, let context):
+            let prefix = context.codingPath.isEmpty ? "" : path(context) + "."
+            return "missing required field '\(prefix)\(key.stringValue)'"
+        case .valueNotFound(_, let context):
+            return "null value for required field '\(path(context))'"
+        case .typeMismatch(let type, let context):
+            return "field '\(path(context))' is not of type \(type)"
+        case .dataCorrupted(let context):
+            return context.codingPath.isEmpty
+                ? "body is not valid JSON (\(context.debugDescription))"
+                : "field '\(path(context))' is invalid: \(context.debugDescription)"
+        @unknown default:
+            return "\(error)"
+        }
+    }
+}

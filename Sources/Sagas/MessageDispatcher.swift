@@ -1,0 +1,46 @@
+public import Foundation
+
+/// Routes one incoming message to the stateless handlers and sagas that handle its type. Shared by the
+/// endpoint and `SagaTesting`, so a saga behaves the same in a unit test as in production.
+public struct MessageDispatcher: Sendable {
+    public let registry: HandlerRegistry
+    /// The endpoint's input queue: the default `reply_to` of sent commands.
+    public let endpointAddress: String
+
+    public init(registry: HandlerRegistry, endpointAddress: String) {
+        self.registry = registry
+        self.endpointAddress = endpointAddress
+    }
+
+    /// Throws `SagaError.noHandler` when nothing in this endpoint handles the message's type.
+    public func checkHandled(_ incoming: IncomingMessage) throws {
+        guard registry.handles(type: incoming.type) else { throw SagaError.noHandler(type: incoming.type) }
+    }
+
+    /// Whether the message needs stateless handlers (which may be async and run before the transaction).
+    public func hasStatelessHandlers(for incoming: IncomingMessage) -> Bool {
+        incoming.timeoutTarget == nil && !registry.statelessHandlers(for: incoming.type).isEmpty
+    }
+
+    /// Runs the stateless handlers for the message and returns what they emitted.
+    public func runStatelessHandlers(_ incoming: IncomingMessage, now: Date) async throws -> [OutgoingMessage] {
+        guard incoming.timeoutTarget == nil else { return [] }
+        var outgoing: [OutgoingMessage] = []
+        for handler in registry.statelessHandlers(for: incoming.type) {
+            let context = HandlerContext(incoming: incoming, now: now, endpointAddress: endpointAddress,
+                                         handlerKey: handler.key, saga: nil, originator: nil)
+            try await handler.handle(incoming, context)
+            outgoing += context.outgoing
+        }
+        return outgoing
+    }
+
+    /// Runs every saga that handles the message, reading and writing instances through `persistence`
+    /// (inside the caller's transaction).
+    public func dispatchToSagas(_ incoming: IncomingMessage, persistence: any SagaPersistence,
+                                now: Date) throws -> [SagaInvocation] {
+        try registry.sagaRunners(for: incoming.type).compactMap {
+            try $0.run(incoming, persistence: persistence, now: now, endpointAddress: endpointAddress)
+        }
+    }
+}

@@ -1,0 +1,100 @@
+/// The messages a saga handles, collected by `Saga.define`.
+public struct SagaDefinition<S: Saga>: Sendable {
+    typealias Start = @Sendable (IncomingMessage, HandlerContext) throws -> S
+    typealias Handle = @Sendable (inout S, IncomingMessage, HandlerContext) throws -> Void
+
+    struct Route: Sendable {
+        var messageType: String
+        var correlation: (@Sendable (IncomingMessage) throws -> String)?
+        var start: Start?
+        var handle: Handle?
+        var notFound: NotFoundPolicy
+        var isTimeout: Bool
+    }
+
+    private(set) var routes: [String: Route] = [:]
+
+    public init() {}
+
+    /// `M` starts a new instance when no instance with its correlation id exists. `start` returns the
+    /// initial state and may emit messages. When an instance exists already (a second start message with
+    /// another message id), `whenExisting` runs on it; by default the message is ignored.
+    public mutating func startedBy<M: Message>(
+        _ type: M.Type, correlatedBy correlation: Correlation<M>,
+        whenExisting: (@Sendable (inout S, M, HandlerContext) throws -> Void)? = nil,
+        start: @escaping @Sendable (M, HandlerContext) throws -> S
+    ) {
+        var existing: Handle?
+        if let whenExisting {
+            existing = { (state: inout S, incoming: IncomingMessage, context: HandlerContext) throws in
+                try whenExisting(&state, try Self.decode(type, incoming), context)
+            }
+        }
+        routes[M.messageType] = Route(
+            messageType: M.messageType,
+            correlation: Self.correlate(correlation),
+            start: { incoming, context in try start(try Self.decode(type, incoming), context) },
+            handle: existing, notFound: .discard, isTimeout: false
+        )
+    }
+
+    /// `M` is handled by the live instance it correlates to. When there is none, `whenNotFound` decides.
+    public mutating func handles<M: Message>(
+        _ type: M.Type, correlatedBy correlation: Correlation<M>, whenNotFound: NotFoundPolicy = .discard,
+        _ handle: @escaping @Sendable (inout S, M, HandlerContext) throws -> Void
+    ) {
+        routes[M.messageType] = Route(
+            messageType: M.messageType,
+            correlation: Self.correlate(correlation),
+            start: nil,
+            handle: { state, incoming, context in try handle(&state, try Self.decode(type, incoming), context) },
+            notFound: whenNotFound, isTimeout: false
+        )
+    }
+
+    /// `M` is a timeout this saga requests with `context.requestTimeout(after:_:)`; it is delivered only
+    /// to the instance that asked for it, and never after that instance completed.
+    public mutating func handlesTimeout<M: Message>(
+        _ type: M.Type, _ handle: @escaping @Sendable (inout S, M, HandlerContext) throws -> Void
+    ) {
+        routes[M.messageType] = Route(
+            messageType: M.messageType, correlation: nil, start: nil,
+            handle: { state, incoming, context in try handle(&state, try Self.decode(type, incoming), context) },
+            notFound: .discard, isTimeout: true
+        )
+    }
+
+    private static func decode<M: Message>(_ type: M.Type, _ incoming: IncomingMessage) throws -> M {
+        try MessageCoding.decode(type, from: incoming.body, messageType: incoming.type)
+    }
+
+    private static func correlate<M: Message>(_ correlation: Correlation<M>) -> @Sendable (IncomingMessage) throws -> String {
+        { incoming in
+            let message = try decode(M.self, incoming)
+            guard let id = correlation.extract(message, incoming), !id.isEmpty else {
+                throw SagaError.missingCorrelationId(sagaType: S.sagaType, messageType: incoming.type)
+            }
+            return id
+        }
+    }
+}
+
+extension SagaDefinition {
+    /// Convenience: correlate by a key path of the message.
+    public mutating func startedBy<M: Message>(
+        _ type: M.Type, correlatedBy keyPath: any KeyPath<M, String> & Sendable,
+        whenExisting: (@Sendable (inout S, M, HandlerContext) throws -> Void)? = nil,
+        start: @escaping @Sendable (M, HandlerContext) throws -> S
+    ) {
+        startedBy(type, correlatedBy: .property(keyPath), whenExisting: whenExisting, start: start)
+    }
+
+    /// Convenience: correlate by a key path of the message.
+    public mutating func handles<M: Message>(
+        _ type: M.Type, correlatedBy keyPath: any KeyPath<M, String> & Sendable,
+        whenNotFound: NotFoundPolicy = .discard,
+        _ handle: @escaping @Sendable (inout S, M, HandlerContext) throws -> Void
+    ) {
+        handles(type, correlatedBy: .property(keyPath), whenNotFound: whenNotFound, handle)
+    }
+}

@@ -1,0 +1,113 @@
+import Foundation
+
+/// What one saga did with one message.
+public struct SagaInvocation: Sendable, Equatable {
+    public enum Outcome: Sendable, Equatable {
+        /// A start message created the instance.
+        case started
+        /// A start message created the instance and completed it in the same step.
+        case startedAndCompleted
+        case updated
+        /// The saga completed: its state was deleted and its timeouts cancelled.
+        case completed
+        /// A start message found an instance already and the saga declared no `whenExisting`.
+        case ignoredExistingStart
+        /// No live instance; the policy says what the endpoint does with the message.
+        case notFound(NotFoundPolicy)
+        /// A timeout whose saga has completed meanwhile: dropped.
+        case timeoutForGoneSaga
+    }
+
+    public var saga: SagaInstanceKey
+    public var outcome: Outcome
+    public var outgoing: [OutgoingMessage]
+    public var timeouts: [TimeoutRequest]
+}
+
+/// Runs one saga type's handlers against stored instances; type-erased so a registry can hold many.
+protocol SagaRunner: Sendable {
+    var sagaType: String { get }
+    var messageTypes: [String] { get }
+    /// Nil when the message is not for this saga (a timeout of another saga type).
+    func run(_ incoming: IncomingMessage, persistence: any SagaPersistence, now: Date,
+             endpointAddress: String) throws -> SagaInvocation?
+}
+
+struct TypedSagaRunner<S: Saga>: SagaRunner {
+    let definition: SagaDefinition<S>
+
+    init(definition: SagaDefinition<S>) {
+        self.definition = definition
+    }
+
+    var sagaType: String { S.sagaType }
+    var messageTypes: [String] { Array(definition.routes.keys) }
+
+    func run(_ incoming: IncomingMessage, persistence: any SagaPersistence, now: Date,
+             endpointAddress: String) throws -> SagaInvocation? {
+        guard let route = definition.routes[incoming.type] else { return nil }
+        let key: SagaInstanceKey
+        if let target = incoming.timeoutTarget {
+            // A timeout goes only to the instance that requested it.
+            guard target.sagaType == S.sagaType else { return nil }
+            key = target
+        } else if route.isTimeout {
+            // Timeout types are internal; one arriving from the broker has no instance to go to.
+            return nil
+        } else {
+            key = SagaInstanceKey(sagaType: S.sagaType, correlationId: try route.correlation!(incoming))
+        }
+
+        guard let stored = try persistence.loadSaga(key) else {
+            return try start(route, key: key, incoming: incoming, persistence: persistence, now: now,
+                             endpointAddress: endpointAddress)
+        }
+        guard let handle = route.handle else {
+            return SagaInvocation(saga: key, outcome: .ignoredExistingStart, outgoing: [], timeouts: [])
+        }
+        var state: S
+        do {
+            state = try MessageCoding.makeDecoder().decode(S.self, from: stored.state)
+        } catch {
+            throw SagaError.corruptSagaState(saga: key, reason: "\(error)")
+        }
+        let context = HandlerContext(incoming: incoming, now: now, endpointAddress: endpointAddress,
+                                     handlerKey: S.sagaType, saga: key, originator: stored.originator)
+        try handle(&state, incoming, context)
+        if context.isCompleted {
+            try persistence.deleteSaga(key, expectedVersion: stored.version)
+            // A completed saga gets no timeouts, not even those asked for in its last step.
+            return SagaInvocation(saga: key, outcome: .completed, outgoing: context.outgoing, timeouts: [])
+        }
+        var updated = stored
+        updated.state = try MessageCoding.encode(state)
+        updated.version = stored.version + 1
+        updated.updatedAt = now
+        try persistence.updateSaga(updated, expectedVersion: stored.version)
+        return SagaInvocation(saga: key, outcome: .updated, outgoing: context.outgoing, timeouts: context.timeouts)
+    }
+
+    private func start(
+        _ route: SagaDefinition<S>.Route, key: SagaInstanceKey, incoming: IncomingMessage,
+        persistence: any SagaPersistence, now: Date, endpointAddress: String
+    ) throws -> SagaInvocation {
+        if route.isTimeout || incoming.timeoutTarget != nil {
+            return SagaInvocation(saga: key, outcome: .timeoutForGoneSaga, outgoing: [], timeouts: [])
+        }
+        guard let start = route.start else {
+            return SagaInvocation(saga: key, outcome: .notFound(route.notFound), outgoing: [], timeouts: [])
+        }
+        let originator = Originator(replyTo: incoming.replyTo, correlationId: incoming.correlationId)
+        let context = HandlerContext(incoming: incoming, now: now, endpointAddress: endpointAddress,
+                                     handlerKey: S.sagaType, saga: key, originator: originator)
+        let state = try start(incoming, context)
+        if context.isCompleted {
+            return SagaInvocation(saga: key, outcome: .startedAndCompleted, outgoing: context.outgoing, timeouts: [])
+        }
+        try persistence.insertSaga(StoredSaga(
+            key: key, sagaId: UUID().uuidString.lowercased(), state: try MessageCoding.encode(state), version: 1,
+            originator: originator, createdAt: now, updatedAt: now
+        ))
+        return SagaInvocation(saga: key, outcome: .started, outgoing: context.outgoing, timeouts: context.timeouts)
+    }
+}
