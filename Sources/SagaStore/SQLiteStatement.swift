@@ -16,11 +16,15 @@ final class SQLiteStatement {
 
     init(db: OpaquePointer, sql: String, persistent: Bool) throws(SQLiteError) {
         var statement: OpaquePointer?
-        var tail: UnsafePointer<CChar>?
+        var hasMoreStatements = false
         // PERSISTENT tells SQLite the statement will live long (it is cached), so it avoids lookaside memory.
         let flags = persistent ? UInt32(SQLITE_PREPARE_PERSISTENT) : 0
         let rc = sql.withCString { cSQL in
-            sqlite3_prepare_v3(db, cSQL, -1, flags, &statement, &tail)
+            var tail: UnsafePointer<CChar>?
+            let rc = sqlite3_prepare_v3(db, cSQL, -1, flags, &statement, &tail)
+            // `tail` points into the temporary C string, so it must be inspected inside this closure.
+            hasMoreStatements = tail.map { !Self.isBlank($0) } ?? false
+            return rc
         }
         guard rc == SQLITE_OK else {
             let error = SQLiteError(resultCode: rc, db: db, sql: sql)
@@ -33,7 +37,7 @@ final class SQLiteStatement {
         }
         // sqlite3_prepare compiles only the first statement; silently ignoring the rest would be a bug
         // magnet, so anything but trailing whitespace is refused (use `execute` for scripts).
-        if let tail, !Self.isBlank(tail) {
+        if hasMoreStatements {
             sqlite3_finalize(statement)
             throw SQLiteError(
                 resultCode: SQLITE_MISUSE,

@@ -1,0 +1,86 @@
+import CSQLite
+import Foundation
+
+extension SQLiteConnection {
+    /// Runs `body` inside `BEGIN [IMMEDIATE] … COMMIT`, rolling back if it throws.
+    ///
+    /// `immediate` (the default) takes the write lock up front. A deferred transaction that reads first
+    /// and writes later can fail with `SQLITE_BUSY` at the write *without* the busy handler waiting
+    /// (the snapshot it read may be stale), which is exactly the read-modify-write a saga does.
+    ///
+    /// The body's error is rethrown unchanged. An error from BEGIN or COMMIT is thrown as `SQLiteError`.
+    /// Transactions do not nest; use `savepoint(_:_:)` inside one.
+    @discardableResult
+    public func transaction<T>(immediate: Bool = true, _ body: () throws -> T) throws -> T {
+        guard !isInTransaction else {
+            throw SQLiteError(
+                resultCode: SQLITE_MISUSE,
+                message: "a transaction is already open on this connection; use savepoint to nest",
+                sql: nil
+            )
+        }
+        // Through `run`, so these tiny statements are prepared once and cached.
+        try run(immediate ? "BEGIN IMMEDIATE" : "BEGIN DEFERRED")
+        let result: T
+        do {
+            result = try body()
+        } catch {
+            rollbackTransaction()
+            throw error
+        }
+        do {
+            try run("COMMIT")
+        } catch {
+            // A failed COMMIT (e.g. disk full) leaves the transaction open; undo it so the connection
+            // is usable again and nothing half-done lingers.
+            rollbackTransaction()
+            throw error
+        }
+        return result
+    }
+
+    /// Runs `body` inside `SAVEPOINT name … RELEASE name`. If it throws, the work since the savepoint is
+    /// undone (`ROLLBACK TO` then `RELEASE`) and the error rethrown; an enclosing transaction stays open
+    /// with its earlier work intact. Outside a transaction a savepoint behaves as a deferred transaction.
+    @discardableResult
+    public func savepoint<T>(_ name: String, _ body: () throws -> T) throws -> T {
+        let quoted = Self.quoteIdentifier(name)
+        // Savepoint names vary, so these go through `execute` rather than filling the statement cache.
+        try execute("SAVEPOINT \(quoted)")
+        do {
+            let result = try body()
+            try execute("RELEASE \(quoted)")
+            return result
+        } catch {
+            rollbackSavepoint(quoted)
+            throw error
+        }
+    }
+
+    /// Best effort: the original error matters more than a rollback failure, which is only logged.
+    private func rollbackTransaction() {
+        // Some errors (SQLITE_FULL, IOERR, NOMEM, BUSY during commit) make SQLite roll back by itself;
+        // a second ROLLBACK would just fail with "no transaction is active".
+        guard isInTransaction else { return }
+        do {
+            try run("ROLLBACK")
+        } catch {
+            logger.error("ROLLBACK failed", metadata: ["path": "\(path)", "error": "\(error)"])
+        }
+    }
+
+    private func rollbackSavepoint(_ quoted: String) {
+        guard isInTransaction else { return }
+        do {
+            // ROLLBACK TO rewinds but keeps the savepoint on the stack; RELEASE pops it.
+            try execute("ROLLBACK TO \(quoted); RELEASE \(quoted)")
+        } catch {
+            logger.error("ROLLBACK TO savepoint failed", metadata: ["path": "\(path)", "error": "\(error)"])
+        }
+    }
+
+    /// SQL identifier quoting: wrap in double quotes, double any embedded ones.
+    static func quoteIdentifier(_ name: String) -> String {
+        "\"" + name.replacingOccurrences(of: "\"", with: "\"\"") + "\""
+    }
+}

@@ -1,0 +1,205 @@
+import CSQLite
+public import Logging
+
+/// One open SQLite database connection (a `sqlite3*` handle), with a prepared-statement cache.
+///
+/// ### Threading: deliberately not `Sendable`
+/// sqlite-nio wraps its handle in an `@unchecked Sendable` box and relies on SQLite's serialized mode
+/// plus a thread pool. We take the stricter route: the connection is opened with `SQLITE_OPEN_NOMUTEX`
+/// (no per-call mutex), and the class is *not* `Sendable`, so the compiler keeps every use inside the
+/// isolation domain that created it. Its owner confines it to one thread (in the endpoint, an actor
+/// running on a `DedicatedThreadExecutor`), which also keeps blocking disk I/O off the cooperative pool.
+/// Concurrency *between* connections (threads or processes) is SQLite's job: WAL mode lets readers run
+/// beside the single writer, and the busy timeout makes a writer wait for the lock instead of failing.
+///
+/// ### Memory
+/// Every value is copied out of SQLite-owned memory before a statement is stepped again or reset, so
+/// returned rows never point into SQLite.
+public final class SQLiteConnection {
+    /// Settings applied when the connection is opened.
+    public struct Options: Sendable, Equatable {
+        /// `PRAGMA synchronous`: how hard SQLite pushes commits to stable storage.
+        public enum Synchronous: String, Sendable, Equatable {
+            case off = "OFF"
+            /// In WAL mode: durable against application crashes; the last commits may be lost on power loss.
+            case normal = "NORMAL"
+            /// Every commit is fsynced before it returns: an acknowledged message is never lost.
+            case full = "FULL"
+            case extra = "EXTRA"
+        }
+
+        public var synchronous: Synchronous
+        /// How long a statement waits for another connection's lock before failing with `.busy`.
+        public var busyTimeout: Duration
+        /// Maximum number of prepared statements kept per connection (0 disables caching).
+        public var statementCacheCapacity: Int
+
+        public init(
+            synchronous: Synchronous = .full,
+            busyTimeout: Duration = .seconds(5),
+            statementCacheCapacity: Int = 64
+        ) {
+            self.synchronous = synchronous
+            self.busyTimeout = busyTimeout
+            self.statementCacheCapacity = statementCacheCapacity
+        }
+    }
+
+    public let path: String
+    public let options: Options
+    let logger: Logger
+    /// nil once closed; every entry point checks it so use-after-close is an error, not a crash.
+    private var db: OpaquePointer?
+    private var cache: SQLiteStatementCache
+
+    /// Opens (creating if needed) the database at `path` and applies `options`: WAL journal mode,
+    /// `synchronous`, the busy timeout and foreign-key enforcement.
+    public init(
+        path: String,
+        options: Options = Options(),
+        logger: Logger = Logger(label: "SagaStore.SQLite")
+    ) throws(SQLiteError) {
+        self.path = path
+        self.options = options
+        self.logger = logger
+        self.cache = SQLiteStatementCache(capacity: options.statementCacheCapacity)
+
+        var handle: OpaquePointer?
+        let flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX
+        let rc = sqlite3_open_v2(path, &handle, flags, nil)
+        guard rc == SQLITE_OK, let handle else {
+            // Even a failed open usually allocates a handle that carries the message and must be closed.
+            let error = SQLiteError(resultCode: rc, db: handle, sql: nil)
+            sqlite3_close_v2(handle)
+            throw error
+        }
+        self.db = handle
+        // Extended codes distinguish e.g. a PRIMARY KEY clash from a NOT NULL failure.
+        sqlite3_extended_result_codes(handle, 1)
+        sqlite3_busy_timeout(handle, Self.milliseconds(options.busyTimeout))
+
+        do {
+            // WAL: readers never block the writer and vice versa, and commits append instead of
+            // rewriting pages. The mode is persistent in the file, but setting it again is cheap.
+            let mode = try query("PRAGMA journal_mode = WAL").first?[0].textValue?.lowercased()
+            if mode != "wal" && path != ":memory:" && !path.isEmpty {
+                logger.warning(
+                    "SQLite did not switch to WAL journal mode",
+                    metadata: ["path": "\(path)", "journal_mode": "\(mode ?? "unknown")"]
+                )
+            }
+            try execute("PRAGMA synchronous = \(options.synchronous.rawValue)")
+            try execute("PRAGMA foreign_keys = ON")
+        } catch {
+            close()
+            throw error
+        }
+    }
+
+    /// Same as `init(path:options:logger:)`; reads well at call sites.
+    public static func open(
+        path: String,
+        options: Options = Options(),
+        logger: Logger = Logger(label: "SagaStore.SQLite")
+    ) throws(SQLiteError) -> SQLiteConnection {
+        try SQLiteConnection(path: path, options: options, logger: logger)
+    }
+
+    deinit {
+        close()
+    }
+
+    /// Finalizes cached statements and closes the handle. Idempotent; later calls throw `.misuse`.
+    public func close() {
+        cache.removeAll()
+        if let db {
+            // close_v2 defers the real close if some statement were still alive, instead of failing.
+            sqlite3_close_v2(db)
+        }
+        db = nil
+    }
+
+    public var isOpen: Bool { db != nil }
+
+    /// True while a transaction (or an outermost savepoint) is open on this connection.
+    public var isInTransaction: Bool {
+        guard let db else { return false }
+        return sqlite3_get_autocommit(db) == 0
+    }
+
+    /// Number of statements currently held by the cache (exposed for tests and diagnostics).
+    public var cachedStatementCount: Int { cache.count }
+
+    // MARK: Executing SQL
+
+    /// Runs one or more statements without bindings or results (DDL, pragmas, scripts). Not cached.
+    public func execute(_ sql: String) throws(SQLiteError) {
+        let db = try requireOpen(sql: sql)
+        let rc = sqlite3_exec(db, sql, nil, nil, nil)
+        guard rc == SQLITE_OK else { throw SQLiteError(resultCode: rc, db: db, sql: sql) }
+    }
+
+    /// Runs one statement and returns all its rows, copied out of SQLite.
+    @discardableResult
+    public func query(_ sql: String, _ bindings: [SQLiteValue] = []) throws(SQLiteError) -> [SQLiteRow] {
+        try withStatement(sql, bindings) { statement throws(SQLiteError) in
+            var rows: [SQLiteRow] = []
+            while try statement.step() {
+                rows.append(statement.currentRow())
+            }
+            return rows
+        }
+    }
+
+    /// Runs one statement to completion and returns the number of rows it inserted, updated or deleted.
+    @discardableResult
+    public func run(_ sql: String, _ bindings: [SQLiteValue] = []) throws(SQLiteError) -> Int {
+        try withStatement(sql, bindings) { statement throws(SQLiteError) in
+            while try statement.step() {}  // e.g. a RETURNING clause whose rows the caller ignores
+            return Int(sqlite3_changes(try requireOpen(sql: sql)))
+        }
+    }
+
+    /// The rowid of the last successful INSERT on this connection.
+    public var lastInsertRowID: Int64 {
+        guard let db else { return 0 }
+        return sqlite3_last_insert_rowid(db)
+    }
+
+    // MARK: Internals
+
+    /// Prepares (or reuses) the statement, binds, runs `body`, and always resets the statement, so a
+    /// cached statement never leaks an open read transaction or stale bindings into its next use.
+    private func withStatement<T>(
+        _ sql: String,
+        _ bindings: [SQLiteValue],
+        _ body: (SQLiteStatement) throws(SQLiteError) -> T
+    ) throws(SQLiteError) -> T {
+        let statement = try preparedStatement(sql)
+        defer { statement.reset() }
+        try statement.bind(bindings)
+        return try body(statement)
+    }
+
+    private func preparedStatement(_ sql: String) throws(SQLiteError) -> SQLiteStatement {
+        let db = try requireOpen(sql: sql)
+        if let cached = cache.statement(for: sql) { return cached }
+        let statement = try SQLiteStatement(db: db, sql: sql, persistent: cache.capacity > 0)
+        cache.insert(statement)
+        return statement
+    }
+
+    private func requireOpen(sql: String?) throws(SQLiteError) -> OpaquePointer {
+        guard let db else {
+            throw SQLiteError(resultCode: SQLITE_MISUSE, message: "connection to \(path) is closed", sql: sql)
+        }
+        return db
+    }
+
+    static func milliseconds(_ duration: Duration) -> Int32 {
+        let (seconds, attoseconds) = duration.components
+        let millis = seconds.multipliedReportingOverflow(by: 1000)
+        guard !millis.overflow else { return seconds < 0 ? 0 : .max }
+        return Int32(clamping: max(0, millis.partialValue + attoseconds / 1_000_000_000_000_000))
+    }
+}

@@ -1,0 +1,61 @@
+public import Foundation
+
+/// Failure counts per message. Written outside (after) the failed handling transaction, which rolled
+/// back, so the count survives redeliveries and the endpoint can decide between retry and dead-letter.
+extension SagaStore {
+    static let failureColumns = "message_id, attempts, first_failure_at, last_failure_at, last_error, retry_after"
+
+    /// Records one more failed attempt (the first creates the row) and returns the updated record.
+    @discardableResult
+    public func recordFailure(
+        messageId: String,
+        error: String,
+        at date: Date,
+        retryAfter: Date? = nil
+    ) throws -> FailureRecord {
+        // One upsert statement: no read-then-write window in which two consumers could both see
+        // "no row" and lose an attempt.
+        let rows = try connection.query(
+            """
+            INSERT INTO failures (\(Self.failureColumns)) VALUES (?1, 1, ?2, ?2, ?3, ?4)
+            ON CONFLICT (message_id) DO UPDATE SET
+                attempts = attempts + 1,
+                last_failure_at = excluded.last_failure_at,
+                last_error = excluded.last_error,
+                retry_after = excluded.retry_after
+            RETURNING \(Self.failureColumns)
+            """,
+            [.text(messageId), SQLiteValue(date), .text(error), SQLiteValue(retryAfter)]
+        )
+        guard let row = rows.first else {
+            throw SagaStoreError.corruptRow(table: "failures", detail: "upsert of \(messageId) returned no row")
+        }
+        return try failureRecord(row)
+    }
+
+    public func failure(messageId: String) throws -> FailureRecord? {
+        let rows = try connection.query(
+            "SELECT \(Self.failureColumns) FROM failures WHERE message_id = ?",
+            [.text(messageId)]
+        )
+        return try rows.first.map(failureRecord)
+    }
+
+    /// Forgets the failures of a message (after it finally succeeded or was dead-lettered).
+    @discardableResult
+    public func clearFailure(messageId: String) throws -> Bool {
+        try connection.run("DELETE FROM failures WHERE message_id = ?", [.text(messageId)]) > 0
+    }
+
+    private func failureRecord(_ row: SQLiteRow) throws -> FailureRecord {
+        let reader = RowReader(row: row, table: "failures")
+        return FailureRecord(
+            messageId: try reader.text(0),
+            attempts: try reader.int(1),
+            firstFailureAt: try reader.date(2),
+            lastFailureAt: try reader.date(3),
+            lastError: try reader.text(4),
+            retryAfter: try reader.optionalDate(5)
+        )
+    }
+}

@@ -1,0 +1,106 @@
+public import Foundation
+
+/// The outbox: messages produced by a handler are stored in the handler's transaction and published
+/// after the commit; once the broker confirms, they are marked dispatched. After a crash, whatever is
+/// still undispatched is published again (consumers deduplicate by message id via their inbox).
+extension SagaStore {
+    static let outboxColumns = """
+        message_id, incoming_message_id, position, exchange, routing_key, mandatory, message_type,
+        correlation_id, reply_to, headers, body, created_at, dispatched_at
+        """
+
+    /// Stores the messages, all or none. A message id already present throws
+    /// `SagaStoreError.duplicateMessage`.
+    public func appendOutbox(_ records: [OutboxRecord]) throws {
+        guard !records.isEmpty else { return }
+        try atomically {
+            for record in records {
+                try mapUniqueness(.duplicateMessage(messageId: record.messageId)) {
+                    try connection.run(
+                        "INSERT INTO outbox (\(Self.outboxColumns)) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                        [
+                            .text(record.messageId), .text(record.incomingMessageId), SQLiteValue(record.position),
+                            .text(record.exchange), .text(record.routingKey), .integer(record.mandatory ? 1 : 0),
+                            .text(record.messageType), SQLiteValue(record.correlationId),
+                            SQLiteValue(record.replyTo), headerCoding.encode(record.headers), .blob(record.body),
+                            SQLiteValue(record.createdAt), SQLiteValue(record.dispatchedAt),
+                        ]
+                    )
+                }
+            }
+        }
+    }
+
+    /// The messages produced by one incoming message, in the order they were sent.
+    public func outbox(forIncoming incomingMessageId: String) throws -> [OutboxRecord] {
+        let rows = try connection.query(
+            "SELECT \(Self.outboxColumns) FROM outbox WHERE incoming_message_id = ? ORDER BY position",
+            [.text(incomingMessageId)]
+        )
+        return try rows.map(outboxRecord)
+    }
+
+    /// Messages not yet confirmed by the broker, oldest first (and in send order within one incoming
+    /// message), for the dispatcher that republishes after a crash.
+    public func undispatchedOutbox(limit: Int = 100) throws -> [OutboxRecord] {
+        let rows = try connection.query(
+            """
+            SELECT \(Self.outboxColumns) FROM outbox WHERE dispatched_at IS NULL
+            ORDER BY created_at, incoming_message_id, position LIMIT ?
+            """,
+            [SQLiteValue(max(0, limit))]
+        )
+        return try rows.map(outboxRecord)
+    }
+
+    /// Marks messages as confirmed by the broker. Already-dispatched messages keep their first time.
+    /// Returns how many rows changed.
+    @discardableResult
+    public func markDispatched(messageIds: [String], at date: Date) throws -> Int {
+        guard !messageIds.isEmpty else { return 0 }
+        return try atomically {
+            var changed = 0
+            for messageId in messageIds {
+                changed += try connection.run(
+                    "UPDATE outbox SET dispatched_at = ? WHERE message_id = ? AND dispatched_at IS NULL",
+                    [SQLiteValue(date), .text(messageId)]
+                )
+            }
+            return changed
+        }
+    }
+
+    /// Deletes dispatched messages confirmed before `date`; returns how many. Undispatched ones are
+    /// never purged, however old.
+    @discardableResult
+    public func purgeDispatchedOutbox(olderThan date: Date) throws -> Int {
+        try connection.run(
+            "DELETE FROM outbox WHERE dispatched_at IS NOT NULL AND dispatched_at < ?",
+            [SQLiteValue(date)]
+        )
+    }
+
+    /// Number of messages waiting to be dispatched (a health metric: it should hover near zero).
+    public func outboxBacklog() throws -> Int {
+        try count("SELECT COUNT(*) FROM outbox WHERE dispatched_at IS NULL")
+    }
+
+    private func outboxRecord(_ row: SQLiteRow) throws -> OutboxRecord {
+        let reader = RowReader(row: row, table: "outbox")
+        return OutboxRecord(
+            messageId: try reader.text(0),
+            incomingMessageId: try reader.text(1),
+            position: try reader.int(2),
+            exchange: try reader.text(3),
+            routingKey: try reader.text(4),
+            mandatory: try reader.bool(5),
+            messageType: try reader.text(6),
+            correlationId: try reader.optionalText(7),
+            replyTo: try reader.optionalText(8),
+            headers: try reader.headers(9, headerCoding),
+            body: try reader.data(10),
+            createdAt: try reader.date(11),
+            dispatchedAt: try reader.optionalDate(12)
+        )
+    }
+}

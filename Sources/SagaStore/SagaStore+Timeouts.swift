@@ -1,0 +1,83 @@
+public import Foundation
+
+/// Saga timeouts: messages to deliver back to a saga at a given time. A poller asks for the due ones,
+/// delivers each and deletes it in the same transaction as the saga's handling of it.
+extension SagaStore {
+    static let timeoutColumns = """
+        timeout_id, saga_type, correlation_id, due_at, message_type, body, headers, created_at
+        """
+
+    /// Stores a timeout. An id already present throws `SagaStoreError.duplicateMessage`.
+    public func scheduleTimeout(_ record: TimeoutRecord) throws {
+        try mapUniqueness(.duplicateMessage(messageId: record.timeoutId)) {
+            try connection.run(
+                "INSERT INTO timeouts (\(Self.timeoutColumns)) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                [
+                    .text(record.timeoutId), .text(record.sagaType), .text(record.correlationId),
+                    SQLiteValue(record.dueAt), .text(record.messageType), .blob(record.body),
+                    headerCoding.encode(record.headers), SQLiteValue(record.createdAt),
+                ]
+            )
+        }
+    }
+
+    /// Removes all pending timeouts of one saga; returns how many.
+    @discardableResult
+    public func cancelTimeouts(sagaType: String, correlationId: String) throws -> Int {
+        try connection.run(
+            "DELETE FROM timeouts WHERE saga_type = ? AND correlation_id = ?",
+            [.text(sagaType), .text(correlationId)]
+        )
+    }
+
+    /// Timeouts with `dueAt <= date`, earliest first.
+    public func dueTimeouts(at date: Date, limit: Int = 100) throws -> [TimeoutRecord] {
+        let rows = try connection.query(
+            "SELECT \(Self.timeoutColumns) FROM timeouts WHERE due_at <= ? ORDER BY due_at, timeout_id LIMIT ?",
+            [SQLiteValue(date), SQLiteValue(max(0, limit))]
+        )
+        return try rows.map(timeoutRecord)
+    }
+
+    /// Deletes one timeout; false if it was already gone (delivered or cancelled by someone else).
+    @discardableResult
+    public func deleteTimeout(id timeoutId: String) throws -> Bool {
+        try connection.run("DELETE FROM timeouts WHERE timeout_id = ?", [.text(timeoutId)]) > 0
+    }
+
+    /// When the earliest pending timeout is due, so the poller can sleep until then; nil if none.
+    public func nextTimeoutDue() throws -> Date? {
+        let value = try connection.query("SELECT MIN(due_at) FROM timeouts").first?[0]
+        return value?.realValue.map { Date(timeIntervalSince1970: $0) }
+    }
+
+    /// The pending timeouts of one saga, earliest first.
+    public func pendingTimeouts(sagaType: String, correlationId: String) throws -> [TimeoutRecord] {
+        let rows = try connection.query(
+            """
+            SELECT \(Self.timeoutColumns) FROM timeouts WHERE saga_type = ? AND correlation_id = ?
+            ORDER BY due_at, timeout_id
+            """,
+            [.text(sagaType), .text(correlationId)]
+        )
+        return try rows.map(timeoutRecord)
+    }
+
+    public func timeoutCount() throws -> Int {
+        try count("SELECT COUNT(*) FROM timeouts")
+    }
+
+    private func timeoutRecord(_ row: SQLiteRow) throws -> TimeoutRecord {
+        let reader = RowReader(row: row, table: "timeouts")
+        return TimeoutRecord(
+            timeoutId: try reader.text(0),
+            sagaType: try reader.text(1),
+            correlationId: try reader.text(2),
+            dueAt: try reader.date(3),
+            messageType: try reader.text(4),
+            body: try reader.data(5),
+            headers: try reader.headers(6, headerCoding),
+            createdAt: try reader.date(7)
+        )
+    }
+}

@@ -1,0 +1,123 @@
+import Logging
+
+/// The store's schema as an ordered list of migrations, versioned with `PRAGMA user_version`.
+///
+/// Rules: a migration, once shipped, is never edited (databases in the field already ran it); changes
+/// are new migrations appended to the list. Migration N takes the schema from version N-1 to N.
+enum SagaStoreSchema {
+    struct Migration {
+        let version: Int
+        let name: String
+        let sql: String
+    }
+
+    static let migrations: [Migration] = [
+        Migration(
+            version: 1,
+            name: "initial schema: sagas, inbox, outbox, timeouts, failures",
+            sql: """
+                CREATE TABLE sagas (
+                    saga_type TEXT NOT NULL,
+                    correlation_id TEXT NOT NULL,
+                    saga_id TEXT NOT NULL UNIQUE,
+                    state TEXT NOT NULL,
+                    version INTEGER NOT NULL,
+                    originator_reply_to TEXT,
+                    originator_correlation_id TEXT,
+                    created_at REAL NOT NULL,
+                    updated_at REAL NOT NULL,
+                    PRIMARY KEY (saga_type, correlation_id)
+                );
+                CREATE INDEX sagas_by_created_at ON sagas (created_at);
+
+                CREATE TABLE inbox (
+                    message_id TEXT NOT NULL PRIMARY KEY,
+                    queue TEXT NOT NULL,
+                    processed_at REAL NOT NULL
+                );
+                CREATE INDEX inbox_by_processed_at ON inbox (processed_at);
+
+                CREATE TABLE outbox (
+                    message_id TEXT NOT NULL PRIMARY KEY,
+                    incoming_message_id TEXT NOT NULL,
+                    position INTEGER NOT NULL,
+                    exchange TEXT NOT NULL,
+                    routing_key TEXT NOT NULL,
+                    mandatory INTEGER NOT NULL,
+                    message_type TEXT NOT NULL,
+                    correlation_id TEXT,
+                    reply_to TEXT,
+                    headers TEXT NOT NULL,
+                    body BLOB NOT NULL,
+                    created_at REAL NOT NULL,
+                    dispatched_at REAL
+                );
+                CREATE INDEX outbox_by_incoming ON outbox (incoming_message_id);
+                CREATE INDEX outbox_by_dispatched_at ON outbox (dispatched_at);
+
+                CREATE TABLE timeouts (
+                    timeout_id TEXT NOT NULL PRIMARY KEY,
+                    saga_type TEXT NOT NULL,
+                    correlation_id TEXT NOT NULL,
+                    due_at REAL NOT NULL,
+                    message_type TEXT NOT NULL,
+                    body BLOB NOT NULL,
+                    headers TEXT NOT NULL,
+                    created_at REAL NOT NULL
+                );
+                CREATE INDEX timeouts_by_due_at ON timeouts (due_at);
+                CREATE INDEX timeouts_by_saga ON timeouts (saga_type, correlation_id);
+
+                CREATE TABLE failures (
+                    message_id TEXT NOT NULL PRIMARY KEY,
+                    attempts INTEGER NOT NULL,
+                    first_failure_at REAL NOT NULL,
+                    last_failure_at REAL NOT NULL,
+                    last_error TEXT NOT NULL,
+                    retry_after REAL
+                );
+                """
+        )
+    ]
+
+    /// The version this build understands: the last migration's.
+    static var currentVersion: Int { migrations.last?.version ?? 0 }
+
+    static func userVersion(_ connection: SQLiteConnection) throws -> Int {
+        Int(try connection.query("PRAGMA user_version").first?[0].integerValue ?? 0)
+    }
+
+    /// Brings the database up to `currentVersion`, or refuses a database from the future.
+    ///
+    /// Runs in one IMMEDIATE transaction: the version is re-read under the write lock, so two processes
+    /// opening a fresh file at once cannot both apply a migration, and a failed migration leaves the
+    /// database at its previous version (SQLite DDL and `user_version` are transactional).
+    static func migrate(_ connection: SQLiteConnection, logger: Logger) throws {
+        // Cheap check first, so an up-to-date database is opened without taking the write lock.
+        let before = try userVersion(connection)
+        if before > currentVersion {
+            throw SagaStoreError.schemaTooNew(found: before, supported: currentVersion)
+        }
+        if before == currentVersion { return }
+
+        try connection.transaction(immediate: true) {
+            let found = try userVersion(connection)
+            if found > currentVersion {
+                throw SagaStoreError.schemaTooNew(found: found, supported: currentVersion)
+            }
+            for migration in migrations where migration.version > found {
+                logger.info(
+                    "applying schema migration",
+                    metadata: [
+                        "path": "\(connection.path)",
+                        "version": "\(migration.version)",
+                        "migration": "\(migration.name)",
+                    ]
+                )
+                try connection.execute(migration.sql)
+                // PRAGMA values cannot be bound; the version is our own integer, not input.
+                try connection.execute("PRAGMA user_version = \(migration.version)")
+            }
+        }
+    }
+}

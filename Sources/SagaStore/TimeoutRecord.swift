@@ -1,0 +1,34 @@
+public import Foundation
+
+/// A message a saga asked to receive back at `dueAt` (a saga timeout).
+public struct TimeoutRecord: Sendable, Equatable {
+    public var timeoutId: String
+    /// The saga that requested it; cancelled together with that saga.
+    public var sagaType: String
+    public var correlationId: String
+    public var dueAt: Date
+    public var messageType: String
+    public var body: Data
+    public var headers: [String: String]
+    public var createdAt: Date
+
+    public init(
+        timeoutId: String = UUID().uuidString,
+        sagaType: String,
+        correlationId: String,
+        dueAt: Date,
+        messageType: String,
+        body: Data,
+        headers: [String: String] = [:],
+        createdAt: Date
+    ) {
+        self.timeoutId = timeoutId
+        self.sagaType = sagaType
+        self.correlationId = correlationId
+        self.dueAt = dueAt
+        self.messageType = messageType
+        self.body = body
+        self.headers = headers
+        self.createdAt = createdAt
+    }
+}

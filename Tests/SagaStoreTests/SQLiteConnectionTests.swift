@@ -1,0 +1,176 @@
+import Foundation
+import Testing
+@testable import SagaStore
+
+@Suite struct SQLiteConnectionTests {
+    @Test func opensInWALModeWithConfiguredPragmas() throws {
+        let database = TemporaryDatabase()
+        defer { database.remove() }
+        let connection = try openConnection(database, options: .init(synchronous: .normal))
+
+        #expect(try connection.query("PRAGMA journal_mode").first?[0] == .text("wal"))
+        #expect(try connection.query("PRAGMA synchronous").first?[0] == .integer(1))  // NORMAL
+        #expect(try connection.query("PRAGMA foreign_keys").first?[0] == .integer(1))
+        #expect(try connection.query("PRAGMA busy_timeout").first?[0] == .integer(5000))
+    }
+
+    @Test func defaultSynchronousIsFull() throws {
+        let database = TemporaryDatabase()
+        defer { database.remove() }
+        let connection = try openConnection(database)
+        #expect(try connection.query("PRAGMA synchronous").first?[0] == .integer(2))  // FULL
+    }
+
+    @Test func valuesRoundTripExactly() throws {
+        let database = TemporaryDatabase()
+        defer { database.remove() }
+        let connection = try openConnection(database)
+        try connection.execute("CREATE TABLE t (a, b, c, d, e, f, g)")
+        let values: [SQLiteValue] = [
+            .null, .integer(.min), .real(1.5), .text("héllo\u{0}wörld"), .text(""),
+            .blob(Data([0, 1, 2, 255])), .blob(Data()),
+        ]
+        #expect(try connection.run("INSERT INTO t VALUES (?, ?, ?, ?, ?, ?, ?)", values) == 1)
+        let row = try #require(try connection.query("SELECT * FROM t").first)
+        #expect(row.values == values)
+        #expect(row.columns == ["a", "b", "c", "d", "e", "f", "g"])
+        #expect(row[column: "c"] == .real(1.5))
+    }
+
+    @Test func statementsAreCachedBySQLText() throws {
+        let database = TemporaryDatabase()
+        defer { database.remove() }
+        let connection = try openConnection(database)
+        let before = connection.cachedStatementCount
+        for i in 0..<10 {
+            _ = try connection.query("SELECT ?", [.integer(Int64(i))])
+        }
+        #expect(connection.cachedStatementCount == before + 1)
+    }
+
+    @Test func cacheEvictsBeyondCapacity() throws {
+        let database = TemporaryDatabase()
+        defer { database.remove() }
+        let connection = try openConnection(database, options: .init(statementCacheCapacity: 3))
+        for i in 0..<10 {
+            #expect(try connection.query("SELECT \(i)").first?[0] == .integer(Int64(i)))
+        }
+        #expect(connection.cachedStatementCount == 3)
+    }
+
+    @Test func misuseIsReportedNotIgnored() throws {
+        let database = TemporaryDatabase()
+        defer { database.remove() }
+        let connection = try openConnection(database)
+
+        let wrongCount = #expect(throws: SQLiteError.self) { try connection.query("SELECT ?, ?", [1]) }
+        #expect(wrongCount?.code == .range)
+
+        let twoStatements = #expect(throws: SQLiteError.self) { try connection.run("SELECT 1; SELECT 2") }
+        #expect(twoStatements?.code == .misuse)
+
+        let syntax = #expect(throws: SQLiteError.self) { try connection.query("SELEKT 1") }
+        #expect(syntax?.code == .other)
+        #expect(syntax?.sql == "SELEKT 1")
+        #expect(syntax?.message.contains("syntax error") == true)
+
+        connection.close()
+        let closed = #expect(throws: SQLiteError.self) { try connection.query("SELECT 1") }
+        #expect(closed?.code == .misuse)
+    }
+
+    @Test func constraintErrorsCarryExtendedCodes() throws {
+        let database = TemporaryDatabase()
+        defer { database.remove() }
+        let connection = try openConnection(database)
+        try connection.execute("CREATE TABLE t (id TEXT PRIMARY KEY, v TEXT NOT NULL)")
+        try connection.run("INSERT INTO t VALUES ('a', 'x')")
+
+        let duplicate = #expect(throws: SQLiteError.self) { try connection.run("INSERT INTO t VALUES ('a', 'y')") }
+        #expect(duplicate?.code == .constraint)
+        #expect(duplicate?.isUniquenessViolation == true)
+        #expect(duplicate?.isRetryable == false)
+
+        let notNull = #expect(throws: SQLiteError.self) { try connection.run("INSERT INTO t VALUES ('b', NULL)") }
+        #expect(notNull?.code == .constraint)
+        #expect(notNull?.isUniquenessViolation == false)
+    }
+
+    @Test func transactionRollsBackOnThrowAndRethrowsTheBodysError() throws {
+        let database = TemporaryDatabase()
+        defer { database.remove() }
+        let connection = try openConnection(database)
+        try connection.execute("CREATE TABLE t (v INTEGER)")
+
+        #expect(throws: TestError()) {
+            try connection.transaction {
+                try connection.run("INSERT INTO t VALUES (1)")
+                throw TestError()
+            }
+        }
+        #expect(!connection.isInTransaction)
+        #expect(try connection.query("SELECT COUNT(*) FROM t").first?[0] == .integer(0))
+
+        let result = try connection.transaction(immediate: false) {
+            try connection.run("INSERT INTO t VALUES (2)")
+        }
+        #expect(result == 1)
+        #expect(try connection.query("SELECT v FROM t").map(\.values) == [[.integer(2)]])
+    }
+
+    @Test func transactionsDoNotNest() throws {
+        let database = TemporaryDatabase()
+        defer { database.remove() }
+        let connection = try openConnection(database)
+        let error = #expect(throws: SQLiteError.self) {
+            try connection.transaction { try connection.transaction {} }
+        }
+        #expect(error?.code == .misuse)
+        #expect(!connection.isInTransaction)
+    }
+
+    @Test func savepointRollbackUndoesOnlyItself() throws {
+        let database = TemporaryDatabase()
+        defer { database.remove() }
+        let connection = try openConnection(database)
+        try connection.execute("CREATE TABLE t (v INTEGER)")
+
+        try connection.transaction {
+            try connection.run("INSERT INTO t VALUES (1)")
+            #expect(throws: TestError()) {
+                try connection.savepoint("inner \"quoted\"") {
+                    try connection.run("INSERT INTO t VALUES (2)")
+                    throw TestError()
+                }
+            }
+            #expect(connection.isInTransaction)
+            let kept = try connection.savepoint("kept") { try connection.run("INSERT INTO t VALUES (3)") }
+            #expect(kept == 1)
+        }
+        let values = try connection.query("SELECT v FROM t ORDER BY v").map { $0[0] }
+        #expect(values == [.integer(1), .integer(3)])
+    }
+
+    @Test func busyLockMapsToRetryableBusy() throws {
+        let database = TemporaryDatabase()
+        defer { database.remove() }
+        let holder = try openConnection(database)
+        let impatient = try openConnection(database, options: .init(busyTimeout: .zero))
+        try holder.execute("CREATE TABLE t (v INTEGER)")
+
+        try holder.run("BEGIN IMMEDIATE")
+        let error = #expect(throws: SQLiteError.self) {
+            try impatient.transaction { try impatient.run("INSERT INTO t VALUES (1)") }
+        }
+        #expect(error?.code == .busy)
+        #expect(error?.isRetryable == true)
+        #expect(!impatient.isInTransaction)
+
+        // WAL: a reader is not blocked by the writer.
+        #expect(try impatient.query("SELECT COUNT(*) FROM t").first?[0] == .integer(0))
+
+        try holder.run("COMMIT")
+        try impatient.transaction { try impatient.run("INSERT INTO t VALUES (1)") }
+        #expect(try holder.query("SELECT COUNT(*) FROM t").first?[0] == .integer(1))
+    }
+}
