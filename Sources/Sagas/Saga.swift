@@ -34,10 +34,26 @@ extension Saga {
 public struct Correlation<M: Message>: Sendable {
     let extract: @Sendable (M, IncomingMessage) -> String?
     let label: String
+    /// When true, a message whose correlation value is nil or empty is not for this saga (see
+    /// `optionalProperty`); otherwise it is an error (`SagaError.missingCorrelationId`).
+    var absentValueMeansNotForThisSaga = false
 
     /// A property of the message body.
     public static func property(_ keyPath: any KeyPath<M, String> & Sendable) -> Correlation {
         Correlation(extract: { message, _ in message[keyPath: keyPath] }, label: "\(keyPath)")
+    }
+
+    /// An optional property of the message body, for messages that only sometimes belong to a saga of
+    /// this type (e.g. a transfer event that carries a `batchId` only when the transfer is part of a batch).
+    ///
+    /// Rule: a message whose value is nil or empty is *not for this saga*. The saga neither loads nor starts
+    /// an instance, no not-found policy applies, no error is raised, and the dispatcher reports no
+    /// `SagaInvocation` for this saga (other sagas and handlers of the message still run). A message
+    /// that has a value follows the usual rules, including the not-found policy. Every other correlation
+    /// treats a missing or empty value as an error (`SagaError.missingCorrelationId`).
+    public static func optionalProperty(_ keyPath: any KeyPath<M, String?> & Sendable) -> Correlation {
+        Correlation(extract: { message, _ in message[keyPath: keyPath] }, label: "\(keyPath)",
+                    absentValueMeansNotForThisSaga: true)
     }
 
     /// The AMQP `correlation_id` of the message (how replies usually find their saga).

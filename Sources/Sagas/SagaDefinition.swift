@@ -5,7 +5,8 @@ public struct SagaDefinition<S: Saga>: Sendable {
 
     struct Route: Sendable {
         var messageType: String
-        var correlation: (@Sendable (IncomingMessage) throws -> String)?
+        /// Returns nil when the message is not for this saga (an absent optional correlation value).
+        var correlation: (@Sendable (IncomingMessage) throws -> String?)?
         var start: Start?
         var handle: Handle?
         var notFound: NotFoundPolicy
@@ -68,10 +69,11 @@ public struct SagaDefinition<S: Saga>: Sendable {
         try MessageCoding.decode(type, from: incoming.body, messageType: incoming.type)
     }
 
-    private static func correlate<M: Message>(_ correlation: Correlation<M>) -> @Sendable (IncomingMessage) throws -> String {
+    private static func correlate<M: Message>(_ correlation: Correlation<M>) -> @Sendable (IncomingMessage) throws -> String? {
         { incoming in
             let message = try decode(M.self, incoming)
             guard let id = correlation.extract(message, incoming), !id.isEmpty else {
+                if correlation.absentValueMeansNotForThisSaga { return nil }
                 throw SagaError.missingCorrelationId(sagaType: S.sagaType, messageType: incoming.type)
             }
             return id

@@ -28,7 +28,8 @@ public struct SagaInvocation: Sendable, Equatable {
 protocol SagaRunner: Sendable {
     var sagaType: String { get }
     var messageTypes: [String] { get }
-    /// Nil when the message is not for this saga (a timeout of another saga type).
+    /// Nil when the message is not for this saga (a timeout of another saga type, or a message whose
+    /// `Correlation.optionalProperty` value is absent).
     func run(_ incoming: IncomingMessage, persistence: any SagaPersistence, now: Date,
              endpointAddress: String) throws -> SagaInvocation?
 }
@@ -55,7 +56,9 @@ struct TypedSagaRunner<S: Saga>: SagaRunner {
             // Timeout types are internal; one arriving from the broker has no instance to go to.
             return nil
         } else {
-            key = SagaInstanceKey(sagaType: S.sagaType, correlationId: try route.correlation!(incoming))
+            // Nil: an optional correlation value is absent, so the message is not for this saga.
+            guard let correlationId = try route.correlation!(incoming) else { return nil }
+            key = SagaInstanceKey(sagaType: S.sagaType, correlationId: correlationId)
         }
 
         guard let stored = try persistence.loadSaga(key) else {

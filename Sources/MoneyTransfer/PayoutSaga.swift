@@ -1,0 +1,65 @@
+public import Sagas
+
+/// A payout batch: requests one transfer per entry (with the batch id) and waits for their terminal
+/// events, which reach queue `payouts` through bindings of `transfers.events`. When none is pending it
+/// publishes `PayoutCompleted` and completes.
+///
+/// Terminal events correlate by their `batchId` (`Correlation.optionalProperty`): an event without one
+/// belongs to no batch and is not for this saga; one for a batch that is gone is discarded. An event for
+/// a transfer already counted (or not in the batch) is ignored. Entries repeating a `transferId` are
+/// requested and counted once.
+public struct PayoutSaga: Saga, Equatable {
+    public static let sagaType = "PayoutSaga"
+
+    public var batchId: String
+    /// Transfers without a terminal event yet, in request order.
+    public var pending: [String]
+    public var completed: Int
+    public var failed: Int
+    public var fees: Int
+
+    public static func define(_ saga: inout SagaDefinition<PayoutSaga>) {
+        saga.startedBy(PayoutRequested.self, correlatedBy: \.batchId) { request, context in
+            var payout = PayoutSaga(batchId: request.batchId, pending: [], completed: 0, failed: 0, fees: 0)
+            for entry in request.transfers where !payout.pending.contains(entry.transferId) {
+                payout.pending.append(entry.transferId)
+                try context.send(
+                    TransferRequested(transferId: entry.transferId, fromAccount: entry.fromAccount,
+                                      toAccount: entry.toAccount, amount: entry.amount, batchId: request.batchId),
+                    to: MoneyTransferApp.transfersQueue, correlationId: request.batchId,
+                    replyTo: MoneyTransferApp.payoutsQueue
+                )
+            }
+            try payout.completeIfDone(context)
+            return payout
+        }
+        saga.handles(TransferCompleted.self, correlatedBy: .optionalProperty(\.batchId), whenNotFound: .discard) { payout, event, context in
+            guard payout.count(event.transferId) else { return }
+            payout.completed += 1
+            payout.fees += event.fees
+            try payout.completeIfDone(context)
+        }
+        saga.handles(TransferFailed.self, correlatedBy: .optionalProperty(\.batchId), whenNotFound: .discard) { payout, event, context in
+            guard payout.count(event.transferId) else { return }
+            payout.failed += 1
+            payout.fees += event.feesLost
+            try payout.completeIfDone(context)
+        }
+    }
+
+    /// Removes the transfer from the pending ones; false if it was not pending (counted already).
+    private mutating func count(_ transferId: String) -> Bool {
+        guard let index = pending.firstIndex(of: transferId) else { return false }
+        pending.remove(at: index)
+        return true
+    }
+
+    private func completeIfDone(_ context: HandlerContext) throws {
+        guard pending.isEmpty else { return }
+        try context.publish(
+            PayoutCompleted(batchId: batchId, completed: completed, failed: failed, fees: fees),
+            to: MoneyTransferApp.payoutEventsExchange, routingKey: PayoutCompleted.messageType
+        )
+        try context.markComplete()
+    }
+}
