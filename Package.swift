@@ -106,6 +106,7 @@ let package = Package(
             dependencies: ["AMQPTransport", "BrokerTestSupport", "CRabbitMQ"],
             swiftSettings: strictness
         ),
+        .testTarget(name: "DedicatedThreadTests", dependencies: ["DedicatedThread"], swiftSettings: strictness),
         .testTarget(name: "SagaStoreTests", dependencies: ["SagaStore"], swiftSettings: strictness),
         .testTarget(name: "SagasTests", dependencies: ["Sagas", "SagaTesting"], swiftSettings: strictness),
         .testTarget(

@@ -56,6 +56,28 @@ static const amqp_flags_t CSAGA_BASIC_USER_ID_FLAG = AMQP_BASIC_USER_ID_FLAG;
 static const amqp_flags_t CSAGA_BASIC_APP_ID_FLAG = AMQP_BASIC_APP_ID_FLAG;
 static const amqp_flags_t CSAGA_BASIC_CLUSTER_ID_FLAG = AMQP_BASIC_CLUSTER_ID_FLAG;
 
+// Method ids are macros with casts, which the Swift importer drops.
+static const amqp_method_number_t CSAGA_BASIC_DELIVER_METHOD = AMQP_BASIC_DELIVER_METHOD;
+static const amqp_method_number_t CSAGA_BASIC_ACK_METHOD = AMQP_BASIC_ACK_METHOD;
+static const amqp_method_number_t CSAGA_BASIC_NACK_METHOD = AMQP_BASIC_NACK_METHOD;
+static const amqp_method_number_t CSAGA_BASIC_RETURN_METHOD = AMQP_BASIC_RETURN_METHOD;
+static const amqp_method_number_t CSAGA_BASIC_CANCEL_METHOD = AMQP_BASIC_CANCEL_METHOD;
+static const amqp_method_number_t CSAGA_BASIC_CANCEL_OK_METHOD = AMQP_BASIC_CANCEL_OK_METHOD;
+static const amqp_method_number_t CSAGA_CHANNEL_CLOSE_METHOD = AMQP_CHANNEL_CLOSE_METHOD;
+static const amqp_method_number_t CSAGA_CHANNEL_CLOSE_OK_METHOD = AMQP_CHANNEL_CLOSE_OK_METHOD;
+static const amqp_method_number_t CSAGA_CHANNEL_FLOW_METHOD = AMQP_CHANNEL_FLOW_METHOD;
+static const amqp_method_number_t CSAGA_CONNECTION_CLOSE_METHOD = AMQP_CONNECTION_CLOSE_METHOD;
+static const amqp_method_number_t CSAGA_CONNECTION_CLOSE_OK_METHOD = AMQP_CONNECTION_CLOSE_OK_METHOD;
+static const amqp_method_number_t CSAGA_CONNECTION_BLOCKED_METHOD = AMQP_CONNECTION_BLOCKED_METHOD;
+static const amqp_method_number_t CSAGA_CONNECTION_UNBLOCKED_METHOD = AMQP_CONNECTION_UNBLOCKED_METHOD;
+static const uint8_t CSAGA_FRAME_METHOD = AMQP_FRAME_METHOD;
+static const uint8_t CSAGA_FRAME_HEADER = AMQP_FRAME_HEADER;
+static const uint8_t CSAGA_FRAME_BODY = AMQP_FRAME_BODY;
+static const uint8_t CSAGA_FRAME_HEARTBEAT = AMQP_FRAME_HEARTBEAT;
+
+/// The decoded method of a frame, typed, for the few methods the client reads itself.
+static inline void *csaga_frame_method_decoded(const amqp_frame_t *frame) { return frame->payload.method.decoded; }
+
 static inline amqp_bytes_t csaga_bytes(const void *bytes, size_t len) {
   amqp_bytes_t b;
   b.len = len;

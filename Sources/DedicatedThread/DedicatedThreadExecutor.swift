@@ -20,8 +20,9 @@ import Synchronization
 /// timeout passes, or another job is enqueued. Afterwards the job should `await Task.yield()` so queued
 /// jobs get their turn.
 public final class DedicatedThreadExecutor: SerialExecutor, @unchecked Sendable {
-    // `@unchecked Sendable`: the mutable state (the job queue and the stop flag) lives in `queue`, a
-    // `Mutex`; `wakeFD` and `name` are immutable after init; `thread` is written once in init.
+    // `@unchecked Sendable`: the mutable state shared between threads (the job queue and the stop flag)
+    // lives in `queue`, a `Mutex`; `batchBacklog` is read and written only on the dedicated thread;
+    // `wakeFD` and `name` are immutable after init.
     private struct Queue: ~Copyable {
         var jobs: [UnownedJob] = []
         var stopped = false
@@ -33,6 +34,9 @@ public final class DedicatedThreadExecutor: SerialExecutor, @unchecked Sendable 
     private let wakeWriteFD: Int32
     public let name: String
     private let threadID = Mutex<pthread_t?>(nil)
+    /// Jobs taken from the queue in the current batch that have not run yet. A job that waits for I/O
+    /// must not block while these wait behind it.
+    private var batchBacklog = 0
 
     public init(name: String) {
         self.name = name
@@ -95,7 +99,7 @@ public final class DedicatedThreadExecutor: SerialExecutor, @unchecked Sendable 
     /// Blocks the current (dedicated) thread until `fd` is readable, `timeoutMilliseconds` pass, or a job
     /// is enqueued. Returns true when `fd` is readable. `fd < 0` waits for jobs or the timeout only.
     public func waitForReadable(_ fd: Int32, timeoutMilliseconds: Int32) -> Bool {
-        if queue.withLock({ !$0.jobs.isEmpty }) { return false }
+        if batchBacklog > 0 || queue.withLock({ !$0.jobs.isEmpty }) { return false }
         var fds = [pollfd(fd: wakeFD, events: Int16(POLLIN), revents: 0)]
         if fd >= 0 { fds.append(pollfd(fd: fd, events: Int16(POLLIN), revents: 0)) }
         let count = fds.count
@@ -131,9 +135,11 @@ public final class DedicatedThreadExecutor: SerialExecutor, @unchecked Sendable 
                 _ = poll(&fds, 1, -1)
                 continue
             }
-            for job in jobs {
+            for (index, job) in jobs.enumerated() {
+                batchBacklog = jobs.count - index - 1
                 job.runSynchronously(on: executor)
             }
+            batchBacklog = 0
         }
     }
 }

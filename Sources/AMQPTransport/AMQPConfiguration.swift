@@ -1,0 +1,144 @@
+import Foundation
+
+/// Where and how to connect: parsed from an AMQP URI
+/// (`amqp://user:pass@host:port/vhost?heartbeat=10&connection_timeout=5000`, `amqps://…` for TLS).
+///
+/// Follows RabbitMQ's URI spec: user, password and vhost are percent-decoded; the default vhost (no path)
+/// is `/`, written `%2F` in a URI; defaults are guest/guest, localhost, 5672 (5671 for amqps). Query
+/// parameters: `heartbeat` (seconds), `connection_timeout` (ms), `frame_max`, `channel_max`,
+/// `connection_name`, and for TLS `cacertfile`, `certfile`, `keyfile`, `verify` (`verify_peer` or
+/// `verify_none`), `server_name_indication` (the host name to verify).
+public struct AMQPConfiguration: Sendable, Hashable, CustomStringConvertible {
+    public struct TLS: Sendable, Hashable {
+        /// PEM file of the CA(s) that signed the broker's certificate.
+        public var caCertificateFile: String?
+        /// PEM client certificate and key, for brokers that require them.
+        public var certificateFile: String?
+        public var keyFile: String?
+        /// Verify the broker's certificate chain (on by default; off only for throwaway set-ups).
+        public var verifyPeer: Bool = true
+        /// Verify that the certificate names `serverName` (or the host).
+        public var verifyHostname: Bool = true
+        public var serverName: String?
+
+        public init(caCertificateFile: String? = nil, certificateFile: String? = nil, keyFile: String? = nil,
+                    verifyPeer: Bool = true, verifyHostname: Bool = true, serverName: String? = nil) {
+            self.caCertificateFile = caCertificateFile
+            self.certificateFile = certificateFile
+            self.keyFile = keyFile
+            self.verifyPeer = verifyPeer
+            self.verifyHostname = verifyHostname
+            self.serverName = serverName
+        }
+    }
+
+    public var host: String = "localhost"
+    public var port: Int = 5672
+    public var user: String = "guest"
+    public var password: String = "guest"
+    public var vhost: String = "/"
+    /// TLS settings; nil for a plain TCP connection.
+    public var tls: TLS?
+    /// Requested heartbeat in seconds (0 disables; the broker may negotiate it down).
+    public var heartbeat: Int = 60
+    /// How long opening the socket and the AMQP handshake may take.
+    public var connectTimeout: Duration = .seconds(10)
+    /// How long a synchronous AMQP method (declare, bind, …) may wait for the broker's reply.
+    public var rpcTimeout: Duration = .seconds(30)
+    public var frameMax: Int = 131_072
+    /// 0: take the broker's limit.
+    public var channelMax: Int = 0
+    /// Shown in the management UI and `rabbitmqctl list_connections name client_properties`.
+    public var connectionName: String?
+
+    public init(host: String = "localhost", port: Int? = nil, user: String = "guest", password: String = "guest",
+                vhost: String = "/", tls: TLS? = nil) {
+        self.host = host
+        self.port = port ?? (tls == nil ? 5672 : 5671)
+        self.user = user
+        self.password = password
+        self.vhost = vhost
+        self.tls = tls
+    }
+
+    /// Parses an AMQP URI. Throws `AMQPError` with code `.invalidURL` naming what is wrong (never the
+    /// password).
+    public init(url: String) throws {
+        func invalid(_ reason: String) -> AMQPError {
+            AMQPError(.invalidURL, message: "\(reason) in \(AMQPConfiguration.redact(url))")
+        }
+        guard let components = URLComponents(string: url) else { throw invalid("malformed URI") }
+        switch components.scheme?.lowercased() {
+        case "amqp": tls = nil
+        case "amqps": tls = TLS()
+        default: throw invalid("scheme must be amqp or amqps")
+        }
+        if let host = components.percentEncodedHost, !host.isEmpty {
+            var decoded = host.removingPercentEncoding ?? host
+            if decoded.hasPrefix("["), decoded.hasSuffix("]") { decoded = String(decoded.dropFirst().dropLast()) }
+            self.host = decoded
+        }
+        port = components.port ?? (tls == nil ? 5672 : 5671)
+        guard (1...65535).contains(port) else { throw invalid("port out of range") }
+        if let user = components.percentEncodedUser { self.user = user.removingPercentEncoding ?? user }
+        if let password = components.percentEncodedPassword {
+            self.password = password.removingPercentEncoding ?? password
+        }
+        let path = components.percentEncodedPath
+        if path.isEmpty || path == "/" {
+            vhost = "/"
+        } else {
+            let raw = String(path.dropFirst())
+            guard !raw.contains("/") else { throw invalid("vhost must be one path segment (write / as %2F)") }
+            vhost = raw.removingPercentEncoding ?? raw
+        }
+        for item in components.queryItems ?? [] {
+            let value = item.value ?? ""
+            func int() throws -> Int {
+                guard let n = Int(value), n >= 0 else { throw invalid("\(item.name) must be a non-negative integer") }
+                return n
+            }
+            switch item.name {
+            case "heartbeat": heartbeat = try int()
+            case "connection_timeout": connectTimeout = .milliseconds(try int())
+            case "frame_max": frameMax = try int()
+            case "channel_max": channelMax = try int()
+            case "connection_name": connectionName = value
+            case "cacertfile": tls?.caCertificateFile = value
+            case "certfile": tls?.certificateFile = value
+            case "keyfile": tls?.keyFile = value
+            case "server_name_indication": tls?.serverName = value
+            case "verify":
+                switch value {
+                case "verify_peer": tls?.verifyPeer = true
+                case "verify_none": tls?.verifyPeer = false; tls?.verifyHostname = false
+                default: throw invalid("verify must be verify_peer or verify_none")
+                }
+            case "auth_mechanism", "locale": break
+            default: throw invalid("unknown query parameter '\(item.name)'")
+            }
+        }
+        if tls == nil, (components.queryItems ?? []).contains(where: { ["cacertfile", "certfile", "keyfile"].contains($0.name) }) {
+            throw invalid("TLS parameters need the amqps scheme")
+        }
+    }
+
+    /// The URI with the password replaced by `***`: safe for logs.
+    public var redactedURL: String {
+        let scheme = tls == nil ? "amqp" : "amqps"
+        let vhostPart = vhost == "/" ? "" : "/" + (vhost.addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? vhost)
+        return "\(scheme)://\(user):***@\(host):\(port)\(vhostPart)"
+    }
+
+    public var description: String { redactedURL }
+
+    /// Replaces the password of any AMQP URI in `text` with `***`, for messages that quote input.
+    public static func redact(_ text: String) -> String {
+        guard let schemeEnd = text.range(of: "://"),
+              let at = text[schemeEnd.upperBound...].firstIndex(of: "@")
+        else { return text }
+        let userInfo = text[schemeEnd.upperBound..<at]
+        guard let colon = userInfo.firstIndex(of: ":") else { return text }
+        return String(text[..<colon]) + ":***" + String(text[at...])
+    }
+}

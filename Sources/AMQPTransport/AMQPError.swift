@@ -1,0 +1,78 @@
+/// Errors of the AMQP transport, with the context needed to act on them.
+public struct AMQPError: Error, Sendable, Equatable, CustomStringConvertible {
+    /// What went wrong, as an extensible set of codes (new cases do not break `switch`-free callers).
+    public struct Code: Sendable, Hashable, CustomStringConvertible {
+        public let name: String
+        init(_ name: String) { self.name = name }
+        public var description: String { name }
+
+        /// The URL could not be parsed.
+        public static let invalidURL = Code("invalidURL")
+        /// The TCP or TLS connection could not be opened.
+        public static let connectFailed = Code("connectFailed")
+        /// The broker refused the login (wrong credentials, no access to the vhost).
+        public static let authenticationFailed = Code("authenticationFailed")
+        /// The broker closed the channel (e.g. 404 NOT_FOUND, 406 PRECONDITION_FAILED). The connection
+        /// stays usable.
+        public static let channelClosed = Code("channelClosed")
+        /// The broker closed the connection (e.g. 320 CONNECTION_FORCED by an operator).
+        public static let connectionClosed = Code("connectionClosed")
+        /// The connection was lost (socket error, missed heartbeats); it is being recovered.
+        public static let connectionLost = Code("connectionLost")
+        /// The operation needs a connection and there is none right now (recovering, or closed).
+        public static let notConnected = Code("notConnected")
+        /// A mandatory publish could not be routed to any queue (basic.return).
+        public static let unroutable = Code("unroutable")
+        /// The broker negatively acknowledged a publish (basic.nack).
+        public static let nacked = Code("nacked")
+        /// An ack/nack/reject for a delivery received on an earlier connection or channel: the broker
+        /// will redeliver that message, so the acknowledgement is dropped.
+        public static let staleDelivery = Code("staleDelivery")
+        /// The broker cancelled the consumer (e.g. its queue was deleted).
+        public static let consumerCancelled = Code("consumerCancelled")
+        /// The connection was closed by this client.
+        public static let closed = Code("closed")
+        /// rabbitmq-c reported an error not covered above.
+        public static let library = Code("library")
+        /// A configuration value is invalid.
+        public static let invalidConfiguration = Code("invalidConfiguration")
+    }
+
+    public var code: Code
+    /// The AMQP reply code of a channel or connection close (404, 406, 320, …), or a return's.
+    public var replyCode: UInt16?
+    /// The broker's reply text, or rabbitmq-c's error string.
+    public var message: String
+    /// What the client was doing: "queue.declare transfers", "publish to exchange 'x' key 'y'".
+    public var operation: String?
+    /// rabbitmq-c's status code, where one applies.
+    public var libraryStatus: Int32?
+
+    public init(_ code: Code, replyCode: UInt16? = nil, message: String, operation: String? = nil,
+                libraryStatus: Int32? = nil) {
+        self.code = code
+        self.replyCode = replyCode
+        self.message = message
+        self.operation = operation
+        self.libraryStatus = libraryStatus
+    }
+
+    /// True when the operation may succeed if tried again after the connection recovers.
+    public var isTransient: Bool {
+        [.connectionLost, .notConnected, .connectionClosed, .connectFailed].contains(code)
+    }
+
+    public var description: String {
+        var text = "AMQP \(code)"
+        if let replyCode { text += " \(replyCode)" }
+        text += ": \(message)"
+        if let operation { text += " (during \(operation))" }
+        return text
+    }
+
+    func during(_ operation: String) -> AMQPError {
+        var copy = self
+        if copy.operation == nil { copy.operation = operation }
+        return copy
+    }
+}

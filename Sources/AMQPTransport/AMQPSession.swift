@@ -1,0 +1,234 @@
+import CRabbitMQ
+import Foundation
+
+/// One rabbitmq-c connection: the socket, the login and the synchronous methods.
+///
+/// Not Sendable and not thread-safe, like the library under it: only `AMQPConnection` uses it, from its
+/// dedicated thread. All memory the library returns is copied before the next library call.
+final class AMQPSession {
+    let state: amqp_connection_state_t
+    private(set) var isOpen = true
+    let heartbeat: Int
+    let frameMax: Int
+    let serverProperties: FieldTable
+
+    /// Opens the socket, logs in and returns a session with no channels open.
+    init(configuration c: AMQPConfiguration) throws {
+        guard let state = amqp_new_connection() else {
+            throw AMQPError(.library, message: "amqp_new_connection failed")
+        }
+        var success = false
+        defer { if !success { amqp_destroy_connection(state) } }
+
+        let socket: OpaquePointer?
+        if let tls = c.tls {
+            socket = amqp_ssl_socket_new(state)
+            guard let socket else { throw AMQPError(.connectFailed, message: "cannot create a TLS socket") }
+            if let ca = tls.caCertificateFile {
+                let rc = amqp_ssl_socket_set_cacert(socket, ca)
+                if rc != AMQP_STATUS_OK.rawValue {
+                    throw AMQPError(.invalidConfiguration, message: "cannot load CA certificate \(ca): \(Self.statusText(rc))", libraryStatus: rc)
+                }
+            }
+            if let cert = tls.certificateFile, let key = tls.keyFile {
+                let rc = amqp_ssl_socket_set_key(socket, cert, key)
+                if rc != AMQP_STATUS_OK.rawValue {
+                    throw AMQPError(.invalidConfiguration, message: "cannot load client certificate \(cert) / key \(key): \(Self.statusText(rc))", libraryStatus: rc)
+                }
+            }
+            amqp_ssl_socket_set_verify_peer(socket, tls.verifyPeer ? 1 : 0)
+            amqp_ssl_socket_set_verify_hostname(socket, tls.verifyHostname ? 1 : 0)
+        } else {
+            socket = amqp_tcp_socket_new(state)
+            guard socket != nil else { throw AMQPError(.connectFailed, message: "cannot create a TCP socket") }
+        }
+
+        var timeout = Self.cTimeval(c.connectTimeout)
+        let host = c.tls?.serverName ?? c.host
+        let rc = amqp_socket_open_noblock(socket, host == c.host ? c.host : host, Int32(c.port), &timeout)
+        guard rc == AMQP_STATUS_OK.rawValue else {
+            throw AMQPError(.connectFailed, message: "cannot connect to \(c.host):\(c.port): \(Self.statusText(rc))", libraryStatus: rc)
+        }
+        var handshake = Self.cTimeval(c.connectTimeout)
+        _ = amqp_set_handshake_timeout(state, &handshake)
+        var rpc = Self.cTimeval(c.rpcTimeout)
+        _ = amqp_set_rpc_timeout(state, &rpc)
+
+        let arena = CArena()
+        var properties = arena.table(Self.clientProperties(c))
+        let reply = csaga_amqp_login_plain(state, c.vhost, Int32(c.channelMax), Int32(c.frameMax), Int32(c.heartbeat),
+                                          &properties, c.user, c.password)
+        if reply.reply_type != AMQP_RESPONSE_NORMAL {
+            let error = Self.error(from: reply, operation: "login to vhost '\(c.vhost)' as '\(c.user)'")
+            // A refused login shows up as a closed socket or a 403 close; both mean credentials or vhost.
+            if error.replyCode == 403 || error.replyCode == 530 || error.libraryStatus == AMQP_STATUS_CONNECTION_CLOSED.rawValue
+                || error.libraryStatus == AMQP_STATUS_SOCKET_CLOSED.rawValue {
+                throw AMQPError(.authenticationFailed, replyCode: error.replyCode,
+                                message: "login refused for user '\(c.user)' on vhost '\(c.vhost)' (\(error.message))")
+            }
+            throw error
+        }
+        self.state = state
+        self.heartbeat = Int(amqp_get_heartbeat(state))
+        self.frameMax = Int(amqp_get_frame_max(state))
+        if let server = amqp_get_server_properties(state) {
+            self.serverProperties = CDecode.table(server.pointee)
+        } else {
+            self.serverProperties = [:]
+        }
+        success = true
+    }
+
+    deinit {
+        if isOpen { closeQuietly() }
+        amqp_destroy_connection(state)
+    }
+
+    /// connection.close, without waiting long: used on shutdown and when abandoning a broken socket.
+    func closeQuietly() {
+        guard isOpen else { return }
+        isOpen = false
+        _ = amqp_connection_close(state, 200)
+    }
+
+    /// Marks the socket dead (after a library error) so `deinit` does not try to talk to the broker.
+    func markClosed() { isOpen = false }
+
+    var socketFD: Int32 { amqp_get_sockfd(state) }
+
+    /// Frames the library has read but not handed out yet (during synchronous methods).
+    var hasBufferedFrames: Bool {
+        amqp_frames_enqueued(state) != 0 || amqp_data_in_buffer(state) != 0
+    }
+
+    // MARK: Channels
+
+    func openChannel(_ channel: UInt16) throws {
+        _ = amqp_channel_open(state, channel)
+        try check(channel: channel, operation: "channel.open \(channel)")
+    }
+
+    func closeChannel(_ channel: UInt16) {
+        _ = amqp_channel_close(state, channel, 200)
+    }
+
+    func confirmSelect(_ channel: UInt16) throws {
+        _ = amqp_confirm_select(state, channel)
+        try check(channel: channel, operation: "confirm.select")
+    }
+
+    func qos(_ channel: UInt16, prefetch: UInt16) throws {
+        _ = amqp_basic_qos(state, channel, 0, prefetch, 0)
+        try check(channel: channel, operation: "basic.qos \(prefetch)")
+    }
+
+    /// Throws the error of the last synchronous method, if it failed.
+    func check(channel: UInt16, operation: String) throws {
+        let reply = amqp_get_rpc_reply(state)
+        guard reply.reply_type != AMQP_RESPONSE_NORMAL else { return }
+        let error = Self.error(from: reply, operation: operation)
+        acknowledgeClose(reply, channel: channel)
+        throw error
+    }
+
+    /// Answers a broker-initiated close that a synchronous method ran into, as the protocol requires.
+    private func acknowledgeClose(_ reply: amqp_rpc_reply_t, channel: UInt16) {
+        switch reply.reply_type {
+        case AMQP_RESPONSE_SERVER_EXCEPTION where reply.reply.id == CSAGA_CHANNEL_CLOSE_METHOD:
+            sendChannelCloseOk(channel)
+        case AMQP_RESPONSE_SERVER_EXCEPTION where reply.reply.id == CSAGA_CONNECTION_CLOSE_METHOD:
+            sendConnectionCloseOk()
+        case AMQP_RESPONSE_LIBRARY_EXCEPTION:
+            markClosed()
+        default:
+            break
+        }
+    }
+
+    func sendChannelCloseOk(_ channel: UInt16) {
+        var ok = amqp_channel_close_ok_t(dummy: 0)
+        _ = amqp_send_method(state, channel, CSAGA_CHANNEL_CLOSE_OK_METHOD, &ok)
+    }
+
+    func sendConnectionCloseOk() {
+        var ok = amqp_connection_close_ok_t(dummy: 0)
+        _ = amqp_send_method(state, 0, CSAGA_CONNECTION_CLOSE_OK_METHOD, &ok)
+        isOpen = false
+    }
+
+    // MARK: Frames
+
+    enum ReadResult {
+        case frame(amqp_frame_t)
+        case none
+        case failed(AMQPError)
+    }
+
+    /// Reads one frame if one is available now, without blocking. Also sends a heartbeat when one is
+    /// due and detects missed heartbeats (the library does both only inside its calls).
+    func readFrame() -> ReadResult {
+        var frame = amqp_frame_t()
+        var zero = timeval(tv_sec: 0, tv_usec: 0)
+        let rc = amqp_simple_wait_frame_noblock(state, &frame, &zero)
+        if rc == AMQP_STATUS_OK.rawValue { return .frame(frame) }
+        if rc == AMQP_STATUS_TIMEOUT.rawValue { return .none }
+        markClosed()
+        let code: AMQPError.Code = .connectionLost
+        return .failed(AMQPError(code, message: Self.statusText(rc), operation: "reading frames", libraryStatus: rc))
+    }
+
+    func releaseBuffers() {
+        amqp_maybe_release_buffers(state)
+    }
+
+    // MARK: Helpers
+
+    static func statusText(_ rc: Int32) -> String {
+        String(cString: amqp_error_string2(rc))
+    }
+
+    static func cTimeval(_ duration: Duration) -> timeval {
+        let (seconds, attoseconds) = duration.components
+        return timeval(tv_sec: Int(seconds), tv_usec: Int(attoseconds / 1_000_000_000_000))
+    }
+
+    static func error(from reply: amqp_rpc_reply_t, operation: String) -> AMQPError {
+        switch reply.reply_type {
+        case AMQP_RESPONSE_LIBRARY_EXCEPTION:
+            let rc = reply.library_error
+            return AMQPError(.connectionLost, message: statusText(rc), operation: operation, libraryStatus: rc)
+        case AMQP_RESPONSE_SERVER_EXCEPTION:
+            if reply.reply.id == CSAGA_CHANNEL_CLOSE_METHOD, let decoded = reply.reply.decoded {
+                let close = decoded.assumingMemoryBound(to: amqp_channel_close_t.self).pointee
+                return AMQPError(.channelClosed, replyCode: close.reply_code,
+                                 message: CDecode.string(close.reply_text), operation: operation)
+            }
+            if reply.reply.id == CSAGA_CONNECTION_CLOSE_METHOD, let decoded = reply.reply.decoded {
+                let close = decoded.assumingMemoryBound(to: amqp_connection_close_t.self).pointee
+                return AMQPError(.connectionClosed, replyCode: close.reply_code,
+                                 message: CDecode.string(close.reply_text), operation: operation)
+            }
+            return AMQPError(.library, message: "unexpected server method \(reply.reply.id)", operation: operation)
+        default:
+            return AMQPError(.library, message: "no reply", operation: operation)
+        }
+    }
+
+    private static func clientProperties(_ c: AMQPConfiguration) -> FieldTable {
+        var properties: FieldTable = [
+            "product": "swift-saga-endpoint",
+            "platform": "Swift",
+            "information": "AMQP over rabbitmq-c",
+            "capabilities": .table([
+                "publisher_confirms": true,
+                "consumer_cancel_notify": true,
+                "basic.nack": true,
+                "connection.blocked": true,
+                "authentication_failure_close": true,
+                "exchange_exchange_bindings": true,
+            ]),
+        ]
+        if let name = c.connectionName { properties["connection_name"] = .string(name) }
+        return properties
+    }
+}

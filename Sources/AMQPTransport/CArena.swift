@@ -1,0 +1,184 @@
+import CRabbitMQ
+import Foundation
+
+/// Memory for the C structures of one library call (strings, tables, properties), freed together when
+/// the arena goes away. rabbitmq-c copies what it sends, so nothing outlives the call.
+final class CArena {
+    private var allocations: [UnsafeMutableRawPointer] = []
+
+    deinit {
+        for pointer in allocations { free(pointer) }
+    }
+
+    func allocate<T>(_ type: T.Type, count: Int) -> UnsafeMutablePointer<T> {
+        let raw = malloc(max(1, MemoryLayout<T>.stride * count))!
+        allocations.append(raw)
+        return raw.bindMemory(to: T.self, capacity: count)
+    }
+
+    func bytes(_ string: String) -> amqp_bytes_t {
+        var utf8 = Array(string.utf8)
+        return bytes(&utf8)
+    }
+
+    func bytes(_ data: Data) -> amqp_bytes_t {
+        if data.isEmpty { return amqp_bytes_t(len: 0, bytes: nil) }
+        let raw = malloc(data.count)!
+        allocations.append(raw)
+        data.copyBytes(to: raw.assumingMemoryBound(to: UInt8.self), count: data.count)
+        return amqp_bytes_t(len: data.count, bytes: raw)
+    }
+
+    private func bytes(_ buffer: inout [UInt8]) -> amqp_bytes_t {
+        if buffer.isEmpty { return amqp_bytes_t(len: 0, bytes: nil) }
+        let raw = malloc(buffer.count)!
+        allocations.append(raw)
+        buffer.withUnsafeBytes { raw.copyMemory(from: $0.baseAddress!, byteCount: $0.count) }
+        return amqp_bytes_t(len: buffer.count, bytes: raw)
+    }
+
+    /// A NUL-terminated copy, for the library's `const char *` parameters.
+    func cString(_ string: String) -> UnsafePointer<CChar> {
+        let utf8 = Array(string.utf8CString)
+        let pointer = allocate(CChar.self, count: utf8.count)
+        pointer.initialize(from: utf8, count: utf8.count)
+        return UnsafePointer(pointer)
+    }
+
+    func table(_ table: FieldTable?) -> amqp_table_t {
+        guard let table, !table.isEmpty else { return amqp_empty_table }
+        let entries = allocate(amqp_table_entry_t.self, count: table.count)
+        // Sorted keys make the encoding deterministic (and the broker does not care about order).
+        for (index, (key, value)) in table.sorted(by: { $0.key < $1.key }).enumerated() {
+            entries[index] = amqp_table_entry_t(key: bytes(key), value: fieldValue(value))
+        }
+        return amqp_table_t(num_entries: Int32(table.count), entries: entries)
+    }
+
+    func fieldValue(_ value: FieldValue) -> amqp_field_value_t {
+        var field = amqp_field_value_t()
+        func kind(_ k: amqp_field_value_kind_t) -> UInt8 { UInt8(truncatingIfNeeded: k.rawValue) }
+        switch value {
+        case .bool(let v): field.kind = kind(AMQP_FIELD_KIND_BOOLEAN); field.value.boolean = v ? 1 : 0
+        case .int8(let v): field.kind = kind(AMQP_FIELD_KIND_I8); field.value.i8 = v
+        case .uint8(let v): field.kind = kind(AMQP_FIELD_KIND_U8); field.value.u8 = v
+        case .int16(let v): field.kind = kind(AMQP_FIELD_KIND_I16); field.value.i16 = v
+        case .uint16(let v): field.kind = kind(AMQP_FIELD_KIND_U16); field.value.u16 = v
+        case .int32(let v): field.kind = kind(AMQP_FIELD_KIND_I32); field.value.i32 = v
+        case .uint32(let v): field.kind = kind(AMQP_FIELD_KIND_U32); field.value.u32 = v
+        case .int64(let v): field.kind = kind(AMQP_FIELD_KIND_I64); field.value.i64 = v
+        case .uint64(let v): field.kind = kind(AMQP_FIELD_KIND_U64); field.value.u64 = v
+        case .float(let v): field.kind = kind(AMQP_FIELD_KIND_F32); field.value.f32 = v
+        case .double(let v): field.kind = kind(AMQP_FIELD_KIND_F64); field.value.f64 = v
+        case .decimal(let scale, let v):
+            field.kind = kind(AMQP_FIELD_KIND_DECIMAL)
+            field.value.decimal = amqp_decimal_t(decimals: scale, value: v)
+        case .string(let s): field.kind = kind(AMQP_FIELD_KIND_UTF8); field.value.bytes = bytes(s)
+        case .bytes(let d): field.kind = kind(AMQP_FIELD_KIND_BYTES); field.value.bytes = bytes(d)
+        case .timestamp(let v): field.kind = kind(AMQP_FIELD_KIND_TIMESTAMP); field.value.u64 = v
+        case .table(let t): field.kind = kind(AMQP_FIELD_KIND_TABLE); field.value.table = table(t)
+        case .array(let values):
+            field.kind = kind(AMQP_FIELD_KIND_ARRAY)
+            let entries = allocate(amqp_field_value_t.self, count: values.count)
+            for (index, element) in values.enumerated() { entries[index] = fieldValue(element) }
+            field.value.array = amqp_array_t(num_entries: Int32(values.count), entries: entries)
+        case .void: field.kind = kind(AMQP_FIELD_KIND_VOID)
+        }
+        return field
+    }
+
+    func properties(_ p: BasicProperties) -> amqp_basic_properties_t {
+        var c = amqp_basic_properties_t()
+        var flags: amqp_flags_t = 0
+        if let v = p.contentType { flags |= CSAGA_BASIC_CONTENT_TYPE_FLAG; c.content_type = bytes(v) }
+        if let v = p.contentEncoding { flags |= CSAGA_BASIC_CONTENT_ENCODING_FLAG; c.content_encoding = bytes(v) }
+        if let v = p.headers { flags |= CSAGA_BASIC_HEADERS_FLAG; c.headers = table(v) }
+        if let v = p.deliveryMode { flags |= CSAGA_BASIC_DELIVERY_MODE_FLAG; c.delivery_mode = v.rawValue }
+        if let v = p.priority { flags |= CSAGA_BASIC_PRIORITY_FLAG; c.priority = v }
+        if let v = p.correlationId { flags |= CSAGA_BASIC_CORRELATION_ID_FLAG; c.correlation_id = bytes(v) }
+        if let v = p.replyTo { flags |= CSAGA_BASIC_REPLY_TO_FLAG; c.reply_to = bytes(v) }
+        if let v = p.expiration { flags |= CSAGA_BASIC_EXPIRATION_FLAG; c.expiration = bytes(v) }
+        if let v = p.messageId { flags |= CSAGA_BASIC_MESSAGE_ID_FLAG; c.message_id = bytes(v) }
+        if let v = p.timestamp { flags |= CSAGA_BASIC_TIMESTAMP_FLAG; c.timestamp = v }
+        if let v = p.type { flags |= CSAGA_BASIC_TYPE_FLAG; c.type = bytes(v) }
+        if let v = p.userId { flags |= CSAGA_BASIC_USER_ID_FLAG; c.user_id = bytes(v) }
+        if let v = p.appId { flags |= CSAGA_BASIC_APP_ID_FLAG; c.app_id = bytes(v) }
+        if let v = p.clusterId { flags |= CSAGA_BASIC_CLUSTER_ID_FLAG; c.cluster_id = bytes(v) }
+        c._flags = flags
+        return c
+    }
+}
+
+/// Copies of library-owned memory: frames live in rabbitmq-c's pools only until the next release, so
+/// everything a delivery carries is copied into Swift values first.
+enum CDecode {
+    static func string(_ bytes: amqp_bytes_t) -> String {
+        guard bytes.len > 0, let base = bytes.bytes else { return "" }
+        let buffer = UnsafeRawBufferPointer(start: base, count: bytes.len)
+        return String(decoding: buffer, as: UTF8.self)
+    }
+
+    static func data(_ bytes: amqp_bytes_t) -> Data {
+        guard bytes.len > 0, let base = bytes.bytes else { return Data() }
+        return Data(bytes: base, count: bytes.len)
+    }
+
+    static func table(_ table: amqp_table_t) -> FieldTable {
+        var result: FieldTable = [:]
+        guard table.num_entries > 0, let entries = table.entries else { return result }
+        for index in 0..<Int(table.num_entries) {
+            let entry = entries[index]
+            result[string(entry.key)] = value(entry.value)
+        }
+        return result
+    }
+
+    static func value(_ field: amqp_field_value_t) -> FieldValue {
+        func kind(_ k: amqp_field_value_kind_t) -> UInt8 { UInt8(truncatingIfNeeded: k.rawValue) }
+        switch field.kind {
+        case kind(AMQP_FIELD_KIND_BOOLEAN): return .bool(field.value.boolean != 0)
+        case kind(AMQP_FIELD_KIND_I8): return .int8(field.value.i8)
+        case kind(AMQP_FIELD_KIND_U8): return .uint8(field.value.u8)
+        case kind(AMQP_FIELD_KIND_I16): return .int16(field.value.i16)
+        case kind(AMQP_FIELD_KIND_U16): return .uint16(field.value.u16)
+        case kind(AMQP_FIELD_KIND_I32): return .int32(field.value.i32)
+        case kind(AMQP_FIELD_KIND_U32): return .uint32(field.value.u32)
+        case kind(AMQP_FIELD_KIND_I64): return .int64(field.value.i64)
+        case kind(AMQP_FIELD_KIND_U64): return .uint64(field.value.u64)
+        case kind(AMQP_FIELD_KIND_F32): return .float(field.value.f32)
+        case kind(AMQP_FIELD_KIND_F64): return .double(field.value.f64)
+        case kind(AMQP_FIELD_KIND_DECIMAL):
+            return .decimal(scale: field.value.decimal.decimals, value: field.value.decimal.value)
+        case kind(AMQP_FIELD_KIND_UTF8): return .string(string(field.value.bytes))
+        case kind(AMQP_FIELD_KIND_BYTES): return .bytes(data(field.value.bytes))
+        case kind(AMQP_FIELD_KIND_TIMESTAMP): return .timestamp(field.value.u64)
+        case kind(AMQP_FIELD_KIND_TABLE): return .table(table(field.value.table))
+        case kind(AMQP_FIELD_KIND_ARRAY):
+            let array = field.value.array
+            guard array.num_entries > 0, let entries = array.entries else { return .array([]) }
+            return .array((0..<Int(array.num_entries)).map { value(entries[$0]) })
+        default: return .void
+        }
+    }
+
+    static func properties(_ c: amqp_basic_properties_t) -> BasicProperties {
+        let flags = c._flags
+        func has(_ flag: amqp_flags_t) -> Bool { flags & flag != 0 }
+        var p = BasicProperties()
+        if has(CSAGA_BASIC_CONTENT_TYPE_FLAG) { p.contentType = string(c.content_type) }
+        if has(CSAGA_BASIC_CONTENT_ENCODING_FLAG) { p.contentEncoding = string(c.content_encoding) }
+        if has(CSAGA_BASIC_HEADERS_FLAG) { p.headers = table(c.headers) }
+        if has(CSAGA_BASIC_DELIVERY_MODE_FLAG) { p.deliveryMode = .init(rawValue: c.delivery_mode) }
+        if has(CSAGA_BASIC_PRIORITY_FLAG) { p.priority = c.priority }
+        if has(CSAGA_BASIC_CORRELATION_ID_FLAG) { p.correlationId = string(c.correlation_id) }
+        if has(CSAGA_BASIC_REPLY_TO_FLAG) { p.replyTo = string(c.reply_to) }
+        if has(CSAGA_BASIC_EXPIRATION_FLAG) { p.expiration = string(c.expiration) }
+        if has(CSAGA_BASIC_MESSAGE_ID_FLAG) { p.messageId = string(c.message_id) }
+        if has(CSAGA_BASIC_TIMESTAMP_FLAG) { p.timestamp = c.timestamp }
+        if has(CSAGA_BASIC_TYPE_FLAG) { p.type = string(c.type) }
+        if has(CSAGA_BASIC_USER_ID_FLAG) { p.userId = string(c.user_id) }
+        if has(CSAGA_BASIC_APP_ID_FLAG) { p.appId = string(c.app_id) }
+        if has(CSAGA_BASIC_CLUSTER_ID_FLAG) { p.clusterId = string(c.cluster_id) }
+        return p
+    }
+}
