@@ -97,7 +97,6 @@ let package = Package(
         ),
         .target(
             name: "BrokerTestSupport",
-            dependencies: ["AMQPTransport"],
             path: "Tests/BrokerTestSupport",
             swiftSettings: strictness
         ),
