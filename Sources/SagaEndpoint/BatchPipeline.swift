@@ -1,0 +1,336 @@
+import AMQPTransport
+import Foundation
+import Logging
+import SagaStore
+import Sagas
+
+/// Processes one batch of work (group commit): validate, run stateless handlers, one SQLite transaction
+/// with a savepoint per message, publish every outgoing message and wait for all confirms together, then
+/// acknowledge. Nothing is acknowledged before its transaction committed and its outgoing messages were
+/// confirmed, so a crash anywhere loses nothing; outgoing ids are deterministic, so a re-send after a
+/// crash carries the same id and downstream inboxes drop it.
+struct BatchPipeline: Sendable {
+    let configuration: EndpointConfiguration
+    let dispatcher: MessageDispatcher
+    let store: StoreWorker
+    let publisher: AMQPConnection
+    let consumer: AMQPConnection
+    let metrics: EndpointMetrics
+    let logger: Logger
+
+    /// Per-source bookkeeping through the stages of a batch.
+    private struct Entry {
+        var source: WorkSource
+        var incoming: IncomingMessage?
+        var rejection: RejectionReason?
+        var handlerError: (any Error)?
+        var item: WorkItem?
+        var result: WorkResult?
+        /// Indices into the batch's publish list that must be confirmed before the delivery is acked.
+        var publishes: [Int] = []
+        /// What to do with the delivery once publishes are settled.
+        var settle: Settlement = .ack
+
+        var delivery: AMQPDelivery? {
+            if case .delivery(let delivery) = source { return delivery }
+            return nil
+        }
+    }
+
+    enum Settlement { case ack, requeue }
+
+    func process(_ sources: [WorkSource]) async {
+        let started = ContinuousClock.now
+        let now = Date()
+        metrics.batchSize.record(sources.count)
+        var entries = sources.map { Entry(source: $0) }
+        translate(&entries)
+        CrashPoint.afterReceive.check()
+        await runStatelessHandlers(&entries, now: now)
+
+        let commitStarted = ContinuousClock.now
+        let indices = entries.indices.filter { entries[$0].item != nil }
+        let results = await store.processBatch(indices.map { entries[$0].item! }, now: now)
+        for (index, result) in zip(indices, results) { entries[index].result = result }
+        metrics.commitDuration.record(since: commitStarted)
+        CrashPoint.afterCommit.check()
+
+        var requests: [PublishRequest] = []
+        var outboxIds: [Int: String] = [:]
+        await plan(&entries, requests: &requests, outboxIds: &outboxIds, now: now)
+
+        let publishStarted = ContinuousClock.now
+        let outcomes = await publisher.publish(requests)
+        metrics.publishDuration.record(since: publishStarted)
+        CrashPoint.afterPublish.check()
+        metrics.published.increment(by: outcomes.filter(\.isConfirmed).count)
+        let confirmedOutbox = outboxIds.compactMap { outcomes[$0.key].isConfirmed ? $0.value : nil }
+        await store.markDispatched(confirmedOutbox, now: now)
+        CrashPoint.afterConfirm.check()
+
+        await settle(entries, outcomes: outcomes, requests: requests)
+        metrics.batchDuration.record(since: started)
+    }
+
+    // MARK: Stages
+
+    private func translate(_ entries: inout [Entry]) {
+        for index in entries.indices {
+            switch entries[index].source {
+            case .delivery(let delivery):
+                metrics.received.increment()
+                do {
+                    let incoming = try MessageTranslation.incoming(
+                        delivery, maxBodyBytes: configuration.maxBodyBytes, registry: dispatcher.registry)
+                    entries[index].incoming = incoming
+                    entries[index].item = WorkItem(incoming: incoming)
+                } catch {
+                    entries[index].rejection = error
+                }
+            case .due(let row):
+                let incoming = MessageTranslation.incoming(row)
+                entries[index].incoming = incoming
+                entries[index].item = WorkItem(incoming: incoming, timeoutRowId: row.timeoutId)
+                if !row.sagaType.isEmpty { metrics.timeoutsFired.increment() }
+            }
+        }
+    }
+
+    private func runStatelessHandlers(_ entries: inout [Entry], now: Date) async {
+        let needing = entries.indices.filter { index in
+            entries[index].incoming.map { dispatcher.hasStatelessHandlers(for: $0) } ?? false
+        }
+        guard !needing.isEmpty else { return }
+        // A duplicate must not call an integration (an HTTP API) again: skip it, the transaction will
+        // recognise it and re-publish what the first processing emitted.
+        let seen = await store.inboxContains(needing.map { entries[$0].incoming!.messageId })
+        for index in needing where !seen.contains(entries[index].incoming!.messageId) {
+            do {
+                let incoming = entries[index].incoming!
+                let outgoing = try await dispatcher.runStatelessHandlers(incoming, now: now)
+                entries[index].item?.statelessOutgoing = outgoing
+            } catch {
+                entries[index].handlerError = error
+                entries[index].item = nil
+            }
+        }
+    }
+
+    /// Decides each entry's publishes (outbox rows, error-queue copies) and settlement.
+    private func plan(_ entries: inout [Entry], requests: inout [PublishRequest], outboxIds: inout [Int: String],
+                      now: Date) async {
+        var published: [String: Int] = [:]
+        func add(_ row: OutboxRecord, to entry: inout Entry) {
+            if let existing = published[row.messageId] {
+                entry.publishes.append(existing)
+                return
+            }
+            published[row.messageId] = requests.count
+            outboxIds[requests.count] = row.messageId
+            entry.publishes.append(requests.count)
+            requests.append(MessageTranslation.publishRequest(row))
+        }
+        var deferrals: [(Int, WorkItem)] = []
+        for index in entries.indices {
+            var entry = entries[index]
+            let metadata = self.metadata(entry)
+            if let rejection = entry.rejection {
+                metrics.rejected.increment()
+                logger.warning("message rejected to the error queue", metadata: metadata.merging(["reason": "\(rejection)"]) { $1 })
+                if let delivery = entry.delivery {
+                    entry.publishes.append(requests.count)
+                    requests.append(errorCopy(delivery, reason: rejection.description, type: rejection.kind, attempts: 1,
+                                              first: nil, now: now))
+                }
+            } else if let error = entry.handlerError {
+                await failure(&entry, error: error, requests: &requests, deferrals: &deferrals, index: index, now: now)
+            } else if let result = entry.result {
+                switch result {
+                case .processed(let outbox, let invocations):
+                    metrics.processed.increment()
+                    count(invocations)
+                    for row in outbox { add(row, to: &entry) }
+                    logger.debug("message processed", metadata: metadata.merging(["outgoing": "\(outbox.count)"]) { $1 })
+                case .duplicate(let undispatched):
+                    metrics.deduplicated.increment()
+                    for row in undispatched { add(row, to: &entry) }
+                    logger.debug("duplicate message: no effect", metadata: metadata.merging(["republished": "\(undispatched.count)"]) { $1 })
+                case .deferred:
+                    break
+                case .notFound(let policy, let saga):
+                    metrics.sagasNotFound.increment()
+                    await notFound(&entry, policy: policy, saga: saga, requests: &requests, deferrals: &deferrals,
+                                   index: index, now: now)
+                case .failed(let error):
+                    await failure(&entry, error: error, requests: &requests, deferrals: &deferrals, index: index, now: now)
+                }
+            }
+            entries[index] = entry
+        }
+        if !deferrals.isEmpty {
+            // Park messages for their delayed retry; their deliveries are acked once this commits.
+            let results = await store.processBatch(deferrals.map(\.1), now: now)
+            for ((index, _), result) in zip(deferrals, results) {
+                if case .deferred = result { continue }
+                entries[index].settle = .requeue
+            }
+        }
+    }
+
+    private func failure(_ entry: inout Entry, error: any Error, requests: inout [PublishRequest],
+                         deferrals: inout [(Int, WorkItem)], index: Int, now: Date) async {
+        metrics.failed.increment()
+        let metadata = self.metadata(entry)
+        guard let incoming = entry.incoming else { return }
+        if Self.isTransient(error) {
+            // Busy database or a concurrent update: try again soon, without counting it as a failure.
+            logger.info("transient failure; message will be retried", metadata: metadata.merging(["error": "\(error)"]) { $1 })
+            entry.settle = .requeue
+            return
+        }
+        guard let delivery = entry.delivery else {
+            // A due timeout or delayed retry stays in its table and is tried again on the next poll.
+            logger.error("timeout handling failed; it stays due", metadata: metadata.merging(["error": "\(error)"]) { $1 })
+            return
+        }
+        let record = try? await store.recordFailure(messageId: incoming.messageId, error: "\(error)", now: now)
+        let attempts = record?.attempts ?? 1
+        let immediate = configuration.immediateRetries
+        let delayed = configuration.delayedRetries
+        if attempts <= immediate {
+            metrics.retried.increment()
+            logger.warning("handler failed; retrying", metadata: metadata.merging(["error": "\(error)", "attempt": "\(attempts)"]) { $1 })
+            entry.settle = .requeue
+        } else if attempts <= immediate + delayed.count {
+            metrics.retried.increment()
+            let delay = delayed[attempts - immediate - 1]
+            logger.warning("handler failed; delayed retry", metadata: metadata.merging([
+                "error": "\(error)", "attempt": "\(attempts)", "retry_in": "\(delay)"]) { $1 })
+            deferrals.append((index, WorkItem(incoming: incoming, deferral: MessageTranslation.deferral(
+                of: incoming, attempt: attempts, dueAt: now.addingTimeInterval(delay.timeInterval), now: now))))
+        } else {
+            metrics.errorQueued.increment()
+            logger.error("handler failed after all retries; moved to the error queue", metadata: metadata.merging([
+                "error": "\(error)", "attempts": "\(attempts)"]) { $1 })
+            entry.publishes.append(requests.count)
+            requests.append(errorCopy(delivery, reason: "\(error)", type: String(describing: type(of: error)),
+                                      attempts: attempts, first: record?.firstFailureAt, now: now))
+            await store.clearFailure(messageId: incoming.messageId)
+        }
+    }
+
+    private func notFound(_ entry: inout Entry, policy: NotFoundPolicy, saga: SagaInstanceKey,
+                          requests: inout [PublishRequest], deferrals: inout [(Int, WorkItem)], index: Int,
+                          now: Date) async {
+        let metadata = self.metadata(entry).merging(["saga": "\(saga)"]) { $1 }
+        guard let incoming = entry.incoming, let delivery = entry.delivery else { return }
+        switch policy {
+        case .discard:
+            break
+        case .errorQueue:
+            logger.warning("no saga instance for message; moved to the error queue", metadata: metadata)
+            entry.publishes.append(requests.count)
+            requests.append(errorCopy(delivery, reason: "no live saga \(saga)", type: "SagaNotFound", attempts: 1,
+                                      first: nil, now: now))
+        case .retryLater(let attempts, let delay):
+            let record = try? await store.recordFailure(messageId: incoming.messageId, error: "saga \(saga) not found", now: now)
+            let attempt = record?.attempts ?? 1
+            if attempt <= attempts {
+                logger.info("no saga instance yet; retrying later", metadata: metadata.merging(["attempt": "\(attempt)"]) { $1 })
+                deferrals.append((index, WorkItem(incoming: incoming, deferral: MessageTranslation.deferral(
+                    of: incoming, attempt: attempt, dueAt: now.addingTimeInterval(delay.timeInterval), now: now))))
+            } else {
+                logger.warning("no saga instance after retries; moved to the error queue", metadata: metadata)
+                entry.publishes.append(requests.count)
+                requests.append(errorCopy(delivery, reason: "no live saga \(saga) after \(attempts) retries",
+                                          type: "SagaNotFound", attempts: attempt, first: record?.firstFailureAt, now: now))
+                await store.clearFailure(messageId: incoming.messageId)
+            }
+        }
+    }
+
+    /// Acknowledges what is done; requeues what must be tried again. Per channel, when every delivery of
+    /// the batch is acked, one `multiple` ack covers them all (earlier batches are settled already).
+    private func settle(_ entries: [Entry], outcomes: [PublishOutcome], requests: [PublishRequest]) async {
+        var acks: [UInt16: [DeliveryTag]] = [:]
+        var requeues: [DeliveryTag] = []
+        for entry in entries {
+            guard let delivery = entry.delivery else { continue }
+            var settle = entry.settle
+            for index in entry.publishes where !outcomes[index].isConfirmed {
+                settle = .requeue
+                logger.warning("outgoing message not confirmed; the incoming message will be redelivered", metadata: [
+                    "message_id": "\(requests[index].message.properties.messageId ?? "")",
+                    "exchange": "\(requests[index].exchange)", "routing_key": "\(requests[index].routingKey)",
+                    "outcome": "\(outcomes[index])"])
+            }
+            switch settle {
+            case .ack: acks[delivery.tag.channel, default: []].append(delivery.tag)
+            case .requeue: requeues.append(delivery.tag)
+            }
+        }
+        let requeuedChannels = Set(requeues.map(\.channel))
+        for (channel, tags) in acks {
+            do {
+                if !requeuedChannels.contains(channel), let last = tags.max(by: { $0.value < $1.value }) {
+                    try await consumer.ack(last, multiple: true)
+                } else {
+                    for tag in tags { try await consumer.ack(tag) }
+                }
+            } catch {
+                logger.info("ack not possible; the broker will redeliver", metadata: ["error": "\(error)"])
+            }
+        }
+        for tag in requeues {
+            try? await consumer.nack(tag, requeue: true)
+        }
+    }
+
+    // MARK: Helpers
+
+    private func errorCopy(_ delivery: AMQPDelivery, reason: String, type: String, attempts: Int, first: Date?,
+                           now: Date) -> PublishRequest {
+        MessageTranslation.errorQueueRequest(
+            original: delivery.message, queue: delivery.queue, errorQueue: configuration.errorQueue(for: delivery.queue),
+            reason: reason, errorType: type, attempts: attempts, firstFailure: first, lastFailure: now)
+    }
+
+    private func count(_ invocations: [SagaInvocation]) {
+        for invocation in invocations {
+            switch invocation.outcome {
+            case .started: metrics.sagasStarted.increment()
+            case .startedAndCompleted: metrics.sagasStarted.increment(); metrics.sagasCompleted.increment()
+            case .completed: metrics.sagasCompleted.increment()
+            default: break
+            }
+        }
+    }
+
+    private func metadata(_ entry: Entry) -> Logger.Metadata {
+        var metadata: Logger.Metadata = [:]
+        if let incoming = entry.incoming {
+            metadata["message_id"] = "\(incoming.messageId)"
+            metadata["message_type"] = "\(incoming.type)"
+            if !incoming.queue.isEmpty { metadata["queue"] = "\(incoming.queue)" }
+            if let saga = incoming.timeoutTarget { metadata["saga"] = "\(saga)" }
+        }
+        if let delivery = entry.delivery {
+            metadata["queue"] = "\(delivery.queue)"
+            metadata["delivery_tag"] = "\(delivery.tag.value)"
+            if entry.incoming == nil, let id = delivery.properties.messageId { metadata["message_id"] = "\(id)" }
+        }
+        return metadata
+    }
+
+    static func isTransient(_ error: any Error) -> Bool {
+        if let error = error as? SagaStoreError { return error.isRetryable }
+        if let error = error as? SQLiteError { return error.isRetryable }
+        return false
+    }
+}
+
+extension Duration {
+    var timeInterval: TimeInterval {
+        Double(components.seconds) + Double(components.attoseconds) / 1e18
+    }
+}

@@ -1,0 +1,35 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import Foundation
+
+/// Places in the pipeline where tests kill the endpoint process hard, to prove that a crash at any point
+/// loses nothing and duplicates no effect. Only debug builds (which tests use) honour them:
+/// `SAGA_CRASH_POINT=after-commit SAGA_CRASH_AFTER=3` sends SIGKILL to the process the third time the
+/// pipeline passes that point.
+enum CrashPoint: String, Sendable {
+    case afterReceive = "after-receive"
+    case afterCommit = "after-commit"
+    case afterPublish = "after-publish"
+    case afterConfirm = "after-confirm"
+
+    #if DEBUG
+    private static let configured: (point: CrashPoint, after: Int)? = {
+        let environment = ProcessInfo.processInfo.environment
+        guard let name = environment["SAGA_CRASH_POINT"], let point = CrashPoint(rawValue: name) else { return nil }
+        return (point, Int(environment["SAGA_CRASH_AFTER"] ?? "1") ?? 1)
+    }()
+    private nonisolated(unsafe) static var passes = 0  // only touched from the endpoint's processing task
+    #endif
+
+    func check() {
+        #if DEBUG
+        guard let configured = Self.configured, configured.point == self else { return }
+        Self.passes += 1
+        if Self.passes >= configured.after {
+            FileHandle.standardError.write(Data("crash point \(rawValue) reached: SIGKILL\n".utf8))
+            kill(getpid(), SIGKILL)
+        }
+        #endif
+    }
+}

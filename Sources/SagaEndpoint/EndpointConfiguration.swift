@@ -1,0 +1,43 @@
+/// How an endpoint connects, what it consumes, where it keeps state, and how it treats failures.
+public struct EndpointConfiguration: Sendable {
+    /// The broker, as an AMQP URI (the password is never logged).
+    public var amqpURL: String
+    /// The queues to consume. The first is the endpoint's address: the default `reply_to` of the
+    /// commands its sagas send.
+    public var inputQueues: [String]
+    /// The SQLite file holding saga state, the inbox, the outbox and timeouts.
+    public var databasePath: String
+    /// Unacknowledged deliveries in flight per input queue.
+    public var prefetch: UInt16 = 200
+    /// Deliveries processed in one SQLite transaction and acknowledged together (group commit).
+    public var batchSize: Int = 100
+    /// Names the broker connections (`<name>-consume`, `<name>-publish`) in the management UI.
+    public var connectionName: String = "saga-endpoint"
+    /// A failing message is retried this many times at once before delayed retries.
+    public var immediateRetries: Int = 3
+    /// Then retried this many times after these delays (kept durably in SQLite), then sent to the error
+    /// queue.
+    public var delayedRetries: [Duration] = [.seconds(1), .seconds(10), .seconds(60)]
+    /// Larger bodies go to the error queue unread.
+    public var maxBodyBytes: Int = 1 << 20
+    /// Inbox rows are kept this long to recognise redeliveries and duplicates.
+    public var deduplicationWindow: Duration = .seconds(7 * 24 * 3600)
+    /// Dispatched outbox rows are kept this long (for inspection) before they are removed.
+    public var outboxRetention: Duration = .seconds(3600)
+    /// SQLite `synchronous=FULL` (the default) makes every commit durable across power loss.
+    public var durableCommits: Bool = true
+    /// How often due timeouts are looked for.
+    public var timeoutPollInterval: Duration = .milliseconds(200)
+
+    public init(amqpURL: String, inputQueues: [String], databasePath: String) {
+        self.amqpURL = amqpURL
+        self.inputQueues = inputQueues
+        self.databasePath = databasePath
+    }
+
+    /// The endpoint's own address: the first input queue.
+    public var endpointAddress: String { inputQueues.first ?? "" }
+
+    /// Where messages that cannot be processed from `queue` go, with the reason in their headers.
+    public func errorQueue(for queue: String) -> String { queue + ".error" }
+}

@@ -1,0 +1,112 @@
+import AMQPTransport
+import Foundation
+import SagaStore
+import Sagas
+
+/// Why a delivery cannot be processed at all; it goes to the error queue with this reason.
+struct RejectionReason: Error, Sendable, CustomStringConvertible {
+    var kind: String
+    var detail: String
+    var description: String { "\(kind): \(detail)" }
+}
+
+/// Turns AMQP deliveries into messages for the dispatcher, and outbox rows into AMQP publishes.
+enum MessageTranslation {
+    /// Header keys carried through SQLite for messages parked for a delayed retry.
+    static let originalQueueHeader = "x-saga-original-queue"
+    static let originalMessageIdHeader = "x-saga-original-message-id"
+    static let originalCorrelationIdHeader = "x-saga-original-correlation-id"
+    static let originalReplyToHeader = "x-saga-original-reply-to"
+    static let retryAttemptHeader = "x-saga-retry-attempt"
+
+    static func incoming(_ delivery: AMQPDelivery, maxBodyBytes: Int, registry: HandlerRegistry) throws(RejectionReason) -> IncomingMessage {
+        let p = delivery.properties
+        guard let messageId = p.messageId, !messageId.isEmpty else {
+            throw RejectionReason(kind: "MissingMessageId", detail: "message has no message_id; it cannot be deduplicated")
+        }
+        guard let type = p.type, !type.isEmpty else {
+            throw RejectionReason(kind: "MissingType", detail: "message \(messageId) has no type property")
+        }
+        if let contentType = p.contentType, !contentType.isEmpty,
+           !contentType.lowercased().hasPrefix(MessageCoding.contentType) {
+            throw RejectionReason(kind: "UnsupportedContentType", detail: "content_type '\(contentType)' is not \(MessageCoding.contentType)")
+        }
+        guard delivery.message.body.count <= maxBodyBytes else {
+            throw RejectionReason(kind: "BodyTooLarge", detail: "body of \(delivery.message.body.count) bytes exceeds the limit of \(maxBodyBytes)")
+        }
+        guard registry.handles(type: type) else {
+            throw RejectionReason(kind: "NoHandler", detail: "no saga or handler handles message type '\(type)'")
+        }
+        var headers: [String: String] = [:]
+        for (key, value) in p.headers ?? [:] {
+            if let string = value.stringValue { headers[key] = string }
+        }
+        return IncomingMessage(
+            messageId: messageId, type: type, body: delivery.message.body, correlationId: p.correlationId,
+            replyTo: p.replyTo, headers: headers, queue: delivery.queue)
+    }
+
+    /// A saga timeout or a parked delayed retry, as the message it becomes when due.
+    static func incoming(_ row: TimeoutRecord) -> IncomingMessage {
+        if row.sagaType.isEmpty {
+            var headers = row.headers
+            let messageId = headers.removeValue(forKey: originalMessageIdHeader) ?? row.timeoutId
+            let queue = headers.removeValue(forKey: originalQueueHeader) ?? ""
+            let correlationId = headers.removeValue(forKey: originalCorrelationIdHeader)
+            let replyTo = headers.removeValue(forKey: originalReplyToHeader)
+            headers.removeValue(forKey: retryAttemptHeader)
+            return IncomingMessage(messageId: messageId, type: row.messageType, body: row.body,
+                                   correlationId: correlationId, replyTo: replyTo, headers: headers, queue: queue)
+        }
+        return TimeoutRequest(
+            timeoutId: row.timeoutId, saga: SagaInstanceKey(sagaType: row.sagaType, correlationId: row.correlationId),
+            dueAt: row.dueAt, type: row.messageType, body: row.body, headers: row.headers
+        ).asIncomingMessage()
+    }
+
+    /// A row that parks `incoming` until `dueAt` (a delayed retry, or a message early for its saga).
+    static func deferral(of incoming: IncomingMessage, attempt: Int, dueAt: Date, now: Date) -> TimeoutRecord {
+        var headers = incoming.headers
+        headers[originalMessageIdHeader] = incoming.messageId
+        headers[originalQueueHeader] = incoming.queue
+        headers[originalCorrelationIdHeader] = incoming.correlationId
+        headers[originalReplyToHeader] = incoming.replyTo
+        headers[retryAttemptHeader] = String(attempt)
+        return TimeoutRecord(
+            timeoutId: "retry:\(incoming.messageId):\(attempt)", sagaType: "", correlationId: incoming.messageId,
+            dueAt: dueAt, messageType: incoming.type, body: incoming.body, headers: headers, createdAt: now)
+    }
+
+    static func publishRequest(_ row: OutboxRecord) -> PublishRequest {
+        var headers: FieldTable = [:]
+        for (key, value) in row.headers { headers[key] = .string(value) }
+        let properties = BasicProperties(
+            contentType: MessageCoding.contentType, headers: headers.isEmpty ? nil : headers, deliveryMode: .persistent,
+            correlationId: row.correlationId, replyTo: row.replyTo, messageId: row.messageId,
+            timestamp: UInt64(max(0, row.createdAt.timeIntervalSince1970)), type: row.messageType)
+        return PublishRequest(exchange: row.exchange, routingKey: row.routingKey, mandatory: row.mandatory,
+                              message: AMQPMessage(body: row.body, properties: properties))
+    }
+
+    /// The error-queue copy of a message: the original body and properties (same message id), plus
+    /// headers that say why, from where, and how often it failed.
+    static func errorQueueRequest(
+        original: AMQPMessage, queue: String, errorQueue: String, reason: String, errorType: String,
+        attempts: Int, firstFailure: Date?, lastFailure: Date
+    ) -> PublishRequest {
+        var message = original
+        var headers = message.properties.headers ?? [:]
+        let formatter = ISO8601DateFormatter()
+        headers["x-error-reason"] = .string(reason)
+        headers["x-error-type"] = .string(errorType)
+        headers["x-error-description"] = .string(String(reason.prefix(4000)))
+        headers["x-original-queue"] = .string(queue)
+        headers["x-attempts"] = .int64(Int64(attempts))
+        headers["x-first-failure"] = .string(formatter.string(from: firstFailure ?? lastFailure))
+        headers["x-last-failure"] = .string(formatter.string(from: lastFailure))
+        headers["x-host"] = .string(ProcessInfo.processInfo.hostName)
+        message.properties.headers = headers
+        if message.properties.deliveryMode == nil { message.properties.deliveryMode = .persistent }
+        return PublishRequest(exchange: "", routingKey: errorQueue, mandatory: true, message: message)
+    }
+}

@@ -1,0 +1,207 @@
+import AMQPTransport
+import Foundation
+public import Logging
+import SagaStore
+public import Sagas
+public import ServiceLifecycle
+import Synchronization
+
+/// A saga endpoint: consumes its input queues, deduplicates by message id, runs sagas and stateless
+/// handlers, commits state, inbox, outbox and timeouts in one SQLite transaction, publishes with
+/// confirms, and only then acknowledges.
+///
+/// It is a swift-service-lifecycle `Service`: run it in a `ServiceGroup`, which ends it gracefully on
+/// SIGTERM (it stops consuming, finishes the batch in flight, and returns).
+public final class SagaEndpoint: Service, Sendable {
+    public let configuration: EndpointConfiguration
+    public let registry: HandlerRegistry
+    private let logger: Logger
+    private let connected = Atomic<Bool>(false)
+
+    public init(configuration: EndpointConfiguration, registry: HandlerRegistry, logger: Logger) {
+        self.configuration = configuration
+        self.registry = registry
+        var logger = logger
+        logger[metadataKey: "endpoint"] = "\(configuration.endpointAddress)"
+        self.logger = logger
+    }
+
+    /// True while the endpoint has its broker connections and its database open.
+    public var isReady: Bool { connected.load(ordering: .relaxed) }
+
+    public func run() async throws {
+        let dispatcher = MessageDispatcher(registry: registry, endpointAddress: configuration.endpointAddress)
+        let store = try StoreWorker(path: configuration.databasePath, durable: configuration.durableCommits,
+                                    dispatcher: dispatcher, logger: logger)
+        let consumerConnection = try await connect(role: "consume")
+        let publisherConnection: AMQPConnection
+        do {
+            publisherConnection = try await connect(role: "publish")
+        } catch {
+            await consumerConnection.close()
+            throw error
+        }
+        defer {
+            connected.store(false, ordering: .relaxed)
+            Task { await consumerConnection.close(); await publisherConnection.close() }
+        }
+        try await declareQueues(on: publisherConnection)
+        connected.store(true, ordering: .relaxed)
+
+        let pipeline = BatchPipeline(
+            configuration: configuration, dispatcher: dispatcher, store: store, publisher: publisherConnection,
+            consumer: consumerConnection, metrics: EndpointMetrics(), logger: logger)
+        let work = WorkQueue()
+        let dueInFlight = InFlightSet()
+        var consumers: [AMQPConsumer] = []
+        for queue in configuration.inputQueues {
+            consumers.append(try await consumerConnection.consume(queue: queue, prefetch: configuration.prefetch,
+                                                                  consumerTag: "\(configuration.connectionName)-\(queue)-\(UUID().uuidString.prefix(8))"))
+        }
+        let activeConsumers = consumers
+        logger.info("endpoint started", metadata: [
+            "queues": "\(configuration.inputQueues.joined(separator: ","))", "database": "\(configuration.databasePath)",
+            "sagas": "\(registry.sagaTypes.joined(separator: ","))", "amqp.url": "\(publisherConnection.configuration.redactedURL)"])
+
+        await withGracefulShutdownHandler {
+            await withTaskGroup(of: Void.self) { group in
+                let forwarders = Countdown(activeConsumers.count)
+                for consumer in activeConsumers {
+                    group.addTask {
+                        do {
+                            for try await delivery in consumer.deliveries { work.push(.delivery(delivery)) }
+                        } catch {
+                            self.logger.error("consumer ended", metadata: ["queue": "\(consumer.queue)", "error": "\(error)"])
+                        }
+                        if forwarders.decrement() == 0 { work.finish() }
+                    }
+                }
+                group.addTask { await self.pollDueTimeouts(store: store, work: work, inFlight: dueInFlight) }
+                group.addTask { await self.housekeeping(store: store, publisher: publisherConnection) }
+
+                await withTaskCancellationHandler {
+                    while let batch = await work.next(limit: max(1, configuration.batchSize)) {
+                        await pipeline.process(batch)
+                        let done = batch.compactMap { source -> String? in
+                            if case .due(let row) = source { return row.timeoutId }
+                            return nil
+                        }
+                        if !done.isEmpty { dueInFlight.remove(done) }
+                    }
+                } onCancel: {
+                    work.finish()
+                }
+                group.cancelAll()
+            }
+        } onGracefulShutdown: {
+            // Stop consuming; the deliveries already received are processed, then the loop ends.
+            self.logger.info("graceful shutdown: stopping consumers")
+            Task {
+                for consumer in activeConsumers { try? await consumer.cancel() }
+                work.finish()
+            }
+        }
+        logger.info("endpoint stopped")
+    }
+
+    /// Connects, retrying with a clear log line while the broker is unreachable (no crash loop).
+    private func connect(role: String) async throws -> AMQPConnection {
+        var configuration = try AMQPConfiguration(url: self.configuration.amqpURL)
+        configuration.connectionName = "\(self.configuration.connectionName)-\(role)"
+        var attempt = 0
+        while true {
+            do {
+                return try await AMQPConnection.connect(configuration, logger: logger)
+            } catch let error as AMQPError where error.code == .connectFailed || error.code == .connectionLost {
+                let delay = RecoveryPolicy.default.delay(attempt: attempt)
+                attempt += 1
+                logger.warning("broker unreachable; retrying", metadata: [
+                    "amqp.url": "\(configuration.redactedURL)", "error": "\(error)", "retry_in": "\(delay)"])
+                try await Task.sleep(for: delay)
+            }
+        }
+    }
+
+    /// Input queues must exist (the topology declares them, with their arguments); a missing one is
+    /// declared as a plain durable queue. Error queues are declared here.
+    private func declareQueues(on connection: AMQPConnection) async throws {
+        for queue in configuration.inputQueues {
+            do {
+                _ = try await connection.checkQueue(queue)
+            } catch let error as AMQPError where error.replyCode == 404 {
+                logger.notice("input queue missing; declaring it durable", metadata: ["queue": "\(queue)"])
+                try await connection.declareQueue(QueueDeclaration(name: queue))
+            }
+            let errorQueue = configuration.errorQueue(for: queue)
+            do {
+                _ = try await connection.checkQueue(errorQueue)
+            } catch let error as AMQPError where error.replyCode == 404 {
+                try await connection.declareQueue(QueueDeclaration(name: errorQueue))
+            }
+        }
+    }
+
+    /// Feeds saga timeouts and delayed retries into the pipeline when they fall due, also those that
+    /// fell due while the endpoint was down.
+    private func pollDueTimeouts(store: StoreWorker, work: WorkQueue, inFlight: InFlightSet) async {
+        while !Task.isCancelled {
+            do {
+                let due = try await store.dueTimeouts(now: Date(), limit: 500)
+                for row in due {
+                    let isNew = inFlight.insert(row.timeoutId)
+                    if isNew { work.push(.due(row)) }
+                }
+            } catch {
+                logger.warning("could not read due timeouts", metadata: ["error": "\(error)"])
+            }
+            try? await Task.sleep(for: configuration.timeoutPollInterval)
+        }
+    }
+
+    /// Publishes outbox rows a crash left unconfirmed (the message that produced them may never be
+    /// redelivered: a timeout), and keeps the inbox and outbox bounded.
+    private func housekeeping(store: StoreWorker, publisher: AMQPConnection) async {
+        var lastPurge = Date.distantPast
+        while !Task.isCancelled {
+            do {
+                let cutoff = Date().addingTimeInterval(-10)
+                let rows = try await store.undispatchedOutbox(limit: 500).filter { $0.createdAt < cutoff }
+                if !rows.isEmpty {
+                    let outcomes = await publisher.publish(rows.map(MessageTranslation.publishRequest))
+                    let confirmed = zip(rows, outcomes).filter { $0.1.isConfirmed }.map { $0.0.messageId }
+                    await store.markDispatched(confirmed, now: Date())
+                    logger.info("re-published unconfirmed outbox messages", metadata: [
+                        "count": "\(rows.count)", "confirmed": "\(confirmed.count)"])
+                }
+                if Date().timeIntervalSince(lastPurge) > 60 {
+                    let now = Date()
+                    let purged = try await store.purge(
+                        inboxBefore: now.addingTimeInterval(-configuration.deduplicationWindow.timeInterval),
+                        outboxBefore: now.addingTimeInterval(-configuration.outboxRetention.timeInterval))
+                    lastPurge = now
+                    if purged.inbox + purged.outbox > 0 {
+                        logger.debug("purged old inbox and outbox rows", metadata: [
+                            "inbox": "\(purged.inbox)", "outbox": "\(purged.outbox)"])
+                    }
+                }
+            } catch {
+                logger.warning("housekeeping failed", metadata: ["error": "\(error)"])
+            }
+            try? await Task.sleep(for: .seconds(2))
+        }
+    }
+}
+
+/// Due rows handed to the pipeline and not processed yet, so the poller does not hand them out twice.
+final class InFlightSet: Sendable {
+    private let ids = Mutex<Set<String>>([])
+    func insert(_ id: String) -> Bool { ids.withLock { $0.insert(id).inserted } }
+    func remove(_ done: [String]) { ids.withLock { $0.subtract(done) } }
+}
+
+/// Counts running consumer forwarders down; the last one to end finishes the work queue.
+final class Countdown: Sendable {
+    private let value: Mutex<Int>
+    init(_ value: Int) { self.value = Mutex(value) }
+    func decrement() -> Int { value.withLock { $0 -= 1; return $0 } }
+}

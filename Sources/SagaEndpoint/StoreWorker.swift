@@ -1,0 +1,169 @@
+import DedicatedThread
+import Foundation
+import Logging
+import SagaStore
+import Sagas
+
+/// One message to process in a batch transaction.
+struct WorkItem: Sendable {
+    var incoming: IncomingMessage
+    /// What the stateless handlers emitted (they ran before the transaction: they may be async).
+    var statelessOutgoing: [OutgoingMessage] = []
+    /// The timeouts-table row this message came from (a saga timeout or a delayed retry), deleted in the
+    /// same transaction.
+    var timeoutRowId: String?
+    /// When the message should instead be parked for a delayed retry: the row to schedule.
+    var deferral: TimeoutRecord?
+}
+
+/// What the transaction did with one message.
+enum WorkResult: Sendable {
+    /// Processed now: these outbox rows are to be published.
+    case processed(outbox: [OutboxRecord], invocations: [SagaInvocation])
+    /// Seen before: these outbox rows of the first processing were never confirmed; publish again.
+    case duplicate(undispatched: [OutboxRecord])
+    /// Parked in the timeouts table for a delayed retry; the delivery can be acknowledged.
+    case deferred
+    /// A saga handles the message but found no instance, and its policy is not `.discard`.
+    case notFound(NotFoundPolicy, saga: SagaInstanceKey)
+    /// Rolled back.
+    case failed(any Error)
+}
+
+/// The endpoint's SQLite store on a dedicated thread: SQLite calls block (fsync), so they never run on
+/// Swift's cooperative pool. All writes of a batch happen in one immediate transaction with a savepoint
+/// per message, so a failing message rolls back only itself.
+actor StoreWorker {
+    private let executor: DedicatedThreadExecutor
+    nonisolated var unownedExecutor: UnownedSerialExecutor { executor.asUnownedSerialExecutor() }
+    private let store: SagaStore
+    private let dispatcher: MessageDispatcher
+    private let logger: Logger
+
+    init(path: String, durable: Bool, dispatcher: MessageDispatcher, logger: Logger) throws {
+        self.executor = DedicatedThreadExecutor(name: "sqlite")
+        var options = SagaStore.Options()
+        options.synchronous = durable ? .full : .normal
+        self.store = try SagaStore(path: path, options: options, logger: logger)
+        self.dispatcher = dispatcher
+        self.logger = logger
+    }
+
+    deinit {
+        // The store closes its SQLite handle when it is released.
+        executor.shutdown()
+    }
+
+    func process(_ items: [WorkItem], now: Date) -> [WorkResult] {
+        var results: [WorkResult] = []
+        results.reserveCapacity(items.count)
+        do {
+            try store.transaction { store in
+                for item in items {
+                    do {
+                        results.append(try store.savepoint { try processOne(item, now: now) })
+                    } catch {
+                        results.append(.failed(error))
+                    }
+                }
+            }
+            return results
+        } catch {
+            // The commit itself failed (busy, disk full): nothing of the batch happened.
+            return items.map { _ in .failed(error) }
+        }
+    }
+
+    private func processOne(_ item: WorkItem, now: Date) throws -> WorkResult {
+        let incoming = item.incoming
+        if let deferral = item.deferral {
+            try store.scheduleTimeout(deferral)
+            return .deferred
+        }
+        if try store.inboxContains(messageId: incoming.messageId) {
+            if let row = item.timeoutRowId { _ = try store.deleteTimeout(id: row) }
+            let pending = try store.outbox(forIncoming: incoming.messageId).filter { $0.dispatchedAt == nil }
+            return .duplicate(undispatched: pending)
+        }
+        let invocations = try dispatcher.dispatchToSagas(incoming, persistence: SQLitePersistence(store: store), now: now)
+        for invocation in invocations {
+            if case .notFound(let policy) = invocation.outcome, policy != .discard {
+                // Roll back whatever other sagas did with it: the message is handled as a whole later.
+                throw NotFound(policy: policy, saga: invocation.saga)
+            }
+        }
+        let outgoing = item.statelessOutgoing + invocations.flatMap(\.outgoing)
+        let records = outgoing.enumerated().map { position, message in
+            OutboxRecord(
+                messageId: message.messageId, incomingMessageId: incoming.messageId, position: position,
+                exchange: message.exchange, routingKey: message.routingKey, mandatory: true,
+                messageType: message.type, correlationId: message.correlationId, replyTo: message.replyTo,
+                headers: message.headers, body: message.body, createdAt: now)
+        }
+        try store.appendOutbox(records)
+        for timeout in invocations.flatMap(\.timeouts) {
+            try store.scheduleTimeout(TimeoutRecord(
+                timeoutId: timeout.timeoutId, sagaType: timeout.saga.sagaType,
+                correlationId: timeout.saga.correlationId, dueAt: timeout.dueAt, messageType: timeout.type,
+                body: timeout.body, headers: timeout.headers, createdAt: now))
+        }
+        if let row = item.timeoutRowId { _ = try store.deleteTimeout(id: row) }
+        try store.recordInbox(messageId: incoming.messageId, queue: incoming.queue, at: now)
+        // Earlier failed attempts no longer matter once the message is processed.
+        _ = try store.clearFailure(messageId: incoming.messageId)
+        return .processed(outbox: records, invocations: invocations)
+    }
+
+    /// Processes items, turning a not-found policy (thrown to roll back the savepoint) into a result.
+    func processBatch(_ items: [WorkItem], now: Date) -> [WorkResult] {
+        process(items, now: now).map { result in
+            if case .failed(let error as NotFound) = result { return .notFound(error.policy, saga: error.saga) }
+            return result
+        }
+    }
+
+    func inboxContains(_ messageIds: [String]) -> Set<String> {
+        Set(messageIds.filter { (try? store.inboxContains(messageId: $0)) == true })
+    }
+
+    func markDispatched(_ messageIds: [String], now: Date) {
+        guard !messageIds.isEmpty else { return }
+        do {
+            _ = try store.markDispatched(messageIds: messageIds, at: now)
+        } catch {
+            // Harmless: the rows are published again after a restart and deduplicated downstream.
+            logger.warning("could not mark outbox rows dispatched", metadata: ["error": "\(error)"])
+        }
+    }
+
+    func dueTimeouts(now: Date, limit: Int) throws -> [TimeoutRecord] {
+        try store.dueTimeouts(at: now, limit: limit)
+    }
+
+    func undispatchedOutbox(limit: Int) throws -> [OutboxRecord] {
+        try store.undispatchedOutbox(limit: limit)
+    }
+
+    func recordFailure(messageId: String, error: String, now: Date) throws -> FailureRecord {
+        try store.recordFailure(messageId: messageId, error: error, at: now)
+    }
+
+    func clearFailure(messageId: String) {
+        _ = try? store.clearFailure(messageId: messageId)
+    }
+
+    /// Removes inbox rows older than the deduplication window and old dispatched outbox rows.
+    func purge(inboxBefore: Date, outboxBefore: Date) throws -> (inbox: Int, outbox: Int) {
+        (try store.purgeInbox(olderThan: inboxBefore), try store.purgeDispatchedOutbox(olderThan: outboxBefore))
+    }
+
+    func backlog() throws -> (outbox: Int, timeouts: Int) {
+        (try store.outboxBacklog(), try store.timeoutCount())
+    }
+}
+
+/// Thrown inside a message's savepoint to roll back a not-found message that is not simply discarded.
+struct NotFound: Error {
+    var policy: NotFoundPolicy
+    var saga: SagaInstanceKey
+}
