@@ -95,6 +95,16 @@ let package = Package(
             ],
             swiftSettings: strictness
         ),
+        .executableTarget(
+            name: "saga-endpoint-fixture",
+            dependencies: [
+                "SagaEndpoint", "Sagas", "MoneyTransfer",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            path: "Tests/EndpointFixture",
+            swiftSettings: strictness
+        ),
         .target(
             name: "BrokerTestSupport",
             path: "Tests/BrokerTestSupport",
