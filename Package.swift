@@ -31,6 +31,8 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-metrics.git", from: "2.13.0"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.0"),
+        .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.0"),
     ],
     targets: [
         .systemLibrary(
@@ -77,6 +79,18 @@ let package = Package(
             swiftSettings: strictness
         ),
         .target(name: "MoneyTransfer", dependencies: ["Sagas"], swiftSettings: strictness),
+        .target(
+            name: "SagaOperations",
+            dependencies: [
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: strictness
+        ),
         .executableTarget(
             name: "saga-endpoint",
             dependencies: [
@@ -116,6 +130,16 @@ let package = Package(
             swiftSettings: strictness
         ),
         .testTarget(name: "DedicatedThreadTests", dependencies: ["DedicatedThread"], swiftSettings: strictness),
+        .testTarget(
+            name: "SagaOperationsTests",
+            dependencies: [
+                "SagaOperations",
+                .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: strictness
+        ),
         .testTarget(name: "SagaStoreTests", dependencies: ["SagaStore"], swiftSettings: strictness),
         .testTarget(name: "SagasTests", dependencies: ["Sagas", "SagaTesting"], swiftSettings: strictness),
         .testTarget(

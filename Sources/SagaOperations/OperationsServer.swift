@@ -1,0 +1,134 @@
+public import Logging
+import NIOCore
+import NIOHTTP1
+import NIOPosix
+public import Prometheus
+public import ServiceLifecycle
+
+/// The operator's HTTP endpoint: Prometheus metrics and health checks for an orchestrator.
+///
+/// - `GET /metrics`: every swift-metrics metric recorded through the Prometheus factory, in the text
+///   exposition format.
+/// - `GET /health/live`: 200 while the process serves requests.
+/// - `GET /health/ready`: 200 when `readiness` says the endpoint can work (broker connected, database
+///   open), otherwise 503 with the reason.
+public final class OperationsServer: Service, Sendable {
+    public struct Readiness: Sendable {
+        public var isReady: Bool
+        public var reason: String
+        public init(isReady: Bool, reason: String = "") {
+            self.isReady = isReady
+            self.reason = reason
+        }
+    }
+
+    public let host: String
+    public let port: Int
+    private let registry: PrometheusCollectorRegistry
+    private let readiness: @Sendable () async -> Readiness
+    private let logger: Logger
+
+    public init(host: String = "127.0.0.1", port: Int, registry: PrometheusCollectorRegistry,
+                logger: Logger, readiness: @escaping @Sendable () async -> Readiness) {
+        self.host = host
+        self.port = port
+        self.registry = registry
+        self.readiness = readiness
+        self.logger = logger
+    }
+
+    public func run() async throws {
+        let group = MultiThreadedEventLoopGroup.singleton
+        let registry = self.registry
+        let readiness = self.readiness
+        let channel = try await ServerBootstrap(group: group)
+            .serverChannelOption(.backlog, value: 64)
+            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            .childChannelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.configureHTTPServerPipeline()
+                    try channel.pipeline.syncOperations.addHandler(
+                        OperationsHandler(registry: registry, readiness: readiness))
+                }
+            }
+            .bind(host: host, port: port).get()
+        logger.info("operations HTTP server listening", metadata: [
+            "address": "http://\(host):\(channel.localAddress?.port ?? port)",
+            "paths": "/metrics /health/live /health/ready"])
+        try await withGracefulShutdownHandler {
+            try await channel.closeFuture.get()
+        } onGracefulShutdown: {
+            channel.close(promise: nil)
+        }
+    }
+}
+
+/// Answers one HTTP request per call; the routes are few and fixed.
+private final class OperationsHandler: ChannelInboundHandler {
+    typealias InboundIn = HTTPServerRequestPart
+    typealias OutboundOut = HTTPServerResponsePart
+
+    private let registry: PrometheusCollectorRegistry
+    private let readiness: @Sendable () async -> OperationsServer.Readiness
+    private var request: HTTPRequestHead?
+
+    init(registry: PrometheusCollectorRegistry, readiness: @escaping @Sendable () async -> OperationsServer.Readiness) {
+        self.registry = registry
+        self.readiness = readiness
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        switch unwrapInboundIn(data) {
+        case .head(let head):
+            request = head
+        case .body:
+            break
+        case .end:
+            guard let head = request else { return }
+            request = nil
+            let path = head.uri.split(separator: "?", maxSplits: 1).first.map(String.init) ?? head.uri
+            let keepAlive = head.isKeepAlive
+            guard head.method == .GET || head.method == .HEAD else {
+                respond(context, status: .methodNotAllowed, body: "only GET\n", keepAlive: keepAlive)
+                return
+            }
+            switch path {
+            case "/metrics":
+                var buffer: [UInt8] = []
+                registry.emit(into: &buffer)
+                respond(context, status: .ok, body: String(decoding: buffer, as: UTF8.self),
+                        contentType: "text/plain; version=0.0.4; charset=utf-8", keepAlive: keepAlive)
+            case "/health/live":
+                respond(context, status: .ok, body: "live\n", keepAlive: keepAlive)
+            case "/health/ready":
+                let readiness = self.readiness
+                let loopBound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
+                let promise = context.eventLoop.makePromise(of: OperationsServer.Readiness.self)
+                promise.completeWithTask { await readiness() }
+                promise.futureResult.whenSuccess { state in
+                    let (handler, context) = loopBound.value
+                    handler.respond(context, status: state.isReady ? .ok : .serviceUnavailable,
+                                    body: state.isReady ? "ready\n" : "not ready: \(state.reason)\n", keepAlive: keepAlive)
+                }
+            default:
+                respond(context, status: .notFound, body: "not found; try /metrics, /health/live, /health/ready\n",
+                        keepAlive: keepAlive)
+            }
+        }
+    }
+
+    private func respond(_ context: ChannelHandlerContext, status: HTTPResponseStatus, body: String,
+                         contentType: String = "text/plain; charset=utf-8", keepAlive: Bool) {
+        var headers = HTTPHeaders()
+        headers.add(name: "Content-Type", value: contentType)
+        headers.add(name: "Content-Length", value: String(body.utf8.count))
+        if !keepAlive { headers.add(name: "Connection", value: "close") }
+        context.write(wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: status, headers: headers))), promise: nil)
+        context.write(wrapOutboundOut(.body(.byteBuffer(ByteBuffer(string: body)))), promise: nil)
+        let done = context.writeAndFlush(wrapOutboundOut(.end(nil)))
+        if !keepAlive {
+            let bound = NIOLoopBound(context, eventLoop: context.eventLoop)
+            done.whenComplete { _ in bound.value.close(promise: nil) }
+        }
+    }
+}

@@ -1,0 +1,95 @@
+import Foundation
+#if canImport(FoundationNetworking)
+import FoundationNetworking
+#endif
+import Logging
+import Prometheus
+import SagaOperations
+import ServiceLifecycle
+import Synchronization
+import Testing
+
+@Suite("Operations HTTP server")
+struct OperationsServerTests {
+    /// Starts a server on a free port, runs `body`, and shuts the server down.
+    private func withServer(
+        registry: PrometheusCollectorRegistry, ready: Flag,
+        _ body: (Int) async throws -> Void
+    ) async throws {
+        let port = try freePort()
+        let server = OperationsServer(port: port, registry: registry, logger: Logger(label: "test")) {
+            let isReady = ready.value
+            return .init(isReady: isReady, reason: isReady ? "" : "broker disconnected")
+        }
+        let task = Task { try await server.run() }
+        defer { task.cancel() }
+        try await waitForListening(port)
+        try await body(port)
+    }
+
+    @Test("/metrics shows counters in the Prometheus text format with their exact values")
+    func metricsAreScraped() async throws {
+        let registry = PrometheusCollectorRegistry()
+        let factory = PrometheusMetricsFactory(registry: registry)
+        let counter = factory.makeCounter(label: "saga_messages_processed_total", dimensions: [("endpoint", "t")])
+        counter.increment(by: 42)
+        try await withServer(registry: registry, ready: Flag(true)) { port in
+            let (status, body) = try await get(port, "/metrics")
+            #expect(status == 200)
+            #expect(body.contains(#"saga_messages_processed_total{endpoint="t"} 42"#))
+        }
+    }
+
+    @Test("/health/ready flips between 200 and 503 with the readiness; /health/live stays 200")
+    func readinessFlips() async throws {
+        let ready = Flag(true)
+        try await withServer(registry: PrometheusCollectorRegistry(), ready: ready) { port in
+            #expect(try await get(port, "/health/ready").status == 200)
+            ready.value = false
+            let notReady = try await get(port, "/health/ready")
+            #expect(notReady.status == 503)
+            #expect(notReady.body.contains("broker disconnected"))
+            #expect(try await get(port, "/health/live").status == 200)
+            ready.value = true
+            #expect(try await get(port, "/health/ready").status == 200)
+            #expect(try await get(port, "/nope").status == 404)
+        }
+    }
+}
+
+private func get(_ port: Int, _ path: String) async throws -> (status: Int, body: String) {
+    let url = URL(string: "http://127.0.0.1:\(port)\(path)")!
+    let (data, response) = try await URLSession.shared.data(from: url)
+    return ((response as? HTTPURLResponse)?.statusCode ?? 0, String(decoding: data, as: UTF8.self))
+}
+
+private func waitForListening(_ port: Int) async throws {
+    for _ in 0..<100 {
+        if (try? await get(port, "/health/live")) != nil { return }
+        try await Task.sleep(for: .milliseconds(50))
+    }
+    throw CancellationError()
+}
+
+private func freePort() throws -> Int {
+    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    defer { close(fd) }
+    var address = sockaddr_in()
+    address.sin_family = sa_family_t(AF_INET)
+    address.sin_addr.s_addr = inet_addr("127.0.0.1")
+    address.sin_port = 0
+    var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+    _ = withUnsafePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) } }
+    _ = withUnsafeMutablePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) } }
+    return Int(UInt16(bigEndian: address.sin_port))
+}
+
+/// A readiness switch the test flips while the server reads it.
+private final class Flag: Sendable {
+    private let state: Mutex<Bool>
+    init(_ value: Bool) { state = Mutex(value) }
+    var value: Bool {
+        get { state.withLock { $0 } }
+        set { state.withLock { $0 = newValue } }
+    }
+}
