@@ -104,6 +104,12 @@ public final class HandlerContext {
     ) throws -> String {
         let id = messageId ?? nextId(suffix: "")
         if messageId != nil { position += 1 }
+        // W3C trace context follows the message into what it causes, so a trace spans the saga's hops
+        // even when no tracer is installed here (an installed tracer replaces it with its own span).
+        var headers = headers
+        for key in Self.propagatedHeaders where headers[key] == nil {
+            if let value = incoming.headers[key] { headers[key] = value }
+        }
         outgoing.append(OutgoingMessage(
             messageId: id, kind: kind, type: M.messageType, body: try MessageCoding.encode(message),
             exchange: exchange, routingKey: routingKey, correlationId: correlationId, replyTo: replyTo,
@@ -111,6 +117,9 @@ public final class HandlerContext {
         ))
         return id
     }
+
+    /// Headers copied from the incoming message to every message it causes.
+    public static let propagatedHeaders = ["traceparent", "tracestate"]
 
     private func nextId(suffix: String) -> String {
         position += 1
