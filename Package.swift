@@ -94,7 +94,7 @@ let package = Package(
         .executableTarget(
             name: "saga-endpoint",
             dependencies: [
-                "MoneyTransfer", "SagaEndpoint", "AMQPTransport", "SagaStore",
+                "MoneyTransfer", "SagaEndpoint", "AMQPTransport", "SagaStore", "Sagas",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -144,8 +144,13 @@ let package = Package(
         .testTarget(name: "SagasTests", dependencies: ["Sagas", "SagaTesting"], swiftSettings: strictness),
         .testTarget(
             name: "SagaEndpointTests",
-            dependencies: ["SagaEndpoint", "Sagas", "SagaStore", "AMQPTransport", "BrokerTestSupport", "MoneyTransfer"],
-            swiftSettings: strictness
+            dependencies: [
+                "SagaEndpoint", "Sagas", "SagaStore", "AMQPTransport", "BrokerTestSupport", "MoneyTransfer",
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "MetricsTestKit", package: "swift-metrics"),
+                "saga-endpoint", .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            swiftSettings: strictness + [.define("SAGA_ENDPOINT_CLI_TESTS")]
         ),
         .testTarget(
             name: "MoneyTransferTests",

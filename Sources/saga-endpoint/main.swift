@@ -1,1 +1,25 @@
-print("saga-endpoint")
+import ArgumentParser
+
+/// `saga-endpoint`: hosts the money-transfer sagas and the simulated bank on RabbitMQ, manages the
+/// broker topology, inspects saga state and drives the end-to-end demo.
+struct SagaEndpointCLI: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "saga-endpoint",
+        abstract: "Saga endpoint for RabbitMQ: the money-transfer reference app and its tools.",
+        discussion: """
+            Options fall back to the environment: AMQP_URL, SAGA_DATABASE (BANK_DATABASE for `bank`), LOG_LEVEL.
+            """,
+        subcommands: [
+            RunCommand.self, BankCommand.self, TopologyCommand.self, SagasCommand.self,
+            TransferCommand.self, DemoCommand.self,
+        ]
+    )
+}
+
+// In top-level code `SagaEndpointCLI.main()` resolves to ParsableCommand's synchronous `main()`, which
+// refuses async commands; inside an async function the async overload wins.
+func runCommandLine() async {
+    await SagaEndpointCLI.main()
+}
+
+await runCommandLine()

@@ -1,0 +1,120 @@
+import AMQPTransport
+import ArgumentParser
+import Foundation
+import Logging
+
+// Options shared by the subcommands. Each falls back to an environment variable, then to a default;
+// values are checked in `validate()` so a bad one is reported (as a ValidationError) before any work.
+
+/// `--amqp-url` / `AMQP_URL`.
+struct AMQPOptions: ParsableArguments {
+    static let defaultURL = "amqp://guest:guest@127.0.0.1:5672/"
+
+    @Option(name: .customLong("amqp-url"),
+            help: ArgumentHelp("Broker URI, e.g. amqp://user:pass@host:5672/vhost (env AMQP_URL; default \(defaultURL)).",
+                               valueName: "uri"))
+    var urlOption: String?
+
+    /// The URI to connect to: the option, else `AMQP_URL`, else the default.
+    var url: String { urlOption ?? Environment.value("AMQP_URL") ?? Self.defaultURL }
+
+    /// Where the URI came from, for error messages.
+    private var source: String { urlOption != nil ? "--amqp-url" : (Environment.value("AMQP_URL") != nil ? "AMQP_URL" : "default URL") }
+
+    /// The parsed URI (valid after `validate()`).
+    var configuration: AMQPConfiguration {
+        get throws { try AMQPConfiguration(url: url) }
+    }
+
+    /// The URI with its password hidden, for messages.
+    var redactedURL: String { (try? AMQPConfiguration(url: url).redactedURL) ?? AMQPConfiguration.redact(url) }
+
+    func validate() throws {
+        do {
+            _ = try AMQPConfiguration(url: url)
+        } catch {
+            // AMQPError's message already hides the password.
+            throw ValidationError("invalid \(source): \(error)")
+        }
+    }
+}
+
+/// `--database` / `SAGA_DATABASE`, default `saga.sqlite`.
+struct DatabaseOptions: ParsableArguments {
+    static let defaultPath = "saga.sqlite"
+
+    @Option(name: .customLong("database"),
+            help: ArgumentHelp("SQLite file of the saga state (env SAGA_DATABASE; default \(defaultPath)).", valueName: "path"))
+    var pathOption: String?
+
+    var path: String { pathOption ?? Environment.value("SAGA_DATABASE") ?? Self.defaultPath }
+
+    func validate() throws {
+        try DatabaseOptions.check(path: path, source: pathOption != nil ? "--database" : "SAGA_DATABASE")
+    }
+
+    static func check(path: String, source: String) throws {
+        guard !path.isEmpty else { throw ValidationError("\(source) must not be empty") }
+        var isDirectory: ObjCBool = false
+        if FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory), isDirectory.boolValue {
+            throw ValidationError("\(source) '\(path)' is a directory, not an SQLite file")
+        }
+    }
+}
+
+/// `--log-level` / `LOG_LEVEL`, default info.
+struct LoggingOptions: ParsableArguments {
+    static let levels = Logger.Level.allCases.map(\.rawValue).joined(separator: "|")
+
+    @Option(name: .customLong("log-level"),
+            help: ArgumentHelp("\(levels) (env LOG_LEVEL; default info).", valueName: "level"))
+    var levelOption: String?
+
+    var level: Logger.Level {
+        (levelOption ?? Environment.value("LOG_LEVEL")).flatMap { Logger.Level(rawValue: $0.lowercased()) } ?? .info
+    }
+
+    func validate() throws {
+        guard let text = levelOption ?? Environment.value("LOG_LEVEL") else { return }
+        guard Logger.Level(rawValue: text.lowercased()) != nil else {
+            let source = levelOption != nil ? "--log-level" : "LOG_LEVEL"
+            throw ValidationError("invalid \(source) '\(text)': expected one of \(Self.levels)")
+        }
+    }
+
+    /// Installs the process-wide log handler (stderr, at the chosen level) and returns a logger. Call once,
+    /// from the command that runs.
+    func bootstrap(label: String = "saga-endpoint") -> Logger {
+        let level = self.level
+        LoggingSystem.bootstrap { label in
+            var handler = StreamLogHandler.standardError(label: label)
+            handler.logLevel = level
+            return handler
+        }
+        return Logger(label: label)
+    }
+}
+
+enum Environment {
+    /// An environment variable, nil when unset or empty.
+    static func value(_ name: String) -> String? {
+        guard let value = ProcessInfo.processInfo.environment[name], !value.isEmpty else { return nil }
+        return value
+    }
+}
+
+/// A failure reported to the user as one clear message (ArgumentParser prints "Error: …" and exits 1).
+struct CLIError: Error, CustomStringConvertible {
+    var description: String
+    init(_ description: String) { self.description = description }
+}
+
+/// Writes a line to standard error (for user-facing notices that are not log records).
+func printError(_ text: String) {
+    FileHandle.standardError.write(Data((text + "\n").utf8))
+}
+
+/// Parses a duration given in seconds (fractions allowed), for options like `--bank-timeout 2.5`.
+func secondsDuration(_ seconds: Double) -> Duration {
+    .milliseconds(Int64((seconds * 1000).rounded()))
+}

@@ -1,0 +1,104 @@
+import ArgumentParser
+import Foundation
+import SagaStore
+
+/// `sagas list|show`: the live sagas in an endpoint's database.
+struct SagasCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "sagas",
+        abstract: "Inspect the live sagas in an endpoint's SQLite database.",
+        subcommands: [List.self, Show.self]
+    )
+
+    struct List: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Print one JSON object per live saga per line (nothing when there are none).")
+        @OptionGroup var database: DatabaseOptions
+        @OptionGroup var logging: LoggingOptions
+        @Option(name: .customLong("type"), help: ArgumentHelp("Only sagas of this type (e.g. TransferSaga).", valueName: "type"))
+        var sagaType: String?
+
+        func run() throws {
+            _ = logging.bootstrap()
+            guard let store = try SagaDatabase.open(database.path) else { return }
+            defer { store.close() }
+            for record in try store.listSagas(type: sagaType) {
+                print(try SagaDatabase.json(SagaDatabase.object(record), pretty: false))
+            }
+        }
+    }
+
+    struct Show: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Print one saga, with its pending timeouts, as a JSON object (exit 1 when not found).")
+        @OptionGroup var database: DatabaseOptions
+        @OptionGroup var logging: LoggingOptions
+        @Argument(help: "The saga type, e.g. TransferSaga.") var type: String
+        @Argument(help: "The correlation id, e.g. a transfer id.") var id: String
+
+        func run() throws {
+            _ = logging.bootstrap()
+            guard let store = try SagaDatabase.open(database.path) else { throw notFound() }
+            defer { store.close() }
+            guard let record = try store.loadSaga(type: type, correlationId: id) else { throw notFound() }
+            var object = SagaDatabase.object(record)
+            object["pendingTimeouts"] = try store.pendingTimeouts(sagaType: type, correlationId: id).map(SagaDatabase.object)
+            print(try SagaDatabase.json(object, pretty: true))
+        }
+
+        private func notFound() -> ExitCode {
+            printError("no live saga \(type) with correlation id '\(id)' in \(database.path)")
+            return ExitCode.failure
+        }
+    }
+}
+
+/// Reading saga records as JSON.
+enum SagaDatabase {
+    /// Opens the store, or nil when the file does not exist (it is never created here).
+    static func open(_ path: String) throws -> SagaStore? {
+        guard FileManager.default.fileExists(atPath: path) else { return nil }
+        do {
+            return try SagaStore(path: path)
+        } catch {
+            throw CLIError("cannot open the saga database \(path): \(error)")
+        }
+    }
+
+    static func object(_ record: SagaRecord) -> [String: Any] {
+        var originator: Any = NSNull()
+        if record.originatorReplyTo != nil || record.originatorCorrelationId != nil {
+            originator = ["replyTo": record.originatorReplyTo ?? NSNull(),
+                          "correlationId": record.originatorCorrelationId ?? NSNull()] as [String: Any]
+        }
+        return [
+            "sagaType": record.sagaType, "correlationId": record.correlationId, "sagaId": record.sagaId,
+            "version": record.version, "createdAt": timestamp(record.createdAt), "updatedAt": timestamp(record.updatedAt),
+            "state": embedded(record.state), "originator": originator,
+        ]
+    }
+
+    static func object(_ timeout: TimeoutRecord) -> [String: Any] {
+        [
+            "timeoutId": timeout.timeoutId, "dueAt": timestamp(timeout.dueAt), "messageType": timeout.messageType,
+            "body": embedded(timeout.body), "headers": timeout.headers, "createdAt": timestamp(timeout.createdAt),
+        ]
+    }
+
+    /// JSON bytes as a nested JSON value; anything else as a string.
+    static func embedded(_ data: Data) -> Any {
+        if let value = try? JSONSerialization.jsonObject(with: data, options: [.fragmentsAllowed]) { return value }
+        return String(decoding: data, as: UTF8.self)
+    }
+
+    static func timestamp(_ date: Date) -> String {
+        date.formatted(Date.ISO8601FormatStyle(includingFractionalSeconds: true))
+    }
+
+    static func json(_ object: [String: Any], pretty: Bool) throws -> String {
+        var options: JSONSerialization.WritingOptions = [.sortedKeys, .withoutEscapingSlashes]
+        if pretty { options.insert(.prettyPrinted) }
+        let data = try JSONSerialization.data(withJSONObject: object, options: options)
+        return String(decoding: data, as: UTF8.self)
+    }
+}

@@ -1,0 +1,225 @@
+import AMQPTransport
+import ArgumentParser
+import Foundation
+import Logging
+
+/// `topology declare|verify|export`.
+struct TopologyCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "topology",
+        abstract: "Declare, verify or export the broker topology (RabbitMQ definitions JSON files).",
+        subcommands: [Declare.self, Verify.self, Export.self]
+    )
+
+    struct Declare: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Declare every exchange, queue and binding (idempotent).")
+        @OptionGroup var amqp: AMQPOptions
+        @OptionGroup var topologyOptions: TopologyOptions
+        @OptionGroup var logging: LoggingOptions
+
+        func run() async throws {
+            let logger = logging.bootstrap()
+            let topology = try topologyOptions.load(logger: logger)
+            let connection = try await BrokerConnection.open(amqp, name: "saga-endpoint-topology", logger: logger)
+            do {
+                try await TopologyActions.declare(topology, on: connection, logger: logger)
+            } catch {
+                await connection.close()
+                throw error
+            }
+            await connection.close()
+            print("declared \(topology.exchanges.count) exchanges, \(topology.queues.count) queues, "
+                + "\(topology.bindings.count) bindings on \(amqp.redactedURL)")
+        }
+    }
+
+    struct Verify: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Check that every exchange and queue exists with the same settings (changes nothing).",
+            discussion: """
+                Exchanges and queues are checked with passive declares, then declared again with the same \
+                settings: that is a no-op when they match and a 406 PRECONDITION_FAILED when they differ. \
+                Bindings cannot be inspected over AMQP and are not checked. Exits 1 naming everything missing \
+                or different.
+                """)
+        @OptionGroup var amqp: AMQPOptions
+        @OptionGroup var topologyOptions: TopologyOptions
+        @OptionGroup var logging: LoggingOptions
+
+        func run() async throws {
+            let logger = logging.bootstrap()
+            let topology = try topologyOptions.load(logger: logger)
+            let connection = try await BrokerConnection.open(amqp, name: "saga-endpoint-verify", logger: logger)
+            let problems = await TopologyActions.verify(topology, on: connection)
+            await connection.close()
+            for problem in problems { print(problem) }
+            if problems.isEmpty {
+                print("ok: \(topology.exchanges.count) exchanges and \(topology.queues.count) queues match on "
+                    + "\(amqp.redactedURL) (\(topology.bindings.count) bindings not checkable over AMQP)")
+            } else {
+                printError("\(problems.count) problem(s) on \(amqp.redactedURL)")
+                throw ExitCode.failure
+            }
+        }
+    }
+
+    struct Export: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Print the merged definitions as one JSON document for `rabbitmqctl import_definitions`.")
+        @OptionGroup var topologyOptions: TopologyOptions
+
+        func run() throws {
+            let topology = try topologyOptions.load(logger: nil)
+            let data = try topology.exportJSON()
+            FileHandle.standardOutput.write(data + Data("\n".utf8))
+        }
+    }
+}
+
+/// `--topology-dir`.
+struct TopologyOptions: ParsableArguments {
+    @Option(name: .customLong("topology-dir"),
+            help: ArgumentHelp("Folder of RabbitMQ definitions *.json (default: ./topology, else the package's topology folder).",
+                               valueName: "dir"))
+    var directory: String?
+
+    func validate() throws {
+        if let directory, (try? Topology.directory(explicit: directory)) == nil {
+            throw ValidationError("--topology-dir \(directory) is not a directory")
+        }
+    }
+
+    /// The merged definitions; the built-in reference topology when no folder is found.
+    func load(logger: Logger?) throws -> Topology {
+        do {
+            let topology = try Topology.resolve(explicit: directory)
+            if !topology.ignoredKeys.isEmpty {
+                let message = "ignoring definitions keys \(topology.ignoredKeys.joined(separator: ", ")) (only exchanges, queues, bindings are used)"
+                if let logger { logger.warning("\(message)") } else { printError("warning: \(message)") }
+            }
+            logger?.debug("topology loaded", metadata: ["topology.sources": "\(topology.sources.joined(separator: ", "))"])
+            return topology
+        } catch let error as TopologyError {
+            throw CLIError(error.description)
+        }
+    }
+}
+
+enum BrokerConnection {
+    /// Connects (failing at once when the broker cannot be reached; later losses are recovered).
+    static func open(_ options: AMQPOptions, name: String, logger: Logger) async throws -> AMQPConnection {
+        var configuration = try options.configuration
+        configuration.connectionName = name
+        do {
+            return try await AMQPConnection.connect(configuration, logger: logger)
+        } catch {
+            throw CLIError("cannot connect to \(configuration.redactedURL): \(error)")
+        }
+    }
+}
+
+/// Declaring and verifying a topology on a connection.
+enum TopologyActions {
+    /// Names starting with this are reserved by RabbitMQ: they can only be checked, not declared.
+    static let reservedPrefix = "amq."
+
+    /// Declares everything, in order: exchanges, queues, bindings. Tries every item and throws one error
+    /// listing all that failed.
+    static func declare(_ topology: Topology, on connection: AMQPConnection, logger: Logger) async throws {
+        var failures: [String] = []
+        for exchange in topology.exchanges {
+            do {
+                if exchange.name.hasPrefix(reservedPrefix) {
+                    try await connection.checkExchange(exchange.name)
+                } else {
+                    try await connection.declareExchange(exchange)
+                }
+            } catch {
+                failures.append("exchange '\(exchange.name)': \(error)")
+            }
+        }
+        for queue in topology.queues {
+            do {
+                try await connection.declareQueue(queue)
+            } catch {
+                failures.append("queue '\(queue.name)': \(error)")
+            }
+        }
+        for binding in topology.bindings {
+            do {
+                try await connection.bind(binding)
+            } catch {
+                failures.append("binding \(describe(binding)): \(error)")
+            }
+        }
+        guard failures.isEmpty else {
+            throw CLIError("cannot declare the topology:\n  " + failures.joined(separator: "\n  "))
+        }
+        logger.info("topology declared", metadata: [
+            "exchanges": "\(topology.exchanges.count)", "queues": "\(topology.queues.count)",
+            "bindings": "\(topology.bindings.count)",
+        ])
+    }
+
+    /// Checks every exchange and queue; returns one line per problem (empty when all match).
+    static func verify(_ topology: Topology, on connection: AMQPConnection) async -> [String] {
+        var problems: [String] = []
+        for exchange in topology.exchanges {
+            do {
+                try await connection.checkExchange(exchange.name)
+            } catch let error as AMQPError where error.replyCode == 404 {
+                problems.append("missing exchange '\(exchange.name)'")
+                continue
+            } catch {
+                problems.append("cannot check exchange '\(exchange.name)': \(error)")
+                continue
+            }
+            guard !exchange.name.hasPrefix(reservedPrefix) else { continue }
+            // It exists: an identical declare is a no-op, a different one fails with 406.
+            do {
+                try await connection.declareExchange(exchange)
+            } catch let error as AMQPError where error.replyCode == 406 {
+                problems.append("different exchange '\(exchange.name)': \(error.message)")
+            } catch {
+                problems.append("cannot check exchange '\(exchange.name)': \(error)")
+            }
+        }
+        for queue in topology.queues {
+            do {
+                _ = try await connection.checkQueue(queue.name)
+            } catch let error as AMQPError where error.replyCode == 404 {
+                problems.append("missing queue '\(queue.name)'")
+                continue
+            } catch {
+                problems.append("cannot check queue '\(queue.name)': \(error)")
+                continue
+            }
+            do {
+                try await connection.declareQueue(queue)
+            } catch let error as AMQPError where error.replyCode == 406 {
+                problems.append("different queue '\(queue.name)': \(error.message)")
+            } catch let error as AMQPError where error.replyCode == 405 {
+                problems.append("queue '\(queue.name)' is exclusive to another connection: \(error.message)")
+            } catch {
+                problems.append("cannot check queue '\(queue.name)': \(error)")
+            }
+        }
+        // A binding needs its source and destination; that much can be checked.
+        let exchangeNames = Set(topology.exchanges.map(\.name)), queueNames = Set(topology.queues.map(\.name))
+        for binding in topology.bindings {
+            if !exchangeNames.contains(binding.source), !binding.source.hasPrefix(reservedPrefix) {
+                problems.append("binding \(describe(binding)): source exchange '\(binding.source)' is not in the definitions")
+            }
+            let known = binding.destinationKind == .queue ? queueNames : exchangeNames
+            if !known.contains(binding.destination) {
+                problems.append("binding \(describe(binding)): destination \(binding.destinationKind.rawValue) '\(binding.destination)' is not in the definitions")
+            }
+        }
+        return problems
+    }
+
+    static func describe(_ binding: BindingDeclaration) -> String {
+        "'\(binding.source)' → \(binding.destinationKind.rawValue) '\(binding.destination)' key '\(binding.routingKey)'"
+    }
+}
