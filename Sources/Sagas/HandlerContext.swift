@@ -17,7 +17,7 @@ public final class HandlerContext {
     /// The `reply_to` and `correlation_id` of the message that started the saga.
     public let originator: Originator?
 
-    private let idPrefix: String
+    private let handlerKey: String
     private(set) var outgoing: [OutgoingMessage] = []
     private(set) var timeouts: [TimeoutRequest] = []
     private(set) var isCompleted = false
@@ -30,7 +30,7 @@ public final class HandlerContext {
         self.endpointAddress = endpointAddress
         self.saga = saga
         self.originator = originator
-        self.idPrefix = "\(incoming.messageId)/\(handlerKey)/"
+        self.handlerKey = handlerKey
     }
 
     /// Sends a command to a queue. `correlationId` defaults to the saga's correlation id and `replyTo`
@@ -123,7 +123,7 @@ public final class HandlerContext {
 
     private func nextId(suffix: String) -> String {
         position += 1
-        return idPrefix + suffix + String(position)
+        return MessageIdentity.derive(from: incoming.messageId, handler: handlerKey, position: suffix + String(position))
     }
 }
 

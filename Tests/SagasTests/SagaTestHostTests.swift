@@ -136,8 +136,11 @@ import Testing
 
     @Test func outgoingIdsAreDeterministic() async throws {
         let first = try await host.deliver(OrderPlaced(orderId: "o-1", amount: 5), messageId: "m-1")
-        #expect(first.emitted.map(\.messageId) == ["m-1/OrderSaga/1"])
-        #expect(first.timeoutsRequested.map(\.timeoutId) == ["m-1/OrderSaga/t2", "m-1/OrderSaga/t3"])
+        #expect(first.emitted.map(\.messageId) == [MessageIdentity.derive(from: "m-1", handler: "OrderSaga", position: "1")])
+        #expect(first.timeoutsRequested.map(\.timeoutId) == [
+            MessageIdentity.derive(from: "m-1", handler: "OrderSaga", position: "t2"),
+            MessageIdentity.derive(from: "m-1", handler: "OrderSaga", position: "t3"),
+        ])
         let charge = try #require(first.sent.first)
         #expect(charge.correlationId == "o-1")
         #expect(charge.replyTo == "orders")
@@ -150,7 +153,7 @@ import Testing
         // Generated incoming ids are deterministic too.
         let generated = try await other.deliver(Ping(text: "x"), replyTo: "client")
         #expect(generated.message.messageId == "msg-1")
-        #expect(generated.emitted.map(\.messageId) == ["msg-1/h1/1"])
+        #expect(generated.emitted.map(\.messageId) == [MessageIdentity.derive(from: "msg-1", handler: "h1", position: "1")])
     }
 
     @Test func duplicateMessageIdDoesNothing() async throws {
@@ -328,7 +331,7 @@ import Testing
         } matching: { issue in
             let text = issue.comments.map(\.rawValue).joined(separator: "\n")
             return text.contains("expected ChargeCard sent to queue 'billing'")
-                && text.contains(#"send ChargeCard to queue 'payments' [id m-1/OrderSaga/1, correlation_id o-1, reply_to orders] {"amount":5,"orderId":"o-1"}"#)
+                && text.contains(#"send ChargeCard to queue 'payments' [id \#(MessageIdentity.derive(from: "m-1", handler: "OrderSaga", position: "1")), correlation_id o-1, reply_to orders] {"amount":5,"orderId":"o-1"}"#)
         }
         withKnownIssue {
             try result.expectPublished(OrderShipped.self)

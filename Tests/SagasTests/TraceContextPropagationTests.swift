@@ -32,3 +32,28 @@ struct TraceContextPropagationTests {
         #expect(result.published.first?.headers["traceparent"] == "explicit")
     }
 }
+
+@Suite("Deterministic outgoing message ids")
+struct MessageIdentityTests {
+    @Test("the same inputs give the same UUID-shaped id; any change gives another")
+    func deterministic() {
+        let id = MessageIdentity.derive(from: "m-1", handler: "TransferSaga", position: "1")
+        #expect(id == MessageIdentity.derive(from: "m-1", handler: "TransferSaga", position: "1"))
+        #expect(UUID(uuidString: id) != nil)
+        #expect(id != MessageIdentity.derive(from: "m-1", handler: "TransferSaga", position: "2"))
+        #expect(id != MessageIdentity.derive(from: "m-2", handler: "TransferSaga", position: "1"))
+        #expect(id != MessageIdentity.derive(from: "m-1", handler: "PayoutSaga", position: "1"))
+        // The separator keeps ("ab", "c") and ("a", "bc") apart.
+        #expect(MessageIdentity.derive(from: "ab", handler: "c", position: "1")
+            != MessageIdentity.derive(from: "a", handler: "bc", position: "1"))
+    }
+
+    // Regression: ids were "<incoming id>/<handler>/<n>", so they grew with every hop of a chain
+    // (a TransferCompleted id held the request id, the debit id and the credit id).
+    @Test("ids do not grow along a chain of messages")
+    func constantLength() {
+        var id = "request-1"
+        for hop in 0..<10 { id = MessageIdentity.derive(from: id, handler: "TransferSaga", position: "\(hop)") }
+        #expect(id.count == 36)
+    }
+}
