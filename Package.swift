@@ -96,6 +96,10 @@ let package = Package(
             dependencies: [
                 "MoneyTransfer", "SagaEndpoint", "AMQPTransport", "SagaStore", "Sagas",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                "SagaOperations",
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "UnixSignals", package: "swift-service-lifecycle"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],

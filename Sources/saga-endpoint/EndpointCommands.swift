@@ -98,11 +98,22 @@ struct EndpointOptions: ParsableArguments {
     @Option(help: "Messages handled per SQLite transaction.") var batchSize = 100
     @Flag(inversion: .prefixedNo, help: "Declare the topology (idempotent) before starting.")
     var declareTopology = true
+    @Option(help: ArgumentHelp("Serve /metrics, /health/live and /health/ready on this port (off when not given; env HTTP_PORT).", valueName: "port"))
+    var httpPort: Int?
+    @Option(help: "Address of the HTTP server.") var httpHost = "127.0.0.1"
+
+    var effectiveHTTPPort: Int? { httpPort ?? Environment.value("HTTP_PORT").flatMap(Int.init) }
     @OptionGroup var topology: TopologyOptions
 
     func validate() throws {
         guard prefetch > 0 else { throw ValidationError("--prefetch must be at least 1") }
         guard batchSize > 0 else { throw ValidationError("--batch-size must be at least 1") }
+        if let text = Environment.value("HTTP_PORT"), httpPort == nil, Int(text) == nil {
+            throw ValidationError("invalid HTTP_PORT '\(text)': expected a port number")
+        }
+        if let port = effectiveHTTPPort, !(0...65535).contains(port) {
+            throw ValidationError("--http-port must be between 0 and 65535")
+        }
     }
 }
 
@@ -128,14 +139,24 @@ enum EndpointHost {
         configuration.prefetch = options.prefetch
         configuration.batchSize = options.batchSize
         configuration.connectionName = connectionName
+        let metrics = OperationsWiring.bootstrapMetrics()
         let endpoint = SagaEndpoint(configuration: configuration, registry: registry, logger: logger)
         var services = [ServiceGroupConfiguration.ServiceConfiguration(service: endpoint, serviceName: "SagaEndpoint")]
+        if let port = options.effectiveHTTPPort {
+            services.append(.init(service: OperationsWiring.server(host: options.httpHost, port: port, registry: metrics,
+                                                                   endpoint: endpoint, logger: logger),
+                                  serviceName: "OperationsServer"))
+        }
+        services.append(.init(service: SecondSignalForcesExit(logger: logger), serviceName: "SecondSignal"))
         if let watch = ParentWatch.fromEnvironment(logger: logger) {
             // Started by `demo`: stop when the demo is gone (shut down last-added first, so it goes at once).
             services.append(.init(service: watch, successTerminationBehavior: .gracefullyShutdownGroup, serviceName: "ParentWatch"))
         }
-        let group = ServiceGroup(configuration: ServiceGroupConfiguration(
-            services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+        var groupConfiguration = ServiceGroupConfiguration(
+            services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
+        // A shutdown that hangs (a broker that never answers) turns into cancellation after this.
+        groupConfiguration.maximumGracefulShutdownDuration = .seconds(30)
+        let group = ServiceGroup(configuration: groupConfiguration)
         logger.info("starting endpoint", metadata: [
             "amqp.url": "\(amqp.redactedURL)", "queues": "\(queues.joined(separator: ","))",
             "database": "\(databasePath)", "pid": "\(ProcessInfo.processInfo.processIdentifier)",

@@ -11,7 +11,7 @@ struct SagaEndpointCLI: AsyncParsableCommand {
             """,
         subcommands: [
             RunCommand.self, BankCommand.self, TopologyCommand.self, SagasCommand.self,
-            TransferCommand.self, DemoCommand.self,
+            TransferCommand.self, DemoCommand.self, ErrorsCommand.self,
         ]
     )
 }

@@ -1,0 +1,137 @@
+import AMQPTransport
+import ArgumentParser
+import Foundation
+import Logging
+import SagaEndpoint
+
+/// `errors list|show|replay|purge`: the operator's view of an error queue.
+struct ErrorsCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "errors",
+        abstract: "Read, replay and purge an error queue (default transfers.error).",
+        discussion: """
+            A message lands in an error queue when it cannot be processed: unparseable, of a type nobody \
+            handles, without message_id or type, too large, or failing after all retries. It keeps its body \
+            and properties (same message_id) and gains headers: x-error-reason, x-error-type, \
+            x-original-queue, x-attempts, x-first-failure, x-last-failure, x-host. Replay publishes it back \
+            to its original queue (confirmed) before removing it; the endpoint's inbox drops a message \
+            replayed twice.
+            """,
+        subcommands: [List.self, Show.self, Replay.self, Purge.self])
+
+    struct QueueOptions: ParsableArguments {
+        @Option(name: .customLong("queue"), help: "The error queue.") var queue = "transfers.error"
+    }
+
+    struct List: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "One JSON object per message (id, type, reason, attempts, original queue, times); the messages stay.")
+        @OptionGroup var amqp: AMQPOptions
+        @OptionGroup var logging: LoggingOptions
+        @OptionGroup var target: QueueOptions
+        @Option(help: "At most this many messages.") var limit = 100
+
+        func run() async throws {
+            try await ErrorsCommand.withAdmin(amqp, logging, target) { admin in
+                for entry in try await admin.list(limit: limit) { print(try ErrorsCommand.json(entry, withBody: false)) }
+            }
+        }
+    }
+
+    struct Show: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "One message with its headers and body, by message id.")
+        @OptionGroup var amqp: AMQPOptions
+        @OptionGroup var logging: LoggingOptions
+        @OptionGroup var target: QueueOptions
+        @Argument(help: "The message id.") var messageId: String
+
+        func run() async throws {
+            try await ErrorsCommand.withAdmin(amqp, logging, target) { admin in
+                guard let entry = try await admin.show(messageId: messageId) else {
+                    throw CLIError("no message \(messageId) in \(target.queue)")
+                }
+                print(try ErrorsCommand.json(entry, withBody: true, pretty: true))
+            }
+        }
+    }
+
+    struct Replay: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Move a message (or --all) back to its original queue.")
+        @OptionGroup var amqp: AMQPOptions
+        @OptionGroup var logging: LoggingOptions
+        @OptionGroup var target: QueueOptions
+        @Argument(help: "The message id (omit with --all).") var messageId: String?
+        @Flag(help: "Replay every message in the error queue.") var all = false
+
+        func validate() throws {
+            guard (messageId == nil) == all else { throw ValidationError("give a message id or --all (not both)") }
+        }
+
+        func run() async throws {
+            try await ErrorsCommand.withAdmin(amqp, logging, target) { admin in
+                if all {
+                    print("replayed \(try await admin.replayAll()) message(s) from \(target.queue)")
+                } else if let messageId {
+                    guard try await admin.replay(messageId: messageId) else {
+                        throw CLIError("no message \(messageId) in \(target.queue)")
+                    }
+                    print("replayed \(messageId)")
+                }
+            }
+        }
+    }
+
+    struct Purge: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Delete every message in the error queue.")
+        @OptionGroup var amqp: AMQPOptions
+        @OptionGroup var logging: LoggingOptions
+        @OptionGroup var target: QueueOptions
+
+        func run() async throws {
+            try await ErrorsCommand.withAdmin(amqp, logging, target) { admin in
+                print("purged \(try await admin.purge()) message(s) from \(target.queue)")
+            }
+        }
+    }
+
+    static func withAdmin(_ amqp: AMQPOptions, _ logging: LoggingOptions, _ target: QueueOptions,
+                          _ body: (ErrorQueueAdmin) async throws -> Void) async throws {
+        let logger = logging.bootstrap()
+        let connection = try await BrokerConnection.open(amqp, name: "saga-endpoint-errors", logger: logger)
+        do {
+            _ = try await connection.checkQueue(target.queue)
+            try await body(ErrorQueueAdmin(connection: connection, errorQueue: target.queue))
+        } catch let error as AMQPError where error.replyCode == 404 {
+            await connection.close()
+            throw CLIError("error queue '\(target.queue)' does not exist")
+        } catch {
+            await connection.close()
+            throw error
+        }
+        await connection.close()
+    }
+
+    static func json(_ entry: ErrorQueueEntry, withBody: Bool, pretty: Bool = false) throws -> String {
+        var object: [String: Any] = ["messageId": entry.messageId]
+        object["type"] = entry.type
+        object["originalQueue"] = entry.originalQueue
+        object["reason"] = entry.reason
+        object["errorType"] = entry.errorType
+        object["attempts"] = entry.attempts
+        object["firstFailure"] = entry.firstFailure
+        object["lastFailure"] = entry.lastFailure
+        object["host"] = entry.host
+        object["correlationId"] = entry.properties.correlationId
+        object["replyTo"] = entry.properties.replyTo
+        if withBody {
+            if let json = try? JSONSerialization.jsonObject(with: entry.body, options: [.fragmentsAllowed]) {
+                object["body"] = json
+            } else {
+                object["bodyText"] = String(decoding: entry.body, as: UTF8.self)
+            }
+        }
+        var options: JSONSerialization.WritingOptions = [.sortedKeys, .withoutEscapingSlashes]
+        if pretty { options.insert(.prettyPrinted) }
+        return String(decoding: try JSONSerialization.data(withJSONObject: object, options: options), as: UTF8.self)
+    }
+}

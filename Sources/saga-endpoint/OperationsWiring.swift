@@ -1,0 +1,45 @@
+import Foundation
+import Logging
+import Metrics
+import Prometheus
+import SagaEndpoint
+import SagaOperations
+import ServiceLifecycle
+import UnixSignals
+
+/// Wires metrics, the operations HTTP server and signal handling around an endpoint.
+enum OperationsWiring {
+    /// Installs the Prometheus metrics backend for the process (once) and returns its registry.
+    static func bootstrapMetrics() -> PrometheusCollectorRegistry {
+        let registry = PrometheusCollectorRegistry()
+        MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: registry))
+        return registry
+    }
+
+    /// The `/metrics` and `/health/*` server for `endpoint`: ready = broker connected and database open.
+    static func server(host: String, port: Int, registry: PrometheusCollectorRegistry, endpoint: SagaEndpoint,
+                       logger: Logger) -> OperationsServer {
+        OperationsServer(host: host, port: port, registry: registry, logger: logger) {
+            endpoint.isReady
+                ? .init(isReady: true)
+                : .init(isReady: false, reason: "broker connection or database not available")
+        }
+    }
+}
+
+/// Ends the process at once on a second SIGTERM/SIGINT: the first starts a graceful shutdown (stop
+/// consuming, finish the batch in flight), an impatient operator's second one does not wait for it.
+struct SecondSignalForcesExit: Service {
+    let logger: Logger
+
+    func run() async throws {
+        var seen = 0
+        for await signal in await UnixSignalsSequence(trapping: .sigterm, .sigint) {
+            seen += 1
+            if seen >= 2 {
+                logger.warning("second \(signal): exiting without waiting for the graceful shutdown")
+                exit(130)
+            }
+        }
+    }
+}
