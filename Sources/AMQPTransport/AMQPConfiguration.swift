@@ -133,10 +133,14 @@ public struct AMQPConfiguration: Sendable, Hashable, CustomStringConvertible {
     public var description: String { redactedURL }
 
     /// Replaces the password of any AMQP URI in `text` with `***`, for messages that quote input.
+    ///
+    /// The user info ends at the last `@` before the query or fragment, so a password holding a raw `@`
+    /// (invalid, but typed anyway) is hidden whole.
     public static func redact(_ text: String) -> String {
-        guard let schemeEnd = text.range(of: "://"),
-              let at = text[schemeEnd.upperBound...].firstIndex(of: "@")
-        else { return text }
+        guard let schemeEnd = text.range(of: "://") else { return text }
+        let rest = text[schemeEnd.upperBound...]
+        let authorityAndPath = rest[..<(rest.firstIndex { $0 == "?" || $0 == "#" } ?? rest.endIndex)]
+        guard let at = authorityAndPath.lastIndex(of: "@") else { return text }
         let userInfo = text[schemeEnd.upperBound..<at]
         guard let colon = userInfo.firstIndex(of: ":") else { return text }
         return String(text[..<colon]) + ":***" + String(text[at...])

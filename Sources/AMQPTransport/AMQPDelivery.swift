@@ -24,10 +24,14 @@ public struct AMQPDelivery: Sendable {
 /// A consumer on a queue: its deliveries arrive on `deliveries` until it is cancelled. The stream
 /// survives connection recovery (the consumer is re-registered) and ends with an error when the broker
 /// cancels the consumer (its queue was deleted) or the connection is closed.
+///
+/// Iterate `deliveries` from one task. Leaving the iteration early (`break`, a thrown error, the task
+/// cancelled) cancels the consumer, and the deliveries it had not taken yet return to the queue; the ones
+/// taken can still be acknowledged (see `AMQPDeliveries`).
 public struct AMQPConsumer: Sendable {
     public let queue: String
     public let consumerTag: String
-    public let deliveries: AsyncThrowingStream<AMQPDelivery, any Error>
+    public let deliveries: AMQPDeliveries
     let connection: AMQPConnection
     let channel: UInt16
 

@@ -36,6 +36,9 @@ public struct AMQPError: Error, Sendable, Equatable, CustomStringConvertible {
         public static let library = Code("library")
         /// A configuration value is invalid.
         public static let invalidConfiguration = Code("invalidConfiguration")
+        /// A value AMQP cannot carry, e.g. a queue name, routing key or property longer than 255 bytes.
+        /// Nothing was sent; the connection is fine.
+        public static let invalidArgument = Code("invalidArgument")
     }
 
     public var code: Code

@@ -47,7 +47,7 @@ final class AMQPSession {
         let host = c.tls?.serverName ?? c.host
         let rc = amqp_socket_open_noblock(socket, host == c.host ? c.host : host, Int32(c.port), &timeout)
         guard rc == AMQP_STATUS_OK.rawValue else {
-            throw AMQPError(.connectFailed, message: "cannot connect to \(c.host):\(c.port): \(Self.statusText(rc))", libraryStatus: rc)
+            throw AMQPError(.connectFailed, message: Self.connectFailure(rc, configuration: c), libraryStatus: rc)
         }
         var handshake = Self.cTimeval(c.connectTimeout)
         _ = amqp_set_handshake_timeout(state, &handshake)
@@ -185,6 +185,27 @@ final class AMQPSession {
 
     static func statusText(_ rc: Int32) -> String {
         String(cString: amqp_error_string2(rc))
+    }
+
+    /// Why the socket (or the TLS handshake) could not be opened, and for TLS what to check.
+    static func connectFailure(_ rc: Int32, configuration c: AMQPConfiguration) -> String {
+        let target = "\(c.host):\(c.port)"
+        switch rc {
+        case AMQP_STATUS_SSL_PEER_VERIFY_FAILED.rawValue:
+            return "TLS handshake with \(target) failed: the broker's certificate could not be verified "
+                + "(\(statusText(rc))); give the CA that signed it with cacertfile=PATH "
+                + "(or verify=verify_none, for throwaway set-ups only)"
+        case AMQP_STATUS_SSL_HOSTNAME_VERIFY_FAILED.rawValue:
+            return "TLS handshake with \(target) failed: the broker's certificate does not name "
+                + "'\(c.tls?.serverName ?? c.host)' (\(statusText(rc))); connect by a name the certificate lists"
+        case AMQP_STATUS_SSL_CONNECTION_FAILED.rawValue, AMQP_STATUS_SSL_ERROR.rawValue:
+            return "TLS handshake with \(target) failed (\(statusText(rc))): is it a TLS listener, does the broker "
+                + "require a client certificate (certfile=, keyfile=), and does it trust its CA?"
+        default:
+            // rabbitmq-c connects without blocking and keeps the socket's own error to itself (errno then
+            // says only "in progress"), so there is no more detail to give.
+            return "cannot connect to \(target): \(statusText(rc))"
+        }
     }
 
     static func cTimeval(_ duration: Duration) -> timeval {

@@ -2,39 +2,63 @@ import CRabbitMQ
 import Foundation
 
 /// Memory for the C structures of one library call (strings, tables, properties), freed together when
-/// the arena goes away. rabbitmq-c copies what it sends, so nothing outlives the call.
+/// the arena goes away (or reused after `reset()`). rabbitmq-c copies what it sends, so nothing
+/// outlives the call.
+///
+/// A bump allocator: blocks of 4 KiB (or larger for large values) carved up in order, so encoding a
+/// publish costs no `malloc` per string once the first block exists.
 final class CArena {
-    private var allocations: [UnsafeMutableRawPointer] = []
+    private static let blockSize = 4096
+    private var blocks: [(start: UnsafeMutableRawPointer, capacity: Int)] = []
+    private var used = 0
 
     deinit {
-        for pointer in allocations { free(pointer) }
+        for block in blocks { free(block.start) }
+    }
+
+    /// Makes all memory handed out so far available again (the values must not be used any more).
+    func reset() {
+        if blocks.count > 1 {
+            for block in blocks.dropFirst() { free(block.start) }
+            blocks.removeSubrange(1...)
+        }
+        used = 0
+    }
+
+    private func raw(byteCount: Int, alignment: Int) -> UnsafeMutableRawPointer {
+        if let last = blocks.last {
+            let offset = (used + alignment - 1) & ~(alignment - 1)
+            if offset + byteCount <= last.capacity {
+                used = offset + byteCount
+                return last.start + offset
+            }
+        }
+        let capacity = max(Self.blockSize, byteCount)
+        let start = malloc(capacity)!
+        blocks.append((start, capacity))
+        used = byteCount
+        return start
     }
 
     func allocate<T>(_ type: T.Type, count: Int) -> UnsafeMutablePointer<T> {
-        let raw = malloc(max(1, MemoryLayout<T>.stride * count))!
-        allocations.append(raw)
-        return raw.bindMemory(to: T.self, capacity: count)
+        raw(byteCount: max(1, MemoryLayout<T>.stride * count), alignment: MemoryLayout<T>.alignment)
+            .bindMemory(to: T.self, capacity: count)
     }
 
     func bytes(_ string: String) -> amqp_bytes_t {
-        var utf8 = Array(string.utf8)
-        return bytes(&utf8)
+        var string = string
+        return string.withUTF8 { copy(UnsafeRawBufferPointer($0)) }
     }
 
     func bytes(_ data: Data) -> amqp_bytes_t {
-        if data.isEmpty { return amqp_bytes_t(len: 0, bytes: nil) }
-        let raw = malloc(data.count)!
-        allocations.append(raw)
-        data.copyBytes(to: raw.assumingMemoryBound(to: UInt8.self), count: data.count)
-        return amqp_bytes_t(len: data.count, bytes: raw)
+        data.withUnsafeBytes { copy($0) }
     }
 
-    private func bytes(_ buffer: inout [UInt8]) -> amqp_bytes_t {
-        if buffer.isEmpty { return amqp_bytes_t(len: 0, bytes: nil) }
-        let raw = malloc(buffer.count)!
-        allocations.append(raw)
-        buffer.withUnsafeBytes { raw.copyMemory(from: $0.baseAddress!, byteCount: $0.count) }
-        return amqp_bytes_t(len: buffer.count, bytes: raw)
+    private func copy(_ buffer: UnsafeRawBufferPointer) -> amqp_bytes_t {
+        guard let base = buffer.baseAddress, buffer.count > 0 else { return amqp_bytes_t(len: 0, bytes: nil) }
+        let target = raw(byteCount: buffer.count, alignment: 1)
+        target.copyMemory(from: base, byteCount: buffer.count)
+        return amqp_bytes_t(len: buffer.count, bytes: target)
     }
 
     /// A NUL-terminated copy, for the library's `const char *` parameters.
@@ -180,5 +204,29 @@ enum CDecode {
         if has(CSAGA_BASIC_APP_ID_FLAG) { p.appId = string(c.app_id) }
         if has(CSAGA_BASIC_CLUSTER_ID_FLAG) { p.clusterId = string(c.cluster_id) }
         return p
+    }
+}
+
+/// The strings decoded most recently (exchange names, routing keys), reused when the same bytes come
+/// again, as they do delivery after delivery: no allocation for them.
+struct RecentStrings {
+    private var entries: [(bytes: [UInt8], string: String)] = []
+    private var next = 0
+
+    mutating func string(_ bytes: amqp_bytes_t) -> String {
+        guard bytes.len > 0, let base = bytes.bytes else { return "" }
+        for entry in entries where entry.bytes.count == bytes.len {
+            if entry.bytes.withUnsafeBytes({ memcmp($0.baseAddress!, base, bytes.len) == 0 }) { return entry.string }
+        }
+        let buffer = UnsafeRawBufferPointer(start: base, count: bytes.len)
+        let string = String(decoding: buffer, as: UTF8.self)
+        guard bytes.len <= 255 else { return string }
+        if entries.count < 8 {
+            entries.append((Array(buffer), string))
+        } else {
+            entries[next] = (Array(buffer), string)
+            next = (next + 1) % entries.count
+        }
+        return string
     }
 }

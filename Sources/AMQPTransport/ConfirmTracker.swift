@@ -2,56 +2,52 @@
 ///
 /// rabbitmq-c 0.11 has no confirm API, so the client numbers its publishes itself (the broker counts
 /// from 1 after confirm.select) and matches basic.ack / basic.nack (with `multiple`) to them. A
-/// basic.return (an unroutable mandatory publish) arrives before the ack of the same publish and carries
-/// no sequence number, so it is matched to the oldest unconfirmed publish with the same exchange,
-/// routing key and message id.
+/// basic.return (an unroutable mandatory publish) arrives before the ack of the same publish but carries
+/// no sequence number, and it may overtake the acks of earlier publishes that were routed (their acks
+/// wait for the queues). So it is matched by content: to the oldest unconfirmed, not yet returned,
+/// mandatory publish with the same exchange, routing key, properties and body. Only byte-identical
+/// publishes are then indistinguishable, and those are routed alike.
+///
+/// Unconfirmed publishes are kept in sequence order in an array (sequence numbers are consecutive), so
+/// recording and settling one costs no hashing.
 struct ConfirmTracker {
     private struct Pending {
-        var batch: Int
+        var batch: ConfirmBatch
         var index: Int
-        var exchange: String
-        var routingKey: String
-        var messageId: String?
+        /// A mandatory publish's request, to recognise its basic.return; nil when not mandatory (the
+        /// broker never returns those).
+        var mandatory: PublishRequest?
         var returned: (code: UInt16, text: String)?
     }
 
-    private final class Batch {
-        var outcomes: [PublishOutcome?]
-        var remaining: Int
-        let continuation: CheckedContinuation<[PublishOutcome], Never>
+    /// Publishes in sequence order from `head` on; nil once settled (acks may come one by one, out of
+    /// the array's order).
+    private var pending: [Pending?] = []
+    /// The index in `pending` of the oldest entry still kept (everything before it is settled).
+    private var head = 0
+    /// The sequence number of `pending[head]`.
+    private var headSequence: UInt64 = 1
 
-        init(count: Int, continuation: CheckedContinuation<[PublishOutcome], Never>) {
-            outcomes = Array(repeating: nil, count: count)
-            remaining = count
-            self.continuation = continuation
-        }
-    }
+    /// The sequence number the next publish gets.
+    var nextSequence: UInt64 { headSequence + UInt64(pending.count - head) }
 
-    private(set) var nextSequence: UInt64 = 1
-    private var lowestPending: UInt64 = 1
-    private var pending: [UInt64: Pending] = [:]
-    private var batches: [Int: Batch] = [:]
-    private var nextBatch = 0
-
-    var pendingCount: Int { pending.count }
+    /// Publishes sent and not confirmed yet.
+    private(set) var pendingCount = 0
 
     /// Starts a batch of `count` publishes whose outcomes are delivered together.
-    mutating func beginBatch(count: Int, continuation: CheckedContinuation<[PublishOutcome], Never>) -> Int {
-        nextBatch += 1
-        batches[nextBatch] = Batch(count: count, continuation: continuation)
-        return nextBatch
+    func beginBatch(count: Int, continuation: CheckedContinuation<[PublishOutcome], Never>) -> ConfirmBatch {
+        ConfirmBatch(count: count, continuation: continuation)
     }
 
     /// Records a publish just sent on the channel.
-    mutating func sent(batch: Int, index: Int, exchange: String, routingKey: String, messageId: String?) {
-        pending[nextSequence] = Pending(batch: batch, index: index, exchange: exchange, routingKey: routingKey,
-                                        messageId: messageId)
-        nextSequence += 1
+    mutating func sent(batch: ConfirmBatch, index: Int, _ request: PublishRequest) {
+        pending.append(Pending(batch: batch, index: index, mandatory: request.mandatory ? request : nil))
+        pendingCount += 1
     }
 
     /// Settles one publish of a batch without the broker (it was never sent).
-    mutating func settleUnsent(batch: Int, index: Int, _ outcome: PublishOutcome) {
-        settle(batch: batch, index: index, outcome)
+    func settleUnsent(batch: ConfirmBatch, index: Int, _ outcome: PublishOutcome) {
+        batch.settle(index, outcome)
     }
 
     mutating func acknowledged(_ tag: UInt64, multiple: Bool) {
@@ -64,55 +60,77 @@ struct ConfirmTracker {
         resolve(tag, multiple: multiple) { _ in .nacked }
     }
 
-    mutating func returned(exchange: String, routingKey: String, messageId: String?, code: UInt16, text: String) {
-        var sequence = lowestPending
-        while sequence < nextSequence {
-            if var entry = pending[sequence], entry.returned == nil, entry.exchange == exchange,
-               entry.routingKey == routingKey, entry.messageId == messageId {
-                entry.returned = (code, text)
-                pending[sequence] = entry
+    mutating func returned(exchange: String, routingKey: String, message: AMQPMessage, code: UInt16, text: String) {
+        // The same content first; failing that (a property that does not survive the trip unchanged, such
+        // as a NaN header), the same destination.
+        var sameDestination: Int?
+        for slot in head..<pending.count {
+            guard let entry = pending[slot], entry.returned == nil, let request = entry.mandatory,
+                  request.exchange == exchange, request.routingKey == routingKey
+            else { continue }
+            if request.message == message {
+                pending[slot]!.returned = (code, text)
                 return
             }
-            sequence += 1
+            if sameDestination == nil { sameDestination = slot }
         }
+        if let slot = sameDestination { pending[slot]!.returned = (code, text) }
     }
 
     /// The channel or connection failed: every unconfirmed publish fails, and the next confirm-mode
     /// channel counts from 1 again.
     mutating func failAll(_ error: AMQPError) {
-        let entries = pending
-        pending.removeAll()
-        for (_, entry) in entries.sorted(by: { $0.key < $1.key }) {
-            settle(batch: entry.batch, index: entry.index, .failed(error))
+        let entries = pending[head...]
+        pending = []
+        head = 0
+        headSequence = 1
+        pendingCount = 0
+        for entry in entries {
+            if let entry { entry.batch.settle(entry.index, .failed(error)) }
         }
-        nextSequence = 1
-        lowestPending = 1
     }
 
     private mutating func resolve(_ tag: UInt64, multiple: Bool, _ outcome: (Pending) -> PublishOutcome) {
-        if multiple {
-            var sequence = lowestPending
-            while sequence <= tag {
-                if let entry = pending.removeValue(forKey: sequence) {
-                    settle(batch: entry.batch, index: entry.index, outcome(entry))
-                }
-                sequence += 1
-            }
-        } else if let entry = pending.removeValue(forKey: tag) {
-            settle(batch: entry.batch, index: entry.index, outcome(entry))
+        guard tag >= headSequence, tag < nextSequence else { return }
+        let last = head + Int(tag - headSequence)
+        for slot in (multiple ? head : last)...last {
+            guard let entry = pending[slot] else { continue }
+            pending[slot] = nil
+            pendingCount -= 1
+            entry.batch.settle(entry.index, outcome(entry))
         }
-        while lowestPending < nextSequence, pending[lowestPending] == nil {
-            lowestPending += 1
+        while head < pending.count, pending[head] == nil {
+            head += 1
+            headSequence += 1
+        }
+        if head == pending.count {
+            pending.removeAll(keepingCapacity: true)
+            head = 0
+        } else if head >= 4096, head * 2 >= pending.count {
+            pending.removeFirst(head)
+            head = 0
         }
     }
+}
 
-    private mutating func settle(batch id: Int, index: Int, _ outcome: PublishOutcome) {
-        guard let batch = batches[id], batch.outcomes[index] == nil else { return }
-        batch.outcomes[index] = outcome
-        batch.remaining -= 1
-        if batch.remaining == 0 {
-            batches.removeValue(forKey: id)
-            batch.continuation.resume(returning: batch.outcomes.map { $0! })
-        }
+/// The outcomes of one `publish(_:)` batch, delivered together once every publish is settled.
+final class ConfirmBatch {
+    private var outcomes: [PublishOutcome?]
+    private var remaining: Int
+    private let continuation: CheckedContinuation<[PublishOutcome], Never>
+
+    init(count: Int, continuation: CheckedContinuation<[PublishOutcome], Never>) {
+        outcomes = Array(repeating: nil, count: count)
+        remaining = count
+        self.continuation = continuation
+    }
+
+    /// Records the outcome of publish `index` (the first outcome counts) and resumes the caller after the
+    /// last one.
+    func settle(_ index: Int, _ outcome: PublishOutcome) {
+        guard outcomes[index] == nil else { return }
+        outcomes[index] = outcome
+        remaining -= 1
+        if remaining == 0 { continuation.resume(returning: outcomes.map { $0! }) }
     }
 }

@@ -1,6 +1,14 @@
 public import Foundation
 
 /// A value in an AMQP field table (message headers, queue and exchange arguments).
+///
+/// What RabbitMQ (3.10, checked by the transport's tests) does with each kind: it accepts every kind
+/// below in message headers and in binding arguments (a headers exchange matches on all of them), and
+/// forwards message headers byte for byte, so a consumer normally decodes exactly the kinds that were
+/// published. When the broker re-encodes the headers itself (dead-lettering does, to add `x-death`),
+/// every kind keeps its type except `uint64`, which comes back as `int64` with the same 64 bits: values
+/// above `Int64.max` turn negative (`Int64(bitPattern:)`). So publish numbers that may exceed
+/// `Int64.max` as strings, and read integers with `intValue`, which accepts every integer kind.
 public indirect enum FieldValue: Sendable, Hashable {
     case bool(Bool)
     case int8(Int8)
@@ -10,6 +18,7 @@ public indirect enum FieldValue: Sendable, Hashable {
     case int32(Int32)
     case uint32(UInt32)
     case int64(Int64)
+    /// AMQP 'L'. RabbitMQ re-encodes it as `int64` ('l') whenever it rewrites the headers (see above).
     case uint64(UInt64)
     case float(Float)
     case double(Double)

@@ -19,7 +19,7 @@ struct BatchPipeline: Sendable {
     let logger: Logger
 
     /// Per-source bookkeeping through the stages of a batch.
-    private struct Entry {
+    struct Entry {
         var source: WorkSource
         var incoming: IncomingMessage?
         var rejection: RejectionReason?
@@ -28,11 +28,20 @@ struct BatchPipeline: Sendable {
         var result: WorkResult?
         /// Indices into the batch's publish list that must be confirmed before the delivery is acked.
         var publishes: [Int] = []
-        /// What to do with the delivery once publishes are settled.
+        /// What to do with the delivery once publishes are settled. For a due row, `.requeue` means: it
+        /// stays due and is tried again at the next poll.
         var settle: Settlement = .ack
+        /// A due row whose message went to the error queue: deleted once that copy is confirmed.
+        var deleteRowAfterPublish = false
 
         var delivery: AMQPDelivery? {
             if case .delivery(let delivery) = source { return delivery }
+            return nil
+        }
+
+        /// The saga timeout or parked retry this entry came from.
+        var dueRow: TimeoutRecord? {
+            if case .due(let row) = source { return row }
             return nil
         }
     }
@@ -60,12 +69,18 @@ struct BatchPipeline: Sendable {
         await plan(&entries, requests: &requests, outboxIds: &outboxIds, now: now)
 
         let publishStarted = ContinuousClock.now
-        let outcomes = await publisher.publish(requests)
+        // The crash point sits between sending and awaiting the confirms: the broker may or may not
+        // have the messages, and the restarted endpoint must send them again under the same ids.
+        if requests.isEmpty { CrashPoint.afterPublish.check() }
+        let outcomes = await publisher.publish(requests, afterSending: { CrashPoint.afterPublish.check() })
         metrics.publishDuration.record(since: publishStarted)
-        CrashPoint.afterPublish.check()
         metrics.published.increment(by: outcomes.filter(\.isConfirmed).count)
         let confirmedOutbox = outboxIds.compactMap { outcomes[$0.key].isConfirmed ? $0.value : nil }
         await store.markDispatched(confirmedOutbox, now: now)
+        let settledRows = entries.filter { entry in
+            entry.deleteRowAfterPublish && entry.publishes.allSatisfy { outcomes[$0].isConfirmed }
+        }.compactMap { $0.dueRow?.timeoutId }
+        if !settledRows.isEmpty { await store.deleteTimeouts(settledRows) }
         CrashPoint.afterConfirm.check()
 
         await settle(entries, outcomes: outcomes, requests: requests)
@@ -148,7 +163,7 @@ struct BatchPipeline: Sendable {
                 switch result {
                 case .processed(let outbox, let invocations):
                     metrics.processed.increment()
-                    count(invocations)
+                    count(invocations, metadata: metadata)
                     for row in outbox { add(row, to: &entry) }
                     logger.debug("message processed", metadata: metadata.merging(["outgoing": "\(outbox.count)"]) { $1 })
                 case .duplicate(let undispatched):
@@ -173,78 +188,6 @@ struct BatchPipeline: Sendable {
             for ((index, _), result) in zip(deferrals, results) {
                 if case .deferred = result { continue }
                 entries[index].settle = .requeue
-            }
-        }
-    }
-
-    private func failure(_ entry: inout Entry, error: any Error, requests: inout [PublishRequest],
-                         deferrals: inout [(Int, WorkItem)], index: Int, now: Date) async {
-        metrics.failed.increment()
-        let metadata = self.metadata(entry)
-        guard let incoming = entry.incoming else { return }
-        if Self.isTransient(error) {
-            // Busy database or a concurrent update: try again soon, without counting it as a failure.
-            logger.info("transient failure; message will be retried", metadata: metadata.merging(["error": "\(error)"]) { $1 })
-            entry.settle = .requeue
-            return
-        }
-        guard let delivery = entry.delivery else {
-            // A due timeout or delayed retry stays in its table and is tried again on the next poll.
-            logger.error("timeout handling failed; it stays due", metadata: metadata.merging(["error": "\(error)"]) { $1 })
-            return
-        }
-        let record = try? await store.recordFailure(messageId: incoming.messageId, error: "\(error)", now: now)
-        let attempts = record?.attempts ?? 1
-        let immediate = configuration.immediateRetries
-        let delayed = configuration.delayedRetries
-        if attempts <= immediate {
-            metrics.retried.increment()
-            logger.warning("handler failed; retrying", metadata: metadata.merging(["error": "\(error)", "attempt": "\(attempts)"]) { $1 })
-            entry.settle = .requeue
-        } else if attempts <= immediate + delayed.count {
-            metrics.retried.increment()
-            let delay = delayed[attempts - immediate - 1]
-            logger.warning("handler failed; delayed retry", metadata: metadata.merging([
-                "error": "\(error)", "attempt": "\(attempts)", "retry_in": "\(delay)"]) { $1 })
-            deferrals.append((index, WorkItem(incoming: incoming, deferral: MessageTranslation.deferral(
-                of: incoming, attempt: attempts, dueAt: now.addingTimeInterval(delay.timeInterval), now: now))))
-        } else {
-            metrics.errorQueued.increment()
-            logger.error("handler failed after all retries; moved to the error queue", metadata: metadata.merging([
-                "error": "\(error)", "attempts": "\(attempts)"]) { $1 })
-            entry.publishes.append(requests.count)
-            requests.append(errorCopy(delivery, reason: "\(error)", type: String(describing: type(of: error)),
-                                      attempts: attempts, first: record?.firstFailureAt, now: now))
-            await store.clearFailure(messageId: incoming.messageId)
-        }
-    }
-
-    private func notFound(_ entry: inout Entry, policy: NotFoundPolicy, saga: SagaInstanceKey,
-                          requests: inout [PublishRequest], deferrals: inout [(Int, WorkItem)], index: Int,
-                          now: Date) async {
-        let metadata = self.metadata(entry).merging(["saga": "\(saga)"]) { $1 }
-        guard let incoming = entry.incoming, let delivery = entry.delivery else { return }
-        switch policy {
-        case .discard:
-            break
-        case .errorQueue:
-            logger.warning("no saga instance for message; moved to the error queue", metadata: metadata)
-            entry.publishes.append(requests.count)
-            requests.append(errorCopy(delivery, reason: "no live saga \(saga)", type: "SagaNotFound", attempts: 1,
-                                      first: nil, now: now))
-        case .retryLater(let attempts, let delay):
-            let record = try? await store.recordFailure(messageId: incoming.messageId, error: "saga \(saga) not found", now: now)
-            let attempt = record?.attempts ?? 1
-            if attempt <= attempts {
-                logger.info("no saga instance yet; retrying later", metadata: metadata.merging(["attempt": "\(attempt)"]) { $1 })
-                deferrals.append((index, WorkItem(incoming: incoming, deferral: MessageTranslation.deferral(
-                    of: incoming, attempt: attempt, dueAt: now.addingTimeInterval(delay.timeInterval), now: now))))
-            } else {
-                logger.warning("no saga instance after retries; moved to the error queue", metadata: metadata)
-                entry.publishes.append(requests.count)
-                requests.append(errorCopy(delivery, reason: "no live saga \(saga) after \(attempts) retries",
-                                          type: "SagaNotFound", attempts: attempt, first: record?.firstFailureAt, now: now))
-                await store.clearFailure(messageId: incoming.messageId)
             }
         }
     }
@@ -288,25 +231,23 @@ struct BatchPipeline: Sendable {
 
     // MARK: Helpers
 
-    private func errorCopy(_ delivery: AMQPDelivery, reason: String, type: String, attempts: Int, first: Date?,
-                           now: Date) -> PublishRequest {
-        MessageTranslation.errorQueueRequest(
-            original: delivery.message, queue: delivery.queue, errorQueue: configuration.errorQueue(for: delivery.queue),
-            reason: reason, errorType: type, attempts: attempts, firstFailure: first, lastFailure: now)
-    }
-
-    private func count(_ invocations: [SagaInvocation]) {
+    private func count(_ invocations: [SagaInvocation], metadata: Logger.Metadata) {
         for invocation in invocations {
             switch invocation.outcome {
             case .started: metrics.sagasStarted.increment()
             case .startedAndCompleted: metrics.sagasStarted.increment(); metrics.sagasCompleted.increment()
             case .completed: metrics.sagasCompleted.increment()
+            case .notFound:
+                // The default policy: a late message for a saga that is gone (or never was).
+                metrics.sagasNotFound.increment()
+                logger.info("no saga instance for message; discarded", metadata: metadata.merging([
+                    "saga": "\(invocation.saga)"]) { $1 })
             default: break
             }
         }
     }
 
-    private func metadata(_ entry: Entry) -> Logger.Metadata {
+    func metadata(_ entry: Entry) -> Logger.Metadata {
         var metadata: Logger.Metadata = [:]
         if let incoming = entry.incoming {
             metadata["message_id"] = "\(incoming.messageId)"
@@ -320,12 +261,6 @@ struct BatchPipeline: Sendable {
             if entry.incoming == nil, let id = delivery.properties.messageId { metadata["message_id"] = "\(id)" }
         }
         return metadata
-    }
-
-    static func isTransient(_ error: any Error) -> Bool {
-        if let error = error as? SagaStoreError { return error.isRetryable }
-        if let error = error as? SQLiteError { return error.isRetryable }
-        return false
     }
 }
 

@@ -6,11 +6,15 @@ import Foundation
 /// Places in the pipeline where tests kill the endpoint process hard, to prove that a crash at any point
 /// loses nothing and duplicates no effect. Only debug builds (which tests use) honour them:
 /// `SAGA_CRASH_POINT=after-commit SAGA_CRASH_AFTER=3` sends SIGKILL to the process the third time the
-/// pipeline passes that point.
+/// pipeline passes that point (each batch passes each point once).
 enum CrashPoint: String, Sendable {
+    /// The batch's deliveries were received and translated; nothing is committed.
     case afterReceive = "after-receive"
+    /// The batch's transaction committed (inbox, state, outbox, timeouts); nothing is published.
     case afterCommit = "after-commit"
+    /// The outgoing messages were written to the socket, their confirms not awaited yet.
     case afterPublish = "after-publish"
+    /// The outgoing messages were confirmed and marked dispatched; no delivery is acknowledged yet.
     case afterConfirm = "after-confirm"
 
     #if DEBUG
@@ -19,7 +23,9 @@ enum CrashPoint: String, Sendable {
         guard let name = environment["SAGA_CRASH_POINT"], let point = CrashPoint(rawValue: name) else { return nil }
         return (point, Int(environment["SAGA_CRASH_AFTER"] ?? "1") ?? 1)
     }()
-    private nonisolated(unsafe) static var passes = 0  // only touched from the endpoint's processing task
+    // Touched by one batch at a time: the processing task, or the publisher's thread while that task
+    // awaits the publish (after-publish).
+    private nonisolated(unsafe) static var passes = 0
     #endif
 
     func check() {

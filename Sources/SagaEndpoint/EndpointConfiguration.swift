@@ -28,6 +28,15 @@ public struct EndpointConfiguration: Sendable {
     public var durableCommits: Bool = true
     /// How often due timeouts are looked for.
     public var timeoutPollInterval: Duration = .milliseconds(200)
+    /// How often housekeeping removes inbox rows older than `deduplicationWindow` and dispatched outbox
+    /// rows older than `outboxRetention`.
+    public var housekeepingInterval: Duration = .seconds(60)
+    /// Outbox rows still unconfirmed this long after they were written (a crash between commit and
+    /// confirm, or an unroutable message) are published again by housekeeping.
+    public var outboxRedispatchDelay: Duration = .seconds(10)
+    /// How long a transaction waits for another process's write lock on the SQLite file before the
+    /// batch is retried (a busy database is a transient failure: the messages are redelivered).
+    public var databaseBusyTimeout: Duration = .seconds(5)
 
     public init(amqpURL: String, inputQueues: [String], databasePath: String) {
         self.amqpURL = amqpURL

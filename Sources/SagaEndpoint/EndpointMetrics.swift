@@ -1,24 +1,45 @@
 import Metrics
 
 /// The endpoint's counters and timers, named after Prometheus conventions. Which backend receives them
-/// is the application's choice (`MetricsSystem.bootstrap`); without one they cost next to nothing.
+/// is the application's choice (`MetricsSystem.bootstrap`, or a factory passed to `SagaEndpoint`);
+/// without one they cost next to nothing.
 struct EndpointMetrics: Sendable {
-    let received = Counter(label: "saga_messages_received_total")
-    let processed = Counter(label: "saga_messages_processed_total")
-    let failed = Counter(label: "saga_messages_failed_total")
-    let retried = Counter(label: "saga_messages_retried_total")
-    let deduplicated = Counter(label: "saga_messages_deduplicated_total")
-    let errorQueued = Counter(label: "saga_messages_error_queued_total")
-    let rejected = Counter(label: "saga_messages_rejected_total")
-    let sagasStarted = Counter(label: "saga_sagas_started_total")
-    let sagasCompleted = Counter(label: "saga_sagas_completed_total")
-    let sagasNotFound = Counter(label: "saga_sagas_not_found_total")
-    let timeoutsFired = Counter(label: "saga_timeouts_fired_total")
-    let published = Counter(label: "saga_messages_published_total")
-    let batchDuration = Timer(label: "saga_batch_duration_seconds")
-    let commitDuration = Timer(label: "saga_commit_duration_seconds")
-    let publishDuration = Timer(label: "saga_publish_confirm_duration_seconds")
-    let batchSize = Recorder(label: "saga_batch_size")
+    let received: Counter
+    let processed: Counter
+    let failed: Counter
+    let retried: Counter
+    let deduplicated: Counter
+    let errorQueued: Counter
+    let rejected: Counter
+    let sagasStarted: Counter
+    let sagasCompleted: Counter
+    /// Messages handled by a saga that found no live instance (whatever the not-found policy).
+    let sagasNotFound: Counter
+    let timeoutsFired: Counter
+    let published: Counter
+    let batchDuration: Timer
+    let commitDuration: Timer
+    let publishDuration: Timer
+    let batchSize: Recorder
+
+    init(factory: any MetricsFactory = MetricsSystem.factory) {
+        received = Counter(label: "saga_messages_received_total", factory: factory)
+        processed = Counter(label: "saga_messages_processed_total", factory: factory)
+        failed = Counter(label: "saga_messages_failed_total", factory: factory)
+        retried = Counter(label: "saga_messages_retried_total", factory: factory)
+        deduplicated = Counter(label: "saga_messages_deduplicated_total", factory: factory)
+        errorQueued = Counter(label: "saga_messages_error_queued_total", factory: factory)
+        rejected = Counter(label: "saga_messages_rejected_total", factory: factory)
+        sagasStarted = Counter(label: "saga_sagas_started_total", factory: factory)
+        sagasCompleted = Counter(label: "saga_sagas_completed_total", factory: factory)
+        sagasNotFound = Counter(label: "saga_sagas_not_found_total", factory: factory)
+        timeoutsFired = Counter(label: "saga_timeouts_fired_total", factory: factory)
+        published = Counter(label: "saga_messages_published_total", factory: factory)
+        batchDuration = Timer(label: "saga_batch_duration_seconds", factory: factory)
+        commitDuration = Timer(label: "saga_commit_duration_seconds", factory: factory)
+        publishDuration = Timer(label: "saga_publish_confirm_duration_seconds", factory: factory)
+        batchSize = Recorder(label: "saga_batch_size", factory: factory)
+    }
 }
 
 extension Timer {

@@ -77,6 +77,16 @@ enum MessageTranslation {
             dueAt: dueAt, messageType: incoming.type, body: incoming.body, headers: headers, createdAt: now)
     }
 
+    /// A message rebuilt from what the store kept of it (for the error-queue copy of a due row).
+    static func message(_ incoming: IncomingMessage) -> AMQPMessage {
+        var headers: FieldTable = [:]
+        for (key, value) in incoming.headers { headers[key] = .string(value) }
+        return AMQPMessage(body: incoming.body, properties: BasicProperties(
+            contentType: MessageCoding.contentType, headers: headers.isEmpty ? nil : headers,
+            deliveryMode: .persistent, correlationId: incoming.correlationId, replyTo: incoming.replyTo,
+            messageId: incoming.messageId, type: incoming.type))
+    }
+
     static func publishRequest(_ row: OutboxRecord) -> PublishRequest {
         var headers: FieldTable = [:]
         for (key, value) in row.headers { headers[key] = .string(value) }

@@ -1,6 +1,7 @@
 import AMQPTransport
 import Foundation
 public import Logging
+public import Metrics
 import SagaStore
 public import Sagas
 public import ServiceLifecycle
@@ -18,12 +19,18 @@ public final class SagaEndpoint: Service, Sendable {
     private let logger: Logger
     private let connected = Atomic<Bool>(false)
 
-    public init(configuration: EndpointConfiguration, registry: HandlerRegistry, logger: Logger) {
+    private let metricsFactory: any MetricsFactory
+
+    /// `metricsFactory` receives the endpoint's metrics; by default the one bootstrapped in
+    /// `MetricsSystem`.
+    public init(configuration: EndpointConfiguration, registry: HandlerRegistry, logger: Logger,
+                metricsFactory: (any MetricsFactory)? = nil) {
         self.configuration = configuration
         self.registry = registry
         var logger = logger
         logger[metadataKey: "endpoint"] = "\(configuration.endpointAddress)"
         self.logger = logger
+        self.metricsFactory = metricsFactory ?? MetricsSystem.factory
     }
 
     /// True while the endpoint has its broker connections and its database open.
@@ -32,7 +39,8 @@ public final class SagaEndpoint: Service, Sendable {
     public func run() async throws {
         let dispatcher = MessageDispatcher(registry: registry, endpointAddress: configuration.endpointAddress)
         let store = try StoreWorker(path: configuration.databasePath, durable: configuration.durableCommits,
-                                    dispatcher: dispatcher, logger: logger)
+                                    busyTimeout: configuration.databaseBusyTimeout, dispatcher: dispatcher,
+                                    logger: logger)
         let consumerConnection = try await connect(role: "consume")
         let publisherConnection: AMQPConnection
         do {
@@ -41,16 +49,31 @@ public final class SagaEndpoint: Service, Sendable {
             await consumerConnection.close()
             throw error
         }
-        defer {
+        // Closed before returning (not in a detached task): acks and publishes are on the wire and the
+        // broker sees a clean close, even when the process exits right after.
+        do {
+            try await serve(dispatcher: dispatcher, store: store, consumerConnection: consumerConnection,
+                            publisherConnection: publisherConnection)
+        } catch {
             connected.store(false, ordering: .relaxed)
-            Task { await consumerConnection.close(); await publisherConnection.close() }
+            await consumerConnection.close()
+            await publisherConnection.close()
+            throw error
         }
+        connected.store(false, ordering: .relaxed)
+        await consumerConnection.close()
+        await publisherConnection.close()
+        logger.info("endpoint stopped")
+    }
+
+    private func serve(dispatcher: MessageDispatcher, store: StoreWorker, consumerConnection: AMQPConnection,
+                       publisherConnection: AMQPConnection) async throws {
         try await declareQueues(on: publisherConnection)
         connected.store(true, ordering: .relaxed)
 
         let pipeline = BatchPipeline(
             configuration: configuration, dispatcher: dispatcher, store: store, publisher: publisherConnection,
-            consumer: consumerConnection, metrics: EndpointMetrics(), logger: logger)
+            consumer: consumerConnection, metrics: EndpointMetrics(factory: metricsFactory), logger: logger)
         let work = WorkQueue()
         let dueInFlight = InFlightSet()
         var consumers: [AMQPConsumer] = []
@@ -101,7 +124,6 @@ public final class SagaEndpoint: Service, Sendable {
                 work.finish()
             }
         }
-        logger.info("endpoint stopped")
     }
 
     /// Connects, retrying with a clear log line while the broker is unreachable (no crash loop).
@@ -162,9 +184,10 @@ public final class SagaEndpoint: Service, Sendable {
     /// redelivered: a timeout), and keeps the inbox and outbox bounded.
     private func housekeeping(store: StoreWorker, publisher: AMQPConnection) async {
         var lastPurge = Date.distantPast
+        let purgeInterval = configuration.housekeepingInterval.timeInterval
         while !Task.isCancelled {
             do {
-                let cutoff = Date().addingTimeInterval(-10)
+                let cutoff = Date().addingTimeInterval(-configuration.outboxRedispatchDelay.timeInterval)
                 let rows = try await store.undispatchedOutbox(limit: 500).filter { $0.createdAt < cutoff }
                 if !rows.isEmpty {
                     let outcomes = await publisher.publish(rows.map(MessageTranslation.publishRequest))
@@ -173,7 +196,7 @@ public final class SagaEndpoint: Service, Sendable {
                     logger.info("re-published unconfirmed outbox messages", metadata: [
                         "count": "\(rows.count)", "confirmed": "\(confirmed.count)"])
                 }
-                if Date().timeIntervalSince(lastPurge) > 60 {
+                if Date().timeIntervalSince(lastPurge) >= purgeInterval {
                     let now = Date()
                     let purged = try await store.purge(
                         inboxBefore: now.addingTimeInterval(-configuration.deduplicationWindow.timeInterval),
@@ -187,7 +210,8 @@ public final class SagaEndpoint: Service, Sendable {
             } catch {
                 logger.warning("housekeeping failed", metadata: ["error": "\(error)"])
             }
-            try? await Task.sleep(for: .seconds(2))
+            try? await Task.sleep(for: max(.milliseconds(50), min(.seconds(2), configuration.housekeepingInterval,
+                                                                  configuration.outboxRedispatchDelay)))
         }
     }
 }

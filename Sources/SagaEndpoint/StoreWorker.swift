@@ -40,10 +40,12 @@ actor StoreWorker {
     private let dispatcher: MessageDispatcher
     private let logger: Logger
 
-    init(path: String, durable: Bool, dispatcher: MessageDispatcher, logger: Logger) throws {
+    init(path: String, durable: Bool, busyTimeout: Duration = .seconds(5), dispatcher: MessageDispatcher,
+         logger: Logger) throws {
         self.executor = DedicatedThreadExecutor(name: "sqlite")
         var options = SagaStore.Options()
         options.synchronous = durable ? .full : .normal
+        options.busyTimeout = busyTimeout
         self.store = try SagaStore(path: path, options: options, logger: logger)
         self.dispatcher = dispatcher
         self.logger = logger
@@ -77,6 +79,8 @@ actor StoreWorker {
     private func processOne(_ item: WorkItem, now: Date) throws -> WorkResult {
         let incoming = item.incoming
         if let deferral = item.deferral {
+            // A due row that is parked again is replaced (a saga timeout keeps its id: its message id).
+            if let row = item.timeoutRowId { _ = try store.deleteTimeout(id: row) }
             try store.scheduleTimeout(deferral)
             return .deferred
         }
@@ -99,6 +103,14 @@ actor StoreWorker {
                 exchange: message.exchange, routingKey: message.routingKey, mandatory: true,
                 messageType: message.type, correlationId: message.correlationId, replyTo: message.replyTo,
                 headers: message.headers, body: message.body, createdAt: now)
+        }
+        for record in records {
+            // A command re-sent with its original id (a saga re-sending after a timeout) supersedes the
+            // earlier outbox row of that id, which belongs to another incoming message: the ids are the
+            // outbox's key, and the copy must go out again under the same id.
+            try store.connection.run(
+                "DELETE FROM outbox WHERE message_id = ? AND incoming_message_id <> ?",
+                [.text(record.messageId), .text(incoming.messageId)])
         }
         try store.appendOutbox(records)
         for timeout in invocations.flatMap(\.timeouts) {
@@ -146,6 +158,18 @@ actor StoreWorker {
 
     func recordFailure(messageId: String, error: String, now: Date) throws -> FailureRecord {
         try store.recordFailure(messageId: messageId, error: error, at: now)
+    }
+
+    /// Deletes due rows that were dealt with outside a transaction (moved to the error queue).
+    func deleteTimeouts(_ ids: [String]) {
+        for id in ids {
+            do {
+                _ = try store.deleteTimeout(id: id)
+            } catch {
+                // It stays due and is handled (and error-queued) again: at least once.
+                logger.warning("could not delete a due row", metadata: ["timeout_id": "\(id)", "error": "\(error)"])
+            }
+        }
     }
 
     func clearFailure(messageId: String) {

@@ -1,41 +1,87 @@
+// Volume: many confirmed publishes in batches, all confirmed, all delivered exactly as published.
 import AMQPTransport
+import BrokerTestSupport
 import Foundation
 import Testing
 
-let brokerURL = ProcessInfo.processInfo.environment["AMQP_URL"] ?? "amqp://guest:guest@127.0.0.1:5672/"
-
-func uniqueName(_ prefix: String) -> String {
-    "\(prefix)-\(UUID().uuidString.prefix(8).lowercased())"
-}
-
 @Suite("Publish and consume against the real broker")
 struct PublishConsumeTests {
-    @Test("10,000 confirmed publishes are all confirmed and all arrive")
+    @Test("10,000 confirmed publishes are all confirmed and all arrive, in order")
     func tenThousandConfirmedPublishes() async throws {
-        let connection = try await AMQPConnection.connect(url: brokerURL, connectionName: "test-confirms")
-        defer { Task { await connection.close() } }
-        let queue = uniqueName("confirms")
-        try await connection.declareQueue(QueueDeclaration(name: queue, durable: false, autoDelete: false))
-        let requests = (0..<10_000).map { i in
-            PublishRequest.toQueue(queue, AMQPMessage(body: Data("m\(i)".utf8), properties: BasicProperties(messageId: "m\(i)")))
-        }
-        var outcomes: [PublishOutcome] = []
-        for chunk in stride(from: 0, to: requests.count, by: 500) {
-            outcomes += await connection.publish(Array(requests[chunk..<min(chunk + 500, requests.count)]))
-        }
-        #expect(outcomes.count == 10_000)
-        #expect(outcomes.allSatisfy { $0 == .confirmed })
-        let state = try await connection.checkQueue(queue)
-        #expect(state.messageCount == 10_000)
+        try await withConnection("confirms") { connection, scratch in
+            let queue = scratch.queue("confirms")
+            try await connection.declareQueue(QueueDeclaration(name: queue, durable: false))
+            let count = 10_000
+            let requests = (0..<count).map { i in
+                PublishRequest.toQueue(queue, AMQPMessage(body: Data("m\(i)".utf8), properties: BasicProperties(messageId: "m\(i)")))
+            }
+            var outcomes: [PublishOutcome] = []
+            for chunk in stride(from: 0, to: count, by: 500) {
+                outcomes += await connection.publish(Array(requests[chunk..<min(chunk + 500, count)]))
+            }
+            #expect(outcomes.count == count)
+            #expect(outcomes.allSatisfy { $0 == .confirmed })
+            #expect(try await connection.checkQueue(queue).messageCount == count)
 
-        let consumer = try await connection.consume(queue: queue, prefetch: 500)
-        var seen = Set<String>()
-        for try await delivery in consumer.deliveries {
-            seen.insert(delivery.properties.messageId ?? "")
-            try await connection.ack(delivery.tag)
-            if seen.count == 10_000 { break }
+            let consumer = try await connection.consume(queue: queue, prefetch: 500)
+            var deliveries = consumer.deliveries.makeAsyncIterator()
+            var received: [AMQPDelivery] = []
+            while received.count < count {
+                let batch = try await deliveries.next(upTo: 250)
+                try #require(!batch.isEmpty, "the consumer ended after \(received.count) deliveries")
+                try await connection.ack(batch.last!.tag, multiple: true)
+                received += batch
+            }
+            // One queue, one consumer: the broker delivers in publishing order.
+            #expect(received.map(\.properties.messageId) == requests.map(\.message.properties.messageId))
+            #expect(received.allSatisfy { $0.message.body == Data($0.properties.messageId!.utf8) && !$0.redelivered })
+            // Cancel before the queue goes, so the broker does not cancel the consumer itself.
+            try await consumer.cancel()
+            #expect(try await deliveries.next() == nil)
+            #expect(try await connection.checkQueue(queue).messageCount == 0)
         }
-        #expect(seen.count == 10_000)
-        try await connection.deleteQueue(queue)
+    }
+
+    @Test("bodies larger than a frame, and empty ones, arrive intact")
+    func bodySizes() async throws {
+        try await withConnection("body-sizes") { connection, scratch in
+            let queue = scratch.queue("body-sizes")
+            try await connection.declareQueue(QueueDeclaration(name: queue, durable: false))
+            let sizes = [0, 1, 131_064, 131_065, 1_000_000]  // frame_max 131072 less 8 bytes of framing
+            let bodies = sizes.map { size in Data((0..<size).map { UInt8(truncatingIfNeeded: $0 &* 7) }) }
+            let outcomes = await connection.publish(bodies.enumerated().map { .toQueue(queue, AMQPMessage(
+                body: $1, properties: BasicProperties(messageId: "b\($0)"))) })
+            #expect(outcomes.allSatisfy { $0 == .confirmed })
+            let consumer = try await connection.consume(queue: queue)
+            let inbox = Inbox(consumer)
+            let received = try await inbox.take(sizes.count)
+            #expect(received.map(\.message.body) == bodies)
+            try await connection.ack(received.last!.tag, multiple: true)
+            try await consumer.cancel()
+        }
+    }
+
+    @Test("long queue and connection names still make a valid consumer tag (at most 255 bytes)")
+    func longNames() async throws {
+        let connection = try await AMQPConnection.connect(
+            url: TestBroker.url, connectionName: String(repeating: "c", count: 200))
+        let scratch = Scratch()
+        do {
+            let queue = scratch.queue(String(repeating: "q", count: 200))
+            try await connection.declareQueue(QueueDeclaration(name: queue, durable: false))
+            let consumer = try await connection.consume(queue: queue)
+            #expect(consumer.consumerTag.utf8.count <= 255)
+            try await connection.publish(.toQueue(queue, message("long")))
+            let delivery = try await Inbox(consumer).next()
+            #expect(delivery.consumerTag == consumer.consumerTag)
+            try await connection.ack(delivery.tag)
+            try await consumer.cancel()
+        } catch {
+            await connection.close()
+            await scratch.cleanUp(url: TestBroker.url)
+            throw error
+        }
+        await connection.close()
+        await scratch.cleanUp(url: TestBroker.url)
     }
 }

@@ -2,6 +2,7 @@ import AMQPTransport
 import BrokerTestSupport
 import Foundation
 import Logging
+import Metrics
 import MoneyTransfer
 import SagaEndpoint
 import Sagas
@@ -18,7 +19,7 @@ final class EndpointHarness: Sendable {
     let eventsQueue = "test.events"
 
     static func make() async throws -> EndpointHarness {
-        let (vhost, url) = try await runOnThread { try TestBroker.makeVhost() }
+        let (vhost, url) = try await VhostBatcher.shared.make()
         let connection = try await AMQPConnection.connect(url: url, connectionName: "test-harness")
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("endpoint-test-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
@@ -41,6 +42,12 @@ final class EndpointHarness: Sendable {
     }
 
     func databasePath(_ name: String) -> String { directory.appendingPathComponent("\(name).sqlite").path }
+
+    /// Declares a durable queue and its error queue (for tests with queues of their own).
+    func declareQueue(_ name: String) async throws {
+        try await connection.declareQueue(QueueDeclaration(name: name))
+        try await connection.declareQueue(QueueDeclaration(name: name + ".error"))
+    }
 
     private func declareTopology() async throws {
         for exchange in [MoneyTransferApp.transferEventsExchange, MoneyTransferApp.payoutEventsExchange] {
@@ -108,14 +115,22 @@ final class EndpointHarness: Sendable {
 
     /// Runs an endpoint in this process until the returned task is cancelled.
     func startEndpoint(_ registry: HandlerRegistry, queues: [String], database: String,
+                       metrics: (any MetricsFactory)? = nil,
                        configure: (inout EndpointConfiguration) -> Void = { _ in }) -> Task<Void, any Error> {
         var configuration = EndpointConfiguration(amqpURL: url, inputQueues: queues, databasePath: databasePath(database))
         configuration.timeoutPollInterval = .milliseconds(50)
         configure(&configuration)
         var logger = Logger(label: "endpoint-\(queues.first ?? "")")
-        logger.logLevel = .warning
-        let endpoint = SagaEndpoint(configuration: configuration, registry: registry, logger: logger)
+        logger.logLevel = .error
+        let endpoint = SagaEndpoint(configuration: configuration, registry: registry, logger: logger,
+                                    metricsFactory: metrics)
         return Task { try await endpoint.run() }
+    }
+
+    /// Stops an in-process endpoint and waits until it has returned.
+    func stop(_ endpoint: Task<Void, any Error>) async {
+        endpoint.cancel()
+        _ = await endpoint.result
     }
 
     /// Runs the fixture executable (`Tests/EndpointFixture`) as a child process.

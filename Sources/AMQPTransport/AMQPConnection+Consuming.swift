@@ -1,0 +1,100 @@
+import CRabbitMQ
+import Foundation
+
+// Consuming: one channel per consumer (with its own prefetch), acknowledgements, and the consumer
+// records that recovery uses to consume again.
+extension AMQPConnection {
+    /// Starts a consumer with manual acknowledgements on its own channel. `prefetch` bounds the
+    /// unacknowledged deliveries in flight (0: unbounded).
+    public func consume(queue: String, prefetch: UInt16 = 100, consumerTag: String? = nil, exclusive: Bool = false,
+                        arguments: FieldTable = [:]) throws -> AMQPConsumer {
+        try checkLimits("basic.consume", ["queue name": queue, "consumer tag": consumerTag ?? ""], arguments)
+        let channel = nextConsumerChannel
+        nextConsumerChannel += 1
+        // A consumer tag is a short string (at most 255 bytes): long names are cut.
+        let tag = consumerTag ?? "\((configuration.connectionName ?? "consumer").prefix(80))-\(queue.prefix(100))-\(channel)-\(UInt32.random(in: 0...UInt32.max))"
+        let buffer = DeliveryBuffer { [weak self] unseen in
+            // The reader left early (loop left, task cancelled): stop the consumer and hand back what it
+            // never took.
+            guard let self else { return }
+            Task { await self.abandonConsumer(channel: channel, unseen: unseen) }
+        }
+        consumers[channel] = ConsumerRecord(queue: queue, tag: tag, prefetch: prefetch, exclusive: exclusive,
+                                            arguments: arguments, buffer: buffer)
+        do {
+            try startConsumerNow(channel: channel)
+        } catch {
+            consumers.removeValue(forKey: channel)
+            buffer.finish(throwing: error)
+            throw error
+        }
+        return AMQPConsumer(queue: queue, consumerTag: tag, deliveries: AMQPDeliveries(buffer: buffer),
+                            connection: self, channel: channel)
+    }
+
+    func startConsumerNow(channel: UInt16) throws {
+        guard let consumer = consumers[channel] else { return }
+        try onChannel(channel, "basic.consume \(consumer.queue)") { s in
+            try s.qos(channel, prefetch: consumer.prefetch)
+            let arena = CArena()
+            _ = amqp_basic_consume(s.state, channel, arena.bytes(consumer.queue), arena.bytes(consumer.tag), 0, 0,
+                                   consumer.exclusive ? 1 : 0, arena.table(consumer.arguments))
+            try s.check(channel: channel, operation: "basic.consume \(consumer.queue)")
+        }
+    }
+
+    func cancelConsumer(channel: UInt16) throws {
+        guard let consumer = consumers.removeValue(forKey: channel) else { return }
+        defer { consumer.buffer.finish() }
+        guard openChannels[channel] != nil else { return }
+        try onChannel(channel, "basic.cancel \(consumer.tag)") { s in
+            let arena = CArena()
+            _ = amqp_basic_cancel(s.state, channel, arena.bytes(consumer.tag))
+            try s.check(channel: channel, operation: "basic.cancel \(consumer.tag)")
+        }
+    }
+
+    /// The reader of a consumer's deliveries left early: cancel the consumer and requeue the deliveries
+    /// it never took (those it took stay acknowledgeable). Deliveries still in flight are requeued by the
+    /// pump as they arrive.
+    func abandonConsumer(channel: UInt16, unseen: [AMQPDelivery]) {
+        if consumers[channel] != nil {
+            logger.debug("AMQP consumer abandoned by its reader; cancelling it", metadata: ["amqp.channel": "\(channel)"])
+            try? cancelConsumer(channel: channel)
+        }
+        guard let epoch = openChannels[channel] else { return }
+        for delivery in unseen where delivery.tag.channelEpoch == epoch {
+            requeueUnwanted(channel: channel, deliveryTag: delivery.tag.value)
+        }
+    }
+
+    /// Acknowledges a delivery (and, with `multiple`, all earlier ones on its channel).
+    public func ack(_ tag: DeliveryTag, multiple: Bool = false) throws {
+        try acknowledge(tag, "basic.ack") { s in amqp_basic_ack(s.state, tag.channel, tag.value, multiple ? 1 : 0) }
+    }
+
+    /// Negatively acknowledges: back to the queue with `requeue`, else dead-lettered or dropped.
+    public func nack(_ tag: DeliveryTag, multiple: Bool = false, requeue: Bool) throws {
+        try acknowledge(tag, "basic.nack") { s in
+            amqp_basic_nack(s.state, tag.channel, tag.value, multiple ? 1 : 0, requeue ? 1 : 0)
+        }
+    }
+
+    /// Rejects one delivery: back to the queue with `requeue`, else dead-lettered or dropped.
+    public func reject(_ tag: DeliveryTag, requeue: Bool) throws {
+        try acknowledge(tag, "basic.reject") { s in amqp_basic_reject(s.state, tag.channel, tag.value, requeue ? 1 : 0) }
+    }
+
+    private func acknowledge(_ tag: DeliveryTag, _ operation: String, _ send: (AMQPSession) -> Int32) throws {
+        guard let session, session.isOpen, openChannels[tag.channel] == tag.channelEpoch else {
+            throw AMQPError(.staleDelivery, message: "delivery \(tag.value) came on an earlier connection or channel; the broker redelivers it",
+                            operation: operation)
+        }
+        let rc = send(session)
+        if rc != AMQP_STATUS_OK.rawValue {
+            let error = AMQPError(.connectionLost, message: AMQPSession.statusText(rc), operation: operation, libraryStatus: rc)
+            connectionLost(error)
+            throw error
+        }
+    }
+}

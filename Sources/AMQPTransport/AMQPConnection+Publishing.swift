@@ -1,0 +1,87 @@
+import CRabbitMQ
+import Foundation
+
+// Publishing with confirms on channel 2 (confirm mode): each publish gets a sequence number, and its
+// outcome comes from the broker's basic.ack / basic.nack / basic.return, read by the pump.
+extension AMQPConnection {
+    /// Publishes one message and waits for the broker's confirm. Throws `.unroutable` (mandatory and no
+    /// queue bound), `.nacked`, or the channel/connection error that prevented the confirm.
+    public func publish(_ request: PublishRequest) async throws {
+        let outcome = await publish([request])[0]
+        try Self.check(outcome, request)
+    }
+
+    /// Publishes a batch and waits for all its confirms at once; one outcome per request, in order.
+    /// `afterSending` runs once every frame of the batch has been written to the socket, before the
+    /// confirms are awaited (tests use it to stop a process between sending and confirming).
+    public func publish(_ requests: [PublishRequest], afterSending: (@Sendable () -> Void)? = nil) async -> [PublishOutcome] {
+        guard !requests.isEmpty else { return [] }
+        return await withCheckedContinuation { continuation in
+            let batch = confirms.beginBatch(count: requests.count, continuation: continuation)
+            var failure: AMQPError?
+            let arena = CArena()
+            do {
+                try onChannel(Self.publishChannel, "publish") { _ in }
+            } catch let error as AMQPError {
+                failure = error
+            } catch {
+                failure = AMQPError(.library, message: "\(error)")
+            }
+            for (index, request) in requests.enumerated() {
+                if let failure {
+                    confirms.settleUnsent(batch: batch, index: index, .failed(failure))
+                    continue
+                }
+                guard let session = self.session else {
+                    failure = AMQPError(.notConnected, message: "not connected", operation: "publish")
+                    confirms.settleUnsent(batch: batch, index: index, .failed(failure!))
+                    continue
+                }
+                do {
+                    try ProtocolLimits.check(request)
+                } catch {
+                    // This publish alone cannot be sent; the others of the batch go on.
+                    confirms.settleUnsent(batch: batch, index: index, .failed(error as? AMQPError
+                        ?? AMQPError(.invalidArgument, message: "\(error)")))
+                    continue
+                }
+                arena.reset()
+                let rc = Self.send(request, on: session, arena: arena)
+                if rc == AMQP_STATUS_OK.rawValue {
+                    confirms.sent(batch: batch, index: index, request)
+                } else {
+                    let error = AMQPError(.connectionLost, message: AMQPSession.statusText(rc),
+                                          operation: "publish to '\(request.exchange)' key '\(request.routingKey)'",
+                                          libraryStatus: rc)
+                    failure = error
+                    confirms.settleUnsent(batch: batch, index: index, .failed(error))
+                    connectionLost(error)
+                }
+            }
+            // The frames are written; the confirms have not been awaited yet (a crash test hook).
+            afterSending?()
+        }
+    }
+
+    private static func send(_ request: PublishRequest, on session: AMQPSession, arena: CArena) -> Int32 {
+        var properties = arena.properties(request.message.properties)
+        return request.message.body.withUnsafeBytes { body in
+            amqp_basic_publish(session.state, publishChannel, arena.bytes(request.exchange),
+                               arena.bytes(request.routingKey), request.mandatory ? 1 : 0, 0, &properties,
+                               amqp_bytes_t(len: body.count, bytes: UnsafeMutableRawPointer(mutating: body.baseAddress)))
+        }
+    }
+
+    static func check(_ outcome: PublishOutcome, _ request: PublishRequest) throws {
+        let target = "publish to exchange '\(request.exchange)' key '\(request.routingKey)'"
+        switch outcome {
+        case .confirmed: return
+        case .returned(let code, let text):
+            throw AMQPError(.unroutable, replyCode: code, message: text, operation: target)
+        case .nacked:
+            throw AMQPError(.nacked, message: "the broker nacked the message", operation: target)
+        case .failed(let error):
+            throw error.during(target)
+        }
+    }
+}

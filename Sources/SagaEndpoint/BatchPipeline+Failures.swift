@@ -1,0 +1,156 @@
+import AMQPTransport
+import Foundation
+import Logging
+import SagaStore
+import Sagas
+
+/// What the pipeline does with a message that could not be processed: retry it at once (requeue), park
+/// it for a delayed retry, or move it to the error queue. Deliveries and due rows (saga timeouts and
+/// parked retries) follow the same policy; a due row "requeued" simply stays due.
+extension BatchPipeline {
+    func failure(_ entry: inout Entry, error: any Error, requests: inout [PublishRequest],
+                 deferrals: inout [(Int, WorkItem)], index: Int, now: Date) async {
+        let metadata = self.metadata(entry)
+        guard let incoming = entry.incoming else { return }
+        if Self.isTransient(error) {
+            // Busy database or a concurrent update: try again soon, without counting it as a failure.
+            metrics.retried.increment()
+            logger.info("transient failure; message will be retried", metadata: metadata.merging(["error": "\(error)"]) { $1 })
+            entry.settle = .requeue
+            return
+        }
+        metrics.failed.increment()
+        if let kind = Self.permanentErrorKind(error) {
+            // Retrying cannot help (the message itself is wrong): straight to the error queue.
+            metrics.errorQueued.increment()
+            logger.error("message cannot be processed; moved to the error queue", metadata: metadata.merging([
+                "error": "\(error)"]) { $1 })
+            moveToErrorQueue(&entry, incoming: incoming, reason: "\(error)", type: kind, attempts: 1, first: nil,
+                             requests: &requests, now: now)
+            await store.clearFailure(messageId: incoming.messageId)
+            return
+        }
+        let record = try? await store.recordFailure(messageId: incoming.messageId, error: "\(error)", now: now)
+        let attempts = record?.attempts ?? 1
+        let immediate = configuration.immediateRetries
+        let delayed = configuration.delayedRetries
+        if attempts <= immediate {
+            metrics.retried.increment()
+            logger.warning("handler failed; retrying", metadata: metadata.merging(["error": "\(error)", "attempt": "\(attempts)"]) { $1 })
+            entry.settle = .requeue
+        } else if attempts <= immediate + delayed.count {
+            metrics.retried.increment()
+            let delay = delayed[attempts - immediate - 1]
+            logger.warning("handler failed; delayed retry", metadata: metadata.merging([
+                "error": "\(error)", "attempt": "\(attempts)", "retry_in": "\(delay)"]) { $1 })
+            deferrals.append((index, deferral(entry, incoming: incoming, attempt: attempts, delay: delay, now: now)))
+        } else {
+            metrics.errorQueued.increment()
+            logger.error("handler failed after all retries; moved to the error queue", metadata: metadata.merging([
+                "error": "\(error)", "attempts": "\(attempts)"]) { $1 })
+            moveToErrorQueue(&entry, incoming: incoming, reason: "\(error)", type: Self.errorKind(error),
+                             attempts: attempts, first: record?.firstFailureAt, requests: &requests, now: now)
+            await store.clearFailure(messageId: incoming.messageId)
+        }
+    }
+
+    func notFound(_ entry: inout Entry, policy: NotFoundPolicy, saga: SagaInstanceKey,
+                  requests: inout [PublishRequest], deferrals: inout [(Int, WorkItem)], index: Int,
+                  now: Date) async {
+        let metadata = self.metadata(entry).merging(["saga": "\(saga)"]) { $1 }
+        guard let incoming = entry.incoming else { return }
+        switch policy {
+        case .discard:
+            break
+        case .errorQueue:
+            metrics.errorQueued.increment()
+            logger.warning("no saga instance for message; moved to the error queue", metadata: metadata)
+            moveToErrorQueue(&entry, incoming: incoming, reason: "no live saga \(saga)", type: "SagaNotFound",
+                             attempts: 1, first: nil, requests: &requests, now: now)
+        case .retryLater(let attempts, let delay):
+            let record = try? await store.recordFailure(messageId: incoming.messageId, error: "saga \(saga) not found", now: now)
+            let attempt = record?.attempts ?? 1
+            if attempt <= attempts {
+                logger.info("no saga instance yet; retrying later", metadata: metadata.merging(["attempt": "\(attempt)"]) { $1 })
+                deferrals.append((index, deferral(entry, incoming: incoming, attempt: attempt, delay: delay, now: now)))
+            } else {
+                metrics.errorQueued.increment()
+                logger.warning("no saga instance after retries; moved to the error queue", metadata: metadata)
+                moveToErrorQueue(&entry, incoming: incoming, reason: "no live saga \(saga) after \(attempts) retries",
+                                 type: "SagaNotFound", attempts: attempt, first: record?.firstFailureAt,
+                                 requests: &requests, now: now)
+                await store.clearFailure(messageId: incoming.messageId)
+            }
+        }
+    }
+
+    /// The work item that parks the message until `now + delay`. A due row is replaced in the same
+    /// transaction; a saga timeout keeps its id (its message id) and its target.
+    private func deferral(_ entry: Entry, incoming: IncomingMessage, attempt: Int, delay: Duration,
+                          now: Date) -> WorkItem {
+        let dueAt = now.addingTimeInterval(delay.timeInterval)
+        var item = WorkItem(incoming: incoming)
+        if let row = entry.dueRow {
+            item.timeoutRowId = row.timeoutId
+            if !row.sagaType.isEmpty {
+                var later = row
+                later.dueAt = dueAt
+                item.deferral = later
+                return item
+            }
+        }
+        item.deferral = MessageTranslation.deferral(of: incoming, attempt: attempt, dueAt: dueAt, now: now)
+        return item
+    }
+
+    /// Adds the error-queue copy of the entry's message to the batch's publishes. A delivery is acked
+    /// once it is confirmed; a due row is deleted then.
+    func moveToErrorQueue(_ entry: inout Entry, incoming: IncomingMessage, reason: String, type: String,
+                          attempts: Int, first: Date?, requests: inout [PublishRequest], now: Date) {
+        entry.publishes.append(requests.count)
+        if let delivery = entry.delivery {
+            requests.append(errorCopy(delivery, reason: reason, type: type, attempts: attempts, first: first, now: now))
+        } else {
+            // A saga timeout has no queue of its own: it belongs to the endpoint's address.
+            let queue = incoming.queue.isEmpty ? configuration.endpointAddress : incoming.queue
+            requests.append(MessageTranslation.errorQueueRequest(
+                original: MessageTranslation.message(incoming), queue: queue,
+                errorQueue: configuration.errorQueue(for: queue), reason: reason, errorType: type,
+                attempts: attempts, firstFailure: first, lastFailure: now))
+            entry.deleteRowAfterPublish = true
+        }
+    }
+
+    func errorCopy(_ delivery: AMQPDelivery, reason: String, type: String, attempts: Int, first: Date?,
+                   now: Date) -> PublishRequest {
+        MessageTranslation.errorQueueRequest(
+            original: delivery.message, queue: delivery.queue, errorQueue: configuration.errorQueue(for: delivery.queue),
+            reason: reason, errorType: type, attempts: attempts, firstFailure: first, lastFailure: now)
+    }
+
+    /// Busy database or lost optimistic race: the same work will likely succeed if simply retried.
+    static func isTransient(_ error: any Error) -> Bool {
+        if let error = error as? SagaStoreError { return error.isRetryable }
+        if let error = error as? SQLiteError { return error.isRetryable }
+        return false
+    }
+
+    /// The `x-error-type` of errors that no retry can fix (the message is malformed, has no handler or
+    /// no correlation id, or the saga's stored state is unreadable); nil for the others.
+    static func permanentErrorKind(_ error: any Error) -> String? {
+        guard let error = error as? SagaError else { return nil }
+        switch error {
+        case .malformedMessage: return "MalformedMessage"
+        case .noHandler: return "NoHandler"
+        case .missingCorrelationId: return "MissingCorrelationId"
+        case .noReplyAddress: return "NoReplyAddress"
+        case .corruptSagaState: return "CorruptSagaState"
+        default: return nil
+        }
+    }
+
+    static func errorKind(_ error: any Error) -> String {
+        if let kind = permanentErrorKind(error) { return kind }
+        return String(describing: type(of: error))
+    }
+}

@@ -1,0 +1,66 @@
+// Medians and formatting for the benchmark report.
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// The results of one case over all rounds.
+struct CaseResults {
+    let name: String
+    var rates: [Double] = []
+
+    var median: Double { Stats.median(rates) }
+}
+
+enum Stats {
+    /// The median (the mean of the middle two for an even count); 0 for no values.
+    static func median(_ values: [Double]) -> Double {
+        guard !values.isEmpty else { return 0 }
+        let sorted = values.sorted()
+        let middle = sorted.count / 2
+        return sorted.count % 2 == 1 ? sorted[middle] : (sorted[middle - 1] + sorted[middle]) / 2
+    }
+
+    /// Messages per second for `messages` handled in `elapsed`.
+    static func rate(messages: Int, elapsed: Duration) -> Double {
+        let seconds = seconds(elapsed)
+        return seconds > 0 ? Double(messages) / seconds : 0
+    }
+
+    /// The CPU time (user + system) this process has used so far, in seconds: the client's cost, which on a
+    /// small machine shared with the broker is taken from the broker.
+    static func processCPUTime() -> Double {
+        var usage = rusage()
+        #if canImport(Glibc)
+        getrusage(RUSAGE_SELF.rawValue, &usage)
+        #else
+        getrusage(RUSAGE_SELF, &usage)
+        #endif
+        func seconds(_ t: timeval) -> Double { Double(t.tv_sec) + Double(t.tv_usec) / 1e6 }
+        return seconds(usage.ru_utime) + seconds(usage.ru_stime)
+    }
+
+    static func seconds(_ duration: Duration) -> Double {
+        Double(duration.components.seconds) + Double(duration.components.attoseconds) / 1e18
+    }
+
+    /// `12345.6` as `12,346`.
+    static func format(_ rate: Double) -> String {
+        let digits = String(Int(rate.rounded()))
+        var grouped = ""
+        for (index, character) in digits.reversed().enumerated() {
+            if index > 0, index % 3 == 0 { grouped.append(",") }
+            grouped.append(character)
+        }
+        return String(grouped.reversed())
+    }
+
+    static func pad(_ text: String, _ width: Int) -> String {
+        text.count >= width ? text : text + String(repeating: " ", count: width - text.count)
+    }
+
+    static func padLeft(_ text: String, _ width: Int) -> String {
+        text.count >= width ? text : String(repeating: " ", count: width - text.count) + text
+    }
+}

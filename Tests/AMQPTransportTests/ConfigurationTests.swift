@@ -1,0 +1,133 @@
+// AMQPConfiguration(url:) (no broker needed, except for the last test): defaults, percent-decoding, TLS
+// parameters, errors, and that the password never shows up in a URL or message meant for logs.
+import AMQPTransport
+import BrokerTestSupport
+import Foundation
+import Testing
+
+@Suite("AMQPConfiguration(url:)")
+struct ConfigurationTests {
+    @Test("amqp://host alone gives the defaults")
+    func defaults() throws {
+        let c = try AMQPConfiguration(url: "amqp://broker.example")
+        #expect(c.host == "broker.example")
+        #expect(c.port == 5672)
+        #expect(c.user == "guest")
+        #expect(c.password == "guest")
+        #expect(c.vhost == "/")
+        #expect(c.tls == nil)
+        #expect(c.heartbeat == 60)
+        #expect(c.connectTimeout == .seconds(10))
+        #expect(c.frameMax == 131_072)
+        #expect(c.channelMax == 0)
+        #expect(c.connectionName == nil)
+        #expect(try AMQPConfiguration(url: "amqp://").host == "localhost")
+        #expect(try AMQPConfiguration(url: "amqp://h/").vhost == "/")
+        #expect(try AMQPConfiguration(url: "AMQP://h").host == "h")
+    }
+
+    @Test("user, password and vhost are percent-decoded; %2F is the vhost /")
+    func percentDecoding() throws {
+        let c = try AMQPConfiguration(url: "amqp://us%40er:p%40ss%3Aw%2Frd@host:1234/%2F")
+        #expect(c.user == "us@er")
+        #expect(c.password == "p@ss:w/rd")
+        #expect(c.port == 1234)
+        #expect(c.vhost == "/")
+        #expect(try AMQPConfiguration(url: "amqp://host/sagas%2Fprod").vhost == "sagas/prod")
+        #expect(try AMQPConfiguration(url: "amqp://host/plain").vhost == "plain")
+        #expect(try AMQPConfiguration(url: "amqp://host/caf%C3%A9").vhost == "café")
+        #expect(try AMQPConfiguration(url: "amqp://[::1]:5673").host == "::1")
+    }
+
+    @Test("amqps defaults to port 5671 with peer verification on")
+    func amqps() throws {
+        let c = try AMQPConfiguration(url: "amqps://broker.example")
+        #expect(c.port == 5671)
+        let tls = try #require(c.tls)
+        #expect(tls.verifyPeer)
+        #expect(tls.verifyHostname)
+        #expect(tls.caCertificateFile == nil)
+        #expect(try AMQPConfiguration(url: "amqps://h:6000").port == 6000)
+        #expect(AMQPConfiguration(host: "h", tls: .init()).port == 5671)
+        #expect(AMQPConfiguration(host: "h").port == 5672)
+    }
+
+    @Test("query parameters")
+    func queryParameters() throws {
+        let c = try AMQPConfiguration(url:
+            "amqps://h/v?heartbeat=5&connection_timeout=2500&frame_max=65536&channel_max=100"
+            + "&connection_name=orders%20service&cacertfile=/etc/ca.pem&certfile=/etc/c.pem&keyfile=/etc/c.key"
+            + "&server_name_indication=rabbit.internal&auth_mechanism=plain&locale=en_US")
+        #expect(c.heartbeat == 5)
+        #expect(c.connectTimeout == .milliseconds(2500))
+        #expect(c.frameMax == 65536)
+        #expect(c.channelMax == 100)
+        #expect(c.connectionName == "orders service")
+        #expect(c.tls?.caCertificateFile == "/etc/ca.pem")
+        #expect(c.tls?.certificateFile == "/etc/c.pem")
+        #expect(c.tls?.keyFile == "/etc/c.key")
+        #expect(c.tls?.serverName == "rabbit.internal")
+        let unverified = try AMQPConfiguration(url: "amqps://h?verify=verify_none")
+        #expect(unverified.tls?.verifyPeer == false)
+        #expect(unverified.tls?.verifyHostname == false)
+        #expect(try AMQPConfiguration(url: "amqps://h?verify=verify_peer").tls?.verifyPeer == true)
+        #expect(try AMQPConfiguration(url: "amqp://h?heartbeat=0").heartbeat == 0)
+    }
+
+    @Test("invalid URLs are rejected with .invalidURL naming the problem", arguments: [
+        ("http://guest:guest@host", "scheme"),
+        ("host:5672", "scheme"),
+        ("amqp://host:0", "port"),
+        ("amqp://host:70000", "port"),
+        ("amqp://host:port", "malformed"),
+        ("amqp://host/a/b", "vhost"),
+        ("amqp://host?heartbeat=soon", "heartbeat"),
+        ("amqp://host?heartbeat=-1", "heartbeat"),
+        ("amqp://host?frame_max=", "frame_max"),
+        ("amqp://host?bogus=1", "bogus"),
+        ("amqps://host?verify=sometimes", "verify"),
+        ("amqp://host?cacertfile=/ca.pem", "amqps"),
+    ])
+    func invalid(url: String, mentions: String) {
+        do {
+            _ = try AMQPConfiguration(url: url)
+            Issue.record("\(url) was accepted")
+        } catch let error as AMQPError {
+            #expect(error.code == .invalidURL)
+            #expect(error.message.contains(mentions), "\(error.message)")
+        } catch {
+            Issue.record("unexpected error \(error)")
+        }
+    }
+
+    @Test("redactedURL and descriptions never contain the password")
+    func redactedURL() throws {
+        let c = try AMQPConfiguration(url: "amqp://alice:s3cret-pw@host:5673/sagas?heartbeat=5")
+        #expect(c.redactedURL == "amqp://alice:***@host:5673/sagas")
+        #expect(c.description == c.redactedURL)
+        #expect(!"\(c)".contains("s3cret"))
+        #expect(try AMQPConfiguration(url: "amqps://h").redactedURL == "amqps://guest:***@h:5671")
+        #expect(try AMQPConfiguration(url: "amqp://h/%2Fweird%20name").redactedURL == "amqp://guest:***@h:5672/%2Fweird%20name")
+    }
+
+    @Test("errors about a URL never quote its password", arguments: [
+        "amqp://alice:s3cret-pw@host?bogus=1",
+        "amqp://alice:s3cret-pw@host:99999",
+        "amqp://alice:s3cret-pw@host/a/b",
+        "amqx://alice:s3cret-pw@host",
+        "amqp://alice:s3cret-pw@host:port",
+        "amqp://alice:s3cret@pw@host?bogus=1",
+        "amqp://alice:s3cret-pw@host?connection_name=a@b&bogus=1",
+        "amqp://alice:s3cret-pw@[::1:5672",
+    ])
+    func errorsHideThePassword(url: String) {
+        do {
+            _ = try AMQPConfiguration(url: url)
+            Issue.record("\(url) was accepted")
+        } catch {
+            #expect(!"\(error)".contains("s3cret"), "\(error)")
+            #expect(!"\(error)".contains("pw@"), "\(error)")
+            #expect("\(error)".contains("alice"), "the user name still helps: \(error)")
+        }
+    }
+}

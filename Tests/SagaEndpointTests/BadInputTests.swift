@@ -1,0 +1,63 @@
+import AMQPTransport
+import BrokerTestSupport
+import Foundation
+import MoneyTransfer
+import SagaEndpoint
+import Sagas
+import Testing
+
+/// Messages the endpoint cannot process go to `<queue>.error` with a clear reason, at once, and the
+/// endpoint keeps running.
+@Suite("Bad input goes to the error queue", .timeLimit(.minutes(2)))
+struct BadInputTests {
+    @Test("each kind of bad input lands in transfers.error with its reason; a good message still works")
+    func badInputIsErrorQueued() async throws {
+        let harness = try await EndpointHarness.make()
+        let endpoint = harness.startEndpoint(MoneyTransferApp.registry(bankTimeout: .seconds(60)),
+                                             queues: ["transfers"], database: "sagas") { $0.maxBodyBytes = 2048 }
+        func properties(id: String?, type: String? = TransferRequested.messageType,
+                        contentType: String? = "application/json") -> BasicProperties {
+            BasicProperties(contentType: contentType, deliveryMode: .persistent, messageId: id, type: type)
+        }
+        let valid = try MessageCoding.encode(TransferRequested(transferId: "t-ok", fromAccount: "a", toAccount: "b", amount: 5))
+        let missingAmount = Data(#"{"transferId":"t-x","fromAccount":"a","toAccount":"b"}"#.utf8)
+        let oversized = Data(#"{"transferId":"t-big","fromAccount":"a","toAccount":"b","amount":1,"pad":""#.utf8)
+            + Data(repeating: UInt8(ascii: "x"), count: 4096) + Data(#""}"#.utf8)
+        // (message id, body, properties, expected x-error-type, a word the reason must contain)
+        let cases: [(String?, Data, BasicProperties, String, String)] = [
+            ("bad-json", Data("{not json".utf8), properties(id: "bad-json"), "MalformedMessage", "JSON"),
+            ("bad-type", valid, properties(id: "bad-type", type: "NobodyHandlesThis"), "NoHandler", "NobodyHandlesThis"),
+            (nil, valid, properties(id: nil), "MissingMessageId", "message_id"),
+            ("bad-no-type", valid, properties(id: "bad-no-type", type: nil), "MissingType", "type"),
+            ("bad-size", oversized, properties(id: "bad-size"), "BodyTooLarge", "2048"),
+            ("bad-content", valid, properties(id: "bad-content", contentType: "text/plain"), "UnsupportedContentType", "text/plain"),
+            ("bad-field", missingAmount, properties(id: "bad-field"), "MalformedMessage", "amount"),
+        ]
+        for (_, body, properties, _, _) in cases {
+            try await harness.sendRaw(body, properties: properties, to: "transfers")
+        }
+
+        let copies = try await harness.errorMessages(of: "transfers", count: cases.count, timeout: .seconds(15))
+        #expect(copies.count == cases.count)
+        for (id, body, _, type, word) in cases {
+            let copy = copies.first { $0.properties.messageId == id }
+            #expect(copy != nil, "no error-queue copy of \(id ?? "the message without id")")
+            guard let copy else { continue }
+            #expect(copy.header("x-error-type") == type, "\(id ?? "no id"): \(copy.header("x-error-reason") ?? "")")
+            #expect(copy.header("x-error-reason")?.contains(word) == true, "\(id ?? "no id"): \(copy.header("x-error-reason") ?? "")")
+            #expect(copy.header("x-original-queue") == "transfers")
+            #expect(copy.intHeader("x-attempts") == 1)
+            #expect(copy.message.body == body, "the error queue keeps the original body")
+        }
+
+        // Nothing of it reached a saga, and the endpoint still processes good messages.
+        try await harness.send(TransferRequested(transferId: "t-ok", fromAccount: "a", toAccount: "b", amount: 5),
+                               to: "transfers", messageId: "good-1")
+        let debits = try await harness.receive(from: "bank", count: 1)
+        #expect(debits.map(\.properties.type) == [DebitAccount.messageType])
+        let sagas = try await harness.withStore("sagas") { try $0.listSagas().map(\.correlationId) }
+        #expect(sagas == ["t-ok"])
+        await harness.stop(endpoint)
+        await harness.tearDown()
+    }
+}

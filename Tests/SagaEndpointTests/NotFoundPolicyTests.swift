@@ -1,0 +1,96 @@
+import AMQPTransport
+import BrokerTestSupport
+import Foundation
+import MetricsTestKit
+import SagaEndpoint
+import Sagas
+import Testing
+
+/// A start message creates its saga; a message for no live saga follows its not-found policy.
+@Suite("Saga creation and not-found policies", .timeLimit(.minutes(2)))
+struct NotFoundPolicyTests {
+    @Test("a start message creates the saga; a message for no saga is discarded by default and counted")
+    func startAndDiscard() async throws {
+        let harness = try await EndpointHarness.make()
+        try await harness.declareQueue(OrderSaga.queue)
+        let metrics = TestMetrics()
+        let endpoint = harness.startEndpoint(OrderSaga.registry(), queues: [OrderSaga.queue], database: "orders",
+                                             metrics: metrics)
+        try await harness.send(OrderSaga.Placed(orderId: "o-1", remindAfterMs: nil), to: OrderSaga.queue)
+        try await harness.send(OrderSaga.Shipped(orderId: "o-none"), to: OrderSaga.queue, messageId: "ship-none")
+        try await harness.send(OrderSaga.Shipped(orderId: "o-1"), to: OrderSaga.queue)
+
+        try await waitUntil(timeout: .seconds(10)) {
+            try await harness.rowCount("orders", "inbox") == 3
+        }
+        let order = try #require(try await harness.saga("orders", type: OrderSaga.sagaType, id: "o-1"))
+        #expect(order.version == 2, "created by Placed, updated by Shipped")
+        #expect(try await harness.saga("orders", type: OrderSaga.sagaType, id: "o-none") == nil)
+        #expect(try metrics.expectCounter("saga_sagas_not_found_total").totalValue == 1)
+        #expect(try metrics.expectCounter("saga_sagas_started_total").totalValue == 1)
+        #expect(try await harness.rowCount("orders", "inbox", where: "message_id = 'ship-none'") == 1,
+                "a discarded message is processed: a redelivery of it is a duplicate")
+        #expect(try await harness.depth(OrderSaga.queue + ".error") == 0)
+        await harness.stop(endpoint)
+        await harness.tearDown()
+    }
+
+    @Test("policy .errorQueue: a message for no saga goes to the error queue with the reason")
+    func errorQueuePolicy() async throws {
+        let harness = try await EndpointHarness.make()
+        try await harness.declareQueue(OrderSaga.queue)
+        let endpoint = harness.startEndpoint(OrderSaga.registry(), queues: [OrderSaga.queue], database: "orders")
+        try await harness.send(OrderSaga.Cancelled(orderId: "o-missing"), to: OrderSaga.queue, messageId: "cancel-1")
+        let copy = try #require(try await harness.errorMessages(of: OrderSaga.queue, count: 1).first)
+        #expect(copy.properties.messageId == "cancel-1")
+        #expect(copy.header("x-error-type") == "SagaNotFound")
+        #expect(copy.header("x-error-reason")?.contains("Order/o-missing") == true)
+        #expect(try await harness.rowCount("orders", "sagas") == 0)
+        await harness.stop(endpoint)
+        await harness.tearDown()
+    }
+
+    @Test("policy .retryLater: a reply that arrives before its start message is processed once the saga exists")
+    func earlyReplyIsProcessedLater() async throws {
+        let harness = try await EndpointHarness.make()
+        try await harness.declareQueue(OrderSaga.queue)
+        let endpoint = harness.startEndpoint(
+            OrderSaga.registry(earlyPayment: .retryLater(attempts: 20, delay: .milliseconds(300))),
+            queues: [OrderSaga.queue], database: "orders")
+        try await harness.send(OrderSaga.Paid(orderId: "o-early"), to: OrderSaga.queue, messageId: "paid-early")
+        // Parked durably, and retried more than once while the order does not exist.
+        try await waitUntil(timeout: .seconds(10)) {
+            try await harness.withStore("orders") { try ($0.failure(messageId: "paid-early")?.attempts ?? 0) >= 2 }
+        }
+        try await harness.send(OrderSaga.Placed(orderId: "o-early", remindAfterMs: nil), to: OrderSaga.queue)
+        try await waitUntil(timeout: .seconds(10)) {
+            try await harness.state(OrderSaga.self, "o-early", in: "orders")?.paid == true
+        }
+        #expect(try await harness.rowCount("orders", "timeouts") == 0)
+        #expect(try await harness.rowCount("orders", "failures") == 0)
+        #expect(try await harness.depth(OrderSaga.queue + ".error") == 0)
+        await harness.stop(endpoint)
+        await harness.tearDown()
+    }
+
+    @Test("policy .retryLater: a reply whose saga never starts goes to the error queue after its attempts")
+    func retryLaterGivesUp() async throws {
+        let harness = try await EndpointHarness.make()
+        try await harness.declareQueue(OrderSaga.queue)
+        let endpoint = harness.startEndpoint(
+            OrderSaga.registry(earlyPayment: .retryLater(attempts: 2, delay: .milliseconds(200))),
+            queues: [OrderSaga.queue], database: "orders")
+        try await harness.send(OrderSaga.Paid(orderId: "o-never"), to: OrderSaga.queue, messageId: "paid-never")
+        let copy = try #require(try await harness.errorMessages(of: OrderSaga.queue, count: 1, timeout: .seconds(10)).first)
+        #expect(copy.properties.messageId == "paid-never")
+        #expect(copy.properties.type == OrderSaga.Paid.messageType)
+        #expect(copy.header("x-error-type") == "SagaNotFound")
+        #expect(copy.intHeader("x-attempts") == 3)
+        #expect(copy.header("x-original-queue") == OrderSaga.queue)
+        #expect(try copy.decode(OrderSaga.Paid.self).orderId == "o-never")
+        try await waitUntil(timeout: .seconds(5)) { try await harness.rowCount("orders", "timeouts") == 0 }
+        #expect(try await harness.rowCount("orders", "failures") == 0)
+        await harness.stop(endpoint)
+        await harness.tearDown()
+    }
+}
