@@ -79,6 +79,9 @@ public final class DedicatedThreadExecutor: SerialExecutor, @unchecked Sendable 
         UnownedSerialExecutor(ordinary: self)
     }
 
+    /// Jobs waiting in the queue (not those of the batch being run): for tests and diagnostics.
+    public var queuedJobCount: Int { queue.withLock { $0.jobs.count } }
+
     /// True on the executor's own thread.
     public var isCurrent: Bool {
         guard let id = threadID.withLock({ $0 }) else { return false }
