@@ -28,6 +28,10 @@ struct BatchPipeline: Sendable {
         var result: WorkResult?
         /// Indices into the batch's publish list that must be confirmed before the delivery is acked.
         var publishes: [Int] = []
+        /// How often the message was delivered, when it came redelivered.
+        var deliveries: Int?
+        /// Diverted as a poison message: its delivery count is forgotten once the error copy is confirmed.
+        var poison = false
         /// What to do with the delivery once publishes are settled. For a due row, `.requeue` means: it
         /// stays due and is tried again at the next poll.
         var settle: Settlement = .ack
@@ -54,6 +58,7 @@ struct BatchPipeline: Sendable {
         metrics.batchSize.record(sources.count)
         var entries = sources.map { Entry(source: $0) }
         translate(&entries)
+        await divertPoisonMessages(&entries, now: now)
         CrashPoint.afterReceive.check()
         await runStatelessHandlers(&entries, now: now)
 
@@ -89,6 +94,35 @@ struct BatchPipeline: Sendable {
 
     // MARK: Stages
 
+    /// A message that kills the process (rather than throwing) comes back redelivered after every restart.
+    /// Redeliveries are counted in SQLite before processing, so the count survives the crash; past
+    /// `maxDeliveries` the message goes to the error queue instead of crash-looping the endpoint.
+    /// Quorum queues count for us (`x-delivery-count`).
+    private func divertPoisonMessages(_ entries: inout [Entry], now: Date) async {
+        var counted: [Int] = []
+        for index in entries.indices {
+            guard let delivery = entries[index].delivery, delivery.redelivered, entries[index].item != nil else { continue }
+            entries[index].item?.wasRedelivered = true
+            if let brokerCount = delivery.properties.headers?["x-delivery-count"]?.intValue {
+                entries[index].deliveries = brokerCount + 1
+            } else {
+                counted.append(index)
+            }
+        }
+        if !counted.isEmpty {
+            let counts = await store.countDeliveries(counted.map { entries[$0].incoming!.messageId }, now: now)
+            for index in counted { entries[index].deliveries = counts[entries[index].incoming!.messageId] }
+        }
+        for index in entries.indices {
+            guard let deliveries = entries[index].deliveries, deliveries > configuration.maxDeliveries else { continue }
+            entries[index].rejection = RejectionReason(
+                kind: "PoisonMessage",
+                detail: "delivered \(deliveries) times without its processing completing (the process may be crashing on it)")
+            entries[index].item = nil
+            entries[index].poison = true
+        }
+    }
+
     private func translate(_ entries: inout [Entry]) {
         for index in entries.indices {
             switch entries[index].source {
@@ -112,8 +146,10 @@ struct BatchPipeline: Sendable {
     }
 
     private func runStatelessHandlers(_ entries: inout [Entry], now: Date) async {
+        // Only messages still headed for processing: a rejected one (a poison message) must not run.
         let needing = entries.indices.filter { index in
-            entries[index].incoming.map { dispatcher.hasStatelessHandlers(for: $0) } ?? false
+            guard entries[index].item != nil, let incoming = entries[index].incoming else { return false }
+            return dispatcher.hasStatelessHandlers(for: incoming)
         }
         guard !needing.isEmpty else { return }
         // A duplicate must not call an integration (an HTTP API) again: skip it, the transaction will
@@ -154,8 +190,12 @@ struct BatchPipeline: Sendable {
                 logger.warning("message rejected to the error queue", metadata: metadata.merging(["reason": "\(rejection)"]) { $1 })
                 if let delivery = entry.delivery {
                     entry.publishes.append(requests.count)
-                    requests.append(errorCopy(delivery, reason: rejection.description, type: rejection.kind, attempts: 1,
-                                              first: nil, now: now))
+                    requests.append(errorCopy(delivery, reason: rejection.description, type: rejection.kind,
+                                              attempts: entry.deliveries ?? 1, first: nil, now: now))
+                    if entry.poison {
+                        metrics.errorQueued.increment()
+                        if let id = entry.incoming?.messageId { await store.clearDeliveries(id) }
+                    }
                 }
             } else if let error = entry.handlerError {
                 await failure(&entry, error: error, requests: &requests, deferrals: &deferrals, index: index, now: now)

@@ -14,6 +14,8 @@ struct WorkItem: Sendable {
     var timeoutRowId: String?
     /// When the message should instead be parked for a delayed retry: the row to schedule.
     var deferral: TimeoutRecord?
+    /// The message came redelivered, so it has a delivery count to forget once it is processed.
+    var wasRedelivered = false
 }
 
 /// What the transaction did with one message.
@@ -121,6 +123,7 @@ actor StoreWorker {
         }
         if let row = item.timeoutRowId { _ = try store.deleteTimeout(id: row) }
         try store.recordInbox(messageId: incoming.messageId, queue: incoming.queue, at: now)
+        if item.wasRedelivered { try store.clearDeliveries(messageId: incoming.messageId) }
         // Earlier failed attempts no longer matter once the message is processed.
         _ = try store.clearFailure(messageId: incoming.messageId)
         return .processed(outbox: records, invocations: invocations)
@@ -136,6 +139,20 @@ actor StoreWorker {
 
     func inboxContains(_ messageIds: [String]) -> Set<String> {
         Set(messageIds.filter { (try? store.inboxContains(messageId: $0)) == true })
+    }
+
+    /// Counts one more delivery of redelivered messages, committed before they are processed.
+    func countDeliveries(_ messageIds: [String], now: Date) -> [String: Int] {
+        do {
+            return try store.countDeliveries(messageIds: messageIds, at: now)
+        } catch {
+            logger.warning("could not count redeliveries", metadata: ["error": "\(error)"])
+            return [:]
+        }
+    }
+
+    func clearDeliveries(_ messageId: String) {
+        _ = try? store.clearDeliveries(messageId: messageId)
     }
 
     func markDispatched(_ messageIds: [String], now: Date) {

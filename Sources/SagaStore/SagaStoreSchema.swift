@@ -77,7 +77,20 @@ enum SagaStoreSchema {
                     retry_after REAL
                 );
                 """
-        )
+        ),
+        Migration(
+            version: 2,
+            name: "delivery counts",
+            // Deliveries of a message that never completed processing: a message that crashes the process
+            // (rather than throwing) is recognised by being delivered again and again.
+            sql: """
+                CREATE TABLE deliveries (
+                    message_id TEXT NOT NULL PRIMARY KEY,
+                    count INTEGER NOT NULL,
+                    last_delivered_at REAL NOT NULL
+                );
+                """
+        ),
     ]
 
     /// The version this build understands: the last migration's.

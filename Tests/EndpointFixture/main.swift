@@ -29,6 +29,12 @@ struct CounterSaga: Saga {
     }
 }
 
+/// Handling this message kills the process (for the poison-message test).
+struct CrashNow: Message {
+    static let messageType = "CrashNow"
+    var note: String
+}
+
 var options: [String: String] = [:]
 var arguments = CommandLine.arguments.dropFirst().makeIterator()
 while let flag = arguments.next() {
@@ -52,6 +58,8 @@ switch options["app"] ?? "transfer" {
 case "counter":
     registry = HandlerRegistry()
     registry.register(CounterSaga.self)
+    // A poison message: handling it kills the process, as a crash in native code would.
+    registry.handle(CrashNow.self) { _, _ in kill(getpid(), SIGKILL) }
     queues = [options["queue"] ?? "counters"]
 case "bank":
     registry = MoneyTransferApp.bankRegistry()
@@ -66,6 +74,7 @@ var configuration = EndpointConfiguration(
     amqpURL: options["amqp-url"] ?? "amqp://guest:guest@127.0.0.1:5672/", inputQueues: queues,
     databasePath: options["database"] ?? "fixture.sqlite")
 if let size = options["batch-size"].flatMap(Int.init) { configuration.batchSize = size }
+if let maximum = options["max-deliveries"].flatMap(Int.init) { configuration.maxDeliveries = maximum }
 configuration.connectionName = options["name"] ?? "fixture"
 configuration.timeoutPollInterval = .milliseconds(50)
 

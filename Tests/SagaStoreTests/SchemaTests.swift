@@ -13,7 +13,7 @@ import Testing
         let tables = try store.connection.query(
             "SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name"
         ).compactMap { $0[0].textValue }
-        #expect(tables == ["failures", "inbox", "outbox", "sagas", "timeouts"])
+        #expect(tables == ["deliveries", "failures", "inbox", "outbox", "sagas", "timeouts"])
         let indexes = Set(
             try store.connection.query("SELECT name FROM sqlite_master WHERE type = 'index'").compactMap {
                 $0[0].textValue

@@ -1,0 +1,38 @@
+public import Foundation
+
+/// Delivery counts of messages that came back redelivered. Committed before the message is processed, so
+/// the count survives a process that dies while processing it (a poison message that crashes rather than
+/// throws); removed when the message is finally processed.
+extension SagaStore {
+    /// Counts one more delivery of each message and returns the counts (the first redelivery is 2: the
+    /// original delivery counts as 1).
+    public func countDeliveries(messageIds: [String], at date: Date) throws -> [String: Int] {
+        var counts: [String: Int] = [:]
+        try atomicallyCounting {
+            for id in messageIds {
+                let rows = try connection.query(
+                    """
+                    INSERT INTO deliveries (message_id, count, last_delivered_at) VALUES (?1, 2, ?2)
+                    ON CONFLICT (message_id) DO UPDATE SET count = count + 1, last_delivered_at = excluded.last_delivered_at
+                    RETURNING count
+                    """,
+                    [.text(id), SQLiteValue(date)])
+                counts[id] = Int(rows.first?[0].integerValue ?? 2)
+            }
+        }
+        return counts
+    }
+
+    /// Forgets a message's delivery count (it was processed, or moved to the error queue).
+    public func clearDeliveries(messageId: String) throws {
+        try connection.run("DELETE FROM deliveries WHERE message_id = ?", [.text(messageId)])
+    }
+
+    private func atomicallyCounting(_ body: () throws -> Void) throws {
+        if connection.isInTransaction {
+            try savepoint(body)
+        } else {
+            try transaction { _ in try body() }
+        }
+    }
+}

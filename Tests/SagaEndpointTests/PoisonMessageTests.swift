@@ -1,0 +1,45 @@
+import AMQPTransport
+import BrokerTestSupport
+import Foundation
+import Sagas
+import Testing
+
+@Suite("Poison messages", .timeLimit(.minutes(3)))
+struct PoisonMessageTests {
+    /// The fixture's message whose handler kills the process (see Tests/EndpointFixture).
+    struct CrashNow: Message {
+        static let messageType = "CrashNow"
+        var note: String
+    }
+
+    @Test("a message that kills the process goes to the error queue after maxDeliveries, not a crash loop")
+    func poisonMessageIsDiverted() async throws {
+        let harness = try await EndpointHarness.make()
+        try await harness.send(CrashNow(note: "boom"), to: "counters", messageId: "poison-1")
+        var crashes = 0
+        var diverted = false
+        while crashes < 8, !diverted {
+            let process = try harness.startFixture(app: "counter", database: "counter",
+                                                   extraArguments: ["--max-deliveries", "3"])
+            try await waitUntil(timeout: .seconds(30)) {
+                if !process.isRunning { return true }
+                return try await harness.depth("counters.error") == 1
+            }
+            if process.isRunning {
+                diverted = true
+                process.kill(signal: SIGTERM)
+            } else {
+                crashes += 1
+            }
+            _ = try? await runOnThread { try process.waitUntilExit(timeout: .seconds(20)) }
+        }
+        // Delivered three times (each a crash); the fourth delivery is diverted.
+        #expect(crashes == 3)
+        let copies = try await harness.receive(from: "counters.error", count: 1)
+        let copy = try #require(copies.first)
+        #expect(copy.properties.messageId == "poison-1")
+        #expect(copy.properties.headers?["x-error-type"] == "PoisonMessage")
+        #expect(copy.properties.headers?["x-attempts"]?.intValue == 4)
+        await harness.tearDown()
+    }
+}
