@@ -53,12 +53,29 @@ struct BatchPipeline: Sendable {
     enum Settlement { case ack, requeue }
 
     func process(_ sources: [WorkSource]) async {
-        let started = ContinuousClock.now
         let now = Date()
-        metrics.batchSize.record(sources.count)
         var entries = sources.map { Entry(source: $0) }
         translate(&entries)
         await divertPoisonMessages(&entries, now: now)
+        // A crash during a batch blames every message in it. Messages that came back after such a crash
+        // are therefore processed one at a time, first, so that only a message that really kills the
+        // process keeps accumulating deliveries. Their acks must not use `multiple`: the rest of the batch
+        // is not settled yet.
+        let suspects = entries.indices.filter { (entries[$0].deliveries ?? 0) >= 2 && entries[$0].item != nil }
+        if !suspects.isEmpty, entries.count > 1 {
+            for index in suspects { await run([entries[index]], now: now, multipleAcks: false) }
+            let rest = entries.indices.filter { !suspects.contains($0) }.map { entries[$0] }
+            if !rest.isEmpty { await run(rest, now: now, multipleAcks: true) }
+        } else {
+            await run(entries, now: now, multipleAcks: true)
+        }
+    }
+
+    /// The pipeline after translation: handlers, one transaction, publish with confirms, settle.
+    private func run(_ batch: [Entry], now: Date, multipleAcks: Bool) async {
+        let started = ContinuousClock.now
+        metrics.batchSize.record(batch.count)
+        var entries = batch
         CrashPoint.afterReceive.check()
         await runStatelessHandlers(&entries, now: now)
 
@@ -88,7 +105,7 @@ struct BatchPipeline: Sendable {
         if !settledRows.isEmpty { await store.deleteTimeouts(settledRows) }
         CrashPoint.afterConfirm.check()
 
-        await settle(entries, outcomes: outcomes, requests: requests)
+        await settle(entries, outcomes: outcomes, requests: requests, multipleAcks: multipleAcks)
         metrics.batchDuration.record(since: started)
     }
 
@@ -192,10 +209,9 @@ struct BatchPipeline: Sendable {
                     entry.publishes.append(requests.count)
                     requests.append(errorCopy(delivery, reason: rejection.description, type: rejection.kind,
                                               attempts: entry.deliveries ?? 1, first: nil, now: now))
-                    if entry.poison {
-                        metrics.errorQueued.increment()
-                        if let id = entry.incoming?.messageId { await store.clearDeliveries(id) }
-                    }
+                    // The delivery count stays (housekeeping removes it with the inbox): if this copy is
+                    // redelivered before its ack, it is diverted again rather than processed.
+                    if entry.poison { metrics.errorQueued.increment() }
                 }
             } else if let error = entry.handlerError {
                 await failure(&entry, error: error, requests: &requests, deferrals: &deferrals, index: index, now: now)
@@ -234,7 +250,8 @@ struct BatchPipeline: Sendable {
 
     /// Acknowledges what is done; requeues what must be tried again. Per channel, when every delivery of
     /// the batch is acked, one `multiple` ack covers them all (earlier batches are settled already).
-    private func settle(_ entries: [Entry], outcomes: [PublishOutcome], requests: [PublishRequest]) async {
+    private func settle(_ entries: [Entry], outcomes: [PublishOutcome], requests: [PublishRequest],
+                        multipleAcks: Bool) async {
         var acks: [UInt16: [DeliveryTag]] = [:]
         var requeues: [DeliveryTag] = []
         for entry in entries {
@@ -255,7 +272,7 @@ struct BatchPipeline: Sendable {
         let requeuedChannels = Set(requeues.map(\.channel))
         for (channel, tags) in acks {
             do {
-                if !requeuedChannels.contains(channel), let last = tags.max(by: { $0.value < $1.value }) {
+                if multipleAcks, !requeuedChannels.contains(channel), let last = tags.max(by: { $0.value < $1.value }) {
                     try await consumer.ack(last, multiple: true)
                 } else {
                     for tag in tags { try await consumer.ack(tag) }

@@ -20,7 +20,7 @@ public struct EndpointConfiguration: Sendable {
     public var delayedRetries: [Duration] = [.seconds(1), .seconds(10), .seconds(60)]
     /// A message delivered more often than this without its processing completing (it crashes the
     /// process rather than throwing) goes to the error queue instead of crash-looping the endpoint.
-    public var maxDeliveries: Int = 5
+    public var maxDeliveries: Int = 10
     /// Larger bodies go to the error queue unread.
     public var maxBodyBytes: Int = 1 << 20
     /// Inbox rows are kept this long to recognise redeliveries and duplicates.

@@ -195,7 +195,8 @@ actor StoreWorker {
 
     /// Removes inbox rows older than the deduplication window and old dispatched outbox rows.
     func purge(inboxBefore: Date, outboxBefore: Date) throws -> (inbox: Int, outbox: Int) {
-        (try store.purgeInbox(olderThan: inboxBefore), try store.purgeDispatchedOutbox(olderThan: outboxBefore))
+        _ = try store.purgeDeliveries(olderThan: inboxBefore)
+        return (try store.purgeInbox(olderThan: inboxBefore), try store.purgeDispatchedOutbox(olderThan: outboxBefore))
     }
 
     func backlog() throws -> (outbox: Int, timeouts: Int) {

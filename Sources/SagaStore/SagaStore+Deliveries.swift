@@ -28,6 +28,12 @@ extension SagaStore {
         try connection.run("DELETE FROM deliveries WHERE message_id = ?", [.text(messageId)])
     }
 
+    /// Removes delivery counts not updated since `date` (as old as the inbox's deduplication window).
+    @discardableResult
+    public func purgeDeliveries(olderThan date: Date) throws -> Int {
+        try connection.run("DELETE FROM deliveries WHERE last_delivered_at < ?", [SQLiteValue(date)])
+    }
+
     private func atomicallyCounting(_ body: () throws -> Void) throws {
         if connection.isInTransaction {
             try savepoint(body)
