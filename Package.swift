@@ -108,7 +108,7 @@ let package = Package(
         .executableTarget(
             name: "saga-bench",
             dependencies: [
-                "CRabbitMQ", "AMQPTransport",
+                "CRabbitMQ", "AMQPTransport", "SagaEndpoint", "Sagas",
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: strictness

@@ -201,7 +201,8 @@ struct BatchPipeline: Sendable {
         var deferrals: [(Int, WorkItem)] = []
         for index in entries.indices {
             var entry = entries[index]
-            let metadata = self.metadata(entry)
+            // Built only when a record is actually logged: this loop runs for every message.
+            var metadata: Logger.Metadata { self.metadata(entry) }
             if let rejection = entry.rejection {
                 metrics.rejected.increment()
                 logger.warning("message rejected to the error queue", metadata: metadata.merging(["reason": "\(rejection)"]) { $1 })
@@ -288,7 +289,7 @@ struct BatchPipeline: Sendable {
 
     // MARK: Helpers
 
-    private func count(_ invocations: [SagaInvocation], metadata: Logger.Metadata) {
+    private func count(_ invocations: [SagaInvocation], metadata: @autoclosure () -> Logger.Metadata) {
         for invocation in invocations {
             switch invocation.outcome {
             case .started: metrics.sagasStarted.increment()
@@ -297,7 +298,7 @@ struct BatchPipeline: Sendable {
             case .notFound:
                 // The default policy: a late message for a saga that is gone (or never was).
                 metrics.sagasNotFound.increment()
-                logger.info("no saga instance for message; discarded", metadata: metadata.merging([
+                logger.info("no saga instance for message; discarded", metadata: metadata().merging([
                     "saga": "\(invocation.saga)"]) { $1 })
             default: break
             }
