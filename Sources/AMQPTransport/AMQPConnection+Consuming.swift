@@ -12,7 +12,8 @@ extension AMQPConnection {
         let channel = nextConsumerChannel
         nextConsumerChannel += 1
         // A consumer tag is a short string (at most 255 bytes): long names are cut.
-        let tag = consumerTag ?? "\((configuration.connectionName ?? "consumer").prefix(80))-\(queue.prefix(100))-\(channel)-\(UInt32.random(in: 0...UInt32.max))"
+        let tag = consumerTag ?? ProtocolLimits.truncated(configuration.connectionName ?? "consumer", bytes: 100) + "-"
+            + ProtocolLimits.truncated(queue, bytes: 120) + "-\(channel)-\(UInt32.random(in: 0...UInt32.max))"
         let buffer = DeliveryBuffer { [weak self] unseen in
             // The reader left early (loop left, task cancelled): stop the consumer and hand back what it
             // never took.

@@ -17,7 +17,7 @@ extension AMQPConnection {
     public func publish(_ requests: [PublishRequest], afterSending: (@Sendable () -> Void)? = nil) async -> [PublishOutcome] {
         guard !requests.isEmpty else { return [] }
         return await withCheckedContinuation { continuation in
-            let batch = confirms.beginBatch(count: requests.count, continuation: continuation)
+            let batch = confirms.beginBatch(requests, continuation: continuation)
             var failure: AMQPError?
             let arena = CArena()
             do {
@@ -27,7 +27,7 @@ extension AMQPConnection {
             } catch {
                 failure = AMQPError(.library, message: "\(error)")
             }
-            for (index, request) in requests.enumerated() {
+            for index in requests.indices {
                 if let failure {
                     confirms.settleUnsent(batch: batch, index: index, .failed(failure))
                     continue
@@ -38,7 +38,7 @@ extension AMQPConnection {
                     continue
                 }
                 do {
-                    try ProtocolLimits.check(request)
+                    try ProtocolLimits.check(requests[index])
                 } catch {
                     // This publish alone cannot be sent; the others of the batch go on.
                     confirms.settleUnsent(batch: batch, index: index, .failed(error as? AMQPError
@@ -46,12 +46,12 @@ extension AMQPConnection {
                     continue
                 }
                 arena.reset()
-                let rc = Self.send(request, on: session, arena: arena)
+                let rc = Self.send(requests[index], on: session, arena: arena)
                 if rc == AMQP_STATUS_OK.rawValue {
-                    confirms.sent(batch: batch, index: index, request)
+                    confirms.sent(batch: batch, index: index)
                 } else {
                     let error = AMQPError(.connectionLost, message: AMQPSession.statusText(rc),
-                                          operation: "publish to '\(request.exchange)' key '\(request.routingKey)'",
+                                          operation: "publish to '\(requests[index].exchange)' key '\(requests[index].routingKey)'",
                                           libraryStatus: rc)
                     failure = error
                     confirms.settleUnsent(batch: batch, index: index, .failed(error))

@@ -18,7 +18,12 @@ public import Logging
 /// re-established with exponential backoff and jitter; the exchanges, queues and bindings declared
 /// through it and its consumers are declared again. Unconfirmed publishes fail with
 /// `.connectionLost` (publish them again); deliveries from the old connection cannot be acknowledged
-/// (`.staleDelivery`) and come back redelivered.
+/// (`.staleDelivery`) and come back redelivered. Reconnect attempts open their socket on a thread of
+/// their own, so while the broker is away every call answers at once (`.notConnected`) instead of
+/// waiting out a connect timeout.
+///
+/// Names, routing keys and properties longer than AMQP's 255-byte short strings are refused with
+/// `.invalidArgument` before anything is sent.
 public actor AMQPConnection {
     public nonisolated let configuration: AMQPConfiguration
     public nonisolated let recovery: RecoveryPolicy
@@ -123,11 +128,12 @@ public actor AMQPConnection {
 
     // MARK: Connection lifecycle
 
-    /// Opens a session and restores what the previous one had: channels, topology, consumers.
-    private func establish() throws {
+    /// Opens a session (unless `opened` is one already) and restores what the previous one had:
+    /// channels, topology, consumers.
+    private func establish(_ opened: AMQPSession? = nil) throws {
         connecting = true
         defer { connecting = false }
-        let session = try AMQPSession(configuration: configuration)
+        let session = try opened ?? AMQPSession(configuration: configuration)
         self.session = session
         openChannels.removeAll()
         assemblies.removeAll()
@@ -193,6 +199,18 @@ public actor AMQPConnection {
         logger.warning("AMQP connection lost", metadata: ["error": "\(error)"])
     }
 
+    /// Opens a session on a new thread (rabbitmq-c blocks) and hands it over.
+    private nonisolated static func openSession(_ configuration: AMQPConfiguration) async throws -> SessionHandOver {
+        try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<SessionHandOver, any Error>) in
+            let thread = Thread {
+                continuation.resume(with: Result { SessionHandOver(session: try AMQPSession(configuration: configuration)) })
+            }
+            thread.name = "amqp connect \(configuration.host)"
+            thread.stackSize = 1 << 20
+            thread.start()
+        }
+    }
+
     /// Reconnects with backoff until it succeeds or the client closes the connection.
     func recover() async {
         var attempt = 0
@@ -202,7 +220,15 @@ public actor AMQPConnection {
             if closedByClient || Task.isCancelled { return }
             attempt += 1
             do {
-                try establish()
+                // The socket and the login (which may wait up to the connect timeout for a broker that
+                // does not answer) happen on a thread of their own, so callers are not held up meanwhile:
+                // they get .notConnected at once.
+                let opened = try await Self.openSession(configuration).session
+                if closedByClient {
+                    opened.closeQuietly()
+                    return
+                }
+                try establish(opened)
                 recoveryCount += 1
                 logger.info("AMQP connection recovered", metadata: ["attempts": "\(attempt)"])
             } catch {
@@ -264,4 +290,10 @@ public actor AMQPConnection {
             throw error.during(operation)
         }
     }
+}
+
+/// A session opened on another thread, handed to the connection's thread: `@unchecked Sendable` because
+/// it is used by one thread at a time, the opening thread until it hands it over, then the connection's.
+struct SessionHandOver: @unchecked Sendable {
+    let session: AMQPSession
 }

@@ -19,19 +19,31 @@ public struct AMQPDeliveries: AsyncSequence, Sendable {
         Iterator(reader: DeliveryReader(buffer: buffer))
     }
 
+    /// Waiting for a delivery keeps the caller's isolation (`next(isolation:)`): a loop isolated to an
+    /// actor (even to the `AMQPConnection` itself, which then needs no thread switch at all for its
+    /// publishes and acks) stays on it.
     public struct Iterator: AsyncIteratorProtocol {
         let reader: DeliveryReader
 
         public mutating func next() async throws -> AMQPDelivery? {
-            try await reader.buffer.next()
+            try await reader.buffer.next(isolation: nil)
+        }
+
+        public mutating func next(isolation actor: isolated (any Actor)?) async throws -> AMQPDelivery? {
+            try await reader.buffer.next(isolation: actor)
         }
 
         /// The deliveries already received, up to `limit` (at least one: waits for the first); empty
         /// once the sequence has ended. For consumers that work in batches (e.g. acknowledge a batch
         /// with one `ack(_:multiple:)`).
-        public mutating func next(upTo limit: Int) async throws -> [AMQPDelivery] {
-            guard let first = try await reader.buffer.next() else { return [] }
-            var batch = [first]
+        public mutating func next(upTo limit: Int, isolation actor: isolated (any Actor)? = #isolation)
+            async throws -> [AMQPDelivery]
+        {
+            var batch: [AMQPDelivery] = []
+            reader.buffer.takeBuffered(limit, into: &batch)
+            if !batch.isEmpty { return batch }
+            guard let first = try await reader.buffer.next(isolation: actor) else { return [] }
+            batch.append(first)
             reader.buffer.takeBuffered(limit - 1, into: &batch)
             return batch
         }
@@ -99,9 +111,11 @@ final class DeliveryBuffer: @unchecked Sendable {
         }
     }
 
-    func next() async throws -> AMQPDelivery? {
-        try await withTaskCancellationHandler {
-            try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<AMQPDelivery?, any Error>) in
+    func next(isolation actor: isolated (any Actor)?) async throws -> AMQPDelivery? {
+        // Already here: no suspension.
+        if let delivery = takeBuffered() { return delivery }
+        return try await withTaskCancellationHandler(operation: {
+            try await withCheckedThrowingContinuation(isolation: actor) { (continuation: CheckedContinuation<AMQPDelivery?, any Error>) in
                 lock.lock()
                 if head < items.count {
                     let delivery = items[head]
@@ -121,9 +135,20 @@ final class DeliveryBuffer: @unchecked Sendable {
                     lock.unlock()
                 }
             }
-        } onCancel: {
+        }, onCancel: {
             abandon()
-        }
+        }, isolation: actor)
+    }
+
+    /// The next buffered delivery, if there is one (and the reader has not left).
+    private func takeBuffered() -> AMQPDelivery? {
+        lock.lock()
+        defer { lock.unlock() }
+        guard head < items.count, !abandoned else { return nil }
+        let delivery = items[head]
+        head += 1
+        compact()
+        return delivery
     }
 
     /// Appends up to `limit` deliveries already buffered to `batch`, without waiting.
@@ -131,6 +156,12 @@ final class DeliveryBuffer: @unchecked Sendable {
         guard limit > 0 else { return }
         lock.lock()
         defer { lock.unlock() }
+        guard head < items.count else { return }
+        if batch.isEmpty, head == 0, items.count <= limit {
+            // Everything buffered: hand over the whole array instead of copying it.
+            swap(&batch, &items)
+            return
+        }
         let end = min(items.count, head + limit)
         batch.append(contentsOf: items[head..<end])
         head = end

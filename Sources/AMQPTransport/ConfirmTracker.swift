@@ -12,12 +12,12 @@
 /// recording and settling one costs no hashing.
 struct ConfirmTracker {
     private struct Pending {
+        /// The batch, which also holds the request (to recognise a basic.return by its content).
         var batch: ConfirmBatch
         var index: Int
-        /// A mandatory publish's request, to recognise its basic.return; nil when not mandatory (the
-        /// broker never returns those).
-        var mandatory: PublishRequest?
         var returned: (code: UInt16, text: String)?
+
+        var request: PublishRequest { batch.requests[index] }
     }
 
     /// Publishes in sequence order from `head` on; nil once settled (acks may come one by one, out of
@@ -34,14 +34,14 @@ struct ConfirmTracker {
     /// Publishes sent and not confirmed yet.
     private(set) var pendingCount = 0
 
-    /// Starts a batch of `count` publishes whose outcomes are delivered together.
-    func beginBatch(count: Int, continuation: CheckedContinuation<[PublishOutcome], Never>) -> ConfirmBatch {
-        ConfirmBatch(count: count, continuation: continuation)
+    /// Starts a batch of publishes whose outcomes are delivered together.
+    func beginBatch(_ requests: [PublishRequest], continuation: CheckedContinuation<[PublishOutcome], Never>) -> ConfirmBatch {
+        ConfirmBatch(requests: requests, continuation: continuation)
     }
 
-    /// Records a publish just sent on the channel.
-    mutating func sent(batch: ConfirmBatch, index: Int, _ request: PublishRequest) {
-        pending.append(Pending(batch: batch, index: index, mandatory: request.mandatory ? request : nil))
+    /// Records that publish `index` of `batch` was just sent on the channel.
+    mutating func sent(batch: ConfirmBatch, index: Int) {
+        pending.append(Pending(batch: batch, index: index))
         pendingCount += 1
     }
 
@@ -65,9 +65,9 @@ struct ConfirmTracker {
         // as a NaN header), the same destination.
         var sameDestination: Int?
         for slot in head..<pending.count {
-            guard let entry = pending[slot], entry.returned == nil, let request = entry.mandatory,
-                  request.exchange == exchange, request.routingKey == routingKey
-            else { continue }
+            guard let entry = pending[slot], entry.returned == nil else { continue }
+            let request = entry.request
+            guard request.mandatory, request.exchange == exchange, request.routingKey == routingKey else { continue }
             if request.message == message {
                 pending[slot]!.returned = (code, text)
                 return
@@ -94,8 +94,7 @@ struct ConfirmTracker {
         guard tag >= headSequence, tag < nextSequence else { return }
         let last = head + Int(tag - headSequence)
         for slot in (multiple ? head : last)...last {
-            guard let entry = pending[slot] else { continue }
-            pending[slot] = nil
+            guard let entry = pending[slot].take() else { continue }
             pendingCount -= 1
             entry.batch.settle(entry.index, outcome(entry))
         }
@@ -115,13 +114,15 @@ struct ConfirmTracker {
 
 /// The outcomes of one `publish(_:)` batch, delivered together once every publish is settled.
 final class ConfirmBatch {
+    let requests: [PublishRequest]
     private var outcomes: [PublishOutcome?]
     private var remaining: Int
     private let continuation: CheckedContinuation<[PublishOutcome], Never>
 
-    init(count: Int, continuation: CheckedContinuation<[PublishOutcome], Never>) {
-        outcomes = Array(repeating: nil, count: count)
-        remaining = count
+    init(requests: [PublishRequest], continuation: CheckedContinuation<[PublishOutcome], Never>) {
+        self.requests = requests
+        outcomes = Array(repeating: nil, count: requests.count)
+        remaining = requests.count
         self.continuation = continuation
     }
 

@@ -36,6 +36,17 @@ struct ContentAssembly {
 enum ProtocolLimits {
     static let shortStringMaximum = 255
 
+    /// `value` cut to at most `bytes` bytes of UTF-8, at a character boundary.
+    static func truncated(_ value: String, bytes: Int) -> String {
+        guard value.utf8.count > bytes else { return value }
+        var result = ""
+        for character in value {
+            guard result.utf8.count + character.utf8.count <= bytes else { break }
+            result.append(character)
+        }
+        return result
+    }
+
     /// Throws `.invalidArgument` when `value` is too long for a short string.
     static func checkShortString(_ value: String, _ what: @autoclosure () -> String,
                                  operation: @autoclosure () -> String) throws {

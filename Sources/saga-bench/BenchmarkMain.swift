@@ -12,7 +12,7 @@ import Logging
 enum SagaBench {
     /// The cases, run in this order in every round. The first one is the baseline the others are
     /// compared with.
-    static let cases: [any BenchmarkCase] = [RawCLoop(), TransportLoop()]
+    static let cases: [any BenchmarkCase] = [RawCLoop(), TransportLoop(), TransportIsolatedLoop(), EndpointLoop()]
 
     static func main() async {
         do {
@@ -50,15 +50,17 @@ enum SagaBench {
                     try await fill(admin, context, bodySize: options.bodySize)
                     let cpuBefore = Stats.processCPUTime()
                     let result = try await benchmark.run(context)
-                    let cpu = Stats.processCPUTime() - cpuBefore
+                    let cpuAfter = Stats.processCPUTime()
+                    let user = (cpuAfter.user - cpuBefore.user) * 1e6 / Double(options.messages)
+                    let system = (cpuAfter.system - cpuBefore.system) * 1e6 / Double(options.messages)
                     try await verify(admin, context, after: benchmark.name)
                     let rate = Stats.rate(messages: options.messages, elapsed: result.elapsed)
                     results[index].rates.append(rate)
                     let seconds = String(format: "%.3f s", Stats.seconds(result.elapsed))
                     let averageBatch = String(format: "%.1f", Double(options.messages) / Double(max(1, result.batches)))
-                    print("round \(round)  \(Stats.pad(benchmark.name, 18)) \(Stats.padLeft(Stats.format(rate), 9)) msg/s"
+                    print("round \(round)  \(Stats.pad(benchmark.name, 24)) \(Stats.padLeft(Stats.format(rate), 9)) msg/s"
                         + "  \(seconds), \(result.batches) batches of \(averageBatch) on average, "
-                        + String(format: "%.1f µs CPU/msg", cpu * 1e6 / Double(options.messages)))
+                        + String(format: "CPU/msg %.1f µs user + %.1f µs system", user, system))
                 }
             }
         } catch {
@@ -122,7 +124,7 @@ enum SagaBench {
         print("")
         print("median over \(results.first?.rates.count ?? 0) rounds:")
         for result in results {
-            print("  \(Stats.pad(result.name, 18)) \(Stats.padLeft(Stats.format(result.median), 9)) msg/s")
+            print("  \(Stats.pad(result.name, 24)) \(Stats.padLeft(Stats.format(result.median), 9)) msg/s")
         }
         guard let baseline = results.first, baseline.median > 0 else { return }
         for result in results.dropFirst() {

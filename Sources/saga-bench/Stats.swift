@@ -30,7 +30,7 @@ enum Stats {
 
     /// The CPU time (user + system) this process has used so far, in seconds: the client's cost, which on a
     /// small machine shared with the broker is taken from the broker.
-    static func processCPUTime() -> Double {
+    static func processCPUTime() -> (user: Double, system: Double) {
         var usage = rusage()
         #if canImport(Glibc)
         getrusage(RUSAGE_SELF.rawValue, &usage)
@@ -38,7 +38,7 @@ enum Stats {
         getrusage(RUSAGE_SELF, &usage)
         #endif
         func seconds(_ t: timeval) -> Double { Double(t.tv_sec) + Double(t.tv_usec) / 1e6 }
-        return seconds(usage.ru_utime) + seconds(usage.ru_stime)
+        return (seconds(usage.ru_utime), seconds(usage.ru_stime))
     }
 
     static func seconds(_ duration: Duration) -> Double {

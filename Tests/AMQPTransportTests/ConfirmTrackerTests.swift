@@ -15,8 +15,8 @@ struct ConfirmTrackerTests {
     func outcomes(_ requests: [PublishRequest], _ broker: (inout ConfirmTracker) -> Void) async -> [PublishOutcome] {
         await withCheckedContinuation { continuation in
             var tracker = ConfirmTracker()
-            let batch = tracker.beginBatch(count: requests.count, continuation: continuation)
-            for (index, request) in requests.enumerated() { tracker.sent(batch: batch, index: index, request) }
+            let batch = tracker.beginBatch(requests, continuation: continuation)
+            for index in requests.indices { tracker.sent(batch: batch, index: index) }
             broker(&tracker)
         }
     }

@@ -11,9 +11,13 @@ struct HeartbeatTests {
     func missedHeartbeatsAreDetected() async throws {
         let node = try await runOnThread { try DedicatedBrokerNode.start() }
         defer { node.shutdown() }
+        // A long connect timeout: reconnect attempts against the frozen broker hang that long, and callers
+        // must not wait behind them.
+        let log = Box<[CapturingLogHandler.Entry]>([])
         let connection = try await AMQPConnection.connect(
-            url: "\(node.url)?heartbeat=1&connection_timeout=1000", connectionName: "heartbeat",
-            recovery: RecoveryPolicy(initialDelay: .milliseconds(100), maximumDelay: .milliseconds(500)))
+            url: "\(node.url)?heartbeat=1&connection_timeout=5000", connectionName: "heartbeat",
+            recovery: RecoveryPolicy(initialDelay: .milliseconds(100), maximumDelay: .milliseconds(500)),
+            logger: CapturingLogHandler.logger(into: log))
         #expect(await connection.negotiatedHeartbeat == 1)
         let queue = TestBroker.uniqueName("amqp-test-heartbeat")
         try await connection.declareQueue(QueueDeclaration(name: queue, durable: false))
@@ -35,9 +39,21 @@ struct HeartbeatTests {
         }
         let noticedAfter = ContinuousClock.now - frozenAt
         #expect(noticedAfter < .seconds(4), "noticed after \(noticedAfter) (2 heartbeats = 2 s)")
-        let lastError = await connection.lastError
-        #expect(lastError?.code == .connectionLost)
-        #expect(lastError?.message.contains("heartbeat") == true, "\(String(describing: lastError))")
+        let lost = log.withLock { $0 }.filter { $0.message == "AMQP connection lost" }
+        #expect(lost.count == 1)
+        #expect(lost.first?.metadata["error"]?.contains("heartbeat timeout") == true, "\(lost)")
+
+        // While reconnect attempts hang on the frozen broker, the connection answers at once.
+        try await Task.sleep(for: .milliseconds(500))
+        let asked = ContinuousClock.now
+        let outcomes = await connection.publish([.toQueue(queue, message("during-freeze"))])
+        #expect(!(await connection.isConnected))
+        #expect(ContinuousClock.now - asked < .seconds(1), "publish waited \(ContinuousClock.now - asked)")
+        guard case .failed(let failure) = outcomes.first else {
+            Issue.record("a publish during the freeze: \(outcomes)")
+            return
+        }
+        #expect(failure.code == .notConnected)
 
         kill(pid, SIGCONT)
         thawed = true

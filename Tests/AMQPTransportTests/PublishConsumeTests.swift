@@ -42,6 +42,41 @@ struct PublishConsumeTests {
         }
     }
 
+    @Test("a consume → publish → ack loop isolated to the connection itself (its own thread) works")
+    func loopIsolatedToTheConnection() async throws {
+        try await withConnection("isolated-loop") { connection, scratch in
+            let source = scratch.queue("isolated-source")
+            let target = scratch.queue("isolated-target")
+            try await connection.declareQueue(QueueDeclaration(name: source, durable: false))
+            try await connection.declareQueue(QueueDeclaration(name: target, durable: false))
+            let outcomes = await connection.publish((0..<500).map { .toQueue(source, message("m\($0)")) })
+            #expect(outcomes.allSatisfy { $0 == .confirmed })
+            let moved = try await Self.move(500, from: source, to: target, on: connection)
+            #expect(moved == 500)
+            #expect(try await connection.checkQueue(source).messageCount == 0)
+            #expect(try await connection.checkQueue(target).messageCount == 500)
+        }
+    }
+
+    /// Runs on the connection's executor: publish and ack are plain calls, and waiting for deliveries
+    /// keeps the isolation (`next(upTo:isolation:)`).
+    private static func move(_ count: Int, from source: String, to target: String,
+                             on connection: isolated AMQPConnection) async throws -> Int {
+        let consumer = try connection.consume(queue: source, prefetch: 100)
+        var deliveries = consumer.deliveries.makeAsyncIterator()
+        var moved = 0
+        while moved < count {
+            let batch = try await deliveries.next(upTo: 50)
+            connection.preconditionIsolated()
+            let outcomes = await connection.publish(batch.map { .toQueue(target, $0.message) })
+            guard outcomes.allSatisfy({ $0 == .confirmed }) else { throw AMQPError(.nacked, message: "\(outcomes)") }
+            try connection.ack(batch.last!.tag, multiple: true)
+            moved += batch.count
+        }
+        try await consumer.cancel()
+        return moved
+    }
+
     @Test("bodies larger than a frame, and empty ones, arrive intact")
     func bodySizes() async throws {
         try await withConnection("body-sizes") { connection, scratch in
@@ -63,11 +98,12 @@ struct PublishConsumeTests {
 
     @Test("long queue and connection names still make a valid consumer tag (at most 255 bytes)")
     func longNames() async throws {
+        // Multi-byte characters: 200 of them are 600 bytes.
         let connection = try await AMQPConnection.connect(
-            url: TestBroker.url, connectionName: String(repeating: "c", count: 200))
+            url: TestBroker.url, connectionName: String(repeating: "ç", count: 200))
         let scratch = Scratch()
         do {
-            let queue = scratch.queue(String(repeating: "q", count: 200))
+            let queue = scratch.queue(String(repeating: "€", count: 70))  // 210 bytes, with the prefix and suffix 233
             try await connection.declareQueue(QueueDeclaration(name: queue, durable: false))
             let consumer = try await connection.consume(queue: queue)
             #expect(consumer.consumerTag.utf8.count <= 255)
