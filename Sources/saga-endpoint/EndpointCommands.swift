@@ -147,7 +147,7 @@ enum EndpointHost {
                                                                    endpoint: endpoint, logger: logger),
                                   serviceName: "OperationsServer"))
         }
-        services.append(.init(service: SecondSignalForcesExit(logger: logger), serviceName: "SecondSignal"))
+
         if let watch = ParentWatch.fromEnvironment(logger: logger) {
             // Started by `demo`: stop when the demo is gone (shut down last-added first, so it goes at once).
             services.append(.init(service: watch, successTerminationBehavior: .gracefullyShutdownGroup, serviceName: "ParentWatch"))
@@ -161,6 +161,9 @@ enum EndpointHost {
             "amqp.url": "\(amqp.redactedURL)", "queues": "\(queues.joined(separator: ","))",
             "database": "\(databasePath)", "pid": "\(ProcessInfo.processInfo.processIdentifier)",
         ])
+        // Outside the group: it must keep listening during the graceful shutdown the first signal starts.
+        let secondSignal = SecondSignalForcesExit.watch(logger: logger)
+        defer { secondSignal.cancel() }
         try await group.run()
         logger.info("endpoint stopped")
     }

@@ -29,16 +29,17 @@ enum OperationsWiring {
 
 /// Ends the process at once on a second SIGTERM/SIGINT: the first starts a graceful shutdown (stop
 /// consuming, finish the batch in flight), an impatient operator's second one does not wait for it.
-struct SecondSignalForcesExit: Service {
-    let logger: Logger
-
-    func run() async throws {
-        var seen = 0
-        for await signal in await UnixSignalsSequence(trapping: .sigterm, .sigint) {
-            seen += 1
-            if seen >= 2 {
-                logger.warning("second \(signal): exiting without waiting for the graceful shutdown")
-                exit(130)
+/// Not a Service of the group: a service that outlived the graceful shutdown would hold the group open.
+enum SecondSignalForcesExit {
+    static func watch(logger: Logger) -> Task<Void, Never> {
+        Task.detached {
+            var seen = 0
+            for await signal in await UnixSignalsSequence(trapping: .sigterm, .sigint) {
+                seen += 1
+                if seen >= 2 {
+                    logger.warning("second \(signal): exiting without waiting for the graceful shutdown")
+                    exit(130)
+                }
             }
         }
     }
