@@ -37,6 +37,8 @@ BENCH_ARGS ?=
 
 .PHONY: deps broker broker-stop broker-status build release topology test demo bench clean-broker docker-check
 
+# scripts/deps.sh runs `apt-get update` and `apt-get install -y librabbitmq-dev libsqlite3-dev rabbitmq-server
+# pkg-config openssl` as root when any is missing (a fresh CI machine has none of them).
 deps:
 	@scripts/deps.sh
 
