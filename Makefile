@@ -87,8 +87,14 @@ test: deps broker
 	$(SWIFT) test $(SWIFT_TEST_FLAGS)
 
 # The demo command starts the endpoint and the simulated bank as child processes itself.
-demo: deps release broker topology
-	$(RELEASE_BIN)/saga-endpoint demo --amqp-url '$(AMQP_URL)' $(DEMO_ARGS)
+# The demo starts the endpoint and the bank as child processes and stops them; a broker that was not
+# running before `make demo` is stopped again at the end (its data stays in .broker/).
+demo: deps release
+	@if [ "$(BROKER)" != docker ] && ! $(BROKER_SCRIPT) status >/dev/null 2>&1; then touch .broker-started-by-demo; fi
+	@$(MAKE) --no-print-directory broker topology
+	@status=0; $(RELEASE_BIN)/saga-endpoint demo --amqp-url '$(AMQP_URL)' $(DEMO_ARGS) || status=$$?; \
+	if [ -f .broker-started-by-demo ]; then rm -f .broker-started-by-demo; $(BROKER_SCRIPT) stop; fi; \
+	exit $$status
 
 bench: deps release broker
 	$(RELEASE_BIN)/saga-bench $(BENCH_ARGS)
