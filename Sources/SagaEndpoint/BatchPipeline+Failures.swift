@@ -13,10 +13,17 @@ extension BatchPipeline {
         let metadata = self.metadata(entry)
         guard let incoming = entry.incoming else { return }
         if Self.isTransient(error) {
-            // Busy database or a concurrent update: try again soon, without counting it as a failure.
+            // Busy database, a concurrent update, or a full disk: not the message's fault. Requeue it
+            // (after the batch's backoff), without counting it as a failure.
             metrics.retried.increment()
-            logger.info("transient failure; message will be retried", metadata: metadata.merging(["error": "\(error)"]) { $1 })
+            if Self.isStorageUnavailable(error) {
+                logger.error("database cannot be written (disk full or I/O error); message requeued, will retry",
+                             metadata: metadata.merging(["error": "\(error)"]) { $1 })
+            } else {
+                logger.info("transient failure; message will be retried", metadata: metadata.merging(["error": "\(error)"]) { $1 })
+            }
             entry.settle = .requeue
+            entry.transient = true
             return
         }
         metrics.failed.increment()
@@ -131,8 +138,14 @@ extension BatchPipeline {
     /// Busy database or lost optimistic race: the same work will likely succeed if simply retried.
     static func isTransient(_ error: any Error) -> Bool {
         if let error = error as? SagaStoreError { return error.isRetryable }
-        if let error = error as? SQLiteError { return error.isRetryable }
+        if let error = error as? SQLiteError { return error.isRetryable || isStorageUnavailable(error) }
         return false
+    }
+
+    /// A full disk or an I/O error: nothing is wrong with the message, the database cannot be written now.
+    static func isStorageUnavailable(_ error: any Error) -> Bool {
+        guard let error = error as? SQLiteError else { return false }
+        return error.code == .full || error.code == .ioError
     }
 
     /// The `x-error-type` of errors that no retry can fix (the message is malformed, has no handler or

@@ -3,6 +3,7 @@ import Foundation
 import Logging
 import SagaStore
 import Sagas
+import Synchronization
 
 /// Processes one batch of work (group commit): validate, run stateless handlers, one SQLite transaction
 /// with a savepoint per message, publish every outgoing message and wait for all confirms together, then
@@ -17,6 +18,9 @@ struct BatchPipeline: Sendable {
     let consumer: AMQPConnection
     let metrics: EndpointMetrics
     let logger: Logger
+    /// Grows while batches fail for transient reasons (a full disk, a locked database), so requeued
+    /// deliveries do not come straight back in a hot loop.
+    let backoff = TransientBackoff()
 
     /// Per-source bookkeeping through the stages of a batch.
     struct Entry {
@@ -28,6 +32,8 @@ struct BatchPipeline: Sendable {
         var result: WorkResult?
         /// Indices into the batch's publish list that must be confirmed before the delivery is acked.
         var publishes: [Int] = []
+        /// Requeued for a transient reason (busy or full database), not counted as a failure.
+        var transient = false
         /// How often the message was delivered, when it came redelivered.
         var deliveries: Int?
         /// Diverted as a poison message: its delivery count is forgotten once the error copy is confirmed.
@@ -105,6 +111,13 @@ struct BatchPipeline: Sendable {
         if !settledRows.isEmpty { await store.deleteTimeouts(settledRows) }
         CrashPoint.afterConfirm.check()
 
+        if entries.contains(where: \.transient) {
+            let delay = backoff.next()
+            logger.info("transient failures in this batch; requeueing after a pause", metadata: ["pause": "\(delay)"])
+            try? await Task.sleep(for: delay)
+        } else {
+            backoff.reset()
+        }
         await settle(entries, outcomes: outcomes, requests: requests, multipleAcks: multipleAcks)
         metrics.batchDuration.record(since: started)
     }
@@ -326,4 +339,19 @@ extension Duration {
     var timeInterval: TimeInterval {
         Double(components.seconds) + Double(components.attoseconds) / 1e18
     }
+}
+
+/// Exponential backoff (50 ms doubling to 5 s) for batches that fail for transient reasons.
+final class TransientBackoff: Sendable {
+    private let attempts = Mutex(0)
+
+    func next() -> Duration {
+        let attempt = attempts.withLock { value -> Int in
+            defer { value += 1 }
+            return value
+        }
+        return .milliseconds(min(5000, 50 << min(attempt, 10)))
+    }
+
+    func reset() { attempts.withLock { $0 = 0 } }
 }

@@ -1,0 +1,76 @@
+import AMQPTransport
+import BrokerTestSupport
+import Foundation
+import MoneyTransfer
+import MetricsTestKit
+import Sagas
+import Testing
+
+/// SQLite on a full disk: deliveries are not acked (requeued with backoff), nothing is lost, and the
+/// endpoint resumes by itself when space comes back. The disk is a small tmpfs the test mounts (CI and
+/// the developers' machines run as root).
+@Suite("Disk full", .timeLimit(.minutes(2)))
+struct DiskFullTests {
+    @Test("a full disk requeues deliveries without loss; processing resumes when space returns")
+    func diskFullRequeuesAndResumes() async throws {
+        let harness = try await EndpointHarness.make()
+        let mountPoint = harness.directory.appendingPathComponent("small-disk").path
+        try FileManager.default.createDirectory(atPath: mountPoint, withIntermediateDirectories: true)
+        let mounted = try await runOnThread {
+            try run("/bin/mount", ["-t", "tmpfs", "-o", "size=2m", "tmpfs", mountPoint])
+        }
+        try #require(mounted == 0, "mounting a tmpfs needs root; this test cannot run without it")
+        defer { _ = try? run("/bin/umount", ["-l", mountPoint]) }
+
+        let database = mountPoint + "/sagas.sqlite"
+        let metrics = TestMetrics()
+        let sagas = harness.startEndpoint(MoneyTransferApp.registry(), queues: ["transfers", "payouts"],
+                                          database: "unused", metrics: metrics) { $0.databasePath = database }
+        // One transfer first, so the database and its WAL exist before the disk fills.
+        try await harness.send(TransferRequested(transferId: "warm-up", fromAccount: "a", toAccount: "b", amount: 1),
+                               to: "transfers")
+        try await waitUntil(timeout: .seconds(20)) { try await harness.depth("bank") == 1 }
+
+        // Fill the disk.
+        let filler = mountPoint + "/filler"
+        _ = FileManager.default.createFile(atPath: filler, contents: nil)
+        let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: filler))
+        let chunk = Data(count: 16 * 1024)
+        while (try? handle.write(contentsOf: chunk)) != nil {}
+        try? handle.close()
+
+        for index in 0..<20 {
+            try await harness.send(TransferRequested(transferId: "t-\(index)", fromAccount: "a", toAccount: "b", amount: 10),
+                                   to: "transfers", messageId: "request-\(index)")
+        }
+        try await Task.sleep(for: .seconds(3))
+        // Nothing could be committed, so nothing was sent and nothing was acked or error-queued; the
+        // failures are transient (not counted as handler failures) and requeued with a growing pause
+        // rather than in a hot loop (which made thousands of attempts in these 3 s).
+        #expect(try await harness.depth("bank") == 1)
+        #expect(try await harness.depth("transfers.error") == 0)
+        #expect(try metrics.expectCounter("saga_messages_failed_total").totalValue == 0)
+        let retries = try metrics.expectCounter("saga_messages_retried_total").totalValue
+        #expect(retries > 0 && retries <= 20 * 10, "\(retries) retries in 3 s: no backoff")
+
+        // Space returns: the requeued deliveries are processed, each exactly once.
+        try FileManager.default.removeItem(atPath: filler)
+        let debits = try await harness.receive(from: "bank", count: 21, timeout: .seconds(60))
+        let ids = Set(try debits.map { try $0.decode(DebitAccount.self).transferId })
+        #expect(ids == Set(["warm-up"] + (0..<20).map { "t-\($0)" }))
+        #expect(debits.count == 21)
+        #expect(try await harness.depth("transfers.error") == 0)
+        sagas.cancel()
+        _ = await sagas.result
+        await harness.tearDown()
+    }
+}
+
+private func run(_ executable: String, _ arguments: [String]) throws -> Int32 {
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: executable)
+    process.arguments = arguments
+    try process.run()
+    process.waitUntilExit()
+    return process.terminationStatus
+}
