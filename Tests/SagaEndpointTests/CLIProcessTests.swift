@@ -28,3 +28,34 @@ struct CLIProcessTests {
         await harness.tearDown()
     }
 }
+
+@Suite("saga-endpoint second signal", .timeLimit(.minutes(2)))
+struct CLISecondSignalTests {
+    @Test("a second SIGTERM exits at once when the graceful shutdown cannot finish (broker frozen)")
+    func secondSignalForcesExit() async throws {
+        let node = try await runOnThread { try DedicatedBrokerNode.start(name: "second-signal-\(UInt16.random(in: 1000...9999))") }
+        defer { node.shutdown() }
+        let observer = try await AMQPConnection.connect(url: node.url, connectionName: "second-signal-observer")
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("second-signal-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let process = try ChildProcess(executable: CLIProcessTests.executablePath, arguments: [
+            "run", "--amqp-url", node.url, "--database", directory.appendingPathComponent("s.sqlite").path,
+            "--log-level", "warning"])
+        try await waitUntil(timeout: .seconds(30), message: "run consumes its queues") {
+            // The queue appears when `run` has declared the topology.
+            (try? await observer.checkQueue("transfers").consumerCount) == 1
+        }
+        await observer.close()
+        let pid = try #require(node.vmProcessID)
+        #expect(kill(pid, SIGSTOP) == 0)
+        defer { kill(pid, SIGCONT) }
+        // The graceful shutdown now waits for a broker that does not answer.
+        process.kill(signal: SIGTERM)
+        try await Task.sleep(for: .seconds(1))
+        #expect(process.isRunning, "the first signal should start a graceful shutdown, which cannot finish")
+        process.kill(signal: SIGTERM)
+        let status = try await runOnThread { try process.waitUntilExit(timeout: .seconds(10)) }
+        #expect(status == 130)
+    }
+}
