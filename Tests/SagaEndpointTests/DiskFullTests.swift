@@ -24,7 +24,9 @@ struct DiskFullTests {
 
         let database = mountPoint + "/sagas.sqlite"
         let metrics = TestMetrics()
-        let sagas = harness.startEndpoint(MoneyTransferApp.registry(), queues: ["transfers", "payouts"],
+        // No bank runs here: a long bank timeout keeps the saga from re-sending a debit while the test
+        // (slow under a loaded CI run) waits, which would show up as a duplicate below.
+        let sagas = harness.startEndpoint(MoneyTransferApp.registry(bankTimeout: .seconds(600)), queues: ["transfers", "payouts"],
                                           database: "unused", metrics: metrics) { $0.databasePath = database }
         // One transfer first, so the database and its WAL exist before the disk fills.
         try await harness.send(TransferRequested(transferId: "warm-up", fromAccount: "a", toAccount: "b", amount: 1),
