@@ -45,16 +45,27 @@ extension SQLiteConnection {
     @discardableResult
     public func savepoint<T>(_ name: String, _ body: () throws -> T) throws -> T {
         let quoted = Self.quoteIdentifier(name)
-        // Savepoint names vary, so these go through `execute` rather than filling the statement cache.
-        try execute("SAVEPOINT \(quoted)")
+        // Through `run`: callers use a few fixed names (the store names them by nesting depth), so the
+        // statements are prepared once and cached; a group commit opens one savepoint per message.
+        try run("SAVEPOINT \(quoted)")
         do {
             let result = try body()
-            try execute("RELEASE \(quoted)")
+            try run("RELEASE \(quoted)")
             return result
         } catch {
             rollbackSavepoint(quoted)
             throw error
         }
+    }
+
+    /// Runs `body` (which commits on its own: a transaction, or single statements) with `PRAGMA
+    /// synchronous` set to `level`, then restores the connection's setting. For writes whose loss on a
+    /// power cut is harmless, so their commit need not wait for an fsync. Not inside a transaction.
+    public func withSynchronous<T>(_ level: Options.Synchronous, _ body: () throws -> T) throws -> T {
+        guard level != options.synchronous else { return try body() }
+        try run("PRAGMA synchronous = \(level.rawValue)")
+        defer { _ = try? run("PRAGMA synchronous = \(options.synchronous.rawValue)") }
+        return try body()
     }
 
     /// Best effort: the original error matters more than a rollback failure, which is only logged.
@@ -81,6 +92,8 @@ extension SQLiteConnection {
 
     /// SQL identifier quoting: wrap in double quotes, double any embedded ones.
     static func quoteIdentifier(_ name: String) -> String {
-        "\"" + name.replacingOccurrences(of: "\"", with: "\"\"") + "\""
+        // Foundation's replacingOccurrences is slow on Linux and this runs per savepoint.
+        guard name.utf8.contains(UInt8(ascii: "\"")) else { return "\"" + name + "\"" }
+        return "\"" + name.split(separator: "\"", omittingEmptySubsequences: false).joined(separator: "\"\"") + "\""
     }
 }

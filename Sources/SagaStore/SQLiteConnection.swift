@@ -90,6 +90,10 @@ public final class SQLiteConnection {
             }
             try execute("PRAGMA synchronous = \(options.synchronous.rawValue)")
             try execute("PRAGMA foreign_keys = ON")
+            // Savepoints (one per message in a group commit) journal the pages they change in a
+            // sub-journal, which by default is a temporary file: dozens of pwrite calls per message.
+            // The sub-journal only matters until the transaction ends, so memory is the right place.
+            try execute("PRAGMA temp_store = MEMORY")
         } catch {
             close()
             throw error

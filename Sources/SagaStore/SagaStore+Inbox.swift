@@ -19,6 +19,16 @@ extension SagaStore {
         }
     }
 
+    /// Records `messageId` as handled unless it already is; returns false for a message seen before.
+    /// One statement where `inboxContains` then `recordInbox` take two: inside the handling transaction
+    /// (or savepoint) the row disappears again if the handling fails.
+    public func recordInboxIfAbsent(messageId: String, queue: String, at date: Date) throws -> Bool {
+        try connection.run(
+            "INSERT OR IGNORE INTO inbox (message_id, queue, processed_at) VALUES (?, ?, ?)",
+            [.text(messageId), .text(queue), SQLiteValue(date)]
+        ) == 1
+    }
+
     /// Forgets entries processed before `date` (deduplication only needs to cover the redelivery
     /// window); returns how many were removed.
     @discardableResult

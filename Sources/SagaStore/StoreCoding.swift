@@ -11,21 +11,46 @@ extension SQLiteValue {
 }
 
 /// JSON coding of header maps. Keys are sorted so the same headers always produce the same text.
+///
+/// Encoding is written out by hand: it runs for every outgoing message and timeout, and JSONEncoder
+/// costs several microseconds even for an empty map. The output is plain JSON that JSONDecoder reads.
 struct HeaderCoding {
-    private let encoder: JSONEncoder = {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys]
-        return encoder
-    }()
     private let decoder = JSONDecoder()
 
     func encode(_ headers: [String: String]) -> SQLiteValue {
-        // Encoding a [String: String] cannot fail; "{}" is only a formal fallback.
-        guard let data = try? encoder.encode(headers) else { return .text("{}") }
-        return .text(String(decoding: data, as: UTF8.self))
+        guard !headers.isEmpty else { return .text("{}") }
+        var text = "{"
+        for (index, key) in headers.keys.sorted().enumerated() {
+            if index > 0 { text += "," }
+            Self.appendQuoted(key, to: &text)
+            text += ":"
+            Self.appendQuoted(headers[key]!, to: &text)
+        }
+        text += "}"
+        return .text(text)
+    }
+
+    /// A JSON string literal: quotes, backslashes and control characters escaped (RFC 8259 §7).
+    static func appendQuoted(_ value: String, to text: inout String) {
+        text += "\""
+        for scalar in value.unicodeScalars {
+            switch scalar {
+            case "\"": text += "\\\""
+            case "\\": text += "\\\\"
+            case "\n": text += "\\n"
+            case "\r": text += "\\r"
+            case "\t": text += "\\t"
+            case _ where scalar.value < 0x20:
+                let hex = String(scalar.value, radix: 16)
+                text += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
+            default: text.unicodeScalars.append(scalar)
+            }
+        }
+        text += "\""
     }
 
     func decode(_ text: String, table: String) throws -> [String: String] {
+        if text == "{}" { return [:] }
         do {
             return try decoder.decode([String: String].self, from: Data(text.utf8))
         } catch {
