@@ -47,6 +47,14 @@ struct TypedSagaRunner<S: Saga>: SagaRunner {
     func run(_ incoming: IncomingMessage, persistence: any SagaPersistence, now: Date,
              endpointAddress: String) throws -> SagaInvocation? {
         guard let route = definition.routes[incoming.type] else { return nil }
+        // Decoded at most once, and only when needed: a timeout for a gone saga is never decoded.
+        var decoded: (any Message)?
+        func message() throws -> any Message {
+            if let decoded { return decoded }
+            let message = try route.decode(incoming)
+            decoded = message
+            return message
+        }
         let key: SagaInstanceKey
         if let target = incoming.timeoutTarget {
             // A timeout goes only to the instance that requested it.
@@ -57,13 +65,13 @@ struct TypedSagaRunner<S: Saga>: SagaRunner {
             return nil
         } else {
             // Nil: an optional correlation value is absent, so the message is not for this saga.
-            guard let correlationId = try route.correlation!(incoming) else { return nil }
+            guard let correlationId = try route.correlation!(try message(), incoming) else { return nil }
             key = SagaInstanceKey(sagaType: S.sagaType, correlationId: correlationId)
         }
 
         guard let stored = try persistence.loadSaga(key) else {
-            return try start(route, key: key, incoming: incoming, persistence: persistence, now: now,
-                             endpointAddress: endpointAddress)
+            return try start(route, key: key, incoming: incoming, message: message, persistence: persistence,
+                             now: now, endpointAddress: endpointAddress)
         }
         guard let handle = route.handle else {
             return SagaInvocation(saga: key, outcome: .ignoredExistingStart, outgoing: [], timeouts: [])
@@ -76,7 +84,7 @@ struct TypedSagaRunner<S: Saga>: SagaRunner {
         }
         let context = HandlerContext(incoming: incoming, now: now, endpointAddress: endpointAddress,
                                      handlerKey: S.sagaType, saga: key, originator: stored.originator)
-        try handle(&state, incoming, context)
+        try handle(&state, try message(), context)
         if context.isCompleted {
             try persistence.deleteSaga(key, expectedVersion: stored.version)
             // A completed saga gets no timeouts, not even those asked for in its last step.
@@ -92,7 +100,7 @@ struct TypedSagaRunner<S: Saga>: SagaRunner {
 
     private func start(
         _ route: SagaDefinition<S>.Route, key: SagaInstanceKey, incoming: IncomingMessage,
-        persistence: any SagaPersistence, now: Date, endpointAddress: String
+        message: () throws -> any Message, persistence: any SagaPersistence, now: Date, endpointAddress: String
     ) throws -> SagaInvocation {
         if route.isTimeout || incoming.timeoutTarget != nil {
             return SagaInvocation(saga: key, outcome: .timeoutForGoneSaga, outgoing: [], timeouts: [])
@@ -103,12 +111,12 @@ struct TypedSagaRunner<S: Saga>: SagaRunner {
         let originator = Originator(replyTo: incoming.replyTo, correlationId: incoming.correlationId)
         let context = HandlerContext(incoming: incoming, now: now, endpointAddress: endpointAddress,
                                      handlerKey: S.sagaType, saga: key, originator: originator)
-        let state = try start(incoming, context)
+        let state = try start(try message(), context)
         if context.isCompleted {
             return SagaInvocation(saga: key, outcome: .startedAndCompleted, outgoing: context.outgoing, timeouts: [])
         }
         try persistence.insertSaga(StoredSaga(
-            key: key, sagaId: UUID().uuidString.lowercased(), state: try MessageCoding.encode(state), version: 1,
+            key: key, sagaId: MessageIdentity.randomUUID(), state: try MessageCoding.encode(state), version: 1,
             originator: originator, createdAt: now, updatedAt: now
         ))
         return SagaInvocation(saga: key, outcome: .started, outgoing: context.outgoing, timeouts: context.timeouts)
