@@ -59,6 +59,37 @@ actor StoreWorker {
     }
 
     func process(_ items: [WorkItem], now: Date) -> [WorkResult] {
+        // First without savepoints: a savepoint per message makes SQLite copy every page a message
+        // touches into its sub-journal (tens of kilobytes per message), and almost every batch succeeds
+        // as a whole. Only when a message fails is the batch rolled back and run again with a savepoint
+        // per message, so that the failing one rolls back only itself. Saga handlers only compute state
+        // and messages, so running them twice is harmless; stateless handlers ran before (not again).
+        var results: [WorkResult] = []
+        results.reserveCapacity(items.count)
+        var failedMessage: (any Error)?
+        do {
+            try store.transaction { store in
+                for item in items {
+                    do {
+                        results.append(try processOne(item, now: now))
+                    } catch {
+                        failedMessage = error
+                        throw error
+                    }
+                }
+            }
+            return results
+        } catch {
+            guard let failedMessage else {
+                // The commit itself failed (busy, disk full): nothing of the batch happened.
+                return items.map { _ in .failed(error) }
+            }
+            if items.count == 1 { return [.failed(failedMessage)] }
+        }
+        return processWithSavepoints(items, now: now)
+    }
+
+    private func processWithSavepoints(_ items: [WorkItem], now: Date) -> [WorkResult] {
         var results: [WorkResult] = []
         results.reserveCapacity(items.count)
         do {
@@ -86,7 +117,9 @@ actor StoreWorker {
             try store.scheduleTimeout(deferral)
             return .deferred
         }
-        if try store.inboxContains(messageId: incoming.messageId) {
+        // The inbox row comes first: one statement tells a duplicate, and the savepoint removes the row
+        // again if the handling fails.
+        if try !store.recordInboxIfAbsent(messageId: incoming.messageId, queue: incoming.queue, at: now) {
             if let row = item.timeoutRowId { _ = try store.deleteTimeout(id: row) }
             let pending = try store.outbox(forIncoming: incoming.messageId).filter { $0.dispatchedAt == nil }
             return .duplicate(undispatched: pending)
@@ -107,14 +140,20 @@ actor StoreWorker {
                 headers: message.headers, body: message.body, createdAt: now)
         }
         for record in records {
-            // A command re-sent with its original id (a saga re-sending after a timeout) supersedes the
-            // earlier outbox row of that id, which belongs to another incoming message: the ids are the
-            // outbox's key, and the copy must go out again under the same id.
-            try store.connection.run(
-                "DELETE FROM outbox WHERE message_id = ? AND incoming_message_id <> ?",
-                [.text(record.messageId), .text(incoming.messageId)])
+            do {
+                try store.appendOutbox([record])
+            } catch SagaStoreError.duplicateMessage {
+                // A command re-sent with its original id (a saga re-sending after a timeout) supersedes
+                // the earlier outbox row of that id, which belongs to another incoming message: the ids
+                // are the outbox's key, and the copy must go out again under the same id. (Rare, so it
+                // is handled here rather than by a DELETE before every insert.)
+                let superseded = try store.connection.run(
+                    "DELETE FROM outbox WHERE message_id = ? AND incoming_message_id <> ?",
+                    [.text(record.messageId), .text(incoming.messageId)])
+                guard superseded > 0 else { throw SagaStoreError.duplicateMessage(messageId: record.messageId) }
+                try store.appendOutbox([record])
+            }
         }
-        try store.appendOutbox(records)
         for timeout in invocations.flatMap(\.timeouts) {
             try store.scheduleTimeout(TimeoutRecord(
                 timeoutId: timeout.timeoutId, sagaType: timeout.saga.sagaType,
@@ -122,7 +161,6 @@ actor StoreWorker {
                 body: timeout.body, headers: timeout.headers, createdAt: now))
         }
         if let row = item.timeoutRowId { _ = try store.deleteTimeout(id: row) }
-        try store.recordInbox(messageId: incoming.messageId, queue: incoming.queue, at: now)
         if item.wasRedelivered { try store.clearDeliveries(messageId: incoming.messageId) }
         // Earlier failed attempts no longer matter once the message is processed.
         _ = try store.clearFailure(messageId: incoming.messageId)
@@ -158,7 +196,11 @@ actor StoreWorker {
     func markDispatched(_ messageIds: [String], now: Date) {
         guard !messageIds.isEmpty else { return }
         do {
-            _ = try store.markDispatched(messageIds: messageIds, at: now)
+            // A mark lost on a power cut only means a re-send under the same id, which downstream
+            // inboxes drop; so this commit does not wait for an fsync (a process crash cannot lose it).
+            _ = try store.connection.withSynchronous(.normal) {
+                try store.markDispatched(messageIds: messageIds, at: now)
+            }
         } catch {
             // Harmless: the rows are published again after a restart and deduplicated downstream.
             logger.warning("could not mark outbox rows dispatched", metadata: ["error": "\(error)"])

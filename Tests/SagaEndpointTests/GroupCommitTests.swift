@@ -1,0 +1,78 @@
+import Foundation
+import Logging
+import SagaStore
+import Sagas
+import Testing
+@testable import SagaEndpoint
+
+/// The store side of a group commit: a batch is committed in one transaction without savepoints; when one
+/// message fails, the batch is run again with a savepoint per message so that only the failing one is
+/// rolled back. No broker is involved: this is the StoreWorker on its own.
+@Suite("Group commit in the store")
+struct GroupCommitTests {
+    private func worker(_ path: String) throws -> StoreWorker {
+        var registry = HandlerRegistry()
+        registry.register(LedgerSaga.self)
+        registry.register(OrderSaga.self) { OrderSaga.define(&$0, earlyPayment: .errorQueue) }
+        let dispatcher = MessageDispatcher(registry: registry, endpointAddress: "ledgers")
+        return try StoreWorker(path: path, durable: true, dispatcher: dispatcher, logger: Logger(label: "test"))
+    }
+
+    private func open(_ id: String, fail: Bool) throws -> WorkItem {
+        WorkItem(incoming: IncomingMessage(
+            messageId: "m-\(id)", type: LedgerSaga.Open.messageType,
+            body: try MessageCoding.encode(LedgerSaga.Open(ledgerId: id, fail: fail)), queue: LedgerSaga.queue))
+    }
+
+    private func paid(_ id: String) throws -> WorkItem {
+        WorkItem(incoming: IncomingMessage(
+            messageId: "p-\(id)", type: OrderSaga.Paid.messageType,
+            body: try MessageCoding.encode(OrderSaga.Paid(orderId: id)), queue: OrderSaga.queue))
+    }
+
+    private func temporaryPath() -> String {
+        FileManager.default.temporaryDirectory.appendingPathComponent("group-commit-\(UUID().uuidString).sqlite").path
+    }
+
+    @Test("a failing message in the middle of a batch rolls back only itself; the others commit")
+    func failingMessageRollsBackAlone() async throws {
+        let path = temporaryPath()
+        defer { for suffix in ["", "-wal", "-shm"] { try? FileManager.default.removeItem(atPath: path + suffix) } }
+        let worker = try worker(path)
+        let items = [try open("a", fail: false), try open("b", fail: true), try paid("nobody"), try open("c", fail: false)]
+        let results = await worker.processBatch(items, now: Date())
+
+        #expect(results.count == 4)
+        guard case .processed(let outboxA, _) = results[0], case .failed(let error) = results[1],
+              case .notFound(.errorQueue, _) = results[2], case .processed(let outboxC, _) = results[3] else {
+            Issue.record("unexpected results \(results)")
+            return
+        }
+        #expect(error is LedgerSaga.Refused)
+        #expect(outboxA.count == 1 && outboxC.count == 1)
+
+        let store = try SagaStore(path: path)
+        #expect(try store.inboxContains(messageId: "m-a") && store.inboxContains(messageId: "m-c"))
+        #expect(try !store.inboxContains(messageId: "m-b"), "the failed message is not marked processed")
+        #expect(try !store.inboxContains(messageId: "p-nobody"), "a not-found message is handled later, as a whole")
+        #expect(try store.loadSaga(type: LedgerSaga.sagaType, correlationId: "b") == nil)
+        #expect(try store.loadSaga(type: LedgerSaga.sagaType, correlationId: "a") != nil)
+        #expect(try store.outbox(forIncoming: "m-b").isEmpty)
+        #expect(try store.undispatchedOutbox(limit: 10).map(\.incomingMessageId).sorted() == ["m-a", "m-c"])
+    }
+
+    @Test("a batch that succeeds commits every message once; a second copy of each is a duplicate")
+    func wholeBatchThenDuplicates() async throws {
+        let path = temporaryPath()
+        defer { for suffix in ["", "-wal", "-shm"] { try? FileManager.default.removeItem(atPath: path + suffix) } }
+        let worker = try worker(path)
+        let items = try (0..<50).map { try open("l\($0)", fail: false) }
+        let first = await worker.processBatch(items, now: Date())
+        #expect(first.allSatisfy { if case .processed = $0 { true } else { false } })
+        let again = await worker.processBatch(items, now: Date())
+        #expect(again.allSatisfy { if case .duplicate(let undispatched) = $0 { undispatched.count == 1 } else { false } })
+        let store = try SagaStore(path: path)
+        #expect(try store.sagaCounts()[LedgerSaga.sagaType] == 50)
+        #expect(try store.outboxBacklog() == 50)
+    }
+}
