@@ -21,6 +21,9 @@ struct BatchPipeline: Sendable {
     /// Grows while batches fail for transient reasons (a full disk, a locked database), so requeued
     /// deliveries do not come straight back in a hot loop.
     let backoff = TransientBackoff()
+    /// Outbox rows a batch in its publish stage is sending. A copy of their incoming message in the next
+    /// batch (committed meanwhile) must not send them again: the batch that is publishing settles first.
+    let publishing = InFlightSet()
 
     /// Per-source bookkeeping through the stages of a batch.
     struct Entry {
@@ -58,7 +61,29 @@ struct BatchPipeline: Sendable {
 
     enum Settlement { case ack, requeue }
 
-    func process(_ sources: [WorkSource]) async {
+    /// A batch whose transaction has committed: what is left is to publish, await the confirms and
+    /// settle the deliveries (`finish`). The endpoint runs the next batch's transaction meanwhile.
+    struct PreparedBatch: Sendable {
+        var entries: [Entry]
+        var requests: [PublishRequest]
+        var outboxIds: [Int: String]
+        var multipleAcks: Bool
+        var now: Date
+        var started: ContinuousClock.Instant
+    }
+
+    /// Whether the sources hold a redelivery. The endpoint lets the batch before such a one settle
+    /// first, so that a crash while processing a suspect blames no message still in flight.
+    static func containsRedelivery(_ sources: [WorkSource]) -> Bool {
+        sources.contains { source in
+            if case .delivery(let delivery) = source { return delivery.redelivered }
+            return false
+        }
+    }
+
+    /// Runs the batch through its transaction and returns what remains to be published and settled, in
+    /// order. Suspects (see below) are processed, published and settled here, one at a time.
+    func prepare(_ sources: [WorkSource]) async -> [PreparedBatch] {
         let now = Date()
         var entries = sources.map { Entry(source: $0) }
         translate(&entries)
@@ -69,16 +94,17 @@ struct BatchPipeline: Sendable {
         // is not settled yet.
         let suspects = entries.indices.filter { (entries[$0].deliveries ?? 0) >= 2 && entries[$0].item != nil }
         if !suspects.isEmpty, entries.count > 1 {
-            for index in suspects { await run([entries[index]], now: now, multipleAcks: false) }
+            for index in suspects {
+                await finish(await prepare([entries[index]], now: now, multipleAcks: false))
+            }
             let rest = entries.indices.filter { !suspects.contains($0) }.map { entries[$0] }
-            if !rest.isEmpty { await run(rest, now: now, multipleAcks: true) }
-        } else {
-            await run(entries, now: now, multipleAcks: true)
+            return rest.isEmpty ? [] : [await prepare(rest, now: now, multipleAcks: true)]
         }
+        return [await prepare(entries, now: now, multipleAcks: true)]
     }
 
-    /// The pipeline after translation: handlers, one transaction, publish with confirms, settle.
-    private func run(_ batch: [Entry], now: Date, multipleAcks: Bool) async {
+    /// Stateless handlers and the transaction; then which messages to publish for each entry.
+    private func prepare(_ batch: [Entry], now: Date, multipleAcks: Bool) async -> PreparedBatch {
         let started = ContinuousClock.now
         metrics.batchSize.record(batch.count)
         var entries = batch
@@ -95,16 +121,24 @@ struct BatchPipeline: Sendable {
         var requests: [PublishRequest] = []
         var outboxIds: [Int: String] = [:]
         await plan(&entries, requests: &requests, outboxIds: &outboxIds, now: now)
+        publishing.insert(Array(outboxIds.values))
+        return PreparedBatch(entries: entries, requests: requests, outboxIds: outboxIds, multipleAcks: multipleAcks,
+                             now: now, started: started)
+    }
 
+    /// Publishes the batch's messages, awaits their confirms, then acknowledges (or requeues).
+    func finish(_ batch: PreparedBatch) async {
         let publishStarted = ContinuousClock.now
+        let (entries, requests, now) = (batch.entries, batch.requests, batch.now)
         // The crash point sits between sending and awaiting the confirms: the broker may or may not
         // have the messages, and the restarted endpoint must send them again under the same ids.
         if requests.isEmpty { CrashPoint.afterPublish.check() }
         let outcomes = await publisher.publish(requests, afterSending: { CrashPoint.afterPublish.check() })
         metrics.publishDuration.record(since: publishStarted)
         metrics.published.increment(by: outcomes.filter(\.isConfirmed).count)
-        let confirmedOutbox = outboxIds.compactMap { outcomes[$0.key].isConfirmed ? $0.value : nil }
+        let confirmedOutbox = batch.outboxIds.compactMap { outcomes[$0.key].isConfirmed ? $0.value : nil }
         await store.markDispatched(confirmedOutbox, now: now)
+        publishing.remove(Array(batch.outboxIds.values))
         let settledRows = entries.filter { entry in
             entry.deleteRowAfterPublish && entry.publishes.allSatisfy { outcomes[$0].isConfirmed }
         }.compactMap { $0.dueRow?.timeoutId }
@@ -118,8 +152,8 @@ struct BatchPipeline: Sendable {
         } else {
             backoff.reset()
         }
-        await settle(entries, outcomes: outcomes, requests: requests, multipleAcks: multipleAcks)
-        metrics.batchDuration.record(since: started)
+        await settle(entries, outcomes: outcomes, requests: requests, multipleAcks: batch.multipleAcks)
+        metrics.batchDuration.record(since: batch.started)
     }
 
     // MARK: Stages
@@ -238,7 +272,7 @@ struct BatchPipeline: Sendable {
                     logger.debug("message processed", metadata: metadata.merging(["outgoing": "\(outbox.count)"]) { $1 })
                 case .duplicate(let undispatched):
                     metrics.deduplicated.increment()
-                    for row in undispatched { add(row, to: &entry) }
+                    for row in undispatched where !publishing.contains(row.messageId) { add(row, to: &entry) }
                     logger.debug("duplicate message: no effect", metadata: metadata.merging(["republished": "\(undispatched.count)"]) { $1 })
                 case .deferred:
                     break

@@ -103,14 +103,27 @@ public final class SagaEndpoint: Service, Sendable {
                 group.addTask { await self.housekeeping(store: store, publisher: publisherConnection) }
 
                 await withTaskCancellationHandler {
+                    // Two stages: while one batch publishes and waits for its confirms, the next one runs
+                    // its transaction (on the SQLite thread). Batches still settle in order, so an ack
+                    // with `multiple` never covers a delivery of a later, unsettled batch.
+                    var finishing: Task<Void, Never>?
                     while let batch = await work.next(limit: max(1, configuration.batchSize)) {
-                        await pipeline.process(batch)
-                        let done = batch.compactMap { source -> String? in
-                            if case .due(let row) = source { return row.timeoutId }
-                            return nil
+                        if BatchPipeline.containsRedelivery(batch) {
+                            await finishing?.value
+                            finishing = nil
                         }
-                        if !done.isEmpty { dueInFlight.remove(done) }
+                        let prepared = await pipeline.prepare(batch)
+                        await finishing?.value
+                        finishing = Task {
+                            for stage in prepared { await pipeline.finish(stage) }
+                            let done = batch.compactMap { source -> String? in
+                                if case .due(let row) = source { return row.timeoutId }
+                                return nil
+                            }
+                            if !done.isEmpty { dueInFlight.remove(done) }
+                        }
                     }
+                    await finishing?.value
                 } onCancel: {
                     work.finish()
                 }
@@ -216,10 +229,13 @@ public final class SagaEndpoint: Service, Sendable {
     }
 }
 
-/// Due rows handed to the pipeline and not processed yet, so the poller does not hand them out twice.
+/// Ids handed on and not finished yet: due rows handed to the pipeline (so the poller does not hand them
+/// out twice), outbox rows being published (so a duplicate does not publish them a second time).
 final class InFlightSet: Sendable {
     private let ids = Mutex<Set<String>>([])
     func insert(_ id: String) -> Bool { ids.withLock { $0.insert(id).inserted } }
+    func insert(_ batch: [String]) { ids.withLock { $0.formUnion(batch) } }
+    func contains(_ id: String) -> Bool { ids.withLock { $0.contains(id) } }
     func remove(_ done: [String]) { ids.withLock { $0.subtract(done) } }
 }
 
