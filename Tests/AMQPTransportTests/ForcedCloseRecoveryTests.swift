@@ -87,6 +87,12 @@ struct ForcedCloseRecoveryTests {
             let surviving = Inbox(try await connection.consume(queue: survivor))
 
             _ = try await runOnThread { try TestBroker.closeConnections(named: name, reason: "transport test") }
+            // rabbitmqctl may return before the broker has closed the connection; a queue deleted before
+            // that cancels the consumer on the live connection instead (seen on a loaded machine), which
+            // is not what this test is about. Delete it only once the connection is down.
+            try await waitUntil(timeout: .seconds(10), message: "the connection did not go down") {
+                await !connection.isConnected
+            }
             _ = try await withConnection("forced-close-vanished-deleter") { other, _ in
                 try await other.deleteQueue(vanishing)
             }
