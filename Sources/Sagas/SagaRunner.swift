@@ -31,7 +31,7 @@ protocol SagaRunner: Sendable {
     /// Nil when the message is not for this saga (a timeout of another saga type, or a message whose
     /// `Correlation.optionalProperty` value is absent).
     func run(_ incoming: IncomingMessage, persistence: any SagaPersistence, now: Date,
-             endpointAddress: String) throws -> SagaInvocation?
+             endpointAddress: String, tracing: MessageTracing?) throws -> SagaInvocation?
 }
 
 struct TypedSagaRunner<S: Saga>: SagaRunner {
@@ -45,7 +45,7 @@ struct TypedSagaRunner<S: Saga>: SagaRunner {
     var messageTypes: [String] { Array(definition.routes.keys) }
 
     func run(_ incoming: IncomingMessage, persistence: any SagaPersistence, now: Date,
-             endpointAddress: String) throws -> SagaInvocation? {
+             endpointAddress: String, tracing: MessageTracing?) throws -> SagaInvocation? {
         guard let route = definition.routes[incoming.type] else { return nil }
         let key: SagaInstanceKey
         if let target = incoming.timeoutTarget {
@@ -63,7 +63,7 @@ struct TypedSagaRunner<S: Saga>: SagaRunner {
 
         guard let stored = try persistence.loadSaga(key) else {
             return try start(route, key: key, incoming: incoming, persistence: persistence, now: now,
-                             endpointAddress: endpointAddress)
+                             endpointAddress: endpointAddress, tracing: tracing)
         }
         guard let handle = route.handle else {
             return SagaInvocation(saga: key, outcome: .ignoredExistingStart, outgoing: [], timeouts: [])
@@ -76,7 +76,7 @@ struct TypedSagaRunner<S: Saga>: SagaRunner {
         }
         let context = HandlerContext(incoming: incoming, now: now, endpointAddress: endpointAddress,
                                      handlerKey: S.sagaType, saga: key, originator: stored.originator)
-        try handle(&state, incoming, context)
+        try HandlerSpan.run(tracing, handler: S.sagaType, context: context) { try handle(&state, incoming, context) }
         if context.isCompleted {
             try persistence.deleteSaga(key, expectedVersion: stored.version)
             // A completed saga gets no timeouts, not even those asked for in its last step.
@@ -92,7 +92,7 @@ struct TypedSagaRunner<S: Saga>: SagaRunner {
 
     private func start(
         _ route: SagaDefinition<S>.Route, key: SagaInstanceKey, incoming: IncomingMessage,
-        persistence: any SagaPersistence, now: Date, endpointAddress: String
+        persistence: any SagaPersistence, now: Date, endpointAddress: String, tracing: MessageTracing?
     ) throws -> SagaInvocation {
         if route.isTimeout || incoming.timeoutTarget != nil {
             return SagaInvocation(saga: key, outcome: .timeoutForGoneSaga, outgoing: [], timeouts: [])
@@ -103,7 +103,7 @@ struct TypedSagaRunner<S: Saga>: SagaRunner {
         let originator = Originator(replyTo: incoming.replyTo, correlationId: incoming.correlationId)
         let context = HandlerContext(incoming: incoming, now: now, endpointAddress: endpointAddress,
                                      handlerKey: S.sagaType, saga: key, originator: originator)
-        let state = try start(incoming, context)
+        let state = try HandlerSpan.run(tracing, handler: S.sagaType, context: context) { try start(incoming, context) }
         if context.isCompleted {
             return SagaInvocation(saga: key, outcome: .startedAndCompleted, outgoing: context.outgoing, timeouts: [])
         }
