@@ -33,6 +33,8 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.0"),
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.0"),
+        // The tracing API only: an application bootstraps its tracer (swift-otel) itself.
+        .package(url: "https://github.com/apple/swift-distributed-tracing.git", from: "1.7.0"),
     ],
     targets: [
         .systemLibrary(
@@ -64,10 +66,17 @@ let package = Package(
         ),
         .target(
             name: "Sagas",
-            dependencies: [.product(name: "Logging", package: "swift-log")],
+            dependencies: [
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Tracing", package: "swift-distributed-tracing"),
+            ],
             swiftSettings: strictness
         ),
-        .target(name: "SagaTesting", dependencies: ["Sagas"], swiftSettings: strictness),
+        .target(
+            name: "SagaTesting",
+            dependencies: ["Sagas", .product(name: "Tracing", package: "swift-distributed-tracing")],
+            swiftSettings: strictness
+        ),
         .target(
             name: "SagaEndpoint",
             dependencies: [
@@ -75,6 +84,7 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "Tracing", package: "swift-distributed-tracing"),
             ],
             swiftSettings: strictness
         ),
@@ -128,6 +138,15 @@ let package = Package(
             path: "Tests/BrokerTestSupport",
             swiftSettings: strictness
         ),
+        .target(
+            name: "TracingTestSupport",
+            dependencies: [
+                .product(name: "Tracing", package: "swift-distributed-tracing"),
+                .product(name: "InMemoryTracing", package: "swift-distributed-tracing"),
+            ],
+            path: "Tests/TracingTestSupport",
+            swiftSettings: strictness
+        ),
         .testTarget(
             name: "AMQPTransportTests",
             dependencies: ["AMQPTransport", "BrokerTestSupport", "CRabbitMQ"],
@@ -145,7 +164,15 @@ let package = Package(
             swiftSettings: strictness
         ),
         .testTarget(name: "SagaStoreTests", dependencies: ["SagaStore"], swiftSettings: strictness),
-        .testTarget(name: "SagasTests", dependencies: ["Sagas", "SagaTesting"], swiftSettings: strictness),
+        .testTarget(
+            name: "SagasTests",
+            dependencies: [
+                "Sagas", "SagaTesting", "TracingTestSupport",
+                .product(name: "InMemoryTracing", package: "swift-distributed-tracing"),
+                .product(name: "Tracing", package: "swift-distributed-tracing"),
+            ],
+            swiftSettings: strictness
+        ),
         .testTarget(
             name: "SagaEndpointTests",
             dependencies: [
@@ -153,6 +180,8 @@ let package = Package(
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "MetricsTestKit", package: "swift-metrics"),
                 "saga-endpoint", .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                "TracingTestSupport", .product(name: "InMemoryTracing", package: "swift-distributed-tracing"),
+                .product(name: "Tracing", package: "swift-distributed-tracing"),
             ],
             swiftSettings: strictness + [.define("SAGA_ENDPOINT_CLI_TESTS")]
         ),

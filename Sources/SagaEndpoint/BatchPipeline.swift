@@ -4,6 +4,7 @@ import Logging
 import SagaStore
 import Sagas
 import Synchronization
+import Tracing
 
 /// Processes one batch of work (group commit): validate, run stateless handlers, one SQLite transaction
 /// with a savepoint per message, publish every outgoing message and wait for all confirms together, then
@@ -18,6 +19,8 @@ struct BatchPipeline: Sendable {
     let consumer: AMQPConnection
     let metrics: EndpointMetrics
     let logger: Logger
+    /// Nil without a tracer: then no span is started and nothing is allocated for tracing.
+    let tracing: PipelineTracing?
     /// Grows while batches fail for transient reasons (a full disk, a locked database), so requeued
     /// deliveries do not come straight back in a hot loop.
     let backoff = TransientBackoff()
@@ -46,6 +49,8 @@ struct BatchPipeline: Sendable {
         var settle: Settlement = .ack
         /// A due row whose message went to the error queue: deleted once that copy is confirmed.
         var deleteRowAfterPublish = false
+        /// The message's span (consumer span of a delivery), ended once the message is settled.
+        var span: (any Span)?
 
         var delivery: AMQPDelivery? {
             if case .delivery(let delivery) = source { return delivery }
@@ -129,11 +134,14 @@ struct BatchPipeline: Sendable {
     /// Publishes the batch's messages, awaits their confirms, then acknowledges (or requeues).
     func finish(_ batch: PreparedBatch) async {
         let publishStarted = ContinuousClock.now
-        let (entries, requests, now) = (batch.entries, batch.requests, batch.now)
+        let (entries, now) = (batch.entries, batch.now)
+        var requests = batch.requests
         // The crash point sits between sending and awaiting the confirms: the broker may or may not
         // have the messages, and the restarted endpoint must send them again under the same ids.
         if requests.isEmpty { CrashPoint.afterPublish.check() }
+        let publishSpans = tracing?.startPublishing(&requests, at: batch.outboxIds.keys)
         let outcomes = await publisher.publish(requests, afterSending: { CrashPoint.afterPublish.check() })
+        publishSpans?.end(outcomes)
         metrics.publishDuration.record(since: publishStarted)
         metrics.published.increment(by: outcomes.filter(\.isConfirmed).count)
         let confirmedOutbox = batch.outboxIds.compactMap { outcomes[$0.key].isConfirmed ? $0.value : nil }
@@ -153,6 +161,7 @@ struct BatchPipeline: Sendable {
             backoff.reset()
         }
         await settle(entries, outcomes: outcomes, requests: requests, multipleAcks: batch.multipleAcks)
+        if let tracing { for entry in entries { tracing.finish(entry, outcomes: outcomes) } }
         metrics.batchDuration.record(since: batch.started)
     }
 
@@ -206,6 +215,7 @@ struct BatchPipeline: Sendable {
                 entries[index].item = WorkItem(incoming: incoming, timeoutRowId: row.timeoutId)
                 if !row.sagaType.isEmpty { metrics.timeoutsFired.increment() }
             }
+            tracing?.start(&entries[index])
         }
     }
 
@@ -222,7 +232,7 @@ struct BatchPipeline: Sendable {
         for index in needing where !seen.contains(entries[index].incoming!.messageId) {
             do {
                 let incoming = entries[index].incoming!
-                let outgoing = try await dispatcher.runStatelessHandlers(incoming, now: now)
+                let outgoing = try await dispatcher.runStatelessHandlers(incoming, now: now, tracing: entries[index].item?.tracing)
                 entries[index].item?.statelessOutgoing = outgoing
             } catch {
                 entries[index].handlerError = error

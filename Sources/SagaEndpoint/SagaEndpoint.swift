@@ -6,6 +6,7 @@ import SagaStore
 public import Sagas
 public import ServiceLifecycle
 import Synchronization
+public import Tracing
 
 /// A saga endpoint: consumes its input queues, deduplicates by message id, runs sagas and stateless
 /// handlers, commits state, inbox, outbox and timeouts in one SQLite transaction, publishes with
@@ -20,17 +21,21 @@ public final class SagaEndpoint: Service, Sendable {
     private let connected = Atomic<Bool>(false)
 
     private let metricsFactory: any MetricsFactory
+    private let tracing: PipelineTracing?
 
     /// `metricsFactory` receives the endpoint's metrics; by default the one bootstrapped in
-    /// `MetricsSystem`.
+    /// `MetricsSystem`. `tracer` records the endpoint's spans; by default the one bootstrapped in
+    /// `InstrumentationSystem` (bootstrap it before creating the endpoint). Without one, no spans are
+    /// made and the incoming `traceparent`/`tracestate` are still carried into emitted messages.
     public init(configuration: EndpointConfiguration, registry: HandlerRegistry, logger: Logger,
-                metricsFactory: (any MetricsFactory)? = nil) {
+                metricsFactory: (any MetricsFactory)? = nil, tracer: (any Tracer)? = nil) {
         self.configuration = configuration
         self.registry = registry
         var logger = logger
         logger[metadataKey: "endpoint"] = "\(configuration.endpointAddress)"
         self.logger = logger
         self.metricsFactory = metricsFactory ?? MetricsSystem.factory
+        self.tracing = PipelineTracing(tracer ?? InstrumentationSystem.tracer)
     }
 
     /// True while the endpoint has its broker connections and its database open.
@@ -73,7 +78,8 @@ public final class SagaEndpoint: Service, Sendable {
 
         let pipeline = BatchPipeline(
             configuration: configuration, dispatcher: dispatcher, store: store, publisher: publisherConnection,
-            consumer: consumerConnection, metrics: EndpointMetrics(factory: metricsFactory), logger: logger)
+            consumer: consumerConnection, metrics: EndpointMetrics(factory: metricsFactory), logger: logger,
+            tracing: tracing)
         let work = WorkQueue()
         let dueInFlight = InFlightSet()
         var consumers: [AMQPConsumer] = []
@@ -203,7 +209,10 @@ public final class SagaEndpoint: Service, Sendable {
                 let cutoff = Date().addingTimeInterval(-configuration.outboxRedispatchDelay.timeInterval)
                 let rows = try await store.undispatchedOutbox(limit: 500).filter { $0.createdAt < cutoff }
                 if !rows.isEmpty {
-                    let outcomes = await publisher.publish(rows.map(MessageTranslation.publishRequest))
+                    var requests = rows.map(MessageTranslation.publishRequest)
+                    let spans = tracing?.startPublishing(&requests, at: requests.indices)
+                    let outcomes = await publisher.publish(requests)
+                    spans?.end(outcomes)
                     let confirmed = zip(rows, outcomes).filter { $0.1.isConfirmed }.map { $0.0.messageId }
                     await store.markDispatched(confirmed, now: Date())
                     logger.info("re-published unconfirmed outbox messages", metadata: [

@@ -16,6 +16,8 @@ struct WorkItem: Sendable {
     var deferral: TimeoutRecord?
     /// The message came redelivered, so it has a delivery count to forget once it is processed.
     var wasRedelivered = false
+    /// The message's span context for its handlers' spans; nil without a tracer.
+    var tracing: MessageTracing?
 }
 
 /// What the transaction did with one message.
@@ -124,7 +126,8 @@ actor StoreWorker {
             let pending = try store.outbox(forIncoming: incoming.messageId).filter { $0.dispatchedAt == nil }
             return .duplicate(undispatched: pending)
         }
-        let invocations = try dispatcher.dispatchToSagas(incoming, persistence: SQLitePersistence(store: store), now: now)
+        let invocations = try dispatcher.dispatchToSagas(incoming, persistence: SQLitePersistence(store: store), now: now,
+                                                         tracing: item.tracing)
         for invocation in invocations {
             if case .notFound(let policy) = invocation.outcome, policy != .discard {
                 // Roll back whatever other sagas did with it: the message is handled as a whole later.

@@ -1,6 +1,7 @@
 public import Foundation
 public import Sagas
 import Testing
+public import Tracing
 
 /// Runs sagas and stateless handlers exactly as the endpoint does, in memory, on a virtual clock.
 ///
@@ -39,6 +40,9 @@ public final class SagaTestHost: EmittedMessages {
     public private(set) var deferred: [(message: IncomingMessage, retryAt: Date, retry: Int)] = []
     /// Safety net against a saga that keeps asking for immediate timeouts.
     public var maxDeliveriesPerAdvance = 10_000
+    /// When set, handlers run in "handle" spans whose parent is the trace context of the delivered
+    /// message's headers, and emitted messages carry the handle span's context, as in the endpoint.
+    public var tracer: (any Tracer)?
 
     private var completed: Set<SagaInstanceKey> = []
     private var generatedIds = 0
@@ -214,12 +218,13 @@ public final class SagaTestHost: EmittedMessages {
         }
         // Stateless handlers run before the transaction (they may be async); their messages are only
         // emitted if the transaction commits.
-        let statelessOutgoing = try await dispatcher.runStatelessHandlers(incoming, now: at)
+        let tracing = tracer.map { MessageTracing(tracer: $0, context: MessageTracing.extract(incoming.headers, tracer: $0)) }
+        let statelessOutgoing = try await dispatcher.runStatelessHandlers(incoming, now: at, tracing: tracing)
 
         let snapshot = persistence.contents
         let invocations: [SagaInvocation]
         do {
-            invocations = try dispatcher.dispatchToSagas(incoming, persistence: persistence, now: at)
+            invocations = try dispatcher.dispatchToSagas(incoming, persistence: persistence, now: at, tracing: tracing)
         } catch {
             persistence.contents = snapshot
             throw error

@@ -18,6 +18,8 @@ public final class HandlerContext {
     public let originator: Originator?
 
     private let handlerKey: String
+    /// The handle span's context, when a tracer is installed (set by `HandlerSpan`).
+    var tracing: MessageTracing?
     private(set) var outgoing: [OutgoingMessage] = []
     private(set) var timeouts: [TimeoutRequest] = []
     private(set) var isCompleted = false
@@ -87,7 +89,7 @@ public final class HandlerContext {
         let seconds = Double(delay.components.seconds) + Double(delay.components.attoseconds) / 1e18
         timeouts.append(TimeoutRequest(
             timeoutId: id, saga: saga, dueAt: now.addingTimeInterval(seconds), type: M.messageType,
-            body: try MessageCoding.encode(message)
+            body: try MessageCoding.encode(message), headers: traceHeaders([:])
         ))
         return id
     }
@@ -104,18 +106,25 @@ public final class HandlerContext {
     ) throws -> String {
         let id = messageId ?? nextId(suffix: "")
         if messageId != nil { position += 1 }
-        // W3C trace context follows the message into what it causes, so a trace spans the saga's hops
-        // even when no tracer is installed here (an installed tracer replaces it with its own span).
-        var headers = headers
-        for key in Self.propagatedHeaders where headers[key] == nil {
-            if let value = incoming.headers[key] { headers[key] = value }
-        }
         outgoing.append(OutgoingMessage(
             messageId: id, kind: kind, type: M.messageType, body: try MessageCoding.encode(message),
             exchange: exchange, routingKey: routingKey, correlationId: correlationId, replyTo: replyTo,
-            headers: headers
+            headers: traceHeaders(headers)
         ))
         return id
+    }
+
+    /// W3C trace context follows the message into what it causes (messages and timeouts), so a trace
+    /// spans the saga's hops. With a tracer installed the handle span's context is written (a child of
+    /// the incoming trace); without one, or for what the tracer does not write, the incoming
+    /// `traceparent`/`tracestate` are copied. A header the handler set itself wins.
+    private func traceHeaders(_ headers: [String: String]) -> [String: String] {
+        var headers = headers
+        if let tracing, headers["traceparent"] == nil { tracing.inject(into: &headers) }
+        for key in Self.propagatedHeaders where headers[key] == nil {
+            if let value = incoming.headers[key] { headers[key] = value }
+        }
+        return headers
     }
 
     /// Headers copied from the incoming message to every message it causes.

@@ -22,25 +22,30 @@ public struct MessageDispatcher: Sendable {
         incoming.timeoutTarget == nil && !registry.statelessHandlers(for: incoming.type).isEmpty
     }
 
-    /// Runs the stateless handlers for the message and returns what they emitted.
-    public func runStatelessHandlers(_ incoming: IncomingMessage, now: Date) async throws -> [OutgoingMessage] {
+    /// Runs the stateless handlers for the message and returns what they emitted. With `tracing`, each
+    /// runs in a "handle" span whose context its emitted messages carry.
+    public func runStatelessHandlers(_ incoming: IncomingMessage, now: Date,
+                                     tracing: MessageTracing? = nil) async throws -> [OutgoingMessage] {
         guard incoming.timeoutTarget == nil else { return [] }
         var outgoing: [OutgoingMessage] = []
         for handler in registry.statelessHandlers(for: incoming.type) {
             let context = HandlerContext(incoming: incoming, now: now, endpointAddress: endpointAddress,
                                          handlerKey: handler.key, saga: nil, originator: nil)
-            try await handler.handle(incoming, context)
+            try await HandlerSpan.run(tracing, handler: incoming.type, context: context) {
+                try await handler.handle(incoming, context)
+            }
             outgoing += context.outgoing
         }
         return outgoing
     }
 
     /// Runs every saga that handles the message, reading and writing instances through `persistence`
-    /// (inside the caller's transaction).
+    /// (inside the caller's transaction). With `tracing`, each saga's handler runs in a "handle" span.
     public func dispatchToSagas(_ incoming: IncomingMessage, persistence: any SagaPersistence,
-                                now: Date) throws -> [SagaInvocation] {
+                                now: Date, tracing: MessageTracing? = nil) throws -> [SagaInvocation] {
         try registry.sagaRunners(for: incoming.type).compactMap {
-            try $0.run(incoming, persistence: persistence, now: now, endpointAddress: endpointAddress)
+            try $0.run(incoming, persistence: persistence, now: now, endpointAddress: endpointAddress,
+                       tracing: tracing)
         }
     }
 }

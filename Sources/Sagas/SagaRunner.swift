@@ -31,7 +31,7 @@ protocol SagaRunner: Sendable {
     /// Nil when the message is not for this saga (a timeout of another saga type, or a message whose
     /// `Correlation.optionalProperty` value is absent).
     func run(_ incoming: IncomingMessage, persistence: any SagaPersistence, now: Date,
-             endpointAddress: String) throws -> SagaInvocation?
+             endpointAddress: String, tracing: MessageTracing?) throws -> SagaInvocation?
 }
 
 struct TypedSagaRunner<S: Saga>: SagaRunner {
@@ -45,7 +45,7 @@ struct TypedSagaRunner<S: Saga>: SagaRunner {
     var messageTypes: [String] { Array(definition.routes.keys) }
 
     func run(_ incoming: IncomingMessage, persistence: any SagaPersistence, now: Date,
-             endpointAddress: String) throws -> SagaInvocation? {
+             endpointAddress: String, tracing: MessageTracing?) throws -> SagaInvocation? {
         guard let route = definition.routes[incoming.type] else { return nil }
         // Decoded at most once, and only when needed: a timeout for a gone saga is never decoded.
         var decoded: (any Message)?
@@ -71,7 +71,7 @@ struct TypedSagaRunner<S: Saga>: SagaRunner {
 
         guard let stored = try persistence.loadSaga(key) else {
             return try start(route, key: key, incoming: incoming, message: message, persistence: persistence,
-                             now: now, endpointAddress: endpointAddress)
+                             now: now, endpointAddress: endpointAddress, tracing: tracing)
         }
         guard let handle = route.handle else {
             return SagaInvocation(saga: key, outcome: .ignoredExistingStart, outgoing: [], timeouts: [])
@@ -84,7 +84,7 @@ struct TypedSagaRunner<S: Saga>: SagaRunner {
         }
         let context = HandlerContext(incoming: incoming, now: now, endpointAddress: endpointAddress,
                                      handlerKey: S.sagaType, saga: key, originator: stored.originator)
-        try handle(&state, try message(), context)
+        try HandlerSpan.run(tracing, handler: S.sagaType, context: context) { try handle(&state, try message(), context) }
         if context.isCompleted {
             try persistence.deleteSaga(key, expectedVersion: stored.version)
             // A completed saga gets no timeouts, not even those asked for in its last step.
@@ -100,7 +100,8 @@ struct TypedSagaRunner<S: Saga>: SagaRunner {
 
     private func start(
         _ route: SagaDefinition<S>.Route, key: SagaInstanceKey, incoming: IncomingMessage,
-        message: () throws -> any Message, persistence: any SagaPersistence, now: Date, endpointAddress: String
+        message: () throws -> any Message, persistence: any SagaPersistence, now: Date, endpointAddress: String,
+        tracing: MessageTracing?
     ) throws -> SagaInvocation {
         if route.isTimeout || incoming.timeoutTarget != nil {
             return SagaInvocation(saga: key, outcome: .timeoutForGoneSaga, outgoing: [], timeouts: [])
@@ -111,7 +112,7 @@ struct TypedSagaRunner<S: Saga>: SagaRunner {
         let originator = Originator(replyTo: incoming.replyTo, correlationId: incoming.correlationId)
         let context = HandlerContext(incoming: incoming, now: now, endpointAddress: endpointAddress,
                                      handlerKey: S.sagaType, saga: key, originator: originator)
-        let state = try start(try message(), context)
+        let state = try HandlerSpan.run(tracing, handler: S.sagaType, context: context) { try start(try message(), context) }
         if context.isCompleted {
             return SagaInvocation(saga: key, outcome: .startedAndCompleted, outgoing: context.outgoing, timeouts: [])
         }

@@ -7,6 +7,7 @@ import MoneyTransfer
 import SagaEndpoint
 import Sagas
 import Testing
+import Tracing
 
 /// A fresh vhost with the reference app's topology, a connection for the test to publish and observe,
 /// and helpers to run endpoints in-process or as child processes. Nothing is shared between tests.
@@ -69,10 +70,13 @@ final class EndpointHarness: Sendable {
 
     /// Publishes `message` to `queue` as a client would (JSON, type, message id, persistent), confirmed.
     func send<M: Message>(_ message: M, to queue: String, messageId: String = UUID().uuidString,
-                          correlationId: String? = nil, replyTo: String? = nil) async throws {
+                          correlationId: String? = nil, replyTo: String? = nil,
+                          headers: [String: String] = [:]) async throws {
         try await connection.publish(.toQueue(queue, AMQPMessage(
             body: try MessageCoding.encode(message),
-            properties: BasicProperties(contentType: "application/json", deliveryMode: .persistent,
+            properties: BasicProperties(contentType: "application/json",
+                                        headers: headers.isEmpty ? nil : headers.mapValues { .string($0) },
+                                        deliveryMode: .persistent,
                                         correlationId: correlationId, replyTo: replyTo, messageId: messageId,
                                         type: M.messageType))))
     }
@@ -115,7 +119,7 @@ final class EndpointHarness: Sendable {
 
     /// Runs an endpoint in this process until the returned task is cancelled.
     func startEndpoint(_ registry: HandlerRegistry, queues: [String], database: String,
-                       metrics: (any MetricsFactory)? = nil,
+                       metrics: (any MetricsFactory)? = nil, tracer: (any Tracer)? = nil,
                        configure: (inout EndpointConfiguration) -> Void = { _ in }) -> Task<Void, any Error> {
         var configuration = EndpointConfiguration(amqpURL: url, inputQueues: queues, databasePath: databasePath(database))
         configuration.timeoutPollInterval = .milliseconds(50)
@@ -123,7 +127,7 @@ final class EndpointHarness: Sendable {
         var logger = Logger(label: "endpoint-\(queues.first ?? "")")
         logger.logLevel = .error
         let endpoint = SagaEndpoint(configuration: configuration, registry: registry, logger: logger,
-                                    metricsFactory: metrics)
+                                    metricsFactory: metrics, tracer: tracer)
         return Task { try await endpoint.run() }
     }
 
