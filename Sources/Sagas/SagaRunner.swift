@@ -78,7 +78,7 @@ struct TypedSagaRunner<S: Saga>: SagaRunner {
         }
         var state: S
         do {
-            state = try MessageCoding.makeDecoder().decode(S.self, from: stored.state)
+            state = try MessageCoding.decoder.decode(S.self, from: stored.state)
         } catch {
             throw SagaError.corruptSagaState(saga: key, reason: "\(error)")
         }
