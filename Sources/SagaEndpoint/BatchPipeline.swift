@@ -188,7 +188,9 @@ struct BatchPipeline: Sendable {
         for index in needing where !seen.contains(entries[index].incoming!.messageId) {
             do {
                 let incoming = entries[index].incoming!
-                let outgoing = try await dispatcher.runStatelessHandlers(incoming, now: now)
+                let outgoing = try await HandlerTiming(timer: metrics.handlerDuration).stateless {
+                    try await dispatcher.runStatelessHandlers(incoming, now: now)
+                }
                 entries[index].item?.statelessOutgoing = outgoing
             } catch {
                 entries[index].handlerError = error
