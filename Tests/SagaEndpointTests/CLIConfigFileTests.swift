@@ -184,6 +184,21 @@ import Testing
         #expect(message.contains("invalid HTTP_PORT 'eighty'"), "\(message)")
     }
 
+    @Test func theReadmesExampleFileIsValid() throws {
+        var root = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
+        while !FileManager.default.fileExists(atPath: root.appendingPathComponent("Package.swift").path) {
+            root.deleteLastPathComponent()
+        }
+        let readme = try String(contentsOf: root.appendingPathComponent("README.md"), encoding: .utf8)
+        let blocks = readme.components(separatedBy: "```json\n").dropFirst().map { $0.components(separatedBy: "```")[0] }
+        let example = try #require(blocks.first { $0.contains("\"bank-timeout\"") }, "no example config file in README.md")
+        let path = try configFile(example)
+        let run = try run(["--config", path])
+        #expect(run.bankTimeout == 30 && run.endpoint.httpPort == 9464 && run.endpoint.prefetch == 300)
+        let bank = try bank(["--config", path])
+        #expect(bank.endpoint.httpPort == 9465 && bank.simulator.closedAccounts == ["acct-9"])
+    }
+
     @Test func aTopologyFolderFromTheFileMustExist() throws {
         let path = try configFile(#"{"topology-dir": "/nonexistent/topology"}"#)
         let message = try #require(runError(["--config", path]))
