@@ -232,7 +232,10 @@ struct BatchPipeline: Sendable {
         for index in needing where !seen.contains(entries[index].incoming!.messageId) {
             do {
                 let incoming = entries[index].incoming!
-                let outgoing = try await dispatcher.runStatelessHandlers(incoming, now: now, tracing: entries[index].item?.tracing)
+                let tracing = entries[index].item?.tracing
+                let outgoing = try await HandlerTiming(timer: metrics.handlerDuration).stateless {
+                    try await dispatcher.runStatelessHandlers(incoming, now: now, tracing: tracing)
+                }
                 entries[index].item?.statelessOutgoing = outgoing
             } catch {
                 entries[index].handlerError = error

@@ -19,7 +19,10 @@ struct EndpointMetrics: Sendable {
     let published: Counter
     let batchDuration: Timer
     let commitDuration: Timer
+    /// Publish and broker confirm of a batch's outgoing messages, together (one round trip).
     let publishDuration: Timer
+    /// One message's handlers: its sagas (with loading and saving their state) or its stateless handlers.
+    let handlerDuration: Timer
     let batchSize: Recorder
 
     init(factory: any MetricsFactory = MetricsSystem.factory) {
@@ -38,6 +41,7 @@ struct EndpointMetrics: Sendable {
         batchDuration = Timer(label: "saga_batch_duration_seconds", factory: factory)
         commitDuration = Timer(label: "saga_commit_duration_seconds", factory: factory)
         publishDuration = Timer(label: "saga_publish_confirm_duration_seconds", factory: factory)
+        handlerDuration = Timer(label: "saga_handler_duration_seconds", factory: factory)
         batchSize = Recorder(label: "saga_batch_size", factory: factory)
     }
 }

@@ -18,10 +18,9 @@ public final class SagaEndpoint: Service, Sendable {
     public let configuration: EndpointConfiguration
     public let registry: HandlerRegistry
     private let logger: Logger
-    private let connected = Atomic<Bool>(false)
-
     private let metricsFactory: any MetricsFactory
     private let tracing: PipelineTracing?
+    private let health: EndpointHealth
 
     /// `metricsFactory` receives the endpoint's metrics; by default the one bootstrapped in
     /// `MetricsSystem`. `tracer` records the endpoint's spans; by default the one bootstrapped in
@@ -36,16 +35,19 @@ public final class SagaEndpoint: Service, Sendable {
         self.logger = logger
         self.metricsFactory = metricsFactory ?? MetricsSystem.factory
         self.tracing = PipelineTracing(tracer ?? InstrumentationSystem.tracer)
+        self.health = EndpointHealth(factory: self.metricsFactory)
     }
 
-    /// True while the endpoint has its broker connections and its database open.
-    public var isReady: Bool { connected.load(ordering: .relaxed) }
+    /// True while the endpoint has its broker connections and its database open: false before it has
+    /// connected, while a connection is lost (until it is recovered), and after it stopped.
+    public var isReady: Bool { health.ready.load(ordering: .relaxed) }
 
     public func run() async throws {
         let dispatcher = MessageDispatcher(registry: registry, endpointAddress: configuration.endpointAddress)
+        let metrics = EndpointMetrics(factory: metricsFactory)
         let store = try StoreWorker(path: configuration.databasePath, durable: configuration.durableCommits,
                                     busyTimeout: configuration.databaseBusyTimeout, dispatcher: dispatcher,
-                                    logger: logger)
+                                    handlerTiming: HandlerTiming(timer: metrics.handlerDuration), logger: logger)
         let consumerConnection = try await connect(role: "consume")
         let publisherConnection: AMQPConnection
         do {
@@ -57,29 +59,28 @@ public final class SagaEndpoint: Service, Sendable {
         // Closed before returning (not in a detached task): acks and publishes are on the wire and the
         // broker sees a clean close, even when the process exits right after.
         do {
-            try await serve(dispatcher: dispatcher, store: store, consumerConnection: consumerConnection,
+            try await serve(dispatcher: dispatcher, store: store, metrics: metrics, consumerConnection: consumerConnection,
                             publisherConnection: publisherConnection)
         } catch {
-            connected.store(false, ordering: .relaxed)
+            health.ready.store(false, ordering: .relaxed)
             await consumerConnection.close()
             await publisherConnection.close()
             throw error
         }
-        connected.store(false, ordering: .relaxed)
+        health.ready.store(false, ordering: .relaxed)
         await consumerConnection.close()
         await publisherConnection.close()
         logger.info("endpoint stopped")
     }
 
-    private func serve(dispatcher: MessageDispatcher, store: StoreWorker, consumerConnection: AMQPConnection,
-                       publisherConnection: AMQPConnection) async throws {
+    private func serve(dispatcher: MessageDispatcher, store: StoreWorker, metrics: EndpointMetrics,
+                       consumerConnection: AMQPConnection, publisherConnection: AMQPConnection) async throws {
         try await declareQueues(on: publisherConnection)
-        connected.store(true, ordering: .relaxed)
+        health.ready.store(true, ordering: .relaxed)
 
         let pipeline = BatchPipeline(
             configuration: configuration, dispatcher: dispatcher, store: store, publisher: publisherConnection,
-            consumer: consumerConnection, metrics: EndpointMetrics(factory: metricsFactory), logger: logger,
-            tracing: tracing)
+            consumer: consumerConnection, metrics: metrics, logger: logger, tracing: tracing)
         let work = WorkQueue()
         let dueInFlight = InFlightSet()
         var consumers: [AMQPConsumer] = []
@@ -107,6 +108,9 @@ public final class SagaEndpoint: Service, Sendable {
                 }
                 group.addTask { await self.pollDueTimeouts(store: store, work: work, inFlight: dueInFlight) }
                 group.addTask { await self.housekeeping(store: store, publisher: publisherConnection) }
+                group.addTask {
+                    await self.health.watch([consumerConnection, publisherConnection], logger: self.logger)
+                }
 
                 await withTaskCancellationHandler {
                     // Two stages: while one batch publishes and waits for its confirms, the next one runs
@@ -200,11 +204,12 @@ public final class SagaEndpoint: Service, Sendable {
     }
 
     /// Publishes outbox rows a crash left unconfirmed (the message that produced them may never be
-    /// redelivered: a timeout), and keeps the inbox and outbox bounded.
+    /// redelivered: a timeout), keeps the inbox and outbox bounded, and refreshes the backlog gauges.
     private func housekeeping(store: StoreWorker, publisher: AMQPConnection) async {
         var lastPurge = Date.distantPast
         let purgeInterval = configuration.housekeepingInterval.timeInterval
         while !Task.isCancelled {
+            await health.refreshBacklogs(store, logger: logger)
             do {
                 let cutoff = Date().addingTimeInterval(-configuration.outboxRedispatchDelay.timeInterval)
                 let rows = try await store.undispatchedOutbox(limit: 500).filter { $0.createdAt < cutoff }

@@ -42,16 +42,18 @@ actor StoreWorker {
     nonisolated var unownedExecutor: UnownedSerialExecutor { executor.asUnownedSerialExecutor() }
     private let store: SagaStore
     private let dispatcher: MessageDispatcher
+    private let handlerTiming: HandlerTiming
     private let logger: Logger
 
     init(path: String, durable: Bool, busyTimeout: Duration = .seconds(5), dispatcher: MessageDispatcher,
-         logger: Logger) throws {
+         handlerTiming: HandlerTiming = HandlerTiming(timer: nil), logger: Logger) throws {
         self.executor = DedicatedThreadExecutor(name: "sqlite")
         var options = SagaStore.Options()
         options.synchronous = durable ? .full : .normal
         options.busyTimeout = busyTimeout
         self.store = try SagaStore(path: path, options: options, logger: logger)
         self.dispatcher = dispatcher
+        self.handlerTiming = handlerTiming
         self.logger = logger
     }
 
@@ -126,8 +128,10 @@ actor StoreWorker {
             let pending = try store.outbox(forIncoming: incoming.messageId).filter { $0.dispatchedAt == nil }
             return .duplicate(undispatched: pending)
         }
-        let invocations = try dispatcher.dispatchToSagas(incoming, persistence: SQLitePersistence(store: store), now: now,
-                                                         tracing: item.tracing)
+        let invocations = try handlerTiming.sagas {
+            try dispatcher.dispatchToSagas(incoming, persistence: SQLitePersistence(store: store), now: now,
+                                           tracing: item.tracing)
+        }
         for invocation in invocations {
             if case .notFound(let policy) = invocation.outcome, policy != .discard {
                 // Roll back whatever other sagas did with it: the message is handled as a whole later.

@@ -5,6 +5,7 @@ import Logging
 
 // Options shared by the subcommands. Each falls back to an environment variable, then to a default;
 // values are checked in `validate()` so a bad one is reported (as a ValidationError) before any work.
+// `run` and `bank` add the config file as a layer below the environment (see EndpointSettings).
 
 /// `--amqp-url` / `AMQP_URL`.
 struct AMQPOptions: ParsableArguments {
@@ -85,7 +86,12 @@ struct LoggingOptions: ParsableArguments {
     /// Installs the process-wide log handler (stderr, at the chosen level) and returns a logger. Call once,
     /// from the command that runs.
     func bootstrap(label: String = "saga-endpoint") -> Logger {
-        let level = self.level
+        Self.bootstrap(level: level, label: label)
+    }
+
+    /// Installs the process-wide log handler at `level` (for commands whose level is layered, see
+    /// `EndpointSettings`).
+    static func bootstrap(level: Logger.Level, label: String = "saga-endpoint") -> Logger {
         LoggingSystem.bootstrap { label in
             var handler = StreamLogHandler.standardError(label: label)
             handler.logLevel = level

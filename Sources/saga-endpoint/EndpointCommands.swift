@@ -13,25 +13,42 @@ struct RunCommand: AsyncParsableCommand {
         commandName: "run",
         abstract: "Host the transfer and payout sagas (input queues transfers, payouts) until SIGTERM/SIGINT.")
 
+    @OptionGroup var config: ConfigOptions
     @OptionGroup var amqp: AMQPOptions
     @OptionGroup var database: DatabaseOptions
     @OptionGroup var logging: LoggingOptions
     @OptionGroup var endpoint: EndpointOptions
 
-    @Option(help: ArgumentHelp("Seconds a transfer waits for a bank reply before re-sending the command.", valueName: "seconds"))
-    var bankTimeout: Double = 10
+    @Option(help: ArgumentHelp("Seconds a transfer waits for a bank reply before re-sending the command (default 10).",
+                               valueName: "seconds"))
+    var bankTimeout: Double?
 
     func validate() throws {
-        guard bankTimeout.isFinite, bankTimeout > 0 else { throw ValidationError("--bank-timeout must be a positive number of seconds") }
+        if let bankTimeout, !(bankTimeout.isFinite && bankTimeout > 0) {
+            throw ValidationError("--bank-timeout must be a positive number of seconds")
+        }
+        _ = try settings()
+    }
+
+    /// The settings after layering flags over `environment` over the config file over the defaults.
+    func settings(environment: [String: String] = ProcessInfo.processInfo.environment) throws -> RunSettings {
+        let layers = try SettingLayers(configPath: config.pathOption, section: .run, environment: environment)
+        let endpoint = try EndpointSettings(
+            amqp: amqp, database: .init(flag: database.pathOption, environmentVariable: "SAGA_DATABASE",
+                                        defaultPath: DatabaseOptions.defaultPath),
+            logging: logging, endpoint: self.endpoint, layers: layers)
+        let timeout = try layers.resolve(flag: bankTimeout, flagName: "--bank-timeout", fromFile: { $0.number(.bankTimeout) },
+                                         key: .bankTimeout, default: RunSettings.defaultBankTimeout).value
+        return RunSettings(endpoint: endpoint, bankTimeout: timeout)
     }
 
     func run() async throws {
-        let logger = logging.bootstrap()
+        let settings = try settings()
+        let logger = LoggingOptions.bootstrap(level: settings.endpoint.logLevel)
         let queues = [MoneyTransferApp.transfersQueue, MoneyTransferApp.payoutsQueue]
-        let registry = MoneyTransferApp.registry(bankTimeout: secondsDuration(bankTimeout))
-        try await EndpointHost.run(
-            queues: queues, databasePath: database.path, connectionName: "saga-endpoint", registry: registry,
-            amqp: amqp, options: endpoint, logger: logger)
+        let registry = MoneyTransferApp.registry(bankTimeout: secondsDuration(settings.bankTimeout))
+        try await EndpointHost.run(queues: queues, connectionName: "saga-endpoint", registry: registry,
+                                   settings: settings.endpoint, logger: logger)
     }
 }
 
@@ -46,6 +63,7 @@ struct BankCommand: AsyncParsableCommand {
             when their name starts with the prefix (closed-…, poor-…). Commands are deduplicated by message id.
             """)
 
+    @OptionGroup var config: ConfigOptions
     @OptionGroup var amqp: AMQPOptions
     @OptionGroup var logging: LoggingOptions
     @OptionGroup var endpoint: EndpointOptions
@@ -53,67 +71,86 @@ struct BankCommand: AsyncParsableCommand {
     @Option(name: .customLong("database"),
             help: ArgumentHelp("SQLite file of the bank's inbox (env BANK_DATABASE; default bank.sqlite).", valueName: "path"))
     var databaseOption: String?
-    @Option(help: "Fee of a debit, in minor units.") var debitFee = 25
-    @Option(help: "Fee of a credit, in minor units.") var creditFee = 15
-    @Option(help: "Fee of a refund, in minor units.") var refundFee = 10
+    @Option(help: "Fee of a debit, in minor units (default 25).") var debitFee: Int?
+    @Option(help: "Fee of a credit, in minor units (default 15).") var creditFee: Int?
+    @Option(help: "Fee of a refund, in minor units (default 10).") var refundFee: Int?
     @Option(help: ArgumentHelp("Accounts whose credits are rejected (comma-separated).", valueName: "a,b"))
-    var closedAccounts: String = ""
+    var closedAccounts: String?
     @Option(help: ArgumentHelp("Accounts whose debits are rejected (comma-separated).", valueName: "c,d"))
-    var underfundedAccounts: String = ""
-    @Option(help: "Accounts starting with this are closed (empty: none).") var closedPrefix = "closed-"
-    @Option(help: "Accounts starting with this are underfunded (empty: none).") var underfundedPrefix = "poor-"
-
-    var databasePath: String { databaseOption ?? Environment.value("BANK_DATABASE") ?? "bank.sqlite" }
+    var underfundedAccounts: String?
+    @Option(help: "Accounts starting with this are closed (empty: none; default closed-).") var closedPrefix: String?
+    @Option(help: "Accounts starting with this are underfunded (empty: none; default poor-).") var underfundedPrefix: String?
 
     func validate() throws {
-        try DatabaseOptions.check(path: databasePath, source: databaseOption != nil ? "--database" : "BANK_DATABASE")
-        for (name, fee) in [("--debit-fee", debitFee), ("--credit-fee", creditFee), ("--refund-fee", refundFee)] where fee < 0 {
-            throw ValidationError("\(name) must not be negative")
+        for (name, fee) in [("--debit-fee", debitFee), ("--credit-fee", creditFee), ("--refund-fee", refundFee)] {
+            if let fee, fee < 0 { throw ValidationError("\(name) must not be negative") }
         }
+        _ = try settings()
     }
 
     static func accounts(_ list: String) -> Set<String> {
         Set(list.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty })
     }
 
-    var simulator: BankSimulator {
-        BankSimulator(
-            debitFee: debitFee, creditFee: creditFee, refundFee: refundFee,
-            closedAccounts: Self.accounts(closedAccounts), underfundedAccounts: Self.accounts(underfundedAccounts),
+    /// The settings after layering flags over `environment` over the config file over the defaults.
+    func settings(environment: [String: String] = ProcessInfo.processInfo.environment) throws -> BankSettings {
+        let layers = try SettingLayers(configPath: config.pathOption, section: .bank, environment: environment)
+        let endpoint = try EndpointSettings(
+            amqp: amqp, database: .init(flag: databaseOption, environmentVariable: "BANK_DATABASE",
+                                        defaultPath: BankSettings.defaultDatabase),
+            logging: logging, endpoint: self.endpoint, layers: layers)
+        func fee(_ flag: Int?, _ name: String, _ key: ConfigKey, _ defaultValue: Int) throws -> Int {
+            try layers.resolve(flag: flag, flagName: name, fromFile: { $0.integer(key) }, key: key, default: defaultValue).value
+        }
+        func text(_ flag: String?, _ name: String, _ key: ConfigKey, _ defaultValue: String) throws -> String {
+            try layers.resolve(flag: flag, flagName: name, fromFile: { key.kind == .accounts ? $0.accounts(key) : $0.string(key) },
+                               key: key, default: defaultValue).value
+        }
+        let closedPrefix = try text(self.closedPrefix, "--closed-prefix", .closedPrefix, "closed-")
+        let underfundedPrefix = try text(self.underfundedPrefix, "--underfunded-prefix", .underfundedPrefix, "poor-")
+        let simulator = BankSimulator(
+            debitFee: try fee(debitFee, "--debit-fee", .debitFee, 25),
+            creditFee: try fee(creditFee, "--credit-fee", .creditFee, 15),
+            refundFee: try fee(refundFee, "--refund-fee", .refundFee, 10),
+            closedAccounts: Self.accounts(try text(closedAccounts, "--closed-accounts", .closedAccounts, "")),
+            underfundedAccounts: Self.accounts(try text(underfundedAccounts, "--underfunded-accounts", .underfundedAccounts, "")),
             closedAccountPrefix: closedPrefix.isEmpty ? nil : closedPrefix,
             underfundedAccountPrefix: underfundedPrefix.isEmpty ? nil : underfundedPrefix)
+        return BankSettings(endpoint: endpoint, simulator: simulator)
     }
 
     func run() async throws {
-        let logger = logging.bootstrap()
+        let settings = try settings()
+        let logger = LoggingOptions.bootstrap(level: settings.endpoint.logLevel)
         try await EndpointHost.run(
-            queues: [MoneyTransferApp.bankQueue], databasePath: databasePath, connectionName: "saga-endpoint-bank",
-            registry: MoneyTransferApp.bankRegistry(simulator), amqp: amqp, options: endpoint, logger: logger)
+            queues: [MoneyTransferApp.bankQueue], connectionName: "saga-endpoint-bank",
+            registry: MoneyTransferApp.bankRegistry(settings.simulator), settings: settings.endpoint, logger: logger)
     }
 }
 
-/// Options of `run` and `bank`.
+/// Options of `run` and `bank`. Unset ones fall back to the config file, then to the defaults (see
+/// `EndpointSettings`).
 struct EndpointOptions: ParsableArguments {
-    @Option(help: "Unacknowledged deliveries in flight per input queue.") var prefetch: UInt16 = 200
-    @Option(help: "Messages handled per SQLite transaction.") var batchSize = 100
-    @Flag(inversion: .prefixedNo, help: "Declare the topology (idempotent) before starting.")
-    var declareTopology = true
+    static let defaultPrefetch: UInt16 = 200
+    static let defaultBatchSize = 100
+    static let defaultHTTPHost = "127.0.0.1"
+
+    @Option(help: "Unacknowledged deliveries in flight per input queue (default 200).") var prefetch: UInt16?
+    @Option(help: "Messages handled per SQLite transaction (default 100).") var batchSize: Int?
+    @Flag(inversion: .prefixedNo, help: "Declare the topology (idempotent) before starting (default: yes).")
+    var declareTopology: Bool?
     @Option(help: ArgumentHelp("Serve /metrics, /health/live and /health/ready on this port (off when not given; env HTTP_PORT).", valueName: "port"))
     var httpPort: Int?
-    @Option(help: "Address of the HTTP server.") var httpHost = "127.0.0.1"
-
-    var effectiveHTTPPort: Int? { httpPort ?? Environment.value("HTTP_PORT").flatMap(Int.init) }
+    @Option(help: "Address of the HTTP server (default 127.0.0.1).") var httpHost: String?
     @OptionGroup var topology: TopologyOptions
 
     func validate() throws {
-        guard prefetch > 0 else { throw ValidationError("--prefetch must be at least 1") }
-        guard batchSize > 0 else { throw ValidationError("--batch-size must be at least 1") }
-        if let text = Environment.value("HTTP_PORT"), httpPort == nil, Int(text) == nil {
-            throw ValidationError("invalid HTTP_PORT '\(text)': expected a port number")
-        }
-        if let port = effectiveHTTPPort, !(0...65535).contains(port) {
+        if let prefetch, prefetch == 0 { throw ValidationError("--prefetch must be at least 1") }
+        if let batchSize, batchSize <= 0 { throw ValidationError("--batch-size must be at least 1") }
+        if let httpPort, !(0...65535).contains(httpPort) {
             throw ValidationError("--http-port must be between 0 and 65535")
         }
+        if let httpHost, httpHost.isEmpty { throw ValidationError("--http-host must not be empty") }
     }
 }
 
@@ -121,12 +158,12 @@ enum EndpointHost {
     /// Declares the topology, then runs one endpoint in a ServiceGroup that shuts it down gracefully on
     /// SIGTERM or SIGINT (the command then exits 0).
     static func run(
-        queues: [String], databasePath: String, connectionName: String, registry: HandlerRegistry,
-        amqp: AMQPOptions, options: EndpointOptions, logger: Logger
+        queues: [String], connectionName: String, registry: HandlerRegistry, settings: EndpointSettings, logger: Logger
     ) async throws {
-        if options.declareTopology {
-            let topology = try options.topology.load(logger: logger)
-            let connection = try await BrokerConnection.open(amqp, name: "\(connectionName)-topology", logger: logger)
+        if settings.declareTopology {
+            let topology = try TopologyOptions.load(directory: settings.topologyDirectory, logger: logger)
+            let connection = try await BrokerConnection.open(url: settings.amqpURL, name: "\(connectionName)-topology",
+                                                             logger: logger)
             do {
                 try await TopologyActions.declare(topology, on: connection, logger: logger)
             } catch {
@@ -135,15 +172,16 @@ enum EndpointHost {
             }
             await connection.close()
         }
-        var configuration = EndpointConfiguration(amqpURL: amqp.url, inputQueues: queues, databasePath: databasePath)
-        configuration.prefetch = options.prefetch
-        configuration.batchSize = options.batchSize
+        var configuration = EndpointConfiguration(amqpURL: settings.amqpURL, inputQueues: queues,
+                                                  databasePath: settings.databasePath)
+        configuration.prefetch = settings.prefetch
+        configuration.batchSize = settings.batchSize
         configuration.connectionName = connectionName
         let metrics = OperationsWiring.bootstrapMetrics()
         let endpoint = SagaEndpoint(configuration: configuration, registry: registry, logger: logger)
         var services = [ServiceGroupConfiguration.ServiceConfiguration(service: endpoint, serviceName: "SagaEndpoint")]
-        if let port = options.effectiveHTTPPort {
-            services.append(.init(service: OperationsWiring.server(host: options.httpHost, port: port, registry: metrics,
+        if let port = settings.httpPort {
+            services.append(.init(service: OperationsWiring.server(host: settings.httpHost, port: port, registry: metrics,
                                                                    endpoint: endpoint, logger: logger),
                                   serviceName: "OperationsServer"))
         }
@@ -158,8 +196,8 @@ enum EndpointHost {
         groupConfiguration.maximumGracefulShutdownDuration = .seconds(30)
         let group = ServiceGroup(configuration: groupConfiguration)
         logger.info("starting endpoint", metadata: [
-            "amqp.url": "\(amqp.redactedURL)", "queues": "\(queues.joined(separator: ","))",
-            "database": "\(databasePath)", "pid": "\(ProcessInfo.processInfo.processIdentifier)",
+            "amqp.url": "\(settings.redactedAMQPURL)", "queues": "\(queues.joined(separator: ","))",
+            "database": "\(settings.databasePath)", "pid": "\(ProcessInfo.processInfo.processIdentifier)",
         ])
         // Outside the group: it must keep listening during the graceful shutdown the first signal starts.
         let secondSignal = SecondSignalForcesExit.watch(logger: logger)

@@ -92,6 +92,11 @@ struct TopologyOptions: ParsableArguments {
 
     /// The merged definitions; the built-in reference topology when no folder is found.
     func load(logger: Logger?) throws -> Topology {
+        try Self.load(directory: directory, logger: logger)
+    }
+
+    /// The definitions of `directory` (nil: the usual places), as `load(logger:)`.
+    static func load(directory: String?, logger: Logger?) throws -> Topology {
         do {
             let topology = try Topology.resolve(explicit: directory)
             if !topology.ignoredKeys.isEmpty {
@@ -109,7 +114,12 @@ struct TopologyOptions: ParsableArguments {
 enum BrokerConnection {
     /// Connects (failing at once when the broker cannot be reached; later losses are recovered).
     static func open(_ options: AMQPOptions, name: String, logger: Logger) async throws -> AMQPConnection {
-        var configuration = try options.configuration
+        try await open(url: options.url, name: name, logger: logger)
+    }
+
+    /// Connects to `url`, as `open(_:name:logger:)`.
+    static func open(url: String, name: String, logger: Logger) async throws -> AMQPConnection {
+        var configuration = try AMQPConfiguration(url: url)
         configuration.connectionName = name
         do {
             return try await AMQPConnection.connect(configuration, logger: logger)

@@ -137,7 +137,7 @@ import Testing
     @Test func bankAccountListsAreTrimmed() throws {
         let command = try #require(try SagaEndpointCLI.parseAsRoot(
             ["bank", "--closed-accounts", "a, b,,c", "--underfunded-prefix", ""]) as? BankCommand)
-        let bank = command.simulator
+        let bank = try command.settings(environment: [:]).simulator
         #expect(bank.closedAccounts == ["a", "b", "c"])
         #expect(bank.underfundedAccountPrefix == nil && bank.closedAccountPrefix == "closed-")
         #expect(bank.isClosed("closed-x") && !bank.isUnderfunded("poor-x"))
@@ -147,12 +147,13 @@ import Testing
         let command = try #require(try SagaEndpointCLI.parseAsRoot(
             ["run", "--amqp-url", "amqp://u:p@h:1234/v", "--database", "x.sqlite", "--log-level", "DEBUG",
              "--bank-timeout", "2.5", "--prefetch", "10", "--batch-size", "7", "--no-declare-topology"]) as? RunCommand)
-        #expect(command.amqp.url == "amqp://u:p@h:1234/v")
-        #expect(command.amqp.redactedURL == "amqp://u:***@h:1234/v")
-        #expect(command.database.path == "x.sqlite")
-        #expect(command.logging.level == .debug)
-        #expect(command.endpoint.prefetch == 10 && command.endpoint.batchSize == 7 && !command.endpoint.declareTopology)
-        #expect(secondsDuration(command.bankTimeout) == .milliseconds(2500))
+        let settings = try command.settings(environment: [:])
+        #expect(settings.endpoint.amqpURL == "amqp://u:p@h:1234/v")
+        #expect(settings.endpoint.redactedAMQPURL == "amqp://u:***@h:1234/v")
+        #expect(settings.endpoint.databasePath == "x.sqlite")
+        #expect(settings.endpoint.logLevel == .debug)
+        #expect(settings.endpoint.prefetch == 10 && settings.endpoint.batchSize == 7 && !settings.endpoint.declareTopology)
+        #expect(secondsDuration(settings.bankTimeout) == .milliseconds(2500))
     }
 }
 #endif

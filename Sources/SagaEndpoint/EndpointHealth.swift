@@ -1,0 +1,63 @@
+import AMQPTransport
+import Logging
+import Metrics
+import Synchronization
+
+/// The endpoint's health as operators see it: whether it is ready (both broker connections open), how
+/// often its connections recovered, and two backlogs read from SQLite.
+///
+/// - `saga_connection_recoveries_total`: re-established broker connections (consumer and publisher).
+/// - `saga_timeouts_pending`: rows in the timeouts table: saga timeouts not yet due and delayed retries.
+/// - `saga_outbox_backlog`: outgoing messages committed but not yet confirmed by the broker; it should
+///   hover near zero, a growing value means publishing is stuck.
+final class EndpointHealth: Sendable {
+    let recoveries: Counter
+    let timeoutsPending: Gauge
+    let outboxBacklog: Gauge
+    /// True while the endpoint serves with both connections open.
+    let ready = Atomic<Bool>(false)
+
+    init(factory: any MetricsFactory) {
+        recoveries = Counter(label: "saga_connection_recoveries_total", factory: factory)
+        timeoutsPending = Gauge(label: "saga_timeouts_pending", factory: factory)
+        outboxBacklog = Gauge(label: "saga_outbox_backlog", factory: factory)
+    }
+
+    /// Follows the connections until cancelled: readiness goes false as soon as either connection is
+    /// lost and true again once both are back; each recovery is counted once.
+    func watch(_ connections: [AMQPConnection], interval: Duration = .milliseconds(100), logger: Logger) async {
+        var counted = [Int](repeating: 0, count: connections.count)
+        var wasReady = true
+        while !Task.isCancelled {
+            var isReady = true
+            for (index, connection) in connections.enumerated() {
+                let (connected, recoveries) = await (connection.isConnected, connection.recoveryCount)
+                isReady = isReady && connected
+                if recoveries > counted[index] {
+                    self.recoveries.increment(by: recoveries - counted[index])
+                    counted[index] = recoveries
+                }
+            }
+            ready.store(isReady, ordering: .relaxed)
+            if isReady != wasReady {
+                if isReady { logger.notice("ready again: broker connections recovered") } else {
+                    logger.warning("not ready: a broker connection is lost; recovering")
+                }
+                wasReady = isReady
+            }
+            try? await Task.sleep(for: interval)
+        }
+    }
+
+    /// Reads the backlogs into their gauges (two COUNT queries on indexed columns). A failure (a busy
+    /// database) leaves the gauges as they were until the next refresh.
+    func refreshBacklogs(_ store: StoreWorker, logger: Logger) async {
+        do {
+            let backlog = try await store.backlog()
+            outboxBacklog.record(backlog.outbox)
+            timeoutsPending.record(backlog.timeouts)
+        } catch {
+            logger.debug("could not read the outbox and timeout backlogs", metadata: ["error": "\(error)"])
+        }
+    }
+}

@@ -1,0 +1,112 @@
+import AMQPTransport
+import ArgumentParser
+import Foundation
+import Logging
+import MoneyTransfer
+
+/// The settings of an endpoint command (`run` or `bank`) after layering flags over environment variables
+/// over the config file over the defaults, every value checked.
+struct EndpointSettings: Equatable, Sendable {
+    var amqpURL: String
+    var databasePath: String
+    var logLevel: Logger.Level
+    var prefetch: UInt16
+    var batchSize: Int
+    var declareTopology: Bool
+    /// Nil: no HTTP server.
+    var httpPort: Int?
+    var httpHost: String
+    /// Nil: `./topology`, else the package's, else the built-in topology.
+    var topologyDirectory: String?
+
+    /// The URL with its password hidden, for messages.
+    var redactedAMQPURL: String { (try? AMQPConfiguration(url: amqpURL).redactedURL) ?? AMQPConfiguration.redact(amqpURL) }
+
+    /// Where the database setting comes from for one command.
+    struct DatabaseSource {
+        var flag: String?
+        var environmentVariable: String
+        var defaultPath: String
+    }
+}
+
+extension EndpointSettings {
+    /// Resolves every setting (see `SettingLayers`); the first invalid one throws, naming its source.
+    init(amqp: AMQPOptions, database: DatabaseSource, logging: LoggingOptions, endpoint: EndpointOptions,
+         layers: SettingLayers) throws {
+        let url = try layers.resolve(flag: amqp.urlOption, flagName: "--amqp-url", environmentVariable: "AMQP_URL",
+                                     parse: { $0 }, fromFile: { $0.string(.amqpURL) }, key: .amqpURL,
+                                     default: AMQPOptions.defaultURL)
+        do {
+            _ = try AMQPConfiguration(url: url.value)
+        } catch {
+            // AMQPError's message already hides the password.
+            throw ValidationError("invalid \(url.source): \(error)")
+        }
+        amqpURL = url.value
+
+        let path = try layers.resolve(flag: database.flag, flagName: "--database",
+                                      environmentVariable: database.environmentVariable, parse: { $0 },
+                                      fromFile: { $0.string(.database) }, key: .database, default: database.defaultPath)
+        try DatabaseOptions.check(path: path.value, source: path.source)
+        databasePath = path.value
+
+        logLevel = try layers.resolve(
+            flag: try logging.levelOption.map { text in
+                guard let level = Logger.Level(rawValue: text.lowercased()) else {
+                    throw ValidationError("invalid --log-level '\(text)': expected one of \(LoggingOptions.levels)")
+                }
+                return level
+            },
+            flagName: "--log-level", environmentVariable: "LOG_LEVEL", parse: { Logger.Level(rawValue: $0.lowercased()) },
+            expected: "one of \(LoggingOptions.levels)",
+            fromFile: { $0.string(.logLevel).flatMap { Logger.Level(rawValue: $0.lowercased()) } }, key: .logLevel,
+            default: .info).value
+
+        prefetch = try layers.resolve(flag: endpoint.prefetch, flagName: "--prefetch",
+                                      fromFile: { $0.integer(.prefetch).flatMap(UInt16.init(exactly:)) },
+                                      key: .prefetch, default: EndpointOptions.defaultPrefetch).value
+        batchSize = try layers.resolve(flag: endpoint.batchSize, flagName: "--batch-size",
+                                       fromFile: { $0.integer(.batchSize) }, key: .batchSize,
+                                       default: EndpointOptions.defaultBatchSize).value
+        declareTopology = try layers.resolve(flag: endpoint.declareTopology, flagName: "--declare-topology",
+                                             fromFile: { $0.bool(.declareTopology) }, key: .declareTopology,
+                                             default: true).value
+        httpPort = try layers.resolve(flag: endpoint.httpPort.map { Optional($0) }, flagName: "--http-port",
+                                      environmentVariable: "HTTP_PORT",
+                                      parse: { text -> Int?? in
+                                          guard let port = Int(text), (0...65535).contains(port) else { return nil }
+                                          return .some(port)
+                                      },
+                                      expected: "a port number from 0 to 65535",
+                                      fromFile: { $0.integer(.httpPort).map { Optional($0) } }, key: .httpPort,
+                                      default: nil).value
+        httpHost = try layers.resolve(flag: endpoint.httpHost, flagName: "--http-host", fromFile: { $0.string(.httpHost) },
+                                      key: .httpHost, default: EndpointOptions.defaultHTTPHost).value
+
+        let topology = try layers.resolve(flag: endpoint.topology.directory.map { Optional($0) }, flagName: "--topology-dir",
+                                          fromFile: { $0.string(.topologyDir).map { Optional($0) } }, key: .topologyDir,
+                                          default: nil)
+        if let directory = topology.value, (try? Topology.directory(explicit: directory)) == nil {
+            throw ValidationError("\(topology.source) names \(directory), which is not a directory")
+        }
+        topologyDirectory = topology.value
+    }
+}
+
+/// `run`'s settings.
+struct RunSettings: Equatable, Sendable {
+    static let defaultBankTimeout: Double = 10
+
+    var endpoint: EndpointSettings
+    /// Seconds a transfer waits for a bank reply before re-sending the command.
+    var bankTimeout: Double
+}
+
+/// `bank`'s settings.
+struct BankSettings: Sendable {
+    static let defaultDatabase = "bank.sqlite"
+
+    var endpoint: EndpointSettings
+    var simulator: BankSimulator
+}

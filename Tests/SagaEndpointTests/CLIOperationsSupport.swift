@@ -1,0 +1,32 @@
+// Helpers for tests of the `saga-endpoint` executable's operations endpoints: GET over HTTP and a
+// parser of the Prometheus text format.
+import Foundation
+#if canImport(FoundationNetworking)
+import FoundationNetworking
+#endif
+
+enum OperationsHTTP {
+    /// GETs `path` on 127.0.0.1:`port`; nil when nothing answers (not listening yet, or gone).
+    static func get(_ port: Int, _ path: String) async -> (status: Int, body: String)? {
+        var request = URLRequest(url: URL(string: "http://127.0.0.1:\(port)\(path)")!)
+        request.timeoutInterval = 5
+        guard let (data, response) = try? await URLSession.shared.data(for: request) else { return nil }
+        return ((response as? HTTPURLResponse)?.statusCode ?? 0, String(decoding: data, as: UTF8.self))
+    }
+
+    /// The samples of a `/metrics` scrape, by series (`name` or `name{labels}`).
+    static func samples(_ text: String) -> [String: Double] {
+        var samples: [String: Double] = [:]
+        for line in text.split(separator: "\n") where !line.hasPrefix("#") {
+            guard let space = line.lastIndex(of: " "), let value = Double(line[line.index(after: space)...]) else { continue }
+            samples[String(line[..<space])] = value
+        }
+        return samples
+    }
+
+    /// The metrics of the server on `port`, empty when it does not answer.
+    static func metrics(_ port: Int) async -> [String: Double] {
+        guard let (status, body) = await get(port, "/metrics"), status == 200 else { return [:] }
+        return samples(body)
+    }
+}

@@ -1,0 +1,45 @@
+// `/health/ready` of `saga-endpoint run` follows the broker: it stops a broker node of its own while the
+// endpoint runs, and starts it again.
+import AMQPTransport
+import BrokerTestSupport
+import Foundation
+import Testing
+
+@Suite("saga-endpoint readiness", .timeLimit(.minutes(4)))
+struct CLIReadinessTests {
+    @Test("/health/ready answers 200, then 503 while the broker is down, then 200 once the endpoint recovered")
+    func readinessFollowsTheBroker() async throws {
+        let node = try await runOnThread { try DedicatedBrokerNode.start(name: "readiness-\(UInt16.random(in: 1000...9999))") }
+        defer { node.shutdown() }
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("readiness-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let port = try DedicatedBrokerNode.freePort()
+        let process = try ChildProcess(executable: CLIProcessTests.executablePath, arguments: [
+            "run", "--amqp-url", node.url, "--database", directory.appendingPathComponent("s.sqlite").path,
+            "--http-port", "\(port)", "--log-level", "notice"])
+        defer { process.kill(signal: SIGKILL) }
+
+        func ready() async -> Int? { await OperationsHTTP.get(port, "/health/ready")?.status }
+        try await waitUntil(timeout: .seconds(60), message: "ready after start") { await ready() == 200 }
+
+        try await runOnThread { try node.stop() }
+        try await waitUntil(timeout: .seconds(20), message: "not ready while the broker is down") { await ready() == 503 }
+        let notReady = await OperationsHTTP.get(port, "/health/ready")
+        #expect(notReady?.body.contains("broker") == true, "\(notReady?.body ?? "")")
+        #expect(await OperationsHTTP.get(port, "/health/live")?.status == 200)
+        // It stays not ready while the broker is away (no flapping back to ready).
+        try await Task.sleep(for: .seconds(2))
+        #expect(await ready() == 503)
+
+        try await runOnThread { try node.start() }
+        try await waitUntil(timeout: .seconds(60), message: "ready again after the broker is back") { await ready() == 200 }
+        // Both connections (consume and publish) were recovered, and counted.
+        let metrics = await OperationsHTTP.metrics(port)
+        #expect(metrics["saga_connection_recoveries_total"] == 2, "\(metrics.filter { $0.key.contains("recover") })")
+        #expect(process.isRunning, "\(process.errorOutput().suffix(2000))")
+
+        process.kill(signal: SIGTERM)
+        #expect(try await runOnThread { try process.waitUntilExit(timeout: .seconds(15)) } == 0)
+    }
+}
