@@ -125,6 +125,9 @@ actor StoreWorker {
         // again if the handling fails.
         if try !store.recordInboxIfAbsent(messageId: incoming.messageId, queue: incoming.queue, at: now) {
             if let row = item.timeoutRowId { _ = try store.deleteTimeout(id: row) }
+            // Copies of one message id share a delivery count; a copy that is dealt with ends it too, or
+            // crashes while copies are in flight would add up until a duplicate looked like poison.
+            if item.wasRedelivered { try store.clearDeliveries(messageId: incoming.messageId) }
             let pending = try store.outbox(forIncoming: incoming.messageId).filter { $0.dispatchedAt == nil }
             return .duplicate(undispatched: pending)
         }

@@ -76,3 +76,33 @@ struct GroupCommitTests {
         #expect(try store.outboxBacklog() == 50)
     }
 }
+
+@Suite("Delivery counts of duplicates")
+struct DuplicateDeliveryCountTests {
+    // Regression: copies of one message id (a producer's duplicate) share a delivery count, and a copy
+    // recognised as a duplicate did not clear it. In the chaos test every kill while such copies were in
+    // flight added to the count until an innocent duplicate was error-queued as poison.
+    @Test("a redelivered copy recognised as a duplicate clears the message's delivery count")
+    func duplicateClearsCount() async throws {
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("dup-count-\(UUID().uuidString).sqlite").path
+        defer { for suffix in ["", "-wal", "-shm"] { try? FileManager.default.removeItem(atPath: path + suffix) } }
+        var registry = HandlerRegistry()
+        registry.register(LedgerSaga.self)
+        let worker = try StoreWorker(path: path, durable: true,
+                                     dispatcher: MessageDispatcher(registry: registry, endpointAddress: "ledgers"),
+                                     logger: Logger(label: "test"))
+        var item = WorkItem(incoming: IncomingMessage(
+            messageId: "m-dup", type: LedgerSaga.Open.messageType,
+            body: try MessageCoding.encode(LedgerSaga.Open(ledgerId: "d", fail: false)), queue: LedgerSaga.queue))
+        let first = await worker.processBatch([item], now: Date())
+        guard case .processed = first[0] else { Issue.record("not processed: \(first)"); return }
+
+        // The second copy comes back redelivered after several crashes.
+        for _ in 0..<5 { _ = await worker.countDeliveries(["m-dup"], now: Date()) }
+        item.wasRedelivered = true
+        let copy = await worker.processBatch([item], now: Date())
+        guard case .duplicate = copy[0] else { Issue.record("not a duplicate: \(copy)"); return }
+        // Counted afresh: a first redelivery is 2 (the original delivery was 1), not 7.
+        #expect(await worker.countDeliveries(["m-dup"], now: Date())["m-dup"] == 2)
+    }
+}
