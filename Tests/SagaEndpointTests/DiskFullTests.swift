@@ -17,7 +17,7 @@ struct DiskFullTests {
         let mountPoint = harness.directory.appendingPathComponent("small-disk").path
         try FileManager.default.createDirectory(atPath: mountPoint, withIntermediateDirectories: true)
         let mounted = try await runOnThread {
-            try run("/bin/mount", ["-t", "tmpfs", "-o", "size=2m", "tmpfs", mountPoint])
+            try run("/bin/mount", ["-t", "tmpfs", "-o", "size=4m", "tmpfs", mountPoint])
         }
         try #require(mounted == 0, "mounting a tmpfs needs root; this test cannot run without it")
         defer { _ = try? run("/bin/umount", ["-l", mountPoint]) }
@@ -55,12 +55,24 @@ struct DiskFullTests {
         let retries = try metrics.expectCounter("saga_messages_retried_total").totalValue
         #expect(retries > 0 && retries <= 20 * 10, "\(retries) retries in 3 s: no backoff")
 
-        // Space returns: the requeued deliveries are processed, each exactly once.
+        // Space returns: the requeued deliveries are processed, each exactly once. A command may go out
+        // twice, under the same message id (a dispatched mark that could not be written while the disk
+        // was full makes housekeeping send it again); downstream inboxes drop such copies.
         try FileManager.default.removeItem(atPath: filler)
-        let debits = try await harness.receive(from: "bank", count: 21, timeout: .seconds(60))
-        let ids = Set(try debits.map { try $0.decode(DebitAccount.self).transferId })
-        #expect(ids == Set(["warm-up"] + (0..<20).map { "t-\($0)" }))
-        #expect(debits.count == 21)
+        var debits: [AMQPDelivery] = []
+        let expected = Set(["warm-up"] + (0..<20).map { "t-\($0)" })
+        let deadline = ContinuousClock.now + .seconds(60)
+        while Set(try debits.map { try $0.decode(DebitAccount.self).transferId }) != expected, ContinuousClock.now < deadline {
+            debits += try await harness.receive(from: "bank", count: 100, timeout: .seconds(1))
+        }
+        #expect(Set(try debits.map { try $0.decode(DebitAccount.self).transferId }) == expected)
+        var idOfTransfer: [String: String] = [:]
+        for debit in debits {
+            let transfer = try debit.decode(DebitAccount.self).transferId
+            let id = try #require(debit.properties.messageId)
+            #expect(idOfTransfer[transfer, default: id] == id, "a second debit for \(transfer) under another id")
+            idOfTransfer[transfer] = id
+        }
         #expect(try await harness.depth("transfers.error") == 0)
         sagas.cancel()
         _ = await sagas.result
