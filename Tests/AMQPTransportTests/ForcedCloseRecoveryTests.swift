@@ -93,7 +93,9 @@ struct ForcedCloseRecoveryTests {
             // (On a starved machine the test may only look after the recovery: then the queue is deleted
             // under a live consumer, and the broker's cancel is the right ending instead of a 404.)
             try await waitUntil(timeout: .seconds(20), message: "the connection did not go down") {
-                await !connection.isConnected || connection.recoveryCount > 0
+                let down = await !connection.isConnected
+                let recovered = await connection.recoveryCount > 0
+                return down || recovered
             }
             let sawItDown = await connection.recoveryCount == 0
             _ = try await withConnection("forced-close-vanished-deleter") { other, _ in
