@@ -52,7 +52,7 @@ enum SagaBench {
                 try await TransferTopology.declare(admin)
                 declaredTransferTopology = true
             }
-            print("saga-bench: \(options.messages) messages per case and run, batches of \(options.batchSize), "
+            say("saga-bench: \(options.messages) messages per case and run, batches of \(options.batchSize), "
                 + "prefetch \(options.prefetch), \(options.rounds) rounds against \(configuration.redactedURL)"
                 + (vhost.map { " (vhost \($0.name), deleted at the end)" } ?? ""))
             let context = BenchmarkContext(
@@ -93,7 +93,7 @@ enum SagaBench {
         if options.latencySeconds > 0, let start = results.first(where: { $0.name == TransferStartLoop().name }),
            start.median > 0 {
             let rate = start.median / 2
-            print("\nlatency of '\(start.name)' at half its median rate: \(Stats.format(rate)) msg/s for "
+            say("\nlatency of '\(start.name)' at half its median rate: \(Stats.format(rate)) msg/s for "
                 + "\(options.latencySeconds) s")
             summary.latency = try await LatencyProbe.run(context, rate: rate, seconds: options.latencySeconds)
         }
@@ -139,7 +139,7 @@ enum SagaBench {
                 results[index].residentAfter.append(resident)
                 let seconds = String(format: "%.3f s", Stats.seconds(result.elapsed))
                 let averageBatch = String(format: "%.1f", Double(messages) / Double(max(1, result.batches)))
-                print("round \(round)  \(Stats.pad(benchmark.name, 28)) \(Stats.padLeft(Stats.format(rate), 9)) msg/s\(units)"
+                say("round \(round)  \(Stats.pad(benchmark.name, 28)) \(Stats.padLeft(Stats.format(rate), 9)) msg/s\(units)"
                     + "  \(seconds), \(result.batches) batches of \(averageBatch) on average, "
                     + String(format: "CPU/msg %.1f µs user + %.1f µs system", user, system)
                     + ", RSS \(ProcessMemory.format(resident))")
@@ -155,7 +155,7 @@ enum SagaBench {
         if context.ownsTransferTopology {
             available += transferCases
         } else {
-            print("note: `transfers`, `bank` or `transfers.events` exist in this vhost; the money-transfer cases are "
+            say("note: `transfers`, `bank` or `transfers.events` exist in this vhost; the money-transfer cases are "
                 + "skipped (give --ctl to run everything in a vhost of the bench's own)")
         }
         guard !names.isEmpty else { return available }

@@ -41,7 +41,7 @@ enum SoakRun {
         configuration.deduplicationWindow = deduplicationWindow
         configuration.outboxRetention = outboxRetention
         configuration.housekeepingInterval = housekeepingInterval
-        print("soak: \(Stats.format(Double(total))) TransferRequested in chunks of \(Stats.format(Double(chunk))) through one "
+        say("soak: \(Stats.format(Double(total))) TransferRequested in chunks of \(Stats.format(Double(chunk))) through one "
             + "endpoint; deduplication window \(deduplicationWindow), outbox retention \(outboxRetention), "
             + "housekeeping every \(housekeepingInterval)")
         let endpoint = try await RunningEndpoint.start(
@@ -65,7 +65,7 @@ enum SoakRun {
                 if result.residentAtSample == nil, result.messages >= sampleAt {
                     result.residentAtSample = ProcessMemory.residentBytes
                 }
-                print("  soak \(Stats.padLeft(Stats.format(Double(result.messages)), 9)) processed  "
+                say("  soak \(Stats.padLeft(Stats.format(Double(result.messages)), 9)) processed  "
                     + "\(Stats.padLeft(Stats.format(rate), 6)) msg/s (publishing included)  "
                     + "RSS \(ProcessMemory.format(ProcessMemory.residentBytes))  inbox \(inbox) rows, outbox \(outbox) rows")
             }

@@ -80,3 +80,11 @@ extension Stats {
         return sorted[min(sorted.count - 1, max(0, rank - 1))]
     }
 }
+
+/// Prints a progress line and flushes it at once: into a file or a pipe (`make bench | tee`) stdout is
+/// block-buffered, and the soak's progress should show as it happens. (`fflush(nil)` flushes every
+/// stream without touching the global `stdout`, which strict concurrency rejects.)
+func say(_ line: String) {
+    print(line)
+    fflush(nil)
+}

@@ -30,7 +30,7 @@ struct TransferStartLoop: BenchmarkCase {
         let (path, count) = (populatedPath, liveSagas)
         try await onThread { try LiveSagas.populate(path: path, count: count) }
         let sagas = try LiveSagas.count("sagas", path: populatedPath)
-        print("  \(name): store pre-populated with \(Stats.format(Double(sagas))) live sagas "
+        say("  \(name): store pre-populated with \(Stats.format(Double(sagas))) live sagas "
             + String(format: "in %.1f s", Stats.seconds(ContinuousClock.now - started)))
     }
 
