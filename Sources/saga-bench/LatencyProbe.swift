@@ -62,20 +62,29 @@ enum LatencyProbe {
         }
 
         do {
-            var next = 0
-            while next < count {
-                let now = ContinuousClock.now
-                // Everything whose slot has come goes out now, in one confirmed publish.
-                let dueCount = min(count, Int(Stats.seconds(now - start) / interval) + 1)
-                if dueCount > next {
-                    let batch = try requests[next..<dueCount].map { PublishRequest.toQueue(TransferTopology.transfers, try TransferTopology.message($0)) }
-                    guard await admin.publish(batch).allSatisfy(\.isConfirmed) else {
-                        throw BenchmarkError("a paced TransferRequested was not confirmed")
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                var next = 0
+                while next < count {
+                    let now = ContinuousClock.now
+                    // Everything whose slot has come goes out now. The wait for its confirms runs in a child
+                    // task: the schedule must not wait for the broker's round trip, or the producer would be
+                    // measured instead of the endpoint.
+                    let dueCount = min(count, Int(Stats.seconds(now - start) / interval) + 1)
+                    if dueCount > next {
+                        let batch = try requests[next..<dueCount].map {
+                            PublishRequest.toQueue(TransferTopology.transfers, try TransferTopology.message($0))
+                        }
+                        group.addTask {
+                            guard await admin.publish(batch).allSatisfy(\.isConfirmed) else {
+                                throw BenchmarkError("a paced TransferRequested was not confirmed")
+                            }
+                        }
+                        next = dueCount
+                    } else {
+                        try await Task.sleep(until: start + .seconds(Double(next) * interval), tolerance: .microseconds(100))
                     }
-                    next = dueCount
-                } else {
-                    try await Task.sleep(until: start + .seconds(Double(next) * interval), tolerance: .microseconds(100))
                 }
+                try await group.waitForAll()
             }
             let timeout = Task {
                 try await Task.sleep(for: .seconds(60))
