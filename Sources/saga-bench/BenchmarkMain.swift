@@ -139,7 +139,7 @@ enum SagaBench {
                 results[index].residentAfter.append(resident)
                 let seconds = String(format: "%.3f s", Stats.seconds(result.elapsed))
                 let averageBatch = String(format: "%.1f", Double(messages) / Double(max(1, result.batches)))
-                say("round \(round)  \(Stats.pad(benchmark.name, 28)) \(Stats.padLeft(Stats.format(rate), 9)) msg/s\(units)"
+                say("round \(round)  \(Stats.pad(benchmark.name, 36)) \(Stats.padLeft(Stats.format(rate), 9)) msg/s\(units)"
                     + "  \(seconds), \(result.batches) batches of \(averageBatch) on average, "
                     + String(format: "CPU/msg %.1f µs user + %.1f µs system", user, system)
                     + ", RSS \(ProcessMemory.format(resident))")

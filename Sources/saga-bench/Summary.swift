@@ -30,7 +30,7 @@ struct Summary {
         let start = cases.first { $0.name == TransferStartLoop().name }
         let flow = cases.first { $0.name == TransferFlowLoop().name }
         for result in cases {
-            var line = "  \(Stats.pad(result.name, 28)) \(Stats.padLeft(Stats.format(result.median), 9)) msg/s"
+            var line = "  \(Stats.pad(result.name, 36)) \(Stats.padLeft(Stats.format(result.median), 9)) msg/s"
             if let unit = result.unitName { line += " = \(Stats.format(result.unitMedian)) \(unit)/s" }
             if let raw, raw.median > 0, result.name != raw.name {
                 line += String(format: "   %.3f of raw", result.median / raw.median)
