@@ -8,7 +8,8 @@
 #   make test            deps + broker, then swift test (AMQP_URL exported)
 #   make topology        declare the reference app's exchanges and queues on the broker
 #   make demo            run the money-transfer demo against the broker
-#   make bench           run saga-bench against the broker
+#   make bench           run saga-bench against the broker (throughput, latency, RSS)
+#   make bench-scale     saga-bench's long suites: 1,000,000 live sagas, and a 1,000,000-message soak
 #   make clean-broker    stop the node and delete .broker/
 #
 # BROKER=docker uses docker-compose.yml for the broker instead of the Debian package (needs a running
@@ -35,7 +36,7 @@ RELEASE_BIN ?= .build/release
 DEMO_ARGS ?= --transfers 1000 --batches 10
 BENCH_ARGS ?=
 
-.PHONY: deps broker broker-stop broker-status build release topology test demo bench clean-broker docker-check
+.PHONY: deps broker broker-stop broker-status build release topology test demo bench bench-build bench-scale clean-broker docker-check
 
 # scripts/deps.sh runs `apt-get update` and `apt-get install -y librabbitmq-dev libsqlite3-dev rabbitmq-server
 # pkg-config openssl` as root when any is missing (a fresh CI machine has none of them).
@@ -96,5 +97,21 @@ demo: deps release
 	if [ -f .broker-started-by-demo ]; then rm -f .broker-started-by-demo; $(BROKER_SCRIPT) stop; fi; \
 	exit $$status
 
-bench: deps release broker
-	$(RELEASE_BIN)/saga-bench $(BENCH_ARGS)
+# saga-bench makes a vhost of its own through BENCH_CTL (rabbitmqctl against the broker) and deletes it at
+# the end: the money-transfer cases use the reference app's fixed queue names, which a running demo owns
+# in the default vhost. `make bench-scale` runs the long opt-in suites (1,000,000 live sagas; the soak).
+ifeq ($(BROKER),docker)
+BENCH_CTL ?= $(COMPOSE) exec -T rabbitmq rabbitmqctl
+else
+BENCH_CTL ?= $(BROKER_SCRIPT) ctl
+endif
+BENCH_SCALE_ARGS ?=
+
+bench-build:
+	$(SWIFT) build -c release --product saga-bench
+
+bench: deps broker bench-build
+	$(RELEASE_BIN)/saga-bench --ctl '$(BENCH_CTL)' $(BENCH_ARGS)
+
+bench-scale: deps broker bench-build
+	$(RELEASE_BIN)/saga-bench --ctl '$(BENCH_CTL)' --case scale --case soak $(BENCH_SCALE_ARGS)

@@ -118,7 +118,7 @@ let package = Package(
         .executableTarget(
             name: "saga-bench",
             dependencies: [
-                "CRabbitMQ", "AMQPTransport", "SagaEndpoint", "Sagas",
+                "CRabbitMQ", "AMQPTransport", "SagaEndpoint", "Sagas", "SagaStore", "MoneyTransfer",
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: strictness

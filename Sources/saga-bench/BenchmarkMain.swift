@@ -1,7 +1,9 @@
-// saga-bench: throughput of consume → publish with confirms → ack loops against one broker, each case
-// run in alternating rounds on the same freshly filled queue, reported as medians.
+// saga-bench: throughput of consume → publish with confirms → ack loops against one broker, from the raw
+// rabbitmq-c loop to the reference app's full transfer flow, each case run in alternating rounds on freshly
+// filled queues, reported as medians; then the latency of the transfer endpoint at half its maximum rate,
+// and the process's peak memory. `--case scale` and `--case soak` are the long, opt-in suites.
 //
-//     saga-bench [--messages N] [--rounds R] [--batch B] [--prefetch P] [--body-size S] [--url URL] [--case NAME]
+//     saga-bench [--messages N] [--rounds R] [--ctl CMD] [--case NAME] … (see Options.usage)
 //
 // Build it in release to measure: `swift build -c release --product saga-bench`.
 import AMQPTransport
@@ -11,8 +13,9 @@ import Logging
 @main
 enum SagaBench {
     /// The cases, run in this order in every round. The first one is the baseline the others are
-    /// compared with.
-    static let cases: [any BenchmarkCase] = [RawCLoop(), TransportLoop(), TransportIsolatedLoop(), EndpointLoop()]
+    /// compared with; the last two need the reference app's queue names (see TransferTopology).
+    static let pipeCases: [any BenchmarkCase] = [RawCLoop(), TransportLoop(), TransportIsolatedLoop(), EndpointLoop()]
+    static let transferCases: [any BenchmarkCase] = [TransferStartLoop(), TransferFlowLoop()]
 
     static func main() async {
         do {
@@ -29,163 +32,144 @@ enum SagaBench {
     }
 
     static func run(_ options: Options) async throws {
-        let configuration = try AMQPConfiguration(url: options.url)
+        var configuration = try AMQPConfiguration(url: options.url)
+        let vhost = try options.ctl.map { try BenchVhost.create(ctl: $0, user: configuration.user) }
+        if let vhost { configuration.vhost = vhost.name }
+        defer { vhost?.delete() }
         var logger = Logger(label: "saga-bench")
         logger.logLevel = .warning
         let admin = try await AMQPConnection.connect(configuration, logger: logger)
         let queueA = "saga-bench-a-\(UInt32.random(in: 0...UInt32.max))"
         let queueB = "saga-bench-b-\(UInt32.random(in: 0...UInt32.max))"
-        for queue in [queueA, queueB] {
-            try await admin.declareQueue(QueueDeclaration(name: queue, durable: false, autoDelete: false))
-        }
-        print("saga-bench: \(options.messages) messages of \(options.bodySize) bytes, batches of \(options.batchSize), "
-            + "prefetch \(options.prefetch), \(options.rounds) rounds against \(configuration.redactedURL)")
-        let context = BenchmarkContext(configuration: configuration, queueA: queueA, queueB: queueB,
-                                       messages: options.messages, batchSize: options.batchSize, prefetch: options.prefetch)
-        let cases = try selectedCases(options.only)
-        var results = cases.map { CaseResults(name: $0.name) }
+        var summary = Summary(options: options)
+        var declaredTransferTopology = false
         do {
-            for round in 1...options.rounds {
-                for (index, benchmark) in cases.enumerated() {
-                    try await fill(admin, context, bodySize: options.bodySize)
-                    let cpuBefore = Stats.processCPUTime()
-                    let result = try await benchmark.run(context)
-                    let cpuAfter = Stats.processCPUTime()
-                    let user = (cpuAfter.user - cpuBefore.user) * 1e6 / Double(options.messages)
-                    let system = (cpuAfter.system - cpuBefore.system) * 1e6 / Double(options.messages)
-                    try await verify(admin, context, after: benchmark.name)
-                    let rate = Stats.rate(messages: options.messages, elapsed: result.elapsed)
-                    results[index].rates.append(rate)
-                    let seconds = String(format: "%.3f s", Stats.seconds(result.elapsed))
-                    let averageBatch = String(format: "%.1f", Double(options.messages) / Double(max(1, result.batches)))
-                    print("round \(round)  \(Stats.pad(benchmark.name, 24)) \(Stats.padLeft(Stats.format(rate), 9)) msg/s"
-                        + "  \(seconds), \(result.batches) batches of \(averageBatch) on average, "
-                        + String(format: "CPU/msg %.1f µs user + %.1f µs system", user, system))
-                }
+            for queue in [queueA, queueB] {
+                try await admin.declareQueue(QueueDeclaration(name: queue, durable: false, autoDelete: false))
             }
+            let ownsTransferTopology = vhost != nil ? true : !(await TransferTopology.inUse(admin))
+            if ownsTransferTopology {
+                try await TransferTopology.declare(admin)
+                declaredTransferTopology = true
+            }
+            say("saga-bench: \(options.messages) messages per case and run, batches of \(options.batchSize), "
+                + "prefetch \(options.prefetch), \(options.rounds) rounds against \(configuration.redactedURL)"
+                + (vhost.map { " (vhost \($0.name), deleted at the end)" } ?? ""))
+            let context = BenchmarkContext(
+                configuration: configuration, queueA: queueA, queueB: queueB, messages: options.messages,
+                batchSize: options.batchSize, prefetch: options.prefetch, bodySize: options.bodySize,
+                ownsTransferTopology: ownsTransferTopology)
+            try await runSuites(options, admin, context, &summary)
         } catch {
-            await cleanUp(admin, [queueA, queueB])
+            await cleanUp(admin, [queueA, queueB], transferTopology: declaredTransferTopology)
             throw error
         }
-        await cleanUp(admin, [queueA, queueB])
-        report(results)
+        await cleanUp(admin, [queueA, queueB], transferTopology: declaredTransferTopology)
+        summary.print()
     }
 
-    /// The cases named with `--case` (by a case-insensitive part of their name), else all.
-    static func selectedCases(_ names: [String]) throws -> [any BenchmarkCase] {
-        guard !names.isEmpty else { return cases }
-        let selected = cases.filter { benchmark in names.contains { benchmark.name.lowercased().contains($0.lowercased()) } }
+    static func runSuites(_ options: Options, _ admin: AMQPConnection, _ context: BenchmarkContext,
+                          _ summary: inout Summary) async throws {
+        if (options.scale || options.soak) && !context.ownsTransferTopology {
+            throw BenchmarkError("the scale and soak suites need the reference app's queue names: give --ctl")
+        }
+        if options.scale {
+            let cases: [any BenchmarkCase] = [
+                TransferStartLoop(name: "transfer start, empty store"),
+                TransferStartLoop(name: "transfer start, \(Stats.format(Double(options.liveSagas))) live sagas",
+                                  liveSagas: options.liveSagas),
+            ]
+            summary.scale = try await rounds(cases, admin, context, options)
+        }
+        if options.soak {
+            summary.soak = try await SoakRun.run(context, total: options.soakMessages, chunk: options.soakChunk,
+                                                 sampleAt: min(100_000, options.soakMessages))
+        }
+        guard !options.scale && !options.soak else { return }
+
+        let results = try await rounds(try selectedCases(options.only, context), admin, context, options)
+        summary.cases = results
+        // Half of the maximum rate measured for case (b) in this run.
+        if options.latencySeconds > 0, let start = results.first(where: { $0.name == TransferStartLoop().name }),
+           start.median > 0 {
+            let rate = start.median / 2
+            say("\nlatency of '\(start.name)' at half its median rate: \(Stats.format(rate)) msg/s for "
+                + "\(options.latencySeconds) s")
+            summary.latency = try await LatencyProbe.run(context, rate: rate, seconds: options.latencySeconds)
+        }
+    }
+
+    /// Runs every case once per round, in order, and collects the rates.
+    static func rounds(_ cases: [any BenchmarkCase], _ admin: AMQPConnection, _ context: BenchmarkContext,
+                       _ options: Options) async throws -> [CaseResults] {
+        do {
+            for benchmark in cases { try await benchmark.setUp(context) }
+            let results = try await timedRounds(cases, admin, context, options)
+            for benchmark in cases { await benchmark.tearDown(context) }
+            return results
+        } catch {
+            for benchmark in cases { await benchmark.tearDown(context) }
+            throw error
+        }
+    }
+
+    private static func timedRounds(_ cases: [any BenchmarkCase], _ admin: AMQPConnection, _ context: BenchmarkContext,
+                                    _ options: Options) async throws -> [CaseResults] {
+        var results = cases.map { CaseResults(name: $0.name) }
+        for round in 1...options.rounds {
+            for (index, benchmark) in cases.enumerated() {
+                try await benchmark.prepare(admin, context)
+                let cpuBefore = Stats.processCPUTime()
+                let result = try await benchmark.run(context)
+                let cpuAfter = Stats.processCPUTime()
+                try await benchmark.verify(admin, context)
+                let messages = result.messages ?? context.messages
+                let user = (cpuAfter.user - cpuBefore.user) * 1e6 / Double(messages)
+                let system = (cpuAfter.system - cpuBefore.system) * 1e6 / Double(messages)
+                let rate = Stats.rate(messages: messages, elapsed: result.elapsed)
+                results[index].rates.append(rate)
+                var units = ""
+                if let (count, name) = result.units {
+                    let unitRate = Stats.rate(messages: count, elapsed: result.elapsed)
+                    results[index].unitRates.append(unitRate)
+                    results[index].unitName = name
+                    units = " (\(Stats.format(unitRate)) \(name)/s)"
+                }
+                let resident = ProcessMemory.residentBytes ?? 0
+                results[index].residentAfter.append(resident)
+                let seconds = String(format: "%.3f s", Stats.seconds(result.elapsed))
+                let averageBatch = String(format: "%.1f", Double(messages) / Double(max(1, result.batches)))
+                say("round \(round)  \(Stats.pad(benchmark.name, 36)) \(Stats.padLeft(Stats.format(rate), 9)) msg/s\(units)"
+                    + "  \(seconds), \(result.batches) batches of \(averageBatch) on average, "
+                    + String(format: "CPU/msg %.1f µs user + %.1f µs system", user, system)
+                    + ", RSS \(ProcessMemory.format(resident))")
+            }
+        }
+        return results
+    }
+
+    /// The cases named with `--case` (by a case-insensitive part of their name), else all; the
+    /// money-transfer cases only where their queue names are the bench's to use.
+    static func selectedCases(_ names: [String], _ context: BenchmarkContext) throws -> [any BenchmarkCase] {
+        var available = pipeCases
+        if context.ownsTransferTopology {
+            available += transferCases
+        } else {
+            say("note: `transfers`, `bank` or `transfers.events` exist in this vhost; the money-transfer cases are "
+                + "skipped (give --ctl to run everything in a vhost of the bench's own)")
+        }
+        guard !names.isEmpty else { return available }
+        let selected = available.filter { benchmark in names.contains { benchmark.name.lowercased().contains($0.lowercased()) } }
         guard !selected.isEmpty else {
-            throw BenchmarkError("no case matches \(names); the cases are: \(cases.map(\.name).joined(separator: ", "))")
+            throw BenchmarkError("no case matches \(names); the cases are: \(available.map(\.name).joined(separator: ", ")), "
+                + "and the suites scale and soak")
         }
         return selected
     }
 
-    /// Empties both queues and puts `messages` messages into A (not timed).
-    static func fill(_ admin: AMQPConnection, _ context: BenchmarkContext, bodySize: Int) async throws {
-        try await admin.purgeQueue(context.queueA)
-        try await admin.purgeQueue(context.queueB)
-        let body = Data((0..<bodySize).map { UInt8(truncatingIfNeeded: $0 &* 31 &+ 7) })
-        var next = 0
-        while next < context.messages {
-            let count = min(1000, context.messages - next)
-            let requests = (next..<next + count).map { index in
-                PublishRequest.toQueue(context.queueA, AMQPMessage(
-                    body: body, properties: BasicProperties(deliveryMode: .transient, messageId: "m\(index)")))
-            }
-            let outcomes = await admin.publish(requests)
-            guard outcomes.allSatisfy({ $0 == .confirmed }) else {
-                throw BenchmarkError("filling \(context.queueA): \(outcomes.first { $0 != .confirmed }!)")
-            }
-            next += count
-        }
-    }
-
-    /// Checks that the run moved every message from A to B.
-    static func verify(_ admin: AMQPConnection, _ context: BenchmarkContext, after name: String) async throws {
-        let deadline = ContinuousClock.now + .seconds(10)
-        while true {
-            let a = try await admin.checkQueue(context.queueA).messageCount
-            let b = try await admin.checkQueue(context.queueB).messageCount
-            if a == 0 && b == context.messages { return }
-            if ContinuousClock.now > deadline {
-                throw BenchmarkError("after \(name): queue A holds \(a) messages (want 0), B \(b) (want \(context.messages))")
-            }
-            try await Task.sleep(for: .milliseconds(50))
-        }
-    }
-
-    static func cleanUp(_ admin: AMQPConnection, _ queues: [String]) async {
+    static func cleanUp(_ admin: AMQPConnection, _ queues: [String], transferTopology: Bool) async {
         for queue in queues { _ = try? await admin.deleteQueue(queue) }
+        if transferTopology { await TransferTopology.delete(admin) }
         await admin.close()
-    }
-
-    static func report(_ results: [CaseResults]) {
-        print("")
-        print("median over \(results.first?.rates.count ?? 0) rounds:")
-        for result in results {
-            print("  \(Stats.pad(result.name, 24)) \(Stats.padLeft(Stats.format(result.median), 9)) msg/s")
-        }
-        guard let baseline = results.first, baseline.median > 0 else { return }
-        for result in results.dropFirst() {
-            let ratio = result.median / baseline.median
-            print("  ratio \(result.name) / \(baseline.name): \(String(format: "%.3f", ratio))")
-        }
-    }
-}
-
-/// The command line (no argument parser: a handful of `--name value` options).
-struct Options {
-    var messages = 20_000
-    var rounds = 3
-    var batchSize = 100
-    var prefetch: UInt16 = 200
-    var bodySize = 100
-    var url = ProcessInfo.processInfo.environment["AMQP_URL"].flatMap { $0.isEmpty ? nil : $0 }
-        ?? "amqp://guest:guest@127.0.0.1:5672/"
-    var only: [String] = []
-    var help = false
-
-    static let usage = """
-        usage: saga-bench [--messages N] [--rounds R] [--batch B] [--prefetch P] [--body-size S] [--url URL] [--case NAME]
-
-          --messages N    messages moved from queue A to queue B per run (default 20000)
-          --rounds R      rounds; each runs every case once, alternating (default 3)
-          --batch B       deliveries published, confirmed and acknowledged together (default 100)
-          --prefetch P    unacknowledged deliveries in flight per consumer (default 200)
-          --body-size S   message body size in bytes (default 100)
-          --url URL       the broker (default: AMQP_URL, else amqp://guest:guest@127.0.0.1:5672/)
-          --case NAME     run only the cases whose name contains NAME (repeatable), e.g. --case raw
-        """
-
-    static func parse(_ arguments: [String]) throws -> Options {
-        var options = Options()
-        var remaining = arguments[...]
-        func value(_ name: String) throws -> String {
-            guard let value = remaining.popFirst() else { throw BenchmarkError("\(name) needs a value\n\(usage)") }
-            return value
-        }
-        func positive(_ name: String) throws -> Int {
-            let text = try value(name)
-            guard let number = Int(text), number > 0 else { throw BenchmarkError("\(name) must be a positive integer, not '\(text)'") }
-            return number
-        }
-        while let argument = remaining.popFirst() {
-            switch argument {
-            case "--messages": options.messages = try positive(argument)
-            case "--rounds": options.rounds = try positive(argument)
-            case "--batch": options.batchSize = try positive(argument)
-            case "--prefetch":
-                let prefetch = try positive(argument)
-                guard prefetch <= Int(UInt16.max) else { throw BenchmarkError("--prefetch must be at most \(UInt16.max)") }
-                options.prefetch = UInt16(prefetch)
-            case "--body-size": options.bodySize = try positive(argument)
-            case "--url": options.url = try value(argument)
-            case "--case": options.only.append(try value(argument))
-            case "--help", "-h": options.help = true
-            default: throw BenchmarkError("unknown argument '\(argument)'\n\(usage)")
-            }
-        }
-        return options
     }
 }

@@ -1,7 +1,8 @@
-// Case (b): the saga endpoint itself. Each message of queue A starts a saga: one SQLite transaction per
-// batch writes the saga state, the inbox row, the outbox row and a timeout for every message (group
-// commit), the command each saga sends goes to queue B with publisher confirms, and the deliveries are
-// acked after the confirms: the work TransferRequested → DebitAccount does in the reference app.
+// The saga endpoint with a synthetic saga (BenchSaga) that mimics TransferSaga's start, kept next to the
+// real one (TransferStartLoop) because it needs none of the reference app's fixed queue names. Each
+// message of queue A starts a saga: one SQLite transaction per batch writes the saga state, the inbox
+// row, the outbox row and a timeout for every message (group commit), the command each saga sends goes
+// to queue B with publisher confirms, and the deliveries are acked after the confirms.
 import AMQPTransport
 import Foundation
 import Logging
@@ -9,15 +10,12 @@ import SagaEndpoint
 import Sagas
 
 struct EndpointLoop: BenchmarkCase {
-    let name = "saga endpoint"
+    let name = "BenchSaga endpoint"
 
-    func run(_ context: BenchmarkContext) async throws -> RunResult {
-        var logger = Logger(label: "saga-bench-endpoint")
-        logger.logLevel = .warning
-        // The driver filled A with opaque bodies; the endpoint needs typed JSON messages, so A is refilled
-        // (not timed) with one saga-starting request per message.
-        let admin = try await AMQPConnection.connect(context.configuration, logger: logger)
+    /// The driver's opaque bodies would not decode: A gets one typed saga-starting request per message.
+    func prepare(_ admin: AMQPConnection, _ context: BenchmarkContext) async throws {
         try await admin.purgeQueue(context.queueA)
+        try await admin.purgeQueue(context.queueB)
         var next = 0
         while next < context.messages {
             let count = min(1000, context.messages - next)
@@ -28,12 +26,16 @@ struct EndpointLoop: BenchmarkCase {
                                                 messageId: "r\(index)", type: BenchRequested.messageType)))
             }
             guard await admin.publish(requests).allSatisfy(\.isConfirmed) else {
-                await admin.close()
                 throw BenchmarkError("refilling \(context.queueA) for the endpoint was not confirmed")
             }
             next += count
         }
+    }
 
+    func run(_ context: BenchmarkContext) async throws -> RunResult {
+        var logger = Logger(label: "saga-bench-endpoint")
+        logger.logLevel = .warning
+        let admin = try await AMQPConnection.connect(context.configuration, logger: logger)
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("saga-bench-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: directory) }

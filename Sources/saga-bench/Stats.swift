@@ -9,8 +9,14 @@ import Darwin
 struct CaseResults {
     let name: String
     var rates: [Double] = []
+    /// Rates in the case's second unit (e.g. transfers/s), when it has one.
+    var unitRates: [Double] = []
+    var unitName: String?
+    /// VmRSS after each run of the case.
+    var residentAfter: [Int] = []
 
     var median: Double { Stats.median(rates) }
+    var unitMedian: Double { Stats.median(unitRates) }
 }
 
 enum Stats {
@@ -63,4 +69,22 @@ enum Stats {
     static func padLeft(_ text: String, _ width: Int) -> String {
         text.count >= width ? text : String(repeating: " ", count: width - text.count) + text
     }
+}
+
+extension Stats {
+    /// The `fraction` quantile (0.5 = median, 0.99 = p99) of `values`, nearest-rank; 0 for no values.
+    static func percentile(_ values: [Double], _ fraction: Double) -> Double {
+        guard !values.isEmpty else { return 0 }
+        let sorted = values.sorted()
+        let rank = Int((fraction * Double(sorted.count)).rounded(.up))
+        return sorted[min(sorted.count - 1, max(0, rank - 1))]
+    }
+}
+
+/// Prints a progress line and flushes it at once: into a file or a pipe (`make bench | tee`) stdout is
+/// block-buffered, and the soak's progress should show as it happens. (`fflush(nil)` flushes every
+/// stream without touching the global `stdout`, which strict concurrency rejects.)
+func say(_ line: String) {
+    print(line)
+    fflush(nil)
 }
