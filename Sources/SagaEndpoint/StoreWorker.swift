@@ -51,6 +51,10 @@ actor StoreWorker {
         var options = SagaStore.Options()
         options.synchronous = durable ? .full : .normal
         options.busyTimeout = busyTimeout
+        // A group commit of 100 messages with random ids dirties several hundred pages (each id lands on
+        // its own leaf of every index): the default 2 MiB cache spilled them into the WAL mid-transaction,
+        // about 20 page writes per message. 32 MiB holds a batch's pages and the hot index levels.
+        options.cacheSizeKiB = 32 * 1024
         self.store = try SagaStore(path: path, options: options, logger: logger)
         self.dispatcher = dispatcher
         self.handlerTiming = handlerTiming

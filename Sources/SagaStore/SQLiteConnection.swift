@@ -33,15 +33,20 @@ public final class SQLiteConnection {
         public var busyTimeout: Duration
         /// Maximum number of prepared statements kept per connection (0 disables caching).
         public var statementCacheCapacity: Int
+        /// `PRAGMA cache_size` in KiB; nil keeps SQLite's default (2 MiB). A transaction that dirties more
+        /// pages than the cache holds spills them into the WAL before it commits, writing pages again.
+        public var cacheSizeKiB: Int?
 
         public init(
             synchronous: Synchronous = .full,
             busyTimeout: Duration = .seconds(5),
-            statementCacheCapacity: Int = 64
+            statementCacheCapacity: Int = 64,
+            cacheSizeKiB: Int? = nil
         ) {
             self.synchronous = synchronous
             self.busyTimeout = busyTimeout
             self.statementCacheCapacity = statementCacheCapacity
+            self.cacheSizeKiB = cacheSizeKiB
         }
     }
 
@@ -94,6 +99,10 @@ public final class SQLiteConnection {
             // sub-journal, which by default is a temporary file: dozens of pwrite calls per message.
             // The sub-journal only matters until the transaction ends, so memory is the right place.
             try execute("PRAGMA temp_store = MEMORY")
+            if let kib = options.cacheSizeKiB {
+                // Negative: a size in KiB rather than in pages.
+                try execute("PRAGMA cache_size = -\(max(0, kib))")
+            }
         } catch {
             close()
             throw error
