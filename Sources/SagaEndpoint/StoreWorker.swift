@@ -55,6 +55,11 @@ actor StoreWorker {
         // its own leaf of every index): the default 2 MiB cache spilled them into the WAL mid-transaction,
         // about 20 page writes per message. 32 MiB holds a batch's pages and the hot index levels.
         options.cacheSizeKiB = 32 * 1024
+        // A batch of messages with random ids writes ~18 pages per message to the WAL, so the default
+        // 4 MiB checkpoint threshold made nearly every commit also copy its pages into the database file
+        // and sync it. Checkpointing every 40 MiB copies a hot index page once for many commits (about
+        // 14% more throughput in the bench); the WAL file stays at most that large.
+        options.walAutocheckpointPages = 10_000
         self.store = try SagaStore(path: path, options: options, logger: logger)
         self.dispatcher = dispatcher
         self.handlerTiming = handlerTiming

@@ -36,17 +36,22 @@ public final class SQLiteConnection {
         /// `PRAGMA cache_size` in KiB; nil keeps SQLite's default (2 MiB). A transaction that dirties more
         /// pages than the cache holds spills them into the WAL before it commits, writing pages again.
         public var cacheSizeKiB: Int?
+        /// `PRAGMA wal_autocheckpoint` in pages; nil keeps SQLite's default (1000 pages, 4 MiB). The
+        /// commit that crosses it copies the WAL's pages into the database file and syncs it.
+        public var walAutocheckpointPages: Int?
 
         public init(
             synchronous: Synchronous = .full,
             busyTimeout: Duration = .seconds(5),
             statementCacheCapacity: Int = 64,
-            cacheSizeKiB: Int? = nil
+            cacheSizeKiB: Int? = nil,
+            walAutocheckpointPages: Int? = nil
         ) {
             self.synchronous = synchronous
             self.busyTimeout = busyTimeout
             self.statementCacheCapacity = statementCacheCapacity
             self.cacheSizeKiB = cacheSizeKiB
+            self.walAutocheckpointPages = walAutocheckpointPages
         }
     }
 
@@ -102,6 +107,9 @@ public final class SQLiteConnection {
             if let kib = options.cacheSizeKiB {
                 // Negative: a size in KiB rather than in pages.
                 try execute("PRAGMA cache_size = -\(max(0, kib))")
+            }
+            if let pages = options.walAutocheckpointPages {
+                try execute("PRAGMA wal_autocheckpoint = \(max(0, pages))")
             }
         } catch {
             close()
