@@ -24,9 +24,6 @@ struct BatchPipeline: Sendable {
     /// Grows while batches fail for transient reasons (a full disk, a locked database), so requeued
     /// deliveries do not come straight back in a hot loop.
     let backoff = TransientBackoff()
-    /// Outbox rows a batch in its publish stage is sending. A copy of their incoming message in the next
-    /// batch (committed meanwhile) must not send them again: the batch that is publishing settles first.
-    let publishing = InFlightSet()
 
     /// Per-source bookkeeping through the stages of a batch.
     struct Entry {
@@ -126,7 +123,7 @@ struct BatchPipeline: Sendable {
         var requests: [PublishRequest] = []
         var outboxIds: [Int: String] = [:]
         await plan(&entries, requests: &requests, outboxIds: &outboxIds, now: now)
-        publishing.insert(Array(outboxIds.values))
+        store.publishing.insert(Array(outboxIds.values))
         return PreparedBatch(entries: entries, requests: requests, outboxIds: outboxIds, multipleAcks: multipleAcks,
                              now: now, started: started)
     }
@@ -146,7 +143,7 @@ struct BatchPipeline: Sendable {
         metrics.published.increment(by: outcomes.filter(\.isConfirmed).count)
         let confirmedOutbox = batch.outboxIds.compactMap { outcomes[$0.key].isConfirmed ? $0.value : nil }
         await store.markDispatched(confirmedOutbox, now: now)
-        publishing.remove(Array(batch.outboxIds.values))
+        store.publishing.remove(Array(batch.outboxIds.values))
         let settledRows = entries.filter { entry in
             entry.deleteRowAfterPublish && entry.publishes.allSatisfy { outcomes[$0].isConfirmed }
         }.compactMap { $0.dueRow?.timeoutId }
@@ -285,7 +282,7 @@ struct BatchPipeline: Sendable {
                     logger.debug("message processed", metadata: metadata.merging(["outgoing": "\(outbox.count)"]) { $1 })
                 case .duplicate(let undispatched):
                     metrics.deduplicated.increment()
-                    for row in undispatched where !publishing.contains(row.messageId) { add(row, to: &entry) }
+                    for row in undispatched { add(row, to: &entry) }
                     logger.debug("duplicate message: no effect", metadata: metadata.merging(["republished": "\(undispatched.count)"]) { $1 })
                 case .deferred:
                     break

@@ -44,6 +44,11 @@ actor StoreWorker {
     private let dispatcher: MessageDispatcher
     private let handlerTiming: HandlerTiming
     private let logger: Logger
+    /// Outbox rows a batch in its publish stage is sending. A copy of their incoming message processed
+    /// meanwhile must not send them again: the batch that is publishing settles first. Checked here,
+    /// right after the outbox is read, because the publishing batch marks its rows dispatched on this
+    /// actor before it forgets them: a row is either still listed here or no longer undispatched.
+    nonisolated let publishing = InFlightSet()
 
     init(path: String, durable: Bool, busyTimeout: Duration = .seconds(5), dispatcher: MessageDispatcher,
          handlerTiming: HandlerTiming = HandlerTiming(timer: nil), logger: Logger) throws {
@@ -137,7 +142,9 @@ actor StoreWorker {
             // Copies of one message id share a delivery count; a copy that is dealt with ends it too, or
             // crashes while copies are in flight would add up until a duplicate looked like poison.
             if item.wasRedelivered { try store.clearDeliveries(messageId: incoming.messageId) }
-            let pending = try store.outbox(forIncoming: incoming.messageId).filter { $0.dispatchedAt == nil }
+            let pending = try store.outbox(forIncoming: incoming.messageId).filter {
+                $0.dispatchedAt == nil && !publishing.contains($0.messageId)
+            }
             return .duplicate(undispatched: pending)
         }
         let invocations = try handlerTiming.sagas {

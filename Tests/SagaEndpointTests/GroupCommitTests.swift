@@ -106,3 +106,41 @@ struct DuplicateDeliveryCountTests {
         #expect(await worker.countDeliveries(["m-dup"], now: Date())["m-dup"] == 2)
     }
 }
+
+@Suite("Duplicates while the first copy's messages are being published")
+struct DuplicateWhilePublishingTests {
+    // Regression: the next batch's transaction runs while the previous batch publishes. A duplicate in it
+    // read the outbox rows as undispatched and, if the publishing batch forgot them before the duplicate's
+    // plan looked, published them a second time (seen as an extra terminal event in the contract test).
+    // The store now leaves out rows still being published, right where it reads them.
+    @Test("rows still being published are not handed to a duplicate; once forgotten unconfirmed, they are")
+    func publishingRowsAreLeftOut() async throws {
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("dup-pub-\(UUID().uuidString).sqlite").path
+        defer { for suffix in ["", "-wal", "-shm"] { try? FileManager.default.removeItem(atPath: path + suffix) } }
+        var registry = HandlerRegistry()
+        registry.register(LedgerSaga.self)
+        let worker = try StoreWorker(path: path, durable: true,
+                                     dispatcher: MessageDispatcher(registry: registry, endpointAddress: "ledgers"),
+                                     logger: Logger(label: "test"))
+        let item = WorkItem(incoming: IncomingMessage(
+            messageId: "m-pub", type: LedgerSaga.Open.messageType,
+            body: try MessageCoding.encode(LedgerSaga.Open(ledgerId: "p", fail: false)), queue: LedgerSaga.queue))
+        guard case .processed(let outbox, _) = await worker.processBatch([item], now: Date())[0] else {
+            Issue.record("not processed")
+            return
+        }
+        worker.publishing.insert(outbox.map(\.messageId))
+        guard case .duplicate(let whilePublishing) = await worker.processBatch([item], now: Date())[0] else {
+            Issue.record("not a duplicate")
+            return
+        }
+        #expect(whilePublishing.isEmpty)
+        // The publish was not confirmed: the rows stay undispatched and a later copy sends them again.
+        worker.publishing.remove(outbox.map(\.messageId))
+        guard case .duplicate(let afterwards) = await worker.processBatch([item], now: Date())[0] else {
+            Issue.record("not a duplicate")
+            return
+        }
+        #expect(afterwards.map(\.messageId) == outbox.map(\.messageId))
+    }
+}
