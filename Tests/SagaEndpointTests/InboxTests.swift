@@ -65,6 +65,8 @@ struct InboxTests {
 
         try await harness.send(TransferRequested(transferId: "t-9", fromAccount: "alice", toAccount: "bob", amount: 70),
                                to: "transfers", messageId: "req-9")
+        // (A loaded run may take longer than drain's quiet second to get to the copy.)
+        try await waitUntil(timeout: .seconds(20)) { try await harness.depth("bank") >= 1 }
         let debits = try await harness.drain("bank", quietFor: .seconds(1))
         #expect(debits.map(\.properties.messageId) == [outgoingId("req-9", "TransferSaga", "1")])
         #expect(debits.first?.properties.correlationId == "t-9")
