@@ -56,9 +56,8 @@ actor StoreWorker {
         var options = SagaStore.Options()
         options.synchronous = durable ? .full : .normal
         options.busyTimeout = busyTimeout
-        // A group commit of 100 messages with random ids dirties several hundred pages (each id lands on
-        // its own leaf of every index): the default 2 MiB cache spilled them into the WAL mid-transaction,
-        // about 20 page writes per message. 32 MiB holds a batch's pages and the hot index levels.
+        // 32 MiB keeps the indexes' upper levels and recent leaves in memory: with a million live sagas
+        // the default 2 MiB made nearly every lookup read pages back from the OS.
         options.cacheSizeKiB = 32 * 1024
         // A batch of messages with random ids writes ~18 pages per message to the WAL, so the default
         // 4 MiB checkpoint threshold made nearly every commit also copy its pages into the database file
