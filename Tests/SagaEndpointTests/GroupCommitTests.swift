@@ -5,24 +5,37 @@ import Sagas
 import Testing
 @testable import SagaEndpoint
 
+/// A StoreWorker on a temporary SQLite file, with the test sagas registered.
+struct StoreWorkerFixture {
+    let path = FileManager.default.temporaryDirectory.appendingPathComponent("store-worker-\(UUID().uuidString).sqlite").path
+    let worker: StoreWorker
+
+    init() throws {
+        var registry = HandlerRegistry()
+        registry.register(LedgerSaga.self)
+        registry.register(OrderSaga.self) { OrderSaga.define(&$0, earlyPayment: .errorQueue) }
+        let dispatcher = MessageDispatcher(registry: registry, endpointAddress: "ledgers")
+        worker = try StoreWorker(path: path, durable: true, dispatcher: dispatcher, logger: Logger(label: "test"))
+    }
+
+    func remove() {
+        for suffix in ["", "-wal", "-shm"] { try? FileManager.default.removeItem(atPath: path + suffix) }
+    }
+
+    /// `LedgerSaga.Open` with message id `m-<id>`; its handler throws when `fail` is set.
+    static func open(_ id: String, fail: Bool = false) throws -> WorkItem {
+        WorkItem(incoming: IncomingMessage(
+            messageId: "m-\(id)", type: LedgerSaga.Open.messageType,
+            body: try MessageCoding.encode(LedgerSaga.Open(ledgerId: id, fail: fail)), queue: LedgerSaga.queue))
+    }
+}
+
 /// The store side of a group commit: a batch is committed in one transaction without savepoints; when one
 /// message fails, the batch is run again with a savepoint per message so that only the failing one is
 /// rolled back. No broker is involved: this is the StoreWorker on its own.
 @Suite("Group commit in the store")
 struct GroupCommitTests {
-    private func worker(_ path: String) throws -> StoreWorker {
-        var registry = HandlerRegistry()
-        registry.register(LedgerSaga.self)
-        registry.register(OrderSaga.self) { OrderSaga.define(&$0, earlyPayment: .errorQueue) }
-        let dispatcher = MessageDispatcher(registry: registry, endpointAddress: "ledgers")
-        return try StoreWorker(path: path, durable: true, dispatcher: dispatcher, logger: Logger(label: "test"))
-    }
-
-    private func open(_ id: String, fail: Bool) throws -> WorkItem {
-        WorkItem(incoming: IncomingMessage(
-            messageId: "m-\(id)", type: LedgerSaga.Open.messageType,
-            body: try MessageCoding.encode(LedgerSaga.Open(ledgerId: id, fail: fail)), queue: LedgerSaga.queue))
-    }
+    private func open(_ id: String, fail: Bool) throws -> WorkItem { try StoreWorkerFixture.open(id, fail: fail) }
 
     private func paid(_ id: String) throws -> WorkItem {
         WorkItem(incoming: IncomingMessage(
@@ -30,15 +43,11 @@ struct GroupCommitTests {
             body: try MessageCoding.encode(OrderSaga.Paid(orderId: id)), queue: OrderSaga.queue))
     }
 
-    private func temporaryPath() -> String {
-        FileManager.default.temporaryDirectory.appendingPathComponent("group-commit-\(UUID().uuidString).sqlite").path
-    }
-
     @Test("a failing message in the middle of a batch rolls back only itself; the others commit")
     func failingMessageRollsBackAlone() async throws {
-        let path = temporaryPath()
-        defer { for suffix in ["", "-wal", "-shm"] { try? FileManager.default.removeItem(atPath: path + suffix) } }
-        let worker = try worker(path)
+        let fixture = try StoreWorkerFixture()
+        defer { fixture.remove() }
+        let (path, worker) = (fixture.path, fixture.worker)
         let items = [try open("a", fail: false), try open("b", fail: true), try paid("nobody"), try open("c", fail: false)]
         let results = await worker.processBatch(items, now: Date())
 
@@ -63,9 +72,9 @@ struct GroupCommitTests {
 
     @Test("a batch that succeeds commits every message once; a second copy of each is a duplicate")
     func wholeBatchThenDuplicates() async throws {
-        let path = temporaryPath()
-        defer { for suffix in ["", "-wal", "-shm"] { try? FileManager.default.removeItem(atPath: path + suffix) } }
-        let worker = try worker(path)
+        let fixture = try StoreWorkerFixture()
+        defer { fixture.remove() }
+        let (path, worker) = (fixture.path, fixture.worker)
         let items = try (0..<50).map { try open("l\($0)", fail: false) }
         let first = await worker.processBatch(items, now: Date())
         #expect(first.allSatisfy { if case .processed = $0 { true } else { false } })
@@ -84,16 +93,10 @@ struct DuplicateDeliveryCountTests {
     // flight added to the count until an innocent duplicate was error-queued as poison.
     @Test("a redelivered copy recognised as a duplicate clears the message's delivery count")
     func duplicateClearsCount() async throws {
-        let path = FileManager.default.temporaryDirectory.appendingPathComponent("dup-count-\(UUID().uuidString).sqlite").path
-        defer { for suffix in ["", "-wal", "-shm"] { try? FileManager.default.removeItem(atPath: path + suffix) } }
-        var registry = HandlerRegistry()
-        registry.register(LedgerSaga.self)
-        let worker = try StoreWorker(path: path, durable: true,
-                                     dispatcher: MessageDispatcher(registry: registry, endpointAddress: "ledgers"),
-                                     logger: Logger(label: "test"))
-        var item = WorkItem(incoming: IncomingMessage(
-            messageId: "m-dup", type: LedgerSaga.Open.messageType,
-            body: try MessageCoding.encode(LedgerSaga.Open(ledgerId: "d", fail: false)), queue: LedgerSaga.queue))
+        let fixture = try StoreWorkerFixture()
+        defer { fixture.remove() }
+        let worker = fixture.worker
+        var item = try StoreWorkerFixture.open("dup")
         let first = await worker.processBatch([item], now: Date())
         guard case .processed = first[0] else { Issue.record("not processed: \(first)"); return }
 
@@ -115,16 +118,10 @@ struct DuplicateWhilePublishingTests {
     // The store now leaves out rows still being published, right where it reads them.
     @Test("rows still being published are not handed to a duplicate; once forgotten unconfirmed, they are")
     func publishingRowsAreLeftOut() async throws {
-        let path = FileManager.default.temporaryDirectory.appendingPathComponent("dup-pub-\(UUID().uuidString).sqlite").path
-        defer { for suffix in ["", "-wal", "-shm"] { try? FileManager.default.removeItem(atPath: path + suffix) } }
-        var registry = HandlerRegistry()
-        registry.register(LedgerSaga.self)
-        let worker = try StoreWorker(path: path, durable: true,
-                                     dispatcher: MessageDispatcher(registry: registry, endpointAddress: "ledgers"),
-                                     logger: Logger(label: "test"))
-        let item = WorkItem(incoming: IncomingMessage(
-            messageId: "m-pub", type: LedgerSaga.Open.messageType,
-            body: try MessageCoding.encode(LedgerSaga.Open(ledgerId: "p", fail: false)), queue: LedgerSaga.queue))
+        let fixture = try StoreWorkerFixture()
+        defer { fixture.remove() }
+        let worker = fixture.worker
+        let item = try StoreWorkerFixture.open("pub")
         guard case .processed(let outbox, _) = await worker.processBatch([item], now: Date())[0] else {
             Issue.record("not processed")
             return
