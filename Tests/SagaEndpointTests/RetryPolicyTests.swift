@@ -57,9 +57,11 @@ struct RetryPolicyTests {
             try context.send(explode, to: "flaky.out")
         }
         try await harness.declareQueue("flaky.out")
+        // The first delay outlasts stopping the endpoint even on a loaded machine (with 1 s, a slow stop
+        // let the retry fire before the endpoint was down, and the count below was 3).
         let configure: (inout EndpointConfiguration) -> Void = {
             $0.immediateRetries = 1
-            $0.delayedRetries = [.seconds(1), .seconds(1)]
+            $0.delayedRetries = [.seconds(4), .seconds(1)]
         }
         var endpoint = harness.startEndpoint(registry, queues: ["flaky"], database: "flaky", configure: configure)
         try await harness.send(Explode(note: "once"), to: "flaky", messageId: "flaky-1")
@@ -67,9 +69,8 @@ struct RetryPolicyTests {
         await harness.stop(endpoint)
         #expect(calls.count == 2)
 
-        try await Task.sleep(for: .seconds(1))
         endpoint = harness.startEndpoint(registry, queues: ["flaky"], database: "flaky", configure: configure)
-        let out = try await harness.receive(from: "flaky.out", count: 1, timeout: .seconds(10))
+        let out = try await harness.receive(from: "flaky.out", count: 1, timeout: .seconds(20))
         #expect(out.map(\.properties.messageId) == [outgoingId("flaky-1", "h1", "1")])
         #expect(calls.count == 3)
         #expect(try await harness.rowCount("flaky", "timeouts") == 0)
