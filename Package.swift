@@ -126,11 +126,17 @@ let package = Package(
         .executableTarget(
             name: "saga-endpoint-fixture",
             dependencies: [
-                "SagaEndpoint", "Sagas", "MoneyTransfer",
+                "SagaEndpoint", "Sagas", "MoneyTransfer", "TestSagaSupport",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
             path: "Tests/EndpointFixture",
+            swiftSettings: strictness
+        ),
+        .target(
+            name: "TestSagaSupport",
+            dependencies: ["Sagas"],
+            path: "Tests/TestSagaSupport",
             swiftSettings: strictness
         ),
         .target(
@@ -177,6 +183,7 @@ let package = Package(
             name: "SagaEndpointTests",
             dependencies: [
                 "SagaEndpoint", "Sagas", "SagaStore", "AMQPTransport", "BrokerTestSupport", "MoneyTransfer",
+                "TestSagaSupport",
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "MetricsTestKit", package: "swift-metrics"),
                 "saga-endpoint", .product(name: "ArgumentParser", package: "swift-argument-parser"),

@@ -9,25 +9,7 @@ import MoneyTransfer
 import SagaEndpoint
 import Sagas
 import ServiceLifecycle
-
-/// Counts the messages of one counter: a saga whose state is a number, to detect lost updates.
-struct CounterSaga: Saga {
-    static let sagaType = "Counter"
-    var counterId: String
-    var count: Int
-
-    struct Increment: Message {
-        static let messageType = "Increment"
-        var counterId: String
-    }
-
-    static func define(_ saga: inout SagaDefinition<CounterSaga>) {
-        saga.startedBy(Increment.self, correlatedBy: \.counterId,
-                       whenExisting: { saga, _, _ in saga.count += 1 }) { message, _ in
-            CounterSaga(counterId: message.counterId, count: 1)
-        }
-    }
-}
+import TestSagaSupport
 
 /// Handling this message kills the process (for the poison-message test).
 struct CrashNow: Message {

@@ -5,6 +5,7 @@ import MetricsTestKit
 import SagaEndpoint
 import SagaStore
 import Sagas
+import TestSagaSupport
 import Testing
 
 /// Endpoints sharing a queue and a SQLite file never lose an update; a busy database or a lost

@@ -4,6 +4,7 @@ import Foundation
 import SagaEndpoint
 import SagaStore
 import Sagas
+import TestSagaSupport
 import Testing
 
 /// SIGTERM: the endpoint stops consuming, finishes the batch in flight, and exits 0 within seconds;

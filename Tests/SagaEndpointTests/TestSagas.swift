@@ -88,25 +88,6 @@ struct LedgerSaga: Saga {
     }
 }
 
-/// The fixture's counter saga (same saga type and message type), for in-process endpoints.
-struct CounterSaga: Saga {
-    static let sagaType = "Counter"
-    var counterId: String
-    var count: Int
-
-    struct Increment: Message {
-        static let messageType = "Increment"
-        var counterId: String
-    }
-
-    static func define(_ saga: inout SagaDefinition<CounterSaga>) {
-        saga.startedBy(Increment.self, correlatedBy: \.counterId,
-                       whenExisting: { saga, _, _ in saga.count += 1 }) { message, _ in
-            CounterSaga(counterId: message.counterId, count: 1)
-        }
-    }
-}
-
 /// A stateless handler that always throws, counting its calls.
 struct Explode: Message {
     static let messageType = "test.Explode"
