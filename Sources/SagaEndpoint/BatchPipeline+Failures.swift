@@ -98,7 +98,7 @@ extension BatchPipeline {
         let dueAt = now.addingTimeInterval(delay.timeInterval)
         var item = WorkItem(incoming: incoming)
         if let row = entry.dueRow {
-            item.timeoutRowId = row.timeoutId
+            item.timeoutRow = row.key
             if !row.sagaType.isEmpty {
                 var later = row
                 later.dueAt = dueAt

@@ -146,7 +146,7 @@ struct BatchPipeline: Sendable {
         store.publishing.remove(Array(batch.outboxIds.values))
         let settledRows = entries.filter { entry in
             entry.deleteRowAfterPublish && entry.publishes.allSatisfy { outcomes[$0].isConfirmed }
-        }.compactMap { $0.dueRow?.timeoutId }
+        }.compactMap { $0.dueRow?.key }
         if !settledRows.isEmpty { await store.deleteTimeouts(settledRows) }
         CrashPoint.afterConfirm.check()
 
@@ -209,7 +209,7 @@ struct BatchPipeline: Sendable {
             case .due(let row):
                 let incoming = MessageTranslation.incoming(row)
                 entries[index].incoming = incoming
-                entries[index].item = WorkItem(incoming: incoming, timeoutRowId: row.timeoutId)
+                entries[index].item = WorkItem(incoming: incoming, timeoutRow: row.key)
                 if !row.sagaType.isEmpty { metrics.timeoutsFired.increment() }
             }
             tracing?.start(&entries[index])

@@ -11,7 +11,7 @@ struct WorkItem: Sendable {
     var statelessOutgoing: [OutgoingMessage] = []
     /// The timeouts-table row this message came from (a saga timeout or a delayed retry), deleted in the
     /// same transaction.
-    var timeoutRowId: String?
+    var timeoutRow: TimeoutKey?
     /// When the message should instead be parked for a delayed retry: the row to schedule.
     var deferral: TimeoutRecord?
     /// The message came redelivered, so it has a delivery count to forget once it is processed.
@@ -130,14 +130,14 @@ actor StoreWorker {
         let incoming = item.incoming
         if let deferral = item.deferral {
             // A due row that is parked again is replaced (a saga timeout keeps its id: its message id).
-            if let row = item.timeoutRowId { _ = try store.deleteTimeout(id: row) }
+            if let row = item.timeoutRow { _ = try store.deleteTimeout(row) }
             try store.scheduleTimeout(deferral)
             return .deferred
         }
         // The inbox row comes first: one statement tells a duplicate, and the savepoint removes the row
         // again if the handling fails.
         if try !store.recordInboxIfAbsent(messageId: incoming.messageId, queue: incoming.queue, at: now) {
-            if let row = item.timeoutRowId { _ = try store.deleteTimeout(id: row) }
+            if let row = item.timeoutRow { _ = try store.deleteTimeout(row) }
             // Copies of one message id share a delivery count; a copy that is dealt with ends it too, or
             // crashes while copies are in flight would add up until a duplicate looked like poison.
             if item.wasRedelivered { try store.clearDeliveries(messageId: incoming.messageId) }
@@ -185,7 +185,7 @@ actor StoreWorker {
                 correlationId: timeout.saga.correlationId, dueAt: timeout.dueAt, messageType: timeout.type,
                 body: timeout.body, headers: timeout.headers, createdAt: now))
         }
-        if let row = item.timeoutRowId { _ = try store.deleteTimeout(id: row) }
+        if let row = item.timeoutRow { _ = try store.deleteTimeout(row) }
         if item.wasRedelivered { try store.clearDeliveries(messageId: incoming.messageId) }
         // Earlier failed attempts no longer matter once the message is processed.
         _ = try store.clearFailure(messageId: incoming.messageId)
@@ -245,13 +245,14 @@ actor StoreWorker {
     }
 
     /// Deletes due rows that were dealt with outside a transaction (moved to the error queue).
-    func deleteTimeouts(_ ids: [String]) {
-        for id in ids {
+    func deleteTimeouts(_ keys: [TimeoutKey]) {
+        for key in keys {
             do {
-                _ = try store.deleteTimeout(id: id)
+                _ = try store.deleteTimeout(key)
             } catch {
                 // It stays due and is handled (and error-queued) again: at least once.
-                logger.warning("could not delete a due row", metadata: ["timeout_id": "\(id)", "error": "\(error)"])
+                logger.warning("could not delete a due row", metadata: [
+                    "timeout_id": "\(key.timeoutId)", "error": "\(error)"])
             }
         }
     }

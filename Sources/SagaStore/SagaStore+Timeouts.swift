@@ -7,7 +7,7 @@ extension SagaStore {
         timeout_id, saga_type, correlation_id, due_at, message_type, body, headers, created_at
         """
 
-    /// Stores a timeout. An id already present throws `SagaStoreError.duplicateMessage`.
+    /// Stores a timeout. An id the saga already has throws `SagaStoreError.duplicateMessage`.
     public func scheduleTimeout(_ record: TimeoutRecord) throws {
         try mapUniqueness(.duplicateMessage(messageId: record.timeoutId)) {
             try connection.run(
@@ -41,8 +41,11 @@ extension SagaStore {
 
     /// Deletes one timeout; false if it was already gone (delivered or cancelled by someone else).
     @discardableResult
-    public func deleteTimeout(id timeoutId: String) throws -> Bool {
-        try connection.run("DELETE FROM timeouts WHERE timeout_id = ?", [.text(timeoutId)]) > 0
+    public func deleteTimeout(_ key: TimeoutKey) throws -> Bool {
+        try connection.run(
+            "DELETE FROM timeouts WHERE saga_type = ? AND correlation_id = ? AND timeout_id = ?",
+            [.text(key.sagaType), .text(key.correlationId), .text(key.timeoutId)]
+        ) > 0
     }
 
     /// When the earliest pending timeout is due, so the poller can sleep until then; nil if none.

@@ -91,6 +91,56 @@ enum SagaStoreSchema {
                 );
                 """
         ),
+        Migration(
+            version: 3,
+            name: "fewer random-keyed indexes on sagas and timeouts",
+            // Every index keyed by a random id costs each insert a write to a random leaf page, and with a
+            // million live sagas those pages no longer fit the page cache. Nothing looks a saga up by
+            // saga_id, so its UNIQUE index goes (the id is a random UUID). A timeout is always deleted
+            // knowing its saga, so one index on (saga, timeout id) replaces the timeout_id primary key
+            // and the per-saga index. SQLite cannot drop a constraint in place: both tables are copied.
+            sql: """
+                CREATE TABLE sagas_v3 (
+                    saga_type TEXT NOT NULL,
+                    correlation_id TEXT NOT NULL,
+                    saga_id TEXT NOT NULL,
+                    state TEXT NOT NULL,
+                    version INTEGER NOT NULL,
+                    originator_reply_to TEXT,
+                    originator_correlation_id TEXT,
+                    created_at REAL NOT NULL,
+                    updated_at REAL NOT NULL,
+                    PRIMARY KEY (saga_type, correlation_id)
+                );
+                INSERT INTO sagas_v3 (saga_type, correlation_id, saga_id, state, version, originator_reply_to,
+                                      originator_correlation_id, created_at, updated_at)
+                    SELECT saga_type, correlation_id, saga_id, state, version, originator_reply_to,
+                           originator_correlation_id, created_at, updated_at
+                    FROM sagas ORDER BY created_at;
+                DROP TABLE sagas;
+                ALTER TABLE sagas_v3 RENAME TO sagas;
+                CREATE INDEX sagas_by_created_at ON sagas (created_at);
+
+                CREATE TABLE timeouts_v3 (
+                    timeout_id TEXT NOT NULL,
+                    saga_type TEXT NOT NULL,
+                    correlation_id TEXT NOT NULL,
+                    due_at REAL NOT NULL,
+                    message_type TEXT NOT NULL,
+                    body BLOB NOT NULL,
+                    headers TEXT NOT NULL,
+                    created_at REAL NOT NULL,
+                    UNIQUE (saga_type, correlation_id, timeout_id)
+                );
+                INSERT INTO timeouts_v3 (timeout_id, saga_type, correlation_id, due_at, message_type, body, headers,
+                                         created_at)
+                    SELECT timeout_id, saga_type, correlation_id, due_at, message_type, body, headers, created_at
+                    FROM timeouts ORDER BY created_at;
+                DROP TABLE timeouts;
+                ALTER TABLE timeouts_v3 RENAME TO timeouts;
+                CREATE INDEX timeouts_by_due_at ON timeouts (due_at);
+                """
+        ),
     ]
 
     /// The version this build understands: the last migration's.

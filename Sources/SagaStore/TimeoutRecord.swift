@@ -32,3 +32,22 @@ public struct TimeoutRecord: Sendable, Equatable {
         self.createdAt = createdAt
     }
 }
+
+/// What identifies a stored timeout: its id within the saga that requested it (a delayed retry's row
+/// names the message as its correlation id and an empty saga type). The store's index is on all three,
+/// so a row is found without an index of its own on the random id.
+public struct TimeoutKey: Sendable, Hashable {
+    public var sagaType: String
+    public var correlationId: String
+    public var timeoutId: String
+
+    public init(sagaType: String, correlationId: String, timeoutId: String) {
+        self.sagaType = sagaType
+        self.correlationId = correlationId
+        self.timeoutId = timeoutId
+    }
+}
+
+extension TimeoutRecord {
+    public var key: TimeoutKey { TimeoutKey(sagaType: sagaType, correlationId: correlationId, timeoutId: timeoutId) }
+}

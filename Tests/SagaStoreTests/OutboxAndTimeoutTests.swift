@@ -64,8 +64,8 @@ import Testing
         #expect(try store.dueTimeouts(at: date(100), limit: 1).map(\.timeoutId) == ["t10"])
         #expect(try store.pendingTimeouts(sagaType: "Transfer", correlationId: "c1").map(\.timeoutId) == ["t10", "t30"])
 
-        #expect(try store.deleteTimeout(id: "t10"))
-        #expect(try !store.deleteTimeout(id: "t10"))
+        #expect(try store.deleteTimeout(timeouts[1].key))
+        #expect(try !store.deleteTimeout(timeouts[1].key))
         #expect(try store.nextTimeoutDue() == date(20))
 
         #expect(try store.cancelTimeouts(sagaType: "Transfer", correlationId: "c1") == 1)
