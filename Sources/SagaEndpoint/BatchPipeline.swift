@@ -69,6 +69,8 @@ struct BatchPipeline: Sendable {
         var entries: [Entry]
         var requests: [PublishRequest]
         var outboxIds: [Int: String]
+        /// The outbox rows each of those publishes settles (a message id can stand for several rows).
+        var outboxRows: [Int: [OutboxKey]]
         var multipleAcks: Bool
         var now: Date
         var started: ContinuousClock.Instant
@@ -122,9 +124,11 @@ struct BatchPipeline: Sendable {
 
         var requests: [PublishRequest] = []
         var outboxIds: [Int: String] = [:]
-        await plan(&entries, requests: &requests, outboxIds: &outboxIds, now: now)
+        var outboxRows: [Int: [OutboxKey]] = [:]
+        await plan(&entries, requests: &requests, outboxIds: &outboxIds, outboxRows: &outboxRows, now: now)
         store.publishing.insert(Array(outboxIds.values))
-        return PreparedBatch(entries: entries, requests: requests, outboxIds: outboxIds, multipleAcks: multipleAcks,
+        return PreparedBatch(entries: entries, requests: requests, outboxIds: outboxIds, outboxRows: outboxRows,
+                             multipleAcks: multipleAcks,
                              now: now, started: started)
     }
 
@@ -141,7 +145,7 @@ struct BatchPipeline: Sendable {
         publishSpans?.end(outcomes)
         metrics.publishDuration.record(since: publishStarted)
         metrics.published.increment(by: outcomes.filter(\.isConfirmed).count)
-        let confirmedOutbox = batch.outboxIds.compactMap { outcomes[$0.key].isConfirmed ? $0.value : nil }
+        let confirmedOutbox = batch.outboxRows.flatMap { outcomes[$0.key].isConfirmed ? $0.value : [] }
         await store.markDispatched(confirmedOutbox, now: now)
         store.publishing.remove(Array(batch.outboxIds.values))
         let settledRows = entries.filter { entry in
@@ -243,15 +247,17 @@ struct BatchPipeline: Sendable {
 
     /// Decides each entry's publishes (outbox rows, error-queue copies) and settlement.
     private func plan(_ entries: inout [Entry], requests: inout [PublishRequest], outboxIds: inout [Int: String],
-                      now: Date) async {
+                      outboxRows: inout [Int: [OutboxKey]], now: Date) async {
         var published: [String: Int] = [:]
         func add(_ row: OutboxRecord, to entry: inout Entry) {
             if let existing = published[row.messageId] {
                 entry.publishes.append(existing)
+                outboxRows[existing, default: []].append(row.key)
                 return
             }
             published[row.messageId] = requests.count
             outboxIds[requests.count] = row.messageId
+            outboxRows[requests.count] = [row.key]
             entry.publishes.append(requests.count)
             requests.append(MessageTranslation.publishRequest(row))
         }

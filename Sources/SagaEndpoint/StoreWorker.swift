@@ -164,21 +164,10 @@ actor StoreWorker {
                 messageType: message.type, correlationId: message.correlationId, replyTo: message.replyTo,
                 headers: message.headers, body: message.body, createdAt: now)
         }
-        for record in records {
-            do {
-                try store.appendOutbox([record])
-            } catch SagaStoreError.duplicateMessage {
-                // A command re-sent with its original id (a saga re-sending after a timeout) supersedes
-                // the earlier outbox row of that id, which belongs to another incoming message: the ids
-                // are the outbox's key, and the copy must go out again under the same id. (Rare, so it
-                // is handled here rather than by a DELETE before every insert.)
-                let superseded = try store.connection.run(
-                    "DELETE FROM outbox WHERE message_id = ? AND incoming_message_id <> ?",
-                    [.text(record.messageId), .text(incoming.messageId)])
-                guard superseded > 0 else { throw SagaStoreError.duplicateMessage(messageId: record.messageId) }
-                try store.appendOutbox([record])
-            }
-        }
+        // One at a time: a single INSERT needs no savepoint (the batch's fallback gives each message one).
+        // A command a saga sends again under its first id gets a row of its own: rows are keyed by the
+        // incoming message, so the earlier row (of another incoming message) is not in the way.
+        for record in records { try store.appendOutbox([record]) }
         for timeout in invocations.flatMap(\.timeouts) {
             try store.scheduleTimeout(TimeoutRecord(
                 timeoutId: timeout.timeoutId, sagaType: timeout.saga.sagaType,
@@ -218,13 +207,13 @@ actor StoreWorker {
         _ = try? store.clearDeliveries(messageId: messageId)
     }
 
-    func markDispatched(_ messageIds: [String], now: Date) {
-        guard !messageIds.isEmpty else { return }
+    func markDispatched(_ rows: [OutboxKey], now: Date) {
+        guard !rows.isEmpty else { return }
         do {
             // A mark lost on a power cut only means a re-send under the same id, which downstream
             // inboxes drop; so this commit does not wait for an fsync (a process crash cannot lose it).
             _ = try store.connection.withSynchronous(.normal) {
-                try store.markDispatched(messageIds: messageIds, at: now)
+                try store.markDispatched(rows, at: now)
             }
         } catch {
             // Harmless: the rows are published again after a restart and deduplicated downstream.

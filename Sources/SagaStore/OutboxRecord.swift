@@ -51,3 +51,20 @@ public struct OutboxRecord: Sendable, Equatable {
         self.dispatchedAt = dispatchedAt
     }
 }
+
+/// What identifies an outbox row: the message whose handling produced it and its position among that
+/// message's outgoing messages. (The outgoing message id is not a key: a saga may send a command again
+/// under its first id, from another incoming message.)
+public struct OutboxKey: Sendable, Hashable {
+    public var incomingMessageId: String
+    public var position: Int
+
+    public init(incomingMessageId: String, position: Int) {
+        self.incomingMessageId = incomingMessageId
+        self.position = position
+    }
+}
+
+extension OutboxRecord {
+    public var key: OutboxKey { OutboxKey(incomingMessageId: incomingMessageId, position: position) }
+}

@@ -9,8 +9,8 @@ extension SagaStore {
         correlation_id, reply_to, headers, body, created_at, dispatched_at
         """
 
-    /// Stores the messages, all or none. A message id already present throws
-    /// `SagaStoreError.duplicateMessage`.
+    /// Stores the messages, all or none. A row already present for the same incoming message and
+    /// position throws `SagaStoreError.duplicateMessage` (that message's outgoing messages were stored).
     public func appendOutbox(_ records: [OutboxRecord]) throws {
         guard !records.isEmpty else { return }
         func insertAll() throws {
@@ -59,20 +59,27 @@ extension SagaStore {
     /// Marks messages as confirmed by the broker. Already-dispatched messages keep their first time.
     /// Returns how many rows changed.
     @discardableResult
-    public func markDispatched(messageIds: [String], at date: Date) throws -> Int {
-        guard !messageIds.isEmpty else { return 0 }
-        // One statement for the whole batch of confirms (the ids travel as a JSON array), instead of an
-        // UPDATE per message.
+    public func markDispatched(_ keys: [OutboxKey], at date: Date) throws -> Int {
+        guard !keys.isEmpty else { return 0 }
+        // One statement for the whole batch of confirms (the keys travel as a JSON array of
+        // [incoming message id, position] pairs), instead of an UPDATE per message; each pair is found
+        // through the (incoming_message_id, position) index.
         var list = "["
-        for (index, messageId) in messageIds.enumerated() {
+        for (index, key) in keys.enumerated() {
             if index > 0 { list += "," }
-            HeaderCoding.appendQuoted(messageId, to: &list)
+            list += "["
+            HeaderCoding.appendQuoted(key.incomingMessageId, to: &list)
+            list += ",\(key.position)]"
         }
         list += "]"
         return try connection.run(
             """
             UPDATE outbox SET dispatched_at = ?
-            WHERE message_id IN (SELECT value FROM json_each(?)) AND dispatched_at IS NULL
+            WHERE rowid IN (
+                SELECT outbox.rowid FROM json_each(?) AS pair JOIN outbox
+                ON outbox.incoming_message_id = json_extract(pair.value, '$[0]')
+                AND outbox.position = json_extract(pair.value, '$[1]')
+            ) AND dispatched_at IS NULL
             """,
             [SQLiteValue(date), .text(list)]
         )

@@ -141,6 +141,40 @@ enum SagaStoreSchema {
                 CREATE INDEX timeouts_by_due_at ON timeouts (due_at);
                 """
         ),
+        Migration(
+            version: 4,
+            name: "outbox keyed by incoming message and position",
+            // The outbox had two random-keyed indexes (message_id, incoming_message_id); one on (incoming
+            // message, position) serves both the duplicate path (rows of one incoming message) and the
+            // marking of confirmed rows. An outgoing id is no longer unique here: a command a saga sends
+            // again under its first id simply gets a row of its own (downstream inboxes drop the copy).
+            sql: """
+                CREATE TABLE outbox_v4 (
+                    message_id TEXT NOT NULL,
+                    incoming_message_id TEXT NOT NULL,
+                    position INTEGER NOT NULL,
+                    exchange TEXT NOT NULL,
+                    routing_key TEXT NOT NULL,
+                    mandatory INTEGER NOT NULL,
+                    message_type TEXT NOT NULL,
+                    correlation_id TEXT,
+                    reply_to TEXT,
+                    headers TEXT NOT NULL,
+                    body BLOB NOT NULL,
+                    created_at REAL NOT NULL,
+                    dispatched_at REAL,
+                    UNIQUE (incoming_message_id, position)
+                );
+                INSERT INTO outbox_v4 (message_id, incoming_message_id, position, exchange, routing_key, mandatory,
+                                       message_type, correlation_id, reply_to, headers, body, created_at, dispatched_at)
+                    SELECT message_id, incoming_message_id, position, exchange, routing_key, mandatory, message_type,
+                           correlation_id, reply_to, headers, body, created_at, dispatched_at
+                    FROM outbox ORDER BY created_at;
+                DROP TABLE outbox;
+                ALTER TABLE outbox_v4 RENAME TO outbox;
+                CREATE INDEX outbox_by_dispatched_at ON outbox (dispatched_at);
+                """
+        ),
     ]
 
     /// The version this build understands: the last migration's.

@@ -20,23 +20,39 @@ import Testing
         #expect(try store.undispatchedOutbox(limit: 2).map(\.messageId) == ["a0", "a1"])
         #expect(try store.outboxBacklog() == 4)
 
-        // A batch with a duplicate id is rejected as a whole.
-        #expect(throws: SagaStoreError.duplicateMessage(messageId: "a1")) {
-            try store.appendOutbox([outbox("c0", incoming: "in3", position: 0), outbox("a1", incoming: "in3", position: 1)])
+        // A batch with a row stored before (same incoming message and position) is rejected as a whole.
+        #expect(throws: SagaStoreError.duplicateMessage(messageId: "x1")) {
+            try store.appendOutbox([outbox("c0", incoming: "in3", position: 0), outbox("x1", incoming: "in1", position: 1)])
         }
         #expect(try store.outbox(forIncoming: "in3").isEmpty)
 
-        #expect(try store.markDispatched(messageIds: ["a0", "a1", "unknown"], at: date(10)) == 2)
-        #expect(try store.markDispatched(messageIds: ["a0"], at: date(99)) == 0)  // first time wins
+        let unknown = OutboxKey(incomingMessageId: "in9", position: 0)
+        #expect(try store.markDispatched([first[1].key, first[2].key, unknown], at: date(10)) == 2)
+        #expect(try store.markDispatched([first[1].key], at: date(99)) == 0)  // first time wins
         #expect(try store.outboxBacklog() == 2)
         #expect(try store.undispatchedOutbox().map(\.messageId) == ["a2", "b0"])
         #expect(try store.outbox(forIncoming: "in1").first?.dispatchedAt == date(10))
 
-        #expect(try store.markDispatched(messageIds: ["a2"], at: date(30)) == 1)
+        #expect(try store.markDispatched([first[0].key], at: date(30)) == 1)
         #expect(try store.purgeDispatchedOutbox(olderThan: date(20)) == 2)  // a0, a1; a2 is too recent
         #expect(try store.outbox(forIncoming: "in1").map(\.messageId) == ["a2"])
         #expect(try store.purgeDispatchedOutbox(olderThan: date(1000)) == 1)
         #expect(try store.outbox(forIncoming: "in2").count == 1)  // never purged while undispatched
+    }
+
+    /// A saga sending a command again under its first id (after a timeout) does so from another incoming
+    /// message: the copy gets a row of its own, and each row is marked by its own key.
+    @Test func outgoingIdMayRepeatAcrossIncomingMessages() throws {
+        let database = TemporaryDatabase()
+        defer { database.remove() }
+        let store = try openStore(database)
+        let original = outbox("debit-1", incoming: "request", position: 0)
+        let resend = outbox("debit-1", incoming: "timeout-1", position: 0, createdAt: date(5))
+        try store.appendOutbox([original])
+        try store.appendOutbox([resend])
+        #expect(try store.undispatchedOutbox().map(\.incomingMessageId) == ["request", "timeout-1"])
+        #expect(try store.markDispatched([resend.key], at: date(10)) == 1)
+        #expect(try store.undispatchedOutbox().map(\.key) == [original.key])
     }
 
     @Test func dueTimeoutsInOrderAndNextDue() throws {

@@ -19,13 +19,15 @@ import Testing
                 $0[0].textValue
             })
         #expect(indexes.isSuperset(of: [
-            "inbox_by_processed_at", "outbox_by_incoming", "outbox_by_dispatched_at", "timeouts_by_due_at",
+            "inbox_by_processed_at", "outbox_by_dispatched_at", "timeouts_by_due_at",
         ]))
         // Random-keyed indexes cost a random page write per insert: sagas and timeouts keep one each.
         #expect(try indexedColumns(store.connection, table: "sagas") == [
             ["created_at"], ["saga_type", "correlation_id"]])
         #expect(try indexedColumns(store.connection, table: "timeouts") == [
             ["due_at"], ["saga_type", "correlation_id", "timeout_id"]])
+        #expect(try indexedColumns(store.connection, table: "outbox") == [
+            ["dispatched_at"], ["incoming_message_id", "position"]])
     }
 
     /// A database of schema 2 (as the previous release left it) is migrated with its rows intact.
@@ -42,6 +44,7 @@ import Testing
                 INSERT INTO sagas VALUES ('Transfer', 'c1', 'saga-1', '{"step":"debiting"}', 3, 'transfers', 'r1', 10, 20);
                 INSERT INTO timeouts VALUES ('t1', 'Transfer', 'c1', 30, 'Expire', X'7B7D', '{}', 10);
                 INSERT INTO inbox VALUES ('m1', 'transfers', 10);
+                INSERT INTO outbox VALUES ('o1', 'm1', 0, '', 'bank', 1, 'DebitAccount', 'c1', 'transfers', '{}', X'7B7D', 10, NULL);
                 """)
         }
         let store = try openStore(database)
@@ -54,6 +57,8 @@ import Testing
         #expect(try store.inboxContains(messageId: "m1"))
         #expect(try store.deleteTimeout(TimeoutKey(sagaType: "Transfer", correlationId: "c1", timeoutId: "t1")))
         #expect(try store.timeoutCount() == 0)
+        #expect(try store.outbox(forIncoming: "m1").map(\.messageId) == ["o1"])
+        #expect(try store.markDispatched([OutboxKey(incomingMessageId: "m1", position: 0)], at: Date()) == 1)
     }
 
     private func indexedColumns(_ connection: SQLiteConnection, table: String) throws -> [[String]] {

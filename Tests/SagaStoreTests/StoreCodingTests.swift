@@ -22,17 +22,18 @@ import Testing
         #expect(coding.encode(["b": "2", "a": "1"]).textValue == #"{"a":"1","b":"2"}"#)
     }
 
-    @Test func markDispatchedFindsIdsWithAnyCharacters() throws {
+    @Test func markDispatchedFindsKeysWithAnyCharacters() throws {
         let database = TemporaryDatabase()
         defer { database.remove() }
         let store = try openStore(database)
         let records = Self.awkward.enumerated().map { index, id in
-            OutboxRecord(messageId: id, incomingMessageId: "in", position: index, exchange: "", routingKey: "q",
+            OutboxRecord(messageId: id, incomingMessageId: id, position: index, exchange: "", routingKey: "q",
                          mandatory: true, messageType: "T", correlationId: nil, replyTo: nil, headers: [:],
                          body: Data(), createdAt: Date(timeIntervalSince1970: 0))
         }
         try store.appendOutbox(records)
-        #expect(try store.markDispatched(messageIds: Self.awkward + ["missing"], at: Date()) == Self.awkward.count)
+        let missing = OutboxKey(incomingMessageId: "missing", position: 0)
+        #expect(try store.markDispatched(records.map(\.key) + [missing], at: Date()) == Self.awkward.count)
         #expect(try store.outboxBacklog() == 0)
     }
 }
