@@ -51,9 +51,9 @@ final class EndpointHealth: Sendable {
 
     /// Reads the backlogs into their gauges (two COUNT queries on indexed columns). A failure (a busy
     /// database) leaves the gauges as they were until the next refresh.
-    func refreshBacklogs(_ store: StoreWorker, logger: Logger) async {
+    func refreshBacklogs(_ reader: BacklogReader, logger: Logger) async {
         do {
-            let backlog = try await store.backlog()
+            let backlog = try await reader.backlog()
             outboxBacklog.record(backlog.outbox)
             timeoutsPending.record(backlog.timeouts)
         } catch {

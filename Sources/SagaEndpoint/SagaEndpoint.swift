@@ -48,6 +48,8 @@ public final class SagaEndpoint: Service, Sendable {
         let store = try StoreWorker(path: configuration.databasePath, durable: configuration.durableCommits,
                                     busyTimeout: configuration.databaseBusyTimeout, dispatcher: dispatcher,
                                     handlerTiming: HandlerTiming(timer: metrics.handlerDuration), logger: logger)
+        let backlogReader = try BacklogReader(path: configuration.databasePath,
+                                              busyTimeout: configuration.databaseBusyTimeout, logger: logger)
         let consumerConnection = try await connect(role: "consume")
         let publisherConnection: AMQPConnection
         do {
@@ -59,8 +61,8 @@ public final class SagaEndpoint: Service, Sendable {
         // Closed before returning (not in a detached task): acks and publishes are on the wire and the
         // broker sees a clean close, even when the process exits right after.
         do {
-            try await serve(dispatcher: dispatcher, store: store, metrics: metrics, consumerConnection: consumerConnection,
-                            publisherConnection: publisherConnection)
+            try await serve(dispatcher: dispatcher, store: store, backlogReader: backlogReader, metrics: metrics,
+                            consumerConnection: consumerConnection, publisherConnection: publisherConnection)
         } catch {
             health.ready.store(false, ordering: .relaxed)
             await consumerConnection.close()
@@ -73,8 +75,9 @@ public final class SagaEndpoint: Service, Sendable {
         logger.info("endpoint stopped")
     }
 
-    private func serve(dispatcher: MessageDispatcher, store: StoreWorker, metrics: EndpointMetrics,
-                       consumerConnection: AMQPConnection, publisherConnection: AMQPConnection) async throws {
+    private func serve(dispatcher: MessageDispatcher, store: StoreWorker, backlogReader: BacklogReader,
+                       metrics: EndpointMetrics, consumerConnection: AMQPConnection,
+                       publisherConnection: AMQPConnection) async throws {
         try await declareQueues(on: publisherConnection)
         health.ready.store(true, ordering: .relaxed)
 
@@ -107,7 +110,9 @@ public final class SagaEndpoint: Service, Sendable {
                     }
                 }
                 group.addTask { await self.pollDueTimeouts(store: store, work: work, inFlight: dueInFlight) }
-                group.addTask { await self.housekeeping(store: store, publisher: publisherConnection) }
+                group.addTask {
+                    await self.housekeeping(store: store, backlogReader: backlogReader, publisher: publisherConnection)
+                }
                 group.addTask {
                     await self.health.watch([consumerConnection, publisherConnection], logger: self.logger)
                 }
@@ -205,11 +210,11 @@ public final class SagaEndpoint: Service, Sendable {
 
     /// Publishes outbox rows a crash left unconfirmed (the message that produced them may never be
     /// redelivered: a timeout), keeps the inbox and outbox bounded, and refreshes the backlog gauges.
-    private func housekeeping(store: StoreWorker, publisher: AMQPConnection) async {
+    private func housekeeping(store: StoreWorker, backlogReader: BacklogReader, publisher: AMQPConnection) async {
         var lastPurge = Date.distantPast
         let purgeInterval = configuration.housekeepingInterval.timeInterval
         while !Task.isCancelled {
-            await health.refreshBacklogs(store, logger: logger)
+            await health.refreshBacklogs(backlogReader, logger: logger)
             do {
                 let cutoff = Date().addingTimeInterval(-configuration.outboxRedispatchDelay.timeInterval)
                 let rows = try await store.undispatchedOutbox(limit: 500).filter { $0.createdAt < cutoff }

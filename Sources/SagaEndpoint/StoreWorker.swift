@@ -255,10 +255,6 @@ actor StoreWorker {
         _ = try store.purgeDeliveries(olderThan: inboxBefore)
         return (try store.purgeInbox(olderThan: inboxBefore), try store.purgeDispatchedOutbox(olderThan: outboxBefore))
     }
-
-    func backlog() throws -> (outbox: Int, timeouts: Int) {
-        (try store.outboxBacklog(), try store.timeoutCount())
-    }
 }
 
 /// Thrown inside a message's savepoint to roll back a not-found message that is not simply discarded.

@@ -1,0 +1,32 @@
+import DedicatedThread
+import Logging
+import SagaStore
+
+/// Reads the outbox and timeout backlogs for the gauges, on a connection and a thread of its own.
+///
+/// Why not on the store's connection: `COUNT(*)` reads a whole index, and with a million pending
+/// timeouts that took 20–30 ms on the SQLite thread every refresh, holding up batches and pushing the
+/// writer's hot index pages out of its cache. In WAL mode this reader neither blocks the writer nor
+/// waits for it; its counts are those of the last commit.
+actor BacklogReader {
+    private let executor: DedicatedThreadExecutor
+    nonisolated var unownedExecutor: UnownedSerialExecutor { executor.asUnownedSerialExecutor() }
+    private let store: SagaStore
+
+    /// Opens `path`, which the endpoint's StoreWorker has already created and migrated.
+    init(path: String, busyTimeout: Duration, logger: Logger) throws {
+        executor = DedicatedThreadExecutor(name: "sqlite-backlog")
+        var options = SagaStore.Options()
+        options.busyTimeout = busyTimeout
+        store = try SagaStore(path: path, options: options, logger: logger)
+    }
+
+    deinit {
+        // The store closes its SQLite handle when it is released.
+        executor.shutdown()
+    }
+
+    func backlog() throws -> (outbox: Int, timeouts: Int) {
+        (try store.outboxBacklog(), try store.timeoutCount())
+    }
+}
