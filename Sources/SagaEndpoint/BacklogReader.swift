@@ -18,6 +18,8 @@ actor BacklogReader {
         executor = DedicatedThreadExecutor(name: "sqlite-backlog")
         var options = SagaStore.Options()
         options.busyTimeout = busyTimeout
+        // A count reads each page once; a page cache of its own would only add to the process's memory.
+        options.cacheSizeKiB = 256
         store = try SagaStore(path: path, options: options, logger: logger)
     }
 
