@@ -42,6 +42,7 @@ struct Summary {
             let ratio = start.median / raw.median
             Swift.print("(b)/(a) transfer saga start / raw rabbitmq-c = \(fixed(ratio, 3))   target ≥ "
                 + "\(fixed(Self.endpointRatioTarget, 2)): \(verdict(ratio >= Self.endpointRatioTarget))")
+            printRoundRatios(start, over: raw)
         } else {
             Swift.print("(b)/(a): not measured (run both `raw` and `transfer saga start`)")
         }
@@ -68,6 +69,16 @@ struct Summary {
         let ratio = scale[1].median / scale[0].median
         Swift.print("scale: \(scale[1].name) / empty store = \(fixed(ratio, 3))   target ≥ "
             + "\(fixed(Self.liveSagasRatioTarget, 2)): \(verdict(ratio >= Self.liveSagasRatioTarget))")
+        printRoundRatios(scale[1], over: scale[0])
+    }
+
+    /// The ratio within each round, where both cases ran back to back: on a shared machine the load drifts
+    /// between rounds, so their spread shows how far one run's ratio of medians can be trusted.
+    private func printRoundRatios(_ numerator: CaseResults, over denominator: CaseResults) {
+        let ratios = zip(numerator.rates, denominator.rates).compactMap { $1 > 0 ? $0 / $1 : nil }
+        guard ratios.count > 1 else { return }
+        Swift.print("  per round: " + ratios.map { fixed($0, 3) }.joined(separator: ", ")
+            + " (median \(fixed(Stats.median(ratios), 3)))")
     }
 
     private func printSoak(_ soak: SoakResult) {
