@@ -63,14 +63,20 @@ struct BatchPipeline: Sendable {
 
     enum Settlement { case ack, requeue }
 
+    /// One publish of outbox rows: its message id, and every row it settles (a saga that sent a command
+    /// again under its first id has two rows with that id; one publish in a batch covers both).
+    struct OutboxPublish: Sendable {
+        var messageId: String
+        var rows: [OutboxKey]
+    }
+
     /// A batch whose transaction has committed: what is left is to publish, await the confirms and
     /// settle the deliveries (`finish`). The endpoint runs the next batch's transaction meanwhile.
     struct PreparedBatch: Sendable {
         var entries: [Entry]
         var requests: [PublishRequest]
-        var outboxIds: [Int: String]
-        /// The outbox rows each of those publishes settles (a message id can stand for several rows).
-        var outboxRows: [Int: [OutboxKey]]
+        /// The publishes (by index into `requests`) that send outbox rows.
+        var outbox: [Int: OutboxPublish]
         var multipleAcks: Bool
         var now: Date
         var started: ContinuousClock.Instant
@@ -123,12 +129,10 @@ struct BatchPipeline: Sendable {
         CrashPoint.afterCommit.check()
 
         var requests: [PublishRequest] = []
-        var outboxIds: [Int: String] = [:]
-        var outboxRows: [Int: [OutboxKey]] = [:]
-        await plan(&entries, requests: &requests, outboxIds: &outboxIds, outboxRows: &outboxRows, now: now)
-        store.publishing.insert(Array(outboxIds.values))
-        return PreparedBatch(entries: entries, requests: requests, outboxIds: outboxIds, outboxRows: outboxRows,
-                             multipleAcks: multipleAcks,
+        var outbox: [Int: OutboxPublish] = [:]
+        await plan(&entries, requests: &requests, outbox: &outbox, now: now)
+        store.publishing.insert(outbox.values.map(\.messageId))
+        return PreparedBatch(entries: entries, requests: requests, outbox: outbox, multipleAcks: multipleAcks,
                              now: now, started: started)
     }
 
@@ -140,14 +144,14 @@ struct BatchPipeline: Sendable {
         // The crash point sits between sending and awaiting the confirms: the broker may or may not
         // have the messages, and the restarted endpoint must send them again under the same ids.
         if requests.isEmpty { CrashPoint.afterPublish.check() }
-        let publishSpans = tracing?.startPublishing(&requests, at: batch.outboxIds.keys)
+        let publishSpans = tracing?.startPublishing(&requests, at: batch.outbox.keys)
         let outcomes = await publisher.publish(requests, afterSending: { CrashPoint.afterPublish.check() })
         publishSpans?.end(outcomes)
         metrics.publishDuration.record(since: publishStarted)
         metrics.published.increment(by: outcomes.filter(\.isConfirmed).count)
-        let confirmedOutbox = batch.outboxRows.flatMap { outcomes[$0.key].isConfirmed ? $0.value : [] }
+        let confirmedOutbox = batch.outbox.flatMap { outcomes[$0.key].isConfirmed ? $0.value.rows : [] }
         await store.markDispatched(confirmedOutbox, now: now)
-        store.publishing.remove(Array(batch.outboxIds.values))
+        store.publishing.remove(batch.outbox.values.map(\.messageId))
         let settledRows = entries.filter { entry in
             entry.deleteRowAfterPublish && entry.publishes.allSatisfy { outcomes[$0].isConfirmed }
         }.compactMap { $0.dueRow?.key }
@@ -246,18 +250,17 @@ struct BatchPipeline: Sendable {
     }
 
     /// Decides each entry's publishes (outbox rows, error-queue copies) and settlement.
-    private func plan(_ entries: inout [Entry], requests: inout [PublishRequest], outboxIds: inout [Int: String],
-                      outboxRows: inout [Int: [OutboxKey]], now: Date) async {
+    private func plan(_ entries: inout [Entry], requests: inout [PublishRequest], outbox: inout [Int: OutboxPublish],
+                      now: Date) async {
         var published: [String: Int] = [:]
         func add(_ row: OutboxRecord, to entry: inout Entry) {
             if let existing = published[row.messageId] {
                 entry.publishes.append(existing)
-                outboxRows[existing, default: []].append(row.key)
+                outbox[existing]?.rows.append(row.key)
                 return
             }
             published[row.messageId] = requests.count
-            outboxIds[requests.count] = row.messageId
-            outboxRows[requests.count] = [row.key]
+            outbox[requests.count] = OutboxPublish(messageId: row.messageId, rows: [row.key])
             entry.publishes.append(requests.count)
             requests.append(MessageTranslation.publishRequest(row))
         }

@@ -59,7 +59,7 @@ actor StoreWorker {
         // 32 MiB keeps the indexes' upper levels and recent leaves in memory: with a million live sagas
         // the default 2 MiB made nearly every lookup read pages back from the OS.
         options.cacheSizeKiB = 32 * 1024
-        // A batch of messages with random ids writes ~18 pages per message to the WAL, so the default
+        // A batch of messages with random ids writes several pages per message to the WAL, so the default
         // 4 MiB checkpoint threshold made nearly every commit also copy its pages into the database file
         // and sync it. Checkpointing every 40 MiB copies a hot index page once for many commits (about
         // 14% more throughput in the bench); the WAL file stays at most that large.

@@ -36,8 +36,7 @@ enum SagaBench {
         let vhost = try options.ctl.map { try BenchVhost.create(ctl: $0, user: configuration.user) }
         if let vhost { configuration.vhost = vhost.name }
         defer { vhost?.delete() }
-        var logger = Logger(label: "saga-bench")
-        logger.logLevel = .warning
+        let logger = Logger.quiet("saga-bench")
         let admin = try await AMQPConnection.connect(configuration, logger: logger)
         let queueA = "saga-bench-a-\(UInt32.random(in: 0...UInt32.max))"
         let queueB = "saga-bench-b-\(UInt32.random(in: 0...UInt32.max))"

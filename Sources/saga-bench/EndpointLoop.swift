@@ -33,8 +33,7 @@ struct EndpointLoop: BenchmarkCase {
     }
 
     func run(_ context: BenchmarkContext) async throws -> RunResult {
-        var logger = Logger(label: "saga-bench-endpoint")
-        logger.logLevel = .warning
+        let logger = Logger.quiet("saga-bench-endpoint")
         let admin = try await AMQPConnection.connect(context.configuration, logger: logger)
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("saga-bench-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)

@@ -20,8 +20,7 @@ struct LatencyResult: Sendable {
 
 enum LatencyProbe {
     static func run(_ context: BenchmarkContext, rate: Double, seconds: Double) async throws -> LatencyResult {
-        var logger = Logger(label: "saga-bench-latency")
-        logger.logLevel = .warning
+        let logger = Logger.quiet("saga-bench-latency")
         let count = max(1, Int(rate * seconds))
         let requests = TransferTopology.requests(count)
         // The DebitAccount's correlation id is the transfer id: it finds the message's slot in the schedule.

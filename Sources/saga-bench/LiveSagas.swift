@@ -10,8 +10,7 @@ import Sagas
 
 enum LiveSagas {
     static func populate(path: String, count: Int) throws {
-        var logger = Logger(label: "saga-bench-populate")
-        logger.logLevel = .warning
+        let logger = Logger.quiet("saga-bench-populate")
         let store = try SagaStore(path: path, logger: logger)
         defer { store.close() }
         // Random keys into six indexes: with SQLite's default 2 MB page cache nearly every insert would
@@ -46,8 +45,7 @@ enum LiveSagas {
     /// Rows in `table` of the store at `path`, read through a connection of its own (WAL: readers do not
     /// block the endpoint's writer).
     static func count(_ table: String, path: String) throws -> Int {
-        var logger = Logger(label: "saga-bench-count")
-        logger.logLevel = .warning
+        let logger = Logger.quiet("saga-bench-count")
         let connection = try SQLiteConnection(path: path, logger: logger)
         defer { connection.close() }
         return Int(try connection.query("SELECT count(*) FROM \(table)").first?[0].integerValue ?? -1)

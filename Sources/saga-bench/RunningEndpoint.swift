@@ -23,8 +23,7 @@ struct RunningEndpoint {
 
     /// Starts the endpoint and returns once it is connected (its consumers are about to start).
     static func start(_ configuration: EndpointConfiguration, registry: HandlerRegistry) async throws -> RunningEndpoint {
-        var logger = Logger(label: configuration.connectionName)
-        logger.logLevel = .warning
+        let logger = Logger.quiet(configuration.connectionName)
         let endpoint = SagaEndpoint(configuration: configuration, registry: registry, logger: logger)
         let task = Task { try await endpoint.run() }
         let deadline = ContinuousClock.now + .seconds(60)

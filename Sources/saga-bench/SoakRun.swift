@@ -29,8 +29,7 @@ enum SoakRun {
     static let housekeepingInterval: Duration = .seconds(5)
 
     static func run(_ context: BenchmarkContext, total: Int, chunk: Int, sampleAt: Int) async throws -> SoakResult {
-        var logger = Logger(label: "saga-bench-soak")
-        logger.logLevel = .warning
+        let logger = Logger.quiet("saga-bench-soak")
         let admin = try await AMQPConnection.connect(context.configuration, logger: logger)
         let scratch = try ScratchDirectory()
         defer { scratch.remove() }

@@ -45,8 +45,7 @@ struct TransferStartLoop: BenchmarkCase {
     }
 
     func run(_ context: BenchmarkContext) async throws -> RunResult {
-        var logger = Logger(label: "saga-bench")
-        logger.logLevel = .warning
+        let logger = Logger.quiet("saga-bench")
         let admin = try await AMQPConnection.connect(context.configuration, logger: logger)
         let scratch = try ScratchDirectory()
         defer { scratch.remove() }

@@ -9,8 +9,7 @@ struct TransportIsolatedLoop: BenchmarkCase {
     let name = "AMQPTransport, isolated"
 
     func run(_ context: BenchmarkContext) async throws -> RunResult {
-        var logger = Logger(label: "saga-bench")
-        logger.logLevel = .warning
+        let logger = Logger.quiet("saga-bench")
         var configuration = context.configuration
         configuration.connectionName = "saga-bench-transport-isolated"
         let connection = try await AMQPConnection.connect(configuration, logger: logger)

@@ -7,8 +7,7 @@ struct TransportLoop: BenchmarkCase {
     let name = "AMQPTransport"
 
     func run(_ context: BenchmarkContext) async throws -> RunResult {
-        var logger = Logger(label: "saga-bench")
-        logger.logLevel = .warning
+        let logger = Logger.quiet("saga-bench")
         var configuration = context.configuration
         configuration.connectionName = "saga-bench-transport"
         let connection = try await AMQPConnection.connect(configuration, logger: logger)
