@@ -254,13 +254,15 @@ struct BatchPipeline: Sendable {
                       now: Date) async {
         var published: [String: Int] = [:]
         func add(_ row: OutboxRecord, to entry: inout Entry) {
+            // Every row here was read from or written to the store, so it has its key.
+            let keys = row.key.map { [$0] } ?? []
             if let existing = published[row.messageId] {
                 entry.publishes.append(existing)
-                outbox[existing]?.rows.append(row.key)
+                outbox[existing]?.rows.append(contentsOf: keys)
                 return
             }
             published[row.messageId] = requests.count
-            outbox[requests.count] = OutboxPublish(messageId: row.messageId, rows: [row.key])
+            outbox[requests.count] = OutboxPublish(messageId: row.messageId, rows: keys)
             entry.publishes.append(requests.count)
             requests.append(MessageTranslation.publishRequest(row))
         }

@@ -223,7 +223,7 @@ public final class SagaEndpoint: Service, Sendable {
                     let spans = tracing?.startPublishing(&requests, at: requests.indices)
                     let outcomes = await publisher.publish(requests)
                     spans?.end(outcomes)
-                    let confirmed = zip(rows, outcomes).filter { $0.1.isConfirmed }.map { $0.0.key }
+                    let confirmed = zip(rows, outcomes).filter { $0.1.isConfirmed }.compactMap { $0.0.key }
                     await store.markDispatched(confirmed, now: Date())
                     logger.info("re-published unconfirmed outbox messages", metadata: [
                         "count": "\(rows.count)", "confirmed": "\(confirmed.count)"])

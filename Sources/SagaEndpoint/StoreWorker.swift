@@ -167,7 +167,9 @@ actor StoreWorker {
         // One at a time: a single INSERT needs no savepoint (the batch's fallback gives each message one).
         // A command a saga sends again under its first id gets a row of its own: rows are keyed by the
         // incoming message, so the earlier row (of another incoming message) is not in the way.
-        for record in records { try store.appendOutbox([record]) }
+        var stored: [OutboxRecord] = []
+        stored.reserveCapacity(records.count)
+        for record in records { stored += try store.appendOutbox([record]) }
         for timeout in invocations.flatMap(\.timeouts) {
             try store.scheduleTimeout(TimeoutRecord(
                 timeoutId: timeout.timeoutId, sagaType: timeout.saga.sagaType,
@@ -178,7 +180,7 @@ actor StoreWorker {
         if item.wasRedelivered { try store.clearDeliveries(messageId: incoming.messageId) }
         // Earlier failed attempts no longer matter once the message is processed.
         _ = try store.clearFailure(messageId: incoming.messageId)
-        return .processed(outbox: records, invocations: invocations)
+        return .processed(outbox: stored, invocations: invocations)
     }
 
     /// Processes items, turning a not-found policy (thrown to roll back the savepoint) into a result.

@@ -4,6 +4,9 @@ public import Foundation
 /// change and published afterwards (the outbox pattern): a crash between commit and publish re-publishes
 /// from here instead of losing the message.
 public struct OutboxRecord: Sendable, Equatable {
+    /// The row's number in the outbox: nil until the record is stored (`appendOutbox` returns the
+    /// stored records), then what `markDispatched` is given.
+    public var seq: Int64?
     public var messageId: String
     /// The message whose handling produced this one; all its outgoing messages share it.
     public var incomingMessageId: String
@@ -34,8 +37,10 @@ public struct OutboxRecord: Sendable, Equatable {
         headers: [String: String] = [:],
         body: Data,
         createdAt: Date,
-        dispatchedAt: Date? = nil
+        dispatchedAt: Date? = nil,
+        seq: Int64? = nil
     ) {
+        self.seq = seq
         self.messageId = messageId
         self.incomingMessageId = incomingMessageId
         self.position = position
@@ -52,19 +57,17 @@ public struct OutboxRecord: Sendable, Equatable {
     }
 }
 
-/// What identifies an outbox row: the message whose handling produced it and its position among that
-/// message's outgoing messages. (The outgoing message id is not a key: a saga may send a command again
-/// under its first id, from another incoming message.)
+/// What identifies a stored outbox row: its row number. (The outgoing message id is not a key: a saga
+/// may send a command again under its first id, from another incoming message.)
 public struct OutboxKey: Sendable, Hashable {
-    public var incomingMessageId: String
-    public var position: Int
+    public var seq: Int64
 
-    public init(incomingMessageId: String, position: Int) {
-        self.incomingMessageId = incomingMessageId
-        self.position = position
+    public init(seq: Int64) {
+        self.seq = seq
     }
 }
 
 extension OutboxRecord {
-    public var key: OutboxKey { OutboxKey(incomingMessageId: incomingMessageId, position: position) }
+    /// nil for a record that is not stored yet.
+    public var key: OutboxKey? { seq.map(OutboxKey.init(seq:)) }
 }

@@ -9,15 +9,27 @@ extension SagaStore {
         correlation_id, reply_to, headers, body, created_at, dispatched_at
         """
 
-    /// Stores the messages, all or none. A row already present for the same incoming message and
-    /// position throws `SagaStoreError.duplicateMessage` (that message's outgoing messages were stored).
-    public func appendOutbox(_ records: [OutboxRecord]) throws {
-        guard !records.isEmpty else { return }
-        func insertAll() throws {
-            for record in records {
+    /// Stores the messages, all or none, and returns them with their row numbers (`seq`). A row already
+    /// present for the same incoming message and position throws `SagaStoreError.duplicateMessage` (that
+    /// message's outgoing messages were stored).
+    ///
+    /// A row points at its incoming message's inbox row (`inbox_seq`) when there is one: the inbox rows
+    /// are numbered in the order messages arrive, so a new message's outgoing rows are appended to the
+    /// end of that index instead of landing on a random page of an index on the random message id.
+    @discardableResult
+    public func appendOutbox(_ records: [OutboxRecord]) throws -> [OutboxRecord] {
+        guard !records.isEmpty else { return [] }
+        func insertAll() throws -> [OutboxRecord] {
+            var stored = records
+            for index in stored.indices {
+                let record = stored[index]
                 try mapUniqueness(.duplicateMessage(messageId: record.messageId)) {
                     try connection.run(
-                        "INSERT INTO outbox (\(Self.outboxColumns)) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                        """
+                        INSERT INTO outbox (inbox_seq, \(Self.outboxColumns))
+                        VALUES ((SELECT seq FROM inbox WHERE message_id = ?2),
+                                ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)
+                        """,
                         [
                             .text(record.messageId), .text(record.incomingMessageId), SQLiteValue(record.position),
                             .text(record.exchange), .text(record.routingKey), .integer(record.mandatory ? 1 : 0),
@@ -27,17 +39,29 @@ extension SagaStore {
                         ]
                     )
                 }
+                stored[index].seq = connection.lastInsertRowID
             }
+            return stored
         }
         // One INSERT is atomic by itself; only several need a savepoint around them (a savepoint per
         // message is what a group commit already pays).
-        if records.count == 1 { try insertAll() } else { try atomically(insertAll) }
+        if records.count == 1 { return try insertAll() }
+        return try atomically(insertAll)
     }
 
-    /// The messages produced by one incoming message, in the order they were sent.
+    /// The messages produced by one incoming message, in the order they were sent: those stored with
+    /// its inbox row (checked against the id too), and those stored without one.
     public func outbox(forIncoming incomingMessageId: String) throws -> [OutboxRecord] {
         let rows = try connection.query(
-            "SELECT \(Self.outboxColumns) FROM outbox WHERE incoming_message_id = ? ORDER BY position",
+            """
+            SELECT \(Self.outboxColumns), seq FROM outbox
+            WHERE seq IN (
+                SELECT seq FROM outbox WHERE inbox_seq = (SELECT seq FROM inbox WHERE message_id = ?1)
+                UNION ALL
+                SELECT seq FROM outbox WHERE inbox_seq IS NULL AND incoming_message_id = ?1
+            ) AND incoming_message_id = ?1
+            ORDER BY position
+            """,
             [.text(incomingMessageId)]
         )
         return try rows.map(outboxRecord)
@@ -48,7 +72,7 @@ extension SagaStore {
     public func undispatchedOutbox(limit: Int = 100) throws -> [OutboxRecord] {
         let rows = try connection.query(
             """
-            SELECT \(Self.outboxColumns) FROM outbox WHERE dispatched_at IS NULL
+            SELECT \(Self.outboxColumns), seq FROM outbox WHERE dispatched_at IS NULL
             ORDER BY created_at, incoming_message_id, position LIMIT ?
             """,
             [SQLiteValue(max(0, limit))]
@@ -61,25 +85,13 @@ extension SagaStore {
     @discardableResult
     public func markDispatched(_ keys: [OutboxKey], at date: Date) throws -> Int {
         guard !keys.isEmpty else { return 0 }
-        // One statement for the whole batch of confirms (the keys travel as a JSON array of
-        // [incoming message id, position] pairs), instead of an UPDATE per message; each pair is found
-        // through the (incoming_message_id, position) index.
-        var list = "["
-        for (index, key) in keys.enumerated() {
-            if index > 0 { list += "," }
-            list += "["
-            HeaderCoding.appendQuoted(key.incomingMessageId, to: &list)
-            list += ",\(key.position)]"
-        }
-        list += "]"
+        // One statement for the whole batch of confirms (the row numbers travel as a JSON array),
+        // instead of an UPDATE per message.
+        let list = "[" + keys.map { String($0.seq) }.joined(separator: ",") + "]"
         return try connection.run(
             """
             UPDATE outbox SET dispatched_at = ?
-            WHERE rowid IN (
-                SELECT outbox.rowid FROM json_each(?) AS pair JOIN outbox
-                ON outbox.incoming_message_id = json_extract(pair.value, '$[0]')
-                AND outbox.position = json_extract(pair.value, '$[1]')
-            ) AND dispatched_at IS NULL
+            WHERE seq IN (SELECT value FROM json_each(?)) AND dispatched_at IS NULL
             """,
             [SQLiteValue(date), .text(list)]
         )
@@ -115,7 +127,8 @@ extension SagaStore {
             headers: try reader.headers(9, headerCoding),
             body: try reader.data(10),
             createdAt: try reader.date(11),
-            dispatchedAt: try reader.optionalDate(12)
+            dispatchedAt: try reader.optionalDate(12),
+            seq: try reader.int64(13)
         )
     }
 }

@@ -58,6 +58,9 @@ extension SagaStore {
     /// pending timeouts, atomically: a finished saga must not be woken up again.
     public func deleteSaga(type sagaType: String, correlationId: String, expectedVersion: Int) throws {
         try atomically {
+            // Timeouts first: they are found through the saga's row (a failed version check below rolls
+            // their deletion back).
+            try cancelTimeouts(sagaType: sagaType, correlationId: correlationId)
             let deleted = try connection.run(
                 "DELETE FROM sagas WHERE saga_type = ? AND correlation_id = ? AND version = ?",
                 [.text(sagaType), .text(correlationId), SQLiteValue(expectedVersion)]
@@ -65,7 +68,6 @@ extension SagaStore {
             guard deleted == 1 else {
                 throw SagaStoreError.conflict(sagaType: sagaType, correlationId: correlationId)
             }
-            try cancelTimeouts(sagaType: sagaType, correlationId: correlationId)
         }
     }
 

@@ -8,10 +8,17 @@ extension SagaStore {
         """
 
     /// Stores a timeout. An id the saga already has throws `SagaStoreError.duplicateMessage`.
+    ///
+    /// A timeout of a stored saga points at the saga's row number (`saga_seq`), so the timeouts of new
+    /// sagas are appended to the end of their index; any other (a delayed retry's) is keyed by its ids.
     public func scheduleTimeout(_ record: TimeoutRecord) throws {
         try mapUniqueness(.duplicateMessage(messageId: record.timeoutId)) {
             try connection.run(
-                "INSERT INTO timeouts (\(Self.timeoutColumns)) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                """
+                INSERT INTO timeouts (saga_seq, \(Self.timeoutColumns))
+                VALUES ((SELECT seq FROM sagas WHERE saga_type = ?2 AND correlation_id = ?3),
+                        ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
+                """,
                 [
                     .text(record.timeoutId), .text(record.sagaType), .text(record.correlationId),
                     SQLiteValue(record.dueAt), .text(record.messageType), .blob(record.body),
@@ -21,11 +28,20 @@ extension SagaStore {
         }
     }
 
+    /// The timeouts of one saga, as the row numbers of both kinds: pointing at the stored saga, or
+    /// (scheduled while no such saga was stored) keyed by its ids. `?1` and `?2` are the saga's type
+    /// and correlation id.
+    static let timeoutsOfSaga = """
+        SELECT seq FROM timeouts WHERE saga_seq = (SELECT seq FROM sagas WHERE saga_type = ?1 AND correlation_id = ?2)
+        UNION ALL
+        SELECT seq FROM timeouts WHERE saga_seq IS NULL AND saga_type = ?1 AND correlation_id = ?2
+        """
+
     /// Removes all pending timeouts of one saga; returns how many.
     @discardableResult
     public func cancelTimeouts(sagaType: String, correlationId: String) throws -> Int {
         try connection.run(
-            "DELETE FROM timeouts WHERE saga_type = ? AND correlation_id = ?",
+            "DELETE FROM timeouts WHERE seq IN (\(Self.timeoutsOfSaga))",
             [.text(sagaType), .text(correlationId)]
         )
     }
@@ -43,7 +59,7 @@ extension SagaStore {
     @discardableResult
     public func deleteTimeout(_ key: TimeoutKey) throws -> Bool {
         try connection.run(
-            "DELETE FROM timeouts WHERE saga_type = ? AND correlation_id = ? AND timeout_id = ?",
+            "DELETE FROM timeouts WHERE seq IN (\(Self.timeoutsOfSaga)) AND timeout_id = ?3",
             [.text(key.sagaType), .text(key.correlationId), .text(key.timeoutId)]
         ) > 0
     }
@@ -58,7 +74,7 @@ extension SagaStore {
     public func pendingTimeouts(sagaType: String, correlationId: String) throws -> [TimeoutRecord] {
         let rows = try connection.query(
             """
-            SELECT \(Self.timeoutColumns) FROM timeouts WHERE saga_type = ? AND correlation_id = ?
+            SELECT \(Self.timeoutColumns) FROM timeouts WHERE seq IN (\(Self.timeoutsOfSaga))
             ORDER BY due_at, timeout_id
             """,
             [.text(sagaType), .text(correlationId)]

@@ -175,6 +175,111 @@ enum SagaStoreSchema {
                 CREATE INDEX outbox_by_dispatched_at ON outbox (dispatched_at);
                 """
         ),
+        Migration(
+            version: 5,
+            name: "timeouts and outbox keyed by sequential row numbers",
+            // Rows of one saga or one incoming message are written together and long after one another, so
+            // keying the outbox and the timeouts by the random ids of their owners put every insert on a
+            // random leaf page of a large index (one more page to write per message, and with a million
+            // live sagas one more page to read). They now point at their owner's row number instead, which
+            // grows with time: a new saga's timeouts and a new message's outbox rows land on the last pages.
+            // The row numbers are explicit INTEGER PRIMARY KEY columns, so a VACUUM cannot renumber them.
+            // The inbox's numbers never repeat (AUTOINCREMENT): its old rows are purged while outbox rows
+            // that point at them may be kept. Rows whose owner is not stored (a delayed retry's timeout;
+            // an outbox row written without an inbox row) point at nothing and have partial indexes of
+            // their own on the ids.
+            sql: """
+                CREATE TABLE sagas_v5 (
+                    seq INTEGER PRIMARY KEY,
+                    saga_type TEXT NOT NULL,
+                    correlation_id TEXT NOT NULL,
+                    saga_id TEXT NOT NULL,
+                    state TEXT NOT NULL,
+                    version INTEGER NOT NULL,
+                    originator_reply_to TEXT,
+                    originator_correlation_id TEXT,
+                    created_at REAL NOT NULL,
+                    updated_at REAL NOT NULL,
+                    UNIQUE (saga_type, correlation_id)
+                );
+                INSERT INTO sagas_v5 (seq, saga_type, correlation_id, saga_id, state, version, originator_reply_to,
+                                      originator_correlation_id, created_at, updated_at)
+                    SELECT rowid, saga_type, correlation_id, saga_id, state, version, originator_reply_to,
+                           originator_correlation_id, created_at, updated_at
+                    FROM sagas ORDER BY rowid;
+                DROP TABLE sagas;
+                ALTER TABLE sagas_v5 RENAME TO sagas;
+                CREATE INDEX sagas_by_created_at ON sagas (created_at);
+
+                CREATE TABLE inbox_v5 (
+                    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+                    message_id TEXT NOT NULL UNIQUE,
+                    queue TEXT NOT NULL,
+                    processed_at REAL NOT NULL
+                );
+                INSERT INTO inbox_v5 (message_id, queue, processed_at)
+                    SELECT message_id, queue, processed_at FROM inbox ORDER BY processed_at;
+                DROP TABLE inbox;
+                ALTER TABLE inbox_v5 RENAME TO inbox;
+                CREATE INDEX inbox_by_processed_at ON inbox (processed_at);
+
+                CREATE TABLE outbox_v5 (
+                    seq INTEGER PRIMARY KEY,
+                    inbox_seq INTEGER,
+                    message_id TEXT NOT NULL,
+                    incoming_message_id TEXT NOT NULL,
+                    position INTEGER NOT NULL,
+                    exchange TEXT NOT NULL,
+                    routing_key TEXT NOT NULL,
+                    mandatory INTEGER NOT NULL,
+                    message_type TEXT NOT NULL,
+                    correlation_id TEXT,
+                    reply_to TEXT,
+                    headers TEXT NOT NULL,
+                    body BLOB NOT NULL,
+                    created_at REAL NOT NULL,
+                    dispatched_at REAL,
+                    UNIQUE (inbox_seq, position)
+                );
+                INSERT INTO outbox_v5 (inbox_seq, message_id, incoming_message_id, position, exchange, routing_key,
+                                       mandatory, message_type, correlation_id, reply_to, headers, body, created_at,
+                                       dispatched_at)
+                    SELECT (SELECT seq FROM inbox WHERE inbox.message_id = outbox.incoming_message_id),
+                           message_id, incoming_message_id, position, exchange, routing_key, mandatory,
+                           message_type, correlation_id, reply_to, headers, body, created_at, dispatched_at
+                    FROM outbox ORDER BY rowid;
+                DROP TABLE outbox;
+                ALTER TABLE outbox_v5 RENAME TO outbox;
+                CREATE UNIQUE INDEX outbox_without_inbox ON outbox (incoming_message_id, position)
+                    WHERE inbox_seq IS NULL;
+                CREATE INDEX outbox_by_dispatched_at ON outbox (dispatched_at);
+
+                CREATE TABLE timeouts_v5 (
+                    seq INTEGER PRIMARY KEY,
+                    saga_seq INTEGER,
+                    timeout_id TEXT NOT NULL,
+                    saga_type TEXT NOT NULL,
+                    correlation_id TEXT NOT NULL,
+                    due_at REAL NOT NULL,
+                    message_type TEXT NOT NULL,
+                    body BLOB NOT NULL,
+                    headers TEXT NOT NULL,
+                    created_at REAL NOT NULL,
+                    UNIQUE (saga_seq, timeout_id)
+                );
+                INSERT INTO timeouts_v5 (saga_seq, timeout_id, saga_type, correlation_id, due_at, message_type, body,
+                                         headers, created_at)
+                    SELECT (SELECT seq FROM sagas WHERE sagas.saga_type = timeouts.saga_type
+                                                  AND sagas.correlation_id = timeouts.correlation_id),
+                           timeout_id, saga_type, correlation_id, due_at, message_type, body, headers, created_at
+                    FROM timeouts ORDER BY rowid;
+                DROP TABLE timeouts;
+                ALTER TABLE timeouts_v5 RENAME TO timeouts;
+                CREATE UNIQUE INDEX timeouts_without_saga ON timeouts (saga_type, correlation_id, timeout_id)
+                    WHERE saga_seq IS NULL;
+                CREATE INDEX timeouts_by_due_at ON timeouts (due_at);
+                """
+        ),
     ]
 
     /// The version this build understands: the last migration's.

@@ -89,6 +89,11 @@ struct RowReader {
         return int
     }
 
+    func int64(_ index: Int) throws -> Int64 {
+        guard index < row.count, let value = row[index].integerValue else { throw corrupt(index, "INTEGER") }
+        return value
+    }
+
     func bool(_ index: Int) throws -> Bool { try int(index) != 0 }
 
     func date(_ index: Int) throws -> Date {

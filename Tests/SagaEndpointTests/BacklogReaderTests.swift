@@ -24,7 +24,7 @@ struct BacklogReaderTests {
         #expect(try await reader.backlog() == (outbox: outbox.count, timeouts: timeouts))
         #expect(outbox.count == 1 && timeouts == 1)
 
-        await fixture.worker.markDispatched(outbox.map(\.key), now: Date())
+        await fixture.worker.markDispatched(outbox.compactMap(\.key), now: Date())
         #expect(try await reader.backlog() == (outbox: 0, timeouts: timeouts))
     }
 }

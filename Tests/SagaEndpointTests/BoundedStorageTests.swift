@@ -15,7 +15,7 @@ struct BoundedStorageTests {
     func housekeepingPurges() async throws {
         let harness = try await EndpointHarness.make()
         // An outbox row the broker never confirmed (kept: it must still go out).
-        try await harness.withStore("sagas") { store in
+        _ = try await harness.withStore("sagas") { store in
             try store.appendOutbox([OutboxRecord(
                 messageId: "seed/TransferSaga/1", incomingMessageId: "seed", position: 0, exchange: "",
                 routingKey: "bank", mandatory: true, messageType: DebitAccount.messageType,

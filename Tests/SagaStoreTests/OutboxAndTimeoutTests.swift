@@ -8,12 +8,13 @@ import Testing
         defer { database.remove() }
         let store = try openStore(database)
 
-        let first = [outbox("a2", incoming: "in1", position: 2), outbox("a0", incoming: "in1", position: 0),
-                     outbox("a1", incoming: "in1", position: 1)]
-        let second = [outbox("b0", incoming: "in2", position: 0, createdAt: date(5))]
-        try store.appendOutbox(first)
-        try store.appendOutbox(second)
-        try store.appendOutbox([])
+        let first = try store.appendOutbox([
+            outbox("a2", incoming: "in1", position: 2), outbox("a0", incoming: "in1", position: 0),
+            outbox("a1", incoming: "in1", position: 1),
+        ])
+        try store.appendOutbox([outbox("b0", incoming: "in2", position: 0, createdAt: date(5))])
+        #expect(try store.appendOutbox([]).isEmpty)
+        #expect(first.allSatisfy { $0.seq != nil })
 
         #expect(try store.outbox(forIncoming: "in1") == first.sorted { $0.position < $1.position })
         #expect(try store.undispatchedOutbox(limit: 10).map(\.messageId) == ["a0", "a1", "a2", "b0"])
@@ -26,14 +27,14 @@ import Testing
         }
         #expect(try store.outbox(forIncoming: "in3").isEmpty)
 
-        let unknown = OutboxKey(incomingMessageId: "in9", position: 0)
-        #expect(try store.markDispatched([first[1].key, first[2].key, unknown], at: date(10)) == 2)
-        #expect(try store.markDispatched([first[1].key], at: date(99)) == 0)  // first time wins
+        let unknown = OutboxKey(seq: 999)
+        #expect(try store.markDispatched([first[1].key, first[2].key].compactMap { $0 } + [unknown], at: date(10)) == 2)
+        #expect(try store.markDispatched([first[1].key!], at: date(99)) == 0)  // first time wins
         #expect(try store.outboxBacklog() == 2)
         #expect(try store.undispatchedOutbox().map(\.messageId) == ["a2", "b0"])
         #expect(try store.outbox(forIncoming: "in1").first?.dispatchedAt == date(10))
 
-        #expect(try store.markDispatched([first[0].key], at: date(30)) == 1)
+        #expect(try store.markDispatched([first[0].key!], at: date(30)) == 1)
         #expect(try store.purgeDispatchedOutbox(olderThan: date(20)) == 2)  // a0, a1; a2 is too recent
         #expect(try store.outbox(forIncoming: "in1").map(\.messageId) == ["a2"])
         #expect(try store.purgeDispatchedOutbox(olderThan: date(1000)) == 1)
@@ -46,13 +47,65 @@ import Testing
         let database = TemporaryDatabase()
         defer { database.remove() }
         let store = try openStore(database)
-        let original = outbox("debit-1", incoming: "request", position: 0)
-        let resend = outbox("debit-1", incoming: "timeout-1", position: 0, createdAt: date(5))
-        try store.appendOutbox([original])
-        try store.appendOutbox([resend])
+        let original = try store.appendOutbox([outbox("debit-1", incoming: "request", position: 0)])[0]
+        let resend = try store.appendOutbox([outbox("debit-1", incoming: "timeout-1", position: 0, createdAt: date(5))])[0]
         #expect(try store.undispatchedOutbox().map(\.incomingMessageId) == ["request", "timeout-1"])
-        #expect(try store.markDispatched([resend.key], at: date(10)) == 1)
+        #expect(try store.markDispatched([resend.key!], at: date(10)) == 1)
         #expect(try store.undispatchedOutbox().map(\.key) == [original.key])
+    }
+
+    /// Rows written with their incoming message's inbox row point at it (a sequential key); the inbox
+    /// numbers never repeat, so after every inbox row was purged a new message cannot run into the kept
+    /// outbox rows of an old one.
+    @Test func outboxRowsPointAtTheirInboxRow() throws {
+        let database = TemporaryDatabase()
+        defer { database.remove() }
+        let store = try openStore(database)
+        try store.recordInbox(messageId: "m1", queue: "q", at: date(0))
+        let rows = try store.appendOutbox([outbox("o0", incoming: "m1", position: 0), outbox("o1", incoming: "m1", position: 1)])
+        #expect(try store.connection.query("SELECT inbox_seq FROM outbox").map { $0[0].integerValue } == [1, 1])
+        #expect(try store.outbox(forIncoming: "m1") == rows)
+        #expect(throws: SagaStoreError.duplicateMessage(messageId: "x1")) {
+            try store.appendOutbox([outbox("x1", incoming: "m1", position: 1)])
+        }
+        #expect(try store.markDispatched(rows.compactMap(\.key), at: date(1)) == 2)
+
+        #expect(try store.purgeInbox(olderThan: date(10)) == 1)
+        try store.recordInbox(messageId: "m2", queue: "q", at: date(11))
+        let next = try store.appendOutbox([outbox("p0", incoming: "m2", position: 0)])
+        #expect(try store.outbox(forIncoming: "m2") == next)
+        #expect(try store.connection.query("SELECT inbox_seq FROM outbox ORDER BY seq").map { $0[0].integerValue } == [1, 1, 2])
+    }
+
+    /// A saga's timeouts point at its row; the ids are unique per saga, whether the timeout was scheduled
+    /// before the saga was stored (keyed by its ids) or after (keyed by the saga's row number).
+    @Test func timeoutsOfAStoredSagaPointAtItsRow() throws {
+        let database = TemporaryDatabase()
+        defer { database.remove() }
+        let store = try openStore(database)
+        func timeout(_ id: String, saga: String, due: Double) -> TimeoutRecord {
+            TimeoutRecord(timeoutId: id, sagaType: "Transfer", correlationId: saga, dueAt: date(due),
+                          messageType: "Expire", body: Data(), createdAt: date(0))
+        }
+        try store.scheduleTimeout(timeout("early", saga: "c1", due: 5))
+        try store.insertSaga(SagaRecord(sagaType: "Transfer", correlationId: "c1", state: Data("{}".utf8), createdAt: date(0)))
+        try store.insertSaga(SagaRecord(sagaType: "Transfer", correlationId: "c2", state: Data("{}".utf8), createdAt: date(0)))
+        try store.scheduleTimeout(timeout("t1", saga: "c1", due: 10))
+        try store.scheduleTimeout(timeout("t2", saga: "c1", due: 20))
+        try store.scheduleTimeout(timeout("t1", saga: "c2", due: 30))
+        #expect(throws: SagaStoreError.duplicateMessage(messageId: "t1")) {
+            try store.scheduleTimeout(timeout("t1", saga: "c1", due: 40))
+        }
+        let owners = try store.connection.query("SELECT saga_seq FROM timeouts ORDER BY seq").map { $0[0].integerValue }
+        #expect(owners == [nil, 1, 1, 2])
+
+        #expect(try store.pendingTimeouts(sagaType: "Transfer", correlationId: "c1").map(\.timeoutId) == ["early", "t1", "t2"])
+        #expect(try store.deleteTimeout(TimeoutKey(sagaType: "Transfer", correlationId: "c1", timeoutId: "t1")))
+        #expect(try store.deleteTimeout(TimeoutKey(sagaType: "Transfer", correlationId: "c1", timeoutId: "early")))
+        #expect(try !store.deleteTimeout(TimeoutKey(sagaType: "Transfer", correlationId: "c1", timeoutId: "t1")))
+        try store.deleteSaga(type: "Transfer", correlationId: "c1", expectedVersion: 1)
+        #expect(try store.pendingTimeouts(sagaType: "Transfer", correlationId: "c2").map(\.timeoutId) == ["t1"])
+        #expect(try store.timeoutCount() == 1)
     }
 
     @Test func dueTimeoutsInOrderAndNextDue() throws {

@@ -13,7 +13,7 @@ import Testing
         let tables = try store.connection.query(
             "SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name"
         ).compactMap { $0[0].textValue }
-        #expect(tables == ["deliveries", "failures", "inbox", "outbox", "sagas", "timeouts"])
+        #expect(tables == ["deliveries", "failures", "inbox", "outbox", "sagas", "sqlite_sequence", "timeouts"])
         let indexes = Set(
             try store.connection.query("SELECT name FROM sqlite_master WHERE type = 'index'").compactMap {
                 $0[0].textValue
@@ -21,13 +21,18 @@ import Testing
         #expect(indexes.isSuperset(of: [
             "inbox_by_processed_at", "outbox_by_dispatched_at", "timeouts_by_due_at",
         ]))
-        // Random-keyed indexes cost a random page write per insert: sagas and timeouts keep one each.
+        // Random-keyed indexes cost a random page write per insert: sagas keep one; timeouts and outbox
+        // rows point at their owner's row number, with partial indexes on the ids for rows without one.
         #expect(try indexedColumns(store.connection, table: "sagas") == [
             ["created_at"], ["saga_type", "correlation_id"]])
         #expect(try indexedColumns(store.connection, table: "timeouts") == [
-            ["due_at"], ["saga_type", "correlation_id", "timeout_id"]])
+            ["due_at"], ["saga_seq", "timeout_id"], ["saga_type", "correlation_id", "timeout_id"]])
         #expect(try indexedColumns(store.connection, table: "outbox") == [
-            ["dispatched_at"], ["incoming_message_id", "position"]])
+            ["dispatched_at"], ["inbox_seq", "position"], ["incoming_message_id", "position"]])
+        let partial = try store.connection.query(
+            "SELECT name FROM sqlite_master WHERE type = 'index' AND sql LIKE '%WHERE%' ORDER BY name"
+        ).compactMap { $0[0].textValue }
+        #expect(partial == ["outbox_without_inbox", "timeouts_without_saga"])
     }
 
     /// A database of schema 2 (as the previous release left it) is migrated with its rows intact.
@@ -55,10 +60,14 @@ import Testing
         #expect(saga.originatorReplyTo == "transfers")
         #expect(try store.pendingTimeouts(sagaType: "Transfer", correlationId: "c1").map(\.timeoutId) == ["t1"])
         #expect(try store.inboxContains(messageId: "m1"))
+        #expect(try store.connection.query("SELECT saga_seq FROM timeouts").map { $0[0].integerValue } == [1])
         #expect(try store.deleteTimeout(TimeoutKey(sagaType: "Transfer", correlationId: "c1", timeoutId: "t1")))
         #expect(try store.timeoutCount() == 0)
         #expect(try store.outbox(forIncoming: "m1").map(\.messageId) == ["o1"])
-        #expect(try store.markDispatched([OutboxKey(incomingMessageId: "m1", position: 0)], at: Date()) == 1)
+        let row = try #require(try store.outbox(forIncoming: "m1").first)
+        #expect(try store.markDispatched([try #require(row.key)], at: Date()) == 1)
+        // The migrated rows point at their owners' rows.
+        #expect(try store.connection.query("SELECT inbox_seq FROM outbox").map { $0[0].integerValue } == [1])
     }
 
     private func indexedColumns(_ connection: SQLiteConnection, table: String) throws -> [[String]] {

@@ -22,7 +22,7 @@ import Testing
         #expect(coding.encode(["b": "2", "a": "1"]).textValue == #"{"a":"1","b":"2"}"#)
     }
 
-    @Test func markDispatchedFindsKeysWithAnyCharacters() throws {
+    @Test func outboxRowsWithAnyCharactersAreFoundAndMarked() throws {
         let database = TemporaryDatabase()
         defer { database.remove() }
         let store = try openStore(database)
@@ -31,9 +31,11 @@ import Testing
                          mandatory: true, messageType: "T", correlationId: nil, replyTo: nil, headers: [:],
                          body: Data(), createdAt: Date(timeIntervalSince1970: 0))
         }
-        try store.appendOutbox(records)
-        let missing = OutboxKey(incomingMessageId: "missing", position: 0)
-        #expect(try store.markDispatched(records.map(\.key) + [missing], at: Date()) == Self.awkward.count)
+        for id in Self.awkward.prefix(2) { try store.recordInbox(messageId: id, queue: "q", at: Date()) }
+        let stored = try store.appendOutbox(records)
+        for row in stored { #expect(try store.outbox(forIncoming: row.incomingMessageId) == [row]) }
+        let missing = OutboxKey(seq: 10_000)
+        #expect(try store.markDispatched(stored.compactMap(\.key) + [missing], at: Date()) == Self.awkward.count)
         #expect(try store.outboxBacklog() == 0)
     }
 }
