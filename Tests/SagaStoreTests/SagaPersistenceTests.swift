@@ -41,6 +41,36 @@ import Testing
         // (one random-keyed index fewer per saga start).
     }
 
+    /// The index is on a hash of the key; a row with the same hash but another key is never taken for
+    /// the saga (a collision costs a row read, not a wrong saga).
+    @Test func aRowWithTheSameKeyHashIsToldApart() throws {
+        let database = TemporaryDatabase()
+        defer { database.remove() }
+        let store = try openStore(database)
+        let saga = record("c1")
+        try store.insertSaga(saga)
+        let hash = SagaKeyHash.hash(sagaType: "Transfer", correlationId: "c1")
+        try store.connection.execute("""
+            INSERT INTO sagas (key_hash, saga_type, correlation_id, saga_id, state, version, created_at, updated_at)
+            VALUES (\(hash), 'Transfer', 'impostor', 'x', '{}', 1, 0, 0)
+            """)
+        #expect(try store.loadSaga(type: "Transfer", correlationId: "c1") == saga)
+        #expect(try store.updateSaga(type: "Transfer", correlationId: "c1", state: Data("{}".utf8), expectedVersion: 1,
+                                     at: date(9)) == 2)
+        try store.deleteSaga(type: "Transfer", correlationId: "c1", expectedVersion: 2)
+        #expect(try store.loadSaga(type: "Transfer", correlationId: "c1") == nil)
+        #expect(try store.sagaCounts() == ["Transfer": 1])
+        try store.insertSaga(saga)
+    }
+
+    /// The hash is stored, so it must never change between processes or releases.
+    @Test func keyHashIsStable() {
+        #expect(SagaKeyHash.hash(sagaType: "TransferSaga", correlationId: "t-1") == -6289154344699492816)
+        #expect(SagaKeyHash.hash(sagaType: "", correlationId: "") == -5808590958014384161)
+        #expect(SagaKeyHash.hash(sagaType: "ünï", correlationId: "✓") == -1328027424735088219)
+        #expect(SagaKeyHash.hash(sagaType: "ab", correlationId: "c") != SagaKeyHash.hash(sagaType: "a", correlationId: "bc"))
+    }
+
     @Test func updateUsesOptimisticVersions() throws {
         let database = TemporaryDatabase()
         defer { database.remove() }

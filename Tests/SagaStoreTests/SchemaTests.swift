@@ -21,10 +21,9 @@ import Testing
         #expect(indexes.isSuperset(of: [
             "inbox_by_processed_at", "outbox_by_dispatched_at", "timeouts_by_due_at",
         ]))
-        // Random-keyed indexes cost a random page write per insert: sagas keep one; timeouts and outbox
+        // Random-keyed indexes cost a random page write per insert: sagas keep one (on a hash); timeouts and outbox
         // rows point at their owner's row number, with partial indexes on the ids for rows without one.
-        #expect(try indexedColumns(store.connection, table: "sagas") == [
-            ["created_at"], ["saga_type", "correlation_id"]])
+        #expect(try indexedColumns(store.connection, table: "sagas") == [["created_at"], ["key_hash"]])
         #expect(try indexedColumns(store.connection, table: "timeouts") == [
             ["due_at"], ["saga_seq", "timeout_id"], ["saga_type", "correlation_id", "timeout_id"]])
         #expect(try indexedColumns(store.connection, table: "outbox") == [
@@ -56,6 +55,8 @@ import Testing
         #expect(try store.storedSchemaVersion() == SagaStore.schemaVersion)
         let saga = try #require(try store.loadSaga(type: "Transfer", correlationId: "c1"))
         #expect(saga.sagaId == "saga-1")
+        #expect(try store.connection.query("SELECT key_hash FROM sagas").map { $0[0].integerValue }
+            == [SagaKeyHash.hash(sagaType: "Transfer", correlationId: "c1")])
         #expect(saga.version == 3)
         #expect(saga.originatorReplyTo == "transfers")
         #expect(try store.pendingTimeouts(sagaType: "Transfer", correlationId: "c1").map(\.timeoutId) == ["t1"])
