@@ -8,12 +8,12 @@ extension SagaStore {
         created_at, updated_at
         """
 
-    /// Finds the saga of `?1` (type), `?2` (correlation id) and `?3` (their `SagaKeyHash`).
+    /// Finds the saga of `?1` (type), `?2` (correlation id) and `?3` (their `KeyHash`).
     static let sagaByKey = "key_hash = ?3 AND saga_type = ?1 AND correlation_id = ?2"
 
     static func keyBindings(_ sagaType: String, _ correlationId: String) -> [SQLiteValue] {
         [.text(sagaType), .text(correlationId),
-         .integer(SagaKeyHash.hash(sagaType: sagaType, correlationId: correlationId))]
+         .integer(KeyHash.saga(type: sagaType, correlationId: correlationId))]
     }
 
     public func loadSaga(type sagaType: String, correlationId: String) throws -> SagaRecord? {

@@ -49,7 +49,7 @@ import Testing
         let store = try openStore(database)
         let saga = record("c1")
         try store.insertSaga(saga)
-        let hash = SagaKeyHash.hash(sagaType: "Transfer", correlationId: "c1")
+        let hash = KeyHash.saga(type: "Transfer", correlationId: "c1")
         try store.connection.execute("""
             INSERT INTO sagas (key_hash, saga_type, correlation_id, saga_id, state, version, created_at, updated_at)
             VALUES (\(hash), 'Transfer', 'impostor', 'x', '{}', 1, 0, 0)
@@ -65,10 +65,12 @@ import Testing
 
     /// The hash is stored, so it must never change between processes or releases.
     @Test func keyHashIsStable() {
-        #expect(SagaKeyHash.hash(sagaType: "TransferSaga", correlationId: "t-1") == -6289154344699492816)
-        #expect(SagaKeyHash.hash(sagaType: "", correlationId: "") == -5808590958014384161)
-        #expect(SagaKeyHash.hash(sagaType: "ünï", correlationId: "✓") == -1328027424735088219)
-        #expect(SagaKeyHash.hash(sagaType: "ab", correlationId: "c") != SagaKeyHash.hash(sagaType: "a", correlationId: "bc"))
+        #expect(KeyHash.saga(type: "TransferSaga", correlationId: "t-1") == -6289154344699492816)
+        #expect(KeyHash.saga(type: "", correlationId: "") == -5808590958014384161)
+        #expect(KeyHash.saga(type: "ünï", correlationId: "✓") == -1328027424735088219)
+        #expect(KeyHash.saga(type: "ab", correlationId: "c") != KeyHash.saga(type: "a", correlationId: "bc"))
+        #expect(KeyHash.message(id: "m-1") == 638279801842109594)
+        #expect(KeyHash.message(id: "") == -3750763034362895579)
     }
 
     @Test func updateUsesOptimisticVersions() throws {
