@@ -27,7 +27,7 @@ extension SagaStore {
                     try connection.run(
                         """
                         INSERT INTO outbox (inbox_seq, \(Self.outboxColumns))
-                        VALUES ((SELECT seq FROM inbox WHERE id_hash = ?14 AND message_id = ?2),
+                        VALUES ((SELECT seq FROM inbox WHERE message_id = ?2),
                                 ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)
                         """,
                         [
@@ -36,7 +36,6 @@ extension SagaStore {
                             .text(record.messageType), SQLiteValue(record.correlationId),
                             SQLiteValue(record.replyTo), headerCoding.encode(record.headers), .blob(record.body),
                             SQLiteValue(record.createdAt), SQLiteValue(record.dispatchedAt),
-                            .integer(KeyHash.message(id: record.incomingMessageId)),
                         ]
                     )
                 }
@@ -57,13 +56,13 @@ extension SagaStore {
             """
             SELECT \(Self.outboxColumns), seq FROM outbox
             WHERE seq IN (
-                SELECT seq FROM outbox WHERE inbox_seq = (SELECT seq FROM inbox WHERE \(Self.inboxById))
+                SELECT seq FROM outbox WHERE inbox_seq = (SELECT seq FROM inbox WHERE message_id = ?1)
                 UNION ALL
                 SELECT seq FROM outbox WHERE inbox_seq IS NULL AND incoming_message_id = ?1
             ) AND incoming_message_id = ?1
             ORDER BY position
             """,
-            [.text(incomingMessageId), .integer(KeyHash.message(id: incomingMessageId))]
+            [.text(incomingMessageId)]
         )
         return try rows.map(outboxRecord)
     }

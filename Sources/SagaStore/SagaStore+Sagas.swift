@@ -8,42 +8,28 @@ extension SagaStore {
         created_at, updated_at
         """
 
-    /// Finds the saga of `?1` (type), `?2` (correlation id) and `?3` (their `KeyHash`).
-    static let sagaByKey = "key_hash = ?3 AND saga_type = ?1 AND correlation_id = ?2"
-
-    static func keyBindings(_ sagaType: String, _ correlationId: String) -> [SQLiteValue] {
-        [.text(sagaType), .text(correlationId),
-         .integer(KeyHash.saga(type: sagaType, correlationId: correlationId))]
-    }
-
     public func loadSaga(type sagaType: String, correlationId: String) throws -> SagaRecord? {
         let rows = try connection.query(
-            "SELECT \(Self.sagaColumns) FROM sagas WHERE \(Self.sagaByKey)",
-            Self.keyBindings(sagaType, correlationId)
+            "SELECT \(Self.sagaColumns) FROM sagas WHERE saga_type = ? AND correlation_id = ?",
+            [.text(sagaType), .text(correlationId)]
         )
         return try rows.first.map(sagaRecord)
     }
 
-    /// Inserts a new saga. If one with the same (type, correlation id) exists — typically two starting
-    /// messages racing — throws `SagaStoreError.conflict`; the loser retries and finds it.
+    /// Inserts a new saga. If one with the same (type, correlation id) or saga id exists — typically two
+    /// starting messages racing — throws `SagaStoreError.conflict`; the loser retries and finds it.
     public func insertSaga(_ record: SagaRecord) throws {
         let state = try stateText(record.state)
-        // The index on the key's hash is not unique (hashes may collide), so the statement checks for
-        // the key itself: no row inserted means the saga exists.
-        let inserted = try connection.run(
-            """
-            INSERT INTO sagas (key_hash, \(Self.sagaColumns))
-            SELECT ?3, ?1, ?2, ?4, ?5, ?6, ?7, ?8, ?9, ?10
-            WHERE NOT EXISTS (SELECT 1 FROM sagas WHERE \(Self.sagaByKey))
-            """,
-            Self.keyBindings(record.sagaType, record.correlationId) + [
-                .text(record.sagaId), state, SQLiteValue(record.version), SQLiteValue(record.originatorReplyTo),
-                SQLiteValue(record.originatorCorrelationId), SQLiteValue(record.createdAt),
-                SQLiteValue(record.updatedAt),
-            ]
-        )
-        guard inserted == 1 else {
-            throw SagaStoreError.conflict(sagaType: record.sagaType, correlationId: record.correlationId)
+        try mapUniqueness(.conflict(sagaType: record.sagaType, correlationId: record.correlationId)) {
+            try connection.run(
+                "INSERT INTO sagas (\(Self.sagaColumns)) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [
+                    .text(record.sagaType), .text(record.correlationId), .text(record.sagaId), state,
+                    SQLiteValue(record.version), SQLiteValue(record.originatorReplyTo),
+                    SQLiteValue(record.originatorCorrelationId), SQLiteValue(record.createdAt),
+                    SQLiteValue(record.updatedAt),
+                ]
+            )
         }
     }
 
@@ -59,10 +45,10 @@ extension SagaStore {
     ) throws -> Int {
         let changed = try connection.run(
             """
-            UPDATE sagas SET state = ?4, version = version + 1, updated_at = ?5
-            WHERE \(Self.sagaByKey) AND version = ?6
+            UPDATE sagas SET state = ?, version = version + 1, updated_at = ?
+            WHERE saga_type = ? AND correlation_id = ? AND version = ?
             """,
-            Self.keyBindings(sagaType, correlationId) + [try stateText(state), SQLiteValue(date), SQLiteValue(expectedVersion)]
+            [try stateText(state), SQLiteValue(date), .text(sagaType), .text(correlationId), SQLiteValue(expectedVersion)]
         )
         guard changed == 1 else { throw SagaStoreError.conflict(sagaType: sagaType, correlationId: correlationId) }
         return expectedVersion + 1
@@ -76,8 +62,8 @@ extension SagaStore {
             // their deletion back).
             try cancelTimeouts(sagaType: sagaType, correlationId: correlationId)
             let deleted = try connection.run(
-                "DELETE FROM sagas WHERE \(Self.sagaByKey) AND version = ?4",
-                Self.keyBindings(sagaType, correlationId) + [SQLiteValue(expectedVersion)]
+                "DELETE FROM sagas WHERE saga_type = ? AND correlation_id = ? AND version = ?",
+                [.text(sagaType), .text(correlationId), SQLiteValue(expectedVersion)]
             )
             guard deleted == 1 else {
                 throw SagaStoreError.conflict(sagaType: sagaType, correlationId: correlationId)

@@ -16,21 +16,23 @@ extension SagaStore {
             try connection.run(
                 """
                 INSERT INTO timeouts (saga_seq, \(Self.timeoutColumns))
-                VALUES ((SELECT seq FROM sagas WHERE \(Self.sagaByKey)), ?4, ?1, ?2, ?5, ?6, ?7, ?8, ?9)
+                VALUES ((SELECT seq FROM sagas WHERE saga_type = ?2 AND correlation_id = ?3),
+                        ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
                 """,
-                Self.keyBindings(record.sagaType, record.correlationId) + [
-                    .text(record.timeoutId), SQLiteValue(record.dueAt), .text(record.messageType),
-                    .blob(record.body), headerCoding.encode(record.headers), SQLiteValue(record.createdAt),
+                [
+                    .text(record.timeoutId), .text(record.sagaType), .text(record.correlationId),
+                    SQLiteValue(record.dueAt), .text(record.messageType), .blob(record.body),
+                    headerCoding.encode(record.headers), SQLiteValue(record.createdAt),
                 ]
             )
         }
     }
 
     /// The timeouts of one saga, as the row numbers of both kinds: pointing at the stored saga, or
-    /// (scheduled while no such saga was stored) keyed by its ids. `?1`, `?2` and `?3` are the saga's
-    /// type, correlation id and key hash (`keyBindings`).
+    /// (scheduled while no such saga was stored) keyed by its ids. `?1` and `?2` are the saga's type
+    /// and correlation id.
     static let timeoutsOfSaga = """
-        SELECT seq FROM timeouts WHERE saga_seq = (SELECT seq FROM sagas WHERE \(SagaStore.sagaByKey))
+        SELECT seq FROM timeouts WHERE saga_seq = (SELECT seq FROM sagas WHERE saga_type = ?1 AND correlation_id = ?2)
         UNION ALL
         SELECT seq FROM timeouts WHERE saga_seq IS NULL AND saga_type = ?1 AND correlation_id = ?2
         """
@@ -40,7 +42,7 @@ extension SagaStore {
     public func cancelTimeouts(sagaType: String, correlationId: String) throws -> Int {
         try connection.run(
             "DELETE FROM timeouts WHERE seq IN (\(Self.timeoutsOfSaga))",
-            Self.keyBindings(sagaType, correlationId)
+            [.text(sagaType), .text(correlationId)]
         )
     }
 
@@ -57,8 +59,8 @@ extension SagaStore {
     @discardableResult
     public func deleteTimeout(_ key: TimeoutKey) throws -> Bool {
         try connection.run(
-            "DELETE FROM timeouts WHERE seq IN (\(Self.timeoutsOfSaga)) AND timeout_id = ?4",
-            Self.keyBindings(key.sagaType, key.correlationId) + [.text(key.timeoutId)]
+            "DELETE FROM timeouts WHERE seq IN (\(Self.timeoutsOfSaga)) AND timeout_id = ?3",
+            [.text(key.sagaType), .text(key.correlationId), .text(key.timeoutId)]
         ) > 0
     }
 
@@ -75,7 +77,7 @@ extension SagaStore {
             SELECT \(Self.timeoutColumns) FROM timeouts WHERE seq IN (\(Self.timeoutsOfSaga))
             ORDER BY due_at, timeout_id
             """,
-            Self.keyBindings(sagaType, correlationId)
+            [.text(sagaType), .text(correlationId)]
         )
         return try rows.map(timeoutRecord)
     }

@@ -5,12 +5,10 @@ import Logging
 /// Rules: a migration, once shipped, is never edited (databases in the field already ran it); changes
 /// are new migrations appended to the list. Migration N takes the schema from version N-1 to N.
 enum SagaStoreSchema {
-    struct Migration: Sendable {
+    struct Migration {
         let version: Int
         let name: String
         let sql: String
-        /// Work SQL cannot express, run after `sql` in the same transaction.
-        var afterSQL: (@Sendable (SQLiteConnection) throws -> Void)? = nil
     }
 
     static let migrations: [Migration] = [
@@ -179,15 +177,13 @@ enum SagaStoreSchema {
         ),
         Migration(
             version: 5,
-            name: "sagas and inbox keyed by hashes; timeouts and outbox keyed by sequential row numbers",
+            name: "timeouts and outbox keyed by sequential row numbers",
             // Rows of one saga or one incoming message are written together and long after one another, so
             // keying the outbox and the timeouts by the random ids of their owners put every insert on a
             // random leaf page of a large index (one more page to write per message, and with a million
             // live sagas one more page to read). They now point at their owner's row number instead, which
             // grows with time: a new saga's timeouts and a new message's outbox rows land on the last pages.
             // The row numbers are explicit INTEGER PRIMARY KEY columns, so a VACUUM cannot renumber them.
-            // Sagas and inbox rows are found through an index on a 64-bit hash of their key (`KeyHash`,
-            // filled in by `fillKeyHashes`), a quarter the size of an index on the texts.
             // The inbox's numbers never repeat (AUTOINCREMENT): its old rows are purged while outbox rows
             // that point at them may be kept. Rows whose owner is not stored (a delayed retry's timeout;
             // an outbox row written without an inbox row) point at nothing and have partial indexes of
@@ -195,7 +191,6 @@ enum SagaStoreSchema {
             sql: """
                 CREATE TABLE sagas_v5 (
                     seq INTEGER PRIMARY KEY,
-                    key_hash INTEGER NOT NULL DEFAULT 0,
                     saga_type TEXT NOT NULL,
                     correlation_id TEXT NOT NULL,
                     saga_id TEXT NOT NULL,
@@ -204,25 +199,29 @@ enum SagaStoreSchema {
                     originator_reply_to TEXT,
                     originator_correlation_id TEXT,
                     created_at REAL NOT NULL,
-                    updated_at REAL NOT NULL
+                    updated_at REAL NOT NULL,
+                    UNIQUE (saga_type, correlation_id)
                 );
                 INSERT INTO sagas_v5 (seq, saga_type, correlation_id, saga_id, state, version, originator_reply_to,
                                       originator_correlation_id, created_at, updated_at)
                     SELECT rowid, saga_type, correlation_id, saga_id, state, version, originator_reply_to,
                            originator_correlation_id, created_at, updated_at
                     FROM sagas ORDER BY rowid;
+                DROP TABLE sagas;
+                ALTER TABLE sagas_v5 RENAME TO sagas;
+                CREATE INDEX sagas_by_created_at ON sagas (created_at);
 
                 CREATE TABLE inbox_v5 (
                     seq INTEGER PRIMARY KEY AUTOINCREMENT,
-                    id_hash INTEGER NOT NULL DEFAULT 0,
-                    message_id TEXT NOT NULL,
+                    message_id TEXT NOT NULL UNIQUE,
                     queue TEXT NOT NULL,
                     processed_at REAL NOT NULL
                 );
                 INSERT INTO inbox_v5 (message_id, queue, processed_at)
                     SELECT message_id, queue, processed_at FROM inbox ORDER BY processed_at;
                 DROP TABLE inbox;
-                CREATE INDEX inbox_v5_by_message_id ON inbox_v5 (message_id);
+                ALTER TABLE inbox_v5 RENAME TO inbox;
+                CREATE INDEX inbox_by_processed_at ON inbox (processed_at);
 
                 CREATE TABLE outbox_v5 (
                     seq INTEGER PRIMARY KEY,
@@ -245,15 +244,12 @@ enum SagaStoreSchema {
                 INSERT INTO outbox_v5 (inbox_seq, message_id, incoming_message_id, position, exchange, routing_key,
                                        mandatory, message_type, correlation_id, reply_to, headers, body, created_at,
                                        dispatched_at)
-                    SELECT (SELECT seq FROM inbox_v5 WHERE inbox_v5.message_id = outbox.incoming_message_id),
+                    SELECT (SELECT seq FROM inbox WHERE inbox.message_id = outbox.incoming_message_id),
                            message_id, incoming_message_id, position, exchange, routing_key, mandatory,
                            message_type, correlation_id, reply_to, headers, body, created_at, dispatched_at
                     FROM outbox ORDER BY rowid;
                 DROP TABLE outbox;
                 ALTER TABLE outbox_v5 RENAME TO outbox;
-                DROP INDEX inbox_v5_by_message_id;
-                ALTER TABLE inbox_v5 RENAME TO inbox;
-                CREATE INDEX inbox_by_processed_at ON inbox (processed_at);
                 CREATE UNIQUE INDEX outbox_without_inbox ON outbox (incoming_message_id, position)
                     WHERE inbox_seq IS NULL;
                 CREATE INDEX outbox_by_dispatched_at ON outbox (dispatched_at);
@@ -273,54 +269,18 @@ enum SagaStoreSchema {
                 );
                 INSERT INTO timeouts_v5 (saga_seq, timeout_id, saga_type, correlation_id, due_at, message_type, body,
                                          headers, created_at)
-                    SELECT (SELECT rowid FROM sagas WHERE sagas.saga_type = timeouts.saga_type
-                                                    AND sagas.correlation_id = timeouts.correlation_id),
+                    SELECT (SELECT seq FROM sagas WHERE sagas.saga_type = timeouts.saga_type
+                                                  AND sagas.correlation_id = timeouts.correlation_id),
                            timeout_id, saga_type, correlation_id, due_at, message_type, body, headers, created_at
                     FROM timeouts ORDER BY rowid;
                 DROP TABLE timeouts;
                 ALTER TABLE timeouts_v5 RENAME TO timeouts;
-                DROP TABLE sagas;
-                ALTER TABLE sagas_v5 RENAME TO sagas;
-                CREATE INDEX sagas_by_created_at ON sagas (created_at);
                 CREATE UNIQUE INDEX timeouts_without_saga ON timeouts (saga_type, correlation_id, timeout_id)
                     WHERE saga_seq IS NULL;
                 CREATE INDEX timeouts_by_due_at ON timeouts (due_at);
-                """,
-            afterSQL: fillKeyHashes
+                """
         ),
     ]
-
-    /// Schema 5: computes every saga's and inbox row's key hash, then indexes them (faster than indexing
-    /// while filling).
-    static func fillKeyHashes(_ connection: SQLiteConnection) throws {
-        try fill(connection, table: "sagas", column: "key_hash", keys: "saga_type, correlation_id") { row in
-            guard let type = row[1].textValue, let id = row[2].textValue else { return nil }
-            return KeyHash.saga(type: type, correlationId: id)
-        }
-        try fill(connection, table: "inbox", column: "id_hash", keys: "message_id") { row in
-            row[1].textValue.map { KeyHash.message(id: $0) }
-        }
-        try connection.execute("CREATE INDEX sagas_by_key_hash ON sagas (key_hash)")
-        try connection.execute("CREATE INDEX inbox_by_id_hash ON inbox (id_hash)")
-    }
-
-    private static func fill(_ connection: SQLiteConnection, table: String, column: String, keys: String,
-                             hash: (SQLiteRow) -> Int64?) throws {
-        // In chunks, so a million rows are never all in memory at once.
-        var last: Int64 = .min
-        while true {
-            let rows = try connection.query(
-                "SELECT seq, \(keys) FROM \(table) WHERE seq > ? ORDER BY seq LIMIT 10000", [.integer(last)])
-            guard !rows.isEmpty else { break }
-            for row in rows {
-                guard let seq = row[0].integerValue, let value = hash(row) else {
-                    throw SagaStoreError.corruptRow(table: table, detail: "a row without its key: \(row)")
-                }
-                try connection.run("UPDATE \(table) SET \(column) = ? WHERE seq = ?", [.integer(value), .integer(seq)])
-                last = seq
-            }
-        }
-    }
 
     /// The version this build understands: the last migration's.
     static var currentVersion: Int { migrations.last?.version ?? 0 }
@@ -357,7 +317,6 @@ enum SagaStoreSchema {
                     ]
                 )
                 try connection.execute(migration.sql)
-                try migration.afterSQL?(connection)
                 // PRAGMA values cannot be bound; the version is our own integer, not input.
                 try connection.execute("PRAGMA user_version = \(migration.version)")
             }

@@ -41,38 +41,6 @@ import Testing
         // (one random-keyed index fewer per saga start).
     }
 
-    /// The index is on a hash of the key; a row with the same hash but another key is never taken for
-    /// the saga (a collision costs a row read, not a wrong saga).
-    @Test func aRowWithTheSameKeyHashIsToldApart() throws {
-        let database = TemporaryDatabase()
-        defer { database.remove() }
-        let store = try openStore(database)
-        let saga = record("c1")
-        try store.insertSaga(saga)
-        let hash = KeyHash.saga(type: "Transfer", correlationId: "c1")
-        try store.connection.execute("""
-            INSERT INTO sagas (key_hash, saga_type, correlation_id, saga_id, state, version, created_at, updated_at)
-            VALUES (\(hash), 'Transfer', 'impostor', 'x', '{}', 1, 0, 0)
-            """)
-        #expect(try store.loadSaga(type: "Transfer", correlationId: "c1") == saga)
-        #expect(try store.updateSaga(type: "Transfer", correlationId: "c1", state: Data("{}".utf8), expectedVersion: 1,
-                                     at: date(9)) == 2)
-        try store.deleteSaga(type: "Transfer", correlationId: "c1", expectedVersion: 2)
-        #expect(try store.loadSaga(type: "Transfer", correlationId: "c1") == nil)
-        #expect(try store.sagaCounts() == ["Transfer": 1])
-        try store.insertSaga(saga)
-    }
-
-    /// The hash is stored, so it must never change between processes or releases.
-    @Test func keyHashIsStable() {
-        #expect(KeyHash.saga(type: "TransferSaga", correlationId: "t-1") == -6289154344699492816)
-        #expect(KeyHash.saga(type: "", correlationId: "") == -5808590958014384161)
-        #expect(KeyHash.saga(type: "ünï", correlationId: "✓") == -1328027424735088219)
-        #expect(KeyHash.saga(type: "ab", correlationId: "c") != KeyHash.saga(type: "a", correlationId: "bc"))
-        #expect(KeyHash.message(id: "m-1") == 638279801842109594)
-        #expect(KeyHash.message(id: "") == -3750763034362895579)
-    }
-
     @Test func updateUsesOptimisticVersions() throws {
         let database = TemporaryDatabase()
         defer { database.remove() }

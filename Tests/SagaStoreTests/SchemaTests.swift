@@ -21,10 +21,10 @@ import Testing
         #expect(indexes.isSuperset(of: [
             "inbox_by_processed_at", "outbox_by_dispatched_at", "timeouts_by_due_at",
         ]))
-        // Random-keyed indexes cost a random page write per insert: sagas keep one (on a hash); timeouts and outbox
+        // Random-keyed indexes cost a random page write per insert: sagas keep one; timeouts and outbox
         // rows point at their owner's row number, with partial indexes on the ids for rows without one.
-        #expect(try indexedColumns(store.connection, table: "sagas") == [["created_at"], ["key_hash"]])
-        #expect(try indexedColumns(store.connection, table: "inbox") == [["id_hash"], ["processed_at"]])
+        #expect(try indexedColumns(store.connection, table: "sagas") == [
+            ["created_at"], ["saga_type", "correlation_id"]])
         #expect(try indexedColumns(store.connection, table: "timeouts") == [
             ["due_at"], ["saga_seq", "timeout_id"], ["saga_type", "correlation_id", "timeout_id"]])
         #expect(try indexedColumns(store.connection, table: "outbox") == [
@@ -56,14 +56,10 @@ import Testing
         #expect(try store.storedSchemaVersion() == SagaStore.schemaVersion)
         let saga = try #require(try store.loadSaga(type: "Transfer", correlationId: "c1"))
         #expect(saga.sagaId == "saga-1")
-        #expect(try store.connection.query("SELECT key_hash FROM sagas").map { $0[0].integerValue }
-            == [KeyHash.saga(type: "Transfer", correlationId: "c1")])
         #expect(saga.version == 3)
         #expect(saga.originatorReplyTo == "transfers")
         #expect(try store.pendingTimeouts(sagaType: "Transfer", correlationId: "c1").map(\.timeoutId) == ["t1"])
         #expect(try store.inboxContains(messageId: "m1"))
-        #expect(try store.connection.query("SELECT id_hash FROM inbox").map { $0[0].integerValue }
-            == [KeyHash.message(id: "m1")])
         #expect(try store.connection.query("SELECT saga_seq FROM timeouts").map { $0[0].integerValue } == [1])
         #expect(try store.deleteTimeout(TimeoutKey(sagaType: "Transfer", correlationId: "c1", timeoutId: "t1")))
         #expect(try store.timeoutCount() == 0)
@@ -72,35 +68,6 @@ import Testing
         #expect(try store.markDispatched([try #require(row.key)], at: Date()) == 1)
         // The migrated rows point at their owners' rows.
         #expect(try store.connection.query("SELECT inbox_seq FROM outbox").map { $0[0].integerValue } == [1])
-    }
-
-    /// Schema 5 computes the key hashes in chunks of 10,000 rows: every row of a larger table gets its hash.
-    @Test func version4DatabaseGetsEveryKeyHash() throws {
-        let database = TemporaryDatabase()
-        defer { database.remove() }
-        let rows = 10_001
-        do {
-            let connection = try openConnection(database)
-            try connection.transaction(immediate: true) {
-                for migration in SagaStoreSchema.migrations where migration.version <= 4 {
-                    try connection.execute(migration.sql)
-                }
-                try connection.execute("PRAGMA user_version = 4")
-                try connection.execute("""
-                    WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < \(rows))
-                    INSERT INTO sagas SELECT 'Transfer', 'c' || i, 's' || i, '{}', 1, NULL, NULL, i, i FROM n;
-                    WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < \(rows))
-                    INSERT INTO inbox SELECT 'm' || i, 'q', i FROM n;
-                    """)
-            }
-        }
-        let store = try openStore(database)
-        for (table, column) in [("sagas", "key_hash"), ("inbox", "id_hash")] {
-            #expect(try store.connection.query("SELECT COUNT(*) FROM \(table) WHERE \(column) = 0").first?[0] == .integer(0))
-        }
-        #expect(try store.loadSaga(type: "Transfer", correlationId: "c\(rows)")?.sagaId == "s\(rows)")
-        #expect(try store.inboxContains(messageId: "m\(rows)"))
-        #expect(try store.inboxContains(messageId: "m1"))
     }
 
     private func indexedColumns(_ connection: SQLiteConnection, table: String) throws -> [[String]] {
@@ -123,8 +90,6 @@ import Testing
             let store = try openStore(database)
             #expect(try store.storedSchemaVersion() == SagaStore.schemaVersion)
             #expect(try store.inboxContains(messageId: "m1"))
-        #expect(try store.connection.query("SELECT id_hash FROM inbox").map { $0[0].integerValue }
-            == [KeyHash.message(id: "m1")])
         }
     }
 

@@ -59,19 +59,6 @@ import Testing
         #expect(try store.inboxContains(messageId: "after"))
     }
 
-    /// The inbox index is on a hash of the id: a row with the same hash and another id is no duplicate.
-    @Test func inboxTellsApartIdsWithTheSameHash() throws {
-        let database = TemporaryDatabase()
-        defer { database.remove() }
-        let store = try openStore(database)
-        try store.connection.execute(
-            "INSERT INTO inbox (id_hash, message_id, queue, processed_at) VALUES (\(KeyHash.message(id: "m1")), 'other', 'q', 0)")
-        #expect(try !store.inboxContains(messageId: "m1"))
-        #expect(try store.recordInboxIfAbsent(messageId: "m1", queue: "q", at: date(1)))
-        #expect(try !store.recordInboxIfAbsent(messageId: "m1", queue: "q", at: date(2)))
-        #expect(try store.inboxContains(messageId: "m1"))
-    }
-
     @Test func inboxDetectsDuplicates() throws {
         let database = TemporaryDatabase()
         defer { database.remove() }
