@@ -21,7 +21,8 @@ extension SagaStore {
         guard !records.isEmpty else { return [] }
         func insertAll() throws -> [OutboxRecord] {
             var stored = records
-            for index in stored.indices {
+            // In send order, so that the row numbers are too (the re-send after a crash goes by them).
+            for index in records.indices.sorted(by: { records[$0].position < records[$1].position }) {
                 let record = stored[index]
                 try mapUniqueness(.duplicateMessage(messageId: record.messageId)) {
                     try connection.run(
@@ -68,12 +69,14 @@ extension SagaStore {
     }
 
     /// Messages not yet confirmed by the broker, oldest first (and in send order within one incoming
-    /// message), for the dispatcher that republishes after a crash.
+    /// message), for the dispatcher that republishes after a crash. Row numbers follow that order, and
+    /// the `dispatched_at` index lists the undispatched rows by row number: no sort, however large the
+    /// backlog after a long broker outage.
     public func undispatchedOutbox(limit: Int = 100) throws -> [OutboxRecord] {
         let rows = try connection.query(
             """
             SELECT \(Self.outboxColumns), seq FROM outbox WHERE dispatched_at IS NULL
-            ORDER BY created_at, incoming_message_id, position LIMIT ?
+            ORDER BY seq LIMIT ?
             """,
             [SQLiteValue(max(0, limit))]
         )
