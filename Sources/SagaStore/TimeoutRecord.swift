@@ -34,8 +34,9 @@ public struct TimeoutRecord: Sendable, Equatable {
 }
 
 /// What identifies a stored timeout: its id within the saga that requested it (a delayed retry's row
-/// names the message as its correlation id and an empty saga type). The store's index is on all three,
-/// so a row is found without an index of its own on the random id.
+/// names the message as its correlation id and an empty saga type). The store finds the row through
+/// the saga's row number when the saga is stored, else through a partial index on all three, so no
+/// index is kept on the random id alone.
 public struct TimeoutKey: Sendable, Hashable {
     public var sagaType: String
     public var correlationId: String
