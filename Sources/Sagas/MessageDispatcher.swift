@@ -48,4 +48,39 @@ public struct MessageDispatcher: Sendable {
                        tracing: tracing)
         }
     }
+
+    /// Finds the saga instances the message goes to without touching any state (it decodes the body to
+    /// find correlation ids), so that their states can be read in one go before the handlers run.
+    public func resolveSagas(_ incoming: IncomingMessage) -> SagaDispatchPlan {
+        SagaDispatchPlan(steps: registry.sagaRunners(for: incoming.type).map { runner in
+            SagaDispatchPlan.Step(runner: runner, resolved: Result { try runner.resolve(incoming) })
+        })
+    }
+
+    /// Runs a resolved message exactly as `dispatchToSagas(_:persistence:now:tracing:)` would: same
+    /// order, same errors (a saga whose resolution failed throws when its turn comes).
+    public func dispatchToSagas(_ plan: SagaDispatchPlan, incoming: IncomingMessage,
+                                persistence: any SagaPersistence, now: Date,
+                                tracing: MessageTracing? = nil) throws -> [SagaInvocation] {
+        try plan.steps.compactMap { step in
+            guard let resolved = try step.resolved.get() else { return nil }
+            return try step.runner.run(resolved, incoming: incoming, persistence: persistence, now: now,
+                                       endpointAddress: endpointAddress, tracing: tracing)
+        }
+    }
+}
+
+/// The saga instances one message goes to, found by `MessageDispatcher.resolveSagas`.
+public struct SagaDispatchPlan: Sendable {
+    struct Step: Sendable {
+        var runner: any SagaRunner
+        var resolved: Result<ResolvedSagaMessage?, any Error>
+    }
+
+    var steps: [Step]
+
+    /// The instances whose states the handlers will read (those that resolved).
+    public var keys: [SagaInstanceKey] {
+        steps.compactMap { try? $0.resolved.get()?.key }
+    }
 }

@@ -24,14 +24,33 @@ public struct SagaInvocation: Sendable, Equatable {
     public var timeouts: [TimeoutRequest]
 }
 
+/// A message matched to the saga instance it goes to, before any state is read: resolving it decodes
+/// the body (to find the correlation id), and running it reuses that decoding.
+struct ResolvedSagaMessage: Sendable {
+    var key: SagaInstanceKey
+    /// Nil until needed: a timeout's instance is known without decoding its body.
+    var message: (any Message)?
+}
+
 /// Runs one saga type's handlers against stored instances; type-erased so a registry can hold many.
 protocol SagaRunner: Sendable {
     var sagaType: String { get }
     var messageTypes: [String] { get }
-    /// Nil when the message is not for this saga (a timeout of another saga type, or a message whose
-    /// `Correlation.optionalProperty` value is absent).
+    /// The instance the message goes to; nil when the message is not for this saga (a timeout of another
+    /// saga type, or a message whose `Correlation.optionalProperty` value is absent).
+    func resolve(_ incoming: IncomingMessage) throws -> ResolvedSagaMessage?
+    /// Loads the instance through `persistence`, runs the handler and writes the result back.
+    func run(_ resolved: ResolvedSagaMessage, incoming: IncomingMessage, persistence: any SagaPersistence,
+             now: Date, endpointAddress: String, tracing: MessageTracing?) throws -> SagaInvocation
+}
+
+extension SagaRunner {
     func run(_ incoming: IncomingMessage, persistence: any SagaPersistence, now: Date,
-             endpointAddress: String, tracing: MessageTracing?) throws -> SagaInvocation?
+             endpointAddress: String, tracing: MessageTracing?) throws -> SagaInvocation? {
+        guard let resolved = try resolve(incoming) else { return nil }
+        return try run(resolved, incoming: incoming, persistence: persistence, now: now,
+                       endpointAddress: endpointAddress, tracing: tracing)
+    }
 }
 
 struct TypedSagaRunner<S: Saga>: SagaRunner {
@@ -44,29 +63,29 @@ struct TypedSagaRunner<S: Saga>: SagaRunner {
     var sagaType: String { S.sagaType }
     var messageTypes: [String] { Array(definition.routes.keys) }
 
-    func run(_ incoming: IncomingMessage, persistence: any SagaPersistence, now: Date,
-             endpointAddress: String, tracing: MessageTracing?) throws -> SagaInvocation? {
+    func resolve(_ incoming: IncomingMessage) throws -> ResolvedSagaMessage? {
         guard let route = definition.routes[incoming.type] else { return nil }
-        // Decoded at most once, and only when needed: a timeout for a gone saga is never decoded.
-        var decoded: (any Message)?
-        func message() throws -> any Message {
-            if let decoded { return decoded }
-            let message = try route.decode(incoming)
-            decoded = message
-            return message
-        }
-        let key: SagaInstanceKey
         if let target = incoming.timeoutTarget {
-            // A timeout goes only to the instance that requested it.
+            // A timeout goes only to the instance that requested it. Its body is decoded only when the
+            // instance still exists: a timeout for a gone saga is never decoded.
             guard target.sagaType == S.sagaType else { return nil }
-            key = target
-        } else if route.isTimeout {
-            // Timeout types are internal; one arriving from the broker has no instance to go to.
-            return nil
-        } else {
-            // Nil: an optional correlation value is absent, so the message is not for this saga.
-            guard let correlationId = try route.correlation!(try message(), incoming) else { return nil }
-            key = SagaInstanceKey(sagaType: S.sagaType, correlationId: correlationId)
+            return ResolvedSagaMessage(key: target, message: nil)
+        }
+        // Timeout types are internal; one arriving from the broker has no instance to go to.
+        guard !route.isTimeout else { return nil }
+        let message = try route.decode(incoming)
+        // Nil: an optional correlation value is absent, so the message is not for this saga.
+        guard let correlationId = try route.correlation!(message, incoming) else { return nil }
+        return ResolvedSagaMessage(key: SagaInstanceKey(sagaType: S.sagaType, correlationId: correlationId),
+                                   message: message)
+    }
+
+    func run(_ resolved: ResolvedSagaMessage, incoming: IncomingMessage, persistence: any SagaPersistence,
+             now: Date, endpointAddress: String, tracing: MessageTracing?) throws -> SagaInvocation {
+        let route = definition.routes[incoming.type]!
+        let key = resolved.key
+        func message() throws -> any Message {
+            try resolved.message ?? route.decode(incoming)
         }
 
         guard let stored = try persistence.loadSaga(key) else {
