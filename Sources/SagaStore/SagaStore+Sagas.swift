@@ -16,6 +16,18 @@ extension SagaStore {
         return try rows.first.map(sagaRecord)
     }
 
+    /// Which instance is stored under the key and at which version, without reading its state: enough to
+    /// tell whether a state read earlier (on another connection) is still the current one, since a saga id
+    /// is never reused and every change bumps the version.
+    public func sagaIdentity(type sagaType: String, correlationId: String) throws -> (sagaId: String, version: Int)? {
+        let rows = try connection.query(
+            "SELECT saga_id, version FROM sagas WHERE saga_type = ? AND correlation_id = ?",
+            [.text(sagaType), .text(correlationId)]
+        )
+        guard let row = rows.first, let sagaId = row[0].textValue, let version = row[1].integerValue else { return nil }
+        return (sagaId, Int(version))
+    }
+
     /// Inserts a new saga. If one with the same (type, correlation id) or saga id exists — typically two
     /// starting messages racing — throws `SagaStoreError.conflict`; the loser retries and finds it.
     public func insertSaga(_ record: SagaRecord) throws {
