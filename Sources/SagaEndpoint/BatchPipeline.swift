@@ -15,6 +15,8 @@ struct BatchPipeline: Sendable {
     let configuration: EndpointConfiguration
     let dispatcher: MessageDispatcher
     let store: StoreWorker
+    /// Runs saga handlers before the transaction, off the SQLite thread; nil runs them inside it.
+    let handlersAhead: HandlersAhead?
     let publisher: AMQPConnection
     let consumer: AMQPConnection
     let metrics: EndpointMetrics
@@ -82,6 +84,14 @@ struct BatchPipeline: Sendable {
         var started: ContinuousClock.Instant
     }
 
+    /// A batch whose handlers have run and which waits for its transaction (`commit`).
+    struct PendingBatch: Sendable {
+        var entries: [Entry]
+        var now: Date
+        var multipleAcks: Bool
+        var started: ContinuousClock.Instant
+    }
+
     /// Whether the sources hold a redelivery. The endpoint lets the batch before such a one settle
     /// first, so that a crash while processing a suspect blames no message still in flight.
     static func containsRedelivery(_ sources: [WorkSource]) -> Bool {
@@ -113,14 +123,39 @@ struct BatchPipeline: Sendable {
         return [await prepare(entries, now: now, multipleAcks: true)]
     }
 
-    /// Stateless handlers and the transaction; then which messages to publish for each entry.
+    /// The first stage of a batch without redeliveries (see `containsRedelivery`): its handlers, run
+    /// while the previous batch commits. `commit` follows.
+    func handle(_ sources: [WorkSource]) async -> PendingBatch {
+        let now = Date()
+        var entries = sources.map { Entry(source: $0) }
+        translate(&entries)
+        await divertPoisonMessages(&entries, now: now)
+        return await runHandlers(entries, now: now, multipleAcks: true)
+    }
+
     private func prepare(_ batch: [Entry], now: Date, multipleAcks: Bool) async -> PreparedBatch {
+        await commit(await runHandlers(batch, now: now, multipleAcks: multipleAcks))
+    }
+
+    /// Stateless handlers, then the sagas' handlers against states read ahead (`HandlersAhead`).
+    private func runHandlers(_ batch: [Entry], now: Date, multipleAcks: Bool) async -> PendingBatch {
         let started = ContinuousClock.now
         metrics.batchSize.record(batch.count)
         var entries = batch
         CrashPoint.afterReceive.check()
         await runStatelessHandlers(&entries, now: now)
+        if let handlersAhead {
+            let indices = entries.indices.filter { entries[$0].item != nil }
+            let items = await handlersAhead.run(indices.map { entries[$0].item! }, now: now)
+            for (index, item) in zip(indices, items) { entries[index].item = item }
+        }
+        return PendingBatch(entries: entries, now: now, multipleAcks: multipleAcks, started: started)
+    }
 
+    /// The transaction; then which messages to publish for each entry.
+    func commit(_ pending: PendingBatch) async -> PreparedBatch {
+        var entries = pending.entries
+        let now = pending.now
         let commitStarted = ContinuousClock.now
         let indices = entries.indices.filter { entries[$0].item != nil }
         let results = await store.processBatch(indices.map { entries[$0].item! }, now: now)
@@ -132,8 +167,8 @@ struct BatchPipeline: Sendable {
         var outbox: [Int: OutboxPublish] = [:]
         await plan(&entries, requests: &requests, outbox: &outbox, now: now)
         store.publishing.insert(outbox.values.map(\.messageId))
-        return PreparedBatch(entries: entries, requests: requests, outbox: outbox, multipleAcks: multipleAcks,
-                             now: now, started: started)
+        return PreparedBatch(entries: entries, requests: requests, outbox: outbox,
+                             multipleAcks: pending.multipleAcks, now: now, started: pending.started)
     }
 
     /// Publishes the batch's messages, awaits their confirms, then acknowledges (or requeues).

@@ -7,10 +7,15 @@ public struct EndpointConfiguration: Sendable {
     public var inputQueues: [String]
     /// The SQLite file holding saga state, the inbox, the outbox and timeouts.
     public var databasePath: String
-    /// Unacknowledged deliveries in flight per input queue.
-    public var prefetch: UInt16 = 200
+    /// Unacknowledged deliveries in flight per input queue. Three batches are in flight at full load (one
+    /// running its handlers, one committing, one publishing), so it is best at least 3 × `batchSize`.
+    public var prefetch: UInt16 = 300
     /// Deliveries processed in one SQLite transaction and acknowledged together (group commit).
     public var batchSize: Int = 100
+    /// Run saga handlers before the batch's transaction, against states read on a second SQLite connection
+    /// while the previous batch commits (the transaction keeps a result only if what it read is still
+    /// current). False runs them inside the transaction, on the SQLite thread.
+    public var handlersAheadOfCommit: Bool = true
     /// Names the broker connections (`<name>-consume`, `<name>-publish`) in the management UI.
     public var connectionName: String = "saga-endpoint"
     /// A failing message is retried this many times at once before delayed retries.

@@ -23,6 +23,9 @@ struct EndpointMetrics: Sendable {
     let publishDuration: Timer
     /// One message's handlers: its sagas (with loading and saving their state) or its stateless handlers.
     let handlerDuration: Timer
+    /// Messages whose saga handlers ran ahead of the transaction on states that changed before it
+    /// committed (the previous batch or another process wrote them), so they ran again inside it.
+    let handlersRerun: Counter
     let batchSize: Recorder
 
     init(factory: any MetricsFactory = MetricsSystem.factory) {
@@ -42,6 +45,7 @@ struct EndpointMetrics: Sendable {
         commitDuration = Timer(label: "saga_commit_duration_seconds", factory: factory)
         publishDuration = Timer(label: "saga_publish_confirm_duration_seconds", factory: factory)
         handlerDuration = Timer(label: "saga_handler_duration_seconds", factory: factory)
+        handlersRerun = Counter(label: "saga_handlers_rerun_total", factory: factory)
         batchSize = Recorder(label: "saga_batch_size", factory: factory)
     }
 }

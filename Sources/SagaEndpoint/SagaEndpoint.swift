@@ -47,7 +47,12 @@ public final class SagaEndpoint: Service, Sendable {
         let metrics = EndpointMetrics(factory: metricsFactory)
         let store = try StoreWorker(path: configuration.databasePath, durable: configuration.durableCommits,
                                     busyTimeout: configuration.databaseBusyTimeout, dispatcher: dispatcher,
-                                    handlerTiming: HandlerTiming(timer: metrics.handlerDuration), logger: logger)
+                                    handlerTiming: HandlerTiming(timer: metrics.handlerDuration),
+                                    rerunCounter: metrics.handlersRerun, logger: logger)
+        let stateReader = configuration.handlersAheadOfCommit
+            ? try SagaStateReader(path: configuration.databasePath, busyTimeout: configuration.databaseBusyTimeout,
+                                  logger: logger)
+            : nil
         let backlogReader = try BacklogReader(path: configuration.databasePath,
                                               busyTimeout: configuration.databaseBusyTimeout, logger: logger)
         let consumerConnection = try await connect(role: "consume")
@@ -61,7 +66,8 @@ public final class SagaEndpoint: Service, Sendable {
         // Closed before returning (not in a detached task): acks and publishes are on the wire and the
         // broker sees a clean close, even when the process exits right after.
         do {
-            try await serve(dispatcher: dispatcher, store: store, backlogReader: backlogReader, metrics: metrics,
+            try await serve(dispatcher: dispatcher, store: store, stateReader: stateReader,
+                            backlogReader: backlogReader, metrics: metrics,
                             consumerConnection: consumerConnection, publisherConnection: publisherConnection)
         } catch {
             health.ready.store(false, ordering: .relaxed)
@@ -75,14 +81,19 @@ public final class SagaEndpoint: Service, Sendable {
         logger.info("endpoint stopped")
     }
 
-    private func serve(dispatcher: MessageDispatcher, store: StoreWorker, backlogReader: BacklogReader,
+    private func serve(dispatcher: MessageDispatcher, store: StoreWorker, stateReader: SagaStateReader?,
+                       backlogReader: BacklogReader,
                        metrics: EndpointMetrics, consumerConnection: AMQPConnection,
                        publisherConnection: AMQPConnection) async throws {
         try await declareQueues(on: publisherConnection)
         health.ready.store(true, ordering: .relaxed)
 
         let pipeline = BatchPipeline(
-            configuration: configuration, dispatcher: dispatcher, store: store, publisher: publisherConnection,
+            configuration: configuration, dispatcher: dispatcher, store: store,
+            handlersAhead: stateReader.map {
+                HandlersAhead(dispatcher: dispatcher, reader: $0, timing: HandlerTiming(timer: metrics.handlerDuration))
+            },
+            publisher: publisherConnection,
             consumer: consumerConnection, metrics: metrics, logger: logger, tracing: tracing)
         let work = WorkQueue()
         let dueInFlight = InFlightSet()
@@ -118,25 +129,46 @@ public final class SagaEndpoint: Service, Sendable {
                 }
 
                 await withTaskCancellationHandler {
-                    // Two stages: while one batch publishes and waits for its confirms, the next one runs
-                    // its transaction (on the SQLite thread). Batches still settle in order, so an ack
-                    // with `multiple` never covers a delivery of a later, unsettled batch.
+                    // Three stages: while one batch publishes and waits for its confirms, the next one
+                    // runs its transaction (on the SQLite thread), and the one after that its handlers
+                    // (on the pool). Batches commit and settle in order, so an ack with `multiple` never
+                    // covers a delivery of a later, unsettled batch.
+                    var committing: Task<[BatchPipeline.PreparedBatch], Never>?
                     var finishing: Task<Void, Never>?
+                    var finishingBefore: Task<Void, Never>?
                     while let batch = await work.next(limit: max(1, configuration.batchSize)) {
+                        let prepared: Task<[BatchPipeline.PreparedBatch], Never>
                         if BatchPipeline.containsRedelivery(batch) {
+                            // Everything before settles first (see `prepare`).
                             await finishing?.value
-                            finishing = nil
+                            let stages = await pipeline.prepare(batch)
+                            prepared = Task { stages }
+                        } else {
+                            let pending = await pipeline.handle(batch)
+                            let previous = committing
+                            prepared = Task {
+                                _ = await previous?.value
+                                return [await pipeline.commit(pending)]
+                            }
                         }
-                        let prepared = await pipeline.prepare(batch)
-                        await finishing?.value
+                        let previousCommit = committing
+                        let previousFinish = finishing
+                        committing = prepared
                         finishing = Task {
-                            for stage in prepared { await pipeline.finish(stage) }
+                            let stages = await prepared.value
+                            await previousFinish?.value
+                            for stage in stages { await pipeline.finish(stage) }
                             let done = batch.compactMap { source -> String? in
                                 if case .due(let row) = source { return row.timeoutId }
                                 return nil
                             }
                             if !done.isEmpty { dueInFlight.remove(done) }
                         }
+                        // Bounded: the next batch's handlers overlap this batch's transaction and the
+                        // previous batch's publishing, no more.
+                        _ = await previousCommit?.value
+                        await finishingBefore?.value
+                        finishingBefore = previousFinish
                     }
                     await finishing?.value
                 } onCancel: {

@@ -1,6 +1,7 @@
 import DedicatedThread
 import Foundation
 import Logging
+import Metrics
 import SagaStore
 import Sagas
 
@@ -18,6 +19,9 @@ struct WorkItem: Sendable {
     var wasRedelivered = false
     /// The message's span context for its handlers' spans; nil without a tracer.
     var tracing: MessageTracing?
+    /// What its sagas did when they ran before the transaction; nil when they did not (the transaction
+    /// runs them).
+    var speculation: SagaSpeculation?
 }
 
 /// What the transaction did with one message.
@@ -50,8 +54,14 @@ actor StoreWorker {
     /// actor before it forgets them: a row is either still listed here or no longer undispatched.
     nonisolated let publishing = InFlightSet()
 
+    /// Messages whose handlers ran ahead of the transaction but had to run again in it.
+    private(set) var handlerReruns = 0
+    private let rerunCounter: Counter?
+
     init(path: String, durable: Bool, busyTimeout: Duration = .seconds(5), dispatcher: MessageDispatcher,
-         handlerTiming: HandlerTiming = HandlerTiming(timer: nil), logger: Logger) throws {
+         handlerTiming: HandlerTiming = HandlerTiming(timer: nil), rerunCounter: Counter? = nil,
+         logger: Logger) throws {
+        self.rerunCounter = rerunCounter
         self.executor = DedicatedThreadExecutor(name: "sqlite")
         var options = SagaStore.Options()
         options.synchronous = durable ? .full : .normal
@@ -134,28 +144,83 @@ actor StoreWorker {
             try store.scheduleTimeout(deferral)
             return .deferred
         }
+        if let speculation = item.speculation {
+            if let result = try apply(speculation, of: item, now: now) { return result }
+            handlerReruns += 1
+            rerunCounter?.increment()
+        }
         // The inbox row comes first: one statement tells a duplicate, and the savepoint removes the row
         // again if the handling fails.
         if try !store.recordInboxIfAbsent(messageId: incoming.messageId, queue: incoming.queue, at: now) {
-            if let row = item.timeoutRow { _ = try store.deleteTimeout(row) }
-            // Copies of one message id share a delivery count; a copy that is dealt with ends it too, or
-            // crashes while copies are in flight would add up until a duplicate looked like poison.
-            if item.wasRedelivered { try store.clearDeliveries(messageId: incoming.messageId) }
-            let pending = try store.outbox(forIncoming: incoming.messageId).filter {
-                $0.dispatchedAt == nil && !publishing.contains($0.messageId)
-            }
-            return .duplicate(undispatched: pending)
+            return try duplicate(item)
         }
         let invocations = try handlerTiming.sagas {
             try dispatcher.dispatchToSagas(incoming, persistence: SQLitePersistence(store: store), now: now,
                                            tracing: item.tracing)
         }
+        return try processed(item, invocations: invocations, now: now)
+    }
+
+    /// Applies what the sagas did before the transaction, if every instance they read is unchanged: then
+    /// running them here would do exactly the same. Nil when something they read has changed since (the
+    /// previous batch or another process wrote it): the caller runs them here instead.
+    private func apply(_ speculation: SagaSpeculation, of item: WorkItem, now: Date) throws -> WorkResult? {
+        for read in speculation.reads {
+            let current = try store.sagaIdentity(type: read.key.sagaType, correlationId: read.key.correlationId)
+            guard current.map({ SagaIdentity(sagaId: $0.sagaId, version: $0.version) }) == read.identity else {
+                return nil
+            }
+        }
+        let incoming = item.incoming
+        switch speculation.outcome {
+        case .failed(let error):
+            if error is UnreadSagaState { return nil }
+            if try store.inboxContains(messageId: incoming.messageId) { return try duplicate(item) }
+            // As if the handler threw here: the batch is retried with a savepoint per message.
+            throw error
+        case .ran(let invocations, let writes):
+            if try !store.recordInboxIfAbsent(messageId: incoming.messageId, queue: incoming.queue, at: now) {
+                return try duplicate(item)
+            }
+            let persistence = SQLitePersistence(store: store)
+            for write in writes {
+                switch write {
+                case .insert(let saga): try persistence.insertSaga(saga)
+                case .update(let saga, let expectedVersion): try persistence.updateSaga(saga, expectedVersion: expectedVersion)
+                case .delete(let key, let expectedVersion): try persistence.deleteSaga(key, expectedVersion: expectedVersion)
+                }
+            }
+            return try processed(item, invocations: invocations, now: now)
+        }
+    }
+
+    /// A message seen before: its outbox rows of the first processing that were never confirmed.
+    private func duplicate(_ item: WorkItem) throws -> WorkResult {
+        let messageId = item.incoming.messageId
+        if let row = item.timeoutRow { _ = try store.deleteTimeout(row) }
+        // Copies of one message id share a delivery count; a copy that is dealt with ends it too, or
+        // crashes while copies are in flight would add up until a duplicate looked like poison.
+        if item.wasRedelivered { try store.clearDeliveries(messageId: messageId) }
+        let pending = try store.outbox(forIncoming: messageId).filter {
+            $0.dispatchedAt == nil && !publishing.contains($0.messageId)
+        }
+        return .duplicate(undispatched: pending)
+    }
+
+    private func checkNotFound(_ invocations: [SagaInvocation]) throws {
         for invocation in invocations {
             if case .notFound(let policy) = invocation.outcome, policy != .discard {
                 // Roll back whatever other sagas did with it: the message is handled as a whole later.
                 throw NotFound(policy: policy, saga: invocation.saga)
             }
         }
+    }
+
+    /// Stores what handling the message produced: outbox rows, timeouts; and forgets its due row,
+    /// delivery count and earlier failures.
+    private func processed(_ item: WorkItem, invocations: [SagaInvocation], now: Date) throws -> WorkResult {
+        let incoming = item.incoming
+        try checkNotFound(invocations)
         let outgoing = item.statelessOutgoing + invocations.flatMap(\.outgoing)
         let records = outgoing.enumerated().map { position, message in
             OutboxRecord(
