@@ -87,6 +87,8 @@ struct BatchPipeline: Sendable {
     /// A batch whose handlers have run and which waits for its transaction (`commit`).
     struct PendingBatch: Sendable {
         var entries: [Entry]
+        /// The saga states its handlers wrote, when they ran ahead (for the next batch's handlers).
+        var sagaStates: [SagaInstanceKey: StoredSaga?] = [:]
         var now: Date
         var multipleAcks: Bool
         var started: ContinuousClock.Instant
@@ -123,33 +125,37 @@ struct BatchPipeline: Sendable {
         return [await prepare(entries, now: now, multipleAcks: true)]
     }
 
-    /// The first stage of a batch without redeliveries (see `containsRedelivery`): its handlers, run
-    /// while the previous batch commits. `commit` follows.
-    func handle(_ sources: [WorkSource]) async -> PendingBatch {
+    /// The first stage of a batch without redeliveries (see `containsRedelivery`) under load: its handlers,
+    /// the sagas' too (`HandlersAhead`), run while the previous batch commits. `commit` follows.
+    func handle(_ sources: [WorkSource], after previous: PendingBatch?) async -> PendingBatch {
         let now = Date()
         var entries = sources.map { Entry(source: $0) }
         translate(&entries)
         await divertPoisonMessages(&entries, now: now)
-        return await runHandlers(entries, now: now, multipleAcks: true)
+        return await runHandlers(entries, now: now, multipleAcks: true, sagasAhead: true,
+                                 after: previous?.sagaStates ?? [:])
     }
 
     private func prepare(_ batch: [Entry], now: Date, multipleAcks: Bool) async -> PreparedBatch {
-        await commit(await runHandlers(batch, now: now, multipleAcks: multipleAcks))
+        await commit(await runHandlers(batch, now: now, multipleAcks: multipleAcks, sagasAhead: false))
     }
 
-    /// Stateless handlers, then the sagas' handlers against states read ahead (`HandlersAhead`).
-    private func runHandlers(_ batch: [Entry], now: Date, multipleAcks: Bool) async -> PendingBatch {
+    private func runHandlers(_ batch: [Entry], now: Date, multipleAcks: Bool, sagasAhead: Bool,
+                             after previous: [SagaInstanceKey: StoredSaga?] = [:]) async -> PendingBatch {
         let started = ContinuousClock.now
         metrics.batchSize.record(batch.count)
         var entries = batch
         CrashPoint.afterReceive.check()
         await runStatelessHandlers(&entries, now: now)
-        if let handlersAhead {
+        var sagaStates: [SagaInstanceKey: StoredSaga?] = [:]
+        if sagasAhead, let handlersAhead {
             let indices = entries.indices.filter { entries[$0].item != nil }
-            let items = await handlersAhead.run(indices.map { entries[$0].item! }, now: now)
-            for (index, item) in zip(indices, items) { entries[index].item = item }
+            let ran = await handlersAhead.run(indices.map { entries[$0].item! }, after: previous, now: now)
+            for (index, item) in zip(indices, ran.items) { entries[index].item = item }
+            sagaStates = ran.written
         }
-        return PendingBatch(entries: entries, now: now, multipleAcks: multipleAcks, started: started)
+        return PendingBatch(entries: entries, sagaStates: sagaStates, now: now, multipleAcks: multipleAcks,
+                            started: started)
     }
 
     /// The transaction; then which messages to publish for each entry.

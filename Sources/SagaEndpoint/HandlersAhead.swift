@@ -11,9 +11,13 @@ struct HandlersAhead: Sendable {
     let reader: SagaStateReader
     let timing: HandlerTiming
 
-    /// Sets `speculation` on the items whose sagas ran. Items parked for a delayed retry do not run;
-    /// when the states cannot be read, none does (the transaction runs them).
-    func run(_ items: [WorkItem], now: Date) async -> [WorkItem] {
+    /// Sets `speculation` on the items whose sagas ran, and returns the states they wrote. Items parked for
+    /// a delayed retry do not run; when the states cannot be read, none does (the transaction runs them).
+    /// `after` are the states the batch before wrote, if it ran ahead too and may still be committing:
+    /// its instances are taken from there rather than read (the reader would see them as they were before
+    /// that commit, and the transaction would then run their handlers again).
+    func run(_ items: [WorkItem], after previous: [SagaInstanceKey: StoredSaga?] = [:],
+             now: Date) async -> (items: [WorkItem], written: [SagaInstanceKey: StoredSaga?]) {
         var plans: [(index: Int, plan: SagaDispatchPlan)] = []
         var keys = Set<SagaInstanceKey>()
         for (index, item) in items.enumerated() where item.deferral == nil {
@@ -21,8 +25,10 @@ struct HandlersAhead: Sendable {
             plans.append((index, plan))
             keys.formUnion(plan.keys)
         }
-        guard !plans.isEmpty, let stored = await reader.load(keys) else { return items }
-        let states = SpeculativeSagaStates(stored: stored, readKeys: keys)
+        guard !plans.isEmpty, let stored = await reader.load(keys.filter { previous[$0] == nil }) else {
+            return (items, [:])
+        }
+        let states = SpeculativeSagaStates(stored: stored, readKeys: keys, inherited: previous)
         var items = items
         for (index, plan) in plans {
             let item = items[index]
@@ -33,6 +39,6 @@ struct HandlersAhead: Sendable {
                 }
             }
         }
-        return items
+        return (items, states.writtenStates)
     }
 }

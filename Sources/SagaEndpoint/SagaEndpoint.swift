@@ -129,13 +129,18 @@ public final class SagaEndpoint: Service, Sendable {
                 }
 
                 await withTaskCancellationHandler {
-                    // Three stages: while one batch publishes and waits for its confirms, the next one
-                    // runs its transaction (on the SQLite thread), and the one after that its handlers
-                    // (on the pool). Batches commit and settle in order, so an ack with `multiple` never
-                    // covers a delivery of a later, unsettled batch.
+                    // Under load, three stages: while one batch publishes and waits for its confirms, the
+                    // next one runs its transaction (on the SQLite thread), and the one after that its
+                    // handlers (on the pool, `HandlersAhead`). Under light load (a batch that is not full)
+                    // two: handlers and transaction together on the SQLite thread, while the batch before
+                    // publishes; the overlap would not pay there, and a small batch waiting behind a commit
+                    // only adds latency. Batches commit and settle in order, so an ack with `multiple`
+                    // never covers a delivery of a later, unsettled batch.
                     var committing: Task<[BatchPipeline.PreparedBatch], Never>?
                     var finishing: Task<Void, Never>?
                     var finishingBefore: Task<Void, Never>?
+                    // The batch before, when its handlers ran ahead: its commit may still be running.
+                    var previousPending: BatchPipeline.PendingBatch?
                     while let batch = await work.next(limit: max(1, configuration.batchSize)) {
                         let prepared: Task<[BatchPipeline.PreparedBatch], Never>
                         if BatchPipeline.containsRedelivery(batch) {
@@ -143,8 +148,18 @@ public final class SagaEndpoint: Service, Sendable {
                             await finishing?.value
                             let stages = await pipeline.prepare(batch)
                             prepared = Task { stages }
+                            previousPending = nil
+                        } else if batch.count < configuration.batchSize || !configuration.handlersAheadOfCommit {
+                            _ = await committing?.value
+                            let stages = await pipeline.prepare(batch)
+                            prepared = Task { stages }
+                            previousPending = nil
+                            // The next batch collects what arrives while this one publishes: fewer, larger
+                            // commits (each costs an fsync) and less latency than taking it right away.
+                            await finishing?.value
                         } else {
-                            let pending = await pipeline.handle(batch)
+                            let pending = await pipeline.handle(batch, after: previousPending)
+                            previousPending = pending
                             let previous = committing
                             prepared = Task {
                                 _ = await previous?.value

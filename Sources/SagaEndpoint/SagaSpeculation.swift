@@ -58,11 +58,17 @@ final class SpeculativeSagaStates: SagaPersistence {
     /// How to take back the current message's overlay changes when its handlers fail.
     private var undo: [(key: SagaInstanceKey, previous: StoredSaga??)] = []
 
-    /// `stored` holds the instances found among `readKeys`; a key without an entry had none.
-    init(stored: [SagaInstanceKey: StoredSaga], readKeys: Set<SagaInstanceKey>) {
+    /// `stored` holds the instances found among `readKeys`; a key without an entry had none. `inherited`
+    /// are the writes of the batch before, which was still committing when the states were read.
+    init(stored: [SagaInstanceKey: StoredSaga], readKeys: Set<SagaInstanceKey>,
+         inherited: [SagaInstanceKey: StoredSaga?] = [:]) {
         self.stored = stored
         self.readKeys = readKeys
+        self.overlay = inherited
     }
+
+    /// Every instance written so far, with what it became (nil: deleted): for the batch after.
+    var writtenStates: [SagaInstanceKey: StoredSaga?] { overlay }
 
     /// Runs one message's sagas and returns what they read and did. A message whose handlers throw leaves
     /// no trace for the messages after it.
