@@ -91,8 +91,9 @@ enum SagaBench {
         // Half of the maximum rate measured for case (b) in this run.
         if options.latencySeconds > 0, let start = results.first(where: { $0.name == TransferStartLoop().name }),
            start.median > 0 {
-            let rate = start.median / 2
-            say("\nlatency of '\(start.name)' at half its median rate: \(Stats.format(rate)) msg/s for "
+            let rate = options.latencyRate ?? start.median / 2
+            say("\nlatency of '\(start.name)' at \(options.latencyRate == nil ? "half its median rate" : "a fixed rate"): "
+                + "\(Stats.format(rate)) msg/s for "
                 + "\(options.latencySeconds) s")
             summary.latency = try await LatencyProbe.run(context, rate: rate, seconds: options.latencySeconds)
         }

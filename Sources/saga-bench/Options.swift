@@ -12,6 +12,8 @@ struct Options {
     var only: [String] = []
     var ctl: String?
     var latencySeconds = 10.0
+    /// A fixed rate for the latency run instead of half the measured one (to compare two builds).
+    var latencyRate: Double?
     var liveSagas = 1_000_000
     var soakMessages = 1_000_000
     var soakChunk = 50_000
@@ -23,7 +25,8 @@ struct Options {
 
     static let usage = """
         usage: saga-bench [--messages N] [--rounds R] [--batch B] [--prefetch P] [--body-size S] [--url URL]
-                          [--ctl CMD] [--case NAME] [--latency-seconds S] [--live-sagas N]
+                          [--ctl CMD] [--case NAME] [--latency-seconds S] [--latency-rate R]
+                          [--live-sagas N]
                           [--soak-messages N] [--soak-chunk N]
 
           --messages N         messages handled per case and run (default 20000; the transfer flow runs N/5
@@ -41,6 +44,7 @@ struct Options {
                                `--case scale` (1,000,000 live sagas vs an empty store) and `--case soak`
                                (RSS and table sizes over 1,000,000 messages) are opt-in suites
           --latency-seconds S  length of the half-load latency run after the rounds (default 10; 0: none)
+          --latency-rate R     run it at R msg/s instead of half of case (b)'s median (to compare builds)
           --live-sagas N       sagas in the store of the scale suite (default 1000000)
           --soak-messages N    messages through the soak (default 1000000), in chunks of --soak-chunk
                                (default 50000)
@@ -79,6 +83,12 @@ struct Options {
                     throw BenchmarkError("--latency-seconds must be a number of seconds, not '\(text)'")
                 }
                 options.latencySeconds = seconds
+            case "--latency-rate":
+                let text = try value(argument)
+                guard let rate = Double(text), rate.isFinite, rate > 0 else {
+                    throw BenchmarkError("--latency-rate must be a positive number of messages per second, not '\(text)'")
+                }
+                options.latencyRate = rate
             case "--live-sagas": options.liveSagas = try positive(argument)
             case "--soak-messages": options.soakMessages = try positive(argument)
             case "--soak-chunk": options.soakChunk = try positive(argument)
