@@ -1,0 +1,86 @@
+import AMQPTransport
+import Foundation
+import Logging
+import SagaStore
+import Sagas
+
+/// The stages before a batch's handlers: counting redeliveries, turning deliveries and due rows into
+/// work items, and the stateless handlers.
+extension BatchPipeline {
+    /// A message that kills the process (rather than throwing) comes back redelivered after every restart.
+    /// Redeliveries are counted in SQLite before processing, so the count survives the crash; past
+    /// `maxDeliveries` the message goes to the error queue instead of crash-looping the endpoint.
+    /// Quorum queues count for us (`x-delivery-count`).
+    func divertPoisonMessages(_ entries: inout [Entry], now: Date) async {
+        var counted: [Int] = []
+        for index in entries.indices {
+            guard let delivery = entries[index].delivery, delivery.redelivered, entries[index].item != nil else { continue }
+            entries[index].item?.wasRedelivered = true
+            if let brokerCount = delivery.properties.headers?["x-delivery-count"]?.intValue {
+                entries[index].deliveries = brokerCount + 1
+            } else {
+                counted.append(index)
+            }
+        }
+        if !counted.isEmpty {
+            let counts = await store.countDeliveries(counted.map { entries[$0].incoming!.messageId }, now: now)
+            for index in counted { entries[index].deliveries = counts[entries[index].incoming!.messageId] }
+        }
+        for index in entries.indices {
+            guard let deliveries = entries[index].deliveries, deliveries > configuration.maxDeliveries else { continue }
+            entries[index].rejection = RejectionReason(
+                kind: "PoisonMessage",
+                detail: "delivered \(deliveries) times without its processing completing (the process may be crashing on it)")
+            entries[index].item = nil
+            entries[index].poison = true
+        }
+    }
+
+    func translate(_ entries: inout [Entry]) {
+        for index in entries.indices {
+            switch entries[index].source {
+            case .delivery(let delivery):
+                metrics.received.increment()
+                do {
+                    let incoming = try MessageTranslation.incoming(
+                        delivery, maxBodyBytes: configuration.maxBodyBytes, registry: dispatcher.registry)
+                    entries[index].incoming = incoming
+                    entries[index].item = WorkItem(incoming: incoming)
+                } catch {
+                    entries[index].rejection = error
+                }
+            case .due(let row):
+                let incoming = MessageTranslation.incoming(row)
+                entries[index].incoming = incoming
+                entries[index].item = WorkItem(incoming: incoming, timeoutRow: row.key)
+                if !row.sagaType.isEmpty { metrics.timeoutsFired.increment() }
+            }
+            tracing?.start(&entries[index])
+        }
+    }
+
+    func runStatelessHandlers(_ entries: inout [Entry], now: Date) async {
+        // Only messages still headed for processing: a rejected one (a poison message) must not run.
+        let needing = entries.indices.filter { index in
+            guard entries[index].item != nil, let incoming = entries[index].incoming else { return false }
+            return dispatcher.hasStatelessHandlers(for: incoming)
+        }
+        guard !needing.isEmpty else { return }
+        // A duplicate must not call an integration (an HTTP API) again: skip it, the transaction will
+        // recognise it and re-publish what the first processing emitted.
+        let seen = await store.inboxContains(needing.map { entries[$0].incoming!.messageId })
+        for index in needing where !seen.contains(entries[index].incoming!.messageId) {
+            do {
+                let incoming = entries[index].incoming!
+                let tracing = entries[index].item?.tracing
+                let outgoing = try await HandlerTiming(timer: metrics.handlerDuration).stateless {
+                    try await dispatcher.runStatelessHandlers(incoming, now: now, tracing: tracing)
+                }
+                entries[index].item?.statelessOutgoing = outgoing
+            } catch {
+                entries[index].handlerError = error
+                entries[index].item = nil
+            }
+        }
+    }
+}
