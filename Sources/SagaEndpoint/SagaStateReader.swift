@@ -19,8 +19,10 @@ actor SagaStateReader {
         self.executor = DedicatedThreadExecutor(name: "sqlite-read")
         var options = SagaStore.Options()
         options.busyTimeout = busyTimeout
-        // Only the recent and upper index pages matter; the writer keeps its own cache.
-        options.cacheSizeKiB = 16 * 1024
+        // Small: in WAL mode a connection drops its whole page cache when it starts reading after another
+        // connection committed, which the writer does between two loads, so the cache only serves one
+        // load (a batch's keys: the index's upper pages and up to a leaf per key, well under 4 MiB).
+        options.cacheSizeKiB = 4 * 1024
         self.store = try SagaStore(path: path, options: options, logger: logger)
         self.logger = logger
     }
