@@ -51,8 +51,13 @@ struct UnreadSagaState: Error {
 final class SpeculativeSagaStates: SagaPersistence {
     private let stored: [SagaInstanceKey: StoredSaga]
     private let readKeys: Set<SagaInstanceKey>
-    /// Writes of earlier messages of the batch; `.some(nil)` is a deleted instance.
+    /// Writes of earlier messages of the batch, over those of the batch before; `.some(nil)` is a deleted
+    /// instance.
     private var overlay: [SagaInstanceKey: StoredSaga?] = [:]
+    /// Only this batch's writes (of messages whose handlers succeeded): what the batch after inherits.
+    /// Not the inherited ones too: those are committed by then, and passing them on batch after batch
+    /// would grow without bound and keep a stale state alive after a message ran again in its commit.
+    private(set) var writtenStates: [SagaInstanceKey: StoredSaga?] = [:]
     private var reads: [(key: SagaInstanceKey, identity: SagaIdentity?)] = []
     private var writes: [SagaWrite] = []
     /// How to take back the current message's overlay changes when its handlers fail.
@@ -67,8 +72,7 @@ final class SpeculativeSagaStates: SagaPersistence {
         self.overlay = inherited
     }
 
-    /// Every instance written so far, with what it became (nil: deleted): for the batch after.
-    var writtenStates: [SagaInstanceKey: StoredSaga?] { overlay }
+
 
     /// Runs one message's sagas and returns what they read and did. A message whose handlers throw leaves
     /// no trace for the messages after it.
@@ -78,6 +82,12 @@ final class SpeculativeSagaStates: SagaPersistence {
         undo = []
         do {
             let invocations = try body(self)
+            for write in writes {
+                switch write {
+                case .insert(let saga), .update(let saga, _): writtenStates[saga.key] = .some(saga)
+                case .delete(let key, _): writtenStates[key] = .some(nil)
+                }
+            }
             return SagaSpeculation(outcome: .ran(invocations, writes: writes), reads: reads)
         } catch {
             for change in undo.reversed() { overlay[change.key] = change.previous }

@@ -116,6 +116,11 @@ struct HandlersAheadTests {
         _ = await fixture.worker.processBatch(third.items, now: Date())
         #expect(await fixture.worker.handlerReruns == 0)
         #expect(try fixture.order("o1") == OrderSaga(orderId: "o1"), "started again")
+        // A batch passes on only its own writes: the second batch wrote o1, not o2.
+        let fourth = try await fixture.ahead.run([Self.item("m6", OrderSaga.Placed(orderId: "o2", remindAfterMs: nil))],
+                                                 after: third.written, now: Date())
+        #expect(Set(second.written.keys) == [SagaInstanceKey(sagaType: OrderSaga.sagaType, correlationId: "o1")])
+        #expect(Set(fourth.written.keys) == [SagaInstanceKey(sagaType: OrderSaga.sagaType, correlationId: "o2")])
     }
 
     @Test("an instance replaced by a new one at the same version is not mistaken for the one that was read")
