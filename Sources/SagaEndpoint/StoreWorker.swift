@@ -144,15 +144,18 @@ actor StoreWorker {
             try store.scheduleTimeout(deferral)
             return .deferred
         }
-        if let speculation = item.speculation {
-            if let result = try apply(speculation, of: item, now: now) { return result }
-            handlerReruns += 1
-            rerunCounter?.increment()
+        if let speculation = item.speculation, let result = try apply(speculation, of: item, now: now) {
+            return result
         }
         // The inbox row comes first: one statement tells a duplicate, and the savepoint removes the row
         // again if the handling fails.
         if try !store.recordInboxIfAbsent(messageId: incoming.messageId, queue: incoming.queue, at: now) {
             return try duplicate(item)
+        }
+        if item.speculation != nil {
+            // Its handlers ran ahead on a state that has changed since: they run again, here.
+            handlerReruns += 1
+            rerunCounter?.increment()
         }
         let invocations = try handlerTiming.sagas {
             try dispatcher.dispatchToSagas(incoming, persistence: SQLitePersistence(store: store), now: now,

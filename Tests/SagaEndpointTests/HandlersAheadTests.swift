@@ -95,6 +95,15 @@ struct HandlersAheadTests {
         #expect(await fixture.worker.handlerReruns == 1)
         #expect(try fixture.order("o1")?.reminders == 2, "both reminders counted")
         #expect(try fixture.version("o1") == 3)
+        // A copy of a message whose read-ahead state changed is a duplicate: nothing runs again.
+        let copy = try await fixture.ahead.run([Self.reminder("m2", order: "o1")], now: Date()).items
+        _ = await fixture.worker.processBatch([try Self.reminder("m4", order: "o1")], now: Date())
+        let again = await fixture.worker.processBatch(copy, now: Date())
+        guard case .duplicate = again[0] else {
+            Issue.record("unexpected \(again)")
+            return
+        }
+        #expect(await fixture.worker.handlerReruns == 1)
     }
 
     @Test("the next batch takes the states the batch still committing wrote: no stale read, nothing rerun")
