@@ -143,14 +143,11 @@ public final class SagaEndpoint: Service, Sendable {
                     var previousPending: BatchPipeline.PendingBatch?
                     while let batch = await work.next(limit: max(1, configuration.batchSize)) {
                         let prepared: Task<[BatchPipeline.PreparedBatch], Never>
-                        if BatchPipeline.containsRedelivery(batch) {
-                            // Everything before settles first (see `prepare`).
-                            await finishing?.value
-                            let stages = await pipeline.prepare(batch)
-                            prepared = Task { stages }
-                            previousPending = nil
-                        } else if batch.count < configuration.batchSize || !configuration.handlersAheadOfCommit {
-                            _ = await committing?.value
+                        let redelivery = BatchPipeline.containsRedelivery(batch)
+                        if redelivery || batch.count < configuration.batchSize || !configuration.handlersAheadOfCommit {
+                            // Before a redelivery everything settles first (see `prepare`); otherwise the
+                            // commit before this one must have ended.
+                            if redelivery { await finishing?.value } else { _ = await committing?.value }
                             let stages = await pipeline.prepare(batch)
                             prepared = Task { stages }
                             previousPending = nil

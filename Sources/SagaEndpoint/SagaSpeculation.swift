@@ -72,8 +72,6 @@ final class SpeculativeSagaStates: SagaPersistence {
         self.overlay = inherited
     }
 
-
-
     /// Runs one message's sagas and returns what they read and did. A message whose handlers throw leaves
     /// no trace for the messages after it.
     func speculate(_ body: (SpeculativeSagaStates) throws -> [SagaInvocation]) -> SagaSpeculation {

@@ -36,6 +36,12 @@ struct HandlersAheadTests {
             }
         }
 
+        /// Commits `OrderSaga.Placed` for `order` the ordinary way (handlers inside the transaction).
+        func place(_ order: String, messageId: String) async throws {
+            let placed = try HandlersAheadTests.item(messageId, OrderSaga.Placed(orderId: order, remindAfterMs: nil))
+            _ = await worker.processBatch([placed], now: Date())
+        }
+
         func version(_ id: String) throws -> Int? {
             try SagaStore(path: path).loadSaga(type: OrderSaga.sagaType, correlationId: id)?.version
         }
@@ -81,8 +87,7 @@ struct HandlersAheadTests {
     func staleReadRunsAgain() async throws {
         let fixture = try Fixture()
         defer { fixture.remove() }
-        _ = await fixture.worker.processBatch([try Self.item("m1", OrderSaga.Placed(orderId: "o1", remindAfterMs: nil))],
-                                              now: Date())
+        try await fixture.place("o1", messageId: "m1")
         // Read ahead while the order has no reminder yet...
         let ahead = try await fixture.ahead.run([Self.reminder("m2", order: "o1")], now: Date()).items
         // ...then the previous batch commits one.
@@ -110,8 +115,7 @@ struct HandlersAheadTests {
     func nextBatchInheritsWrites() async throws {
         let fixture = try Fixture()
         defer { fixture.remove() }
-        _ = await fixture.worker.processBatch([try Self.item("m1", OrderSaga.Placed(orderId: "o1", remindAfterMs: nil))],
-                                              now: Date())
+        try await fixture.place("o1", messageId: "m1")
         let first = try await fixture.ahead.run([Self.reminder("m2", order: "o1")], now: Date())
         // Read ahead while the first batch has not committed yet.
         let second = try await fixture.ahead.run([Self.reminder("m3", order: "o1"),
@@ -136,8 +140,7 @@ struct HandlersAheadTests {
     func replacedInstanceRunsAgain() async throws {
         let fixture = try Fixture()
         defer { fixture.remove() }
-        _ = await fixture.worker.processBatch([try Self.item("m1", OrderSaga.Placed(orderId: "o1", remindAfterMs: nil))],
-                                              now: Date())
+        try await fixture.place("o1", messageId: "m1")
         let ahead = try await fixture.ahead.run([Self.item("m2", OrderSaga.Paid(orderId: "o1"))], now: Date()).items
         // Completed and started again: a new instance, at version 1 like the one read.
         _ = await fixture.worker.processBatch([try Self.item("m3", OrderSaga.Close(orderId: "o1")),
@@ -156,8 +159,7 @@ struct HandlersAheadTests {
     func failuresAndDuplicates() async throws {
         let fixture = try Fixture()
         defer { fixture.remove() }
-        _ = await fixture.worker.processBatch([try Self.item("m1", OrderSaga.Placed(orderId: "o1", remindAfterMs: nil))],
-                                              now: Date())
+        try await fixture.place("o1", messageId: "m1")
         var malformed = try Self.item("m3", OrderSaga.Placed(orderId: "o3", remindAfterMs: nil))
         malformed.incoming.body = Data("{".utf8)
         let items = try await fixture.ahead.run([
