@@ -51,7 +51,7 @@ enum SoakRun {
             while result.messages < total {
                 let count = min(chunk, total - result.messages)
                 let chunkStarted = ContinuousClock.now
-                try await TransferTopology.publish(TransferTopology.requests(count), on: admin)
+                try await TransferTopology.publishRequests(count, on: admin)
                 try await TransferTopology.waitFor(count, in: TransferTopology.bank, on: admin, poll: .milliseconds(20))
                 try await TransferTopology.purge(admin)
                 let rate = Stats.rate(messages: count, elapsed: ContinuousClock.now - chunkStarted)

@@ -18,7 +18,7 @@ struct TransferFlowLoop: BenchmarkCase {
 
     func prepare(_ admin: AMQPConnection, _ context: BenchmarkContext) async throws {
         try await TransferTopology.purge(admin)
-        try await TransferTopology.publish(TransferTopology.requests(Self.transfers(context)), on: admin)
+        try await TransferTopology.publishRequests(Self.transfers(context), on: admin)
     }
 
     func run(_ context: BenchmarkContext) async throws -> RunResult {

@@ -41,7 +41,7 @@ struct TransferStartLoop: BenchmarkCase {
 
     func prepare(_ admin: AMQPConnection, _ context: BenchmarkContext) async throws {
         try await TransferTopology.purge(admin)
-        try await TransferTopology.publish(TransferTopology.requests(context.messages), on: admin)
+        try await TransferTopology.publishRequests(context.messages, on: admin)
     }
 
     func run(_ context: BenchmarkContext) async throws -> RunResult {

@@ -45,8 +45,8 @@ enum TransferTopology {
 
     /// `count` transfer requests between ordinary accounts (the bank accepts every one), with random ids
     /// like real clients would use (random keys into the store's indexes, not appends).
-    static func requests(_ count: Int) -> [TransferRequested] {
-        (0..<count).map { index in
+    static func requests(_ count: Int, startingAt first: Int = 0) -> [TransferRequested] {
+        (first..<first + count).map { index in
             TransferRequested(transferId: UUID().uuidString.lowercased(), fromAccount: "acct-\(index % 1000)",
                               toAccount: "acct-\((index + 1) % 1000)", amount: 100 + index % 900)
         }
@@ -63,6 +63,18 @@ enum TransferTopology {
             guard await admin.publish(messages).allSatisfy(\.isConfirmed) else {
                 throw BenchmarkError("publishing TransferRequested to \(transfers) was not confirmed")
             }
+        }
+    }
+
+    /// Publishes `count` fresh transfer requests, building them a chunk at a time: the soak's chunks of
+    /// 50,000 built at once were a transient ~8 MiB in this process, which glibc did not always return,
+    /// so the soak's RSS samples jumped between two levels depending on when they were taken.
+    static func publishRequests(_ count: Int, on admin: AMQPConnection) async throws {
+        var published = 0
+        while published < count {
+            let chunk = min(1000, count - published)
+            try await publish(requests(chunk, startingAt: published), on: admin)
+            published += chunk
         }
     }
 
