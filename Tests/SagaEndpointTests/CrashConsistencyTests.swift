@@ -62,4 +62,67 @@ struct CrashConsistencyTests {
         #expect(try await harness.depth("transfers.error") == 0)
         await harness.tearDown()
     }
+
+    /// The same under load: a backlog of full batches takes the three-stage path (handlers of the next
+    /// batch run while one commits and the one before publishes), and the process dies at the third pass
+    /// of a point, with batches on both sides of it in flight. A command may then go out twice (some batch
+    /// was between sending and confirming), always under the same id; nothing else may differ from one
+    /// processing per request.
+    @Test("a crash in the middle of a backlog of full batches, then a restart: one processing per message",
+          arguments: ["after-receive", "after-commit", "after-publish", "after-confirm"])
+    func crashAmidFullBatches(point: String) async throws {
+        let harness = try await EndpointHarness.make()
+        let count = 60
+        let requests = (0..<count).map { index in
+            (id: "req-\(index)", transfer: TransferRequested(transferId: "t-\(index)", fromAccount: "alice",
+                                                            toAccount: "bob", amount: 10 + index))
+        }
+        // The backlog is there before the endpoint starts, so its batches are full from the first one.
+        for request in requests {
+            try await harness.send(request.transfer, to: "transfers", messageId: request.id)
+        }
+        let arguments = ["--bank-timeout", "600", "--batch-size", "10"]
+        let crashing = try await harness.startedFixture(
+            app: "transfer", database: "sagas", environment: ["SAGA_CRASH_POINT": point, "SAGA_CRASH_AFTER": "3"],
+            extraArguments: arguments)
+        _ = try await harness.exitStatus(crashing, timeout: .seconds(30))
+        #expect(crashing.terminatedBySignal, "killed at \(point)")
+        #expect(crashing.errorOutput().contains("crash point \(point) reached"))
+
+        let restarted = try await harness.startedFixture(app: "transfer", database: "sagas", extraArguments: arguments)
+        try await waitUntil(timeout: .seconds(30), message: "the restarted endpoint did not finish the backlog") {
+            try await harness.withStore("sagas") { store in
+                try store.connection.query("SELECT count(*) FROM inbox")[0][0].integerValue == Int64(count)
+                    && store.outboxBacklog() == 0
+            }
+        }
+        #expect(try await harness.terminate(restarted) == 0)
+        #expect(try await harness.depth("transfers") == 0, "every request was acknowledged")
+        #expect(try await harness.depth("transfers.error") == 0)
+
+        let debits = try await harness.drain("bank")
+        let idsByTransfer = Dictionary(grouping: try debits.map { debit in
+            (try debit.decode(DebitAccount.self).transferId, debit.properties.messageId)
+        }, by: \.0).mapValues { Set($0.map(\.1)) }
+        for (index, request) in requests.enumerated() {
+            #expect(idsByTransfer["t-\(index)"] == [outgoingId(request.id, "TransferSaga", "1")], "debits of t-\(index)")
+        }
+        #expect(idsByTransfer.count == count)
+
+        let (sagas, timeouts, outbox, inbox) = try await harness.withStore("sagas") { store in
+            (try store.listSagas(type: TransferSaga.sagaType).map(\.version),
+             try store.connection.query("SELECT count(*) FROM timeouts")[0][0].integerValue,
+             try store.connection.query("SELECT count(*) FROM outbox")[0][0].integerValue,
+             Set(try store.connection.query("SELECT message_id FROM inbox").map { $0[0].textValue ?? "" }))
+        }
+        #expect(sagas == Array(repeating: 1, count: count), "one processing per request: version 1 each")
+        #expect(timeouts == Int64(count))
+        #expect(outbox == Int64(count))
+        #expect(inbox == Set(requests.map(\.id)))
+        for index in [0, count / 2, count - 1] {
+            let transfer = try #require(try await harness.state(TransferSaga.self, "t-\(index)", in: "sagas"))
+            #expect(transfer.step == .debiting && transfer.attempts == 1)
+        }
+        await harness.tearDown()
+    }
 }
