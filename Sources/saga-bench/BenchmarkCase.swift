@@ -21,6 +21,8 @@ struct BenchmarkContext: Sendable {
     /// Whether the reference app's fixed queue names (`transfers`, `bank`, `transfers.events`) are free
     /// to declare, purge and delete here (a vhost of the bench's own, or one checked to be unused).
     let ownsTransferTopology: Bool
+    /// The endpoints' `durableCommits` (false: `--relaxed-commits`).
+    var durableCommits = true
 }
 
 /// One way of moving the messages, timed by the driver's alternating rounds.

@@ -53,11 +53,12 @@ enum SagaBench {
             }
             say("saga-bench: \(options.messages) messages per case and run, batches of \(options.batchSize), "
                 + "prefetch \(options.prefetch), \(options.rounds) rounds against \(configuration.redactedURL)"
+                + (options.durableCommits ? "" : ", RELAXED commits (no fsync per commit; not the default)")
                 + (vhost.map { " (vhost \($0.name), deleted at the end)" } ?? ""))
             let context = BenchmarkContext(
                 configuration: configuration, queueA: queueA, queueB: queueB, messages: options.messages,
                 batchSize: options.batchSize, prefetch: options.prefetch, bodySize: options.bodySize,
-                ownsTransferTopology: ownsTransferTopology)
+                ownsTransferTopology: ownsTransferTopology, durableCommits: options.durableCommits)
             try await runSuites(options, admin, context, &summary)
         } catch {
             await cleanUp(admin, [queueA, queueB], transferTopology: declaredTransferTopology)

@@ -17,6 +17,7 @@ struct RunningEndpoint {
                                                   databasePath: databasePath)
         configuration.batchSize = context.batchSize
         configuration.prefetch = context.prefetch
+        configuration.durableCommits = context.durableCommits
         configuration.connectionName = name
         return configuration
     }
