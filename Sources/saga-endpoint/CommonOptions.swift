@@ -28,7 +28,12 @@ struct AMQPOptions: ParsableArguments {
     }
 
     /// The URI with its password hidden, for messages.
-    var redactedURL: String { (try? AMQPConfiguration(url: url).redactedURL) ?? AMQPConfiguration.redact(url) }
+    var redactedURL: String { Self.redacted(url) }
+
+    /// `url` with its password hidden, for messages.
+    static func redacted(_ url: String) -> String {
+        (try? AMQPConfiguration(url: url).redactedURL) ?? AMQPConfiguration.redact(url)
+    }
 
     func validate() throws {
         do {

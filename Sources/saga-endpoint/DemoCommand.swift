@@ -62,7 +62,7 @@ struct DemoCommand: AsyncParsableCommand {
             "publications": "\(workload.publications.count)",
         ])
         let topology = try topologyOptions.load(logger: logger)
-        let connection = try await BrokerConnection.open(amqp, name: "saga-endpoint-demo", logger: logger)
+        let connection = try await BrokerConnection.open(url: amqp.url, name: "saga-endpoint-demo", logger: logger)
         let supervisor = ChildSupervisor()
         var directory: String?
         let outcome: DemoSummary, exits: [ChildSupervisor.Exit]

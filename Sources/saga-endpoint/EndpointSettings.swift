@@ -34,22 +34,8 @@ extension EndpointSettings {
     /// Resolves every setting (see `SettingLayers`); the first invalid one throws, naming its source.
     init(amqp: AMQPOptions, database: DatabaseSource, logging: LoggingOptions, endpoint: EndpointOptions,
          layers: SettingLayers) throws {
-        let url = try layers.resolve(flag: amqp.urlOption, flagName: "--amqp-url", environmentVariable: "AMQP_URL",
-                                     parse: { $0 }, fromFile: { $0.string(.amqpURL) }, key: .amqpURL,
-                                     default: AMQPOptions.defaultURL)
-        do {
-            _ = try AMQPConfiguration(url: url.value)
-        } catch {
-            // AMQPError's message already hides the password.
-            throw ValidationError("invalid \(url.source): \(error)")
-        }
-        amqpURL = url.value
-
-        let path = try layers.resolve(flag: database.flag, flagName: "--database",
-                                      environmentVariable: database.environmentVariable, parse: { $0 },
-                                      fromFile: { $0.string(.database) }, key: .database, default: database.defaultPath)
-        try DatabaseOptions.check(path: path.value, source: path.source)
-        databasePath = path.value
+        amqpURL = try amqp.resolveURL(layers)
+        databasePath = try DatabaseOptions.resolve(database, layers)
 
         logLevel = try layers.resolve(
             flag: try logging.levelOption.map { text in

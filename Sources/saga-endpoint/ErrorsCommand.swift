@@ -23,30 +23,32 @@ struct ErrorsCommand: AsyncParsableCommand {
         @Option(name: .customLong("queue"), help: "The error queue.") var queue = "transfers.error"
     }
 
-    struct List: AsyncParsableCommand {
+    struct List: AsyncParsableCommand, BrokerCommand {
         static let configuration = CommandConfiguration(
             abstract: "One JSON object per message (id, type, reason, attempts, original queue, times); the messages stay.")
         @OptionGroup var amqp: AMQPOptions
+        @OptionGroup var config: ConfigOptions
         @OptionGroup var logging: LoggingOptions
         @OptionGroup var target: QueueOptions
         @Option(help: "At most this many messages.") var limit = 100
 
         func run() async throws {
-            try await ErrorsCommand.withAdmin(amqp, logging, target) { admin in
+            try await ErrorsCommand.withAdmin(try brokerURL(), logging, target) { admin in
                 for entry in try await admin.list(limit: limit) { print(try ErrorsCommand.json(entry, withBody: false)) }
             }
         }
     }
 
-    struct Show: AsyncParsableCommand {
+    struct Show: AsyncParsableCommand, BrokerCommand {
         static let configuration = CommandConfiguration(abstract: "One message with its headers and body, by message id.")
         @OptionGroup var amqp: AMQPOptions
+        @OptionGroup var config: ConfigOptions
         @OptionGroup var logging: LoggingOptions
         @OptionGroup var target: QueueOptions
         @Argument(help: "The message id.") var messageId: String
 
         func run() async throws {
-            try await ErrorsCommand.withAdmin(amqp, logging, target) { admin in
+            try await ErrorsCommand.withAdmin(try brokerURL(), logging, target) { admin in
                 guard let entry = try await admin.show(messageId: messageId) else {
                     throw CLIError("no message \(messageId) in \(target.queue)")
                 }
@@ -55,9 +57,10 @@ struct ErrorsCommand: AsyncParsableCommand {
         }
     }
 
-    struct Replay: AsyncParsableCommand {
+    struct Replay: AsyncParsableCommand, BrokerCommand {
         static let configuration = CommandConfiguration(abstract: "Move a message (or --all) back to its original queue.")
         @OptionGroup var amqp: AMQPOptions
+        @OptionGroup var config: ConfigOptions
         @OptionGroup var logging: LoggingOptions
         @OptionGroup var target: QueueOptions
         @Argument(help: "The message id (omit with --all).") var messageId: String?
@@ -68,7 +71,7 @@ struct ErrorsCommand: AsyncParsableCommand {
         }
 
         func run() async throws {
-            try await ErrorsCommand.withAdmin(amqp, logging, target) { admin in
+            try await ErrorsCommand.withAdmin(try brokerURL(), logging, target) { admin in
                 if all {
                     print("replayed \(try await admin.replayAll()) message(s) from \(target.queue)")
                 } else if let messageId {
@@ -81,23 +84,24 @@ struct ErrorsCommand: AsyncParsableCommand {
         }
     }
 
-    struct Purge: AsyncParsableCommand {
+    struct Purge: AsyncParsableCommand, BrokerCommand {
         static let configuration = CommandConfiguration(abstract: "Delete every message in the error queue.")
         @OptionGroup var amqp: AMQPOptions
+        @OptionGroup var config: ConfigOptions
         @OptionGroup var logging: LoggingOptions
         @OptionGroup var target: QueueOptions
 
         func run() async throws {
-            try await ErrorsCommand.withAdmin(amqp, logging, target) { admin in
+            try await ErrorsCommand.withAdmin(try brokerURL(), logging, target) { admin in
                 print("purged \(try await admin.purge()) message(s) from \(target.queue)")
             }
         }
     }
 
-    static func withAdmin(_ amqp: AMQPOptions, _ logging: LoggingOptions, _ target: QueueOptions,
+    static func withAdmin(_ url: String, _ logging: LoggingOptions, _ target: QueueOptions,
                           _ body: (ErrorQueueAdmin) async throws -> Void) async throws {
         let logger = logging.bootstrap()
-        let connection = try await BrokerConnection.open(amqp, name: "saga-endpoint-errors", logger: logger)
+        let connection = try await BrokerConnection.open(url: url, name: "saga-endpoint-errors", logger: logger)
         do {
             _ = try await connection.checkQueue(target.queue)
             try await body(ErrorQueueAdmin(connection: connection, errorQueue: target.queue))

@@ -14,13 +14,14 @@ struct SagasCommand: ParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Print one JSON object per live saga per line (nothing when there are none).")
         @OptionGroup var database: DatabaseOptions
+        @OptionGroup var config: ConfigOptions
         @OptionGroup var logging: LoggingOptions
         @Option(name: .customLong("type"), help: ArgumentHelp("Only sagas of this type (e.g. TransferSaga).", valueName: "type"))
         var sagaType: String?
 
         func run() throws {
             _ = logging.bootstrap()
-            guard let store = try SagaDatabase.open(database.path) else { return }
+            guard let store = try SagaDatabase.open(try database.resolvedPath(config: config)) else { return }
             defer { store.close() }
             for record in try store.listSagas(type: sagaType) {
                 print(try SagaDatabase.json(SagaDatabase.object(record), pretty: false))
@@ -32,22 +33,24 @@ struct SagasCommand: ParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Print one saga, with its pending timeouts, as a JSON object (exit 1 when not found).")
         @OptionGroup var database: DatabaseOptions
+        @OptionGroup var config: ConfigOptions
         @OptionGroup var logging: LoggingOptions
         @Argument(help: "The saga type, e.g. TransferSaga.") var type: String
         @Argument(help: "The correlation id, e.g. a transfer id.") var id: String
 
         func run() throws {
             _ = logging.bootstrap()
-            guard let store = try SagaDatabase.open(database.path) else { throw notFound() }
+            let path = try database.resolvedPath(config: config)
+            guard let store = try SagaDatabase.open(path) else { throw notFound(path) }
             defer { store.close() }
-            guard let record = try store.loadSaga(type: type, correlationId: id) else { throw notFound() }
+            guard let record = try store.loadSaga(type: type, correlationId: id) else { throw notFound(path) }
             var object = SagaDatabase.object(record)
             object["pendingTimeouts"] = try store.pendingTimeouts(sagaType: type, correlationId: id).map(SagaDatabase.object)
             print(try SagaDatabase.json(object, pretty: true))
         }
 
-        private func notFound() -> ExitCode {
-            printError("no live saga \(type) with correlation id '\(id)' in \(database.path)")
+        private func notFound(_ path: String) -> ExitCode {
+            printError("no live saga \(type) with correlation id '\(id)' in \(path)")
             return ExitCode.failure
         }
     }

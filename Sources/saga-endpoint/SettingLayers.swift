@@ -1,7 +1,8 @@
 import ArgumentParser
 import Foundation
 
-/// `--config` / `SAGA_CONFIG`: the optional JSON config file of `run` and `bank`.
+/// `--config` / `SAGA_CONFIG`: the optional JSON config file of `run` and `bank`; the operator commands
+/// read their broker URL and database from it too (ToolSettings.swift).
 struct ConfigOptions: ParsableArguments {
     static let environmentVariable = "SAGA_CONFIG"
 

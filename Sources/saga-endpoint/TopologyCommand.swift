@@ -11,17 +11,19 @@ struct TopologyCommand: AsyncParsableCommand {
         subcommands: [Declare.self, Verify.self, Export.self]
     )
 
-    struct Declare: AsyncParsableCommand {
+    struct Declare: AsyncParsableCommand, BrokerCommand {
         static let configuration = CommandConfiguration(
             abstract: "Declare every exchange, queue and binding (idempotent).")
         @OptionGroup var amqp: AMQPOptions
+        @OptionGroup var config: ConfigOptions
         @OptionGroup var topologyOptions: TopologyOptions
         @OptionGroup var logging: LoggingOptions
 
         func run() async throws {
             let logger = logging.bootstrap()
             let topology = try topologyOptions.load(logger: logger)
-            let connection = try await BrokerConnection.open(amqp, name: "saga-endpoint-topology", logger: logger)
+            let url = try brokerURL()
+            let connection = try await BrokerConnection.open(url: url, name: "saga-endpoint-topology", logger: logger)
             do {
                 try await TopologyActions.declare(topology, on: connection, logger: logger)
             } catch {
@@ -30,11 +32,11 @@ struct TopologyCommand: AsyncParsableCommand {
             }
             await connection.close()
             print("declared \(topology.exchanges.count) exchanges, \(topology.queues.count) queues, "
-                + "\(topology.bindings.count) bindings on \(amqp.redactedURL)")
+                + "\(topology.bindings.count) bindings on \(AMQPOptions.redacted(url))")
         }
     }
 
-    struct Verify: AsyncParsableCommand {
+    struct Verify: AsyncParsableCommand, BrokerCommand {
         static let configuration = CommandConfiguration(
             abstract: "Check that every exchange and queue exists with the same settings (changes nothing).",
             discussion: """
@@ -44,21 +46,23 @@ struct TopologyCommand: AsyncParsableCommand {
                 or different.
                 """)
         @OptionGroup var amqp: AMQPOptions
+        @OptionGroup var config: ConfigOptions
         @OptionGroup var topologyOptions: TopologyOptions
         @OptionGroup var logging: LoggingOptions
 
         func run() async throws {
             let logger = logging.bootstrap()
             let topology = try topologyOptions.load(logger: logger)
-            let connection = try await BrokerConnection.open(amqp, name: "saga-endpoint-verify", logger: logger)
+            let url = try brokerURL()
+            let connection = try await BrokerConnection.open(url: url, name: "saga-endpoint-verify", logger: logger)
             let problems = await TopologyActions.verify(topology, on: connection)
             await connection.close()
             for problem in problems { print(problem) }
             if problems.isEmpty {
                 print("ok: \(topology.exchanges.count) exchanges and \(topology.queues.count) queues match on "
-                    + "\(amqp.redactedURL) (\(topology.bindings.count) bindings not checkable over AMQP)")
+                    + "\(AMQPOptions.redacted(url)) (\(topology.bindings.count) bindings not checkable over AMQP)")
             } else {
-                printError("\(problems.count) problem(s) on \(amqp.redactedURL)")
+                printError("\(problems.count) problem(s) on \(AMQPOptions.redacted(url))")
                 throw ExitCode.failure
             }
         }
@@ -113,11 +117,6 @@ struct TopologyOptions: ParsableArguments {
 
 enum BrokerConnection {
     /// Connects (failing at once when the broker cannot be reached; later losses are recovered).
-    static func open(_ options: AMQPOptions, name: String, logger: Logger) async throws -> AMQPConnection {
-        try await open(url: options.url, name: name, logger: logger)
-    }
-
-    /// Connects to `url`, as `open(_:name:logger:)`.
     static func open(url: String, name: String, logger: Logger) async throws -> AMQPConnection {
         var configuration = try AMQPConfiguration(url: url)
         configuration.connectionName = name

@@ -5,7 +5,7 @@ import Logging
 import MoneyTransfer
 
 /// `transfer`: requests one transfer.
-struct TransferCommand: AsyncParsableCommand {
+struct TransferCommand: AsyncParsableCommand, BrokerCommand {
     static let configuration = CommandConfiguration(
         commandName: "transfer",
         abstract: "Send one TransferRequested to queue transfers and print its transfer id.",
@@ -16,6 +16,7 @@ struct TransferCommand: AsyncParsableCommand {
             """)
 
     @OptionGroup var amqp: AMQPOptions
+    @OptionGroup var config: ConfigOptions
     @OptionGroup var logging: LoggingOptions
     @Option(help: "Source account.") var from: String
     @Option(help: "Target account.") var to: String
@@ -35,7 +36,8 @@ struct TransferCommand: AsyncParsableCommand {
     func run() async throws {
         let logger = logging.bootstrap()
         let id = transferId ?? UUID().uuidString.lowercased()
-        let connection = try await BrokerConnection.open(amqp, name: "saga-endpoint-transfer", logger: logger)
+        let connection = try await BrokerConnection.open(url: try brokerURL(),
+                                                         name: "saga-endpoint-transfer", logger: logger)
         do {
             let status = try await send(id: id, on: connection)
             await connection.close()

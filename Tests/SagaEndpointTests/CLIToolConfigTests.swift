@@ -1,0 +1,67 @@
+// The operator commands (`errors`, `topology`, `transfer`, `sagas`) take their broker URL and database from
+// the same layers as `run`: flag, environment variable, config file (top level or `run` section), default.
+#if SAGA_ENDPOINT_CLI_TESTS
+import ArgumentParser
+import Foundation
+@testable import saga_endpoint
+import Testing
+
+@Suite struct CLIToolConfigTests {
+    static let commands: [[String]] = [
+        ["errors", "list"], ["errors", "show", "id-1"], ["errors", "replay", "--all"], ["errors", "purge"],
+        ["topology", "declare"], ["topology", "verify"], ["transfer", "--from", "a", "--to", "b", "--amount", "5"],
+    ]
+
+    func url(_ arguments: [String], environment: [String: String] = [:]) throws -> String {
+        let command = try #require(try SagaEndpointCLI.parseAsRoot(arguments) as? any BrokerCommand, "\(arguments)")
+        return try command.brokerURL(environment: environment)
+    }
+
+    func database(_ arguments: [String], environment: [String: String] = [:]) throws -> String {
+        let command = try SagaEndpointCLI.parseAsRoot(["sagas"] + arguments)
+        if let list = command as? SagasCommand.List {
+            return try list.database.resolvedPath(config: list.config, environment: environment)
+        }
+        let show = try #require(command as? SagasCommand.Show)
+        return try show.database.resolvedPath(config: show.config, environment: environment)
+    }
+
+    @Test(arguments: commands)
+    func theBrokerURLComesFromFlagThenEnvironmentThenFileThenDefault(command: [String]) throws {
+        let path = try CLIConfigFileTests().configFile(#"{"amqp-url": "amqp://file-host/"}"#)
+        #expect(try url(command + ["--config", path]) == "amqp://file-host/")
+        #expect(try url(command, environment: ["SAGA_CONFIG": path]) == "amqp://file-host/")
+        #expect(try url(command + ["--config", path], environment: ["AMQP_URL": "amqp://env-host/"]) == "amqp://env-host/")
+        #expect(try url(command + ["--config", path, "--amqp-url", "amqp://flag-host/"],
+                        environment: ["AMQP_URL": "amqp://env-host/"]) == "amqp://flag-host/")
+        #expect(try url(command) == AMQPOptions.defaultURL)
+    }
+
+    @Test func theRunSectionWinsOverTheTopLevel() throws {
+        let path = try CLIConfigFileTests().configFile(#"{"amqp-url": "amqp://top/", "run": {"amqp-url": "amqp://run-section/"}}"#)
+        #expect(try url(["errors", "list", "--config", path]) == "amqp://run-section/")
+    }
+
+    @Test func sagasReadsRunsDatabaseFromTheFile() throws {
+        let path = try CLIConfigFileTests().configFile(#"{"run": {"database": "run.sqlite"}, "bank": {"database": "bank.sqlite"}}"#)
+        #expect(try database(["list", "--config", path]) == "run.sqlite")
+        #expect(try database(["show", "TransferSaga", "t-1", "--config", path]) == "run.sqlite")
+        #expect(try database(["list", "--config", path], environment: ["SAGA_DATABASE": "env.sqlite"]) == "env.sqlite")
+        #expect(try database(["list", "--config", path, "--database", "flag.sqlite"]) == "flag.sqlite")
+        #expect(try database(["list"]) == DatabaseOptions.defaultPath)
+    }
+
+    @Test func aBadFileOrURLIsAnErrorNamingItsSource() throws {
+        let typo = try CLIConfigFileTests().configFile(#"{"amqp-ulr": "amqp://x/"}"#)
+        #expect(throws: ConfigFileError.self) { try url(["errors", "list", "--config", typo]) }
+        let invalid = try CLIConfigFileTests().configFile(#"{"amqp-url": "http://user:secret@host/"}"#)
+        do {
+            _ = try url(["topology", "declare", "--config", invalid])
+            Issue.record("an http URL was accepted")
+        } catch {
+            let message = SagaEndpointCLI.message(for: error)
+            #expect(message.contains("'amqp-url' in config file \(invalid)") && !message.contains("secret"), "\(message)")
+        }
+    }
+}
+#endif
