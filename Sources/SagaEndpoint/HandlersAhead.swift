@@ -32,10 +32,12 @@ struct HandlersAhead: Sendable {
         var items = items
         for (index, plan) in plans {
             let item = items[index]
+            var tracing = item.tracing
+            tracing?.aheadOfCommit = true
             items[index].speculation = states.speculate { states in
                 try timing.sagas {
                     try dispatcher.dispatchToSagas(plan, incoming: item.incoming, persistence: states, now: now,
-                                                   tracing: item.tracing)
+                                                   tracing: tracing)
                 }
             }
         }

@@ -39,6 +39,7 @@ enum HandlerSpan {
             attributes["saga.handler"] = handler
             attributes["saga.message_type"] = context.incoming.type
             attributes["messaging.message.id"] = context.incoming.messageId
+            if tracing.aheadOfCommit { attributes["saga.ahead_of_commit"] = true }
             if let saga = context.saga {
                 attributes["saga.type"] = saga.sagaType
                 attributes["saga.correlation_id"] = saga.correlationId

@@ -10,6 +10,10 @@ public import Tracing
 public struct MessageTracing: Sendable {
     public var tracer: any Tracer
     public var context: ServiceContext
+    /// The handlers run ahead of the transaction, which may discard their result and run them again
+    /// (SagaEndpoint under load): their spans carry `saga.ahead_of_commit = true`, so a message whose
+    /// handlers ran twice shows which run's messages were kept (the one without it).
+    public var aheadOfCommit = false
 
     public init(tracer: any Tracer, context: ServiceContext) {
         self.tracer = tracer

@@ -1,8 +1,10 @@
 import Foundation
+import InMemoryTracing
 import Logging
 import SagaStore
 import Sagas
 import Testing
+import Tracing
 @testable import SagaEndpoint
 
 /// Saga handlers that run before the transaction (on the pool, against states read on a second
@@ -180,5 +182,30 @@ struct HandlersAheadTests {
         #expect(try !store.inboxContains(messageId: "m2") && !store.inboxContains(messageId: "m3"))
         #expect(try store.inboxContains(messageId: "m4"))
         #expect(try fixture.version("o4") == 1)
+    }
+
+    @Test("handler spans say which run ran ahead: a message run again shows both, only the kept one without the mark")
+    func handlerSpansMarkTheRunAhead() async throws {
+        let fixture = try Fixture()
+        defer { fixture.remove() }
+        let tracer = InMemoryTracer()
+        func traced(_ item: WorkItem) -> WorkItem {
+            var item = item
+            item.tracing = MessageTracing(tracer: tracer, context: .topLevel)
+            return item
+        }
+        try await fixture.place("o1", messageId: "m1")
+        let ahead = try await fixture.ahead.run([traced(Self.reminder("m2", order: "o1")),
+                                                 traced(Self.item("m3", OrderSaga.Placed(orderId: "o2", remindAfterMs: nil)))],
+                                                now: Date()).items
+        _ = await fixture.worker.processBatch([try Self.reminder("m4", order: "o1")], now: Date())
+        _ = await fixture.worker.processBatch(ahead, now: Date())
+        #expect(await fixture.worker.handlerReruns == 1)
+        func marks(_ messageId: String) -> [Bool] {
+            tracer.finishedSpans.filter { $0.attributes.get("messaging.message.id") == .string(messageId) }
+                .map { $0.attributes.get("saga.ahead_of_commit") == .bool(true) }
+        }
+        #expect(marks("m2") == [true, false], "ran ahead, then again in the transaction")
+        #expect(marks("m3") == [true], "ran ahead and kept")
     }
 }
