@@ -55,7 +55,7 @@ struct EndpointLoop: BenchmarkCase {
         var polls = 0
         while try await admin.checkQueue(context.queueB).messageCount < context.messages {
             polls += 1
-            try await Task.sleep(for: .milliseconds(2))
+            try await Task.sleep(for: TransferTopology.completionPoll)
             if ContinuousClock.now - started > .seconds(600) {
                 running.cancel()
                 await admin.close()

@@ -41,7 +41,7 @@ struct TransferFlowLoop: BenchmarkCase {
                                               databasePath: scratch.path("transfers.sqlite"), name: "saga-bench-transfers"),
                 registry: MoneyTransferApp.registry(bankTimeout: TransferStartLoop.bankTimeout)))
             let started = ContinuousClock.now
-            try await TransferTopology.waitFor(transfers, in: TransferTopology.eventSink, on: admin, poll: .milliseconds(5))
+            try await TransferTopology.waitFor(transfers, in: TransferTopology.eventSink, on: admin, poll: TransferTopology.completionPoll)
             let elapsed = ContinuousClock.now - started
             try await TransferTopology.waitUntilEmpty(TransferTopology.transfers, on: admin)
             try await TransferTopology.waitUntilEmpty(TransferTopology.bank, on: admin)
