@@ -63,14 +63,14 @@ struct ConsumerCancelTests {
                 held.append(delivery)
                 if held.count == 2 { break }
             }
-            try await waitUntil(timeout: .seconds(5), message: "the 8 not taken ready again, no consumer") {
+            try await waitUntil(timeout: .seconds(20), message: "the 8 not taken ready again, no consumer") {
                 let state = try await connection.checkQueue(queue)
                 return state.messageCount == 8 && state.consumerCount == 0
             }
             // The two it took are still its own to settle.
             try await connection.ack(held[0].tag)
             try await connection.nack(held[1].tag, requeue: true)
-            try await waitUntil(timeout: .seconds(5), message: "9 ready") { try await connection.checkQueue(queue).messageCount == 9 }
+            try await waitUntil(timeout: .seconds(20), message: "9 ready") { try await connection.checkQueue(queue).messageCount == 9 }
 
             // A task cancelled while waiting for deliveries abandons its consumer too.
             let second = try await connection.consume(queue: queue, prefetch: 3)
@@ -79,11 +79,11 @@ struct ConsumerCancelTests {
                 for try await _ in second.deliveries { taken.withLock { $0 += 1 } }
                 return taken.withLock { $0 }
             }
-            try await waitUntil(timeout: .seconds(5), message: "the reader took 3") { taken.withLock { $0 } == 3 }
+            try await waitUntil(timeout: .seconds(20), message: "the reader took 3") { taken.withLock { $0 } == 3 }
             reader.cancel()
             #expect(try await reader.value == 3)
             // It took all three (and acknowledged none): they stay unacknowledged on its channel until settled.
-            try await waitUntil(timeout: .seconds(5), message: "no consumer left") {
+            try await waitUntil(timeout: .seconds(20), message: "no consumer left") {
                 try await connection.checkQueue(queue).consumerCount == 0
             }
             #expect(try await connection.checkQueue(queue).messageCount == 6)
@@ -106,7 +106,7 @@ struct ConsumerCancelTests {
                 for try await delivery in consumer.deliveries { received.append(delivery) }
                 if let last = received.last { try await connection.nack(last.tag, multiple: true, requeue: true) }
                 // Everything else must be back in the queue, not stuck unacknowledged on the channel.
-                try await waitUntil(timeout: .seconds(5), message: "all \(count) messages ready again") {
+                try await waitUntil(timeout: .seconds(20), message: "all \(count) messages ready again") {
                     try await connection.checkQueue(queue).messageCount == count
                 }
             }

@@ -23,7 +23,7 @@ struct AtomicityTests {
         // incoming id / handler / position: the same after any crash and re-processing.
         #expect(debit.properties.messageId == outgoingId("req-a", "TransferSaga", "1"))
         #expect(debit.properties.deliveryMode == .persistent)
-        try await waitUntil(timeout: .seconds(5)) {
+        try await waitUntil(timeout: .seconds(20)) {
             try await harness.rowCount("sagas", "outbox", where: "dispatched_at IS NOT NULL") == 1
         }
         let (inbox, outbox, timeouts, saga) = try await harness.withStore("sagas") { store in

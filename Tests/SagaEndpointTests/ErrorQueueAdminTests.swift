@@ -29,12 +29,12 @@ struct ErrorQueueAdminTests {
         #expect(listed.first?.reason == "boom")
         #expect(listed.first?.attempts == 6)
         // Browsing returns the messages to the queue (the count may lag: requeues travel another channel).
-        try await waitUntil(timeout: .seconds(5)) { try await harness.depth("transfers.error") == 2 }
+        try await waitUntil(timeout: .seconds(20)) { try await harness.depth("transfers.error") == 2 }
         #expect(try await admin.show(messageId: "m-2")?.reason == "bad")
 
         #expect(try await admin.replay(messageId: "m-1"))
         #expect(try await admin.replay(messageId: "missing") == false)
-        try await waitUntil(timeout: .seconds(5)) { try await harness.depth("transfers.error") == 1 }
+        try await waitUntil(timeout: .seconds(20)) { try await harness.depth("transfers.error") == 1 }
         let replayed = try #require(try await harness.receive(from: "transfers", count: 1).first)
         #expect(replayed.properties.messageId == "m-1")
         #expect(replayed.properties.headers?["x-error-reason"] == nil)

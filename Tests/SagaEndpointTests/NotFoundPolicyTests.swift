@@ -88,7 +88,7 @@ struct NotFoundPolicyTests {
         #expect(copy.intHeader("x-attempts") == 3)
         #expect(copy.header("x-original-queue") == OrderSaga.queue)
         #expect(try copy.decode(OrderSaga.Paid.self).orderId == "o-never")
-        try await waitUntil(timeout: .seconds(5)) { try await harness.rowCount("orders", "timeouts") == 0 }
+        try await waitUntil(timeout: .seconds(20)) { try await harness.rowCount("orders", "timeouts") == 0 }
         #expect(try await harness.rowCount("orders", "failures") == 0)
         await harness.stop(endpoint)
         await harness.tearDown()

@@ -30,8 +30,10 @@ struct TransferFlowTests {
         let sagas = harness.startEndpoint(MoneyTransferApp.registry(), queues: ["transfers", "payouts"], database: "sagas")
         let request = TransferRequested(transferId: "t-dup", fromAccount: "alice", toAccount: "bob", amount: 500)
         for _ in 0..<3 { try await harness.send(request, to: "transfers", messageId: "request-1") }
-        let debits = try await harness.receive(from: "bank", count: 2, timeout: .seconds(5))
-        #expect(debits.count == 1)
+        // The first debit may take a while on a loaded machine; the copies are handled right after it.
+        let debits = try await harness.receive(from: "bank", count: 1, timeout: .seconds(30))
+        let extra = try await harness.receive(from: "bank", count: 1, timeout: .seconds(3))
+        #expect(debits.count == 1 && extra.isEmpty)
         #expect(debits.first?.properties.type == "DebitAccount")
         #expect(debits.first?.properties.replyTo == "transfers")
         #expect(debits.first?.properties.correlationId == "t-dup")
