@@ -7,6 +7,15 @@ import Sagas
 /// The stages before a batch's handlers: counting redeliveries, turning deliveries and due rows into
 /// work items, and the stateless handlers.
 extension BatchPipeline {
+    /// The batch's entries, translated and with poison messages diverted, and the time it is handled at.
+    func intake(_ sources: [WorkSource]) async -> (entries: [Entry], now: Date) {
+        let now = Date()
+        var entries = sources.map { Entry(source: $0) }
+        translate(&entries)
+        await divertPoisonMessages(&entries, now: now)
+        return (entries, now)
+    }
+
     /// A message that kills the process (rather than throwing) comes back redelivered after every restart.
     /// Redeliveries are counted in SQLite before processing, so the count survives the crash; past
     /// `maxDeliveries` the message goes to the error queue instead of crash-looping the endpoint.

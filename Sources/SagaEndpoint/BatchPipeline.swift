@@ -106,10 +106,7 @@ struct BatchPipeline: Sendable {
     /// Runs the batch through its transaction and returns what remains to be published and settled, in
     /// order. Suspects (see below) are processed, published and settled here, one at a time.
     func prepare(_ sources: [WorkSource]) async -> [PreparedBatch] {
-        let now = Date()
-        var entries = sources.map { Entry(source: $0) }
-        translate(&entries)
-        await divertPoisonMessages(&entries, now: now)
+        let (entries, now) = await intake(sources)
         // A crash during a batch blames every message in it. Messages that came back after such a crash
         // are therefore processed one at a time, first, so that only a message that really kills the
         // process keeps accumulating deliveries. Their acks must not use `multiple`: the rest of the batch
@@ -128,10 +125,7 @@ struct BatchPipeline: Sendable {
     /// The first stage of a batch without redeliveries (see `containsRedelivery`) under load: its handlers,
     /// the sagas' too (`HandlersAhead`), run while the previous batch commits. `commit` follows.
     func handle(_ sources: [WorkSource], after previous: PendingBatch?) async -> PendingBatch {
-        let now = Date()
-        var entries = sources.map { Entry(source: $0) }
-        translate(&entries)
-        await divertPoisonMessages(&entries, now: now)
+        let (entries, now) = await intake(sources)
         return await runHandlers(entries, now: now, multipleAcks: true, sagasAhead: true,
                                  after: previous?.sagaStates ?? [:])
     }
