@@ -73,24 +73,28 @@ struct DedicatedThreadExecutorTests {
         #expect(pipe(&fds) == 0)
         defer { close(fds[0]); close(fds[1]) }
         let readEnd = fds[0], writeEnd = fds[1]
-        let result = Mutex<Bool?>(nil)
-        let done = DispatchSemaphore(value: 0)
-        Thread {
-            // A wake-up of the executor's own pipe also ends the wait (callers loop, as here); on a loaded
-            // machine one can come before the byte does.
-            let deadline = ContinuousClock.now + .seconds(10)
-            var readable = false
-            while !readable && ContinuousClock.now < deadline {
-                readable = executor.waitForReadable(readEnd, timeoutMilliseconds: 5000)
-            }
-            result.withLock { $0 = readable }
-            done.signal()
-        }.start()
-        try await Task.sleep(for: .milliseconds(50))
-        var byte: UInt8 = 1
-        _ = write(writeEnd, &byte, 1)
-        done.wait()
-        #expect(result.withLock { $0 } == true)
+        // Waiter and writer are threads of their own, and the test awaits rather than blocks. Before, the
+        // write waited for a `Task.sleep` to resume on the cooperative pool while this test blocked a pool
+        // thread on a semaphore; in one full `make test` run the waiter then saw no byte in its 10 s, most
+        // likely because the write was starved.
+        let readable = await withCheckedContinuation { (continuation: CheckedContinuation<Bool, Never>) in
+            Thread {
+                // A wake-up of the executor's own pipe also ends the wait (callers loop, as here); on a
+                // loaded machine one can come before the byte does.
+                let deadline = ContinuousClock.now + .seconds(10)
+                var readable = false
+                while !readable && ContinuousClock.now < deadline {
+                    readable = executor.waitForReadable(readEnd, timeoutMilliseconds: 5000)
+                }
+                continuation.resume(returning: readable)
+            }.start()
+            Thread {
+                Thread.sleep(forTimeInterval: 0.05)
+                var byte: UInt8 = 1
+                _ = write(writeEnd, &byte, 1)
+            }.start()
+        }
+        #expect(readable)
         executor.shutdown()
     }
 }
