@@ -49,8 +49,12 @@ public final class DedicatedThreadExecutor: SerialExecutor, @unchecked Sendable 
         self.wakeFD = fds[0]
         self.wakeWriteFD = fds[1]
         let ready = DispatchSemaphore(value: 0)
+        let osName = Self.osThreadName(name)
         let thread = Thread { [self] in
             self.threadID.withLock { $0 = pthread_self() }
+            // Foundation's `Thread.name` does not reach the OS here: without this the thread keeps the
+            // name of the pool thread that created it, and `top -H` or `perf` cannot tell SQLite from AMQP.
+            Self.setOSThreadName(osName)
             ready.signal()
             self.run()
         }
@@ -58,6 +62,35 @@ public final class DedicatedThreadExecutor: SerialExecutor, @unchecked Sendable 
         thread.stackSize = 1 << 20
         thread.start()
         ready.wait()
+    }
+
+    /// The name as the OS keeps it: Linux allows 15 bytes, so a longer name keeps its first 7 and last 7
+    /// bytes around a "~" ("amqp saga-endpoint-publish" → "amqp sa~publish"): the ends tell threads apart.
+    static func osThreadName(_ name: String) -> String {
+        let limit = 15
+        guard name.utf8.count > limit else { return name }
+        let side = (limit - 1) / 2
+        var head = "", tail = ""
+        for character in name {
+            guard head.utf8.count + character.utf8.count <= side else { break }
+            head.append(character)
+        }
+        for character in name.reversed() {
+            guard tail.utf8.count + character.utf8.count <= side else { break }
+            tail.insert(character, at: tail.startIndex)
+        }
+        return head + "~" + tail
+    }
+
+    /// Names the calling thread for the OS. Through `/proc/thread-self/comm` (proc(5)) because Glibc's
+    /// `pthread_setname_np` is not visible to Swift without `_GNU_SOURCE`.
+    private static func setOSThreadName(_ name: String) {
+        #if os(Linux)
+        let fd = open("/proc/thread-self/comm", O_WRONLY | O_CLOEXEC)
+        guard fd >= 0 else { return }
+        _ = name.utf8CString.withUnsafeBufferPointer { write(fd, $0.baseAddress, $0.count - 1) }
+        close(fd)
+        #endif
     }
 
     deinit {

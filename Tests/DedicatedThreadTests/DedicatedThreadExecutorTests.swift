@@ -1,4 +1,4 @@
-import DedicatedThread
+@testable import DedicatedThread
 import Foundation
 import Synchronization
 import Testing
@@ -8,6 +8,17 @@ private actor Pump {
     let executor = DedicatedThreadExecutor(name: "test-pump")
     nonisolated var unownedExecutor: UnownedSerialExecutor { executor.asUnownedSerialExecutor() }
     func ping() -> Bool { executor.isCurrent }
+}
+
+/// An actor that reports the OS name of the thread its code runs on.
+private actor NamedPump {
+    let executor: DedicatedThreadExecutor
+    init(name: String) { executor = DedicatedThreadExecutor(name: name) }
+    nonisolated var unownedExecutor: UnownedSerialExecutor { executor.asUnownedSerialExecutor() }
+    func osThreadName() -> String {
+        let name = (try? String(contentsOfFile: "/proc/thread-self/comm", encoding: .utf8)) ?? ""
+        return name.trimmingCharacters(in: .newlines)
+    }
 }
 
 /// An actor on its own thread whose jobs can be held up and ordered by the test.
@@ -40,6 +51,15 @@ struct DedicatedThreadExecutorTests {
     func runsOnItsThread() async {
         let pump = Pump()
         #expect(await pump.ping())
+    }
+
+    // Regression: `Thread.name` did not reach the OS, so every dedicated thread showed the name of the pool
+    // thread that created it ("…default-qos") in `top -H` and `perf`.
+    @Test("the OS knows the thread by its name, shortened at both ends to Linux's 15 bytes")
+    func osThreadName() async {
+        #expect(await NamedPump(name: "sqlite-read").osThreadName() == "sqlite-read")
+        #expect(await NamedPump(name: "amqp saga-endpoint-publish").osThreadName() == "amqp sa~publish")
+        #expect(DedicatedThreadExecutor.osThreadName("ab€cdefghijklmnopq€") == "ab€cd~nopq€")
     }
 
     // Regression: a job blocked in `waitForReadable` did not notice jobs already taken into the same
