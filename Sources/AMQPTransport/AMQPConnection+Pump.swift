@@ -30,9 +30,6 @@ extension AMQPConnection {
                     break reading
                 }
             }
-            // The readers of this burst's deliveries wake now, each once (see `DeliveryBuffer.yield`).
-            for buffer in buffersToWake { buffer.wakeReader() }
-            buffersToWake.removeAll(keepingCapacity: true)
             guard let current = self.session, current === session else { continue }
             session.releaseBuffers()
             if handled < burst && !session.hasBufferedFrames {
@@ -153,10 +150,7 @@ extension AMQPConnection {
             let taken = consumer.buffer.yield(AMQPDelivery(
                 message: message, tag: DeliveryTag(channel: channel, channelEpoch: epoch, value: deliveryTag),
                 consumerTag: consumerTag, queue: consumer.queue, exchange: exchange, routingKey: routingKey,
-                redelivered: redelivered), wakeReader: false)
-            if taken, !buffersToWake.contains(where: { $0 === consumer.buffer }) {
-                buffersToWake.append(consumer.buffer)
-            }
+                redelivered: redelivered))
             if !taken {
                 // Nobody iterates the deliveries any more: requeue this one and stop the consumer.
                 requeueUnwanted(channel: channel, deliveryTag: deliveryTag)

@@ -47,8 +47,6 @@ public actor AMQPConnection {
     var topology = RecordedTopology()
     var assemblies: [UInt16: ContentAssembly] = [:]
     var recentStrings = RecentStrings()
-    /// Consumers that got deliveries in the pump's current burst; their readers are woken after it.
-    var buffersToWake: [DeliveryBuffer] = []
     var pumpTask: Task<Void, Never>?
 
     public nonisolated var unownedExecutor: UnownedSerialExecutor { executor.asUnownedSerialExecutor() }

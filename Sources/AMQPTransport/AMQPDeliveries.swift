@@ -77,17 +77,13 @@ final class DeliveryBuffer: @unchecked Sendable {
     }
 
     /// Hands a delivery to the reader; false when nobody will read it (abandoned or ended).
-    ///
-    /// With `wakeReader: false` a waiting reader is not woken yet: the pump decodes the rest of what one
-    /// read brought and then calls ``wakeReader()`` once, so the reader wakes (a thread switch) once per
-    /// burst of deliveries rather than once per delivery, and takes the burst in one go.
-    func yield(_ delivery: AMQPDelivery, wakeReader: Bool = true) -> Bool {
+    func yield(_ delivery: AMQPDelivery) -> Bool {
         lock.lock()
         guard !abandoned, ending == nil else {
             lock.unlock()
             return false
         }
-        if wakeReader, let waiter {
+        if let waiter {
             self.waiter = nil
             lock.unlock()
             waiter.resume(returning: delivery)
@@ -96,28 +92,6 @@ final class DeliveryBuffer: @unchecked Sendable {
             lock.unlock()
         }
         return true
-    }
-
-    /// True while a reader is suspended waiting for a delivery (for tests).
-    var hasWaitingReader: Bool {
-        lock.lock()
-        defer { lock.unlock() }
-        return waiter != nil
-    }
-
-    /// Wakes a waiting reader with the first buffered delivery (after `yield(_:wakeReader: false)`).
-    func wakeReader() {
-        lock.lock()
-        guard let waiter, head < items.count, !abandoned else {
-            lock.unlock()
-            return
-        }
-        self.waiter = nil
-        let delivery = items[head]
-        head += 1
-        compact()
-        lock.unlock()
-        waiter.resume(returning: delivery)
     }
 
     /// Ends the sequence once the reader has taken what is buffered: normally, or with `error`.
@@ -130,24 +104,10 @@ final class DeliveryBuffer: @unchecked Sendable {
         ending = error.map { .failure($0) } ?? .success(())
         let waiter = self.waiter
         self.waiter = nil
-        // A reader can be waiting while deliveries are buffered (yielded without waking it, then the end
-        // came in the same burst): it gets those first, the end after them.
-        var first: AMQPDelivery?
-        if waiter != nil, head < items.count {
-            first = items[head]
-            head += 1
-            compact()
-        }
-        if waiter != nil, first == nil, error != nil { ending = .success(()) }  // the error is reported once
+        if waiter != nil, error != nil { ending = .success(()) }  // the error is reported once
         lock.unlock()
         if let waiter {
-            if let first {
-                waiter.resume(returning: first)
-            } else if let error {
-                waiter.resume(throwing: error)
-            } else {
-                waiter.resume(returning: nil)
-            }
+            if let error { waiter.resume(throwing: error) } else { waiter.resume(returning: nil) }
         }
     }
 

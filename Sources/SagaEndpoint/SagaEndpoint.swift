@@ -113,13 +113,7 @@ public final class SagaEndpoint: Service, Sendable {
                 for consumer in activeConsumers {
                     group.addTask {
                         do {
-                            // All that has arrived at once: the batch loop then wakes once for it and
-                            // finds it whole, rather than starting a batch with its first delivery.
-                            var deliveries = consumer.deliveries.makeAsyncIterator()
-                            while case let arrived = try await deliveries.next(upTo: Int(self.configuration.prefetch)),
-                                  !arrived.isEmpty {
-                                work.push(contentsOf: arrived.map { .delivery($0) })
-                            }
+                            for try await delivery in consumer.deliveries { work.push(.delivery(delivery)) }
                         } catch {
                             self.logger.error("consumer ended", metadata: ["queue": "\(consumer.queue)", "error": "\(error)"])
                         }

@@ -29,17 +29,6 @@ final class WorkQueue: Sendable {
         waiter?.resume()
     }
 
-    /// Appends several items at once: a waiting consumer wakes once and finds all of them.
-    func push(contentsOf items: [WorkSource]) {
-        guard !items.isEmpty else { return }
-        let waiter = state.withLock { state -> CheckedContinuation<Void, Never>? in
-            state.items.append(contentsOf: items)
-            defer { state.waiter = nil }
-            return state.waiter
-        }
-        waiter?.resume()
-    }
-
     /// No more items will come; `next` returns nil once the queue is drained.
     func finish() {
         let waiter = state.withLock { state -> CheckedContinuation<Void, Never>? in

@@ -47,52 +47,6 @@ struct DeliveryBufferTests {
         #expect(ending.contains("consumerCancelled"))
     }
 
-    /// Waits until a reader is suspended in the buffer.
-    private func untilWaiting(_ buffer: DeliveryBuffer) async throws {
-        while !buffer.hasWaitingReader { try await Task.sleep(for: .milliseconds(1)) }
-    }
-
-    @Test("deliveries yielded without waking reach a waiting reader together, once it is woken")
-    func deferredWake() async throws {
-        let buffer = DeliveryBuffer { unseen in #expect(unseen.isEmpty, "the reader took everything") }
-        let reader = Task {
-            var iterator = AMQPDeliveries(buffer: buffer).makeAsyncIterator()
-            return try await iterator.next(upTo: 10).map(\.tag.value)
-        }
-        try await untilWaiting(buffer)
-        for value: UInt64 in 1...3 { #expect(buffer.yield(delivery(value), wakeReader: false)) }
-        try await Task.sleep(for: .milliseconds(20))
-        #expect(buffer.hasWaitingReader, "not woken by a yield that defers the wake")
-        buffer.wakeReader()
-        #expect(try await reader.value == [1, 2, 3])
-    }
-
-    // Regression (found in review before it shipped): with wakes deferred, a reader can wait while
-    // deliveries are buffered; an end arriving in the same burst resumed it with the end, so it stopped
-    // without the buffered deliveries (they went back to the queue as unread).
-    @Test("an end in the same burst as deferred deliveries comes after them", arguments: [false, true])
-    func endAfterDeferredDeliveries(withError: Bool) async throws {
-        let buffer = DeliveryBuffer { unseen in
-            if !unseen.isEmpty { Issue.record("handed back \(unseen.count) deliveries the reader should get") }
-        }
-        let reader = Task { () -> ([UInt64], String) in
-            var seen: [UInt64] = []
-            do {
-                for try await delivery in AMQPDeliveries(buffer: buffer) { seen.append(delivery.tag.value) }
-                return (seen, "end")
-            } catch {
-                return (seen, "\(error)")
-            }
-        }
-        try await untilWaiting(buffer)
-        for value: UInt64 in 1...2 { _ = buffer.yield(delivery(value), wakeReader: false) }
-        buffer.finish(throwing: withError ? AMQPError(.consumerCancelled, message: "gone") : nil)
-        buffer.wakeReader()
-        let (seen, ending) = await reader.value
-        #expect(seen == [1, 2])
-        #expect(withError ? ending.contains("consumerCancelled") : ending == "end")
-    }
-
     @Test("a reader that leaves hands back exactly the deliveries it never took")
     func abandonment() async throws {
         let handedBack = Box<[UInt64]?>(nil)
