@@ -53,10 +53,17 @@ struct DatabaseOptions: ParsableArguments {
             help: ArgumentHelp("SQLite file of the saga state (env SAGA_DATABASE; default \(defaultPath)).", valueName: "path"))
     var pathOption: String?
 
-    var path: String { pathOption ?? Environment.value("SAGA_DATABASE") ?? Self.defaultPath }
+    static let environmentVariable = "SAGA_DATABASE"
+
+    var path: String { pathOption ?? Environment.value(Self.environmentVariable) ?? Self.defaultPath }
+
+    /// Where the saga database comes from when the config file is read too (`run`, `sagas`).
+    var source: EndpointSettings.DatabaseSource {
+        .init(flag: pathOption, environmentVariable: Self.environmentVariable, defaultPath: Self.defaultPath)
+    }
 
     func validate() throws {
-        try DatabaseOptions.check(path: path, source: pathOption != nil ? "--database" : "SAGA_DATABASE")
+        try DatabaseOptions.check(path: path, source: pathOption != nil ? "--database" : Self.environmentVariable)
     }
 
     static func check(path: String, source: String) throws {

@@ -34,9 +34,7 @@ struct RunCommand: AsyncParsableCommand {
     func settings(environment: [String: String] = ProcessInfo.processInfo.environment) throws -> RunSettings {
         let layers = try SettingLayers(configPath: config.pathOption, section: .run, environment: environment)
         let endpoint = try EndpointSettings(
-            amqp: amqp, database: .init(flag: database.pathOption, environmentVariable: "SAGA_DATABASE",
-                                        defaultPath: DatabaseOptions.defaultPath),
-            logging: logging, endpoint: self.endpoint, layers: layers)
+            amqp: amqp, database: database.source, logging: logging, endpoint: self.endpoint, layers: layers)
         let timeout = try layers.resolve(flag: bankTimeout, flagName: "--bank-timeout", fromFile: { $0.number(.bankTimeout) },
                                          key: .bankTimeout, default: RunSettings.defaultBankTimeout).value
         return RunSettings(endpoint: endpoint, bankTimeout: timeout)

@@ -49,8 +49,7 @@ extension DatabaseOptions {
     func resolvedPath(config: ConfigOptions,
                       environment: [String: String] = ProcessInfo.processInfo.environment) throws -> String {
         let layers = try SettingLayers(configPath: config.pathOption, section: .run, environment: environment)
-        return try Self.resolve(EndpointSettings.DatabaseSource(flag: pathOption, environmentVariable: "SAGA_DATABASE",
-                                                                defaultPath: Self.defaultPath), layers)
+        return try Self.resolve(source, layers)
     }
 
     /// The flag, the environment variable, the file's `database` (of the layers' section), the default;
