@@ -131,20 +131,26 @@ public final class SagaEndpoint: Service, Sendable {
                 await withTaskCancellationHandler {
                     // Under load, three stages: while one batch publishes and waits for its confirms, the
                     // next one runs its transaction (on the SQLite thread), and the one after that its
-                    // handlers (on the pool, `HandlersAhead`). Under light load (a batch that is not full)
-                    // two: handlers and transaction together on the SQLite thread, while the batch before
-                    // publishes; the overlap would not pay there, and a small batch waiting behind a commit
-                    // only adds latency. Batches commit and settle in order, so an ack with `multiple`
-                    // never covers a delivery of a later, unsettled batch.
+                    // handlers (on the pool, `HandlersAhead`). Under light load (a batch that is not full,
+                    // and the commit before it has ended) two: handlers and transaction together on the
+                    // SQLite thread, while the batch before publishes (`BatchRoute`). Batches commit and
+                    // settle in order, so an ack with `multiple` never covers a delivery of a later,
+                    // unsettled batch.
                     var committing: Task<[BatchPipeline.PreparedBatch], Never>?
                     var finishing: Task<Void, Never>?
                     var finishingBefore: Task<Void, Never>?
                     // The batch before, when its handlers ran ahead: its commit may still be running.
                     var previousPending: BatchPipeline.PendingBatch?
+                    // Raised when the last commit of the handlers-ahead kind has ended.
+                    var lastCommit: CommitFlag?
                     while let batch = await work.next(limit: max(1, configuration.batchSize)) {
                         let prepared: Task<[BatchPipeline.PreparedBatch], Never>
                         let redelivery = BatchPipeline.containsRedelivery(batch)
-                        if redelivery || batch.count < configuration.batchSize || !configuration.handlersAheadOfCommit {
+                        let route = BatchRoute.choose(
+                            redelivery: redelivery, handlersAheadEnabled: configuration.handlersAheadOfCommit,
+                            count: batch.count, batchSize: configuration.batchSize,
+                            previousCommitRunning: lastCommit.map { !$0.isDone } ?? false)
+                        if route == .handlersInTransaction {
                             // Before a redelivery everything settles first (see `prepare`); otherwise the
                             // commit before this one must have ended.
                             if redelivery { await finishing?.value } else { _ = await committing?.value }
@@ -158,8 +164,11 @@ public final class SagaEndpoint: Service, Sendable {
                             let pending = await pipeline.handle(batch, after: previousPending)
                             previousPending = pending
                             let previous = committing
+                            let commitFlag = CommitFlag()
+                            lastCommit = commitFlag
                             prepared = Task {
                                 _ = await previous?.value
+                                defer { commitFlag.markDone() }
                                 return [await pipeline.commit(pending)]
                             }
                         }
