@@ -120,6 +120,7 @@ let package = Package(
             dependencies: [
                 "CRabbitMQ", "AMQPTransport", "SagaEndpoint", "Sagas", "SagaStore", "MoneyTransfer",
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
             ],
             swiftSettings: strictness
         ),

@@ -52,6 +52,18 @@ struct RunResult: Sendable {
     var messages: Int? = nil
     /// A second unit for cases whose work is not one message each, e.g. (count, "transfers").
     var units: (count: Int, name: String)? = nil
+    /// For the endpoint cases: the messages in those batches as the endpoints recorded them (timeouts and
+    /// re-sends included), and how many messages' saga handlers ran again in the transaction.
+    var batchedMessages: Int? = nil
+    var handlerReruns: Int? = nil
+}
+
+extension RunResult {
+    /// The batches the endpoints recorded.
+    init(elapsed: Duration, tally: BatchTally) {
+        let (batches, messages) = tally.batches
+        self.init(elapsed: elapsed, batches: max(1, batches), batchedMessages: messages, handlerReruns: tally.reruns)
+    }
 }
 
 /// The default of the pipe cases: opaque bodies in A before, everything in B after.

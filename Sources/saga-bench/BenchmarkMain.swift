@@ -139,9 +139,10 @@ enum SagaBench {
                 let resident = ProcessMemory.residentBytes ?? 0
                 results[index].residentAfter.append(resident)
                 let seconds = String(format: "%.3f s", Stats.seconds(result.elapsed))
-                let averageBatch = String(format: "%.1f", Double(messages) / Double(max(1, result.batches)))
+                let averageBatch = String(format: "%.1f", Double(result.batchedMessages ?? messages) / Double(max(1, result.batches)))
+                let reruns = result.handlerReruns.map { ", \($0) handlers rerun" } ?? ""
                 say("round \(round)  \(Stats.pad(benchmark.name, 36)) \(Stats.padLeft(Stats.format(rate), 9)) msg/s\(units)"
-                    + "  \(seconds), \(result.batches) batches of \(averageBatch) on average, "
+                    + "  \(seconds), \(result.batches) batches of \(averageBatch) on average\(reruns), "
                     + String(format: "CPU/msg %.1f µs user + %.1f µs system", user, system)
                     + ", RSS \(ProcessMemory.format(resident))")
             }

@@ -46,7 +46,9 @@ struct EndpointLoop: BenchmarkCase {
         configuration.batchSize = context.batchSize
         configuration.prefetch = context.prefetch
         configuration.connectionName = "saga-bench-endpoint"
-        let endpoint = SagaEndpoint(configuration: configuration, registry: registry, logger: logger)
+        let tally = BatchTally()
+        let endpoint = SagaEndpoint(configuration: configuration, registry: registry, logger: logger,
+                                    metricsFactory: tally)
         let running = Task { try await endpoint.run() }
 
         // Timed from the moment the endpoint is connected until queue B holds every command.
@@ -69,7 +71,7 @@ struct EndpointLoop: BenchmarkCase {
         running.cancel()
         _ = await running.result
         await admin.close()
-        return RunResult(elapsed: elapsed, batches: max(1, context.messages / max(1, context.batchSize)))
+        return RunResult(elapsed: elapsed, tally: tally)
     }
 
     /// The URI of a configuration (the endpoint takes a URI).

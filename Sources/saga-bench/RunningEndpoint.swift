@@ -23,9 +23,12 @@ struct RunningEndpoint {
     }
 
     /// Starts the endpoint and returns once it is connected (its consumers are about to start).
-    static func start(_ configuration: EndpointConfiguration, registry: HandlerRegistry) async throws -> RunningEndpoint {
+    /// `tally`, when given, receives the endpoint's batch sizes.
+    static func start(_ configuration: EndpointConfiguration, registry: HandlerRegistry,
+                      tally: BatchTally? = nil) async throws -> RunningEndpoint {
         let logger = Logger.quiet(configuration.connectionName)
-        let endpoint = SagaEndpoint(configuration: configuration, registry: registry, logger: logger)
+        let endpoint = SagaEndpoint(configuration: configuration, registry: registry, logger: logger,
+                                    metricsFactory: tally)
         let task = Task { try await endpoint.run() }
         let deadline = ContinuousClock.now + .seconds(60)
         while !endpoint.isReady {

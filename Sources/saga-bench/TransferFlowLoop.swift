@@ -28,18 +28,19 @@ struct TransferFlowLoop: BenchmarkCase {
         defer { scratch.remove() }
         let transfers = Self.transfers(context)
         var running: [RunningEndpoint] = []
+        let tally = BatchTally()
         do {
             // The bank first, so the clock starts with both consuming.
             running.append(try await RunningEndpoint.start(
                 RunningEndpoint.configuration(context, queues: [TransferTopology.bank],
                                               databasePath: scratch.path("bank.sqlite"), name: "saga-bench-bank"),
-                registry: MoneyTransferApp.bankRegistry()))
+                registry: MoneyTransferApp.bankRegistry(), tally: tally))
             // Long bank timeout: with the whole backlog queued at once, a DebitAccount can wait in `bank` for
             // longer than the app's 10 s default, and the re-sends would be extra work no client asked for.
             running.append(try await RunningEndpoint.start(
                 RunningEndpoint.configuration(context, queues: [TransferTopology.transfers],
                                               databasePath: scratch.path("transfers.sqlite"), name: "saga-bench-transfers"),
-                registry: MoneyTransferApp.registry(bankTimeout: TransferStartLoop.bankTimeout)))
+                registry: MoneyTransferApp.registry(bankTimeout: TransferStartLoop.bankTimeout), tally: tally))
             let started = ContinuousClock.now
             try await TransferTopology.waitFor(transfers, in: TransferTopology.eventSink, on: admin, poll: TransferTopology.completionPoll)
             let elapsed = ContinuousClock.now - started
@@ -48,8 +49,9 @@ struct TransferFlowLoop: BenchmarkCase {
             try await Task.sleep(for: .milliseconds(200))
             for endpoint in running.reversed() { await endpoint.stop() }
             await admin.close()
-            return RunResult(elapsed: elapsed, batches: max(1, transfers * Self.messagesPerTransfer / max(1, context.batchSize)),
-                             messages: transfers * Self.messagesPerTransfer, units: (transfers, "transfers"))
+            var result = RunResult(elapsed: elapsed, tally: tally)
+            (result.messages, result.units) = (transfers * Self.messagesPerTransfer, (transfers, "transfers"))
+            return result
         } catch {
             for endpoint in running.reversed() { await endpoint.stop() }
             await admin.close()

@@ -54,8 +54,9 @@ struct TransferStartLoop: BenchmarkCase {
                 context, queues: [TransferTopology.transfers],
                 databasePath: liveSagas > 0 ? populatedPath : scratch.path("transfers.sqlite"),
                 name: "saga-bench-transfers")
+            let tally = BatchTally()
             let endpoint = try await RunningEndpoint.start(
-                configuration, registry: MoneyTransferApp.registry(bankTimeout: Self.bankTimeout))
+                configuration, registry: MoneyTransferApp.registry(bankTimeout: Self.bankTimeout), tally: tally)
             let started = ContinuousClock.now
             do {
                 try await TransferTopology.waitFor(context.messages, in: TransferTopology.bank, on: admin)
@@ -69,7 +70,7 @@ struct TransferStartLoop: BenchmarkCase {
             try await Task.sleep(for: .milliseconds(200))
             await endpoint.stop()
             await admin.close()
-            return RunResult(elapsed: elapsed, batches: max(1, context.messages / max(1, context.batchSize)))
+            return RunResult(elapsed: elapsed, tally: tally)
         } catch {
             await admin.close()
             throw error
