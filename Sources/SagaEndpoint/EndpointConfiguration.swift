@@ -7,9 +7,11 @@ public struct EndpointConfiguration: Sendable {
     public var inputQueues: [String]
     /// The SQLite file holding saga state, the inbox, the outbox and timeouts.
     public var databasePath: String
-    /// Unacknowledged deliveries in flight per input queue. Three batches are in flight at full load (one
-    /// running its handlers, one committing, one publishing), so it is best at least 3 × `batchSize`.
-    public var prefetch: UInt16 = 300
+    /// Unacknowledged deliveries in flight per input queue. At full load three batches are in the
+    /// pipeline (one running its handlers, one committing, one publishing and awaiting its confirms) and
+    /// the next ones fill while the oldest waits for its acks, so it is best about 6 × `batchSize`: with 3 ×
+    /// many batches came short and the endpoint moved 10–15% fewer messages.
+    public var prefetch: UInt16 = 600
     /// Deliveries processed in one SQLite transaction and acknowledged together (group commit).
     public var batchSize: Int = 100
     /// Run saga handlers before the batch's transaction, against states read on a second SQLite connection
