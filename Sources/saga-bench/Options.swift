@@ -5,7 +5,7 @@ struct Options {
     var messages = 20_000
     var rounds = 3
     var batchSize = 100
-    var prefetch: UInt16 = 600
+    var prefetch: UInt16 = 400
     var bodySize = 100
     var url = ProcessInfo.processInfo.environment["AMQP_URL"].flatMap { $0.isEmpty ? nil : $0 }
         ?? "amqp://guest:guest@127.0.0.1:5672/"
@@ -35,7 +35,7 @@ struct Options {
                                transfers, five messages each)
           --rounds R           rounds; each runs every case once, alternating (default 3)
           --batch B            deliveries published, confirmed and acknowledged together (default 100)
-          --prefetch P         unacknowledged deliveries in flight per consumer (default 600)
+          --prefetch P         unacknowledged deliveries in flight per consumer (default 400)
           --body-size S        body size of the pipe cases' messages in bytes (default 100)
           --url URL            the broker (default: AMQP_URL, else amqp://guest:guest@127.0.0.1:5672/)
           --ctl CMD            runs rabbitmqctl against that broker (e.g. 'scripts/broker.sh ctl'): the bench

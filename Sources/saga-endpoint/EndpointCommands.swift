@@ -129,11 +129,11 @@ struct BankCommand: AsyncParsableCommand {
 /// Options of `run` and `bank`. Unset ones fall back to the config file, then to the defaults (see
 /// `EndpointSettings`).
 struct EndpointOptions: ParsableArguments {
-    static let defaultPrefetch: UInt16 = 600
+    static let defaultPrefetch: UInt16 = 400
     static let defaultBatchSize = 100
     static let defaultHTTPHost = "127.0.0.1"
 
-    @Option(help: "Unacknowledged deliveries in flight per input queue (default 600).") var prefetch: UInt16?
+    @Option(help: "Unacknowledged deliveries in flight per input queue (default 400).") var prefetch: UInt16?
     @Option(help: "Messages handled per SQLite transaction (default 100).") var batchSize: Int?
     @Flag(inversion: .prefixedNo, help: "Declare the topology (idempotent) before starting (default: yes).")
     var declareTopology: Bool?

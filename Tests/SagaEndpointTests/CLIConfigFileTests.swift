@@ -209,7 +209,7 @@ import Testing
 extension EndpointSettings {
     /// The settings of a command given nothing at all.
     static func defaults(database: String) -> EndpointSettings {
-        EndpointSettings(amqpURL: AMQPOptions.defaultURL, databasePath: database, logLevel: .info, prefetch: 600,
+        EndpointSettings(amqpURL: AMQPOptions.defaultURL, databasePath: database, logLevel: .info, prefetch: 400,
                          batchSize: 100, declareTopology: true, httpPort: nil, httpHost: "127.0.0.1", topologyDirectory: nil)
     }
 }
