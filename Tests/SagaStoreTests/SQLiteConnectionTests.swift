@@ -58,6 +58,20 @@ import Testing
         #expect(connection.cachedStatementCount == 3)
     }
 
+    @Test func statementsWithTheSameLengthAndEndingAreNotConfused() throws {
+        // The cache hashes a statement's length and last bytes only; equal hashes must still be told apart.
+        let database = TemporaryDatabase()
+        defer { database.remove() }
+        let connection = try openConnection(database)
+        let tail = ", '" + String(repeating: "x", count: 40) + "' AS padding"
+        let before = connection.cachedStatementCount
+        for _ in 0..<3 {
+            #expect(try connection.query("SELECT 1 AS value" + tail).first?[0] == .integer(1))
+            #expect(try connection.query("SELECT 2 AS value" + tail).first?[0] == .integer(2))
+        }
+        #expect(connection.cachedStatementCount == before + 2)
+    }
+
     @Test func misuseIsReportedNotIgnored() throws {
         let database = TemporaryDatabase()
         defer { database.remove() }
