@@ -60,9 +60,10 @@ struct RunResult: Sendable {
 
 extension RunResult {
     /// The batches the endpoints recorded.
-    init(elapsed: Duration, tally: BatchTally) {
-        let (batches, messages) = tally.batches
-        self.init(elapsed: elapsed, batches: max(1, batches), batchedMessages: messages, handlerReruns: tally.reruns)
+    init(elapsed: Duration, tally: BatchTally, messages: Int? = nil, units: (count: Int, name: String)? = nil) {
+        let (batches, batched) = tally.batches
+        self.init(elapsed: elapsed, batches: max(1, batches), messages: messages, units: units,
+                  batchedMessages: batched, handlerReruns: tally.reruns)
     }
 }
 

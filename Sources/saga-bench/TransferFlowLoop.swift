@@ -49,9 +49,8 @@ struct TransferFlowLoop: BenchmarkCase {
             try await Task.sleep(for: .milliseconds(200))
             for endpoint in running.reversed() { await endpoint.stop() }
             await admin.close()
-            var result = RunResult(elapsed: elapsed, tally: tally)
-            (result.messages, result.units) = (transfers * Self.messagesPerTransfer, (transfers, "transfers"))
-            return result
+            return RunResult(elapsed: elapsed, tally: tally, messages: transfers * Self.messagesPerTransfer,
+                             units: (transfers, "transfers"))
         } catch {
             for endpoint in running.reversed() { await endpoint.stop() }
             await admin.close()
