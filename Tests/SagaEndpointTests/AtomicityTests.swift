@@ -10,7 +10,7 @@ import Testing
 /// One transaction per message: inbox row, saga state, outbox and timeouts commit together or not at all;
 /// outgoing messages are published after the commit (mandatory, with confirms) under deterministic ids,
 /// and the delivery is acked only once they are confirmed.
-@Suite("Atomic processing and publishing", .timeLimit(.minutes(2)))
+@Suite("Atomic processing and publishing", .timeLimit(.minutes(6)))
 struct AtomicityTests {
     @Test("state, outbox, timeout and inbox row of a message are committed together, with deterministic ids")
     func committedTogether() async throws {

@@ -8,7 +8,7 @@ import Testing
 
 /// Messages the endpoint cannot process go to `<queue>.error` with a clear reason, at once, and the
 /// endpoint keeps running.
-@Suite("Bad input goes to the error queue", .timeLimit(.minutes(2)))
+@Suite("Bad input goes to the error queue", .timeLimit(.minutes(6)))
 struct BadInputTests {
     @Test("each kind of bad input lands in transfers.error with its reason; a good message still works")
     func badInputIsErrorQueued() async throws {

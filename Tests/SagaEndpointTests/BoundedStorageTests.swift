@@ -9,7 +9,7 @@ import Testing
 
 /// Housekeeping keeps the store bounded: inbox rows older than the deduplication window and dispatched
 /// outbox rows older than the retention go; undispatched outbox rows stay whatever their age.
-@Suite("Bounded storage", .timeLimit(.minutes(2)))
+@Suite("Bounded storage", .timeLimit(.minutes(6)))
 struct BoundedStorageTests {
     @Test("old inbox rows and dispatched outbox rows are purged; undispatched ones are kept")
     func housekeepingPurges() async throws {

@@ -7,7 +7,7 @@ import MoneyTransfer
 import Sagas
 import Testing
 
-@Suite("saga-endpoint metrics", .timeLimit(.minutes(3)))
+@Suite("saga-endpoint metrics", .timeLimit(.minutes(6)))
 struct CLIMetricsTests {
     @Test("after N transfers, a duplicate and two bad messages, /metrics counts each exactly and shows the gauges")
     func metricsCountKnownTraffic() async throws {

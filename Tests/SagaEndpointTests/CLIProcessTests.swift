@@ -4,7 +4,7 @@ import Foundation
 import Testing
 
 /// The `saga-endpoint` executable as operators run it.
-@Suite("saga-endpoint processes", .timeLimit(.minutes(2)))
+@Suite("saga-endpoint processes", .timeLimit(.minutes(6)))
 struct CLIProcessTests {
     static var executablePath: String {
         EndpointHarness.fixturePath.replacingOccurrences(of: "saga-endpoint-fixture", with: "saga-endpoint")
@@ -29,7 +29,7 @@ struct CLIProcessTests {
     }
 }
 
-@Suite("saga-endpoint second signal", .timeLimit(.minutes(2)))
+@Suite("saga-endpoint second signal", .timeLimit(.minutes(6)))
 struct CLISecondSignalTests {
     @Test("a second SIGTERM exits at once when the graceful shutdown cannot finish (broker frozen)")
     func secondSignalForcesExit() async throws {

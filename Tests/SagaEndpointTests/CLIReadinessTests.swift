@@ -5,7 +5,7 @@ import BrokerTestSupport
 import Foundation
 import Testing
 
-@Suite("saga-endpoint readiness", .timeLimit(.minutes(4)))
+@Suite("saga-endpoint readiness", .timeLimit(.minutes(6)))
 struct CLIReadinessTests {
     @Test("/health/ready answers 200, then 503 while the broker is down, then 200 once the endpoint recovered")
     func readinessFollowsTheBroker() async throws {

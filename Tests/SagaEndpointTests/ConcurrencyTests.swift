@@ -10,7 +10,7 @@ import Testing
 
 /// Endpoints sharing a queue and a SQLite file never lose an update; a busy database or a lost
 /// optimistic race is a typed, retryable error that is retried, never dead-lettered.
-@Suite("Concurrent endpoints on one queue and one SQLite file", .timeLimit(.minutes(2)))
+@Suite("Concurrent endpoints on one queue and one SQLite file", .timeLimit(.minutes(6)))
 struct ConcurrencyTests {
     static let counters = 10
     static let increments = 2000

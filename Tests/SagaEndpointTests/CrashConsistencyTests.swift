@@ -10,7 +10,7 @@ import Testing
 /// The endpoint process is SIGKILLed at each point of the pipeline, then restarted: every case ends with
 /// the effects of exactly one processing (same saga state, one pending timeout, the command delivered at
 /// least once and every copy under the same message id).
-@Suite("Crash consistency (fixture process killed with SIGKILL)", .timeLimit(.minutes(2)))
+@Suite("Crash consistency (fixture process killed with SIGKILL)", .timeLimit(.minutes(6)))
 struct CrashConsistencyTests {
     @Test("a crash at this point, then a restart: the effects of exactly one processing",
           arguments: ["after-receive", "after-commit", "after-publish", "after-confirm"])

@@ -9,7 +9,7 @@ import Testing
 /// SQLite on a full disk: deliveries are not acked (requeued with backoff), nothing is lost, and the
 /// endpoint resumes by itself when space comes back. The disk is a small tmpfs the test mounts (CI and
 /// the developers' machines run as root).
-@Suite("Disk full", .timeLimit(.minutes(2)))
+@Suite("Disk full", .timeLimit(.minutes(6)))
 struct DiskFullTests {
     @Test("a full disk requeues deliveries without loss; processing resumes when space returns")
     func diskFullRequeuesAndResumes() async throws {

@@ -6,7 +6,7 @@ import SagaEndpoint
 import Sagas
 import Testing
 
-@Suite("Error queue: list, show, replay, purge", .timeLimit(.minutes(2)))
+@Suite("Error queue: list, show, replay, purge", .timeLimit(.minutes(6)))
 struct ErrorQueueAdminTests {
     private func park(_ harness: EndpointHarness, id: String, body: Data, type: String, reason: String) async throws {
         try await harness.sendRaw(body, properties: BasicProperties(

@@ -9,7 +9,7 @@ import Testing
 
 /// SIGTERM: the endpoint stops consuming, finishes the batch in flight, and exits 0 within seconds;
 /// every message is either processed and acknowledged, or back in the queue.
-@Suite("Graceful shutdown (fixture process)", .timeLimit(.minutes(2)))
+@Suite("Graceful shutdown (fixture process)", .timeLimit(.minutes(6)))
 struct GracefulShutdownTests {
     static let total = 3000
 

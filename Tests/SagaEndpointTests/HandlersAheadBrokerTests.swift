@@ -11,7 +11,7 @@ import Testing
 /// A backlog of increments to a few counters makes every batch full and makes consecutive batches touch
 /// the same instances, so handlers often read a state the running commit is about to change: every count
 /// must still be exact, whether a message's result was applied or its handler ran again.
-@Suite("Handlers ahead of the transaction, against the broker", .timeLimit(.minutes(2)))
+@Suite("Handlers ahead of the transaction, against the broker", .timeLimit(.minutes(6)))
 struct HandlersAheadBrokerTests {
     @Test("a backlog of full batches over a few instances: every count exact, one version per increment")
     func backlogOverFewInstances() async throws {

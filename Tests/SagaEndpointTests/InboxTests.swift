@@ -10,7 +10,7 @@ import Testing
 
 /// The inbox: a message id is processed once. A copy changes nothing and emits nothing new, except that
 /// outgoing messages of the first processing that were never confirmed are published again (same ids).
-@Suite("Inbox deduplication", .timeLimit(.minutes(2)))
+@Suite("Inbox deduplication", .timeLimit(.minutes(6)))
 struct InboxTests {
     @Test("a message id seen before changes nothing and emits nothing new, whatever its body")
     func seenIdChangesNothing() async throws {

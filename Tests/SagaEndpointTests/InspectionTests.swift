@@ -9,7 +9,7 @@ import Testing
 
 /// The operator's view of sagas, read from the store of a real run: one saga by type and correlation id
 /// (state JSON, version, times, pending timeouts), the sagas of a type, and counts per type.
-@Suite("Inspecting sagas through SagaStore", .timeLimit(.minutes(2)))
+@Suite("Inspecting sagas through SagaStore", .timeLimit(.minutes(6)))
 struct InspectionTests {
     @Test("loadSaga, listSagas, pendingTimeouts and sagaCounts after a real run")
     func inspectAfterARun() async throws {

@@ -7,7 +7,7 @@ import Sagas
 import Testing
 
 /// A start message creates its saga; a message for no live saga follows its not-found policy.
-@Suite("Saga creation and not-found policies", .timeLimit(.minutes(2)))
+@Suite("Saga creation and not-found policies", .timeLimit(.minutes(6)))
 struct NotFoundPolicyTests {
     @Test("a start message creates the saga; a message for no saga is discarded by default and counted")
     func startAndDiscard() async throws {

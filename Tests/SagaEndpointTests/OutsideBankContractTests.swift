@@ -9,7 +9,7 @@ import Testing
 
 /// The wire contract as an outside client sees it: the test plays the bank itself over AMQP (no code of
 /// ours on that side), replies at full speed and injects duplicates, and checks what the endpoint emits.
-@Suite("Wire contract with an outside bank", .timeLimit(.minutes(3)))
+@Suite("Wire contract with an outside bank", .timeLimit(.minutes(6)))
 struct OutsideBankContractTests {
     static let transfers = 200
 

@@ -4,7 +4,7 @@ import Foundation
 import Sagas
 import Testing
 
-@Suite("Poison messages", .timeLimit(.minutes(3)))
+@Suite("Poison messages", .timeLimit(.minutes(6)))
 struct PoisonMessageTests {
     /// The fixture's message whose handler kills the process (see Tests/EndpointFixture).
     struct CrashNow: Message {

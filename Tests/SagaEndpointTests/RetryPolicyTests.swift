@@ -7,7 +7,7 @@ import Testing
 
 /// A handler that keeps failing is retried at once (requeue), then after delays (parked durably in the
 /// timeouts table), then moved to the error queue with the attempts and the original message id.
-@Suite("Immediate and delayed retries, then the error queue", .timeLimit(.minutes(2)))
+@Suite("Immediate and delayed retries, then the error queue", .timeLimit(.minutes(6)))
 struct RetryPolicyTests {
     @Test("a handler that always throws runs 1 + 2 immediate + 2 delayed times, then goes to the error queue")
     func alwaysFailingHandler() async throws {

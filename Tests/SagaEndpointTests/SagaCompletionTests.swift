@@ -7,7 +7,7 @@ import Testing
 
 /// `markComplete()` deletes the saga's state in the transaction of the message that completed it, and
 /// cancels its pending timeouts: they are never delivered.
-@Suite("Saga completion", .timeLimit(.minutes(2)))
+@Suite("Saga completion", .timeLimit(.minutes(6)))
 struct SagaCompletionTests {
     @Test("markComplete deletes the state with the message's transaction; its timeouts never fire")
     func completionCancelsTimeouts() async throws {

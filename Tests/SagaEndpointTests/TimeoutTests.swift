@@ -9,7 +9,7 @@ import Testing
 
 /// Timeouts are stored with their due time and delivered through the same pipeline (inbox included),
 /// also when they fell due while the endpoint was down.
-@Suite("Saga timeouts (fixture process)", .timeLimit(.minutes(2)))
+@Suite("Saga timeouts (fixture process)", .timeLimit(.minutes(6)))
 struct TimeoutTests {
     @Test("no bank: DebitAccount re-sent with the same id 3 times, then TransferStalled once; a timeout due during downtime fires on start")
     func bankTimeoutResendsThenStalls() async throws {

@@ -12,7 +12,7 @@ import TracingTestSupport
 /// Issue 8: a trace id sent in survives into the emitted messages, through the real broker. The tracer is
 /// passed to the endpoint, never bootstrapped (`InstrumentationSystem` is process-wide and the tests run
 /// in parallel).
-@Suite("Tracing on the real broker", .timeLimit(.minutes(3)))
+@Suite("Tracing on the real broker", .timeLimit(.minutes(6)))
 struct TracingTests {
     static func traceparent() -> (header: String, traceID: String, spanID: String) {
         let traceID = UUID().uuidString.replacingOccurrences(of: "-", with: "").lowercased()

@@ -6,7 +6,7 @@ import SagaEndpoint
 import Sagas
 import Testing
 
-@Suite("Reference app on the real broker", .timeLimit(.minutes(3)))
+@Suite("Reference app on the real broker", .timeLimit(.minutes(6)))
 struct TransferFlowTests {
     @Test("a transfer runs through the saga and the bank to TransferCompleted, and leaves no state")
     func transferCompletes() async throws {
