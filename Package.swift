@@ -3,6 +3,7 @@ import PackageDescription
 
 // Layout (dependencies point down this list, never up):
 //   CRabbitMQ, CSQLite      thin C shims over the system libraries
+//   CSQLitePageCache        SQLite's page cache, wrapped to skip needless whole-cache scans
 //   DedicatedThread         a serial executor that owns one OS thread (for blocking C libraries)
 //   AMQPTransport           Swift client over rabbitmq-c: connections, channels, confirms, recovery
 //   SagaStore               SQLite persistence: saga state, inbox, outbox, timeouts
@@ -47,6 +48,7 @@ let package = Package(
             pkgConfig: "sqlite3",
             providers: [.apt(["libsqlite3-dev"]), .brew(["sqlite"])]
         ),
+        .target(name: "CSQLitePageCache", dependencies: ["CSQLite"]),
         .target(name: "DedicatedThread", swiftSettings: strictness),
         .target(
             name: "AMQPTransport",
@@ -59,7 +61,7 @@ let package = Package(
         .target(
             name: "SagaStore",
             dependencies: [
-                "CSQLite", "DedicatedThread",
+                "CSQLite", "CSQLitePageCache", "DedicatedThread",
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: strictness
