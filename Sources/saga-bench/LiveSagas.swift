@@ -42,6 +42,23 @@ enum LiveSagas {
         }
     }
 
+    /// Takes the store back to what `populate` left: the sagas and timeouts a run started, and every
+    /// inbox, outbox, delivery and failure row, are deleted and the WAL is emptied. Without it each round
+    /// of the scale case met the rows of the rounds before (the inbox and outbox grow with every run, the
+    /// deduplication window being a week) while the empty store starts fresh every run.
+    static func reset(path: String) throws {
+        let logger = Logger.quiet("saga-bench-reset")
+        let connection = try SQLiteConnection(path: path, logger: logger)
+        defer { connection.close() }
+        // `populate` writes every row with one timestamp, the earliest in the store.
+        try connection.transaction {
+            try connection.execute("DELETE FROM sagas WHERE created_at > (SELECT min(created_at) FROM sagas)")
+            try connection.execute("DELETE FROM timeouts WHERE created_at > (SELECT min(created_at) FROM timeouts)")
+            for table in ["inbox", "outbox", "deliveries", "failures"] { try connection.execute("DELETE FROM \(table)") }
+        }
+        try connection.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    }
+
     /// Rows in `table` of the store at `path`, read through a connection of its own (WAL: readers do not
     /// block the endpoint's writer).
     static func count(_ table: String, path: String) throws -> Int {
