@@ -11,7 +11,7 @@ struct TransferStartLoop: BenchmarkCase {
     var name = "transfer saga start"
     /// Sagas already live in the store before every run (the scale case); 0: a fresh store per run.
     var liveSagas = 0
-    /// Where the pre-populated store lives across the rounds (each run adds its own sagas to it).
+    /// Where the pre-populated store lives across the rounds (`prepare` deletes what a run added to it).
     private let populatedPath = FileManager.default.temporaryDirectory
         .appendingPathComponent("saga-bench-live-\(UUID().uuidString).sqlite").path
 
