@@ -73,7 +73,9 @@ extension EndpointHarness {
 
     // MARK: Fixture processes
 
-    /// Starts the fixture and waits until it consumes (its "endpoint started" log line).
+    /// Starts the fixture and waits until it consumes (its "endpoint started" log line). A fixture that
+    /// logged the line and then ended (a crash point reached in a backlog that was there before it started)
+    /// counts as started: the caller waits for its exit.
     func startedFixture(app: String, database: String, environment: [String: String] = [:],
                         extraArguments: [String] = []) async throws -> ChildProcess {
         guard FileManager.default.isExecutableFile(atPath: Self.fixturePath) else {
@@ -82,10 +84,19 @@ extension EndpointHarness {
         let fixture = try startFixture(app: app, database: database, environment: environment,
                                        extraArguments: extraArguments)
         try await waitUntil(timeout: .seconds(30), message: "fixture did not start") {
-            if !fixture.isRunning { throw FixtureFailure(fixture) }
-            return fixture.errorOutput().contains("endpoint started")
+            try Self.hasStarted(fixture)
         }
         return fixture
+    }
+
+    /// Whether `fixture` has logged "endpoint started"; throws `FixtureFailure` when it ended without it.
+    /// The exit is read before the log: once the child has exited its log file is complete, so a child
+    /// that logged the line and died at once is not mistaken for one that died before starting.
+    static func hasStarted(_ fixture: ChildProcess) throws -> Bool {
+        let exited = !fixture.isRunning
+        if fixture.errorOutput().contains("endpoint started") { return true }
+        if exited { throw FixtureFailure(fixture) }
+        return false
     }
 
     /// SIGTERM, then waits for the exit; returns the exit status.
