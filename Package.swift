@@ -196,6 +196,12 @@ let package = Package(
             swiftSettings: strictness + [.define("SAGA_ENDPOINT_CLI_TESTS")]
         ),
         .testTarget(
+            name: "SagaBenchTests",
+            dependencies: ["saga-bench", "SagaEndpoint", "SagaStore", "MoneyTransfer",
+                           .product(name: "Metrics", package: "swift-metrics")],
+            swiftSettings: strictness
+        ),
+        .testTarget(
             name: "MoneyTransferTests",
             dependencies: ["MoneyTransfer", "SagaTesting", "Sagas"],
             swiftSettings: strictness
