@@ -60,7 +60,7 @@ struct HeartbeatTests {
         try await connection.waitUntilConnected(timeout: .seconds(30))
         #expect(await connection.recoveryCount >= 1)
         try await connection.publish(.toQueue(queue, message("after-thaw")))
-        let delivery = try await inbox.next(timeout: .seconds(10))
+        let delivery = try await inbox.next(timeout: .seconds(30))
         #expect(delivery.properties.messageId == "after-thaw")
         try await connection.ack(delivery.tag)
         try await consumer.cancel()

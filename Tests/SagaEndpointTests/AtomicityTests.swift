@@ -87,7 +87,7 @@ struct AtomicityTests {
         }
         try await harness.send(LedgerSaga.Announce(ledgerId: "l-1"), to: LedgerSaga.queue, messageId: "announce-1")
         // Committed, but the event has nowhere to go: returned, never marked dispatched, delivery not acked.
-        try await waitUntil(timeout: .seconds(10)) {
+        try await waitUntil(timeout: .seconds(30)) {
             try await harness.rowCount("ledgers", "inbox", where: "message_id = 'announce-1'") == 1
         }
         try await Task.sleep(for: .milliseconds(300))
@@ -103,9 +103,9 @@ struct AtomicityTests {
         endpoint = harness.startEndpoint(registry, queues: [LedgerSaga.queue], database: "ledgers") {
             $0.outboxRedispatchDelay = .seconds(3600)
         }
-        let events = try await harness.receive(from: "ledger.events", count: 1, timeout: .seconds(10))
+        let events = try await harness.receive(from: "ledger.events", count: 1, timeout: .seconds(30))
         #expect(events.map(\.properties.messageId) == [outgoingId("announce-1", "Ledger", "1")])
-        try await waitUntil(timeout: .seconds(10)) {
+        try await waitUntil(timeout: .seconds(30)) {
             try await harness.rowCount("ledgers", "outbox", where: "dispatched_at IS NULL") == 0
         }
         await harness.stop(endpoint)

@@ -55,7 +55,7 @@ struct CLISecondSignalTests {
         try await Task.sleep(for: .seconds(1))
         #expect(process.isRunning, "the first signal should start a graceful shutdown, which cannot finish")
         process.kill(signal: SIGTERM)
-        let status = try await runOnThread { try process.waitUntilExit(timeout: .seconds(10)) }
+        let status = try await runOnThread { try process.waitUntilExit(timeout: .seconds(30)) }
         #expect(status == 130)
     }
 }

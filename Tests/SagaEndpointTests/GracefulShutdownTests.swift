@@ -37,7 +37,7 @@ struct GracefulShutdownTests {
         #expect(processed < Self.total, "the signal came mid-stream")
         #expect(try await sum(harness) == processed, "each processed message counted once")
         // Everything else is back in the queue (acked ones are not: no processed message comes back).
-        try await waitUntil(timeout: .seconds(10), message: "unprocessed messages did not return to the queue") {
+        try await waitUntil(timeout: .seconds(30), message: "unprocessed messages did not return to the queue") {
             try await harness.depth("counters") == Self.total - processed
         }
 

@@ -20,7 +20,7 @@ struct InboxTests {
                                              database: "sagas", metrics: metrics)
         try await harness.send(TransferRequested(transferId: "t-1", fromAccount: "a", toAccount: "b", amount: 10),
                                to: "transfers", messageId: "req-1")
-        try await waitUntil(timeout: .seconds(10)) { try await harness.rowCount("sagas", "inbox") == 1 }
+        try await waitUntil(timeout: .seconds(30)) { try await harness.rowCount("sagas", "inbox") == 1 }
         // The same id again: once identical, once with another transfer in its body.
         try await harness.send(TransferRequested(transferId: "t-1", fromAccount: "a", toAccount: "b", amount: 10),
                                to: "transfers", messageId: "req-1")
@@ -28,7 +28,7 @@ struct InboxTests {
                                to: "transfers", messageId: "req-1")
         try await harness.send(TransferRequested(transferId: "t-3", fromAccount: "e", toAccount: "f", amount: 1),
                                to: "transfers", messageId: "req-3")
-        try await waitUntil(timeout: .seconds(10)) { try await harness.rowCount("sagas", "inbox") == 2 }
+        try await waitUntil(timeout: .seconds(30)) { try await harness.rowCount("sagas", "inbox") == 2 }
 
         let debits = try await harness.drain("bank")
         #expect(debits.map(\.properties.messageId)
@@ -97,7 +97,7 @@ struct InboxTests {
         #expect(calls.count == 0)
 
         try await harness.send(Explode(note: "named"), to: "pings", messageId: "ping-2")
-        try await waitUntil(timeout: .seconds(10)) { calls.count == 1 }
+        try await waitUntil(timeout: .seconds(30)) { calls.count == 1 }
         await harness.stop(endpoint)
         await harness.tearDown()
     }

@@ -20,12 +20,12 @@ struct InspectionTests {
         for index in 1...3 {
             try await harness.send(TransferRequested(transferId: "t-\(index)", fromAccount: "a", toAccount: "b", amount: index),
                                    to: "transfers", messageId: "req-\(index)")
-            try await waitUntil(timeout: .seconds(10)) { try await harness.rowCount("sagas", "sagas") == index }
+            try await waitUntil(timeout: .seconds(30)) { try await harness.rowCount("sagas", "sagas") == index }
         }
         // The bank answers the first transfer's debit: that saga moves on.
         try await harness.send(AccountDebited(transferId: "t-1", account: "a", amount: 1, fee: 25), to: "transfers",
                                messageId: "debited-1", correlationId: "t-1")
-        try await waitUntil(timeout: .seconds(10)) {
+        try await waitUntil(timeout: .seconds(30)) {
             try await harness.saga("sagas", type: TransferSaga.sagaType, id: "t-1")?.version == 2
         }
         await harness.stop(endpoint)

@@ -20,7 +20,7 @@ struct NotFoundPolicyTests {
         try await harness.send(OrderSaga.Shipped(orderId: "o-none"), to: OrderSaga.queue, messageId: "ship-none")
         try await harness.send(OrderSaga.Shipped(orderId: "o-1"), to: OrderSaga.queue)
 
-        try await waitUntil(timeout: .seconds(10)) {
+        try await waitUntil(timeout: .seconds(30)) {
             try await harness.rowCount("orders", "inbox") == 3
         }
         let order = try #require(try await harness.saga("orders", type: OrderSaga.sagaType, id: "o-1"))
@@ -59,11 +59,11 @@ struct NotFoundPolicyTests {
             queues: [OrderSaga.queue], database: "orders")
         try await harness.send(OrderSaga.Paid(orderId: "o-early"), to: OrderSaga.queue, messageId: "paid-early")
         // Parked durably, and retried more than once while the order does not exist.
-        try await waitUntil(timeout: .seconds(10)) {
+        try await waitUntil(timeout: .seconds(30)) {
             try await harness.withStore("orders") { try ($0.failure(messageId: "paid-early")?.attempts ?? 0) >= 2 }
         }
         try await harness.send(OrderSaga.Placed(orderId: "o-early", remindAfterMs: nil), to: OrderSaga.queue)
-        try await waitUntil(timeout: .seconds(10)) {
+        try await waitUntil(timeout: .seconds(30)) {
             try await harness.state(OrderSaga.self, "o-early", in: "orders")?.paid == true
         }
         #expect(try await harness.rowCount("orders", "timeouts") == 0)
@@ -81,7 +81,7 @@ struct NotFoundPolicyTests {
             OrderSaga.registry(earlyPayment: .retryLater(attempts: 2, delay: .milliseconds(200))),
             queues: [OrderSaga.queue], database: "orders")
         try await harness.send(OrderSaga.Paid(orderId: "o-never"), to: OrderSaga.queue, messageId: "paid-never")
-        let copy = try #require(try await harness.errorMessages(of: OrderSaga.queue, count: 1, timeout: .seconds(10)).first)
+        let copy = try #require(try await harness.errorMessages(of: OrderSaga.queue, count: 1, timeout: .seconds(30)).first)
         #expect(copy.properties.messageId == "paid-never")
         #expect(copy.properties.type == OrderSaga.Paid.messageType)
         #expect(copy.header("x-error-type") == "SagaNotFound")

@@ -65,7 +65,7 @@ struct RetryPolicyTests {
         }
         var endpoint = harness.startEndpoint(registry, queues: ["flaky"], database: "flaky", configure: configure)
         try await harness.send(Explode(note: "once"), to: "flaky", messageId: "flaky-1")
-        try await waitUntil(timeout: .seconds(10)) { try await harness.rowCount("flaky", "timeouts") == 1 }
+        try await waitUntil(timeout: .seconds(30)) { try await harness.rowCount("flaky", "timeouts") == 1 }
         await harness.stop(endpoint)
         #expect(calls.count == 2)
 

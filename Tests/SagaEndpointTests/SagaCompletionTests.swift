@@ -22,7 +22,7 @@ struct SagaCompletionTests {
         try await harness.send(OrderSaga.Placed(orderId: "o-closed", remindAfterMs: 3000), to: OrderSaga.queue,
                                messageId: "place-closed")
         var due = Date.distantFuture
-        try await waitUntil(timeout: .seconds(10)) {
+        try await waitUntil(timeout: .seconds(30)) {
             let pending = try await harness.withStore("orders") {
                 try $0.pendingTimeouts(sagaType: OrderSaga.sagaType, correlationId: "o-closed").map(\.dueAt)
             }
@@ -32,7 +32,7 @@ struct SagaCompletionTests {
         try await harness.send(OrderSaga.Close(orderId: "o-closed"), to: OrderSaga.queue, messageId: "close-1")
         // Whoever sees the Close in the inbox sees the saga and its timeout gone: one transaction.
         var leftovers = 0
-        try await waitUntil(timeout: .seconds(10)) {
+        try await waitUntil(timeout: .seconds(30)) {
             let (closed, remaining) = try await harness.withStore("orders") { store in
                 let closed = try store.inboxContains(messageId: "close-1")
                 let saga = try store.loadSaga(type: OrderSaga.sagaType, correlationId: "o-closed")

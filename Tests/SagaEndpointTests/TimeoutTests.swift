@@ -18,7 +18,7 @@ struct TimeoutTests {
         let first = try await harness.startedFixture(app: "transfer", database: "sagas", extraArguments: arguments)
         try await harness.send(TransferRequested(transferId: "t-slow", fromAccount: "alice", toAccount: "bob", amount: 5),
                                to: "transfers", messageId: "req-slow")
-        try await waitUntil(timeout: .seconds(10)) { try await harness.depth("bank") >= 1 }
+        try await waitUntil(timeout: .seconds(30)) { try await harness.depth("bank") >= 1 }
         #expect(try await harness.terminate(first) == 0)
         // Usually 1; 2 when the machine is so loaded that the first bank timeout (3 s) fired before the stop.
         let sentBeforeStop = try await harness.depth("bank")

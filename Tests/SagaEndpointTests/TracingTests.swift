@@ -51,7 +51,7 @@ struct TracingTests {
         #expect(carried.spanID != incoming.spanID)
 
         // The message span ends once the request is acked, just after the command was confirmed.
-        try await waitUntil(timeout: .seconds(10)) { tracer.finishedSpans.contains { $0.operationName == "process transfers" } }
+        try await waitUntil(timeout: .seconds(30)) { tracer.finishedSpans.contains { $0.operationName == "process transfers" } }
         let spans = tracer.finishedSpans.filter { $0.traceID == incoming.traceID }
         let process = try #require(spans.first { $0.operationName == "process transfers" })
         let handle = try #require(spans.first { $0.operationName == "handle TransferSaga" })
@@ -103,7 +103,7 @@ struct TracingTests {
             let transferId = try #require(debit.properties.correlationId)
             #expect(W3CInMemoryTracer.parse(traceparent: debit.header("traceparent") ?? "")?.traceID == traces[transferId])
         }
-        try await waitUntil(timeout: .seconds(10)) {
+        try await waitUntil(timeout: .seconds(30)) {
             tracer.finishedSpans.filter { $0.operationName == "process transfers" }.count == traces.count
         }
         for span in tracer.finishedSpans where span.operationName == "handle TransferSaga" {
@@ -124,7 +124,7 @@ struct TracingTests {
             contentType: "application/json", headers: ["traceparent": .string(incoming.header)], deliveryMode: .persistent,
             messageId: "broken-1", type: TransferRequested.messageType), to: "transfers")
         _ = try await harness.errorMessages(of: "transfers", count: 1)
-        try await waitUntil(timeout: .seconds(10)) { tracer.finishedSpans.contains { $0.traceID == incoming.traceID } }
+        try await waitUntil(timeout: .seconds(30)) { tracer.finishedSpans.contains { $0.traceID == incoming.traceID } }
         let process = try #require(tracer.finishedSpans.first { $0.operationName == "process transfers" })
         #expect(process.parentSpanID == incoming.spanID)
         #expect(process.status?.code == .error)
