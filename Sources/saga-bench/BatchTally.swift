@@ -1,16 +1,25 @@
 // The batches an endpoint in the bench really ran, read from its metrics: the round lines report them
-// instead of assuming every batch was full.
+// instead of assuming every batch was full, and where a batch's time went (its commit, the publish and
+// confirm round trip, start to acknowledgement).
 import CoreMetrics
 import Synchronization
 
-/// A metrics factory that keeps only the endpoint's batch-size recorder (`saga_batch_size`) and the
-/// count of handlers run again in the transaction (`saga_handlers_rerun_total`); everything else goes
-/// nowhere.
+/// A metrics factory that keeps only the endpoint's batch-size recorder (`saga_batch_size`), the count
+/// of handlers run again in the transaction (`saga_handlers_rerun_total`) and the sums of three batch
+/// timers; everything else goes nowhere.
 final class BatchTally: MetricsFactory {
+    /// The timers whose sums are kept, by label.
+    enum Stage: String, CaseIterable {
+        case commit = "saga_commit_duration_seconds"
+        case publishConfirm = "saga_publish_confirm_duration_seconds"
+        case batch = "saga_batch_duration_seconds"
+    }
+
     private struct Totals {
         var batches = 0
         var messages = 0
         var reruns = 0
+        var nanoseconds: [Stage: (count: Int, sum: Int64)] = [:]
     }
 
     private let totals = Mutex(Totals())
@@ -18,6 +27,14 @@ final class BatchTally: MetricsFactory {
     /// Batches recorded so far, and the messages in them.
     var batches: (count: Int, messages: Int) { totals.withLock { ($0.batches, $0.messages) } }
     var reruns: Int { totals.withLock(\.reruns) }
+
+    /// The mean of `stage`'s recorded durations in milliseconds; nil when none was recorded.
+    func meanMilliseconds(_ stage: Stage) -> Double? {
+        totals.withLock { totals in
+            guard let (count, sum) = totals.nanoseconds[stage], count > 0 else { return nil }
+            return Double(sum) / Double(count) / 1e6
+        }
+    }
 
     func makeCounter(label: String, dimensions: [(String, String)]) -> any CounterHandler {
         label == "saga_handlers_rerun_total" ? RerunCounter(tally: self) : NOOPMetricsHandler.instance
@@ -27,7 +44,9 @@ final class BatchTally: MetricsFactory {
         label == "saga_batch_size" ? BatchRecorder(tally: self) : NOOPMetricsHandler.instance
     }
 
-    func makeTimer(label: String, dimensions: [(String, String)]) -> any TimerHandler { NOOPMetricsHandler.instance }
+    func makeTimer(label: String, dimensions: [(String, String)]) -> any TimerHandler {
+        Stage(rawValue: label).map { StageTimer(tally: self, stage: $0) } ?? NOOPMetricsHandler.instance
+    }
     func destroyCounter(_ handler: any CounterHandler) {}
     func destroyRecorder(_ handler: any RecorderHandler) {}
     func destroyTimer(_ handler: any TimerHandler) {}
@@ -37,6 +56,13 @@ final class BatchTally: MetricsFactory {
     }
 
     fileprivate func rerun(_ count: Int) { totals.withLock { $0.reruns += count } }
+
+    fileprivate func record(_ stage: Stage, nanoseconds: Int64) {
+        totals.withLock { totals in
+            let (count, sum) = totals.nanoseconds[stage] ?? (0, 0)
+            totals.nanoseconds[stage] = (count + 1, sum + nanoseconds)
+        }
+    }
 
     private final class BatchRecorder: RecorderHandler {
         let tally: BatchTally
@@ -50,5 +76,12 @@ final class BatchTally: MetricsFactory {
         init(tally: BatchTally) { self.tally = tally }
         func increment(by amount: Int64) { tally.rerun(Int(amount)) }
         func reset() {}
+    }
+
+    private final class StageTimer: TimerHandler {
+        let tally: BatchTally
+        let stage: Stage
+        init(tally: BatchTally, stage: Stage) { (self.tally, self.stage) = (tally, stage) }
+        func recordNanoseconds(_ duration: Int64) { tally.record(stage, nanoseconds: duration) }
     }
 }

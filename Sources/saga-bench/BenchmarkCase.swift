@@ -56,6 +56,8 @@ struct RunResult: Sendable {
     /// re-sends included), and how many messages' saga handlers ran again in the transaction.
     var batchedMessages: Int? = nil
     var handlerReruns: Int? = nil
+    /// For the endpoint cases: a batch's mean commit, publish-and-confirm and whole time, in milliseconds.
+    var stageMilliseconds: (commit: Double, publishConfirm: Double, batch: Double)? = nil
 }
 
 extension RunResult {
@@ -64,6 +66,10 @@ extension RunResult {
         let (batches, batched) = tally.batches
         self.init(elapsed: elapsed, batches: max(1, batches), messages: messages, units: units,
                   batchedMessages: batched, handlerReruns: tally.reruns)
+        if let commit = tally.meanMilliseconds(.commit), let publish = tally.meanMilliseconds(.publishConfirm),
+           let batch = tally.meanMilliseconds(.batch) {
+            stageMilliseconds = (commit, publish, batch)
+        }
     }
 }
 

@@ -141,8 +141,11 @@ enum SagaBench {
                 let seconds = String(format: "%.3f s", Stats.seconds(result.elapsed))
                 let averageBatch = String(format: "%.1f", Double(result.batchedMessages ?? messages) / Double(max(1, result.batches)))
                 let reruns = result.handlerReruns.map { ", \($0) handlers rerun" } ?? ""
+                let stages = result.stageMilliseconds.map {
+                    String(format: " (mean ms: commit %.1f, publish+confirm %.1f, batch %.1f)", $0.commit, $0.publishConfirm, $0.batch)
+                } ?? ""
                 say("round \(round)  \(Stats.pad(benchmark.name, 36)) \(Stats.padLeft(Stats.format(rate), 9)) msg/s\(units)"
-                    + "  \(seconds), \(result.batches) batches of \(averageBatch) on average\(reruns), "
+                    + "  \(seconds), \(result.batches) batches of \(averageBatch) on average\(stages)\(reruns), "
                     + String(format: "CPU/msg %.1f µs user + %.1f µs system", user, system)
                     + ", RSS \(ProcessMemory.format(resident))")
             }

@@ -20,4 +20,22 @@ struct BatchTallyTests {
         #expect(tally.batches.messages == 137)
         #expect(tally.reruns == 2)
     }
+
+    @Test("the mean commit, publish-and-confirm and batch times come from the endpoint's timers")
+    func meanStageTimes() {
+        let tally = BatchTally()
+        let metrics = EndpointMetrics(factory: tally)
+        #expect(tally.meanMilliseconds(.commit) == nil)
+        metrics.commitDuration.recordNanoseconds(4_000_000)
+        metrics.commitDuration.recordNanoseconds(6_000_000)
+        metrics.publishDuration.recordNanoseconds(12_000_000)
+        metrics.batchDuration.recordNanoseconds(30_000_000)
+        metrics.handlerDuration.recordNanoseconds(1_000_000_000)
+        #expect(tally.meanMilliseconds(.commit) == 5)
+        #expect(tally.meanMilliseconds(.publishConfirm) == 12)
+        #expect(tally.meanMilliseconds(.batch) == 30)
+        let result = RunResult(elapsed: .seconds(1), tally: tally)
+        #expect(result.stageMilliseconds?.commit == 5)
+        #expect(result.stageMilliseconds?.publishConfirm == 12)
+    }
 }
