@@ -10,12 +10,9 @@ import Testing
 struct LiveSagasResetTests {
     @Test("reset removes what a run added and keeps every populated saga and timeout")
     func resetKeepsThePopulatedRows() throws {
-        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("bench-reset-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
-        defer { try? FileManager.default.removeItem(at: directory) }
-        let path = directory.appendingPathComponent("live.sqlite").path
-        try LiveSagas.populate(path: path, count: 200)
-        let populated = try Self.sagaIds(path)
+        let store = try PopulatedStore(sagas: 200)
+        defer { store.remove() }
+        let (path, populated) = (store.path, try Self.sagaIds(store.path))
 
         try Self.runLikeAnEndpoint(path: path, transfers: 25)
         #expect(try LiveSagas.count("sagas", path: path) == 225)
@@ -35,12 +32,9 @@ struct LiveSagasResetTests {
 
     @Test("a reset of a store no run has touched changes nothing")
     func resetOfAnUntouchedStore() throws {
-        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("bench-reset-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
-        defer { try? FileManager.default.removeItem(at: directory) }
-        let path = directory.appendingPathComponent("live.sqlite").path
-        try LiveSagas.populate(path: path, count: 50)
-        let populated = try Self.sagaIds(path)
+        let store = try PopulatedStore(sagas: 50)
+        defer { store.remove() }
+        let (path, populated) = (store.path, try Self.sagaIds(store.path))
         try LiveSagas.reset(path: path)
         try LiveSagas.reset(path: path)
         #expect(try Self.sagaIds(path) == populated)
@@ -74,4 +68,19 @@ struct LiveSagasResetTests {
         defer { store.close() }
         return Set(try store.listSagas(type: TransferSaga.sagaType).map(\.correlationId))
     }
+}
+
+/// A store as `LiveSagas.populate` leaves it, in a directory of its own (`remove` deletes it).
+struct PopulatedStore {
+    let directory: URL
+    let path: String
+
+    init(sagas: Int) throws {
+        directory = FileManager.default.temporaryDirectory.appendingPathComponent("bench-reset-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        path = directory.appendingPathComponent("live.sqlite").path
+        try LiveSagas.populate(path: path, count: sagas)
+    }
+
+    func remove() { try? FileManager.default.removeItem(at: directory) }
 }
