@@ -9,7 +9,7 @@ import Synchronization
 /// timers; everything else goes nowhere.
 final class BatchTally: MetricsFactory {
     /// The timers whose sums are kept, by label.
-    enum Stage: String, CaseIterable {
+    enum Stage: String {
         case commit = "saga_commit_duration_seconds"
         case publishConfirm = "saga_publish_confirm_duration_seconds"
         case batch = "saga_batch_duration_seconds"

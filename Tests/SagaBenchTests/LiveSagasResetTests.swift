@@ -10,9 +10,9 @@ import Testing
 struct LiveSagasResetTests {
     @Test("reset removes what a run added and keeps every populated saga and timeout")
     func resetKeepsThePopulatedRows() throws {
-        let store = try PopulatedStore(sagas: 200)
-        defer { store.remove() }
-        let (path, populated) = (store.path, try Self.sagaIds(store.path))
+        let (scratch, path) = try Self.populatedStore(sagas: 200)
+        defer { scratch.remove() }
+        let populated = try Self.sagaIds(path)
 
         try Self.runLikeAnEndpoint(path: path, transfers: 25)
         #expect(try LiveSagas.count("sagas", path: path) == 225)
@@ -32,9 +32,9 @@ struct LiveSagasResetTests {
 
     @Test("a reset of a store no run has touched changes nothing")
     func resetOfAnUntouchedStore() throws {
-        let store = try PopulatedStore(sagas: 50)
-        defer { store.remove() }
-        let (path, populated) = (store.path, try Self.sagaIds(store.path))
+        let (scratch, path) = try Self.populatedStore(sagas: 50)
+        defer { scratch.remove() }
+        let populated = try Self.sagaIds(path)
         try LiveSagas.reset(path: path)
         try LiveSagas.reset(path: path)
         #expect(try Self.sagaIds(path) == populated)
@@ -63,24 +63,22 @@ struct LiveSagasResetTests {
         }
     }
 
+    /// A store as `LiveSagas.populate` leaves it, in a scratch directory of its own.
+    static func populatedStore(sagas: Int) throws -> (ScratchDirectory, path: String) {
+        let scratch = try ScratchDirectory()
+        let path = scratch.path("live.sqlite")
+        do {
+            try LiveSagas.populate(path: path, count: sagas)
+        } catch {
+            scratch.remove()
+            throw error
+        }
+        return (scratch, path)
+    }
+
     static func sagaIds(_ path: String) throws -> Set<String> {
         let store = try SagaStore(path: path)
         defer { store.close() }
         return Set(try store.listSagas(type: TransferSaga.sagaType).map(\.correlationId))
     }
-}
-
-/// A store as `LiveSagas.populate` leaves it, in a directory of its own (`remove` deletes it).
-struct PopulatedStore {
-    let directory: URL
-    let path: String
-
-    init(sagas: Int) throws {
-        directory = FileManager.default.temporaryDirectory.appendingPathComponent("bench-reset-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
-        path = directory.appendingPathComponent("live.sqlite").path
-        try LiveSagas.populate(path: path, count: sagas)
-    }
-
-    func remove() { try? FileManager.default.removeItem(at: directory) }
 }
