@@ -135,14 +135,27 @@ public struct AMQPConfiguration: Sendable, Hashable, CustomStringConvertible {
     /// Replaces the password of any AMQP URI in `text` with `***`, for messages that quote input.
     ///
     /// The user info ends at the last `@` before the query or fragment, so a password holding a raw `@`
-    /// (invalid, but typed anyway) is hidden whole.
+    /// (invalid, but typed anyway) is hidden whole. A raw `?` or `#` in the password (or no host at all)
+    /// leaves an authority such as `user:pa`, whose "port" is not a number: then everything from that
+    /// colon to the last `@` of the text (or to its end, when there is none) is hidden.
     public static func redact(_ text: String) -> String {
         guard let schemeEnd = text.range(of: "://") else { return text }
         let rest = text[schemeEnd.upperBound...]
         let authorityAndPath = rest[..<(rest.firstIndex { $0 == "?" || $0 == "#" } ?? rest.endIndex)]
-        guard let at = authorityAndPath.lastIndex(of: "@") else { return text }
-        let userInfo = text[schemeEnd.upperBound..<at]
-        guard let colon = userInfo.firstIndex(of: ":") else { return text }
-        return String(text[..<colon]) + ":***" + String(text[at...])
+        if let at = authorityAndPath.lastIndex(of: "@") {
+            let userInfo = text[schemeEnd.upperBound..<at]
+            guard let colon = userInfo.firstIndex(of: ":") else { return text }
+            return String(text[..<colon]) + ":***" + String(text[at...])
+        }
+        let authority = rest[..<(rest.firstIndex { $0 == "/" || $0 == "?" || $0 == "#" } ?? rest.endIndex)]
+        guard !authority.hasPrefix("["), let colon = authority.firstIndex(of: ":"),
+              !authority[authority.index(after: colon)...].allSatisfy(\.isASCIIDigit)
+        else { return text }
+        let end = rest.lastIndex(of: "@") ?? text.endIndex
+        return String(text[..<colon]) + ":***" + String(text[end...])
     }
+}
+
+private extension Character {
+    var isASCIIDigit: Bool { isASCII && isNumber }
 }

@@ -119,6 +119,13 @@ struct ConfigurationTests {
         "amqp://alice:s3cret@pw@host?bogus=1",
         "amqp://alice:s3cret-pw@host?connection_name=a@b&bogus=1",
         "amqp://alice:s3cret-pw@[::1:5672",
+        // A raw '#', '?' or '/' in the password ends the authority early ("alice:s3"), and no host at
+        // all leaves "alice:s3cret-pw" looking like host and port: the password is hidden all the same.
+        "amqp://alice:s3#cret-pw@host",
+        "amqp://alice:s3?cret-pw@host",
+        "amqp://alice:s3/cret-pw@host",
+        "amqp://alice:s3cret-pw",
+        "amqp://alice:s3cret#pw",
     ])
     func errorsHideThePassword(url: String) {
         do {
