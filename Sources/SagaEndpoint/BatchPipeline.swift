@@ -275,11 +275,12 @@ struct BatchPipeline: Sendable {
         }
     }
 
-    /// Acknowledges what is done; requeues what must be tried again. Per channel, when every delivery of
-    /// the batch is acked, one `multiple` ack covers them all (earlier batches are settled already).
+    /// Acknowledges what is done; requeues what must be tried again. Per channel opening, when every
+    /// delivery of the batch is acked, one `multiple` ack covers them all (earlier batches are settled
+    /// already; see `AckPlan`).
     private func settle(_ entries: [Entry], outcomes: [PublishOutcome], requests: [PublishRequest],
                         multipleAcks: Bool) async {
-        var acks: [UInt16: [DeliveryTag]] = [:]
+        var acks: [DeliveryTag] = []
         var requeues: [DeliveryTag] = []
         for entry in entries {
             guard let delivery = entry.delivery else { continue }
@@ -292,20 +293,18 @@ struct BatchPipeline: Sendable {
                     "outcome": "\(outcomes[index])"])
             }
             switch settle {
-            case .ack: acks[delivery.tag.channel, default: []].append(delivery.tag)
+            case .ack: acks.append(delivery.tag)
             case .requeue: requeues.append(delivery.tag)
             }
         }
-        let requeuedChannels = Set(requeues.map(\.channel))
-        for (channel, tags) in acks {
+        // Each ack on its own: one that is no longer possible (its channel was reopened) must not keep
+        // the others from going out.
+        for ack in AckPlan.acks(acks, requeued: requeues, multipleAcks: multipleAcks) {
             do {
-                if multipleAcks, !requeuedChannels.contains(channel), let last = tags.max(by: { $0.value < $1.value }) {
-                    try await consumer.ack(last, multiple: true)
-                } else {
-                    for tag in tags { try await consumer.ack(tag) }
-                }
+                try await consumer.ack(ack.tag, multiple: ack.multiple)
             } catch {
-                logger.info("ack not possible; the broker will redeliver", metadata: ["error": "\(error)"])
+                logger.info("ack not possible; the broker will redeliver", metadata: [
+                    "error": "\(error)", "delivery_tag": "\(ack.tag.value)"])
             }
         }
         for tag in requeues {
