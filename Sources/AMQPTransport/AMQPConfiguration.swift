@@ -115,7 +115,12 @@ public struct AMQPConfiguration: Sendable, Hashable, CustomStringConvertible {
                 default: throw invalid("verify must be verify_peer or verify_none")
                 }
             case "auth_mechanism", "locale": break
-            default: throw invalid("unknown query parameter '\(item.name)'")
+            default:
+                // With a raw '?' in the password, the query holds its tail: then no name is quoted.
+                let hidden = AMQPConfiguration.passwordRange(in: url)
+                let quotable = hidden.map { hidden in url.firstIndex(of: "?").map { $0 >= hidden.upperBound } ?? true } ?? true
+                throw invalid(quotable ? "unknown query parameter '\(item.name)'"
+                                       : "unknown query parameter (a password must percent-encode '?', '#', '/' and '@')")
             }
         }
         if tls == nil, (components.queryItems ?? []).contains(where: { ["cacertfile", "certfile", "keyfile"].contains($0.name) }) {
@@ -135,24 +140,30 @@ public struct AMQPConfiguration: Sendable, Hashable, CustomStringConvertible {
     /// Replaces the password of any AMQP URI in `text` with `***`, for messages that quote input.
     ///
     /// The user info ends at the last `@` before the query or fragment, so a password holding a raw `@`
-    /// (invalid, but typed anyway) is hidden whole. A raw `?` or `#` in the password (or no host at all)
-    /// leaves an authority such as `user:pa`, whose "port" is not a number: then everything from that
-    /// colon to the last `@` of the text (or to its end, when there is none) is hidden.
+    /// (invalid, but typed anyway) is hidden whole. A raw `?`, `#` or `/` in the password ends the
+    /// authority early (`user:pa`, or `user:1234` when it starts with digits, which parses as a port):
+    /// when an `@` comes after such an authority, everything from its colon to the last `@` is hidden;
+    /// an authority whose "port" is not a number and no `@` anywhere (no host) is hidden from its colon
+    /// on. This can hide more than the password (a host and a query holding an `@`), never less.
     public static func redact(_ text: String) -> String {
-        guard let schemeEnd = text.range(of: "://") else { return text }
+        guard let hidden = passwordRange(in: text) else { return text }
+        return String(text[..<hidden.lowerBound]) + "***" + String(text[hidden.upperBound...])
+    }
+
+    /// Where `redact` puts `***`: after the user name's colon, up to the `@` (or the end).
+    static func passwordRange(in text: String) -> Range<String.Index>? {
+        guard let schemeEnd = text.range(of: "://") else { return nil }
         let rest = text[schemeEnd.upperBound...]
         let authorityAndPath = rest[..<(rest.firstIndex { $0 == "?" || $0 == "#" } ?? rest.endIndex)]
         if let at = authorityAndPath.lastIndex(of: "@") {
-            let userInfo = text[schemeEnd.upperBound..<at]
-            guard let colon = userInfo.firstIndex(of: ":") else { return text }
-            return String(text[..<colon]) + ":***" + String(text[at...])
+            guard let colon = text[schemeEnd.upperBound..<at].firstIndex(of: ":") else { return nil }
+            return text.index(after: colon)..<at
         }
         let authority = rest[..<(rest.firstIndex { $0 == "/" || $0 == "?" || $0 == "#" } ?? rest.endIndex)]
-        guard !authority.hasPrefix("["), let colon = authority.firstIndex(of: ":"),
-              !authority[authority.index(after: colon)...].allSatisfy(\.isASCIIDigit)
-        else { return text }
-        let end = rest.lastIndex(of: "@") ?? text.endIndex
-        return String(text[..<colon]) + ":***" + String(text[end...])
+        guard !authority.hasPrefix("["), let colon = authority.firstIndex(of: ":") else { return nil }
+        if let at = rest.lastIndex(of: "@") { return text.index(after: colon)..<at }
+        guard !authority[authority.index(after: colon)...].allSatisfy(\.isASCIIDigit) else { return nil }
+        return text.index(after: colon)..<text.endIndex
     }
 }
 

@@ -126,6 +126,10 @@ struct ConfigurationTests {
         "amqp://alice:s3/cret-pw@host",
         "amqp://alice:s3cret-pw",
         "amqp://alice:s3cret#pw",
+        // Digits first, then a raw '?': parses as host "alice", port 1234 and a query item named after the
+        // rest of the password.
+        "amqp://alice:1234?s3cret-pw@host",
+        "amqp://alice:1234?s3=cret-pw@host",
     ])
     func errorsHideThePassword(url: String) {
         do {
