@@ -255,6 +255,8 @@ struct BatchPipeline: Sendable {
                     logger.debug("duplicate message: no effect", metadata: metadata.merging(["republished": "\(undispatched.count)"]) { $1 })
                 case .deferred:
                     break
+                case .withdrawn:
+                    logger.debug("due row withdrawn before its turn (saga completed, or handled elsewhere)", metadata: metadata)
                 case .notFound(let policy, let saga):
                     metrics.sagasNotFound.increment()
                     await notFound(&entry, policy: policy, saga: saga, requests: &requests, deferrals: &deferrals,

@@ -87,6 +87,7 @@ struct PipelineTracing: Sendable {
                 span.attributes["saga.duplicate"] = true
                 span.attributes["saga.outgoing"] = undispatched.count
             case .deferred: span.attributes["saga.deferred"] = true
+            case .withdrawn: span.attributes["saga.withdrawn"] = true
             case .notFound(_, let saga): span.attributes["saga.not_found"] = saga.description
             case .failed(let error): fail(error)
             }

@@ -32,6 +32,10 @@ enum WorkResult: Sendable {
     case duplicate(undispatched: [OutboxRecord])
     /// Parked in the timeouts table for a delayed retry; the delivery can be acknowledged.
     case deferred
+    /// A due row that was gone when its turn came: its saga completed (which cancels its timeouts) or
+    /// another process handled it. Nothing was done; in particular no handler of a newer instance under
+    /// the same correlation id received the old instance's timeout.
+    case withdrawn
     /// A saga handles the message but found no instance, and its policy is not `.discard`.
     case notFound(NotFoundPolicy, saga: SagaInstanceKey)
     /// Rolled back.
@@ -144,6 +148,10 @@ actor StoreWorker {
             try store.scheduleTimeout(deferral)
             return .deferred
         }
+        // A due row is taken first, before any handler result is used: the poller read it before this
+        // batch, and the saga may have completed since (a new instance can even hold its key by now).
+        // If the message fails, the savepoint puts the row back.
+        if let row = item.timeoutRow, try !store.deleteTimeout(row) { return .withdrawn }
         if let speculation = item.speculation, let result = try apply(speculation, of: item, now: now) {
             return result
         }
@@ -200,7 +208,6 @@ actor StoreWorker {
     /// A message seen before: its outbox rows of the first processing that were never confirmed.
     private func duplicate(_ item: WorkItem) throws -> WorkResult {
         let messageId = item.incoming.messageId
-        if let row = item.timeoutRow { _ = try store.deleteTimeout(row) }
         // Copies of one message id share a delivery count; a copy that is dealt with ends it too, or
         // crashes while copies are in flight would add up until a duplicate looked like poison.
         if item.wasRedelivered { try store.clearDeliveries(messageId: messageId) }
@@ -244,7 +251,6 @@ actor StoreWorker {
                 correlationId: timeout.saga.correlationId, dueAt: timeout.dueAt, messageType: timeout.type,
                 body: timeout.body, headers: timeout.headers, createdAt: now))
         }
-        if let row = item.timeoutRow { _ = try store.deleteTimeout(row) }
         if item.wasRedelivered { try store.clearDeliveries(messageId: incoming.messageId) }
         // Earlier failed attempts no longer matter once the message is processed.
         _ = try store.clearFailure(messageId: incoming.messageId)
