@@ -1,19 +1,25 @@
+import Foundation
 import SagaStore
 import Sagas
 
-/// Which saga instance a handler saw under a key, and at which version. A saga id is never reused and
-/// every change bumps the version, so an unchanged identity means an unchanged state.
+/// Which saga instance a handler saw under a key: its id, version and state. A saga id is never reused
+/// and every committed change bumps the version, but a state the handlers wrote ahead of the transaction
+/// is only a guess until its message commits (a duplicate's or a failing message's write never does), and
+/// another message's commit can bring the instance to the same version with a different state. So the
+/// state is compared too: equal id, version and state mean the handler saw what is stored.
 struct SagaIdentity: Sendable, Equatable {
     var sagaId: String
     var version: Int
+    var state: Data
 
-    init(sagaId: String, version: Int) {
+    init(sagaId: String, version: Int, state: Data) {
         self.sagaId = sagaId
         self.version = version
+        self.state = state
     }
 
     init(_ saga: StoredSaga) {
-        self.init(sagaId: saga.sagaId, version: saga.version)
+        self.init(sagaId: saga.sagaId, version: saga.version, state: saga.state)
     }
 }
 

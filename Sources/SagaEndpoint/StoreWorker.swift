@@ -178,7 +178,7 @@ actor StoreWorker {
     private func apply(_ speculation: SagaSpeculation, of item: WorkItem, now: Date) throws -> WorkResult? {
         for read in speculation.reads {
             let current = try store.sagaIdentity(type: read.key.sagaType, correlationId: read.key.correlationId)
-            guard current.map({ SagaIdentity(sagaId: $0.sagaId, version: $0.version) }) == read.identity else {
+            guard current.map({ SagaIdentity(sagaId: $0.sagaId, version: $0.version, state: $0.state) }) == read.identity else {
                 return nil
             }
         }

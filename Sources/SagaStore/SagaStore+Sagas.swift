@@ -16,16 +16,17 @@ extension SagaStore {
         return try rows.first.map(sagaRecord)
     }
 
-    /// Which instance is stored under the key and at which version, without reading its state: enough to
-    /// tell whether a state read earlier (on another connection) is still the current one, since a saga id
-    /// is never reused and every change bumps the version.
-    public func sagaIdentity(type sagaType: String, correlationId: String) throws -> (sagaId: String, version: Int)? {
+    /// Which instance is stored under the key, at which version and with which state: enough to tell
+    /// whether a state seen earlier (read on another connection, or guessed ahead of the transaction) is
+    /// the current one. Cheaper than `loadSaga`: no originator or timestamps.
+    public func sagaIdentity(type sagaType: String, correlationId: String) throws -> (sagaId: String, version: Int, state: Data)? {
         let rows = try connection.query(
-            "SELECT saga_id, version FROM sagas WHERE saga_type = ? AND correlation_id = ?",
+            "SELECT saga_id, version, state FROM sagas WHERE saga_type = ? AND correlation_id = ?",
             [.text(sagaType), .text(correlationId)]
         )
-        guard let row = rows.first, let sagaId = row[0].textValue, let version = row[1].integerValue else { return nil }
-        return (sagaId, Int(version))
+        guard let row = rows.first else { return nil }
+        let reader = RowReader(row: row, table: "sagas")
+        return (try reader.text(0), try reader.int(1), try reader.data(2))
     }
 
     /// Inserts a new saga. If one with the same (type, correlation id) or saga id exists — typically two
