@@ -77,15 +77,22 @@ extension BatchPipeline {
         guard !needing.isEmpty else { return }
         // A duplicate must not call an integration (an HTTP API) again: skip it, the transaction will
         // recognise it and re-publish what the first processing emitted.
+        // A copy whose first copy is still on its way to the inbox (this batch, or the one committing)
+        // takes that copy's result (`StatelessResults`).
         let seen = await store.inboxContains(needing.map { entries[$0].incoming!.messageId })
         for index in needing where !seen.contains(entries[index].incoming!.messageId) {
+            let incoming = entries[index].incoming!
+            if let outgoing = statelessResults.outgoing(for: incoming) {
+                entries[index].item?.statelessOutgoing = outgoing
+                continue
+            }
             do {
-                let incoming = entries[index].incoming!
                 let tracing = entries[index].item?.tracing
                 let outgoing = try await HandlerTiming(timer: metrics.handlerDuration).stateless {
                     try await dispatcher.runStatelessHandlers(incoming, now: now, tracing: tracing)
                 }
                 entries[index].item?.statelessOutgoing = outgoing
+                statelessResults.record(outgoing, for: incoming)
             } catch {
                 entries[index].handlerError = error
                 entries[index].item = nil

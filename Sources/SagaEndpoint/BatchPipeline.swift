@@ -26,6 +26,8 @@ struct BatchPipeline: Sendable {
     /// Grows while batches fail for transient reasons (a full disk, a locked database), so requeued
     /// deliveries do not come straight back in a hot loop.
     let backoff = TransientBackoff()
+    /// Stateless handlers' results for messages whose transaction has not ended, for copies close behind.
+    let statelessResults = StatelessResults()
 
     /// Per-source bookkeeping through the stages of a batch.
     struct Entry {
@@ -160,6 +162,7 @@ struct BatchPipeline: Sendable {
         let indices = entries.indices.filter { entries[$0].item != nil }
         let results = await store.processBatch(indices.map { entries[$0].item! }, now: now)
         for (index, result) in zip(indices, results) { entries[index].result = result }
+        statelessResults.forget(indices.map { entries[$0].incoming!.messageId })
         metrics.commitDuration.record(since: commitStarted)
         CrashPoint.afterCommit.check()
 

@@ -101,4 +101,31 @@ struct InboxTests {
         await harness.stop(endpoint)
         await harness.tearDown()
     }
+
+    // Failed before: every copy in the batch called the handler (the inbox knows a message only once its
+    // batch commits).
+    @Test("copies of a message close together call its stateless handler once, and emit once")
+    func statelessHandlerOnceForCopiesInFlight() async throws {
+        let harness = try await EndpointHarness.make()
+        try await harness.declareQueue("pings")
+        try await harness.declareQueue("pongs")
+        let calls = Tally()
+        var registry = HandlerRegistry()
+        registry.handle(Explode.self) { ping, context in
+            calls.increment()
+            try context.send(Explode(note: "pong for \(ping.note)"), to: "pongs")
+        }
+        // All copies wait in the queue before the endpoint starts, so they come in one batch (or, at the
+        // latest, in the next one while the first commits).
+        for _ in 0..<3 { try await harness.send(Explode(note: "ping"), to: "pings", messageId: "ping-1") }
+        try await harness.send(Explode(note: "other"), to: "pings", messageId: "ping-2")
+        let endpoint = harness.startEndpoint(registry, queues: ["pings"], database: "pings")
+        try await waitUntil(timeout: .seconds(30)) { try await harness.rowCount("pings", "inbox") == 2 }
+        let pongs = try await harness.drain("pongs")
+        #expect(pongs.count == 2)
+        #expect(calls.count == 2)
+        await harness.stop(endpoint)
+        #expect(try await harness.depth("pings") == 0, "every copy was acknowledged")
+        await harness.tearDown()
+    }
 }
