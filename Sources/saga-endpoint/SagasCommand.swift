@@ -12,7 +12,7 @@ struct SagasCommand: ParsableCommand {
 
     struct List: ParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Print one JSON object per live saga per line (nothing when there are none).")
+            abstract: "Print one JSON object per live saga per line (nothing when there are none; exit 1 when the database does not exist).")
         @OptionGroup var database: DatabaseOptions
         @OptionGroup var config: ConfigOptions
         @OptionGroup var logging: LoggingOptions
@@ -21,7 +21,7 @@ struct SagasCommand: ParsableCommand {
 
         func run() throws {
             _ = logging.bootstrap()
-            guard let store = try SagaDatabase.open(try database.resolvedPath(config: config)) else { return }
+            let store = try SagaDatabase.open(try database.resolvedPath(config: config))
             defer { store.close() }
             for record in try store.listSagas(type: sagaType) {
                 print(try SagaDatabase.json(SagaDatabase.object(record), pretty: false))
@@ -41,7 +41,7 @@ struct SagasCommand: ParsableCommand {
         func run() throws {
             _ = logging.bootstrap()
             let path = try database.resolvedPath(config: config)
-            guard let store = try SagaDatabase.open(path) else { throw notFound(path) }
+            let store = try SagaDatabase.open(path)
             defer { store.close() }
             guard let record = try store.loadSaga(type: type, correlationId: id) else { throw notFound(path) }
             var object = SagaDatabase.object(record)
@@ -58,9 +58,12 @@ struct SagasCommand: ParsableCommand {
 
 /// Reading saga records as JSON.
 enum SagaDatabase {
-    /// Opens the store, or nil when the file does not exist (it is never created here).
-    static func open(_ path: String) throws -> SagaStore? {
-        guard FileManager.default.fileExists(atPath: path) else { return nil }
+    /// Opens the store; a file that does not exist is an error, never created here (a mistyped path must
+    /// not look like an endpoint without live sagas).
+    static func open(_ path: String) throws -> SagaStore {
+        guard FileManager.default.fileExists(atPath: path) else {
+            throw CLIError("no saga database at \(path) (the endpoint creates it when it first runs; check --database, SAGA_DATABASE or the config file)")
+        }
         do {
             return try SagaStore(path: path)
         } catch {

@@ -51,6 +51,18 @@ import Testing
         #expect(try database(["list"]) == DatabaseOptions.defaultPath)
     }
 
+    // Before, `sagas list` printed nothing and exited 0 for a mistyped path, as if there were no sagas.
+    @Test func sagasRefusesADatabaseThatDoesNotExist() throws {
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("missing-\(UUID().uuidString).sqlite").path
+        do {
+            _ = try SagaDatabase.open(path)
+            Issue.record("a missing database was opened")
+        } catch let error as CLIError {
+            #expect(error.description.contains("no saga database at \(path)"), "\(error)")
+        }
+        #expect(!FileManager.default.fileExists(atPath: path), "never created by an inspection")
+    }
+
     @Test func aBadFileOrURLIsAnErrorNamingItsSource() throws {
         let typo = try CLIConfigFileTests().configFile(#"{"amqp-ulr": "amqp://x/"}"#)
         #expect(throws: ConfigFileError.self) { try url(["errors", "list", "--config", typo]) }
