@@ -19,15 +19,25 @@ extension BatchPipeline {
     /// A message that kills the process (rather than throwing) comes back redelivered after every restart.
     /// Redeliveries are counted in SQLite before processing, so the count survives the crash; past
     /// `maxDeliveries` the message goes to the error queue instead of crash-looping the endpoint.
-    /// Quorum queues count for us (`x-delivery-count`).
+    /// Quorum queues count for us (`x-delivery-count`). Due rows that were due before this process
+    /// started are counted the same way: a poison timeout is due again at every start.
     func divertPoisonMessages(_ entries: inout [Entry], now: Date) async {
         var counted: [Int] = []
-        for index in entries.indices {
-            guard let delivery = entries[index].delivery, delivery.redelivered, entries[index].item != nil else { continue }
-            entries[index].item?.wasRedelivered = true
-            if let brokerCount = delivery.properties.headers?["x-delivery-count"]?.intValue {
-                entries[index].deliveries = brokerCount + 1
-            } else {
+        for index in entries.indices where entries[index].item != nil {
+            switch entries[index].source {
+            case .delivery(let delivery):
+                guard delivery.redelivered else { continue }
+                entries[index].item?.wasRedelivered = true
+                if let brokerCount = delivery.properties.headers?["x-delivery-count"]?.intValue {
+                    entries[index].deliveries = brokerCount + 1
+                } else {
+                    counted.append(index)
+                }
+            case .due(let row):
+                // Due before this process started: an earlier one may have died on it (see
+                // `mayHaveBeenTried`). Counted under its message id, cleared once it is processed.
+                guard mayHaveBeenTried(row) else { continue }
+                entries[index].item?.wasRedelivered = true
                 counted.append(index)
             }
         }

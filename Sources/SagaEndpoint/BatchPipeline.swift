@@ -28,6 +28,8 @@ struct BatchPipeline: Sendable {
     let backoff = TransientBackoff()
     /// Stateless handlers' results for messages whose transaction has not ended, for copies close behind.
     let statelessResults = StatelessResults()
+    /// When this pipeline (the endpoint's run) started: due rows older than that are counted.
+    let startedAt = Date()
 
     /// Per-source bookkeeping through the stages of a batch.
     struct Entry {
@@ -96,13 +98,23 @@ struct BatchPipeline: Sendable {
         var started: ContinuousClock.Instant
     }
 
-    /// Whether the sources hold a redelivery. The endpoint lets the batch before such a one settle
+    /// Whether the sources hold a redelivery, or a due row that an earlier process may have been
+    /// handling when it died (`mayHaveBeenTried`). The endpoint lets the batch before such a one settle
     /// first, so that a crash while processing a suspect blames no message still in flight.
-    static func containsRedelivery(_ sources: [WorkSource]) -> Bool {
+    func containsRedelivery(_ sources: [WorkSource]) -> Bool {
         sources.contains { source in
-            if case .delivery(let delivery) = source { return delivery.redelivered }
-            return false
+            switch source {
+            case .delivery(let delivery): delivery.redelivered
+            case .due(let row): mayHaveBeenTried(row)
+            }
         }
+    }
+
+    /// A due row has no redelivered flag. One that was due before this process started may have been
+    /// taken by an earlier process that died handling it (a timeout handler that kills the process would
+    /// otherwise crash-loop the endpoint at every start), so it is counted like a redelivery.
+    func mayHaveBeenTried(_ row: TimeoutRecord) -> Bool {
+        row.dueAt < startedAt
     }
 
     /// Runs the batch through its transaction and returns what remains to be published and settled, in
@@ -241,6 +253,12 @@ struct BatchPipeline: Sendable {
                                               attempts: entry.deliveries ?? 1, first: nil, now: now))
                     // The delivery count stays (housekeeping removes it with the inbox): if this copy is
                     // redelivered before its ack, it is diverted again rather than processed.
+                    if entry.poison { metrics.errorQueued.increment() }
+                } else if let incoming = entry.incoming {
+                    // A due row (a poison timeout): its copy goes to the endpoint's error queue, and the row
+                    // is deleted once that is confirmed.
+                    moveToErrorQueue(&entry, incoming: incoming, reason: rejection.description, type: rejection.kind,
+                                     attempts: entry.deliveries ?? 1, first: nil, requests: &requests, now: now)
                     if entry.poison { metrics.errorQueued.increment() }
                 }
             } else if let error = entry.handlerError {

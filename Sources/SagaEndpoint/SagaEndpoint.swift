@@ -145,7 +145,7 @@ public final class SagaEndpoint: Service, Sendable {
                     var lastCommit: CommitFlag?
                     while let batch = await work.next(limit: max(1, configuration.batchSize)) {
                         let prepared: Task<[BatchPipeline.PreparedBatch], Never>
-                        let redelivery = BatchPipeline.containsRedelivery(batch)
+                        let redelivery = pipeline.containsRedelivery(batch)
                         let route = BatchRoute.choose(
                             redelivery: redelivery, handlersAheadEnabled: configuration.handlersAheadOfCommit,
                             count: batch.count, batchSize: configuration.batchSize,

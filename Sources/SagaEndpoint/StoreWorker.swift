@@ -151,7 +151,10 @@ actor StoreWorker {
         // A due row is taken first, before any handler result is used: the poller read it before this
         // batch, and the saga may have completed since (a new instance can even hold its key by now).
         // If the message fails, the savepoint puts the row back.
-        if let row = item.timeoutRow, try !store.deleteTimeout(row) { return .withdrawn }
+        if let row = item.timeoutRow, try !store.deleteTimeout(row) {
+            if item.wasRedelivered { try store.clearDeliveries(messageId: incoming.messageId) }
+            return .withdrawn
+        }
         if let speculation = item.speculation, let result = try apply(speculation, of: item, now: now) {
             return result
         }

@@ -17,6 +17,30 @@ struct CrashNow: Message {
     var note: String
 }
 
+/// A saga whose timeout kills the process (for the poison-timeout test): `ArmCrash` starts it and asks
+/// for the timeout at once.
+struct CrashingTimeoutSaga: Saga {
+    static let sagaType = "CrashingTimeout"
+    var id: String
+
+    struct ArmCrash: Message {
+        static let messageType = "ArmCrash"
+        var id: String
+    }
+
+    struct Detonate: Message {
+        static let messageType = "Detonate"
+    }
+
+    static func define(_ saga: inout SagaDefinition<CrashingTimeoutSaga>) {
+        saga.startedBy(ArmCrash.self, correlatedBy: \.id) { message, context in
+            try context.requestTimeout(after: .zero, Detonate())
+            return CrashingTimeoutSaga(id: message.id)
+        }
+        saga.handlesTimeout(Detonate.self) { _, _, _ in kill(getpid(), SIGKILL) }
+    }
+}
+
 var options: [String: String] = [:]
 var arguments = CommandLine.arguments.dropFirst().makeIterator()
 while let flag = arguments.next() {
@@ -42,6 +66,7 @@ case "counter":
     registry.register(CounterSaga.self)
     // A poison message: handling it kills the process, as a crash in native code would.
     registry.handle(CrashNow.self) { _, _ in kill(getpid(), SIGKILL) }
+    registry.register(CrashingTimeoutSaga.self)
     queues = [options["queue"] ?? "counters"]
 case "bank":
     registry = MoneyTransferApp.bankRegistry()

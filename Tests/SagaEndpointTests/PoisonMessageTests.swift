@@ -42,4 +42,46 @@ struct PoisonMessageTests {
         #expect(copy.properties.headers?["x-attempts"]?.intValue == 4)
         await harness.tearDown()
     }
+
+    /// The fixture's saga whose timeout kills the process (see Tests/EndpointFixture).
+    struct ArmCrash: Message {
+        static let messageType = "ArmCrash"
+        var id: String
+    }
+
+    // Failed before: the timeout was due again at every start and killed every process (eight crashes,
+    // nothing diverted); only deliveries were counted.
+    @Test("a timeout that kills the process goes to the error queue after maxDeliveries, not a crash loop")
+    func poisonTimeoutIsDiverted() async throws {
+        let harness = try await EndpointHarness.make()
+        try await harness.send(ArmCrash(id: "bomb-1"), to: "counters", messageId: "arm-1")
+        var crashes = 0
+        var diverted = false
+        while crashes < 8, !diverted {
+            let process = try harness.startFixture(app: "counter", database: "counter",
+                                                   extraArguments: ["--max-deliveries", "3"])
+            try await waitUntil(timeout: .seconds(30)) {
+                if !process.isRunning { return true }
+                return try await harness.depth("counters.error") == 1
+            }
+            if process.isRunning {
+                diverted = true
+                process.kill(signal: SIGTERM)
+            } else {
+                crashes += 1
+            }
+            _ = try? await runOnThread { try process.waitUntilExit(timeout: .seconds(20)) }
+        }
+        // As for a message: the first process dies when the timeout comes due (attempt 1), the next two
+        // count it as they take it at their start (2, 3) and die too, the fourth counts 4 and diverts it.
+        #expect(crashes == 3)
+        let copies = try await harness.receive(from: "counters.error", count: 1)
+        let copy = try #require(copies.first)
+        #expect(copy.properties.type == "Detonate")
+        #expect(copy.properties.headers?["x-error-type"] == "PoisonMessage")
+        #expect(copy.properties.headers?["x-attempts"]?.intValue == 4)
+        let leftover = try await harness.withStore("counter") { try $0.timeoutCount() }
+        #expect(leftover == 0, "the row is deleted once its error copy is confirmed")
+        await harness.tearDown()
+    }
 }
