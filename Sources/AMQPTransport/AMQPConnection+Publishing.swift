@@ -38,7 +38,7 @@ extension AMQPConnection {
                     continue
                 }
                 do {
-                    try ProtocolLimits.check(requests[index])
+                    try ProtocolLimits.check(requests[index], frameMax: session.frameMax)
                 } catch {
                     // This publish alone cannot be sent; the others of the batch go on.
                     confirms.settleUnsent(batch: batch, index: index, .failed(error as? AMQPError

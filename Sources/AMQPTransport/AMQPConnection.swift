@@ -96,6 +96,10 @@ public actor AMQPConnection {
     /// The heartbeat interval the broker agreed to, in seconds (0: none).
     public var negotiatedHeartbeat: Int { session?.heartbeat ?? 0 }
 
+    /// The largest frame the broker agreed to, in bytes (0 while not connected). A message's properties
+    /// must fit in one frame.
+    public var negotiatedFrameMax: Int { session?.frameMax ?? 0 }
+
     /// The broker's server properties (product, version, capabilities).
     public var serverProperties: FieldTable { session?.serverProperties ?? [:] }
 

@@ -77,6 +77,13 @@ public struct PublishRequest: Sendable, Hashable {
     public static func toQueue(_ queue: String, _ message: AMQPMessage, mandatory: Bool = true) -> PublishRequest {
         PublishRequest(exchange: "", routingKey: queue, mandatory: mandatory, message: message)
     }
+
+    /// Throws `.invalidArgument` if AMQP cannot carry this publish: a name, property or header key over
+    /// 255 bytes, or properties (headers) larger than one frame of `frameMax` bytes. `publish` checks the
+    /// same before sending; callers that store a message to send later can check it up front.
+    public func checkLimits(frameMax: Int) throws {
+        try ProtocolLimits.check(self, frameMax: frameMax)
+    }
 }
 
 /// How the broker answered one publish.

@@ -73,8 +73,9 @@ enum ProtocolLimits {
         }
     }
 
-    /// Checks everything of a publish that travels as a short string (cheap: it runs for every publish).
-    static func check(_ request: PublishRequest) throws {
+    /// Checks everything of a publish that travels as a short string (cheap: it runs for every publish),
+    /// and that its properties fit in one header frame of `frameMax` bytes.
+    static func check(_ request: PublishRequest, frameMax: Int) throws {
         let p = request.message.properties
         func fits(_ value: String?) -> Bool { (value?.utf8.count ?? 0) <= shortStringMaximum }
         let operation = { "publish to exchange '\(request.exchange.prefix(64))' key '\(request.routingKey.prefix(64))'" }
@@ -93,5 +94,13 @@ enum ProtocolLimits {
             for case (let value?, let name) in fields { try checkShortString(value, name, operation: operation()) }
         }
         try checkTable(p.headers, "the headers", operation: operation())
+        // Only headers can make the properties large (everything else is a short string or a number).
+        guard p.headers != nil, frameMax > 0 else { return }
+        let size = HeaderFrameSize.of(p)
+        let limit = frameMax - HeaderFrameSize.overhead
+        guard size <= limit else {
+            throw AMQPError(.invalidArgument, message: "the properties (mostly the headers) take \(size) bytes; one header frame holds at most \(limit) (frame_max \(frameMax))",
+                            operation: operation())
+        }
     }
 }

@@ -149,8 +149,10 @@ extension BatchPipeline {
     }
 
     /// The `x-error-type` of errors that no retry can fix (the message is malformed, has no handler or
-    /// no correlation id, or the saga's stored state is unreadable); nil for the others.
+    /// no correlation id, the saga's stored state is unreadable, or a handler emitted a message AMQP
+    /// cannot carry); nil for the others.
     static func permanentErrorKind(_ error: any Error) -> String? {
+        if error is InvalidOutgoingMessage { return "InvalidOutgoingMessage" }
         guard let error = error as? SagaError else { return nil }
         switch error {
         case .malformedMessage: return "MalformedMessage"

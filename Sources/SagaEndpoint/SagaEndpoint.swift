@@ -48,7 +48,10 @@ public final class SagaEndpoint: Service, Sendable {
         let store = try StoreWorker(path: configuration.databasePath, durable: configuration.durableCommits,
                                     busyTimeout: configuration.databaseBusyTimeout, dispatcher: dispatcher,
                                     handlerTiming: HandlerTiming(timer: metrics.handlerDuration),
-                                    rerunCounter: metrics.handlersRerun, logger: logger)
+                                    rerunCounter: metrics.handlersRerun,
+                                    frameMax: (try? AMQPConfiguration(url: configuration.amqpURL))?.frameMax
+                                        ?? AMQPConfiguration().frameMax,
+                                    logger: logger)
         let stateReader = configuration.handlersAheadOfCommit
             ? try SagaStateReader(path: configuration.databasePath, busyTimeout: configuration.databaseBusyTimeout,
                                   logger: logger)

@@ -1,3 +1,4 @@
+import AMQPTransport
 import DedicatedThread
 import Foundation
 import Logging
@@ -62,10 +63,15 @@ actor StoreWorker {
     private(set) var handlerReruns = 0
     private let rerunCounter: Counter?
 
+    /// The largest AMQP frame: outgoing messages whose properties do not fit are refused before they are
+    /// stored (`OutgoingLimits`).
+    private let frameMax: Int
+
     init(path: String, durable: Bool, busyTimeout: Duration = .seconds(5), dispatcher: MessageDispatcher,
          handlerTiming: HandlerTiming = HandlerTiming(timer: nil), rerunCounter: Counter? = nil,
-         logger: Logger) throws {
+         frameMax: Int = AMQPConfiguration().frameMax, logger: Logger) throws {
         self.rerunCounter = rerunCounter
+        self.frameMax = frameMax
         self.executor = DedicatedThreadExecutor(name: "sqlite")
         var options = SagaStore.Options()
         options.synchronous = durable ? .full : .normal
@@ -245,6 +251,7 @@ actor StoreWorker {
         // One at a time: a single INSERT needs no savepoint (the batch's fallback gives each message one).
         // A command a saga sends again under its first id gets a row of its own: rows are keyed by the
         // incoming message, so the earlier row (of another incoming message) is not in the way.
+        for record in records { try OutgoingLimits.check(record, frameMax: frameMax) }
         var stored: [OutboxRecord] = []
         stored.reserveCapacity(records.count)
         for record in records { stored += try store.appendOutbox([record]) }

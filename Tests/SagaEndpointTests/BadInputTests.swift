@@ -60,4 +60,41 @@ struct BadInputTests {
         await harness.stop(endpoint)
         await harness.tearDown()
     }
+
+    // Failed before: the outgoing message was stored, and every publish of it failed (.invalidArgument, or
+    // a dropped connection for the headers); the incoming message was requeued and redelivered without end.
+    @Test("a handler that emits a message AMQP cannot carry sends its incoming message to the error queue")
+    func outgoingMessageAMQPCannotCarry() async throws {
+        let harness = try await EndpointHarness.make()
+        try await harness.declareQueue("pings")
+        try await harness.declareQueue("pongs")
+        var registry = HandlerRegistry()
+        registry.handle(Explode.self) { ping, context in
+            switch ping.note {
+            case "long-name": _ = try context.send(Explode(note: "pong"), to: String(repeating: "q", count: 300))
+            case "big-headers": _ = try context.send(Explode(note: "pong"), to: "pongs",
+                                                     headers: ["pad": String(repeating: "x", count: 200_000)])
+            default: _ = try context.send(Explode(note: "pong"), to: "pongs")
+            }
+        }
+        let endpoint = harness.startEndpoint(registry, queues: ["pings"], database: "pings")
+        try await harness.send(Explode(note: "long-name"), to: "pings", messageId: "ping-long-name")
+        try await harness.send(Explode(note: "big-headers"), to: "pings", messageId: "ping-big-headers")
+        try await harness.send(Explode(note: "fine"), to: "pings", messageId: "ping-fine")
+
+        let copies = try await harness.errorMessages(of: "pings", count: 2, timeout: .seconds(30))
+        #expect(Set(copies.compactMap(\.properties.messageId)) == ["ping-long-name", "ping-big-headers"])
+        for copy in copies {
+            #expect(copy.header("x-error-type") == "InvalidOutgoingMessage", "\(copy.header("x-error-reason") ?? "")")
+            #expect(copy.intHeader("x-attempts") == 1, "no retry can help")
+        }
+        #expect(copies.first { $0.properties.messageId == "ping-long-name" }?.header("x-error-reason")?.contains("255") == true)
+        #expect(copies.first { $0.properties.messageId == "ping-big-headers" }?.header("x-error-reason")?.contains("frame_max") == true)
+        let pongs = try await harness.receive(from: "pongs", count: 1)
+        #expect(pongs.count == 1, "the good message still goes through")
+        await harness.stop(endpoint)
+        #expect(try await harness.depth("pings") == 0, "nothing left to redeliver")
+        #expect(try await harness.rowCount("pings", "outbox") == 1, "only the good message's outgoing one was stored")
+        await harness.tearDown()
+    }
 }

@@ -1,0 +1,39 @@
+import AMQPTransport
+import SagaStore
+
+/// An outgoing message that AMQP cannot carry: a name or property over 255 bytes, or headers larger than
+/// one frame. A permanent failure of the handler that emitted it, so its incoming message goes to the
+/// error queue with the reason. (Stored and published later, it would fail at every publish, and the
+/// incoming message would be requeued and redelivered without end.)
+struct InvalidOutgoingMessage: Error, CustomStringConvertible {
+    var messageId: String
+    var messageType: String
+    var reason: String
+
+    var description: String { "outgoing message \(messageId) (\(messageType)) cannot be sent: \(reason)" }
+}
+
+/// Checks outgoing messages against what the broker can carry before they are stored.
+enum OutgoingLimits {
+    /// Throws `InvalidOutgoingMessage`. Most messages pass the cheap test on sizes alone; only a message
+    /// with a long name or large headers is built as the publish it would become and checked in full.
+    static func check(_ record: OutboxRecord, frameMax: Int) throws {
+        func short(_ value: String?) -> Bool { (value?.utf8.count ?? 0) <= 255 }
+        var headerBytes = 0
+        var keysFit = true
+        for (key, value) in record.headers {
+            headerBytes += key.utf8.count + value.utf8.count
+            keysFit = keysFit && key.utf8.count <= 255
+        }
+        if keysFit, headerBytes < 4096, short(record.exchange), short(record.routingKey), short(record.messageType),
+           short(record.messageId), short(record.correlationId), short(record.replyTo) {
+            return
+        }
+        do {
+            try MessageTranslation.publishRequest(record).checkLimits(frameMax: frameMax)
+        } catch let error as AMQPError {
+            throw InvalidOutgoingMessage(messageId: record.messageId, messageType: record.messageType,
+                                         reason: error.message)
+        }
+    }
+}
