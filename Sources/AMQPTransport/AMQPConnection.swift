@@ -58,7 +58,8 @@ public actor AMQPConnection {
         logger[metadataKey: "amqp.url"] = "\(configuration.redactedURL)"
         if let name = configuration.connectionName { logger[metadataKey: "amqp.connection"] = "\(name)" }
         self.logger = logger
-        self.executor = DedicatedThreadExecutor(name: "amqp \(configuration.connectionName ?? configuration.host)")
+        self.executor = DedicatedThreadExecutor(name: "amqp \(configuration.connectionName ?? configuration.host)",
+                                                stackSize: Self.threadStackSize(frameMax: configuration.frameMax))
     }
 
     deinit {
@@ -92,6 +93,20 @@ public actor AMQPConnection {
 
     /// True while a connection to the broker is open.
     public var isConnected: Bool { session?.isOpen == true }
+
+    /// How deep header tables and arrays may nest in a delivery: deeper values arrive replaced by a string
+    /// that says so. (rabbitmq-c releases after 0.11 refuse frames nested deeper than 100.)
+    public static let maximumHeaderNesting = 100
+
+    /// The connection thread's stack. rabbitmq-c 0.11 decodes nested header tables and arrays recursively,
+    /// with no depth limit, inside its read calls on this thread: a header of arrays nested as deep as one
+    /// frame allows (5 bytes a level) must not overflow it. Measured (debug build): 26,000 levels, a full
+    /// 128 KiB frame, overflowed 1.8 MiB and fit in 2.7 MiB, so about 100 bytes a level; 256 a level
+    /// leaves room. Reserved address space, touched only by such a frame.
+    static func threadStackSize(frameMax: Int) -> Int {
+        let frame = frameMax > 0 ? frameMax : 131_072
+        return max(1 << 20, (1 << 20) + frame / 5 * 256)
+    }
 
     /// The heartbeat interval the broker agreed to, in seconds (0: none).
     public var negotiatedHeartbeat: Int { session?.heartbeat ?? 0 }

@@ -147,18 +147,25 @@ enum CDecode {
         return Data(bytes: base, count: bytes.len)
     }
 
-    static func table(_ table: amqp_table_t) -> FieldTable {
+    /// `depth` counts the tables and arrays around this one: past `AMQPConnection.maximumHeaderNesting`
+    /// a value is replaced by a note. Every level costs stack here, when the value is freed, and when it is
+    /// encoded again (an error-queue copy): a producer must not be able to nest its way to a crash.
+    static func table(_ table: amqp_table_t, depth: Int = 0) -> FieldTable {
         var result: FieldTable = [:]
         guard table.num_entries > 0, let entries = table.entries else { return result }
         for index in 0..<Int(table.num_entries) {
             let entry = entries[index]
-            result[string(entry.key)] = value(entry.value)
+            result[string(entry.key)] = value(entry.value, depth: depth + 1)
         }
         return result
     }
 
-    static func value(_ field: amqp_field_value_t) -> FieldValue {
+    static func value(_ field: amqp_field_value_t, depth: Int = 0) -> FieldValue {
         func kind(_ k: amqp_field_value_kind_t) -> UInt8 { UInt8(truncatingIfNeeded: k.rawValue) }
+        let limit = AMQPConnection.maximumHeaderNesting
+        if depth >= limit, field.kind == kind(AMQP_FIELD_KIND_TABLE) || field.kind == kind(AMQP_FIELD_KIND_ARRAY) {
+            return .string("(nested deeper than \(limit) levels: cut by the client)")
+        }
         switch field.kind {
         case kind(AMQP_FIELD_KIND_BOOLEAN): return .bool(field.value.boolean != 0)
         case kind(AMQP_FIELD_KIND_I8): return .int8(field.value.i8)
@@ -176,11 +183,11 @@ enum CDecode {
         case kind(AMQP_FIELD_KIND_UTF8): return .string(string(field.value.bytes))
         case kind(AMQP_FIELD_KIND_BYTES): return .bytes(data(field.value.bytes))
         case kind(AMQP_FIELD_KIND_TIMESTAMP): return .timestamp(field.value.u64)
-        case kind(AMQP_FIELD_KIND_TABLE): return .table(table(field.value.table))
+        case kind(AMQP_FIELD_KIND_TABLE): return .table(table(field.value.table, depth: depth))
         case kind(AMQP_FIELD_KIND_ARRAY):
             let array = field.value.array
             guard array.num_entries > 0, let entries = array.entries else { return .array([]) }
-            return .array((0..<Int(array.num_entries)).map { value(entries[$0]) })
+            return .array((0..<Int(array.num_entries)).map { value(entries[$0], depth: depth + 1) })
         default: return .void
         }
     }

@@ -38,7 +38,8 @@ public final class DedicatedThreadExecutor: SerialExecutor, @unchecked Sendable 
     /// must not block while these wait behind it.
     private var batchBacklog = 0
 
-    public init(name: String) {
+    /// `stackSize` is the thread's stack in bytes: address space reserved, not memory used until touched.
+    public init(name: String, stackSize: Int = 1 << 20) {
         self.name = name
         var fds: [Int32] = [0, 0]
         precondition(pipe(&fds) == 0, "pipe failed: \(errno)")
@@ -59,7 +60,7 @@ public final class DedicatedThreadExecutor: SerialExecutor, @unchecked Sendable 
             self.run()
         }
         thread.name = name
-        thread.stackSize = 1 << 20
+        thread.stackSize = stackSize
         thread.start()
         ready.wait()
     }
