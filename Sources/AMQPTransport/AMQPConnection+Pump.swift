@@ -162,7 +162,9 @@ extension AMQPConnection {
         }
     }
 
-    private func channelClosedByBroker(_ channel: UInt16, error: AMQPError) {
+    /// The broker closed `channel`: its publishes fail, its consumer starts again on it. (Internal, not
+    /// private, so tests can inject a close.)
+    func channelClosedByBroker(_ channel: UInt16, error: AMQPError) {
         openChannels.removeValue(forKey: channel)
         assemblies.removeValue(forKey: channel)
         logger.warning("AMQP channel closed by the broker", metadata: ["amqp.channel": "\(channel)", "error": "\(error)"])
@@ -172,11 +174,23 @@ extension AMQPConnection {
             // Its unacknowledged deliveries go back to the queue; consume again on a fresh channel.
             do {
                 try startConsumerNow(channel: channel)
-            } catch let failure as AMQPError {
+            } catch let failure as AMQPError where failure.code == .channelClosed {
+                // The queue is gone or refuses this consumer: as in recovery, the consumer ends.
                 if let consumer = consumers.removeValue(forKey: channel) {
                     consumer.buffer.finish(throwing: failure)
                 }
-            } catch {}
+            } catch {
+                // A connection failure: `onChannel` has handed the connection to recovery, which keeps its
+                // consumers and starts this one again (or ends them all when recovery is disabled).
+                // Ending it here would leave the queue unconsumed on a connection that looks healthy. Any
+                // other failure (an unexpected reply) drops the connection too, as a failed `establish`
+                // would, rather than leave the consumer without a channel; a no-op when already lost.
+                let failure = error as? AMQPError ?? AMQPError(.library, message: "\(error)")
+                logger.warning("AMQP consumer restart failed; recovery will restart it", metadata: [
+                    "amqp.channel": "\(channel)", "error": "\(failure)",
+                ])
+                connectionLost(failure)
+            }
         }
     }
 
