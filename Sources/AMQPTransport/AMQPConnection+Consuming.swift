@@ -9,8 +9,7 @@ extension AMQPConnection {
     public func consume(queue: String, prefetch: UInt16 = 100, consumerTag: String? = nil, exclusive: Bool = false,
                         arguments: FieldTable = [:]) throws -> AMQPConsumer {
         try checkLimits("basic.consume", ["queue name": queue, "consumer tag": consumerTag ?? ""], arguments)
-        let channel = nextConsumerChannel
-        nextConsumerChannel += 1
+        let channel = try freeConsumerChannel(for: queue)
         // A consumer tag is a short string (at most 255 bytes): long names are cut.
         let tag = consumerTag ?? ProtocolLimits.truncated(configuration.connectionName ?? "consumer", bytes: 100) + "-"
             + ProtocolLimits.truncated(queue, bytes: 120) + "-\(channel)-\(UInt32.random(in: 0...UInt32.max))"
@@ -33,8 +32,11 @@ extension AMQPConnection {
                             connection: self, channel: channel)
     }
 
+    /// Consumes on a fresh channel (a new consumer, after recovery, after the broker closed the old one):
+    /// its delivery tags start over.
     func startConsumerNow(channel: UInt16) throws {
         guard let consumer = consumers[channel] else { return }
+        consumers[channel]?.unsettled = UnsettledDeliveries()
         try onChannel(channel, "basic.consume \(consumer.queue)") { s in
             try s.qos(channel, prefetch: consumer.prefetch)
             let arena = CArena()
@@ -44,15 +46,20 @@ extension AMQPConnection {
         }
     }
 
+    /// basic.cancel. The channel stays open for the deliveries the consumer handed out (the reader may
+    /// still settle them) and is closed once they are all settled, which may be at once.
     func cancelConsumer(channel: UInt16) throws {
         guard let consumer = consumers.removeValue(forKey: channel) else { return }
         defer { consumer.buffer.finish() }
         guard openChannels[channel] != nil else { return }
+        // Recorded first: if basic.cancel fails, `onChannel` forgets it with the channel.
+        cancelledChannels[channel] = consumer.unsettled
         try onChannel(channel, "basic.cancel \(consumer.tag)") { s in
             let arena = CArena()
             _ = amqp_basic_cancel(s.state, channel, arena.bytes(consumer.tag))
             try s.check(channel: channel, operation: "basic.cancel \(consumer.tag)")
         }
+        closeChannelIfSettled(channel)
     }
 
     /// The reader of a consumer's deliveries left early: cancel the consumer and requeue the deliveries
@@ -63,30 +70,35 @@ extension AMQPConnection {
             logger.debug("AMQP consumer abandoned by its reader; cancelling it", metadata: ["amqp.channel": "\(channel)"])
             try? cancelConsumer(channel: channel)
         }
-        guard let epoch = openChannels[channel] else { return }
-        for delivery in unseen where delivery.tag.channelEpoch == epoch {
+        // Checked for each: the channel closes as soon as the last of them is handed back.
+        for delivery in unseen where openChannels[channel] == delivery.tag.channelEpoch {
             requeueUnwanted(channel: channel, deliveryTag: delivery.tag.value)
         }
     }
 
     /// Acknowledges a delivery (and, with `multiple`, all earlier ones on its channel).
     public func ack(_ tag: DeliveryTag, multiple: Bool = false) throws {
-        try acknowledge(tag, "basic.ack") { s in amqp_basic_ack(s.state, tag.channel, tag.value, multiple ? 1 : 0) }
+        try acknowledge(tag, multiple: multiple, "basic.ack") { s in
+            amqp_basic_ack(s.state, tag.channel, tag.value, multiple ? 1 : 0)
+        }
     }
 
     /// Negatively acknowledges: back to the queue with `requeue`, else dead-lettered or dropped.
     public func nack(_ tag: DeliveryTag, multiple: Bool = false, requeue: Bool) throws {
-        try acknowledge(tag, "basic.nack") { s in
+        try acknowledge(tag, multiple: multiple, "basic.nack") { s in
             amqp_basic_nack(s.state, tag.channel, tag.value, multiple ? 1 : 0, requeue ? 1 : 0)
         }
     }
 
     /// Rejects one delivery: back to the queue with `requeue`, else dead-lettered or dropped.
     public func reject(_ tag: DeliveryTag, requeue: Bool) throws {
-        try acknowledge(tag, "basic.reject") { s in amqp_basic_reject(s.state, tag.channel, tag.value, requeue ? 1 : 0) }
+        try acknowledge(tag, multiple: false, "basic.reject") { s in
+            amqp_basic_reject(s.state, tag.channel, tag.value, requeue ? 1 : 0)
+        }
     }
 
-    private func acknowledge(_ tag: DeliveryTag, _ operation: String, _ send: (AMQPSession) -> Int32) throws {
+    private func acknowledge(_ tag: DeliveryTag, multiple: Bool, _ operation: String,
+                             _ send: (AMQPSession) -> Int32) throws {
         guard let session, session.isOpen, openChannels[tag.channel] == tag.channelEpoch else {
             throw AMQPError(.staleDelivery, message: "delivery \(tag.value) came on an earlier connection or channel; the broker redelivers it",
                             operation: operation)
@@ -97,5 +109,6 @@ extension AMQPConnection {
             connectionLost(error)
             throw error
         }
+        settled(channel: tag.channel, tag: tag.value, multiple: multiple)
     }
 }

@@ -30,6 +30,7 @@ extension AMQPConnection {
                     break reading
                 }
             }
+            if !channelsToClose.isEmpty, self.session === session, !session.hasQueuedFrames { closeSettledChannels() }
             guard let current = self.session, current === session else { continue }
             session.releaseBuffers()
             if handled < burst && !session.hasBufferedFrames {
@@ -111,8 +112,7 @@ extension AMQPConnection {
                 consumer.buffer.finish(throwing: AMQPError(
                     .consumerCancelled, message: "the broker cancelled the consumer of queue '\(consumer.queue)'",
                     operation: "consume \(consumer.queue)"))
-                session.closeChannel(channel)
-                openChannels.removeValue(forKey: channel)
+                closeConsumerChannel(channel)
             }
         case CSAGA_CHANNEL_CLOSE_METHOD:
             let close = decoded?.assumingMemoryBound(to: amqp_channel_close_t.self).pointee
@@ -151,7 +151,9 @@ extension AMQPConnection {
                 message: message, tag: DeliveryTag(channel: channel, channelEpoch: epoch, value: deliveryTag),
                 consumerTag: consumerTag, queue: consumer.queue, exchange: exchange, routingKey: routingKey,
                 redelivered: redelivered))
-            if !taken {
+            if taken {
+                consumers[channel]?.unsettled.handOut(deliveryTag)
+            } else {
                 // Nobody iterates the deliveries any more: requeue this one and stop the consumer.
                 requeueUnwanted(channel: channel, deliveryTag: deliveryTag)
                 try? cancelConsumer(channel: channel)
@@ -167,6 +169,8 @@ extension AMQPConnection {
     func channelClosedByBroker(_ channel: UInt16, error: AMQPError) {
         openChannels.removeValue(forKey: channel)
         assemblies.removeValue(forKey: channel)
+        cancelledChannels.removeValue(forKey: channel)
+        channelsToClose.remove(channel)
         logger.warning("AMQP channel closed by the broker", metadata: ["amqp.channel": "\(channel)", "error": "\(error)"])
         if channel == Self.publishChannel {
             confirms.failAll(error)
@@ -194,13 +198,15 @@ extension AMQPConnection {
         }
     }
 
-    /// basic.reject with requeue for a delivery no consumer will see.
+    /// basic.reject with requeue for a delivery no reader will see (or settle).
     func requeueUnwanted(channel: UInt16, deliveryTag: UInt64) {
         guard let session, session.isOpen else { return }
         let rc = amqp_basic_reject(session.state, channel, deliveryTag, 1)
         if rc != AMQP_STATUS_OK.rawValue {
             connectionLost(AMQPError(.connectionLost, message: AMQPSession.statusText(rc), operation: "basic.reject",
                                      libraryStatus: rc))
+            return
         }
+        settled(channel: channel, tag: deliveryTag, multiple: false)
     }
 }

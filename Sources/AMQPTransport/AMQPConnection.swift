@@ -12,7 +12,9 @@ public import Logging
 ///
 /// Channels: 1 carries synchronous methods (declare, bind, …), 2 publishes in confirm mode, and each
 /// consumer gets its own channel, so confirms, deliveries and method replies never get in each other's
-/// way and a channel error (404, 406) closes only the channel it happened on.
+/// way and a channel error (404, 406) closes only the channel it happened on. A consumer takes the lowest
+/// number free up to the broker's channel_max (`.channelLimit` when none is); a cancelled consumer's
+/// channel is closed, and its number reused, once the deliveries it handed out are settled.
 ///
 /// A lost connection (socket error, missed heartbeats, broker restart, closed by an operator) is
 /// re-established with exponential backoff and jitter; the exchanges, queues and bindings declared
@@ -41,9 +43,13 @@ public actor AMQPConnection {
     static let publishChannel: UInt16 = 2
     var openChannels: [UInt16: UInt64] = [:]
     var channelEpochCounter: UInt64 = 0
-    var nextConsumerChannel: UInt16 = 3
     var confirms = ConfirmTracker()
     var consumers: [UInt16: ConsumerRecord] = [:]
+    /// Channels of cancelled consumers, open until the deliveries they handed out are settled.
+    var cancelledChannels: [UInt16: UnsettledDeliveries] = [:]
+    /// Cancelled consumers' channels with nothing left to settle, for the pump to close once the frames
+    /// rabbitmq-c read ahead are handled (see `closeChannelIfSettled`).
+    var channelsToClose: Set<UInt16> = []
     var topology = RecordedTopology()
     var assemblies: [UInt16: ContentAssembly] = [:]
     var recentStrings = RecentStrings()
@@ -138,6 +144,7 @@ public actor AMQPConnection {
         confirms.failAll(error)
         for (_, consumer) in consumers { consumer.buffer.finish() }
         consumers.removeAll()
+        forgetCancelledChannels()
         session?.closeQuietly()
         session = nil
         openChannels.removeAll()
@@ -156,6 +163,7 @@ public actor AMQPConnection {
         self.session = session
         openChannels.removeAll()
         assemblies.removeAll()
+        forgetCancelledChannels()
         do {
             try ensureChannel(Self.publishChannel)
             // A channel error (someone deleted or redeclared a queue meanwhile) must not fail the whole
@@ -208,6 +216,7 @@ public actor AMQPConnection {
         self.session = nil
         openChannels.removeAll()
         assemblies.removeAll()
+        forgetCancelledChannels()
         lastError = error
         confirms.failAll(error)
         if closedByClient { return }
@@ -261,6 +270,13 @@ public actor AMQPConnection {
         }
     }
 
+    /// Cancelled consumers' channels went with the connection: the broker redelivers what was unsettled
+    /// on them, and their numbers are free again.
+    private func forgetCancelledChannels() {
+        cancelledChannels.removeAll()
+        channelsToClose.removeAll()
+    }
+
     /// Drops the socket without a close handshake, as a network failure would (for tests of recovery).
     public func simulateNetworkFailure() {
         guard let session else { return }
@@ -301,6 +317,8 @@ public actor AMQPConnection {
             switch error.code {
             case .channelClosed:
                 openChannels.removeValue(forKey: channel)
+                cancelledChannels.removeValue(forKey: channel)
+                channelsToClose.remove(channel)
                 if channel == Self.publishChannel { confirms.failAll(error) }
             case .connectionLost, .connectionClosed:
                 if !connecting { connectionLost(error) }

@@ -5,7 +5,7 @@ import Foundation
 /// Unlike a plain `AsyncThrowingStream`, it knows which deliveries its reader has taken. When the reader
 /// leaves early (`break`, a thrown error, its task cancelled), the consumer is cancelled and the
 /// deliveries it never took go straight back to the queue, instead of staying unacknowledged until the
-/// connection closes. The ones it took can still be acknowledged.
+/// connection closes. The ones it took can still be acknowledged (once: see `AMQPConsumer`).
 ///
 /// The sequence ends normally after `AMQPConsumer.cancel()` (once the deliveries already received are
 /// read) or `AMQPConnection.close()`, and with an error when the broker cancels the consumer or the

@@ -23,11 +23,19 @@ public struct AMQPDelivery: Sendable {
 
 /// A consumer on a queue: its deliveries arrive on `deliveries` until it is cancelled. The stream
 /// survives connection recovery (the consumer is re-registered) and ends with an error when the broker
-/// cancels the consumer (its queue was deleted) or the connection is closed.
+/// cancels the consumer (its queue was deleted; its channel is closed then, so the deliveries it held
+/// return to the queue and acknowledging them throws `.staleDelivery`) or the connection is closed.
 ///
 /// Iterate `deliveries` from one task. Leaving the iteration early (`break`, a thrown error, the task
 /// cancelled) cancels the consumer, and the deliveries it had not taken yet return to the queue; the ones
 /// taken can still be acknowledged (see `AMQPDeliveries`).
+///
+/// Each consumer has a channel of its own, one of the broker's channel_max per connection. After a cancel
+/// the channel stays open until every delivery the consumer handed out is acknowledged, rejected or
+/// nacked (those never read are handed back once the reader leaves);
+/// then it is closed and its number reused. So settle what you hold after cancelling: a cancelled
+/// consumer whose deliveries are never settled keeps its channel, and those deliveries stay
+/// unacknowledged, until the connection closes or is lost.
 public struct AMQPConsumer: Sendable {
     public let queue: String
     public let consumerTag: String
@@ -35,7 +43,10 @@ public struct AMQPConsumer: Sendable {
     let connection: AMQPConnection
     let channel: UInt16
 
-    /// basic.cancel; deliveries already received can still be acknowledged.
+    /// basic.cancel. The stream ends once the deliveries already received are read. Those can still be
+    /// acknowledged, rejected or nacked, each once: when the last is settled the channel closes, and a
+    /// further ack, nack or reject of them throws `.staleDelivery` (the broker has settled them). Cancelling
+    /// a consumer that already ended is harmless.
     public func cancel() async throws {
         try await connection.cancelConsumer(channel: channel)
     }

@@ -26,10 +26,15 @@ public struct AMQPError: Error, Sendable, Equatable, CustomStringConvertible {
         /// The broker negatively acknowledged a publish (basic.nack).
         public static let nacked = Code("nacked")
         /// An ack/nack/reject for a delivery received on an earlier connection or channel: the broker
-        /// will redeliver that message, so the acknowledgement is dropped.
+        /// will redeliver that message, so the acknowledgement is dropped. Also for a delivery of a
+        /// cancelled consumer settled before: its channel closed once all its deliveries were settled.
         public static let staleDelivery = Code("staleDelivery")
         /// The broker cancelled the consumer (e.g. its queue was deleted).
         public static let consumerCancelled = Code("consumerCancelled")
+        /// Every channel number the broker allows on this connection (its negotiated channel_max) is taken
+        /// by consumers, or by cancelled consumers whose deliveries are not all settled yet. Nothing was
+        /// sent; the connection is fine. Cancel a consumer or settle its deliveries, or raise channel_max.
+        public static let channelLimit = Code("channelLimit")
         /// The connection was closed by this client.
         public static let closed = Code("closed")
         /// rabbitmq-c reported an error not covered above.

@@ -10,6 +10,8 @@ final class AMQPSession {
     private(set) var isOpen = true
     let heartbeat: Int
     let frameMax: Int
+    /// The highest channel number the broker allows (its channel_max, or the client's if lower).
+    let channelMax: UInt16
     let serverProperties: FieldTable
 
     /// Opens the socket, logs in and returns a session with no channels open.
@@ -71,6 +73,9 @@ final class AMQPSession {
         self.state = state
         self.heartbeat = Int(amqp_get_heartbeat(state))
         self.frameMax = Int(amqp_get_frame_max(state))
+        // rabbitmq-c stores 65535 when neither side set a limit (0 means none in the protocol).
+        let channelMax = amqp_get_channel_max(state)
+        self.channelMax = channelMax > 0 && channelMax < Int32(UInt16.max) ? UInt16(channelMax) : UInt16.max
         if let server = amqp_get_server_properties(state) {
             self.serverProperties = CDecode.table(server.pointee)
         } else {
@@ -101,6 +106,10 @@ final class AMQPSession {
         amqp_frames_enqueued(state) != 0 || amqp_data_in_buffer(state) != 0
     }
 
+    /// Whole frames a synchronous method read ahead and queued for later: they come before anything still
+    /// in the socket or the read buffer.
+    var hasQueuedFrames: Bool { amqp_frames_enqueued(state) != 0 }
+
     // MARK: Channels
 
     func openChannel(_ channel: UInt16) throws {
@@ -108,8 +117,14 @@ final class AMQPSession {
         try check(channel: channel, operation: "channel.open \(channel)")
     }
 
-    func closeChannel(_ channel: UInt16) {
-        _ = amqp_channel_close(state, channel, 200)
+    /// channel.close, waiting for close-ok. rabbitmq-c returns its reply instead of recording it for
+    /// `amqp_get_rpc_reply`, so it is checked here rather than by `check`.
+    func closeChannel(_ channel: UInt16) throws {
+        let reply = amqp_channel_close(state, channel, AMQP_REPLY_SUCCESS)
+        guard reply.reply_type != AMQP_RESPONSE_NORMAL else { return }
+        let error = Self.error(from: reply, operation: "channel.close \(channel)")
+        acknowledgeClose(reply, channel: channel)
+        throw error
     }
 
     func confirmSelect(_ channel: UInt16) throws {

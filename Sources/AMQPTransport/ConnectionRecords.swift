@@ -8,6 +8,8 @@ struct ConsumerRecord {
     var exclusive: Bool
     var arguments: FieldTable
     var buffer: DeliveryBuffer
+    /// On the consumer's current channel; moves to `cancelledChannels` when it is cancelled.
+    var unsettled = UnsettledDeliveries()
 }
 
 /// What this connection declared, in order to declare it again after recovery.
