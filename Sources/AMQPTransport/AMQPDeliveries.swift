@@ -76,6 +76,14 @@ final class DeliveryBuffer: @unchecked Sendable {
         self.onAbandon = onAbandon
     }
 
+    /// Nobody will ever read what is left (the consumer ended, usually by `cancel()`, and no iterator was
+    /// ever made; an iterator abandons the buffer when it goes): hand it back, or it would stay
+    /// unacknowledged and keep the consumer's channel open until the connection closes. While the consumer
+    /// is active its record holds the buffer, so this runs only after the end.
+    deinit {
+        if !abandoned, head < items.count { onAbandon(Array(items[head...])) }
+    }
+
     /// Hands a delivery to the reader; false when nobody will read it (abandoned or ended).
     func yield(_ delivery: AMQPDelivery) -> Bool {
         lock.lock()

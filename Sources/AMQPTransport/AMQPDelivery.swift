@@ -32,7 +32,7 @@ public struct AMQPDelivery: Sendable {
 ///
 /// Each consumer has a channel of its own, one of the broker's channel_max per connection. After a cancel
 /// the channel stays open until every delivery the consumer handed out is acknowledged, rejected or
-/// nacked (those never read are handed back once the reader leaves);
+/// nacked (those never read are handed back once the reader leaves, or the consumer is dropped unread);
 /// then it is closed and its number reused. So settle what you hold after cancelling: a cancelled
 /// consumer whose deliveries are never settled keeps its channel, and those deliveries stay
 /// unacknowledged, until the connection closes or is lost.

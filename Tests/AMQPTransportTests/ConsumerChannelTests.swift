@@ -74,6 +74,31 @@ struct ConsumerChannelTests {
         }
     }
 
+    @Test("a consumer cancelled and dropped without reading its deliveries hands them back and frees its channel")
+    func cancelledWithoutReading() async throws {
+        try await withConnection("cancel-unread") { connection, scratch in
+            let queue = scratch.queue("cancel-unread")
+            try await connection.declareQueue(QueueDeclaration(name: queue, durable: false))
+            _ = await connection.publish((0..<5).map { .toQueue(queue, message("m\($0)")) })
+            var channel: UInt16 = 0
+            do {
+                let consumer = try await connection.consume(queue: queue, prefetch: 10)
+                channel = consumer.channel
+                try await waitUntil(timeout: .seconds(20), message: "5 deliveries on the way to the consumer") {
+                    try await connection.checkQueue(queue).messageCount == 0
+                }
+                try await Task.sleep(for: .milliseconds(200))  // let the pump take them into the stream
+                try await consumer.cancel()
+            }
+            try await waitUntil(timeout: .seconds(20), message: "the 5 unread deliveries back in the queue") {
+                try await connection.checkQueue(queue).messageCount == 5
+            }
+            try await waitUntil(timeout: .seconds(20), message: "the channel closed") {
+                await connection.openChannels[channel] == nil
+            }
+        }
+    }
+
     @Test("a consume beyond the negotiated channel_max fails by itself; the connection and its consumers stay")
     func channelLimit() async throws {
         var configuration = try AMQPConfiguration(url: TestBroker.url)
