@@ -1,6 +1,5 @@
 public import AMQPTransport
 public import Foundation
-import Synchronization
 
 /// A message parked in an error queue, as an operator sees it.
 public struct ErrorQueueEntry: Sendable {
@@ -59,38 +58,42 @@ public struct ErrorQueueAdmin: Sendable {
         self.errorQueue = errorQueue
     }
 
-    /// Up to `limit` messages, oldest first; they stay in the queue.
+    /// Up to `limit` messages, oldest first, of those in the queue now; they stay in the queue.
     public func list(limit: Int = 100) async throws -> [ErrorQueueEntry] {
-        try await browse(limit: limit) { _ in .keep }.map(ErrorQueueEntry.init)
+        var entries: [ErrorQueueEntry] = []
+        _ = try await scan().run(limit: limit) { delivery in
+            entries.append(ErrorQueueEntry(delivery.message))
+            return .keep
+        }
+        return entries
     }
 
+    /// The first message with `messageId`; nil when none of the messages in the queue has it. Throws
+    /// `ErrorQueueScanIncomplete` when it could not look at all of them.
     public func show(messageId: String) async throws -> ErrorQueueEntry? {
-        try await list(limit: Int(UInt16.max)).first { $0.messageId == messageId }
+        try await find(messageId) { _ in .keep }
     }
 
-    /// Replays one message by id; false when it is not in the error queue.
+    /// Replays the first message with `messageId`; false when none of the messages in the queue has it.
+    /// Throws `ErrorQueueScanIncomplete` when it could not look at all of them.
     @discardableResult
     public func replay(messageId: String) async throws -> Bool {
-        var replayed = false
-        _ = try await browse(limit: Int(UInt16.max)) { delivery in
-            guard !replayed, delivery.properties.messageId == messageId else { return .keep }
+        try await find(messageId) { delivery in
             try await republish(delivery)
-            replayed = true
             return .remove
-        }
-        return replayed
+        } != nil
     }
 
     /// Replays every message; returns how many.
     public func replayAll() async throws -> Int {
         var count = 0
         while true {
-            let batch = try await browse(limit: 1000) { delivery in
+            let outcome = try await scan(window: 1000).run { delivery in
                 try await republish(delivery)
+                count += 1
                 return .remove
             }
-            count += batch.count
-            if batch.isEmpty { return count }
+            if outcome.visited == 0 { return count }
         }
     }
 
@@ -108,50 +111,28 @@ public struct ErrorQueueAdmin: Sendable {
         try await connection.publish(.toQueue(queue, entry.original))
     }
 
-    private enum Decision { case keep, remove }
-
-    /// Consumes up to `limit` messages, lets `decide` act on each, acks those removed and returns the rest
-    /// to the queue when done. It stops at `limit` or when no message came for `idle` (the queue's
-    /// message count is only a hint: requeued messages may not be counted yet).
-    private func browse(limit: Int, idle: Duration = .milliseconds(500),
-                        _ decide: (AMQPDelivery) async throws -> Decision) async throws -> [AMQPMessage] {
-        guard limit > 0 else { return [] }
-        let consumer = try await connection.consume(queue: errorQueue, prefetch: UInt16(min(limit, 1000)))
-        let activity = ActivityClock()
-        let watchdog = Task {
-            while !Task.isCancelled {
-                try await Task.sleep(for: .milliseconds(50))
-                if activity.idleFor > idle { try await consumer.cancel(); return }
-            }
-        }
-        defer { watchdog.cancel() }
-        var seen: [AMQPMessage] = []
-        var kept: [DeliveryTag] = []
-        do {
-            for try await delivery in consumer.deliveries {
-                activity.touch()
-                seen.append(delivery.message)
-                switch try await decide(delivery) {
-                case .keep: kept.append(delivery.tag)
-                case .remove: try await connection.ack(delivery.tag)
-                }
-                activity.touch()
-                if seen.count >= limit { break }
-            }
-        } catch {
-            for tag in kept { try? await connection.nack(tag, requeue: true) }
-            try? await consumer.cancel()
-            throw error
-        }
-        try await consumer.cancel()
-        for tag in kept { try await connection.nack(tag, requeue: true) }
-        return seen
+    /// A pass over the queue. A search by id or a listing sets no body aside while it looks, so it
+    /// takes the largest window; a replay waits for a confirm per message while the broker keeps
+    /// sending, so it takes a smaller one.
+    private func scan(window: UInt16 = .max) -> ErrorQueueScan {
+        ErrorQueueScan(connection: connection, queue: errorQueue, window: window)
     }
-}
 
-/// When the browse last saw activity, read by its idle watchdog.
-private final class ActivityClock: Sendable {
-    private let last = Mutex(ContinuousClock.now)
-    func touch() { last.withLock { $0 = .now } }
-    var idleFor: Duration { ContinuousClock.now - last.withLock { $0 } }
+    /// Looks for `messageId` among the messages in the queue now, oldest first, and stops at the first
+    /// copy: `act` decides whether it leaves the queue. Everything else stays.
+    private func find(_ messageId: String,
+                      _ act: (AMQPDelivery) async throws -> ErrorQueueScan.Disposition) async throws -> ErrorQueueEntry? {
+        let scan = scan()
+        var found: ErrorQueueEntry?
+        let outcome = try await scan.run { delivery in
+            guard delivery.properties.messageId == messageId else { return .keep }
+            found = ErrorQueueEntry(delivery.message)
+            return ErrorQueueScan.Step(disposition: try await act(delivery), stop: true)
+        }
+        if found == nil, !outcome.isComplete {
+            throw ErrorQueueScanIncomplete(queue: errorQueue, messageId: messageId, scanned: outcome.visited,
+                                           queued: outcome.queued, idle: scan.idle)
+        }
+        return found
+    }
 }

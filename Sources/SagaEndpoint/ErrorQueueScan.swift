@@ -1,0 +1,161 @@
+import AMQPTransport
+import Synchronization
+
+/// One pass over an error queue, oldest message first, over the messages it held when the pass started.
+///
+/// The pass must not see a message twice, so it holds (does not ack) every message it keeps until the
+/// pass ends and then hands them all back. The broker sends one consumer at most `prefetch` unacknowledged
+/// messages, and prefetch is a 16-bit count: once a consumer's window is full of kept messages, the pass
+/// opens another consumer, which gets the next ones. Unlimited prefetch (0) would work with one consumer
+/// but lets the broker push the whole queue into this process at once; a window bounds the deliveries
+/// waiting in memory, and the pass itself keeps no body, only the last kept tag per consumer channel.
+///
+/// The pass ends when it has seen as many messages as the passive declare counted at its start (later
+/// arrivals, such as replayed messages that failed again, are not part of it), when the visitor asks to
+/// stop, or, as a fallback, when nothing arrived for `idle`: the count can be too high when another
+/// consumer took messages in between. It could also be too low for a moment, just after another pass
+/// handed its messages back, which is why a pass ends only once what it handed back is counted again.
+struct ErrorQueueScan {
+    enum Disposition {
+        /// The message goes back to the queue when the pass ends.
+        case keep
+        /// The message is acknowledged at once; the visitor has done (and had confirmed) whatever
+        /// replaces it.
+        case remove
+    }
+
+    /// The visitor's answer for one message.
+    struct Step {
+        var disposition: Disposition
+        var stop = false
+
+        static let keep = Step(disposition: .keep)
+        static let remove = Step(disposition: .remove)
+    }
+
+    struct Outcome {
+        /// Messages ready in the queue when the pass started (passive declare).
+        var queued: Int
+        /// The most the pass was to look at: `queued`, or less with a limit.
+        var bound: Int
+        /// Messages the pass looked at.
+        var visited: Int
+        /// Messages it removed (acknowledged).
+        var removed = 0
+        /// The visitor asked to stop.
+        var stopped: Bool
+        /// Every message the pass was to look at was looked at (or the visitor stopped it first).
+        var isComplete: Bool { stopped || visited >= bound }
+    }
+
+    let connection: AMQPConnection
+    let queue: String
+    /// The most messages one consumer holds unacknowledged.
+    var window: UInt16 = .max
+    var idle: Duration = .milliseconds(500)
+
+    /// Looks at up to `limit` of the messages the queue holds now, oldest first; `visit` decides on each.
+    func run(limit: Int = .max, _ visit: (AMQPDelivery) async throws -> Step) async throws -> Outcome {
+        let queued = try await connection.checkQueue(queue).messageCount
+        var outcome = Outcome(queued: queued, bound: min(max(limit, 0), queued), visited: 0, stopped: false)
+        var lastKept: [UInt16: DeliveryTag] = [:]
+        let activity = ActivityClock()
+        do {
+            while outcome.visited < outcome.bound, !outcome.stopped {
+                let prefetch = UInt16(min(outcome.bound - outcome.visited, Int(max(window, 1))))
+                let filled = try await consumeWindow(prefetch: prefetch, activity: activity, outcome: &outcome,
+                                                     lastKept: &lastKept, visit)
+                // A window that ended without filling up, reaching the bound or being stopped went idle:
+                // the queue had fewer messages than counted.
+                if !filled, outcome.visited < outcome.bound, !outcome.stopped { break }
+            }
+        } catch {
+            try? await requeue(lastKept)
+            throw error
+        }
+        try await requeue(lastKept)
+        if outcome.visited > 0 { await settle(until: outcome.queued - outcome.removed) }
+        return outcome
+    }
+
+    /// One consumer until its window is full of kept messages (true), the bound is reached, the visitor
+    /// stops, or it went idle. The consumer is cancelled before returning, so nothing handed back later
+    /// is delivered to it again.
+    private func consumeWindow(prefetch: UInt16, activity: ActivityClock, outcome: inout Outcome,
+                               lastKept: inout [UInt16: DeliveryTag],
+                               _ visit: (AMQPDelivery) async throws -> Step) async throws -> Bool {
+        let consumer = try await connection.consume(queue: queue, prefetch: prefetch)
+        let idle = idle
+        let watchdog = Task {
+            while !Task.isCancelled {
+                try await Task.sleep(for: .milliseconds(50))
+                if activity.idleFor > idle { try await consumer.cancel(); return }
+            }
+        }
+        defer { watchdog.cancel() }
+        activity.endWork()
+        var held = 0
+        var filled = false
+        do {
+            for try await delivery in consumer.deliveries {
+                activity.beginWork()
+                outcome.visited += 1
+                let step = try await visit(delivery)
+                switch step.disposition {
+                case .keep:
+                    lastKept[delivery.tag.channel] = delivery.tag
+                    held += 1
+                case .remove:
+                    try await connection.ack(delivery.tag)
+                    outcome.removed += 1
+                }
+                activity.endWork()
+                if step.stop { outcome.stopped = true; break }
+                if outcome.visited >= outcome.bound { break }
+                // Acked messages free their place in the window; only kept ones fill it.
+                if held >= Int(prefetch) { filled = true; break }
+            }
+        } catch {
+            try? await consumer.cancel()
+            throw error
+        }
+        try await consumer.cancel()
+        return filled
+    }
+
+    /// Waits, at most `idle`, until the queue counts at least `expected` ready messages again: what it
+    /// held minus what this pass removed. The messages handed back travel on the consumer channels and
+    /// the passive declare of the next pass on another one, which the broker does not order, so a
+    /// `replay` right after a `show` could count too few and miss its message. Falls short only when
+    /// another consumer took messages meanwhile; then the wait ends at `idle`.
+    private func settle(until expected: Int) async {
+        let deadline = ContinuousClock.now + idle
+        while ContinuousClock.now < deadline, !Task.isCancelled {
+            guard let state = try? await connection.checkQueue(queue), state.messageCount < expected else { return }
+            try? await Task.sleep(for: .milliseconds(5))
+        }
+    }
+
+    /// Hands the kept messages back: one nack per consumer channel covers every unacknowledged delivery
+    /// up to its last kept tag, which are exactly the kept ones (the removed ones were acked).
+    private func requeue(_ lastKept: [UInt16: DeliveryTag]) async throws {
+        for tag in lastKept.values {
+            do {
+                try await connection.nack(tag, multiple: true, requeue: true)
+            } catch let error as AMQPError where error.code == .staleDelivery {
+                // The channel or connection they came on is gone: the broker has requeued them already.
+            }
+        }
+    }
+}
+
+/// How long the scan has been waiting for a delivery, read by its idle watchdog. Time spent in the
+/// visitor (a replay waits for the broker's confirm) does not count: a slow publish is not an empty queue.
+private final class ActivityClock: Sendable {
+    private let state = Mutex((since: ContinuousClock.now, busy: false))
+    func beginWork() { state.withLock { $0 = (.now, true) } }
+    func endWork() { state.withLock { $0 = (.now, false) } }
+    var idleFor: Duration {
+        state.withLock { $0.busy ? .zero : ContinuousClock.now - $0.since }
+    }
+}
