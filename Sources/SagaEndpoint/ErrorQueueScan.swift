@@ -100,7 +100,15 @@ struct ErrorQueueScan {
             for try await delivery in consumer.deliveries {
                 activity.beginWork()
                 outcome.visited += 1
-                let step = try await visit(delivery)
+                let step: Step
+                do {
+                    step = try await visit(delivery)
+                } catch {
+                    // Neither kept nor removed: hand it back with the kept ones instead of leaving it
+                    // unacknowledged until the connection closes.
+                    lastKept[delivery.tag.channel] = delivery.tag
+                    throw error
+                }
                 switch step.disposition {
                 case .keep:
                     lastKept[delivery.tag.channel] = delivery.tag

@@ -56,6 +56,21 @@ struct ErrorQueueScanTests {
         await harness.tearDown()
     }
 
+    @Test("a replay that fails (no x-original-queue) leaves that message in the queue, not unacknowledged")
+    func aFailedReplayHandsTheMessageBack() async throws {
+        let harness = try await EndpointHarness.make()
+        try await Self.park(harness, ids: ["n-0"], in: "transfers.error")
+        try await harness.sendRaw(Data("{}".utf8), properties: BasicProperties(
+            headers: ["x-error-reason": "parked"], deliveryMode: .persistent, messageId: "n-1", type: "X"),
+            to: "transfers.error")
+        let admin = ErrorQueueAdmin(connection: harness.connection, errorQueue: "transfers.error")
+
+        await #expect(throws: AMQPError.self) { try await admin.replay(messageId: "n-1") }
+
+        try await waitUntil(timeout: .seconds(20)) { try await harness.depth("transfers.error") == 2 }
+        await harness.tearDown()
+    }
+
     @Test("a search that sees fewer messages than were counted reports how many it saw instead of 'absent'")
     func anIncompleteSearchSaysSo() async throws {
         let harness = try await EndpointHarness.make()
