@@ -84,17 +84,23 @@ public struct ErrorQueueAdmin: Sendable {
         } != nil
     }
 
-    /// Replays every message; returns how many.
+    /// Replays the messages that were in the queue when it started, each message id once; returns how
+    /// many. Against a running endpoint a replayed message that fails again comes straight back to the
+    /// queue: it is not part of this run, and neither is a second copy of an id replayed already (it
+    /// stays in the queue), so the run ends instead of replaying the same messages for ever.
     public func replayAll() async throws -> Int {
+        var replayed = Set<String>()
         var count = 0
-        while true {
-            let outcome = try await scan(window: 1000).run { delivery in
-                try await republish(delivery)
-                count += 1
-                return .remove
-            }
-            if outcome.visited == 0 { return count }
+        _ = try await scan(window: 1000).run { delivery in
+            let id = delivery.properties.messageId ?? ""
+            // A message without id cannot be told from another; the bound alone keeps the run finite.
+            if !id.isEmpty, replayed.contains(id) { return .keep }
+            try await republish(delivery)
+            replayed.insert(id)
+            count += 1
+            return .remove
         }
+        return count
     }
 
     /// Deletes every message in the error queue; returns how many.
