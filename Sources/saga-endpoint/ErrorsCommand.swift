@@ -15,7 +15,8 @@ struct ErrorsCommand: AsyncParsableCommand {
             and properties (same message_id) and gains headers: x-error-reason, x-error-type, \
             x-original-queue, x-attempts, x-first-failure, x-last-failure, x-host. Replay publishes it back \
             to its original queue (confirmed) before removing it; the endpoint's inbox drops a message \
-            replayed twice.
+            replayed twice. `replay --all` replays what the queue held when it started, each message id \
+            once: a replayed message that fails again and a second copy of an id stay in the queue.
             """,
         subcommands: [List.self, Show.self, Replay.self, Purge.self])
 
@@ -64,7 +65,8 @@ struct ErrorsCommand: AsyncParsableCommand {
         @OptionGroup var logging: LoggingOptions
         @OptionGroup var target: QueueOptions
         @Argument(help: "The message id (omit with --all).") var messageId: String?
-        @Flag(help: "Replay every message in the error queue.") var all = false
+        @Flag(help: "Replay every message the error queue holds when the command starts, each message id once.")
+        var all = false
 
         func validate() throws {
             guard (messageId == nil) == all else { throw ValidationError("give a message id or --all (not both)") }
