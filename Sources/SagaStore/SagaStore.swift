@@ -27,15 +27,27 @@ public final class SagaStore {
     public static var schemaVersion: Int { SagaStoreSchema.currentVersion }
 
     /// Opens (creating if needed) the store at `path` and migrates its schema to `schemaVersion`.
-    /// Throws `SagaStoreError.schemaTooNew` for a database written by a newer version.
+    /// Throws `SagaStoreError.schemaTooNew` for a database written by a newer version. With `migrate`
+    /// false (tools that only look) an older schema is left alone and refused with `.schemaTooOld`.
     public init(
         path: String,
         options: Options = Options(),
-        logger: Logger = Logger(label: "SagaStore")
+        logger: Logger = Logger(label: "SagaStore"),
+        migrate: Bool = true
     ) throws {
         self.logger = logger
         self.connection = try SQLiteConnection(path: path, options: options, logger: logger)
-        try SagaStoreSchema.migrate(connection, logger: logger)
+        if migrate {
+            try SagaStoreSchema.migrate(connection, logger: logger)
+        } else {
+            let found = try SagaStoreSchema.userVersion(connection)
+            if found > SagaStoreSchema.currentVersion {
+                throw SagaStoreError.schemaTooNew(found: found, supported: SagaStoreSchema.currentVersion)
+            }
+            if found < SagaStoreSchema.currentVersion {
+                throw SagaStoreError.schemaTooOld(found: found, supported: SagaStoreSchema.currentVersion)
+            }
+        }
     }
 
     public var path: String { connection.path }

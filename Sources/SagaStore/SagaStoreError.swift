@@ -8,6 +8,9 @@ public enum SagaStoreError: Error, Sendable, Equatable, CustomStringConvertible 
     case duplicateMessage(messageId: String)
     /// The database was written by a newer version of this software; opening it could corrupt it.
     case schemaTooNew(found: Int, supported: Int)
+    /// The database has an older schema and was opened for reading only (`migrate: false`): upgrading
+    /// it is the endpoint's job, not an inspection's (an older endpoint may still be running on it).
+    case schemaTooOld(found: Int, supported: Int)
     /// A stored row cannot be turned back into a record (wrong type, bad JSON): a bug or a hand edit.
     case corruptRow(table: String, detail: String)
     /// A value for a TEXT column (saga state JSON) is not valid UTF-8, so storing it would alter it.
@@ -28,6 +31,9 @@ public enum SagaStoreError: Error, Sendable, Equatable, CustomStringConvertible 
         case .schemaTooNew(let found, let supported):
             return "database schema version \(found) is newer than the supported version \(supported); "
                 + "upgrade this program instead of opening the database with it"
+        case .schemaTooOld(let found, let supported):
+            return "database schema version \(found) is older than this program's \(supported); start the endpoint "
+                + "(which upgrades it) or inspect it with the version that wrote it"
         case .corruptRow(let table, let detail):
             return "corrupt row in \(table): \(detail)"
         case .invalidText(let table, let column):

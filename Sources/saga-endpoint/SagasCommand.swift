@@ -65,7 +65,8 @@ enum SagaDatabase {
             throw CLIError("no saga database at \(path) (the endpoint creates it when it first runs; check --database, SAGA_DATABASE or the config file)")
         }
         do {
-            return try SagaStore(path: path)
+            // Never migrates: an older endpoint may still be running on the file.
+            return try SagaStore(path: path, migrate: false)
         } catch {
             throw CLIError("cannot open the saga database \(path): \(error)")
         }

@@ -111,4 +111,30 @@ import Testing
         #expect(try connection.query("PRAGMA user_version").first?[0] == .integer(99))
         #expect(try connection.query("SELECT COUNT(*) FROM sqlite_master").first?[0] == .integer(0))
     }
+
+    // Before, `sagas list` opened the store the endpoint's way and upgraded an older file, possibly under
+    // an older endpoint still running on it.
+    @Test func openingWithoutMigratingLeavesAnOlderSchemaAlone() throws {
+        let database = TemporaryDatabase()
+        defer { database.remove() }
+        do {
+            let connection = try openConnection(database)
+            for migration in SagaStoreSchema.migrations where migration.version <= 2 {
+                try connection.execute(migration.sql)
+            }
+            try connection.execute("PRAGMA user_version = 2")
+        }
+        let error = #expect(throws: SagaStoreError.schemaTooOld(found: 2, supported: SagaStore.schemaVersion)) {
+            try SagaStore(path: database.path, migrate: false)
+        }
+        #expect(error?.description.contains("start the endpoint") == true)
+        let connection = try openConnection(database)
+        #expect(try connection.query("PRAGMA user_version").first?[0] == .integer(2), "not upgraded")
+
+        let current = TemporaryDatabase()
+        defer { current.remove() }
+        _ = try openStore(current)
+        let store = try SagaStore(path: current.path, migrate: false)
+        #expect(try store.storedSchemaVersion() == SagaStore.schemaVersion)
+    }
 }
