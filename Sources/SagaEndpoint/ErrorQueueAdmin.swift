@@ -91,7 +91,7 @@ public struct ErrorQueueAdmin: Sendable {
     public func replayAll() async throws -> Int {
         var replayed = Set<String>()
         var count = 0
-        _ = try await scan(window: 1000).run { delivery in
+        _ = try await scan().run { delivery in
             let id = delivery.properties.messageId ?? ""
             // A message without id cannot be told from another; the bound alone keeps the run finite.
             if !id.isEmpty, replayed.contains(id) { return .keep }
@@ -117,10 +117,10 @@ public struct ErrorQueueAdmin: Sendable {
         try await connection.publish(.toQueue(queue, entry.original))
     }
 
-    /// A pass over the queue. A search by id or a listing sets no body aside while it looks, so it
-    /// takes the largest window; a replay waits for a confirm per message while the broker keeps
-    /// sending, so it takes a smaller one.
-    private func scan(window: UInt16 = .max) -> ErrorQueueScan {
+    /// A pass over the queue. The window bounds how many deliveries the broker pushes ahead into this
+    /// process (bodies of up to `maxBodyBytes` each, waiting to be looked at): 1,000, as before the scan
+    /// could go past one window.
+    private func scan(window: UInt16 = 1000) -> ErrorQueueScan {
         ErrorQueueScan(connection: connection, queue: errorQueue, window: window)
     }
 

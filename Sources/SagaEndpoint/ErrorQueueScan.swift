@@ -52,7 +52,9 @@ struct ErrorQueueScan {
     let queue: String
     /// The most messages one consumer holds unacknowledged.
     var window: UInt16 = .max
-    var idle: Duration = .milliseconds(500)
+    /// Only a fallback (the count from the start is the bound), so generous: a busy broker or machine can
+    /// take a while to send a new consumer its first delivery.
+    var idle: Duration = .seconds(2)
 
     /// Looks at up to `limit` of the messages the queue holds now, oldest first; `visit` decides on each.
     func run(limit: Int = .max, _ visit: (AMQPDelivery) async throws -> Step) async throws -> Outcome {
