@@ -92,6 +92,9 @@ struct UnsettledDeliveries {
 
     var isEmpty: Bool { settledThrough >= handedOut }
 
+    /// The highest tag handed to the reader (tests wait for it).
+    var highestHandedOut: UInt64 { handedOut }
+
     mutating func handOut(_ tag: UInt64) {
         handedOut = max(handedOut, tag)
     }

@@ -87,7 +87,11 @@ struct ConsumerChannelTests {
                 try await waitUntil(timeout: .seconds(20), message: "5 deliveries on the way to the consumer") {
                     try await connection.checkQueue(queue).messageCount == 0
                 }
-                try await Task.sleep(for: .milliseconds(200))  // let the pump take them into the stream
+                // Into the stream, so that it is the dropped stream that hands them back (not the pump,
+                // finding no consumer for deliveries still in flight after the cancel).
+                try await waitUntil(timeout: .seconds(20), message: "the pump took the 5 into the stream") {
+                    await connection.consumers[channel]?.unsettled.highestHandedOut == 5
+                }
                 try await consumer.cancel()
             }
             try await waitUntil(timeout: .seconds(20), message: "the 5 unread deliveries back in the queue") {
