@@ -23,6 +23,7 @@ extension BatchPipeline {
     /// started are counted the same way: a poison timeout is due again at every start.
     func divertPoisonMessages(_ entries: inout [Entry], now: Date) async {
         var counted: [Int] = []
+        var countedDue: [Int] = []
         for index in entries.indices where entries[index].item != nil {
             switch entries[index].source {
             case .delivery(let delivery):
@@ -35,15 +36,18 @@ extension BatchPipeline {
                 }
             case .due(let row):
                 // Due before this process started: an earlier one may have died on it (see
-                // `mayHaveBeenTried`). Counted under its message id, cleared once it is processed.
+                // `mayHaveBeenTried`). Counted under its message id, cleared once it is processed. Its
+                // first count is 1, not 2 as for a redelivery: most such rows simply fell due while no
+                // endpoint ran, and a count of 2 would make each of them a suspect, processed alone.
                 guard mayHaveBeenTried(row) else { continue }
                 entries[index].item?.wasRedelivered = true
-                counted.append(index)
+                countedDue.append(index)
             }
         }
-        if !counted.isEmpty {
-            let counts = await store.countDeliveries(counted.map { entries[$0].incoming!.messageId }, now: now)
-            for index in counted { entries[index].deliveries = counts[entries[index].incoming!.messageId] }
+        for (indices, first) in [(counted, 2), (countedDue, 1)] where !indices.isEmpty {
+            let counts = await store.countDeliveries(indices.map { entries[$0].incoming!.messageId }, now: now,
+                                                     first: first)
+            for index in indices { entries[index].deliveries = counts[entries[index].incoming!.messageId] }
         }
         for index in entries.indices {
             guard let deliveries = entries[index].deliveries, deliveries > configuration.maxDeliveries else { continue }
@@ -88,10 +92,21 @@ extension BatchPipeline {
         // A duplicate must not call an integration (an HTTP API) again: skip it, the transaction will
         // recognise it and re-publish what the first processing emitted.
         // A copy whose first copy is still on its way to the inbox (this batch, or the one committing)
-        // takes that copy's result (`StatelessResults`).
-        let seen = await store.inboxContains(needing.map { entries[$0].incoming!.messageId })
-        for index in needing where !seen.contains(entries[index].incoming!.messageId) {
+        // takes that copy's result (`StatelessResults`). Looked up before the inbox: a first copy whose
+        // batch commits while this one asks the inbox is then either found here or in the inbox.
+        var toRun: [Int] = []
+        for index in needing {
+            if let outgoing = statelessResults.outgoing(for: entries[index].incoming!) {
+                entries[index].item?.statelessOutgoing = outgoing
+            } else {
+                toRun.append(index)
+            }
+        }
+        guard !toRun.isEmpty else { return }
+        let seen = await store.inboxContains(toRun.map { entries[$0].incoming!.messageId })
+        for index in toRun where !seen.contains(entries[index].incoming!.messageId) {
             let incoming = entries[index].incoming!
+            // A copy earlier in this batch may have run meanwhile.
             if let outgoing = statelessResults.outgoing(for: incoming) {
                 entries[index].item?.statelessOutgoing = outgoing
                 continue
@@ -102,7 +117,7 @@ extension BatchPipeline {
                     try await dispatcher.runStatelessHandlers(incoming, now: now, tracing: tracing)
                 }
                 entries[index].item?.statelessOutgoing = outgoing
-                statelessResults.record(outgoing, for: incoming)
+                entries[index].recordedStatelessResult = statelessResults.record(outgoing, for: incoming)
             } catch {
                 entries[index].handlerError = error
                 entries[index].item = nil

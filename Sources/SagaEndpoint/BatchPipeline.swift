@@ -54,6 +54,9 @@ struct BatchPipeline: Sendable {
         var deleteRowAfterPublish = false
         /// The message's span (consumer span of a delivery), ended once the message is settled.
         var span: (any Span)?
+        /// Its stateless handlers' result is the one `statelessResults` keeps for copies: forgotten once
+        /// this batch's transaction has ended.
+        var recordedStatelessResult = false
 
         var delivery: AMQPDelivery? {
             if case .delivery(let delivery) = source { return delivery }
@@ -174,7 +177,7 @@ struct BatchPipeline: Sendable {
         let indices = entries.indices.filter { entries[$0].item != nil }
         let results = await store.processBatch(indices.map { entries[$0].item! }, now: now)
         for (index, result) in zip(indices, results) { entries[index].result = result }
-        statelessResults.forget(indices.map { entries[$0].incoming!.messageId })
+        statelessResults.forget(entries.filter(\.recordedStatelessResult).compactMap { $0.incoming?.messageId })
         metrics.commitDuration.record(since: commitStarted)
         CrashPoint.afterCommit.check()
 
@@ -292,8 +295,10 @@ struct BatchPipeline: Sendable {
             // Park messages for their delayed retry; their deliveries are acked once this commits.
             let results = await store.processBatch(deferrals.map(\.1), now: now)
             for ((index, _), result) in zip(deferrals, results) {
-                if case .deferred = result { continue }
-                entries[index].settle = .requeue
+                switch result {
+                case .deferred, .withdrawn: continue
+                default: entries[index].settle = .requeue
+                }
             }
         }
     }

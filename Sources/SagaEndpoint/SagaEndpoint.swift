@@ -48,10 +48,7 @@ public final class SagaEndpoint: Service, Sendable {
         let store = try StoreWorker(path: configuration.databasePath, durable: configuration.durableCommits,
                                     busyTimeout: configuration.databaseBusyTimeout, dispatcher: dispatcher,
                                     handlerTiming: HandlerTiming(timer: metrics.handlerDuration),
-                                    rerunCounter: metrics.handlersRerun,
-                                    frameMax: (try? AMQPConfiguration(url: configuration.amqpURL))?.frameMax
-                                        ?? AMQPConfiguration().frameMax,
-                                    logger: logger)
+                                    rerunCounter: metrics.handlersRerun, logger: logger)
         let stateReader = configuration.handlersAheadOfCommit
             ? try SagaStateReader(path: configuration.databasePath, busyTimeout: configuration.databaseBusyTimeout,
                                   logger: logger)
@@ -66,6 +63,8 @@ public final class SagaEndpoint: Service, Sendable {
             await consumerConnection.close()
             throw error
         }
+        // Outgoing messages are checked against the frame size the broker agreed to, before they are stored.
+        await store.limitOutgoing(frameMax: await publisherConnection.negotiatedFrameMax)
         // Closed before returning (not in a detached task): acks and publishes are on the wire and the
         // broker sees a clean close, even when the process exits right after.
         do {

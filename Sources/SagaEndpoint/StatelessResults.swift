@@ -26,11 +26,18 @@ final class StatelessResults: Sendable {
         }
     }
 
-    func record(_ outgoing: [OutgoingMessage], for incoming: IncomingMessage) {
-        entries.withLock { $0[incoming.messageId] = Entry(body: incoming.body, outgoing: outgoing) }
+    /// Keeps the first copy's result; false when an entry for the id exists already (a copy with another
+    /// body ran its handlers itself: the entry stays the first copy's, and only that batch forgets it).
+    @discardableResult
+    func record(_ outgoing: [OutgoingMessage], for incoming: IncomingMessage) -> Bool {
+        entries.withLock { entries in
+            guard entries[incoming.messageId] == nil else { return false }
+            entries[incoming.messageId] = Entry(body: incoming.body, outgoing: outgoing)
+            return true
+        }
     }
 
-    /// Called once a batch's transaction has ended (committed or not) with its message ids.
+    /// Called once a batch's transaction has ended (committed or not) with the message ids it recorded.
     func forget(_ messageIds: [String]) {
         entries.withLock { entries in
             for id in messageIds { entries.removeValue(forKey: id) }

@@ -64,14 +64,13 @@ actor StoreWorker {
     private let rerunCounter: Counter?
 
     /// The largest AMQP frame: outgoing messages whose properties do not fit are refused before they are
-    /// stored (`OutgoingLimits`).
-    private let frameMax: Int
+    /// stored (`OutgoingLimits`). The broker's default until the publisher's connection says otherwise.
+    private var frameMax = OutgoingLimits.defaultFrameMax
 
     init(path: String, durable: Bool, busyTimeout: Duration = .seconds(5), dispatcher: MessageDispatcher,
          handlerTiming: HandlerTiming = HandlerTiming(timer: nil), rerunCounter: Counter? = nil,
-         frameMax: Int = AMQPConfiguration().frameMax, logger: Logger) throws {
+         logger: Logger) throws {
         self.rerunCounter = rerunCounter
-        self.frameMax = frameMax
         self.executor = DedicatedThreadExecutor(name: "sqlite")
         var options = SagaStore.Options()
         options.synchronous = durable ? .full : .normal
@@ -150,7 +149,8 @@ actor StoreWorker {
         let incoming = item.incoming
         if let deferral = item.deferral {
             // A due row that is parked again is replaced (a saga timeout keeps its id: its message id).
-            if let row = item.timeoutRow { _ = try store.deleteTimeout(row) }
+            // If it is gone (its saga completed in the batch that failed it), it is not brought back.
+            if let row = item.timeoutRow, try !store.deleteTimeout(row) { return .withdrawn }
             try store.scheduleTimeout(deferral)
             return .deferred
         }
@@ -267,6 +267,11 @@ actor StoreWorker {
         return .processed(outbox: stored, invocations: invocations)
     }
 
+    /// The frame size the publisher's connection negotiated (0, not connected, keeps the default).
+    func limitOutgoing(frameMax: Int) {
+        if frameMax > 0 { self.frameMax = frameMax }
+    }
+
     /// Processes items, turning a not-found policy (thrown to roll back the savepoint) into a result.
     func processBatch(_ items: [WorkItem], now: Date) -> [WorkResult] {
         process(items, now: now).map { result in
@@ -280,9 +285,9 @@ actor StoreWorker {
     }
 
     /// Counts one more delivery of redelivered messages, committed before they are processed.
-    func countDeliveries(_ messageIds: [String], now: Date) -> [String: Int] {
+    func countDeliveries(_ messageIds: [String], now: Date, first: Int = 2) -> [String: Int] {
         do {
-            return try store.countDeliveries(messageIds: messageIds, at: now)
+            return try store.countDeliveries(messageIds: messageIds, at: now, first: first)
         } catch {
             logger.warning("could not count redeliveries", metadata: ["error": "\(error)"])
             return [:]

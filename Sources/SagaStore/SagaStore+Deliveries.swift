@@ -4,20 +4,21 @@ public import Foundation
 /// the count survives a process that dies while processing it (a poison message that crashes rather than
 /// throws); removed when the message is finally processed.
 extension SagaStore {
-    /// Counts one more delivery of each message and returns the counts (the first redelivery is 2: the
-    /// original delivery counts as 1).
-    public func countDeliveries(messageIds: [String], at date: Date) throws -> [String: Int] {
+    /// Counts one more delivery of each message and returns the counts. A message counted for the first
+    /// time gets `first`: 2 for a redelivery (the original delivery counts as 1), 1 for a due timeout that
+    /// may or may not have been taken before.
+    public func countDeliveries(messageIds: [String], at date: Date, first: Int = 2) throws -> [String: Int] {
         var counts: [String: Int] = [:]
         try atomicallyCounting {
             for id in messageIds {
                 let rows = try connection.query(
                     """
-                    INSERT INTO deliveries (message_id, count, last_delivered_at) VALUES (?1, 2, ?2)
+                    INSERT INTO deliveries (message_id, count, last_delivered_at) VALUES (?1, ?3, ?2)
                     ON CONFLICT (message_id) DO UPDATE SET count = count + 1, last_delivered_at = excluded.last_delivered_at
                     RETURNING count
                     """,
-                    [.text(id), SQLiteValue(date)])
-                counts[id] = Int(rows.first?[0].integerValue ?? 2)
+                    [.text(id), SQLiteValue(date), .integer(Int64(first))])
+                counts[id] = Int(rows.first?[0].integerValue ?? Int64(first))
             }
         }
         return counts

@@ -67,4 +67,25 @@ struct WithdrawnTimeoutTests {
         #expect(try fixture.order("o1")?.reminders == 1)
         #expect(try SagaStore(path: fixture.path).dueTimeouts(at: Date().addingTimeInterval(1)).isEmpty)
     }
+
+    // Failed before: the delayed retry of a timeout whose handler threw re-inserted the row although its
+    // saga had completed in the same batch (which deletes its timeouts): a cancelled timeout came back.
+    @Test("a failed timeout is not parked again when its saga completed meanwhile")
+    func notParkedAgain() async throws {
+        let fixture = try Fixture()
+        defer { fixture.remove() }
+        _ = try await placeWithDueReminder(fixture, order: "o1")
+        let row = try #require(try SagaStore(path: fixture.path).dueTimeouts(at: Date().addingTimeInterval(1)).first)
+        _ = await fixture.worker.processBatch([try HandlersAheadTests.item("close-o1", OrderSaga.Close(orderId: "o1"))],
+                                              now: Date())
+        // What the pipeline hands the store for a due row to retry later (see `BatchPipeline.deferral`).
+        var later = row
+        later.dueAt = Date().addingTimeInterval(60)
+        var retry = WorkItem(incoming: MessageTranslation.incoming(row), timeoutRow: row.key)
+        retry.deferral = later
+
+        let results = await fixture.worker.processBatch([retry], now: Date())
+        if case .withdrawn = results.first {} else { Issue.record("expected .withdrawn, got \(results)") }
+        #expect(try SagaStore(path: fixture.path).timeoutCount() == 0)
+    }
 }
