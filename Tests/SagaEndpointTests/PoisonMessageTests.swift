@@ -12,27 +12,30 @@ struct PoisonMessageTests {
         var note: String
     }
 
-    @Test("a message that kills the process goes to the error queue after maxDeliveries, not a crash loop")
-    func poisonMessageIsDiverted() async throws {
-        let harness = try await EndpointHarness.make()
-        try await harness.send(CrashNow(note: "boom"), to: "counters", messageId: "poison-1")
+    /// Starts the counter fixture (`--max-deliveries 3`) again and again until one keeps running with a
+    /// copy in `counters.error` (at most 8 crashes); returns how many crashed.
+    static func crashesUntilDiverted(_ harness: EndpointHarness) async throws -> Int {
         var crashes = 0
-        var diverted = false
-        while crashes < 8, !diverted {
+        while crashes < 8 {
             let process = try harness.startFixture(app: "counter", database: "counter",
                                                    extraArguments: ["--max-deliveries", "3"])
             try await waitUntil(timeout: .seconds(30)) {
                 if !process.isRunning { return true }
                 return try await harness.depth("counters.error") == 1
             }
-            if process.isRunning {
-                diverted = true
-                process.kill(signal: SIGTERM)
-            } else {
-                crashes += 1
-            }
+            let diverted = process.isRunning
+            if diverted { process.kill(signal: SIGTERM) } else { crashes += 1 }
             _ = try? await runOnThread { try process.waitUntilExit(timeout: .seconds(20)) }
+            if diverted { break }
         }
+        return crashes
+    }
+
+    @Test("a message that kills the process goes to the error queue after maxDeliveries, not a crash loop")
+    func poisonMessageIsDiverted() async throws {
+        let harness = try await EndpointHarness.make()
+        try await harness.send(CrashNow(note: "boom"), to: "counters", messageId: "poison-1")
+        let crashes = try await Self.crashesUntilDiverted(harness)
         // Delivered three times (each a crash); the fourth delivery is diverted.
         #expect(crashes == 3)
         let copies = try await harness.receive(from: "counters.error", count: 1)
@@ -55,23 +58,7 @@ struct PoisonMessageTests {
     func poisonTimeoutIsDiverted() async throws {
         let harness = try await EndpointHarness.make()
         try await harness.send(ArmCrash(id: "bomb-1"), to: "counters", messageId: "arm-1")
-        var crashes = 0
-        var diverted = false
-        while crashes < 8, !diverted {
-            let process = try harness.startFixture(app: "counter", database: "counter",
-                                                   extraArguments: ["--max-deliveries", "3"])
-            try await waitUntil(timeout: .seconds(30)) {
-                if !process.isRunning { return true }
-                return try await harness.depth("counters.error") == 1
-            }
-            if process.isRunning {
-                diverted = true
-                process.kill(signal: SIGTERM)
-            } else {
-                crashes += 1
-            }
-            _ = try? await runOnThread { try process.waitUntilExit(timeout: .seconds(20)) }
-        }
+        let crashes = try await Self.crashesUntilDiverted(harness)
         // The first process dies when the timeout comes due (not counted: it fell due while it ran). Each
         // later process counts it as it takes it at its start (1, 2, 3: a due row's first count is 1, as
         // most overdue rows simply fell due while nothing ran) and dies too; the fifth counts 4 and

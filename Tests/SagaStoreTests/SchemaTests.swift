@@ -3,6 +3,16 @@ import Testing
 @testable import SagaStore
 
 @Suite struct SchemaTests {
+    /// A connection to a database of schema 2, as the previous release left it (no rows).
+    private func version2Database(_ database: TemporaryDatabase) throws -> SQLiteConnection {
+        let connection = try openConnection(database)
+        for migration in SagaStoreSchema.migrations where migration.version <= 2 {
+            try connection.execute(migration.sql)
+        }
+        try connection.execute("PRAGMA user_version = 2")
+        return connection
+    }
+
     @Test func migrationSetsUserVersionAndCreatesTables() throws {
         let database = TemporaryDatabase()
         defer { database.remove() }
@@ -40,11 +50,7 @@ import Testing
         let database = TemporaryDatabase()
         defer { database.remove() }
         do {
-            let connection = try openConnection(database)
-            for migration in SagaStoreSchema.migrations where migration.version <= 2 {
-                try connection.execute(migration.sql)
-            }
-            try connection.execute("PRAGMA user_version = 2")
+            let connection = try version2Database(database)
             try connection.execute("""
                 INSERT INTO sagas VALUES ('Transfer', 'c1', 'saga-1', '{"step":"debiting"}', 3, 'transfers', 'r1', 10, 20);
                 INSERT INTO timeouts VALUES ('t1', 'Transfer', 'c1', 30, 'Expire', X'7B7D', '{}', 10);
@@ -117,13 +123,7 @@ import Testing
     @Test func openingWithoutMigratingLeavesAnOlderSchemaAlone() throws {
         let database = TemporaryDatabase()
         defer { database.remove() }
-        do {
-            let connection = try openConnection(database)
-            for migration in SagaStoreSchema.migrations where migration.version <= 2 {
-                try connection.execute(migration.sql)
-            }
-            try connection.execute("PRAGMA user_version = 2")
-        }
+        _ = try version2Database(database)
         let error = #expect(throws: SagaStoreError.schemaTooOld(found: 2, supported: SagaStore.schemaVersion)) {
             try SagaStore(path: database.path, migrate: false)
         }
