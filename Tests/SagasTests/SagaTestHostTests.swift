@@ -85,6 +85,16 @@ import Testing
         #expect(host.isCompleted(OrderSaga.self, correlationId: "o-2"))
     }
 
+    // Before, it threw as soon as the limit was reached, even with nothing left to deliver.
+    @Test func exactlyTheDeliveryLimitIsNotTooMany() async throws {
+        host.maxDeliveriesPerAdvance = 1
+        try await host.deliver(OrderPlaced(orderId: "o-9", amount: 10))
+        // The payment deadline (20 s) falls due; the reminder (30 s) does not.
+        let advance = try await host.advanceTime(by: .seconds(25))
+        #expect(advance.deliveries.count == 1)
+        #expect(host.now == SagaTestHost.defaultStartDate.addingTimeInterval(25))
+    }
+
     @Test func notFoundRetryLaterRunsOutOfAttempts() async throws {
         try await host.deliver(OrderCancelled(orderId: "o-3"), messageId: "c-2")
         let advance = try await host.advanceTime(by: .seconds(60))
