@@ -46,10 +46,11 @@ extension SagaStore {
         )
     }
 
-    /// Timeouts with `dueAt <= date`, earliest first.
+    /// Timeouts with `dueAt <= date`, earliest first; those due at the same moment in the order they were
+    /// requested (as `SagaTesting` delivers them; the row number, which the due-time index ends with).
     public func dueTimeouts(at date: Date, limit: Int = 100) throws -> [TimeoutRecord] {
         let rows = try connection.query(
-            "SELECT \(Self.timeoutColumns) FROM timeouts WHERE due_at <= ? ORDER BY due_at, timeout_id LIMIT ?",
+            "SELECT \(Self.timeoutColumns) FROM timeouts WHERE due_at <= ? ORDER BY due_at, seq LIMIT ?",
             [SQLiteValue(date), SQLiteValue(max(0, limit))]
         )
         return try rows.map(timeoutRecord)
@@ -75,7 +76,7 @@ extension SagaStore {
         let rows = try connection.query(
             """
             SELECT \(Self.timeoutColumns) FROM timeouts WHERE seq IN (\(Self.timeoutsOfSaga))
-            ORDER BY due_at, timeout_id
+            ORDER BY due_at, seq
             """,
             [.text(sagaType), .text(correlationId)]
         )

@@ -108,6 +108,22 @@ import Testing
         #expect(try store.timeoutCount() == 1)
     }
 
+    // Before, ties were ordered by timeout id (a hash), so two timeouts one handler asked for with the same
+    // delay could fire in the other order than in SagaTesting, which keeps the request order.
+    @Test func timeoutsDueTogetherComeInTheOrderTheyWereRequested() throws {
+        let database = TemporaryDatabase()
+        defer { database.remove() }
+        let store = try openStore(database)
+        let ids = ["z-first", "m-second", "a-third"]
+        for id in ids {
+            try store.scheduleTimeout(TimeoutRecord(
+                timeoutId: id, sagaType: "Transfer", correlationId: "c1", dueAt: date(10), messageType: "Expire",
+                body: Data(), createdAt: date(0)))
+        }
+        #expect(try store.dueTimeouts(at: date(10)).map(\.timeoutId) == ids)
+        #expect(try store.pendingTimeouts(sagaType: "Transfer", correlationId: "c1").map(\.timeoutId) == ids)
+    }
+
     @Test func dueTimeoutsInOrderAndNextDue() throws {
         let database = TemporaryDatabase()
         defer { database.remove() }
