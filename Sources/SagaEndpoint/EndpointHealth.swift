@@ -16,6 +16,9 @@ final class EndpointHealth: Sendable {
     let outboxBacklog: Gauge
     /// True while the endpoint serves with both connections open.
     let ready = Atomic<Bool>(false)
+    /// Set when the graceful shutdown starts: not ready from then on, although the connections stay open
+    /// while the batches in flight finish.
+    let stopping = Atomic<Bool>(false)
 
     init(factory: any MetricsFactory) {
         recoveries = Counter(label: "saga_connection_recoveries_total", factory: factory)

@@ -40,7 +40,10 @@ public final class SagaEndpoint: Service, Sendable {
 
     /// True while the endpoint has its broker connections and its database open: false before it has
     /// connected, while a connection is lost (until it is recovered), and after it stopped.
-    public var isReady: Bool { health.ready.load(ordering: .relaxed) }
+    public var isReady: Bool { health.ready.load(ordering: .relaxed) && !isStopping }
+
+    /// True once a graceful shutdown has started (it stops consuming and finishes the batches in flight).
+    public var isStopping: Bool { health.stopping.load(ordering: .relaxed) }
 
     public func run() async throws {
         let dispatcher = MessageDispatcher(registry: registry, endpointAddress: configuration.endpointAddress)
@@ -201,6 +204,7 @@ public final class SagaEndpoint: Service, Sendable {
             }
         } onGracefulShutdown: {
             // Stop consuming; the deliveries already received are processed, then the loop ends.
+            self.health.stopping.store(true, ordering: .relaxed)
             self.logger.info("graceful shutdown: stopping consumers")
             Task {
                 for consumer in activeConsumers { try? await consumer.cancel() }

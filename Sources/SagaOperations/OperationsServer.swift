@@ -55,9 +55,12 @@ public final class OperationsServer: Service, Sendable {
         logger.info("operations HTTP server listening", metadata: [
             "address": "http://\(host):\(channel.localAddress?.port ?? port)",
             "paths": "/metrics /health/live /health/ready"])
-        try await withGracefulShutdownHandler {
+        // Cancellation too: the service group cancels every service when one fails (the endpoint could not
+        // open its database), and a server still listening would keep the process, and its 200 on
+        // /health/live, alive for ever.
+        try await withTaskCancellationOrGracefulShutdownHandler {
             try await channel.closeFuture.get()
-        } onGracefulShutdown: {
+        } onCancelOrGracefulShutdown: {
             channel.close(promise: nil)
         }
     }

@@ -177,12 +177,16 @@ enum EndpointHost {
         configuration.connectionName = connectionName
         let metrics = OperationsWiring.bootstrapMetrics()
         let endpoint = SagaEndpoint(configuration: configuration, registry: registry, logger: logger)
-        var services = [ServiceGroupConfiguration.ServiceConfiguration(service: endpoint, serviceName: "SagaEndpoint")]
+        // The group shuts its services down last-added first, one after the other: the operations server
+        // comes first so that it goes last, answering /health/ready with 503 (and /health/live with 200)
+        // while the endpoint finishes the messages in flight, instead of refusing connections.
+        var services: [ServiceGroupConfiguration.ServiceConfiguration] = []
         if let port = settings.httpPort {
             services.append(.init(service: OperationsWiring.server(host: settings.httpHost, port: port, registry: metrics,
                                                                    endpoint: endpoint, logger: logger),
                                   serviceName: "OperationsServer"))
         }
+        services.append(.init(service: endpoint, serviceName: "SagaEndpoint"))
 
         if let watch = ParentWatch.fromEnvironment(logger: logger) {
             // Started by `demo`: stop when the demo is gone (shut down last-added first, so it goes at once).

@@ -20,9 +20,10 @@ enum OperationsWiring {
     static func server(host: String, port: Int, registry: PrometheusCollectorRegistry, endpoint: SagaEndpoint,
                        logger: Logger) -> OperationsServer {
         OperationsServer(host: host, port: port, registry: registry, logger: logger) {
-            endpoint.isReady
-                ? .init(isReady: true)
-                : .init(isReady: false, reason: "broker connection or database not available")
+            if endpoint.isReady { return .init(isReady: true) }
+            return .init(isReady: false, reason: endpoint.isStopping
+                ? "shutting down: finishing the messages in flight"
+                : "broker connection or database not available")
         }
     }
 }

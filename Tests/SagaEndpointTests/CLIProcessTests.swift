@@ -31,7 +31,7 @@ struct CLIProcessTests {
 
 @Suite("saga-endpoint second signal", .timeLimit(.minutes(6)))
 struct CLISecondSignalTests {
-    @Test("a second SIGTERM exits at once when the graceful shutdown cannot finish (broker frozen)")
+    @Test("a second SIGTERM exits at once when the graceful shutdown cannot finish (broker frozen); health answers meanwhile")
     func secondSignalForcesExit() async throws {
         let node = try await runOnThread { try DedicatedBrokerNode.start(name: "second-signal-\(UInt16.random(in: 1000...9999))") }
         defer { node.shutdown() }
@@ -39,9 +39,10 @@ struct CLISecondSignalTests {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("second-signal-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: directory) }
+        let port = try DedicatedBrokerNode.freePort()
         let process = try ChildProcess(executable: CLIProcessTests.executablePath, arguments: [
             "run", "--amqp-url", node.url, "--database", directory.appendingPathComponent("s.sqlite").path,
-            "--log-level", "warning"])
+            "--http-port", "\(port)", "--log-level", "warning"])
         try await waitUntil(timeout: .seconds(30), message: "run consumes its queues") {
             // The queue appears when `run` has declared the topology.
             (try? await observer.checkQueue("transfers").consumerCount) == 1
@@ -54,6 +55,12 @@ struct CLISecondSignalTests {
         process.kill(signal: SIGTERM)
         try await Task.sleep(for: .seconds(1))
         #expect(process.isRunning, "the first signal should start a graceful shutdown, which cannot finish")
+        // Meanwhile the operations server still answers (it is shut down last): not ready, but alive.
+        // Failed before: it was shut down first and refused connections; and ready stayed 200.
+        let ready = await OperationsHTTP.get(port, "/health/ready")
+        #expect(ready?.status == 503, "\(String(describing: ready))")
+        #expect(ready?.body.contains("shutting down") == true, "\(ready?.body ?? "")")
+        #expect(await OperationsHTTP.get(port, "/health/live")?.status == 200)
         process.kill(signal: SIGTERM)
         let status = try await runOnThread { try process.waitUntilExit(timeout: .seconds(30)) }
         #expect(status == 130)

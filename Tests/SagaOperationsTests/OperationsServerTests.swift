@@ -55,6 +55,26 @@ struct OperationsServerTests {
             #expect(try await get(port, "/nope").status == 404)
         }
     }
+
+    // Failed before: `run` waited for its channel to close and ignored cancellation, so a service group
+    // whose endpoint failed (and cancelled every service) never returned, and /health/live stayed 200.
+    @Test("cancelling run closes the server and returns")
+    func cancellationEndsRun() async throws {
+        let port = try freePort()
+        let server = OperationsServer(port: port, registry: PrometheusCollectorRegistry(), logger: Logger(label: "test")) {
+            .init(isReady: true)
+        }
+        let task = Task { try await server.run() }
+        try await waitForListening(port)
+        let returned = Flag(false)
+        Task {
+            _ = try? await task.value
+            returned.value = true
+        }
+        task.cancel()
+        for _ in 0..<200 where !returned.value { try await Task.sleep(for: .milliseconds(50)) }
+        #expect(returned.value, "run did not return within 10 s of its cancellation")
+    }
 }
 
 private func get(_ port: Int, _ path: String) async throws -> (status: Int, body: String) {
