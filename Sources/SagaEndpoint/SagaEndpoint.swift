@@ -217,18 +217,7 @@ public final class SagaEndpoint: Service, Sendable {
     private func connect(role: String) async throws -> AMQPConnection {
         var configuration = try AMQPConfiguration(url: self.configuration.amqpURL)
         configuration.connectionName = "\(self.configuration.connectionName)-\(role)"
-        var attempt = 0
-        while true {
-            do {
-                return try await AMQPConnection.connect(configuration, logger: logger)
-            } catch let error as AMQPError where error.code == .connectFailed || error.code == .connectionLost {
-                let delay = RecoveryPolicy.default.delay(attempt: attempt)
-                attempt += 1
-                logger.warning("broker unreachable; retrying", metadata: [
-                    "amqp.url": "\(configuration.redactedURL)", "error": "\(error)", "retry_in": "\(delay)"])
-                try await Task.sleep(for: delay)
-            }
-        }
+        return try await AMQPConnection.connectRetrying(configuration, logger: logger)
     }
 
     /// Input queues must exist (the topology declares them, with their arguments); a missing one is

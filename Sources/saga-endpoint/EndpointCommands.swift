@@ -161,7 +161,7 @@ enum EndpointHost {
         if settings.declareTopology {
             let topology = try TopologyOptions.load(directory: settings.topologyDirectory, logger: logger)
             let connection = try await BrokerConnection.open(url: settings.amqpURL, name: "\(connectionName)-topology",
-                                                             logger: logger)
+                                                             waitForBroker: true, logger: logger)
             do {
                 try await TopologyActions.declare(topology, on: connection, logger: logger)
             } catch {

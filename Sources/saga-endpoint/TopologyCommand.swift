@@ -116,12 +116,16 @@ struct TopologyOptions: ParsableArguments {
 }
 
 enum BrokerConnection {
-    /// Connects (failing at once when the broker cannot be reached; later losses are recovered).
-    static func open(url: String, name: String, logger: Logger) async throws -> AMQPConnection {
+    /// Connects; later losses are recovered. A one-shot command fails at once when the broker cannot be
+    /// reached; a service (`waitForBroker`, for `run` and `bank` declaring their topology) waits for it,
+    /// as the endpoint's own connections do, instead of exiting into a restart loop.
+    static func open(url: String, name: String, waitForBroker: Bool = false, logger: Logger) async throws -> AMQPConnection {
         var configuration = try AMQPConfiguration(url: url)
         configuration.connectionName = name
         do {
-            return try await AMQPConnection.connect(configuration, logger: logger)
+            return waitForBroker
+                ? try await AMQPConnection.connectRetrying(configuration, logger: logger)
+                : try await AMQPConnection.connect(configuration, logger: logger)
         } catch {
             throw CLIError("cannot connect to \(configuration.redactedURL): \(error)")
         }

@@ -42,4 +42,31 @@ struct CLIReadinessTests {
         process.kill(signal: SIGTERM)
         #expect(try await runOnThread { try process.waitUntilExit(timeout: .seconds(15)) } == 0)
     }
+
+    // Failed before: declaring the topology connected once and failed, so `run` exited 1 at once ("cannot
+    // connect"), which a service manager turns into a restart loop; the README promises it waits.
+    @Test("run started while the broker is down waits for it, then serves")
+    func runWaitsForTheBroker() async throws {
+        let node = try await runOnThread { try DedicatedBrokerNode.start(name: "late-broker-\(UInt16.random(in: 1000...9999))") }
+        defer { node.shutdown() }
+        try await runOnThread { try node.stop() }
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("late-broker-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let port = try DedicatedBrokerNode.freePort()
+        let process = try ChildProcess(executable: CLIProcessTests.executablePath, arguments: [
+            "run", "--amqp-url", node.url, "--database", directory.appendingPathComponent("s.sqlite").path,
+            "--http-port", "\(port)", "--log-level", "warning"])
+        defer { process.kill(signal: SIGKILL) }
+
+        try await Task.sleep(for: .seconds(3))
+        #expect(process.isRunning, "it waits for the broker: \(process.errorOutput().suffix(1500))")
+        #expect(process.errorOutput().contains("broker unreachable; retrying"))
+        try await runOnThread { try node.start() }
+        try await waitUntil(timeout: .seconds(60), message: "ready once the broker is up") {
+            await OperationsHTTP.get(port, "/health/ready")?.status == 200
+        }
+        process.kill(signal: SIGTERM)
+        #expect(try await runOnThread { try process.waitUntilExit(timeout: .seconds(15)) } == 0)
+    }
 }
