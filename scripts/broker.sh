@@ -110,7 +110,9 @@ case "$cmd" in
       if [ -n "$extra_config" ]; then cat "$extra_config"; fi
     } > "$base/rabbitmq.conf"
     echo "[]." > "$base/enabled_plugins"
-    echo "[]." > "$base/advanced.config"
+    # The Erlang distribution port (rabbitmqctl talks to the node through it) listens on every interface
+    # unless told otherwise: loopback only, like AMQP and epmd.
+    echo "[{kernel, [{inet_dist_use_interface, {127,0,0,1}}]}]." > "$base/advanced.config"
     if [ "$(id -u)" = 0 ]; then
       chown -R rabbitmq:rabbitmq "$base"
       runuser -u rabbitmq -- test -w "$base/mnesia" \
