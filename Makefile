@@ -31,8 +31,7 @@ COMPOSE = $(shell docker compose version >/dev/null 2>&1 && echo "docker compose
 
 SWIFT_TEST_FLAGS ?=
 RELEASE_BIN ?= .build/release
-# LEAD: check DEMO_ARGS and the demo/bench invocations below against the final saga-endpoint and
-# saga-bench command lines (their flags are decided by the CLI authors).
+# Passed to `saga-endpoint demo` (see `saga-endpoint demo --help`).
 DEMO_ARGS ?= --transfers 1000 --batches 10
 BENCH_ARGS ?=
 
@@ -80,8 +79,10 @@ build:
 release:
 	$(SWIFT) build -c release
 
+# The URL reaches the commands through the exported AMQP_URL: on a command line it would be echoed here
+# and visible in `ps`, password included.
 topology: broker
-	$(SWIFT) run -c release saga-endpoint topology declare --amqp-url '$(AMQP_URL)'
+	$(SWIFT) run -c release saga-endpoint topology declare
 
 # swift test prints its own summary last; its exit status is make's.
 test: deps broker
@@ -91,10 +92,11 @@ test: deps broker
 # The demo starts the endpoint and the bank as child processes and stops them; a broker that was not
 # running before `make demo` is stopped again at the end (its data stays in .broker/).
 demo: deps release
-	@if [ "$(BROKER)" != docker ] && ! $(BROKER_SCRIPT) status >/dev/null 2>&1; then touch .broker-started-by-demo; fi
-	@$(MAKE) --no-print-directory broker topology
-	@status=0; $(RELEASE_BIN)/saga-endpoint demo --amqp-url '$(AMQP_URL)' $(DEMO_ARGS) || status=$$?; \
-	if [ -f .broker-started-by-demo ]; then rm -f .broker-started-by-demo; $(BROKER_SCRIPT) stop; fi; \
+	@started=0; \
+	if [ "$(BROKER)" != docker ] && ! $(BROKER_SCRIPT) status >/dev/null 2>&1; then started=1; fi; \
+	status=0; $(MAKE) --no-print-directory broker topology || status=$$?; \
+	if [ $$status = 0 ]; then $(RELEASE_BIN)/saga-endpoint demo $(DEMO_ARGS) || status=$$?; fi; \
+	if [ $$started = 1 ]; then $(BROKER_SCRIPT) stop; fi; \
 	exit $$status
 
 # saga-bench makes a vhost of its own through BENCH_CTL (rabbitmqctl against the broker) and deletes it at

@@ -15,6 +15,11 @@ done
 if [ "$(id -u)" != 0 ]; then
   echo "missing packages: ${missing[*]}" >&2
   echo "install them as root:  sudo apt-get install -y ${missing[*]}" >&2
+  if [[ " ${missing[*]} " == *" rabbitmq-server "* ]]; then
+    # Installed that way, Debian starts and enables the package's own service on 5672 (every interface),
+    # where `make broker` starts its 127.0.0.1-only node: running as root, this script prevents that.
+    echo "then stop the package's own broker service:  sudo systemctl disable --now rabbitmq-server" >&2
+  fi
   exit 1
 fi
 

@@ -38,6 +38,19 @@ actor ChildSupervisor {
             ?? Bundle.main.executablePath ?? CommandLine.arguments[0]
     }
 
+    /// Settings of the operator's own endpoint that the demo's children must not pick up: a config file
+    /// (its `http-port` would make both children bind one port; its bank fees would change the outcomes)
+    /// and the HTTP port. Their databases are given as flags.
+    static let operatorSettings = ["SAGA_CONFIG", "HTTP_PORT", "SAGA_DATABASE", "BANK_DATABASE"]
+
+    /// The parent's environment without `operatorSettings`, with `adding` on top.
+    static func childEnvironment(parent: [String: String], adding: [String: String]) -> [String: String] {
+        var result = parent
+        for key in operatorSettings { result.removeValue(forKey: key) }
+        result.merge(adding) { _, new in new }
+        return result
+    }
+
     /// Starts `executable arguments…` with `environment` added; returns its pid.
     func spawn(name: String, arguments: [String], environment: [String: String], logPath: String) throws -> Int32 {
         guard FileManager.default.createFile(atPath: logPath, contents: nil),
@@ -47,8 +60,7 @@ actor ChildSupervisor {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: Self.executable)
         process.arguments = arguments
-        var fullEnvironment = ProcessInfo.processInfo.environment
-        fullEnvironment.merge(environment) { _, new in new }
+        var fullEnvironment = Self.childEnvironment(parent: ProcessInfo.processInfo.environment, adding: environment)
         fullEnvironment[Self.parentPIDVariable] = "\(getpid())"
         process.environment = fullEnvironment
         process.standardInput = FileHandle.nullDevice

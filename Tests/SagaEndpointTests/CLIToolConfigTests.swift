@@ -63,6 +63,16 @@ import Testing
         #expect(!FileManager.default.fileExists(atPath: path), "never created by an inspection")
     }
 
+    // Before, the demo's children inherited the operator's SAGA_CONFIG and HTTP_PORT: both bound one port
+    // (one exited, the demo failed), and a config's bank fees changed the demo's outcomes.
+    @Test func demoChildrenDoNotInheritTheOperatorsSettings() {
+        let parent = ["PATH": "/usr/bin", "SAGA_CONFIG": "/etc/saga.json", "HTTP_PORT": "9100",
+                      "SAGA_DATABASE": "/var/lib/saga.sqlite", "BANK_DATABASE": "/var/lib/bank.sqlite",
+                      "AMQP_URL": "amqp://operator/"]
+        let child = ChildSupervisor.childEnvironment(parent: parent, adding: ["AMQP_URL": "amqp://demo/"])
+        #expect(child == ["PATH": "/usr/bin", "AMQP_URL": "amqp://demo/"])
+    }
+
     @Test func aBadFileOrURLIsAnErrorNamingItsSource() throws {
         let typo = try CLIConfigFileTests().configFile(#"{"amqp-ulr": "amqp://x/"}"#)
         #expect(throws: ConfigFileError.self) { try url(["errors", "list", "--config", typo]) }
