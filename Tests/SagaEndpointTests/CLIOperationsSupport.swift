@@ -1,5 +1,6 @@
 // Helpers for tests of the `saga-endpoint` executable's operations endpoints: GET over HTTP and a
 // parser of the Prometheus text format.
+import BrokerTestSupport
 import Foundation
 #if canImport(FoundationNetworking)
 import FoundationNetworking
@@ -28,5 +29,28 @@ enum OperationsHTTP {
     static func metrics(_ port: Int) async -> [String: Double] {
         guard let (status, body) = await get(port, "/metrics"), status == 200 else { return [:] }
         return samples(body)
+    }
+}
+
+/// `saga-endpoint run` against a broker node of the test's own, with a fresh database folder and the
+/// operations server on a free port.
+struct RunProcess {
+    let process: ChildProcess
+    let httpPort: Int
+    let directory: URL
+
+    init(url: String, label: String, logLevel: String = "warning") throws {
+        directory = FileManager.default.temporaryDirectory.appendingPathComponent("\(label)-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        httpPort = try DedicatedBrokerNode.freePort()
+        process = try ChildProcess(executable: CLIProcessTests.executablePath, arguments: [
+            "run", "--amqp-url", url, "--database", directory.appendingPathComponent("s.sqlite").path,
+            "--http-port", "\(httpPort)", "--log-level", logLevel])
+    }
+
+    /// Kills the process if it still runs and removes the folder.
+    func cleanUp() {
+        process.kill(signal: SIGKILL)
+        try? FileManager.default.removeItem(at: directory)
     }
 }

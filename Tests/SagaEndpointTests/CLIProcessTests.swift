@@ -36,13 +36,9 @@ struct CLISecondSignalTests {
         let node = try await runOnThread { try DedicatedBrokerNode.start(name: "second-signal-\(UInt16.random(in: 1000...9999))") }
         defer { node.shutdown() }
         let observer = try await AMQPConnection.connect(url: node.url, connectionName: "second-signal-observer")
-        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("second-signal-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
-        defer { try? FileManager.default.removeItem(at: directory) }
-        let port = try DedicatedBrokerNode.freePort()
-        let process = try ChildProcess(executable: CLIProcessTests.executablePath, arguments: [
-            "run", "--amqp-url", node.url, "--database", directory.appendingPathComponent("s.sqlite").path,
-            "--http-port", "\(port)", "--log-level", "warning"])
+        let run = try RunProcess(url: node.url, label: "second-signal")
+        defer { run.cleanUp() }
+        let (process, port) = (run.process, run.httpPort)
         try await waitUntil(timeout: .seconds(30), message: "run consumes its queues") {
             // The queue appears when `run` has declared the topology.
             (try? await observer.checkQueue("transfers").consumerCount) == 1

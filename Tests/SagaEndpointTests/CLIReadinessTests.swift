@@ -11,14 +11,9 @@ struct CLIReadinessTests {
     func readinessFollowsTheBroker() async throws {
         let node = try await runOnThread { try DedicatedBrokerNode.start(name: "readiness-\(UInt16.random(in: 1000...9999))") }
         defer { node.shutdown() }
-        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("readiness-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
-        defer { try? FileManager.default.removeItem(at: directory) }
-        let port = try DedicatedBrokerNode.freePort()
-        let process = try ChildProcess(executable: CLIProcessTests.executablePath, arguments: [
-            "run", "--amqp-url", node.url, "--database", directory.appendingPathComponent("s.sqlite").path,
-            "--http-port", "\(port)", "--log-level", "notice"])
-        defer { process.kill(signal: SIGKILL) }
+        let run = try RunProcess(url: node.url, label: "readiness", logLevel: "notice")
+        defer { run.cleanUp() }
+        let (process, port) = (run.process, run.httpPort)
 
         func ready() async -> Int? { await OperationsHTTP.get(port, "/health/ready")?.status }
         try await waitUntil(timeout: .seconds(60), message: "ready after start") { await ready() == 200 }
@@ -50,14 +45,9 @@ struct CLIReadinessTests {
         let node = try await runOnThread { try DedicatedBrokerNode.start(name: "late-broker-\(UInt16.random(in: 1000...9999))") }
         defer { node.shutdown() }
         try await runOnThread { try node.stop() }
-        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("late-broker-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
-        defer { try? FileManager.default.removeItem(at: directory) }
-        let port = try DedicatedBrokerNode.freePort()
-        let process = try ChildProcess(executable: CLIProcessTests.executablePath, arguments: [
-            "run", "--amqp-url", node.url, "--database", directory.appendingPathComponent("s.sqlite").path,
-            "--http-port", "\(port)", "--log-level", "warning"])
-        defer { process.kill(signal: SIGKILL) }
+        let run = try RunProcess(url: node.url, label: "late-broker")
+        defer { run.cleanUp() }
+        let (process, port) = (run.process, run.httpPort)
 
         try await Task.sleep(for: .seconds(3))
         #expect(process.isRunning, "it waits for the broker: \(process.errorOutput().suffix(1500))")
