@@ -127,7 +127,8 @@ public final class SagaEndpoint: Service, Sendable {
                 }
                 group.addTask { await self.pollDueTimeouts(store: store, work: work, inFlight: dueInFlight) }
                 group.addTask {
-                    await self.housekeeping(store: store, backlogReader: backlogReader, publisher: publisherConnection)
+                    await self.housekeeping(store: store, backlogReader: backlogReader, publisher: publisherConnection,
+                                            metrics: metrics)
                 }
                 group.addTask {
                     await self.health.watch([consumerConnection, publisherConnection], logger: self.logger)
@@ -258,7 +259,8 @@ public final class SagaEndpoint: Service, Sendable {
 
     /// Publishes outbox rows a crash left unconfirmed (the message that produced them may never be
     /// redelivered: a timeout), keeps the inbox and outbox bounded, and refreshes the backlog gauges.
-    private func housekeeping(store: StoreWorker, backlogReader: BacklogReader, publisher: AMQPConnection) async {
+    private func housekeeping(store: StoreWorker, backlogReader: BacklogReader, publisher: AMQPConnection,
+                              metrics: EndpointMetrics) async {
         var lastPurge = Date.distantPast
         let purgeInterval = configuration.housekeepingInterval.timeInterval
         while !Task.isCancelled {
@@ -269,8 +271,12 @@ public final class SagaEndpoint: Service, Sendable {
                 if !rows.isEmpty {
                     var requests = rows.map(MessageTranslation.publishRequest)
                     let spans = tracing?.startPublishing(&requests, at: requests.indices)
+                    let publishStarted = ContinuousClock.now
                     let outcomes = await publisher.publish(requests)
                     spans?.end(outcomes)
+                    // Counted like the pipeline's publishes: these are the re-sends an operator watches for.
+                    metrics.publishDuration.record(since: publishStarted)
+                    metrics.published.increment(by: outcomes.filter(\.isConfirmed).count)
                     let confirmed = zip(rows, outcomes).filter { $0.1.isConfirmed }.compactMap { $0.0.key }
                     await store.markDispatched(confirmed, now: Date())
                     logger.info("re-published unconfirmed outbox messages", metadata: [

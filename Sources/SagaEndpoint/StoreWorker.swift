@@ -61,6 +61,9 @@ actor StoreWorker {
 
     /// Messages whose handlers ran ahead of the transaction but had to run again in it.
     private(set) var handlerReruns = 0
+    /// Reruns of the pass running now: counted only once its transaction has committed (a batch rolled
+    /// back to be retried with savepoints runs its handlers again, which is not another rerun).
+    private var rerunsInPass = 0
     private let rerunCounter: Counter?
 
     /// The largest AMQP frame: outgoing messages whose properties do not fit are refused before they are
@@ -103,6 +106,7 @@ actor StoreWorker {
         var results: [WorkResult] = []
         results.reserveCapacity(items.count)
         var failedMessage: (any Error)?
+        rerunsInPass = 0
         do {
             try store.transaction { store in
                 for item in items {
@@ -114,6 +118,7 @@ actor StoreWorker {
                     }
                 }
             }
+            countReruns()
             return results
         } catch {
             guard let failedMessage else {
@@ -128,6 +133,7 @@ actor StoreWorker {
     private func processWithSavepoints(_ items: [WorkItem], now: Date) -> [WorkResult] {
         var results: [WorkResult] = []
         results.reserveCapacity(items.count)
+        rerunsInPass = 0
         do {
             try store.transaction { store in
                 for item in items {
@@ -138,11 +144,19 @@ actor StoreWorker {
                     }
                 }
             }
+            countReruns()
             return results
         } catch {
             // The commit itself failed (busy, disk full): nothing of the batch happened.
             return items.map { _ in .failed(error) }
         }
+    }
+
+    private func countReruns() {
+        guard rerunsInPass > 0 else { return }
+        handlerReruns += rerunsInPass
+        rerunCounter?.increment(by: Int64(rerunsInPass))
+        rerunsInPass = 0
     }
 
     private func processOne(_ item: WorkItem, now: Date) throws -> WorkResult {
@@ -171,8 +185,7 @@ actor StoreWorker {
         }
         if item.speculation != nil {
             // Its handlers ran ahead on a state that has changed since: they run again, here.
-            handlerReruns += 1
-            rerunCounter?.increment()
+            rerunsInPass += 1
         }
         let invocations = try handlerTiming.sagas {
             try dispatcher.dispatchToSagas(incoming, persistence: SQLitePersistence(store: store), now: now,

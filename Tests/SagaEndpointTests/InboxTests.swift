@@ -128,4 +128,31 @@ struct InboxTests {
         #expect(try await harness.depth("pings") == 0, "every copy was acknowledged")
         await harness.tearDown()
     }
+
+    // Failed before: housekeeping re-sent the row but counted nothing, so saga_messages_published_total
+    // missed exactly the recovery an operator watches for.
+    @Test("an outbox row a crash left unconfirmed is re-sent by housekeeping and counted as published")
+    func housekeepingResendsAreCounted() async throws {
+        let harness = try await EndpointHarness.make()
+        let body = try MessageCoding.encode(DebitAccount(transferId: "t-7", account: "alice", amount: 70))
+        try await harness.withStore("sagas") { store in
+            try store.transaction { store in
+                try store.recordInbox(messageId: "req-7", queue: "transfers", at: Date())
+                try store.appendOutbox([OutboxRecord(
+                    messageId: outgoingId("req-7", "TransferSaga", "1"), incomingMessageId: "req-7", position: 0,
+                    exchange: "", routingKey: "bank", mandatory: true, messageType: DebitAccount.messageType,
+                    correlationId: "t-7", replyTo: "transfers", body: body, createdAt: Date().addingTimeInterval(-3600))])
+            }
+        }
+        let metrics = TestMetrics()
+        let endpoint = harness.startEndpoint(MoneyTransferApp.registry(bankTimeout: .seconds(60)), queues: ["transfers"],
+                                             database: "sagas", metrics: metrics)
+        let resent = try await harness.receive(from: "bank", count: 1)
+        #expect(resent.map(\.properties.messageId) == [outgoingId("req-7", "TransferSaga", "1")])
+        try await waitUntil(timeout: .seconds(30)) {
+            ((try? metrics.expectCounter("saga_messages_published_total").totalValue) ?? 0) == 1
+        }
+        await harness.stop(endpoint)
+        await harness.tearDown()
+    }
 }

@@ -55,4 +55,23 @@ struct SpeculativeStateTests {
         #expect(order.paid)
         #expect(order.reminders == 2)
     }
+
+    // Failed before (2): a failing message rolled the batch back to be run again with savepoints, and the
+    // message whose handlers had to run again in the transaction was counted in both passes.
+    @Test("a message run again in the transaction is one rerun, also when its batch is retried with savepoints")
+    func rerunCountedOnce() async throws {
+        let fixture = try Fixture()
+        defer { fixture.remove() }
+        try await fixture.place("o1", messageId: "m1")
+        let ahead = await fixture.ahead.run([try HandlersAheadTests.reminder("m2", order: "o1")], now: Date()).items
+        // o1 changes after m2's handlers read it: m2 must run again in its transaction.
+        _ = await fixture.worker.processBatch([try HandlersAheadTests.reminder("m3", order: "o1")], now: Date())
+        // A payment for an order that does not exist fails (its policy is the error queue).
+        let results = await fixture.worker.processBatch(
+            ahead + [try HandlersAheadTests.item("m4", OrderSaga.Paid(orderId: "nobody"))], now: Date())
+        if case .processed = results.first {} else { Issue.record("expected m2 processed, got \(results)") }
+        if case .notFound = results.last {} else { Issue.record("expected m4 not found, got \(results)") }
+        #expect(await fixture.worker.handlerReruns == 1)
+        #expect(try fixture.order("o1")?.reminders == 2)
+    }
 }
