@@ -9,6 +9,25 @@ import Testing
 // Reading an endpoint's SQLite file, collecting queues, and driving fixture processes.
 
 extension EndpointHarness {
+    // MARK: Error queues
+
+    /// Parks messages in `queue` as error-queue copies of `transfers` messages (ids in queue order, in
+    /// confirmed batches of 200), and waits until the queue counts them. `reason` gives each its
+    /// `x-error-reason` by position.
+    func park(_ ids: [String], in queue: String = "transfers.error",
+              reason: (Int) -> String = { _ in "parked" }) async throws {
+        for start in stride(from: 0, to: ids.count, by: 200) {
+            let requests = (start..<min(start + 200, ids.count)).map { index in
+                PublishRequest.toQueue(queue, AMQPMessage(body: Data("{}".utf8), properties: BasicProperties(
+                    contentType: "application/json",
+                    headers: ["x-original-queue": "transfers", "x-error-reason": .string(reason(index))],
+                    deliveryMode: .persistent, messageId: ids[index], type: "TransferRequested")))
+            }
+            for outcome in await connection.publish(requests) { #expect(outcome == .confirmed) }
+        }
+        try await waitUntil(timeout: .seconds(20)) { try await self.depth(queue) == ids.count }
+    }
+
     // MARK: The store
 
     /// Opens the endpoint's SQLite file on a thread of its own (SQLite blocks) and runs `body` on it.

@@ -10,26 +10,12 @@ import Testing
 struct ErrorQueueLargeQueueTests {
     static let parked = 1_200
 
-    /// Parks `count` messages in transfers.error, ids m-0000… in queue order, in confirmed batches.
-    private func park(_ harness: EndpointHarness, count: Int) async throws {
-        for start in stride(from: 0, to: count, by: 200) {
-            let requests = (start..<min(start + 200, count)).map { index in
-                PublishRequest.toQueue("transfers.error", AMQPMessage(body: Data("{}".utf8), properties: BasicProperties(
-                    contentType: "application/json",
-                    headers: ["x-original-queue": "transfers", "x-error-reason": .string("reason \(index)")],
-                    deliveryMode: .persistent, messageId: Self.id(index), type: "TransferRequested")))
-            }
-            for outcome in await harness.connection.publish(requests) { #expect(outcome == .confirmed) }
-        }
-        try await waitUntil(timeout: .seconds(20)) { try await harness.depth("transfers.error") == count }
-    }
-
     static func id(_ index: Int) -> String { "m-" + String(format: "%04d", index) }
 
     @Test("show and replay find the last of 1,200 parked messages; list returns all of them")
     func theLastMessageIsFound() async throws {
         let harness = try await EndpointHarness.make()
-        try await park(harness, count: Self.parked)
+        try await harness.park((0..<Self.parked).map(Self.id), reason: { "reason \($0)" })
         let admin = ErrorQueueAdmin(connection: harness.connection, errorQueue: "transfers.error")
         let last = Self.id(Self.parked - 1)
 

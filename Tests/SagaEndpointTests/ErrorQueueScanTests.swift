@@ -8,21 +8,11 @@ import Testing
 // the next takes a few hundred messages instead of 65,536.
 @Suite("Error queue scan: windows, hand-back, incomplete passes", .timeLimit(.minutes(6)))
 struct ErrorQueueScanTests {
-    private static func park(_ harness: EndpointHarness, ids: [String], in queue: String) async throws {
-        let requests = ids.map { id in
-            PublishRequest.toQueue(queue, AMQPMessage(body: Data("{}".utf8), properties: BasicProperties(
-                headers: ["x-original-queue": "transfers", "x-error-reason": "parked"], deliveryMode: .persistent,
-                messageId: id, type: "TransferRequested")))
-        }
-        for outcome in await harness.connection.publish(requests) { #expect(outcome == .confirmed) }
-        try await waitUntil(timeout: .seconds(20)) { try await harness.depth(queue) == ids.count }
-    }
-
     @Test("a pass goes on with a new consumer when one window is full of kept messages, and hands them all back")
     func windowsFollowEachOther() async throws {
         let harness = try await EndpointHarness.make()
         let ids = (0..<250).map { "w-\($0)" }
-        try await Self.park(harness, ids: ids, in: "transfers.error")
+        try await harness.park(ids, in: "transfers.error")
         let scan = ErrorQueueScan(connection: harness.connection, queue: "transfers.error", window: 100)
 
         var seen: [String] = []
@@ -41,7 +31,7 @@ struct ErrorQueueScanTests {
     func removedStayRemovedKeptComeBack() async throws {
         let harness = try await EndpointHarness.make()
         let ids = (0..<35).map { "k-\($0)" }
-        try await Self.park(harness, ids: ids, in: "transfers.error")
+        try await harness.park(ids, in: "transfers.error")
         let scan = ErrorQueueScan(connection: harness.connection, queue: "transfers.error", window: 10)
 
         let outcome = try await scan.run { delivery in
@@ -59,7 +49,7 @@ struct ErrorQueueScanTests {
     @Test("a replay that fails (no x-original-queue) leaves that message in the queue, not unacknowledged")
     func aFailedReplayHandsTheMessageBack() async throws {
         let harness = try await EndpointHarness.make()
-        try await Self.park(harness, ids: ["n-0"], in: "transfers.error")
+        try await harness.park(["n-0"], in: "transfers.error")
         try await harness.sendRaw(Data("{}".utf8), properties: BasicProperties(
             headers: ["x-error-reason": "parked"], deliveryMode: .persistent, messageId: "n-1", type: "X"),
             to: "transfers.error")
@@ -78,7 +68,7 @@ struct ErrorQueueScanTests {
         // but are delivered to nobody else: the search's consumer gets nothing.
         let queue = "held.error"
         try await harness.connection.declareQueue(QueueDeclaration(name: queue, arguments: ["x-single-active-consumer": true]))
-        try await Self.park(harness, ids: ["h-0", "h-1", "h-2"], in: queue)
+        try await harness.park(["h-0", "h-1", "h-2"], in: queue)
         let holder = try await harness.connection.consume(queue: queue, prefetch: 1)
         try await waitUntil(timeout: .seconds(20)) { try await harness.depth(queue) == 2 }
         let admin = ErrorQueueAdmin(connection: harness.connection, errorQueue: queue)
