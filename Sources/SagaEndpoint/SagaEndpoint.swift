@@ -267,8 +267,9 @@ public final class SagaEndpoint: Service, Sendable {
             await health.refreshBacklogs(backlogReader, logger: logger)
             do {
                 let cutoff = Date().addingTimeInterval(-configuration.outboxRedispatchDelay.timeInterval)
-                let rows = try await store.undispatchedOutbox(limit: 500).filter { $0.createdAt < cutoff }
+                let rows = try await store.claimUnconfirmedOutbox(createdBefore: cutoff, limit: 500)
                 if !rows.isEmpty {
+                    defer { store.publishing.remove(rows.map(\.messageId)) }
                     var requests = rows.map(MessageTranslation.publishRequest)
                     let spans = tracing?.startPublishing(&requests, at: requests.indices)
                     let publishStarted = ContinuousClock.now

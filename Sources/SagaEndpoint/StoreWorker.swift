@@ -286,11 +286,19 @@ actor StoreWorker {
     }
 
     /// Processes items, turning a not-found policy (thrown to roll back the savepoint) into a result.
+    /// The unconfirmed rows handed to duplicates are claimed in `publishing` before this returns, still on
+    /// this actor: housekeeping, which claims here too, then leaves them to the batch (see
+    /// `claimUnconfirmedOutbox`). Claimed only now, for the pass that committed: a pass rolled back to be
+    /// run again with savepoints must not leave its duplicates' rows claimed by nobody.
     func processBatch(_ items: [WorkItem], now: Date) -> [WorkResult] {
-        process(items, now: now).map { result in
+        let results = process(items, now: now).map { result -> WorkResult in
             if case .failed(let error as NotFound) = result { return .notFound(error.policy, saga: error.saga) }
             return result
         }
+        for case .duplicate(let undispatched) in results where !undispatched.isEmpty {
+            publishing.insert(undispatched.map(\.messageId))
+        }
+        return results
     }
 
     func inboxContains(_ messageIds: [String]) -> Set<String> {
@@ -329,8 +337,17 @@ actor StoreWorker {
         try store.dueTimeouts(at: now, limit: limit)
     }
 
-    func undispatchedOutbox(limit: Int) throws -> [OutboxRecord] {
-        try store.undispatchedOutbox(limit: limit)
+    /// Outbox rows a crash left unconfirmed (created before `cutoff`), for housekeeping to send again,
+    /// claimed in `publishing` right where they are read. A copy of their incoming message processed
+    /// meanwhile then does not send them a second time, and rows a batch is publishing, or that a duplicate
+    /// was handed, are left out: one copy goes out per attempt, not two. The caller releases the claim
+    /// (`publishing.remove`) after marking the confirmed ones dispatched.
+    func claimUnconfirmedOutbox(createdBefore cutoff: Date, limit: Int) throws -> [OutboxRecord] {
+        let rows = try store.undispatchedOutbox(limit: limit).filter {
+            $0.createdAt < cutoff && !publishing.contains($0.messageId)
+        }
+        publishing.insert(rows.map(\.messageId))
+        return rows
     }
 
     func recordFailure(messageId: String, error: String, now: Date) throws -> FailureRecord {

@@ -140,4 +140,47 @@ struct DuplicateWhilePublishingTests {
         }
         #expect(afterwards.map(\.messageId) == outbox.map(\.messageId))
     }
+
+    // Regression (a CI run of the crash test, "after-commit"): the restarted endpoint's housekeeping read
+    // the unconfirmed rows and published them while the redelivered request, a duplicate, was handed the
+    // same rows and published them too: two copies of the command from one restart. Each now claims the
+    // rows where it reads them, on the store's thread, and the other one leaves them out.
+    @Test("housekeeping's re-send and a duplicate's claim the unconfirmed rows: one of them sends them")
+    func housekeepingAndDuplicateSendOnce() async throws {
+        let fixture = try StoreWorkerFixture()
+        defer { fixture.remove() }
+        let worker = fixture.worker
+        let item = try StoreWorkerFixture.open("crashed")
+        guard case .processed(let outbox, _) = await worker.processBatch([item], now: Date())[0] else {
+            Issue.record("not processed")
+            return
+        }
+        let ids = outbox.map(\.messageId)
+        #expect(!ids.isEmpty)
+        let later = Date().addingTimeInterval(60)
+
+        // Housekeeping first: the duplicate gets nothing to send.
+        let resent = try await worker.claimUnconfirmedOutbox(createdBefore: later, limit: 10)
+        #expect(resent.map(\.messageId) == ids)
+        guard case .duplicate(let whileResending) = await worker.processBatch([item], now: Date())[0] else {
+            Issue.record("not a duplicate")
+            return
+        }
+        #expect(whileResending.isEmpty, "housekeeping is sending them")
+        #expect(try await worker.claimUnconfirmedOutbox(createdBefore: later, limit: 10).isEmpty, "claimed once")
+
+        // The re-send was not confirmed and released: a duplicate first, then housekeeping gets nothing.
+        worker.publishing.remove(ids)
+        guard case .duplicate(let afterwards) = await worker.processBatch([item], now: Date())[0] else {
+            Issue.record("not a duplicate")
+            return
+        }
+        #expect(afterwards.map(\.messageId) == ids)
+        #expect(try await worker.claimUnconfirmedOutbox(createdBefore: later, limit: 10).isEmpty,
+                "the duplicate's batch is sending them")
+        // Rows younger than the cutoff are the pipeline's own, never housekeeping's.
+        worker.publishing.remove(ids)
+        #expect(try await worker.claimUnconfirmedOutbox(createdBefore: Date.distantPast, limit: 10).isEmpty)
+        #expect(try await worker.claimUnconfirmedOutbox(createdBefore: later, limit: 10).map(\.messageId) == ids)
+    }
 }
