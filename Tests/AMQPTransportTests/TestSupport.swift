@@ -47,11 +47,14 @@ let quietLogger: Logger = {
 /// rabbitmqctl) and a `Scratch` for names; closes the connection and deletes the names afterwards.
 func withConnection<T>(
     _ name: String, url: String = TestBroker.url, recovery: RecoveryPolicy = .default,
+    configure: (inout AMQPConfiguration) -> Void = { _ in },
     _ body: (AMQPConnection, Scratch) async throws -> T
 ) async throws -> T {
     let scratch = Scratch()
-    let connection = try await AMQPConnection.connect(
-        url: url, connectionName: TestBroker.uniqueName("amqp-test-\(name)"), recovery: recovery)
+    var configuration = try AMQPConfiguration(url: url)
+    configuration.connectionName = TestBroker.uniqueName("amqp-test-\(name)")
+    configure(&configuration)
+    let connection = try await AMQPConnection.connect(configuration, recovery: recovery)
     do {
         let result = try await body(connection, scratch)
         await connection.close()
