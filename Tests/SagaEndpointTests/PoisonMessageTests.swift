@@ -19,9 +19,18 @@ struct PoisonMessageTests {
         while crashes < 8 {
             let process = try harness.startFixture(app: "counter", database: "counter",
                                                    extraArguments: ["--max-deliveries", "3"])
-            try await waitUntil(timeout: .seconds(30)) {
-                if !process.isRunning { return true }
-                return try await harness.depth("counters.error") == 1
+            // Generous: the first minute of a full test run boots several broker nodes at once, and a
+            // process may need long to connect and take its due rows then.
+            do {
+                try await waitUntil(timeout: .seconds(90)) {
+                    if !process.isRunning { return true }
+                    return try await harness.depth("counters.error") == 1
+                }
+            } catch {
+                let depth = try? await harness.depth("counters.error")
+                Issue.record("after \(crashes) crashes, a process neither crashed nor diverted; counters.error holds \(String(describing: depth)); its last log lines:\n\(process.errorLines().suffix(30).joined(separator: "\n"))")
+                process.kill(signal: SIGKILL)
+                throw error
             }
             let diverted = process.isRunning
             if diverted { process.kill(signal: SIGTERM) } else { crashes += 1 }
