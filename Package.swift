@@ -197,7 +197,7 @@ let package = Package(
         ),
         .testTarget(
             name: "SagaBenchTests",
-            dependencies: ["saga-bench", "SagaEndpoint", "SagaStore", "MoneyTransfer",
+            dependencies: ["saga-bench", "SagaEndpoint", "SagaStore", "MoneyTransfer", "BrokerTestSupport",
                            .product(name: "Metrics", package: "swift-metrics")],
             swiftSettings: strictness
         ),

@@ -97,6 +97,9 @@ enum SagaBench {
                 + "\(Stats.format(rate)) msg/s for "
                 + "\(options.latencySeconds) s")
             summary.latency = try await LatencyProbe.run(context, rate: rate, seconds: options.latencySeconds)
+            say("the same schedule through a bare consume → confirmed publish → ack forwarder (no endpoint)")
+            summary.latencyFloor = try await LatencyProbe.run(context, rate: rate, seconds: options.latencySeconds,
+                                                              forwarder: .transport)
         }
     }
 

@@ -19,7 +19,16 @@ struct LatencyResult: Sendable {
 }
 
 enum LatencyProbe {
-    static func run(_ context: BenchmarkContext, rate: Double, seconds: Double) async throws -> LatencyResult {
+    /// What moves the messages from `transfers` to `bank`.
+    enum Forwarder: Sendable {
+        /// The reference app's transfer endpoint (case (b)).
+        case endpoint
+        /// `TransportForwarder`: the same path without the endpoint, the floor case (b)'s latency sits on.
+        case transport
+    }
+
+    static func run(_ context: BenchmarkContext, rate: Double, seconds: Double,
+                    forwarder: Forwarder = .endpoint) async throws -> LatencyResult {
         let logger = Logger.quiet("saga-bench-latency")
         let count = max(1, Int(rate * seconds))
         let requests = TransferTopology.requests(count)
@@ -34,10 +43,18 @@ enum LatencyProbe {
         let scratch = try ScratchDirectory()
         defer { scratch.remove() }
         try await TransferTopology.purge(admin)
-        let endpoint = try await RunningEndpoint.start(
-            RunningEndpoint.configuration(context, queues: [TransferTopology.transfers],
-                                          databasePath: scratch.path("transfers.sqlite"), name: "saga-bench-transfers"),
-            registry: MoneyTransferApp.registry(bankTimeout: TransferStartLoop.bankTimeout))
+        let stopForwarder: @Sendable () async -> Void
+        switch forwarder {
+        case .endpoint:
+            let endpoint = try await RunningEndpoint.start(
+                RunningEndpoint.configuration(context, queues: [TransferTopology.transfers],
+                                              databasePath: scratch.path("transfers.sqlite"), name: "saga-bench-transfers"),
+                registry: MoneyTransferApp.registry(bankTimeout: TransferStartLoop.bankTimeout))
+            stopForwarder = { await endpoint.stop() }
+        case .transport:
+            let forwarding = try await TransportForwarder.start(context)
+            stopForwarder = { await forwarding.stop() }
+        }
         let consumer = try await consumerConnection.consume(queue: TransferTopology.bank, prefetch: 1000)
         // Both sides use this origin: slot i is due at start + i × interval.
         let start = ContinuousClock.now + .milliseconds(200)
@@ -92,7 +109,7 @@ enum LatencyProbe {
             let latencies = try await receiving.value
             timeout.cancel()
             try? await consumer.cancel()
-            await endpoint.stop()
+            await stopForwarder()
             try await TransferTopology.purge(admin)
             await consumerConnection.close()
             await admin.close()
@@ -101,7 +118,7 @@ enum LatencyProbe {
                                  max: latencies.max() ?? 0)
         } catch {
             receiving.cancel()
-            await endpoint.stop()
+            await stopForwarder()
             await consumerConnection.close()
             await admin.close()
             throw error

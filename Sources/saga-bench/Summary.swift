@@ -6,6 +6,8 @@ struct Summary {
     let options: Options
     var cases: [CaseResults] = []
     var latency: LatencyResult?
+    /// The same schedule through `TransportForwarder`: the broker's and the client's share of the latency.
+    var latencyFloor: LatencyResult?
     var scale: [CaseResults] = []
     var soak: SoakResult?
 
@@ -55,6 +57,11 @@ struct Summary {
             Swift.print("latency of (b) at half load (\(Stats.format(latency.rate)) msg/s, \(latency.sent) sent, "
                 + "\(latency.received) received): p50 \(fixed(latency.p50, 1)) ms, p99 \(fixed(latency.p99, 1)) ms, "
                 + "max \(fixed(latency.max, 1)) ms   target p99 ≤ \(fixed(Self.latencyP99TargetMs, 0)) ms: \(verdict(passed))")
+            if let floor = latencyFloor {
+                Swift.print("  the same schedule without the endpoint (consume → confirmed publish → ack): p50 "
+                    + "\(fixed(floor.p50, 1)) ms, p99 \(fixed(floor.p99, 1)) ms, max \(fixed(floor.max, 1)) ms "
+                    + "(\(floor.received) of \(floor.sent) received)")
+            }
         } else {
             Swift.print("latency at half load: not measured (needs case `transfer saga start` and --latency-seconds > 0)")
         }

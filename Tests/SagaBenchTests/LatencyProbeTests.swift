@@ -1,0 +1,29 @@
+import AMQPTransport
+import BrokerTestSupport
+import Foundation
+@testable import saga_bench
+import Testing
+
+/// The half-load latency run and its floor, against the broker in a vhost of their own (the reference
+/// app's queue names are fixed): every paced message arrives on `bank` and is matched to its slot, through
+/// the endpoint and through the bare forwarder alike.
+@Suite("Bench latency probe", .timeLimit(.minutes(3)))
+struct LatencyProbeTests {
+    @Test("a paced schedule arrives in full through the endpoint and through the bare forwarder",
+          arguments: [LatencyProbe.Forwarder.endpoint, .transport])
+    func everyMessageArrives(forwarder: LatencyProbe.Forwarder) async throws {
+        let vhost = try await runOnThread { try TestBroker.makeVhost() }
+        defer { try? TestBroker.deleteVhost(vhost.name) }
+        let context = BenchmarkContext(configuration: try AMQPConfiguration(url: vhost.url), queueA: "unused-a",
+                                       queueB: "unused-b", messages: 0, batchSize: 100, prefetch: 400, bodySize: 100,
+                                       ownsTransferTopology: true)
+        let admin = try await AMQPConnection.connect(context.configuration)
+        try await TransferTopology.declare(admin)
+        await admin.close()
+
+        let result = try await LatencyProbe.run(context, rate: 200, seconds: 1, forwarder: forwarder)
+        #expect(result.sent == 200)
+        #expect(result.received == 200, "every DebitAccount (or forwarded copy) matched to its slot")
+        #expect(result.p50 > 0 && result.p50 <= result.p99 && result.p99 <= result.max)
+    }
+}
