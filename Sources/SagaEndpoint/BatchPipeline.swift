@@ -183,8 +183,8 @@ struct BatchPipeline: Sendable {
 
         var requests: [PublishRequest] = []
         var outbox: [Int: OutboxPublish] = [:]
+        // The rows to publish were claimed in `store.publishing` by processBatch; `finish` releases them.
         await plan(&entries, requests: &requests, outbox: &outbox, now: now)
-        store.publishing.insert(outbox.values.map(\.messageId))
         return PreparedBatch(entries: entries, requests: requests, outbox: outbox,
                              multipleAcks: pending.multipleAcks, now: now, started: pending.started)
     }

@@ -286,17 +286,22 @@ actor StoreWorker {
     }
 
     /// Processes items, turning a not-found policy (thrown to roll back the savepoint) into a result.
-    /// The unconfirmed rows handed to duplicates are claimed in `publishing` before this returns, still on
-    /// this actor: housekeeping, which claims here too, then leaves them to the batch (see
-    /// `claimUnconfirmedOutbox`). Claimed only now, for the pass that committed: a pass rolled back to be
-    /// run again with savepoints must not leave its duplicates' rows claimed by nobody.
+    /// The outbox rows it hands out (a processed message's new rows, the unconfirmed rows of a duplicate's
+    /// first processing) are claimed in `publishing` before this returns, still on this actor: housekeeping,
+    /// which claims here too, then leaves them to the batch, which releases them once it has marked the
+    /// confirmed ones dispatched (see `claimUnconfirmedOutbox`). Claimed only now, for the pass that
+    /// committed: a pass rolled back to be run again with savepoints must not leave rows claimed by nobody.
     func processBatch(_ items: [WorkItem], now: Date) -> [WorkResult] {
         let results = process(items, now: now).map { result -> WorkResult in
             if case .failed(let error as NotFound) = result { return .notFound(error.policy, saga: error.saga) }
             return result
         }
-        for case .duplicate(let undispatched) in results where !undispatched.isEmpty {
-            publishing.insert(undispatched.map(\.messageId))
+        for result in results {
+            switch result {
+            case .processed(let outbox, _) where !outbox.isEmpty: publishing.insert(outbox.map(\.messageId))
+            case .duplicate(let undispatched) where !undispatched.isEmpty: publishing.insert(undispatched.map(\.messageId))
+            default: continue
+            }
         }
         return results
     }
