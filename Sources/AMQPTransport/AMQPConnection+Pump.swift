@@ -4,7 +4,8 @@ import Foundation
 // The pump: between callers' requests, the connection's thread reads frames (deliveries, confirms,
 // returns, cancels, channel and connection closes) and keeps heartbeats going.
 extension AMQPConnection {
-    /// Reads frames whenever no caller's request is waiting, and keeps heartbeats going.
+    /// Reads frames whenever no caller's request is waiting, and keeps heartbeats going (one every half
+    /// interval, see `AMQPSession.sendHeartbeatIfDue`).
     ///
     /// Requests (publish, ack, declare, …) are jobs on the same thread, so the pump steps aside
     /// (`Task.yield`) whenever one is waiting, but not otherwise: while frames keep coming and nobody
@@ -32,12 +33,21 @@ extension AMQPConnection {
             }
             if !channelsToClose.isEmpty, self.session === session, !session.hasQueuedFrames { closeSettledChannels() }
             guard let current = self.session, current === session else { continue }
+            if let error = session.sendHeartbeatIfDue(now: .now) {
+                connectionLost(error)
+                continue
+            }
             session.releaseBuffers()
             if handled < burst && !session.hasBufferedFrames {
                 // Nothing left to decode. Right after a burst, just look whether more has arrived; when
                 // idle, sleep until the socket has data, a request arrives or a heartbeat is due. Either way
                 // a true answer means data is there and no request was waiting: read on.
-                let idle = session.heartbeat > 0 ? min(1000, session.heartbeat * 250) : 1000
+                var idle = session.heartbeat > 0 ? min(1000, session.heartbeat * 250) : 1000
+                if let due = session.nextHeartbeat {
+                    // Wake when the next heartbeat of ours is due, so that it goes out on time.
+                    let untilDue = ((due - .now) / .milliseconds(1)).rounded(.up)
+                    idle = Int(max(0, min(Double(idle), untilDue)))
+                }
                 if executor.waitForReadable(session.socketFD, timeoutMilliseconds: Int32(handled > 0 ? 0 : idle)) {
                     continue
                 }
