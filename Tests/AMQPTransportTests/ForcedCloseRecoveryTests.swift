@@ -23,7 +23,7 @@ struct ForcedCloseRecoveryTests {
 
             let closed = try await runOnThread { try TestBroker.closeConnections(named: name, reason: "transport test") }
             #expect(closed == 1)
-            try await waitUntil(timeout: .seconds(20), message: "recovery") { await connection.recoveryCount == 1 }
+            try await waitUntil(timeout: .seconds(60), message: "recovery") { await connection.recoveryCount == 1 }
             try await connection.waitUntilConnected()
 
             let stale = await amqpError { try await connection.ack(before.tag) }
@@ -62,7 +62,7 @@ struct ForcedCloseRecoveryTests {
             try await connection.ack(try await inbox.next().tag)
 
             _ = try await runOnThread { try TestBroker.closeConnections(named: name, reason: "transport test") }
-            try await waitUntil(timeout: .seconds(20), message: "recovery") { await connection.recoveryCount == 1 }
+            try await waitUntil(timeout: .seconds(60), message: "recovery") { await connection.recoveryCount == 1 }
 
             try await connection.publish(PublishRequest(exchange: exchange, routingKey: "orders.paid", message: message("two")))
             let two = try await inbox.next()
@@ -101,7 +101,7 @@ struct ForcedCloseRecoveryTests {
             _ = try await withConnection("forced-close-vanished-deleter") { other, _ in
                 try await other.deleteQueue(vanishing)
             }
-            try await waitUntil(timeout: .seconds(20), message: "recovery") { await connection.recoveryCount == 1 }
+            try await waitUntil(timeout: .seconds(60), message: "recovery") { await connection.recoveryCount == 1 }
             let ended = try await doomed.waitForEnd()
             let error = try #require(ended as? AMQPError)
             if sawItDown {

@@ -21,6 +21,9 @@ import Darwin
 /// All methods block (they run scripts/broker.sh or rabbitmqctl) and are safe to call from any thread.
 /// A node still up when its last reference goes away is shut down then.
 public final class DedicatedBrokerNode: Sendable {
+    /// Limits how many nodes boot at once (see `start(name:extraConfig:tls:)`); restarts are not limited.
+    private static let bootSlots = DispatchSemaphore(value: 2)
+
     /// The node name (`NAME@localhost`).
     public let name: String
     /// The AMQP port on 127.0.0.1.
@@ -54,6 +57,11 @@ public final class DedicatedBrokerNode: Sendable {
         extraConfig: String? = nil,
         tls: TLSFixture? = nil
     ) throws -> DedicatedBrokerNode {
+        // At most two first boots at a time: each takes seconds of CPU, and a full test run starts about
+        // ten of them in its first seconds, which loaded the machine so much (load average 50 and more on
+        // two cores) that unrelated tests missed their heartbeats and time limits.
+        bootSlots.wait()
+        defer { bootSlots.signal() }
         var failures: [String] = []
         for _ in 1...3 {
             let ports = try reserveFreePorts(count: tls == nil ? 2 : 3)
