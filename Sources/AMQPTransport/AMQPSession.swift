@@ -11,9 +11,10 @@ final class AMQPSession {
     let heartbeat: Int
     /// When `sendHeartbeatIfDue` last sent a heartbeat frame (the login counts as the first).
     private var lastHeartbeatSent = ContinuousClock.now
-    /// When the next heartbeat frame is due (half an interval after the last); nil without heartbeats.
+    /// When the next heartbeat frame is due (half an interval after the last); nil without heartbeats or
+    /// once the socket is closed (the pump must not wake for it then).
     var nextHeartbeat: ContinuousClock.Instant? {
-        heartbeat > 0 ? lastHeartbeatSent + .milliseconds(heartbeat * 500) : nil
+        heartbeat > 0 && isOpen ? lastHeartbeatSent + .milliseconds(heartbeat * 500) : nil
     }
     let frameMax: Int
     /// The highest channel number the broker allows (its channel_max, or the client's if lower).
@@ -208,7 +209,7 @@ final class AMQPSession {
     /// thread held up for one interval on a loaded machine was cut off. RabbitMQ's own clients send at half
     /// the interval, which leaves a margin of one and a half.
     func sendHeartbeatIfDue(now: ContinuousClock.Instant) -> AMQPError? {
-        guard let due = nextHeartbeat, isOpen, now >= due else { return nil }
+        guard let due = nextHeartbeat, now >= due else { return nil }
         lastHeartbeatSent = now
         var frame = amqp_frame_t()
         frame.frame_type = CSAGA_FRAME_HEARTBEAT
