@@ -34,7 +34,8 @@ struct TimeoutTests {
         try await waitUntil(timeout: .seconds(8)) { try await harness.depth("bank") >= sentBeforeStop + 1 }
         #expect(ContinuousClock.now - restarted < .milliseconds(2500), "the overdue timeout fired on start, not a bank timeout later")
 
-        let stalled = try await harness.receive(from: harness.eventsQueue, count: 1, timeout: .seconds(30))
+        // Three bank timeouts of 3 s after the restart, then the event; generous for a loaded machine.
+        let stalled = try await harness.receive(from: harness.eventsQueue, count: 1, timeout: .seconds(60))
         #expect(stalled.map(\.properties.type) == [TransferStalled.messageType])
         let event = try #require(stalled.first).decode(TransferStalled.self)
         #expect(event == TransferStalled(transferId: "t-slow", waitingFor: DebitAccount.messageType, attempts: 4))
