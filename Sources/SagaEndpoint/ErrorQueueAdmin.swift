@@ -103,6 +103,12 @@ public struct ErrorQueueAdmin: Sendable {
         return count
     }
 
+    /// How many messages the error queue holds now. After `replayAll`: the second copies of ids it
+    /// replayed, and replayed messages that failed again and came back since.
+    public func count() async throws -> Int {
+        try await connection.checkQueue(errorQueue).messageCount
+    }
+
     /// Deletes every message in the error queue; returns how many.
     public func purge() async throws -> Int {
         try await connection.purgeQueue(errorQueue)

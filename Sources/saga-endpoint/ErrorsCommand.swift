@@ -75,7 +75,10 @@ struct ErrorsCommand: AsyncParsableCommand {
         func run() async throws {
             try await ErrorsCommand.withAdmin(try brokerURL(), logging, target) { admin in
                 if all {
-                    print("replayed \(try await admin.replayAll()) message(s) from \(target.queue)")
+                    let replayed = try await admin.replayAll()
+                    // What stays: second copies of ids replayed in this run, and replayed messages that
+                    // failed again and are back already; `errors list` shows them.
+                    print("replayed \(replayed) message(s) from \(target.queue); \(try await admin.count()) in it now")
                 } else if let messageId {
                     guard try await admin.replay(messageId: messageId) else {
                         throw CLIError("no message \(messageId) in \(target.queue)")
