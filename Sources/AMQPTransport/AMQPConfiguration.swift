@@ -45,7 +45,9 @@ public struct AMQPConfiguration: Sendable, Hashable, CustomStringConvertible {
     public var connectTimeout: Duration = .seconds(10)
     /// How long a synchronous AMQP method (declare, bind, …) may wait for the broker's reply.
     public var rpcTimeout: Duration = .seconds(30)
-    public var frameMax: Int = 131_072
+    /// RabbitMQ's default `frame_max` (128 KiB), which this client asks for too.
+    public static let defaultFrameMax = 131_072
+    public var frameMax: Int = AMQPConfiguration.defaultFrameMax
     /// 0: take the broker's limit.
     public var channelMax: Int = 0
     /// Shown in the management UI and `rabbitmqctl list_connections name client_properties`.

@@ -110,7 +110,7 @@ public actor AMQPConnection {
     /// 128 KiB frame, overflowed 1.8 MiB and fit in 2.7 MiB, so about 100 bytes a level; 256 a level
     /// leaves room. Reserved address space, touched only by such a frame.
     static func threadStackSize(frameMax: Int) -> Int {
-        let frame = frameMax > 0 ? frameMax : 131_072
+        let frame = frameMax > 0 ? frameMax : AMQPConfiguration.defaultFrameMax
         return max(1 << 20, (1 << 20) + frame / 5 * 256)
     }
 

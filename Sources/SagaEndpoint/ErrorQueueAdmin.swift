@@ -126,8 +126,8 @@ public struct ErrorQueueAdmin: Sendable {
     /// A pass over the queue. The window bounds how many deliveries the broker pushes ahead into this
     /// process (bodies of up to `maxBodyBytes` each, waiting to be looked at): 1,000, as before the scan
     /// could go past one window.
-    private func scan(window: UInt16 = 1000) -> ErrorQueueScan {
-        ErrorQueueScan(connection: connection, queue: errorQueue, window: window)
+    private func scan() -> ErrorQueueScan {
+        ErrorQueueScan(connection: connection, queue: errorQueue, window: 1000)
     }
 
     /// Looks for `messageId` among the messages in the queue now, oldest first, and stops at the first

@@ -15,9 +15,6 @@ struct InvalidOutgoingMessage: Error, CustomStringConvertible {
 
 /// Checks outgoing messages against what the broker can carry before they are stored.
 enum OutgoingLimits {
-    /// RabbitMQ's default `frame_max`, used until a connection has negotiated one.
-    static let defaultFrameMax = 131_072
-
     /// Throws `InvalidOutgoingMessage`. Most messages pass the cheap test on sizes alone; only a message
     /// with a long name or large headers is built as the publish it would become and checked in full.
     static func check(_ record: OutboxRecord, frameMax: Int) throws {

@@ -68,7 +68,7 @@ actor StoreWorker {
 
     /// The largest AMQP frame: outgoing messages whose properties do not fit are refused before they are
     /// stored (`OutgoingLimits`). The broker's default until the publisher's connection says otherwise.
-    private var frameMax = OutgoingLimits.defaultFrameMax
+    private var frameMax = AMQPConfiguration.defaultFrameMax
 
     init(path: String, durable: Bool, busyTimeout: Duration = .seconds(5), dispatcher: MessageDispatcher,
          handlerTiming: HandlerTiming = HandlerTiming(timer: nil), rerunCounter: Counter? = nil,
