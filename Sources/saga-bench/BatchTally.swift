@@ -18,15 +18,25 @@ final class BatchTally: MetricsFactory {
     private struct Totals {
         var batches = 0
         var messages = 0
+        /// Batches that reached `fullSize`.
+        var full = 0
         var reruns = 0
         var nanoseconds: [Stage: (count: Int, sum: Int64)] = [:]
     }
 
     private let totals = Mutex(Totals())
+    /// The endpoint's batch limit: batches of this size are counted as full (0: none is).
+    let fullSize: Int
+
+    init(fullSize: Int = 0) {
+        self.fullSize = fullSize
+    }
 
     /// Batches recorded so far, and the messages in them.
     var batches: (count: Int, messages: Int) { totals.withLock { ($0.batches, $0.messages) } }
     var reruns: Int { totals.withLock(\.reruns) }
+    /// Batches that were full (as large as `fullSize`).
+    var fullBatches: Int { totals.withLock(\.full) }
 
     /// The mean of `stage`'s recorded durations in milliseconds; nil when none was recorded.
     func meanMilliseconds(_ stage: Stage) -> Double? {
@@ -52,7 +62,12 @@ final class BatchTally: MetricsFactory {
     func destroyTimer(_ handler: any TimerHandler) {}
 
     fileprivate func batch(of size: Int) {
-        totals.withLock { $0.batches += 1; $0.messages += size }
+        let full = fullSize > 0 && size >= fullSize
+        totals.withLock { totals in
+            totals.batches += 1
+            totals.messages += size
+            if full { totals.full += 1 }
+        }
     }
 
     fileprivate func rerun(_ count: Int) { totals.withLock { $0.reruns += count } }

@@ -16,6 +16,29 @@ struct LatencyResult: Sendable {
     var p50: Double
     var p99: Double
     var max: Double
+    /// The batches the endpoint ran during the schedule (nil for the bare forwarder). Mostly full batches
+    /// mean it ran at its capacity under this load, whatever the rate was measured against.
+    var batches: LatencyBatches?
+}
+
+/// What the endpoint's metrics recorded during a latency run.
+struct LatencyBatches: Sendable {
+    var count: Int
+    var messages: Int
+    /// Batches as large as the endpoint's limit (`limit`).
+    var full: Int
+    var limit: Int
+    /// A batch's mean commit and start-to-acknowledgement time, in milliseconds.
+    var commitMilliseconds: Double?
+    var batchMilliseconds: Double?
+
+    init(_ tally: BatchTally) {
+        (count, messages) = tally.batches
+        full = tally.fullBatches
+        limit = tally.fullSize
+        commitMilliseconds = tally.meanMilliseconds(.commit)
+        batchMilliseconds = tally.meanMilliseconds(.batch)
+    }
 }
 
 enum LatencyProbe {
@@ -44,12 +67,14 @@ enum LatencyProbe {
         defer { scratch.remove() }
         try await TransferTopology.purge(admin)
         let stopForwarder: @Sendable () async -> Void
+        // Reads the endpoint's batches; the bare forwarder records none.
+        let tally = BatchTally(fullSize: context.batchSize)
         switch forwarder {
         case .endpoint:
             let endpoint = try await RunningEndpoint.start(
                 RunningEndpoint.configuration(context, queues: [TransferTopology.transfers],
                                               databasePath: scratch.path("transfers.sqlite"), name: "saga-bench-transfers"),
-                registry: MoneyTransferApp.registry(bankTimeout: TransferStartLoop.bankTimeout))
+                registry: MoneyTransferApp.registry(bankTimeout: TransferStartLoop.bankTimeout), tally: tally)
             stopForwarder = { await endpoint.stop() }
         case .transport:
             let forwarding = try await TransportForwarder.start(context)
@@ -115,7 +140,8 @@ enum LatencyProbe {
             await admin.close()
             return LatencyResult(rate: rate, sent: count, received: latencies.count,
                                  p50: Stats.percentile(latencies, 0.5), p99: Stats.percentile(latencies, 0.99),
-                                 max: latencies.max() ?? 0)
+                                 max: latencies.max() ?? 0,
+                                 batches: forwarder == .endpoint ? LatencyBatches(tally) : nil)
         } catch {
             receiving.cancel()
             await stopForwarder()

@@ -57,6 +57,13 @@ struct Summary {
             Swift.print("latency of (b) at half load (\(Stats.format(latency.rate)) msg/s, \(latency.sent) sent, "
                 + "\(latency.received) received): p50 \(fixed(latency.p50, 1)) ms, p99 \(fixed(latency.p99, 1)) ms, "
                 + "max \(fixed(latency.max, 1)) ms   target p99 ≤ \(fixed(Self.latencyP99TargetMs, 0)) ms: \(verdict(passed))")
+            if let batches = latency.batches, batches.count > 0 {
+                let share = Double(batches.full) / Double(batches.count) * 100
+                Swift.print("  the endpoint meanwhile: \(Stats.format(Double(batches.count))) batches of "
+                    + "\(fixed(Double(batches.messages) / Double(batches.count), 1)) on average, \(fixed(share, 0))% of them "
+                    + "full (\(batches.limit)): mean ms commit \(batches.commitMilliseconds.map { fixed($0, 1) } ?? "-"), "
+                    + "batch \(batches.batchMilliseconds.map { fixed($0, 1) } ?? "-")")
+            }
             if let floor = latencyFloor {
                 Swift.print("  the same schedule without the endpoint (consume → confirmed publish → ack): p50 "
                     + "\(fixed(floor.p50, 1)) ms, p99 \(fixed(floor.p99, 1)) ms, max \(fixed(floor.max, 1)) ms "

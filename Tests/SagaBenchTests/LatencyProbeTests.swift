@@ -6,7 +6,7 @@ import Testing
 
 /// The half-load latency run and its floor, against the broker in a vhost of their own (the reference
 /// app's queue names are fixed): every paced message arrives on `bank` and is matched to its slot, through
-/// the endpoint and through the bare forwarder alike.
+/// the endpoint and through the bare forwarder alike, and the endpoint's batches are reported.
 @Suite("Bench latency probe", .timeLimit(.minutes(3)))
 struct LatencyProbeTests {
     @Test("a paced schedule arrives in full through the endpoint and through the bare forwarder",
@@ -25,5 +25,15 @@ struct LatencyProbeTests {
         #expect(result.sent == 200)
         #expect(result.received == 200, "every DebitAccount (or forwarded copy) matched to its slot")
         #expect(result.p50 > 0 && result.p50 <= result.p99 && result.p99 <= result.max)
+        switch forwarder {
+        case .endpoint:
+            // The endpoint's own record of the run: every request went through one of its batches.
+            let batches = try #require(result.batches)
+            #expect(batches.messages == 200)
+            #expect(batches.count >= 1 && batches.full <= batches.count && batches.limit == 100)
+            #expect(batches.commitMilliseconds != nil)
+        case .transport:
+            #expect(result.batches == nil)
+        }
     }
 }
