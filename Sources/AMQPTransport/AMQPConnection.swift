@@ -177,6 +177,7 @@ public actor AMQPConnection {
             for binding in topology.bindings {
                 try unlessChannelError("binding of \(binding.destination) to \(binding.source)") { try bindNow(binding) }
             }
+            endConsumersAboveChannelMax(of: session)
             for channel in consumers.keys.sorted() {
                 do {
                     try startConsumerNow(channel: channel)
@@ -197,6 +198,25 @@ public actor AMQPConnection {
         logger.info("AMQP connected", metadata: [
             "amqp.heartbeat": "\(session.heartbeat)", "amqp.frame_max": "\(session.frameMax)",
         ])
+    }
+
+    /// A broker restarted with a lower channel_max refuses channels above it by closing the whole
+    /// connection (530), so restoring a consumer on such a channel would fail every recovery attempt, and
+    /// the other consumers and the publishing with it. Those consumers end instead, with `.channelLimit`;
+    /// their numbers cannot change, because their `AMQPConsumer` handles cancel by channel.
+    private func endConsumersAboveChannelMax(of session: AMQPSession) {
+        for channel in consumers.keys.sorted() where channel > session.channelMax {
+            guard let consumer = consumers.removeValue(forKey: channel) else { continue }
+            let error = AMQPError(
+                .channelLimit,
+                message: "the broker now negotiates channel_max \(session.channelMax), below this consumer's channel "
+                    + "\(channel): it cannot be restored; consume again to get a channel within the limit, or raise channel_max",
+                operation: "basic.consume \(consumer.queue)")
+            logger.error("AMQP consumer could not be restored after recovery", metadata: [
+                "amqp.queue": "\(consumer.queue)", "amqp.channel": "\(channel)", "error": "\(error)",
+            ])
+            consumer.buffer.finish(throwing: error)
+        }
     }
 
     /// Runs a re-declaration during recovery; a channel error is logged and skipped, anything else thrown.

@@ -34,6 +34,8 @@ public struct AMQPError: Error, Sendable, Equatable, CustomStringConvertible {
         /// Every channel number the broker allows on this connection (its negotiated channel_max) is taken
         /// by consumers, or by cancelled consumers whose deliveries are not all settled yet. Nothing was
         /// sent; the connection is fine. Cancel a consumer or settle its deliveries, or raise channel_max.
+        /// Also how a consumer ends when the connection recovers onto a broker whose channel_max is now below
+        /// that consumer's channel (the other consumers are restored).
         public static let channelLimit = Code("channelLimit")
         /// The connection was closed by this client.
         public static let closed = Code("closed")

@@ -123,6 +123,21 @@ public final class DedicatedBrokerNode: Sendable {
         try script(["start"])
     }
 
+    /// Replaces the lines appended to the node's rabbitmq.conf; they take effect at the next `start()`
+    /// (stop the node first). Only for a node started with an `extraConfig`.
+    public func reconfigure(extraConfig: String) throws {
+        guard let extraConfigPath else {
+            throw BrokerTestSupportError("node \(name) was started without an extra config; start it with one to reconfigure it")
+        }
+        do {
+            try (extraConfig.hasSuffix("\n") ? extraConfig : extraConfig + "\n")
+                .write(toFile: extraConfigPath, atomically: true, encoding: .utf8)
+            try ServiceUser.handOver(extraConfigPath)
+        } catch {
+            throw BrokerTestSupportError("cannot write \(extraConfigPath): \(error)")
+        }
+    }
+
     /// Stops the node gracefully; returns once its port is closed.
     public func stop() throws {
         try script(["stop"])
