@@ -3,8 +3,8 @@ import Logging
 import Metrics
 import Synchronization
 
-/// The endpoint's health as operators see it: whether it is ready (both broker connections open), how
-/// often its connections recovered, and two backlogs read from SQLite.
+/// The endpoint's health as operators see it: whether it is ready (both broker connections open, every
+/// input queue consumed), how often its connections recovered, and two backlogs read from SQLite.
 ///
 /// - `saga_connection_recoveries_total`: re-established broker connections (consumer and publisher).
 /// - `saga_timeouts_pending`: rows in the timeouts table: saga timeouts not yet due and delayed retries.
@@ -19,6 +19,15 @@ final class EndpointHealth: Sendable {
     /// Set when the graceful shutdown starts: not ready from then on, although the connections stay open
     /// while the batches in flight finish.
     let stopping = Atomic<Bool>(false)
+    /// Input queues whose consumer ended while the endpoint runs, with the reason, until they are consumed
+    /// again (`SagaEndpoint.forward`): not ready meanwhile.
+    private let lost = Mutex<[String: String]>([:])
+
+    var lostConsumers: [String: String] { lost.withLock { $0 } }
+
+    func consumerLost(_ queue: String, reason: String) { lost.withLock { $0[queue] = reason } }
+
+    func consumerResumed(_ queue: String) { lost.withLock { _ = $0.removeValue(forKey: queue) } }
 
     init(factory: any MetricsFactory) {
         recoveries = Counter(label: "saga_connection_recoveries_total", factory: factory)

@@ -17,10 +17,10 @@ public import Tracing
 public final class SagaEndpoint: Service, Sendable {
     public let configuration: EndpointConfiguration
     public let registry: HandlerRegistry
-    private let logger: Logger
+    let logger: Logger
     private let metricsFactory: any MetricsFactory
     private let tracing: PipelineTracing?
-    private let health: EndpointHealth
+    let health: EndpointHealth
 
     /// `metricsFactory` receives the endpoint's metrics; by default the one bootstrapped in
     /// `MetricsSystem`. `tracer` records the endpoint's spans; by default the one bootstrapped in
@@ -38,9 +38,20 @@ public final class SagaEndpoint: Service, Sendable {
         self.health = EndpointHealth(factory: self.metricsFactory)
     }
 
-    /// True while the endpoint has its broker connections and its database open: false before it has
-    /// connected, while a connection is lost (until it is recovered), and after it stopped.
-    public var isReady: Bool { health.ready.load(ordering: .relaxed) && !isStopping }
+    /// True while the endpoint has its broker connections and its database open and consumes every input
+    /// queue: false before it has connected, while a connection is lost (until it is recovered), while an
+    /// input queue is not consumed (until it is consumed again), and after it stopped.
+    public var isReady: Bool { notReadyReason == nil }
+
+    /// Why the endpoint is not ready, for operators (`/health/ready`); nil when it is ready.
+    public var notReadyReason: String? {
+        if isStopping { return "shutting down: finishing the messages in flight" }
+        if !health.ready.load(ordering: .relaxed) { return "broker connection or database not available" }
+        let lost = health.lostConsumers
+        guard !lost.isEmpty else { return nil }
+        return "not consuming " + lost.keys.sorted().map { "\($0) (\(lost[$0]!))" }.joined(separator: ", ")
+            + "; trying again"
+    }
 
     /// True once a graceful shutdown has started (it stops consuming and finishes the batches in flight).
     public var isStopping: Bool { health.stopping.load(ordering: .relaxed) }
@@ -105,23 +116,19 @@ public final class SagaEndpoint: Service, Sendable {
         var consumers: [AMQPConsumer] = []
         for queue in configuration.inputQueues {
             consumers.append(try await consumerConnection.consume(queue: queue, prefetch: configuration.prefetch,
-                                                                  consumerTag: "\(configuration.connectionName)-\(queue)-\(UUID().uuidString.prefix(8))"))
+                                                                  consumerTag: consumerTag(for: queue)))
         }
-        let activeConsumers = consumers
+        let activeConsumers = InputConsumers(consumers)
         logger.info("endpoint started", metadata: [
             "queues": "\(configuration.inputQueues.joined(separator: ","))", "database": "\(configuration.databasePath)",
             "sagas": "\(registry.sagaTypes.joined(separator: ","))", "amqp.url": "\(publisherConnection.configuration.redactedURL)"])
 
         await withGracefulShutdownHandler {
             await withTaskGroup(of: Void.self) { group in
-                let forwarders = Countdown(activeConsumers.count)
-                for consumer in activeConsumers {
+                let forwarders = Countdown(consumers.count)
+                for consumer in consumers {
                     group.addTask {
-                        do {
-                            for try await delivery in consumer.deliveries { work.push(.delivery(delivery)) }
-                        } catch {
-                            self.logger.error("consumer ended", metadata: ["queue": "\(consumer.queue)", "error": "\(error)"])
-                        }
+                        await self.forward(consumer, to: work, on: consumerConnection, consuming: activeConsumers)
                         if forwarders.decrement() == 0 { work.finish() }
                     }
                 }
@@ -208,7 +215,7 @@ public final class SagaEndpoint: Service, Sendable {
             self.health.stopping.store(true, ordering: .relaxed)
             self.logger.info("graceful shutdown: stopping consumers")
             Task {
-                for consumer in activeConsumers { try? await consumer.cancel() }
+                for consumer in activeConsumers.all { try? await consumer.cancel() }
                 work.finish()
             }
         }

@@ -16,14 +16,13 @@ enum OperationsWiring {
         return registry
     }
 
-    /// The `/metrics` and `/health/*` server for `endpoint`: ready = broker connected and database open.
+    /// The `/metrics` and `/health/*` server for `endpoint`: ready = broker connected, database open and every
+/// input queue consumed.
     static func server(host: String, port: Int, registry: PrometheusCollectorRegistry, endpoint: SagaEndpoint,
                        logger: Logger) -> OperationsServer {
         OperationsServer(host: host, port: port, registry: registry, logger: logger) {
-            if endpoint.isReady { return .init(isReady: true) }
-            return .init(isReady: false, reason: endpoint.isStopping
-                ? "shutting down: finishing the messages in flight"
-                : "broker connection or database not available")
+            guard let reason = endpoint.notReadyReason else { return .init(isReady: true) }
+            return .init(isReady: false, reason: reason)
         }
     }
 }

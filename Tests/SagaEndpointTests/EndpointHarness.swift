@@ -121,14 +121,22 @@ final class EndpointHarness: Sendable {
     func startEndpoint(_ registry: HandlerRegistry, queues: [String], database: String,
                        metrics: (any MetricsFactory)? = nil, tracer: (any Tracer)? = nil,
                        configure: (inout EndpointConfiguration) -> Void = { _ in }) -> Task<Void, any Error> {
+        let endpoint = makeEndpoint(registry, queues: queues, database: database, metrics: metrics, tracer: tracer,
+                                    configure: configure)
+        return Task { try await endpoint.run() }
+    }
+
+    /// An endpoint on this harness's vhost, not started (for tests that look at it while it runs).
+    func makeEndpoint(_ registry: HandlerRegistry, queues: [String], database: String,
+                      metrics: (any MetricsFactory)? = nil, tracer: (any Tracer)? = nil,
+                      configure: (inout EndpointConfiguration) -> Void = { _ in }) -> SagaEndpoint {
         var configuration = EndpointConfiguration(amqpURL: url, inputQueues: queues, databasePath: databasePath(database))
         configuration.timeoutPollInterval = .milliseconds(50)
         configure(&configuration)
         var logger = Logger(label: "endpoint-\(queues.first ?? "")")
         logger.logLevel = .error
-        let endpoint = SagaEndpoint(configuration: configuration, registry: registry, logger: logger,
-                                    metricsFactory: metrics, tracer: tracer)
-        return Task { try await endpoint.run() }
+        return SagaEndpoint(configuration: configuration, registry: registry, logger: logger,
+                            metricsFactory: metrics, tracer: tracer)
     }
 
     /// Stops an in-process endpoint and waits until it has returned.

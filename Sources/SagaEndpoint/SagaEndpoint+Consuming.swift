@@ -1,0 +1,74 @@
+import AMQPTransport
+import Foundation
+import Logging
+import Synchronization
+
+// Moving each input queue's deliveries into the batch loop, and keeping the queue consumed: a consumer
+// can end while the endpoint runs (the queue was deleted, the broker cancelled the consumer, its channel
+// is above a channel_max lowered during a broker restart). The endpoint then reports itself not ready,
+// with the queue and the reason, and consumes the queue again with a backoff until that works or the
+// endpoint stops: the other queues go on meanwhile, and a queue declared again (`make topology`) is
+// picked up without a restart.
+extension SagaEndpoint {
+    func forward(_ first: AMQPConsumer, to work: WorkQueue, on connection: AMQPConnection,
+                 consuming: InputConsumers) async {
+        var consumer = first
+        while true {
+            do {
+                for try await delivery in consumer.deliveries { work.push(.delivery(delivery)) }
+                return  // cancelled: the endpoint is stopping
+            } catch {
+                guard !Task.isCancelled, !isStopping else { return }
+                health.consumerLost(consumer.queue, reason: "\(error)")
+                logger.error("consumer ended; consuming the queue again until that works", metadata: [
+                    "queue": "\(consumer.queue)", "error": "\(error)"])
+            }
+            guard let next = await consumeAgain(consumer.queue, on: connection) else { return }
+            consuming.replace(next)
+            if isStopping {
+                // The shutdown may have cancelled the consumers before this one was listed.
+                try? await next.cancel()
+            }
+            health.consumerResumed(next.queue)
+            logger.notice("consuming the queue again", metadata: ["queue": "\(next.queue)"])
+            consumer = next
+        }
+    }
+
+    /// Consumes `queue` again, waiting 1 s before the first attempt and doubling up to 30 s between them;
+    /// nil once the endpoint stops.
+    private func consumeAgain(_ queue: String, on connection: AMQPConnection) async -> AMQPConsumer? {
+        var delay = Duration.seconds(1)
+        while true {
+            try? await Task.sleep(for: delay)
+            guard !Task.isCancelled, !isStopping else { return nil }
+            do {
+                return try await connection.consume(queue: queue, prefetch: configuration.prefetch,
+                                                    consumerTag: consumerTag(for: queue))
+            } catch {
+                health.consumerLost(queue, reason: "\(error)")
+                logger.warning("the queue still cannot be consumed; trying again", metadata: [
+                    "queue": "\(queue)", "error": "\(error)", "retry_in": "\(min(delay * 2, .seconds(30)))"])
+                delay = min(delay * 2, .seconds(30))
+            }
+        }
+    }
+
+    func consumerTag(for queue: String) -> String {
+        "\(configuration.connectionName)-\(queue)-\(UUID().uuidString.prefix(8))"
+    }
+}
+
+/// The consumer of each input queue as it is now (a queue consumed again has a new one), for the graceful
+/// shutdown to cancel.
+final class InputConsumers: Sendable {
+    private let consumers: Mutex<[String: AMQPConsumer]>
+
+    init(_ consumers: [AMQPConsumer]) {
+        self.consumers = Mutex(Dictionary(consumers.map { ($0.queue, $0) }, uniquingKeysWith: { $1 }))
+    }
+
+    func replace(_ consumer: AMQPConsumer) { consumers.withLock { $0[consumer.queue] = consumer } }
+
+    var all: [AMQPConsumer] { consumers.withLock { Array($0.values) } }
+}

@@ -1,0 +1,52 @@
+import AMQPTransport
+import BrokerTestSupport
+import Foundation
+import MoneyTransfer
+import SagaEndpoint
+import Testing
+
+/// An input queue deleted while the endpoint runs (by an operator, or a broker-side policy): before, its
+/// consumer ended with a logged error and the endpoint went on "ready" without consuming that queue, and
+/// with it gone the only queue, it stopped with status 0. Now it reports the queue as not consumed, keeps
+/// serving its other queues, and consumes the queue again once it is declared again.
+@Suite("An input queue lost while the endpoint runs", .timeLimit(.minutes(3)))
+struct InputQueueLostTests {
+    @Test("not ready while a queue is gone, the other queues go on, and the queue is consumed again once it is back")
+    func deletedThenDeclaredAgain() async throws {
+        let harness = try await EndpointHarness.make()
+        try await harness.declareQueue("transfers-b")
+        let endpoint = harness.makeEndpoint(MoneyTransferApp.registry(bankTimeout: .seconds(600)),
+                                            queues: ["transfers", "transfers-b"], database: "sagas")
+        let running = Task { try await endpoint.run() }
+        try await waitUntil(timeout: .seconds(30), message: "ready after start") { endpoint.isReady }
+
+        _ = try await harness.connection.deleteQueue("transfers-b")
+        try await waitUntil(timeout: .seconds(10), message: "not ready once the queue is gone") { !endpoint.isReady }
+        let reason = try #require(endpoint.notReadyReason)
+        #expect(reason.contains("not consuming transfers-b"), "\(reason)")
+        #expect(!reason.contains("transfers ("), "the other queue is consumed: \(reason)")
+
+        // The other queue is served meanwhile.
+        try await harness.send(TransferRequested(transferId: "t-a", fromAccount: "a", toAccount: "b", amount: 10),
+                               to: "transfers", messageId: "req-a")
+        try await waitUntil(timeout: .seconds(30), message: "the other queue's message processed") {
+            try await harness.rowCount("sagas", "inbox") == 1
+        }
+        // Still not ready a few retries later: it does not flap while the queue is missing.
+        try await Task.sleep(for: .seconds(3))
+        #expect(!endpoint.isReady)
+
+        try await harness.declareQueue("transfers-b")
+        try await waitUntil(timeout: .seconds(60), message: "ready again once the queue is back") { endpoint.isReady }
+        try await harness.send(TransferRequested(transferId: "t-b", fromAccount: "a", toAccount: "b", amount: 20),
+                               to: "transfers-b", messageId: "req-b")
+        try await waitUntil(timeout: .seconds(30), message: "the queue's message processed after it came back") {
+            try await harness.rowCount("sagas", "inbox") == 2
+        }
+        #expect(running.isCancelled == false)
+
+        await harness.stop(running)
+        #expect(try await harness.depth("transfers-b") == 0, "acknowledged")
+        await harness.tearDown()
+    }
+}
