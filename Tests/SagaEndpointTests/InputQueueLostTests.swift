@@ -6,9 +6,9 @@ import SagaEndpoint
 import Testing
 
 /// An input queue deleted while the endpoint runs (by an operator, or a broker-side policy): before, its
-/// consumer ended with a logged error and the endpoint went on "ready" without consuming that queue, and
-/// with it gone the only queue, it stopped with status 0. Now it reports the queue as not consumed, keeps
-/// serving its other queues, and consumes the queue again once it is declared again.
+/// consumer ended with a logged error and the endpoint went on "ready" without consuming that queue (and
+/// stopped when that was its only queue). Now it reports the queue as not consumed, keeps serving its
+/// other queues, and consumes the queue again once it is declared again.
 @Suite("An input queue lost while the endpoint runs", .timeLimit(.minutes(3)))
 struct InputQueueLostTests {
     @Test("not ready while a queue is gone, the other queues go on, and the queue is consumed again once it is back")
