@@ -40,8 +40,11 @@ struct CLISecondSignalTests {
         defer { run.cleanUp() }
         let (process, port) = (run.process, run.httpPort)
         try await waitUntil(timeout: .seconds(30), message: "run consumes its queues") {
-            // The queue appears when `run` has declared the topology.
-            (try? await observer.checkQueue("transfers").consumerCount) == 1
+            // The queues appear when `run` has declared the topology. Both consumers: frozen while `run`
+            // still started the second one, the endpoint would be stuck in its start, not in a shutdown.
+            let transfers = try? await observer.checkQueue("transfers").consumerCount
+            let payouts = try? await observer.checkQueue("payouts").consumerCount
+            return transfers == 1 && payouts == 1
         }
         await observer.close()
         let pid = try #require(node.vmProcessID)
