@@ -26,6 +26,8 @@ struct BatchPipeline: Sendable {
     /// Grows while batches fail for transient reasons (a full disk, a locked database), so requeued
     /// deliveries do not come straight back in a hot loop.
     let backoff = TransientBackoff()
+    /// Holds deliveries whose outgoing messages were not confirmed for a while before handing them back.
+    let unconfirmedRedelivery = UnconfirmedRedelivery()
     /// Stateless handlers' results for messages whose transaction has not ended, for copies close behind.
     let statelessResults = StatelessResults()
     /// When this pipeline (the endpoint's run) started: due rows older than that are counted.
@@ -300,43 +302,6 @@ struct BatchPipeline: Sendable {
                 default: entries[index].settle = .requeue
                 }
             }
-        }
-    }
-
-    /// Acknowledges what is done; requeues what must be tried again. Per channel opening, when every
-    /// delivery of the batch is acked, one `multiple` ack covers them all (earlier batches are settled
-    /// already; see `AckPlan`).
-    private func settle(_ entries: [Entry], outcomes: [PublishOutcome], requests: [PublishRequest],
-                        multipleAcks: Bool) async {
-        var acks: [DeliveryTag] = []
-        var requeues: [DeliveryTag] = []
-        for entry in entries {
-            guard let delivery = entry.delivery else { continue }
-            var settle = entry.settle
-            for index in entry.publishes where !outcomes[index].isConfirmed {
-                settle = .requeue
-                logger.warning("outgoing message not confirmed; the incoming message will be redelivered", metadata: [
-                    "message_id": "\(requests[index].message.properties.messageId ?? "")",
-                    "exchange": "\(requests[index].exchange)", "routing_key": "\(requests[index].routingKey)",
-                    "outcome": "\(outcomes[index])"])
-            }
-            switch settle {
-            case .ack: acks.append(delivery.tag)
-            case .requeue: requeues.append(delivery.tag)
-            }
-        }
-        // Each ack on its own: one that is no longer possible (its channel was reopened) must not keep
-        // the others from going out.
-        for ack in AckPlan.acks(acks, requeued: requeues, multipleAcks: multipleAcks) {
-            do {
-                try await consumer.ack(ack.tag, multiple: ack.multiple)
-            } catch {
-                logger.info("ack not possible; the broker will redeliver", metadata: [
-                    "error": "\(error)", "delivery_tag": "\(ack.tag.value)"])
-            }
-        }
-        for tag in requeues {
-            try? await consumer.nack(tag, requeue: true)
         }
     }
 

@@ -1,0 +1,64 @@
+import AMQPTransport
+import Logging
+
+// The last stage of a batch: acknowledging what is done and handing back what must be tried again.
+extension BatchPipeline {
+    /// Acknowledges what is done; requeues what must be tried again. Per channel opening, when every
+    /// delivery of the batch is acked, one `multiple` ack covers them all (earlier batches are settled
+    /// already; see `AckPlan`).
+    func settle(_ entries: [Entry], outcomes: [PublishOutcome], requests: [PublishRequest],
+                multipleAcks: Bool) async {
+        var acks: [DeliveryTag] = []
+        var requeues: [DeliveryTag] = []
+        // Requeued because their outgoing messages were not confirmed: handed back after a delay.
+        var delayed: [(tag: DeliveryTag, messageId: String)] = []
+        var confirmedIds: [String] = []
+        for entry in entries {
+            guard let delivery = entry.delivery else { continue }
+            var settle = entry.settle
+            var unconfirmed = false
+            for index in entry.publishes where !outcomes[index].isConfirmed {
+                settle = .requeue
+                unconfirmed = true
+                logger.warning("outgoing message not confirmed; the incoming message will be redelivered", metadata: [
+                    "message_id": "\(requests[index].message.properties.messageId ?? "")",
+                    "exchange": "\(requests[index].exchange)", "routing_key": "\(requests[index].routingKey)",
+                    "outcome": "\(outcomes[index])"])
+            }
+            let messageId = entry.incoming?.messageId ?? delivery.properties.messageId ?? ""
+            switch settle {
+            case .ack:
+                acks.append(delivery.tag)
+                if !entry.publishes.isEmpty { confirmedIds.append(messageId) }
+            case .requeue where unconfirmed && entry.settle == .ack:
+                delayed.append((delivery.tag, messageId))
+            case .requeue:
+                requeues.append(delivery.tag)
+            }
+        }
+        unconfirmedRedelivery.succeeded(confirmedIds)
+        let holds = delayed.map { (tag: $0.tag, delay: unconfirmedRedelivery.hold($0.tag, messageId: $0.messageId)) }
+        // Each ack on its own: one that is no longer possible (its channel was reopened) must not keep
+        // the others from going out. No `multiple` ack on an opening with a held delivery, this batch's or
+        // an earlier one's: it would settle that delivery instead of handing it back.
+        let unsettled = requeues + unconfirmedRedelivery.held
+        for ack in AckPlan.acks(acks, requeued: unsettled, multipleAcks: multipleAcks) {
+            do {
+                try await consumer.ack(ack.tag, multiple: ack.multiple)
+            } catch {
+                logger.info("ack not possible; the broker will redeliver", metadata: [
+                    "error": "\(error)", "delivery_tag": "\(ack.tag.value)"])
+            }
+        }
+        for tag in requeues {
+            try? await consumer.nack(tag, requeue: true)
+        }
+        for hold in holds {
+            Task { [consumer, unconfirmedRedelivery] in
+                try? await Task.sleep(for: hold.delay)
+                try? await consumer.nack(hold.tag, requeue: true)
+                unconfirmedRedelivery.release(hold.tag)
+            }
+        }
+    }
+}

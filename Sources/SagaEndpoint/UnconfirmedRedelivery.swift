@@ -1,0 +1,58 @@
+import AMQPTransport
+import Synchronization
+
+/// Deliveries whose outgoing messages the broker did not confirm (unroutable and returned, nacked, or
+/// lost with the connection) go back to their queue, to be published again when they come back. Handed
+/// back at once, a message whose event had nowhere to go came straight back and round again, about 700
+/// times a second, each time with a transaction and a warning. So each such delivery is held, unsettled,
+/// for a delay that doubles per message id while its outgoing messages keep failing (100 ms up to 5 s),
+/// and only then handed back; the other messages go on meanwhile, nothing waits for the delay.
+///
+/// A held delivery must not be acknowledged by a later batch's `multiple` ack (that would settle it
+/// instead of handing it back), so while any delivery of a channel opening is held, acks on that opening
+/// go one by one (`AckPlan`).
+final class UnconfirmedRedelivery: Sendable {
+    private struct State {
+        var held: Set<DeliveryTag> = []
+        /// Consecutive failed rounds per incoming message id.
+        var failures: [String: Int] = [:]
+    }
+
+    private let state = Mutex(State())
+    let initialDelay: Duration
+    let maximumDelay: Duration
+
+    init(initialDelay: Duration = .milliseconds(100), maximumDelay: Duration = .seconds(5)) {
+        self.initialDelay = initialDelay
+        self.maximumDelay = maximumDelay
+    }
+
+    /// Holds `tag` and returns how long to wait before handing it back.
+    func hold(_ tag: DeliveryTag, messageId: String) -> Duration {
+        state.withLock { state in
+            state.held.insert(tag)
+            // Bounded: ids whose messages never get through (a route that stays missing) are forgotten in
+            // bulk rather than kept for ever; they start again from the shortest delay.
+            if state.failures.count >= 10_000 { state.failures.removeAll() }
+            let failures = state.failures[messageId, default: 0]
+            state.failures[messageId] = failures + 1
+            return min(maximumDelay, initialDelay * (1 << min(failures, 16)))
+        }
+    }
+
+    /// The delivery was handed back (or can no longer be: its channel is gone).
+    func release(_ tag: DeliveryTag) {
+        state.withLock { _ = $0.held.remove(tag) }
+    }
+
+    /// The message's outgoing messages were confirmed: its next failure starts from the shortest delay.
+    func succeeded(_ messageIds: [String]) {
+        state.withLock { state in
+            guard !state.failures.isEmpty else { return }
+            for id in messageIds { state.failures.removeValue(forKey: id) }
+        }
+    }
+
+    /// The deliveries held now.
+    var held: [DeliveryTag] { state.withLock { Array($0.held) } }
+}
