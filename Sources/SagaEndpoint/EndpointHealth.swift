@@ -10,10 +10,13 @@ import Synchronization
 /// - `saga_timeouts_pending`: rows in the timeouts table: saga timeouts not yet due and delayed retries.
 /// - `saga_outbox_backlog`: outgoing messages committed but not yet confirmed by the broker; it should
 ///   hover near zero, a growing value means publishing is stuck.
+/// - `saga_input_queues_unconsumed`: input queues whose consumer ended and that are not consumed again
+///   yet (the endpoint keeps trying); anything but 0 is worth an alert.
 final class EndpointHealth: Sendable {
     let recoveries: Counter
     let timeoutsPending: Gauge
     let outboxBacklog: Gauge
+    let unconsumedQueues: Gauge
     /// True while the endpoint serves with both connections open.
     let ready = Atomic<Bool>(false)
     /// Set when the graceful shutdown starts: not ready from then on, although the connections stay open
@@ -25,14 +28,26 @@ final class EndpointHealth: Sendable {
 
     var lostConsumers: [String: String] { lost.withLock { $0 } }
 
-    func consumerLost(_ queue: String, reason: String) { lost.withLock { $0[queue] = reason } }
+    func consumerLost(_ queue: String, reason: String) {
+        unconsumedQueues.record(lost.withLock { lost in
+            lost[queue] = reason
+            return lost.count
+        })
+    }
 
-    func consumerResumed(_ queue: String) { lost.withLock { _ = $0.removeValue(forKey: queue) } }
+    func consumerResumed(_ queue: String) {
+        unconsumedQueues.record(lost.withLock { lost in
+            lost.removeValue(forKey: queue)
+            return lost.count
+        })
+    }
 
     init(factory: any MetricsFactory) {
         recoveries = Counter(label: "saga_connection_recoveries_total", factory: factory)
         timeoutsPending = Gauge(label: "saga_timeouts_pending", factory: factory)
         outboxBacklog = Gauge(label: "saga_outbox_backlog", factory: factory)
+        unconsumedQueues = Gauge(label: "saga_input_queues_unconsumed", factory: factory)
+        unconsumedQueues.record(0)
     }
 
     /// Follows the connections until cancelled: readiness goes false as soon as either connection is

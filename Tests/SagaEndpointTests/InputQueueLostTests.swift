@@ -1,6 +1,7 @@
 import AMQPTransport
 import BrokerTestSupport
 import Foundation
+import MetricsTestKit
 import MoneyTransfer
 import SagaEndpoint
 import Testing
@@ -15,8 +16,9 @@ struct InputQueueLostTests {
     func deletedThenDeclaredAgain() async throws {
         let harness = try await EndpointHarness.make()
         try await harness.declareQueue("transfers-b")
+        let metrics = TestMetrics()
         let endpoint = harness.makeEndpoint(MoneyTransferApp.registry(bankTimeout: .seconds(600)),
-                                            queues: ["transfers", "transfers-b"], database: "sagas")
+                                            queues: ["transfers", "transfers-b"], database: "sagas", metrics: metrics)
         let running = Task { try await endpoint.run() }
         try await waitUntil(timeout: .seconds(30), message: "ready after start") { endpoint.isReady }
 
@@ -25,6 +27,7 @@ struct InputQueueLostTests {
         let reason = try #require(endpoint.notReadyReason)
         #expect(reason.contains("not consuming transfers-b"), "\(reason)")
         #expect(!reason.contains("transfers ("), "the other queue is consumed: \(reason)")
+        #expect(try metrics.expectGauge("saga_input_queues_unconsumed").lastValue == 1)
 
         // The other queue is served meanwhile.
         try await harness.send(TransferRequested(transferId: "t-a", fromAccount: "a", toAccount: "b", amount: 10),
@@ -38,6 +41,7 @@ struct InputQueueLostTests {
 
         try await harness.declareQueue("transfers-b")
         try await waitUntil(timeout: .seconds(60), message: "ready again once the queue is back") { endpoint.isReady }
+        #expect(try metrics.expectGauge("saga_input_queues_unconsumed").lastValue == 0)
         try await harness.send(TransferRequested(transferId: "t-b", fromAccount: "a", toAccount: "b", amount: 20),
                                to: "transfers-b", messageId: "req-b")
         try await waitUntil(timeout: .seconds(30), message: "the queue's message processed after it came back") {
