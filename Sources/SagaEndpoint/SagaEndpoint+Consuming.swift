@@ -35,21 +35,23 @@ extension SagaEndpoint {
         }
     }
 
-    /// Consumes `queue` again, waiting 1 s before the first attempt and doubling up to 30 s between them;
-    /// nil once the endpoint stops.
+    /// Consumes `queue` again, waiting about 1 s before the first attempt and doubling up to 30 s between
+    /// them (with the transport's reconnect jitter, so endpoints do not retry in lockstep); nil once the
+    /// endpoint stops.
     private func consumeAgain(_ queue: String, on connection: AMQPConnection) async -> AMQPConsumer? {
-        var delay = Duration.seconds(1)
+        let policy = RecoveryPolicy(initialDelay: .seconds(1), maximumDelay: .seconds(30))
+        var attempt = 0
         while true {
-            try? await Task.sleep(for: delay)
+            try? await Task.sleep(for: policy.delay(attempt: attempt))
             guard !Task.isCancelled, !isStopping else { return nil }
             do {
                 return try await connection.consume(queue: queue, prefetch: configuration.prefetch,
                                                     consumerTag: consumerTag(for: queue))
             } catch {
+                attempt += 1
                 health.consumerLost(queue, reason: "\(error)")
                 logger.warning("the queue still cannot be consumed; trying again", metadata: [
-                    "queue": "\(queue)", "error": "\(error)", "retry_in": "\(min(delay * 2, .seconds(30)))"])
-                delay = min(delay * 2, .seconds(30))
+                    "queue": "\(queue)", "error": "\(error)", "attempt": "\(attempt)"])
             }
         }
     }

@@ -49,8 +49,8 @@ public final class SagaEndpoint: Service, Sendable {
         if !health.ready.load(ordering: .relaxed) { return "broker connection or database not available" }
         let lost = health.lostConsumers
         guard !lost.isEmpty else { return nil }
-        return "not consuming " + lost.keys.sorted().map { "\($0) (\(lost[$0]!))" }.joined(separator: ", ")
-            + "; trying again"
+        return "not consuming " + lost.sorted { $0.key < $1.key }.map { "\($0.key) (\($0.value))" }
+            .joined(separator: ", ") + "; trying again"
     }
 
     /// True once a graceful shutdown has started (it stops consuming and finishes the batches in flight).

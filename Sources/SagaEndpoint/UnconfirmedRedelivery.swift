@@ -19,25 +19,24 @@ final class UnconfirmedRedelivery: Sendable {
     }
 
     private let state = Mutex(State())
-    let initialDelay: Duration
-    let maximumDelay: Duration
+    /// The doubling delays, without jitter: a message's rounds follow each other anyway.
+    private let policy: RecoveryPolicy
 
     init(initialDelay: Duration = .milliseconds(100), maximumDelay: Duration = .seconds(5)) {
-        self.initialDelay = initialDelay
-        self.maximumDelay = maximumDelay
+        policy = RecoveryPolicy(initialDelay: initialDelay, maximumDelay: maximumDelay, jitter: 0)
     }
 
     /// Holds `tag` and returns how long to wait before handing it back.
     func hold(_ tag: DeliveryTag, messageId: String) -> Duration {
-        state.withLock { state in
+        let failures = state.withLock { state in
             state.held.insert(tag)
             // Bounded: ids whose messages never get through (a route that stays missing) are forgotten in
             // bulk rather than kept for ever; they start again from the shortest delay.
             if state.failures.count >= 10_000 { state.failures.removeAll() }
-            let failures = state.failures[messageId, default: 0]
-            state.failures[messageId] = failures + 1
-            return min(maximumDelay, initialDelay * (1 << min(failures, 16)))
+            defer { state.failures[messageId, default: 0] += 1 }
+            return state.failures[messageId, default: 0]
         }
+        return policy.delay(attempt: failures)
     }
 
     /// The delivery was handed back (or can no longer be: its channel is gone).

@@ -16,8 +16,8 @@ enum OperationsWiring {
         return registry
     }
 
-    /// The `/metrics` and `/health/*` server for `endpoint`: ready = broker connected, database open and every
-/// input queue consumed.
+    /// The `/metrics` and `/health/*` server for `endpoint`: ready = broker connected, database open and
+    /// every input queue consumed.
     static func server(host: String, port: Int, registry: PrometheusCollectorRegistry, endpoint: SagaEndpoint,
                        logger: Logger) -> OperationsServer {
         OperationsServer(host: host, port: port, registry: registry, logger: logger) {
