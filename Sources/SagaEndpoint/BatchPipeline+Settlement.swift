@@ -54,10 +54,8 @@ extension BatchPipeline {
             try? await consumer.nack(tag, requeue: true)
         }
         for hold in holds {
-            Task { [consumer, unconfirmedRedelivery] in
-                try? await Task.sleep(for: hold.delay)
+            unconfirmedRedelivery.schedule(hold.tag, after: hold.delay) { [consumer] in
                 try? await consumer.nack(hold.tag, requeue: true)
-                unconfirmedRedelivery.release(hold.tag)
             }
         }
     }

@@ -219,6 +219,9 @@ public final class SagaEndpoint: Service, Sendable {
                 work.finish()
             }
         }
+        // Deliveries held back after unconfirmed publishes go back to their queues now, while the
+        // connection they came on is still open.
+        await pipeline.unconfirmedRedelivery.handBackAll()
     }
 
     /// Connects, retrying with a clear log line while the broker is unreachable (no crash loop).

@@ -10,10 +10,13 @@ import Synchronization
 ///
 /// A held delivery must not be acknowledged by a later batch's `multiple` ack (that would settle it
 /// instead of handing it back), so while any delivery of a channel opening is held, acks on that opening
-/// go one by one (`AckPlan`).
+/// go one by one (`AckPlan`). When the endpoint stops, held deliveries are handed back at once, on the
+/// connection they came on, rather than left to the close (and no task outlives the endpoint).
 final class UnconfirmedRedelivery: Sendable {
     private struct State {
         var held: Set<DeliveryTag> = []
+        /// The waits scheduled by `schedule`, until they have handed their delivery back.
+        var handBacks: [DeliveryTag: Task<Void, Never>] = [:]
         /// Consecutive failed rounds per incoming message id.
         var failures: [String: Int] = [:]
     }
@@ -39,9 +42,32 @@ final class UnconfirmedRedelivery: Sendable {
         return policy.delay(attempt: failures)
     }
 
+    /// Hands `tag` back after `delay`, or sooner when `handBackAll` is called.
+    func schedule(_ tag: DeliveryTag, after delay: Duration, handBack: @escaping @Sendable () async -> Void) {
+        // Recorded under the lock that `release` takes, so a wait that ends at once still finds its entry.
+        state.withLock { state in
+            state.handBacks[tag] = Task {
+                try? await Task.sleep(for: delay)  // ends early when cancelled by `handBackAll`
+                await handBack()
+                self.release(tag)
+            }
+        }
+    }
+
+    /// Hands back every held delivery now instead of after its delay, and returns once that is done: the
+    /// endpoint is stopping and is about to close the connection they came on.
+    func handBackAll() async {
+        let waits = state.withLock { Array($0.handBacks.values) }
+        for wait in waits { wait.cancel() }
+        for wait in waits { await wait.value }
+    }
+
     /// The delivery was handed back (or can no longer be: its channel is gone).
     func release(_ tag: DeliveryTag) {
-        state.withLock { _ = $0.held.remove(tag) }
+        state.withLock { state in
+            state.held.remove(tag)
+            state.handBacks.removeValue(forKey: tag)
+        }
     }
 
     /// The message's outgoing messages were confirmed: its next failure starts from the shortest delay.

@@ -72,4 +72,21 @@ struct UnconfirmedRedeliveryUnitTests {
         redelivery.succeeded(["m"])
         #expect(redelivery.hold(tag(10), messageId: "m") == .milliseconds(100))
     }
+
+    /// Failed before (there was no way to end the waits): a held delivery was handed back only after its
+    /// delay, by a task that outlived the stopped endpoint, on a connection closed by then.
+    @Test("handBackAll hands every held delivery back at once, not after its delay", .timeLimit(.minutes(1)))
+    func handBackAllEndsTheWaits() async {
+        let redelivery = UnconfirmedRedelivery(initialDelay: .seconds(3600), maximumDelay: .seconds(3600))
+        let handedBack = Tally()
+        for value: UInt64 in 1...3 {
+            let tag = DeliveryTag(channel: 3, channelEpoch: 1, value: value)
+            let delay = redelivery.hold(tag, messageId: "m\(value)")
+            redelivery.schedule(tag, after: delay) { handedBack.increment() }
+        }
+        #expect(redelivery.held.count == 3)
+        await redelivery.handBackAll()
+        #expect(handedBack.count == 3)
+        #expect(redelivery.held.isEmpty)
+    }
 }
