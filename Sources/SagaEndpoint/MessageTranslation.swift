@@ -34,7 +34,7 @@ enum MessageTranslation {
         guard delivery.message.body.count <= maxBodyBytes else {
             throw RejectionReason(kind: "BodyTooLarge", detail: "body of \(delivery.message.body.count) bytes exceeds the limit of \(maxBodyBytes)")
         }
-        guard registry.handles(type: type) else {
+        guard registry.handlesFromBroker(type: type) else {
             throw RejectionReason(kind: "NoHandler", detail: "no saga or handler handles message type '\(type)'")
         }
         var headers: [String: String] = [:]

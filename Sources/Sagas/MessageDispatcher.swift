@@ -14,7 +14,10 @@ public struct MessageDispatcher: Sendable {
 
     /// Throws `SagaError.noHandler` when nothing in this endpoint handles the message's type.
     public func checkHandled(_ incoming: IncomingMessage) throws {
-        guard registry.handles(type: incoming.type) else { throw SagaError.noHandler(type: incoming.type) }
+        // A timeout type comes only from the store; published by someone else it has no handler.
+        let handled = incoming.timeoutTarget == nil
+            ? registry.handlesFromBroker(type: incoming.type) : registry.handles(type: incoming.type)
+        guard handled else { throw SagaError.noHandler(type: incoming.type) }
     }
 
     /// Whether the message needs stateless handlers (which may be async and run before the transaction).

@@ -15,6 +15,12 @@ public struct SagaDefinition<S: Saga>: Sendable {
         var handle: Handle?
         var notFound: NotFoundPolicy
         var isTimeout: Bool
+        /// The Swift type `M` and how it was declared, to name both sides of a conflict.
+        var swiftType: ObjectIdentifier
+        var swiftName: String
+        var declaration: String
+        /// `M` keeps the default `messageType`, its Swift name (see `HandlerRegistry.claim`).
+        var defaultNamed: Bool
     }
 
     private(set) var routes: [String: Route] = [:]
@@ -35,12 +41,14 @@ public struct SagaDefinition<S: Saga>: Sendable {
                 try whenExisting(&state, message as! M, context)
             }
         }
-        routes[M.messageType] = Route(
+        add(Route(
             messageType: M.messageType, decode: Self.decoder(type),
             correlation: Self.correlate(correlation),
             start: { message, context in try start(message as! M, context) },
-            handle: existing, notFound: .discard, isTimeout: false
-        )
+            handle: existing, notFound: .discard, isTimeout: false,
+            swiftType: ObjectIdentifier(M.self), swiftName: String(reflecting: M.self), declaration: "startedBy",
+            defaultNamed: M.messageType == String(describing: M.self)
+        ))
     }
 
     /// `M` is handled by the live instance it correlates to. When there is none, `whenNotFound` decides.
@@ -48,13 +56,15 @@ public struct SagaDefinition<S: Saga>: Sendable {
         _ type: M.Type, correlatedBy correlation: Correlation<M>, whenNotFound: NotFoundPolicy = .discard,
         _ handle: @escaping @Sendable (inout S, M, HandlerContext) throws -> Void
     ) {
-        routes[M.messageType] = Route(
+        add(Route(
             messageType: M.messageType, decode: Self.decoder(type),
             correlation: Self.correlate(correlation),
             start: nil,
             handle: { state, message, context in try handle(&state, message as! M, context) },
-            notFound: whenNotFound, isTimeout: false
-        )
+            notFound: whenNotFound, isTimeout: false,
+            swiftType: ObjectIdentifier(M.self), swiftName: String(reflecting: M.self), declaration: "handles",
+            defaultNamed: M.messageType == String(describing: M.self)
+        ))
     }
 
     /// `M` is a timeout this saga requests with `context.requestTimeout(after:_:)`; it is delivered only
@@ -62,11 +72,33 @@ public struct SagaDefinition<S: Saga>: Sendable {
     public mutating func handlesTimeout<M: Message>(
         _ type: M.Type, _ handle: @escaping @Sendable (inout S, M, HandlerContext) throws -> Void
     ) {
-        routes[M.messageType] = Route(
+        add(Route(
             messageType: M.messageType, decode: Self.decoder(type), correlation: nil, start: nil,
             handle: { state, message, context in try handle(&state, message as! M, context) },
-            notFound: .discard, isTimeout: true
-        )
+            notFound: .discard, isTimeout: true,
+            swiftType: ObjectIdentifier(M.self), swiftName: String(reflecting: M.self), declaration: "handlesTimeout",
+            defaultNamed: M.messageType == String(describing: M.self)
+        ))
+    }
+
+    /// One route per message type. A second declaration used to replace the first without a word (a
+    /// `startedBy` followed by `handles` for the same type lost the start: no instance was ever created),
+    /// so it stops the program where the saga is defined, like any other programming error.
+    private mutating func add(_ route: Route) {
+        if let first = routes[route.messageType] {
+            preconditionFailure(Self.duplicateRouteMessage(first: first, second: route))
+        }
+        routes[route.messageType] = route
+    }
+
+    static func duplicateRouteMessage(first: Route, second: Route) -> String {
+        var message = "saga \(S.sagaType) declares message type '\(second.messageType)' twice "
+            + "(\(first.declaration)(\(first.swiftName).self) and \(second.declaration)(\(second.swiftName).self)); "
+            + "a saga has one route per message type"
+        if Set([first.declaration, second.declaration]) == ["startedBy", "handles"] {
+            message += ": to handle a start message that finds its instance alive, pass `whenExisting:` to `startedBy`"
+        }
+        return message
     }
 
     // The casts in the routes cannot fail: a route's `decode` produces its own `M`.

@@ -35,6 +35,8 @@ struct ResolvedSagaMessage: Sendable {
 /// Runs one saga type's handlers against stored instances; type-erased so a registry can hold many.
 protocol SagaRunner: Sendable {
     var sagaType: String { get }
+    /// The Swift type's full name, for messages about it.
+    var swiftName: String { get }
     var messageTypes: [String] { get }
     /// The instance the message goes to; nil when the message is not for this saga (a timeout of another
     /// saga type, or a message whose `Correlation.optionalProperty` value is absent).
@@ -61,6 +63,7 @@ struct TypedSagaRunner<S: Saga>: SagaRunner {
     }
 
     var sagaType: String { S.sagaType }
+    var swiftName: String { String(reflecting: S.self) }
     var messageTypes: [String] { Array(definition.routes.keys) }
 
     func resolve(_ incoming: IncomingMessage) throws -> ResolvedSagaMessage? {

@@ -32,6 +32,10 @@ struct BadInputTests {
             ("bad-size", oversized, properties(id: "bad-size"), "BodyTooLarge", "2048"),
             ("bad-content", valid, properties(id: "bad-content", contentType: "text/plain"), "UnsupportedContentType", "text/plain"),
             ("bad-field", missingAmount, properties(id: "bad-field"), "MalformedMessage", "amount"),
+            // A saga's timeout type comes only from its store: published from outside, nothing handles it
+            // (failed before: consumed as handled, with no saga run and no trace but the inbox row).
+            ("bad-timeout", valid, properties(id: "bad-timeout", type: BankReplyTimeout.messageType), "NoHandler",
+             BankReplyTimeout.messageType),
         ]
         for (_, body, properties, _, _) in cases {
             try await harness.sendRaw(body, properties: properties, to: "transfers")
