@@ -210,6 +210,7 @@ public final class SagaTestHost: EmittedMessages {
     }
 
     private nonisolated(nonsending) func process(_ incoming: IncomingMessage, retry: Int) async throws -> DeliveryResult {
+        guard !incoming.messageId.isEmpty else { throw SagaTestHostError.missingMessageId(type: incoming.type) }
         try dispatcher.checkHandled(incoming)
         let at = now
         if persistence.hasProcessed(messageId: incoming.messageId) {
@@ -284,11 +285,17 @@ public enum SagaTestHostError: Error, Sendable, Equatable, CustomStringConvertib
     /// `advanceTime` made more deliveries than `maxDeliveriesPerAdvance`: a saga keeps asking for
     /// timeouts that are already due?
     case tooManyDeliveries(limit: Int)
+    /// The message has an empty id. The endpoint sends such a message to the error queue before any
+    /// handler runs (it cannot be deduplicated); the host refuses it rather than treat the next message
+    /// with an empty id as a duplicate.
+    case missingMessageId(type: String)
 
     public var description: String {
         switch self {
         case .tooManyDeliveries(let limit):
             "advanceTime delivered more than \(limit) messages; does a saga keep requesting due timeouts?"
+        case .missingMessageId(let type):
+            "a '\(type)' message without message id cannot be deduplicated; the endpoint sends it to the error queue"
         }
     }
 }
