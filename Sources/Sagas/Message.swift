@@ -47,8 +47,30 @@ public enum MessageCoding {
     static func makeEncoder() -> JSONEncoder {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
-        encoder.dateEncodingStrategy = .iso8601
+        encoder.dateEncodingStrategy = .custom { date, encoder in
+            var container = encoder.singleValueContainer()
+            try container.encode(iso8601(date))
+        }
         return encoder
+    }
+
+    /// ISO 8601 in UTC with the fraction of a second, to the microsecond, when there is one:
+    /// `2026-01-01T00:00:00Z`, `2026-01-01T00:00:00.75Z`. Foundation's `.iso8601` strategy drops the
+    /// fraction, so a saga that stored `now + 0.5 s` read back an earlier time; its decoder reads
+    /// fractions (as other platforms write them) and so does ours. Whole seconds keep the short form.
+    static func iso8601(_ date: Date) -> String {
+        var whole = date.timeIntervalSince1970.rounded(.down)
+        var micros = Int(((date.timeIntervalSince1970 - whole) * 1_000_000).rounded())
+        if micros == 1_000_000 {
+            whole += 1
+            micros = 0
+        }
+        let text = Date(timeIntervalSince1970: whole).formatted(.iso8601)
+        guard micros > 0, text.hasSuffix("Z") else { return text }
+        var digits = String(micros)
+        digits = String(repeating: "0", count: 6 - digits.count) + digits
+        while digits.hasSuffix("0") { digits.removeLast() }
+        return text.dropLast() + "." + digits + "Z"
     }
 
     static func makeDecoder() -> JSONDecoder {

@@ -1,0 +1,41 @@
+import Foundation
+import Sagas
+import Testing
+
+@Suite("Message and state coding")
+struct MessageCodingTests {
+    struct Stamped: Message, Equatable {
+        var at: Date
+    }
+
+    /// Failed before: Foundation's `.iso8601` strategy wrote whole seconds, so `now + 0.5 s` came back as
+    /// `now` (a saga comparing a stored due time with the clock saw it pass early).
+    @Test("dates keep their fraction of a second, to the microsecond; whole seconds keep the short form",
+          arguments: [
+              (1_767_225_600.0, #"{"at":"2026-01-01T00:00:00Z"}"#),
+              (1_767_225_600.75, #"{"at":"2026-01-01T00:00:00.75Z"}"#),
+              (1_767_225_600.000_125, #"{"at":"2026-01-01T00:00:00.000125Z"}"#),
+              (1_767_225_600.999_999_9, #"{"at":"2026-01-01T00:00:01Z"}"#),
+              (-0.5, #"{"at":"1969-12-31T23:59:59.5Z"}"#),
+          ])
+    func fractionalSeconds(seconds: Double, json: String) throws {
+        let encoded = try MessageCoding.encode(Stamped(at: Date(timeIntervalSince1970: seconds)))
+        #expect(String(decoding: encoded, as: UTF8.self) == json)
+        let decoded = try MessageCoding.decode(Stamped.self, from: encoded, messageType: "Stamped")
+        #expect(abs(decoded.at.timeIntervalSince1970 - seconds) < 0.000_001)
+    }
+
+    @Test("dates written by other platforms decode: fractions of any length, offsets")
+    func foreignDates() throws {
+        let cases: [(String, Double)] = [
+            ("2026-12-06T05:00:00.1234567Z", 1_796_533_200.123_456_7),
+            ("2026-12-06T05:00:00+01:00", 1_796_529_600),
+            ("2026-12-06T05:00:00.5+01:00", 1_796_529_600.5),
+        ]
+        for (text, seconds) in cases {
+            let decoded = try MessageCoding.decode(Stamped.self, from: Data(#"{"at":"\#(text)"}"#.utf8),
+                                                   messageType: "Stamped")
+            #expect(abs(decoded.at.timeIntervalSince1970 - seconds) < 0.000_001, "\(text)")
+        }
+    }
+}
