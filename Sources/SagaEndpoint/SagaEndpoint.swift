@@ -69,10 +69,14 @@ public final class SagaEndpoint: Service, Sendable {
             : nil
         let backlogReader = try BacklogReader(path: configuration.databasePath,
                                               busyTimeout: configuration.databaseBusyTimeout, logger: logger)
-        let consumerConnection = try await connect(role: "consume")
+        guard let consumerConnection = try await connectUnlessShuttingDown(role: "consume") else { return }
         let publisherConnection: AMQPConnection
         do {
-            publisherConnection = try await connect(role: "publish")
+            guard let connection = try await connectUnlessShuttingDown(role: "publish") else {
+                await consumerConnection.close()
+                return
+            }
+            publisherConnection = connection
         } catch {
             await consumerConnection.close()
             throw error
@@ -224,11 +228,22 @@ public final class SagaEndpoint: Service, Sendable {
         await pipeline.unconfirmedRedelivery.handBackAll()
     }
 
-    /// Connects, retrying with a clear log line while the broker is unreachable (no crash loop).
-    private func connect(role: String) async throws -> AMQPConnection {
-        var configuration = try AMQPConfiguration(url: self.configuration.amqpURL)
-        configuration.connectionName = "\(self.configuration.connectionName)-\(role)"
-        return try await AMQPConnection.connectRetrying(configuration, logger: logger)
+    /// Connects, retrying with a clear log line while the broker is unreachable (no crash loop); nil when
+    /// a graceful shutdown comes first. Before, a SIGTERM while the broker was down waited out the
+    /// group's shutdown limit and then failed the endpoint with a cancellation.
+    private func connectUnlessShuttingDown(role: String) async throws -> AMQPConnection? {
+        var amqp = try AMQPConfiguration(url: configuration.amqpURL)
+        amqp.connectionName = "\(configuration.connectionName)-\(role)"
+        let (settings, logger) = (amqp, self.logger)
+        do {
+            return try await cancelWhenGracefulShutdown {
+                try await AMQPConnection.connectRetrying(settings, logger: logger)
+            }
+        } catch where Task.isShuttingDownGracefully {
+            logger.info("graceful shutdown before the broker was reached; stopping", metadata: [
+                "amqp.url": "\(settings.redactedURL)"])
+            return nil
+        }
     }
 
     /// Input queues must exist (the topology declares them, with their arguments); a missing one is

@@ -4,6 +4,7 @@ import NIOHTTP1
 import NIOPosix
 public import Prometheus
 public import ServiceLifecycle
+import Synchronization
 
 /// The operator's HTTP endpoint: Prometheus metrics and health checks for an orchestrator.
 ///
@@ -27,6 +28,8 @@ public final class OperationsServer: Service, Sendable {
     private let registry: PrometheusCollectorRegistry
     private let readiness: @Sendable () async -> Readiness
     private let logger: Logger
+    /// Set by `bind`, taken by `run`.
+    private let bound = Mutex<(any Channel)?>(nil)
 
     public init(host: String = "127.0.0.1", port: Int, registry: PrometheusCollectorRegistry,
                 logger: Logger, readiness: @escaping @Sendable () async -> Readiness) {
@@ -37,24 +40,46 @@ public final class OperationsServer: Service, Sendable {
         self.logger = logger
     }
 
-    public func run() async throws {
-        let group = MultiThreadedEventLoopGroup.singleton
+    /// Starts listening, so that a port in use or a bad address stops a program at its start, before it
+    /// does any work, with an error naming the address (`OperationsServerError`). `run` binds by itself
+    /// when this was not called.
+    public func bind() async throws {
+        let channel = try await listen()
+        bound.withLock { $0 = channel }
+    }
+
+    private func listen() async throws -> any Channel {
         let registry = self.registry
         let readiness = self.readiness
-        let channel = try await ServerBootstrap(group: group)
-            .serverChannelOption(.backlog, value: 64)
-            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
-            .childChannelInitializer { channel in
-                channel.eventLoop.makeCompletedFuture {
-                    try channel.pipeline.syncOperations.configureHTTPServerPipeline()
-                    try channel.pipeline.syncOperations.addHandler(
-                        OperationsHandler(registry: registry, readiness: readiness))
+        let channel: any Channel
+        do {
+            channel = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+                .serverChannelOption(.backlog, value: 64)
+                .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+                .childChannelInitializer { channel in
+                    channel.eventLoop.makeCompletedFuture {
+                        try channel.pipeline.syncOperations.configureHTTPServerPipeline()
+                        try channel.pipeline.syncOperations.addHandler(
+                            OperationsHandler(registry: registry, readiness: readiness))
+                    }
                 }
-            }
-            .bind(host: host, port: port).get()
+                .bind(host: host, port: port).get()
+        } catch {
+            throw OperationsServerError(host: host, port: port, reason: "\(error)")
+        }
         logger.info("operations HTTP server listening", metadata: [
             "address": "http://\(host):\(channel.localAddress?.port ?? port)",
             "paths": "/metrics /health/live /health/ready"])
+        return channel
+    }
+
+    public func run() async throws {
+        let channel: any Channel
+        if let earlier = bound.withLock({ $0.take() }) {
+            channel = earlier
+        } else {
+            channel = try await listen()
+        }
         // Cancellation too: the service group cancels every service when one fails (the endpoint could not
         // open its database), and a server still listening would keep the process, and its 200 on
         // /health/live, alive for ever.
@@ -133,5 +158,16 @@ private final class OperationsHandler: ChannelInboundHandler {
             let bound = NIOLoopBound(context, eventLoop: context.eventLoop)
             done.whenComplete { _ in bound.value.close(promise: nil) }
         }
+    }
+}
+
+/// The operations server could not listen on its address (a port in use, an address not on this host).
+public struct OperationsServerError: Error, Sendable, CustomStringConvertible {
+    public var host: String
+    public var port: Int
+    public var reason: String
+
+    public var description: String {
+        "the operations HTTP server cannot listen on \(host):\(port): \(reason) (check --http-port and --http-host)"
     }
 }

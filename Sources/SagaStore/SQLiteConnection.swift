@@ -82,7 +82,8 @@ public final class SQLiteConnection {
         let rc = sqlite3_open_v2(path, &handle, flags, nil)
         guard rc == SQLITE_OK, let handle else {
             // Even a failed open usually allocates a handle that carries the message and must be closed.
-            let error = SQLiteError(resultCode: rc, db: handle, sql: nil)
+            var error = SQLiteError(resultCode: rc, db: handle, sql: nil)
+            error.path = path
             sqlite3_close_v2(handle)
             throw error
         }

@@ -77,6 +77,8 @@ public struct SQLiteError: Error, Sendable, CustomStringConvertible {
     public let message: String
     /// The statement that failed, when there was one.
     public let sql: String?
+    /// The database file, when opening it failed ("unable to open database file" does not say which).
+    public internal(set) var path: String?
 
     public init(resultCode: Int32, message: String, sql: String? = nil) {
         self.code = Code(primaryResultCode: resultCode & 0xFF)
@@ -110,6 +112,7 @@ public struct SQLiteError: Error, Sendable, CustomStringConvertible {
     public var description: String {
         var text = "SQLiteError(\(code), resultCode: \(resultCode)): \(message)"
         if let sql { text += " [sql: \(sql)]" }
+        if let path { text += " [path: \(path)]" }
         return text
     }
 }
