@@ -153,23 +153,16 @@ struct EndpointOptions: ParsableArguments {
 }
 
 enum EndpointHost {
-    /// Declares the topology, then runs one endpoint in a ServiceGroup that shuts it down gracefully on
-    /// SIGTERM or SIGINT (the command then exits 0).
+    /// Runs one endpoint in a ServiceGroup that shuts it down gracefully on SIGTERM or SIGINT (the command
+    /// then exits 0), after declaring the topology in the same service. What can be checked without the
+    /// broker is checked first (the database opens, the topology files parse, the HTTP port is free), so a
+    /// mistake stops the command before it does any work.
     static func run(
         queues: [String], connectionName: String, registry: HandlerRegistry, settings: EndpointSettings, logger: Logger
     ) async throws {
-        if settings.declareTopology {
-            let topology = try TopologyOptions.load(directory: settings.topologyDirectory, logger: logger)
-            let connection = try await BrokerConnection.open(url: settings.amqpURL, name: "\(connectionName)-topology",
-                                                             waitForBroker: true, logger: logger)
-            do {
-                try await TopologyActions.declare(topology, on: connection, logger: logger)
-            } catch {
-                await connection.close()
-                throw error
-            }
-            await connection.close()
-        }
+        try DatabasePreflight.check(settings.databasePath, logger: logger)
+        let topology = settings.declareTopology
+            ? try TopologyOptions.load(directory: settings.topologyDirectory, logger: logger) : nil
         var configuration = EndpointConfiguration(amqpURL: settings.amqpURL, inputQueues: queues,
                                                   databasePath: settings.databasePath)
         configuration.prefetch = settings.prefetch
@@ -182,11 +175,15 @@ enum EndpointHost {
         // while the endpoint finishes the messages in flight, instead of refusing connections.
         var services: [ServiceGroupConfiguration.ServiceConfiguration] = []
         if let port = settings.httpPort {
-            services.append(.init(service: OperationsWiring.server(host: settings.httpHost, port: port, registry: metrics,
-                                                                   endpoint: endpoint, logger: logger),
-                                  serviceName: "OperationsServer"))
+            let server = OperationsWiring.server(host: settings.httpHost, port: port, registry: metrics,
+                                                 endpoint: endpoint, logger: logger)
+            try await server.bind()
+            services.append(.init(service: server, serviceName: "OperationsServer"))
         }
-        services.append(.init(service: endpoint, serviceName: "SagaEndpoint"))
+        services.append(.init(service: TopologyThenEndpoint(topology: topology, amqpURL: settings.amqpURL,
+                                                            connectionName: connectionName, endpoint: endpoint,
+                                                            logger: logger),
+                              serviceName: "SagaEndpoint"))
 
         if let watch = ParentWatch.fromEnvironment(logger: logger) {
             // Started by `demo`: stop when the demo is gone (shut down last-added first, so it goes at once).

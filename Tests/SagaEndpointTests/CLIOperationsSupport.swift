@@ -39,13 +39,13 @@ struct RunProcess {
     let httpPort: Int
     let directory: URL
 
-    init(url: String, label: String, logLevel: String = "warning") throws {
+    init(url: String, label: String, logLevel: String = "warning", extraArguments: [String] = []) throws {
         directory = FileManager.default.temporaryDirectory.appendingPathComponent("\(label)-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         httpPort = try DedicatedBrokerNode.freePort()
         process = try ChildProcess(executable: CLIProcessTests.executablePath, arguments: [
             "run", "--amqp-url", url, "--database", directory.appendingPathComponent("s.sqlite").path,
-            "--http-port", "\(httpPort)", "--log-level", logLevel])
+            "--http-port", "\(httpPort)", "--log-level", logLevel] + extraArguments)
     }
 
     /// Kills the process if it still runs and removes the folder.
