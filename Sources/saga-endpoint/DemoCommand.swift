@@ -61,7 +61,7 @@ struct DemoCommand: AsyncParsableCommand {
             "run": "\(workload.runId)", "seed": "\(seed)", "transfers": "\(workload.transfers.count)",
             "publications": "\(workload.publications.count)",
         ])
-        let topology = try topologyOptions.load(logger: logger)
+        let topology = try TopologyOptions.load(directory: topologyOptions.directory, logger: logger)
         let connection = try await BrokerConnection.open(url: amqp.url, name: "saga-endpoint-demo", logger: logger)
         let supervisor = ChildSupervisor()
         var directory: String?

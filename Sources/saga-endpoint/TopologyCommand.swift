@@ -21,7 +21,7 @@ struct TopologyCommand: AsyncParsableCommand {
 
         func run() async throws {
             let logger = logging.bootstrap()
-            let topology = try topologyOptions.load(logger: logger)
+            let topology = try topologyOptions.load(config: config, logger: logger)
             let url = try brokerURL()
             let connection = try await BrokerConnection.open(url: url, name: "saga-endpoint-topology", logger: logger)
             do {
@@ -52,7 +52,7 @@ struct TopologyCommand: AsyncParsableCommand {
 
         func run() async throws {
             let logger = logging.bootstrap()
-            let topology = try topologyOptions.load(logger: logger)
+            let topology = try topologyOptions.load(config: config, logger: logger)
             let url = try brokerURL()
             let connection = try await BrokerConnection.open(url: url, name: "saga-endpoint-verify", logger: logger)
             let problems = await TopologyActions.verify(topology, on: connection)
@@ -71,10 +71,11 @@ struct TopologyCommand: AsyncParsableCommand {
     struct Export: ParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Print the merged definitions as one JSON document for `rabbitmqctl import_definitions`.")
+        @OptionGroup var config: ConfigOptions
         @OptionGroup var topologyOptions: TopologyOptions
 
         func run() throws {
-            let topology = try topologyOptions.load(logger: nil)
+            let topology = try topologyOptions.load(config: config, logger: nil)
             let data = try topology.exportJSON()
             FileHandle.standardOutput.write(data + Data("\n".utf8))
         }
@@ -94,9 +95,26 @@ struct TopologyOptions: ParsableArguments {
         }
     }
 
-    /// The merged definitions; the built-in reference topology when no folder is found.
-    func load(logger: Logger?) throws -> Topology {
-        try Self.load(directory: directory, logger: logger)
+    /// The merged definitions of `--topology-dir`, else of the config file's `topology-dir` (as `run` reads
+    /// it), else of the usual places; the built-in reference topology when no folder is found. Before,
+    /// `topology verify --config` ignored the file's folder and checked other definitions than the ones
+    /// `run` declares with the same file.
+    func load(config: ConfigOptions, logger: Logger?,
+              environment: [String: String] = ProcessInfo.processInfo.environment) throws -> Topology {
+        try Self.load(directory: resolvedDirectory(config: config, environment: environment), logger: logger)
+    }
+
+    /// `--topology-dir`, else the config file's `topology-dir` (top level or the `run` section), else nil.
+    func resolvedDirectory(config: ConfigOptions,
+                           environment: [String: String] = ProcessInfo.processInfo.environment) throws -> String? {
+        let layers = try SettingLayers(configPath: config.pathOption, section: .run, environment: environment)
+        let resolved = try layers.resolve(flag: directory.map { Optional($0) }, flagName: "--topology-dir",
+                                          fromFile: { $0.string(.topologyDir).map { Optional($0) } }, key: .topologyDir,
+                                          default: nil)
+        if let folder = resolved.value, (try? Topology.directory(explicit: folder)) == nil {
+            throw ValidationError("\(resolved.source) names \(folder), which is not a directory")
+        }
+        return resolved.value
     }
 
     /// The definitions of `directory` (nil: the usual places), as `load(logger:)`.

@@ -37,6 +37,38 @@ import Testing
         #expect(try url(command) == AMQPOptions.defaultURL)
     }
 
+    // Failed before: `topology declare|verify|export --config` ignored the file's `topology-dir`, so
+    // `verify` said "ok" about other definitions than the ones `run` declared with the same file.
+    @Test(arguments: [["topology", "declare"], ["topology", "verify"], ["topology", "export"]])
+    func theTopologyFolderComesFromFlagThenFile(command: [String]) throws {
+        let folders = try (0..<2).map { _ in
+            let folder = FileManager.default.temporaryDirectory.appendingPathComponent("topology-\(UUID().uuidString)")
+            try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+            return folder.path
+        }
+        defer { for folder in folders { try? FileManager.default.removeItem(atPath: folder) } }
+        func folder(_ arguments: [String]) throws -> String? {
+            let parsed = try SagaEndpointCLI.parseAsRoot(command + arguments)
+            switch parsed {
+            case let declare as TopologyCommand.Declare:
+                return try declare.topologyOptions.resolvedDirectory(config: declare.config, environment: [:])
+            case let verify as TopologyCommand.Verify:
+                return try verify.topologyOptions.resolvedDirectory(config: verify.config, environment: [:])
+            case let export as TopologyCommand.Export:
+                return try export.topologyOptions.resolvedDirectory(config: export.config, environment: [:])
+            default:
+                Issue.record("\(command) parsed as \(type(of: parsed))")
+                return nil
+            }
+        }
+        let top = try CLIConfigFileTests().configFile(#"{"topology-dir": "\#(folders[0])"}"#)
+        let section = try CLIConfigFileTests().configFile(#"{"run": {"topology-dir": "\#(folders[0])"}}"#)
+        #expect(try folder(["--config", top]) == folders[0])
+        #expect(try folder(["--config", section]) == folders[0])
+        #expect(try folder(["--config", top, "--topology-dir", folders[1]]) == folders[1])
+        #expect(try folder([]) == nil)
+    }
+
     @Test func theRunSectionWinsOverTheTopLevel() throws {
         let path = try CLIConfigFileTests().configFile(#"{"amqp-url": "amqp://top/", "run": {"amqp-url": "amqp://run-section/"}}"#)
         #expect(try url(["errors", "list", "--config", path]) == "amqp://run-section/")
