@@ -67,7 +67,7 @@ public struct AMQPConfiguration: Sendable, Hashable, CustomStringConvertible {
     /// password).
     public init(url: String) throws {
         func invalid(_ reason: String) -> AMQPError {
-            AMQPError(.invalidURL, message: "\(reason) in \(AMQPConfiguration.redact(url))")
+            AMQPError(.invalidURL, message: "\(reason) in \(AMQPConfiguration.redactQueryValues(AMQPConfiguration.redact(url)))")
         }
         guard let components = URLComponents(string: url) else { throw invalid("malformed URI") }
         switch components.scheme?.lowercased() {
@@ -150,6 +150,16 @@ public struct AMQPConfiguration: Sendable, Hashable, CustomStringConvertible {
     public static func redact(_ text: String) -> String {
         guard let hidden = passwordRange(in: text) else { return text }
         return String(text[..<hidden.lowerBound]) + "***" + String(text[hidden.upperBound...])
+    }
+
+    /// `text` with the value of every query parameter replaced by `…`: an error quoting a URL must not
+    /// echo `?password=…` (a password put in the wrong place) or a key file's path. The names stay.
+    static func redactQueryValues(_ text: String) -> String {
+        guard let question = text.firstIndex(of: "?") else { return text }
+        let end = text[question...].firstIndex(of: "#") ?? text.endIndex
+        let items = text[text.index(after: question)..<end].split(separator: "&", omittingEmptySubsequences: false)
+            .map { item in item.contains("=") ? item.prefix { $0 != "=" } + "=…" : item }
+        return text[...question] + items.joined(separator: "&") + text[end...]
     }
 
     /// Where `redact` puts `***`: after the user name's colon, up to the `@` (or the end).

@@ -130,6 +130,9 @@ struct ConfigurationTests {
         // rest of the password.
         "amqp://alice:1234?s3cret-pw@host",
         "amqp://alice:1234?s3=cret-pw@host",
+        // A password in the query (an unknown parameter): failed before, the error quoted the query.
+        "amqp://alice@host?password=s3cret-pw",
+        "amqp://alice@host?heartbeat=s3cret-pw",
     ])
     func errorsHideThePassword(url: String) {
         do {
