@@ -32,7 +32,7 @@ public enum MessageCoding {
         do {
             return try decoder.decode(type, from: data)
         } catch let error as DecodingError {
-            throw SagaError.malformedMessage(type: messageType, reason: describe(error))
+            throw SagaError.malformedMessage(type: messageType, reason: describe(error, body: data))
         } catch {
             throw SagaError.malformedMessage(type: messageType, reason: "\(error)")
         }
@@ -77,6 +77,16 @@ public enum MessageCoding {
         let decoder = JSONDecoder()
         decoder.dateDecodingStrategy = .iso8601
         return decoder
+    }
+
+    static func describe(_ error: DecodingError, body: Data) -> String {
+        // Foundation reports a number that does not fit its field (1.5 or 1e20 for an Int) as invalid
+        // JSON with no field: say what it is when the body does parse.
+        if case .dataCorrupted(let context) = error, context.codingPath.isEmpty,
+           (try? JSONSerialization.jsonObject(with: body, options: [.fragmentsAllowed])) != nil {
+            return "a number does not fit the type of its field (a fraction, or too large, for an integer field)"
+        }
+        return describe(error)
     }
 
     static func describe(_ error: DecodingError) -> String {

@@ -38,4 +38,22 @@ struct MessageCodingTests {
             #expect(abs(decoded.at.timeIntervalSince1970 - seconds) < 0.000_001, "\(text)")
         }
     }
+
+    struct Amount: Message {
+        var amount: Int
+    }
+
+    /// Failed before: Foundation reports such a number as invalid JSON with no field, and so did we.
+    @Test("a number that does not fit its integer field is named as such, not as invalid JSON",
+          arguments: [#"{"amount":1.5}"#, #"{"amount":99999999999999999999}"#])
+    func numberThatDoesNotFit(body: String) {
+        #expect(throws: SagaError.malformedMessage(
+            type: "Amount", reason: "a number does not fit the type of its field (a fraction, or too large, for an integer field)")) {
+            try MessageCoding.decode(Amount.self, from: Data(body.utf8), messageType: "Amount")
+        }
+        let truncated = #expect(throws: SagaError.self) {
+            try MessageCoding.decode(Amount.self, from: Data(#"{"amount":1"#.utf8), messageType: "Amount")
+        }
+        #expect(truncated?.description.contains("body is not valid JSON") == true, "\(String(describing: truncated))")
+    }
 }
