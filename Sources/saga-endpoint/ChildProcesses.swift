@@ -145,12 +145,7 @@ struct ProgressReporter: Sendable {
     var interval: Duration { isTerminal ? .milliseconds(200) : .seconds(5) }
 
     func show(_ progress: DemoTracker.Progress) {
-        let elapsed = ContinuousClock.now - start
-        let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
-        let rate = seconds > 0 ? Double(progress.ended) / seconds : 0
-        let stalled = progress.stalled > 0 ? ", \(progress.stalled) stalled" : ""
-        let text = "\(progress.ended)/\(progress.total) transfers, \(progress.payouts)/\(progress.batches) payouts\(stalled), "
-            + String(format: "%.0f/s, %.0f s", rate, seconds)
+        let text = Self.line(progress, start: start, now: .now)
         if isTerminal {
             let width = 30
             let filled = progress.total > 0 ? width * progress.ended / progress.total : width
@@ -159,6 +154,21 @@ struct ProgressReporter: Sendable {
         } else {
             printError("demo: \(text)")
         }
+    }
+
+    /// "ended/total transfers, payouts, rate, seconds". The rate counts from the first request, as the
+    /// summary's throughput does; it used to count from the demo's start (its processes starting up too),
+    /// which made it a fraction of the summary's figure on a short run.
+    static func line(_ progress: DemoTracker.Progress, start: ContinuousClock.Instant, now: ContinuousClock.Instant) -> String {
+        func seconds(since instant: ContinuousClock.Instant) -> Double {
+            let elapsed = now - instant
+            return Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
+        }
+        let sending = progress.startedAt.map(seconds(since:)) ?? 0
+        let rate = sending > 0 ? Double(progress.ended) / sending : 0
+        let stalled = progress.stalled > 0 ? ", \(progress.stalled) stalled" : ""
+        return "\(progress.ended)/\(progress.total) transfers, \(progress.payouts)/\(progress.batches) payouts\(stalled), "
+            + String(format: "%.0f/s, %.0f s", rate, seconds(since: start))
     }
 
     /// Ends the redrawn line.

@@ -100,10 +100,13 @@ actor DemoTracker {
 
     struct Progress: Sendable {
         var ended: Int, total: Int, payouts: Int, batches: Int, stalled: Int
+        /// When the first request went out: the rate counts from there, as the summary's throughput does.
+        var startedAt: ContinuousClock.Instant?
     }
 
     var progress: Progress {
-        Progress(ended: ended, total: transfers.count, payouts: payoutsCompleted, batches: batches.count, stalled: stalled)
+        Progress(ended: ended, total: transfers.count, payouts: payoutsCompleted, batches: batches.count, stalled: stalled,
+                 startedAt: startedAt)
     }
 
     /// The final figures.

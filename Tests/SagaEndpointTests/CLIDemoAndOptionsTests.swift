@@ -11,6 +11,16 @@ import Sagas
 import Testing
 
 @Suite struct CLIDemoWorkloadTests {
+    // Failed before: the rate counted from the demo's start, processes starting up included (a review
+    // saw "134/s" on the progress line and 897 transfers/s in the summary of the same run).
+    @Test func theProgressRateCountsFromTheFirstRequestLikeTheSummary() {
+        let start = ContinuousClock.now
+        let progress = DemoTracker.Progress(ended: 500, total: 1000, payouts: 1, batches: 2, stalled: 0,
+                                            startedAt: start + .seconds(8))
+        #expect(ProgressReporter.line(progress, start: start, now: start + .seconds(10))
+                == "500/1000 transfers, 1/2 payouts, 250/s, 10 s")
+    }
+
     @Test func workloadHasEveryTransferOnceAndTheRequestedDuplicates() throws {
         let workload = try DemoWorkload(singles: 200, batchCount: 4, batchSize: 5, duplicateRate: 0.05, seed: 7)
         #expect(workload.transfers.count == 220)
