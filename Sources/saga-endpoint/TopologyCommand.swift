@@ -68,16 +68,27 @@ struct TopologyCommand: AsyncParsableCommand {
         }
     }
 
-    struct Export: ParsableCommand {
+    struct Export: ParsableCommand, BrokerCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Print the merged definitions as one JSON document for `rabbitmqctl import_definitions`.")
+            abstract: "Print the merged definitions as one JSON document for `rabbitmqctl import_definitions`.",
+            discussion: """
+                The definitions name the vhost of the broker URL (--amqp-url, AMQP_URL or the config file; \
+                / by default), where `declare` would create them. Nothing is sent to the broker.
+                """)
+        @OptionGroup var amqp: AMQPOptions
         @OptionGroup var config: ConfigOptions
         @OptionGroup var topologyOptions: TopologyOptions
 
         func run() throws {
-            let topology = try topologyOptions.load(config: config, logger: nil)
-            let data = try topology.exportJSON()
-            FileHandle.standardOutput.write(data + Data("\n".utf8))
+            FileHandle.standardOutput.write(try definitions() + Data("\n".utf8))
+        }
+
+        /// Before, every definition said vhost "/", so an endpoint's topology in another vhost was
+        /// imported into the default one.
+        func definitions(environment: [String: String] = ProcessInfo.processInfo.environment) throws -> Data {
+            let topology = try topologyOptions.load(config: config, logger: nil, environment: environment)
+            let vhost = try AMQPConfiguration(url: brokerURL(environment: environment)).vhost
+            return try topology.exportJSON(vhost: vhost)
         }
     }
 }

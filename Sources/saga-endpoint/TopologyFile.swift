@@ -309,8 +309,8 @@ extension Topology {
 
     /// One minimal definitions document (exchanges, queues, bindings, each in vhost "/") that
     /// `rabbitmqctl import_definitions` accepts. Pretty-printed with sorted keys, so it is stable.
-    func exportJSON() throws -> Data {
-        let vhost = "/"
+    /// The definitions in `vhost` (`rabbitmqctl import_definitions` creates them where they say).
+    func exportJSON(vhost: String = "/") throws -> Data {
         let definitions = Definitions(
             exchanges: exchanges.map {
                 Exchange(name: $0.name, vhost: vhost, type: $0.kind.rawValue, durable: $0.durable, auto_delete: $0.autoDelete,

@@ -9,7 +9,7 @@ import Testing
 @Suite struct CLIToolConfigTests {
     static let commands: [[String]] = [
         ["errors", "list"], ["errors", "show", "id-1"], ["errors", "replay", "--all"], ["errors", "purge"],
-        ["topology", "declare"], ["topology", "verify"], ["transfer", "--from", "a", "--to", "b", "--amount", "5"],
+        ["topology", "declare"], ["topology", "verify"], ["topology", "export"], ["transfer", "--from", "a", "--to", "b", "--amount", "5"],
     ]
 
     func url(_ arguments: [String], environment: [String: String] = [:]) throws -> String {
@@ -67,6 +67,23 @@ import Testing
         #expect(try folder(["--config", section]) == folders[0])
         #expect(try folder(["--config", top, "--topology-dir", folders[1]]) == folders[1])
         #expect(try folder([]) == nil)
+    }
+
+    // Failed before: every definition said vhost "/", so importing them put an endpoint's topology
+    // for another vhost into the default one.
+    @Test func topologyExportNamesTheBrokerURLsVhost() throws {
+        func vhosts(_ arguments: [String], environment: [String: String] = [:]) throws -> Set<String> {
+            let export = try #require(try SagaEndpointCLI.parseAsRoot(["topology", "export"] + arguments) as? TopologyCommand.Export)
+            let json = try JSONSerialization.jsonObject(with: try export.definitions(environment: environment)) as? [String: Any]
+            let items = ["exchanges", "queues", "bindings"].flatMap { json?[$0] as? [[String: Any]] ?? [] }
+            #expect(!items.isEmpty)
+            return Set(items.compactMap { $0["vhost"] as? String })
+        }
+        #expect(try vhosts([]) == ["/"])
+        #expect(try vhosts(["--amqp-url", "amqp://h/payments"]) == ["payments"])
+        #expect(try vhosts([], environment: ["AMQP_URL": "amqp://h/a%2Fb"]) == ["a/b"])
+        let path = try CLIConfigFileTests().configFile(#"{"amqp-url": "amqp://file-host/orders"}"#)
+        #expect(try vhosts(["--config", path]) == ["orders"])
     }
 
     @Test func theRunSectionWinsOverTheTopLevel() throws {
