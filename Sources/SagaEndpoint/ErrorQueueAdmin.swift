@@ -75,7 +75,8 @@ public struct ErrorQueueAdmin: Sendable {
     }
 
     /// Replays the first message with `messageId`; false when none of the messages in the queue has it.
-    /// Throws `ErrorQueueScanIncomplete` when it could not look at all of them.
+    /// Throws `ErrorQueueScanIncomplete` when it could not look at all of them, and
+    /// `ErrorQueueReplayFailure` when that message cannot be replayed (it stays in the queue).
     @discardableResult
     public func replay(messageId: String) async throws -> Bool {
         try await find(messageId) { delivery in
@@ -84,27 +85,8 @@ public struct ErrorQueueAdmin: Sendable {
         } != nil
     }
 
-    /// Replays the messages that were in the queue when it started, each message id once; returns how
-    /// many. Against a running endpoint a replayed message that fails again comes straight back to the
-    /// queue: it is not part of this run, and neither is a second copy of an id replayed already (it
-    /// stays in the queue), so the run ends instead of replaying the same messages for ever.
-    public func replayAll() async throws -> Int {
-        var replayed = Set<String>()
-        var count = 0
-        _ = try await scan().run { delivery in
-            let id = delivery.properties.messageId ?? ""
-            // A message without id cannot be told from another; the bound alone keeps the run finite.
-            if !id.isEmpty, replayed.contains(id) { return .keep }
-            try await republish(delivery)
-            replayed.insert(id)
-            count += 1
-            return .remove
-        }
-        return count
-    }
-
-    /// How many messages the error queue holds now. After `replayAll`: the second copies of ids it
-    /// replayed, and replayed messages that failed again and came back since.
+    /// How many messages the error queue holds now. After `replayAll`: the messages it skipped, the
+    /// second copies of ids it replayed, and replayed messages that failed again and came back since.
     public func count() async throws -> Int {
         try await connection.checkQueue(errorQueue).messageCount
     }
@@ -114,19 +96,27 @@ public struct ErrorQueueAdmin: Sendable {
         try await connection.purgeQueue(errorQueue)
     }
 
-    private func republish(_ delivery: AMQPDelivery) async throws {
+    /// Publishes the original message to its original queue and waits for the confirm. Throws
+    /// `ErrorQueueReplayFailure` when it cannot go there (no origin, or refused for this message alone);
+    /// other errors (the connection) propagate as they are.
+    func republish(_ delivery: AMQPDelivery) async throws {
         let entry = ErrorQueueEntry(delivery.message)
         guard let queue = entry.originalQueue, !queue.isEmpty else {
-            throw AMQPError(.invalidConfiguration, message: "message \(entry.messageId) has no x-original-queue header",
-                            operation: "replay from \(errorQueue)")
+            throw ErrorQueueReplayFailure(messageId: entry.messageId, errorQueue: errorQueue,
+                                          originalQueue: entry.originalQueue, reason: .noOriginalQueue)
         }
-        try await connection.publish(.toQueue(queue, entry.original))
+        do {
+            try await connection.publish(.toQueue(queue, entry.original))
+        } catch let error as AMQPError where ErrorQueueReplayFailure.isPerMessage(error) {
+            throw ErrorQueueReplayFailure(messageId: entry.messageId, errorQueue: errorQueue, originalQueue: queue,
+                                          reason: .refused(error))
+        }
     }
 
     /// A pass over the queue. The window bounds how many deliveries the broker pushes ahead into this
     /// process (bodies of up to `maxBodyBytes` each, waiting to be looked at): 1,000, as before the scan
     /// could go past one window.
-    private func scan() -> ErrorQueueScan {
+    func scan() -> ErrorQueueScan {
         ErrorQueueScan(connection: connection, queue: errorQueue, window: 1000)
     }
 

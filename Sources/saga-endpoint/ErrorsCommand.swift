@@ -16,7 +16,9 @@ struct ErrorsCommand: AsyncParsableCommand {
             x-original-queue, x-attempts, x-first-failure, x-last-failure, x-host. Replay publishes it back \
             to its original queue (confirmed) before removing it; the endpoint's inbox drops a message \
             replayed twice. `replay --all` replays what the queue held when it started, each message id \
-            once: a replayed message that fails again and a second copy of an id stay in the queue.
+            once: a replayed message that fails again and a second copy of an id stay in the queue; a message \
+            that cannot be replayed (no x-original-queue, or its original queue is gone) stays too, is named \
+            on stderr, and makes the exit status 2.
             """,
         subcommands: [List.self, Show.self, Replay.self, Purge.self])
 
@@ -65,7 +67,9 @@ struct ErrorsCommand: AsyncParsableCommand {
         @OptionGroup var logging: LoggingOptions
         @OptionGroup var target: QueueOptions
         @Argument(help: "The message id (omit with --all).") var messageId: String?
-        @Flag(help: "Replay every message the error queue holds when the command starts, each message id once.")
+        @Flag(help: ArgumentHelp(
+            "Replay every message the error queue holds when the command starts, each message id once.",
+            discussion: "One that cannot be replayed stays in the queue, is named on stderr, and makes the exit status 2."))
         var all = false
 
         func validate() throws {
@@ -75,10 +79,16 @@ struct ErrorsCommand: AsyncParsableCommand {
         func run() async throws {
             try await ErrorsCommand.withAdmin(try brokerURL(), logging, target) { admin in
                 if all {
-                    let replayed = try await admin.replayAll()
-                    // What stays: second copies of ids replayed in this run, and replayed messages that
-                    // failed again and are back already; `errors list` shows them.
-                    print("replayed \(replayed) message(s) from \(target.queue); \(try await admin.count()) in it now")
+                    let outcome = try await admin.replayAll { failure in
+                        let id = failure.messageId.isEmpty ? "a message without message id" : failure.messageId
+                        printError("skipped \(id): \(failure.why); it stays in \(failure.errorQueue)")
+                    }
+                    // What stays: the skipped messages, second copies of ids replayed in this run, and
+                    // replayed messages that failed again and are back already; `errors list` shows them.
+                    let skipped = outcome.skipped.count
+                    print("replayed \(outcome.replayed) message(s) from \(target.queue), skipped \(skipped) that "
+                        + "cannot be replayed\(skipped > 0 ? " (named on stderr)" : ""); \(try await admin.count()) in it now")
+                    if !outcome.skipped.isEmpty { throw ExitCode(2) }
                 } else if let messageId {
                     guard try await admin.replay(messageId: messageId) else {
                         throw CLIError("no message \(messageId) in \(target.queue)")

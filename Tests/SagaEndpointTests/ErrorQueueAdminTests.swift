@@ -51,7 +51,7 @@ struct ErrorQueueAdminTests {
             try await park(harness, id: "r-\(index)", body: try MessageCoding.encode(request), type: "TransferRequested", reason: "x")
         }
         let admin = ErrorQueueAdmin(connection: harness.connection, errorQueue: "transfers.error")
-        #expect(try await admin.replayAll() == 3)
+        #expect(try await admin.replayAll().replayed == 3)
         let sagas = harness.startEndpoint(MoneyTransferApp.registry(), queues: ["transfers", "payouts"], database: "sagas")
         let debits = try await harness.receive(from: "bank", count: 3)
         #expect(Set(debits.map { try! $0.decode(DebitAccount.self).transferId }) == ["t-0", "t-1", "t-2"])

@@ -45,7 +45,7 @@ struct ErrorQueueReplayAllBounceTests {
         let endpoint = try await Self.bounce(harness.connection, bounced: bounced)
         let admin = ErrorQueueAdmin(connection: harness.connection, errorQueue: "transfers.error")
 
-        let replayed = try await withTimeLimit(.seconds(30), "replayAll") { try await admin.replayAll() }
+        let replayed = try await withTimeLimit(.seconds(30), "replayAll") { try await admin.replayAll().replayed }
 
         #expect(replayed == 5)
         try await waitUntil(timeout: .seconds(20)) { bounced.count == 5 }

@@ -55,7 +55,7 @@ struct ErrorQueueScanTests {
             to: "transfers.error")
         let admin = ErrorQueueAdmin(connection: harness.connection, errorQueue: "transfers.error")
 
-        await #expect(throws: AMQPError.self) { try await admin.replay(messageId: "n-1") }
+        await #expect(throws: ErrorQueueReplayFailure.self) { try await admin.replay(messageId: "n-1") }
 
         try await waitUntil(timeout: .seconds(20)) { try await harness.depth("transfers.error") == 2 }
         await harness.tearDown()

@@ -1,0 +1,38 @@
+/// What `ErrorQueueAdmin.replayAll` did.
+public struct ErrorQueueReplayAllOutcome: Sendable {
+    /// Messages published back to their original queue (and removed from the error queue).
+    public var replayed: Int
+    /// Messages that could not be replayed, in queue order; they stay in the error queue.
+    public var skipped: [ErrorQueueReplayFailure]
+}
+
+extension ErrorQueueAdmin {
+    /// Replays the messages that were in the queue when it started, each message id once. Against a running
+    /// endpoint a replayed message that fails again comes straight back to the queue: it is not part of
+    /// this run, and neither is a second copy of an id replayed already (it stays in the queue), so the run
+    /// ends instead of replaying the same messages for ever.
+    ///
+    /// A message that cannot be replayed (`ErrorQueueReplayFailure`: no original queue, or its original
+    /// queue refused it) stays in the queue and the run goes on with the next; `onSkip` hears of each as it
+    /// happens. A connection failure ends the run (thrown); what it had not replayed stays in the queue.
+    public func replayAll(onSkip: (ErrorQueueReplayFailure) -> Void = { _ in }) async throws -> ErrorQueueReplayAllOutcome {
+        var replayedIds = Set<String>()
+        var outcome = ErrorQueueReplayAllOutcome(replayed: 0, skipped: [])
+        _ = try await scan().run { delivery in
+            let id = delivery.properties.messageId ?? ""
+            // A message without id cannot be told from another; the bound alone keeps the run finite.
+            if !id.isEmpty, replayedIds.contains(id) { return .keep }
+            do {
+                try await republish(delivery)
+            } catch let failure as ErrorQueueReplayFailure {
+                outcome.skipped.append(failure)
+                onSkip(failure)
+                return .keep
+            }
+            replayedIds.insert(id)
+            outcome.replayed += 1
+            return .remove
+        }
+        return outcome
+    }
+}

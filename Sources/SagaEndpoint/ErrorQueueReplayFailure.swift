@@ -1,0 +1,51 @@
+public import AMQPTransport
+
+/// A message in an error queue that cannot be replayed: it has no `x-original-queue` header, or its
+/// original queue refused it (gone: the publish came back unroutable; full: the broker nacked it). It stays
+/// in the error queue. `replayAll` skips it and goes on with the others; `replay(messageId:)` throws this.
+public struct ErrorQueueReplayFailure: Error, Sendable, Equatable, CustomStringConvertible {
+    public enum Reason: Sendable, Equatable {
+        /// The message has no `x-original-queue` header (or an empty one): there is nowhere to send it.
+        case noOriginalQueue
+        /// Publishing to the original queue failed for this message (unroutable, nacked, or a name AMQP
+        /// cannot carry). The connection is fine; other messages can still be replayed.
+        case refused(AMQPError)
+    }
+
+    public var messageId: String
+    /// The error queue the message is in (and stays in).
+    public var errorQueue: String
+    /// Its `x-original-queue` header, if it has one.
+    public var originalQueue: String?
+    public var reason: Reason
+
+    public init(messageId: String, errorQueue: String, originalQueue: String?, reason: Reason) {
+        self.messageId = messageId
+        self.errorQueue = errorQueue
+        self.originalQueue = originalQueue
+        self.reason = reason
+    }
+
+    /// Why, without the message id (for a line that names it already).
+    public var why: String {
+        switch reason {
+        case .noOriginalQueue:
+            return "it has no x-original-queue header"
+        case .refused(let error) where error.code == .unroutable:
+            return "its original queue '\(originalQueue ?? "")' does not exist (\(error))"
+        case .refused(let error):
+            return "its original queue '\(originalQueue ?? "")' refused it (\(error))"
+        }
+    }
+
+    public var description: String {
+        let id = messageId.isEmpty ? "without message id" : messageId
+        return "message \(id) in \(errorQueue) cannot be replayed: \(why); it stays in \(errorQueue)"
+    }
+
+    /// Whether a publish error concerns this message alone (so a pass can skip it and go on), rather than
+    /// the connection (then every later publish fails too and the pass stops).
+    static func isPerMessage(_ error: AMQPError) -> Bool {
+        [.unroutable, .nacked, .invalidArgument].contains(error.code)
+    }
+}

@@ -1,0 +1,32 @@
+// Running `saga-endpoint errors …` as an operator does, against a harness's vhost.
+import AMQPTransport
+import BrokerTestSupport
+import Foundation
+
+/// What one `saga-endpoint` invocation printed and how it ended.
+struct CLIRun: CustomStringConvertible {
+    var status: Int32
+    var output: String
+    var errorOutput: String
+
+    var description: String { "status \(status)\nstdout:\n\(output)\nstderr:\n\(errorOutput)" }
+}
+
+extension EndpointHarness {
+    /// Runs `saga-endpoint errors <arguments>` on this harness's vhost and waits for it to exit.
+    func errorsCommand(_ arguments: [String], timeout: Duration = .seconds(60)) async throws -> CLIRun {
+        let process = try ChildProcess(executable: CLIProcessTests.executablePath,
+                                       arguments: ["errors"] + arguments + ["--amqp-url", url, "--log-level", "warning"])
+        let status = try await runOnThread { try process.waitUntilExit(timeout: timeout) }
+        return CLIRun(status: status, output: process.output(), errorOutput: process.errorOutput())
+    }
+
+    /// Parks a message in `queue` as an error-queue copy; `originalQueue` nil leaves out `x-original-queue`.
+    func parkOne(_ id: String, originalQueue: String?, in queue: String = "transfers.error") async throws {
+        var headers: [String: FieldValue] = ["x-error-reason": "parked"]
+        if let originalQueue { headers["x-original-queue"] = .string(originalQueue) }
+        try await sendRaw(Data("{}".utf8), properties: BasicProperties(
+            contentType: "application/json", headers: headers, deliveryMode: .persistent, messageId: id,
+            type: "TransferRequested"), to: queue)
+    }
+}
