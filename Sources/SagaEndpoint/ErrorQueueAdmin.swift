@@ -41,6 +41,15 @@ public struct ErrorQueueEntry: Sendable {
     }
 }
 
+/// What `ErrorQueueAdmin.browse` saw.
+public struct ErrorQueueListing: Sendable {
+    /// The messages, oldest first; they stay in the queue.
+    public var entries: [ErrorQueueEntry]
+    /// Consumers the queue had when the listing started. Messages they hold unacknowledged are not
+    /// listed (the broker delivers them to nobody else and does not count them as ready).
+    public var otherConsumers: Int
+}
+
 /// Reads, replays and purges an error queue.
 ///
 /// Replay publishes the original message (same message id, error headers removed) to its original queue
@@ -60,16 +69,23 @@ public struct ErrorQueueAdmin: Sendable {
 
     /// Up to `limit` messages, oldest first, of those in the queue now; they stay in the queue.
     public func list(limit: Int = 100) async throws -> [ErrorQueueEntry] {
+        try await browse(limit: limit).entries
+    }
+
+    /// `list`, and how many other consumers the queue had when it started: the messages they hold
+    /// unacknowledged are not among the entries.
+    public func browse(limit: Int = 100) async throws -> ErrorQueueListing {
         var entries: [ErrorQueueEntry] = []
-        _ = try await scan().run(limit: limit) { delivery in
+        let outcome = try await scan().run(limit: limit) { delivery in
             entries.append(ErrorQueueEntry(delivery.message))
             return .keep
         }
-        return entries
+        return ErrorQueueListing(entries: entries, otherConsumers: outcome.otherConsumers)
     }
 
     /// The first message with `messageId`; nil when none of the messages in the queue has it. Throws
-    /// `ErrorQueueScanIncomplete` when it could not look at all of them.
+    /// `ErrorQueueScanIncomplete` when it could not look at all of them, or when the queue had other
+    /// consumers (which may hold it unacknowledged, out of sight).
     public func show(messageId: String) async throws -> ErrorQueueEntry? {
         try await find(messageId) { _ in .keep }
     }
@@ -131,9 +147,11 @@ public struct ErrorQueueAdmin: Sendable {
             found = ErrorQueueEntry(delivery.message)
             return ErrorQueueScan.Step(disposition: try await act(delivery), stop: true)
         }
-        if found == nil, !outcome.isComplete {
+        // Not seen is not absent when some were not seen, or when other consumers may hold it.
+        if found == nil, !outcome.isComplete || outcome.otherConsumers > 0 {
             throw ErrorQueueScanIncomplete(queue: errorQueue, messageId: messageId, scanned: outcome.visited,
-                                           queued: outcome.queued, idle: scan.idle)
+                                           queued: outcome.queued, idle: scan.idle,
+                                           otherConsumers: outcome.otherConsumers)
         }
         return found
     }

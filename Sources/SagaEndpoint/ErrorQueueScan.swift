@@ -36,6 +36,9 @@ struct ErrorQueueScan {
     struct Outcome {
         /// Messages ready in the queue when the pass started (passive declare).
         var queued: Int
+        /// Consumers of the queue when the pass started, before it opened its own (passive declare).
+        /// Messages they hold unacknowledged are neither counted in `queued` nor delivered to the pass.
+        var otherConsumers = 0
         /// The most the pass was to look at: `queued`, or less with a limit.
         var bound: Int
         /// Messages the pass looked at.
@@ -58,8 +61,10 @@ struct ErrorQueueScan {
 
     /// Looks at up to `limit` of the messages the queue holds now, oldest first; `visit` decides on each.
     func run(limit: Int = .max, _ visit: (AMQPDelivery) async throws -> Step) async throws -> Outcome {
-        let queued = try await connection.checkQueue(queue).messageCount
-        var outcome = Outcome(queued: queued, bound: min(max(limit, 0), queued), visited: 0, stopped: false)
+        let state = try await connection.checkQueue(queue)
+        let queued = state.messageCount
+        var outcome = Outcome(queued: queued, otherConsumers: state.consumerCount, bound: min(max(limit, 0), queued),
+                              visited: 0, stopped: false)
         var lastKept: [UInt16: DeliveryTag] = [:]
         let activity = ActivityClock()
         do {

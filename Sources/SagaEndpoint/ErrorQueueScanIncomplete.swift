@@ -1,20 +1,35 @@
-/// A search of an error queue by message id that did not get to every message the queue held when it
-/// started (fewer arrived than the passive declare counted: another consumer took or holds some, or the
-/// broker sent nothing for the idle time). The message was not among those seen, but it may be among
-/// the others, so the search does not claim it is absent.
+/// A search of an error queue by message id that could not see every message the queue held when it
+/// started, so it does not claim the message is absent. Either fewer messages arrived than the passive
+/// declare counted (another consumer took or holds some, or the broker sent nothing for the idle time), or
+/// the queue had other consumers when the search started: messages they hold unacknowledged are not
+/// counted as ready and never reach the search. The message was not among those seen, but it may be
+/// among the others.
 public struct ErrorQueueScanIncomplete: Error, Sendable, Equatable, CustomStringConvertible {
     public var queue: String
     public var messageId: String
     /// Messages looked at.
     public var scanned: Int
-    /// Messages the queue held when the search started.
+    /// Messages ready in the queue when the search started.
     public var queued: Int
     /// How long the search waited for the next message before it gave up.
     public var idle: Duration
+    /// Consumers the queue had when the search started (before the search's own).
+    public var otherConsumers: Int = 0
 
     public var description: String {
-        "message \(messageId) is not among the first \(scanned) of the \(queued) messages \(queue) held when the "
-            + "search started; the other \(queued - scanned) did not arrive within \(idle) (another consumer may have "
-            + "taken or be holding them), so it may still be there: try again"
+        let consumers = otherConsumers == 1 ? "1 other consumer was" : "\(otherConsumers) other consumers were"
+        guard scanned < queued else {
+            return "message \(messageId) is not among the \(queued) ready message(s) \(queue) held when the search "
+                + "started, but \(consumers) attached to \(queue) then and may hold it unacknowledged (held "
+                + "messages are neither counted nor delivered to a search): try again once "
+                + (otherConsumers == 1 ? "it is" : "they are") + " stopped"
+        }
+        var text = "message \(messageId) is not among the first \(scanned) of the \(queued) messages \(queue) held when "
+            + "the search started; the other \(queued - scanned) did not arrive within \(idle) (another consumer may "
+            + "have taken or be holding them), so it may still be there: try again"
+        if otherConsumers > 0 {
+            text += " once the \(otherConsumers) other consumer(s) attached to \(queue) when the search started are stopped"
+        }
+        return text
     }
 }

@@ -37,7 +37,15 @@ struct ErrorsCommand: AsyncParsableCommand {
 
         func run() async throws {
             try await ErrorsCommand.withAdmin(try brokerURL(), logging, target) { admin in
-                for entry in try await admin.list(limit: limit) { print(try ErrorsCommand.json(entry, withBody: false)) }
+                let listing = try await admin.browse(limit: limit)
+                for entry in listing.entries { print(try ErrorsCommand.json(entry, withBody: false)) }
+                // Still exit 0: what is listed is right, but the operator should know it is not all.
+                if listing.otherConsumers > 0 {
+                    let consumers = listing.otherConsumers == 1 ? "1 other consumer was"
+                        : "\(listing.otherConsumers) other consumers were"
+                    printError("note: \(consumers) attached to \(target.queue) when the list started; messages they "
+                        + "hold unacknowledged are not listed (stop them and list again to see them)")
+                }
             }
         }
     }

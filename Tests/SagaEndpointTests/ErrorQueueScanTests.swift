@@ -77,7 +77,7 @@ struct ErrorQueueScanTests {
             try await admin.replay(messageId: "h-2")
         }
 
-        #expect(error.scanned == 0 && error.queued == 2)
+        #expect(error.scanned == 0 && error.queued == 2 && error.otherConsumers == 1)
         #expect(error.description.contains("not among the first 0 of the 2 messages held.error held"))
         try await holder.cancel()
         await harness.tearDown()
