@@ -59,5 +59,13 @@ public struct EndpointConfiguration: Sendable {
     public var endpointAddress: String { inputQueues.first ?? "" }
 
     /// Where messages that cannot be processed from `queue` go, with the reason in their headers.
-    public func errorQueue(for queue: String) -> String { queue + ".error" }
+    public func errorQueue(for queue: String) -> String { queue + Self.errorQueueSuffix }
+
+    /// What an input queue's name gets to name its error queue: `transfers` → `transfers.error`.
+    public static let errorQueueSuffix = ".error"
+
+    /// Whether `name` is named as an endpoint names error queues (an input queue's name and the suffix).
+    public static func isErrorQueue(_ name: String) -> Bool {
+        name.count > errorQueueSuffix.count && name.hasSuffix(errorQueueSuffix)
+    }
 }

@@ -19,11 +19,25 @@ struct ErrorsCommand: AsyncParsableCommand {
             once: a replayed message that fails again and a second copy of an id stay in the queue; a message \
             that cannot be replayed (no x-original-queue, or its original queue is gone) stays too, is named \
             on stderr, and makes the exit status 2.
+
+            The commands work on error queues only (a name ending in .error): --any-queue lets them read, \
+            replay or purge another queue, such as a live input queue.
             """,
         subcommands: [List.self, Show.self, Replay.self, Purge.self])
 
     struct QueueOptions: ParsableArguments {
-        @Option(name: .customLong("queue"), help: "The error queue.") var queue = "transfers.error"
+        @Option(name: .customLong("queue"), help: "The error queue (a name ending in \(EndpointConfiguration.errorQueueSuffix)).")
+        var queue = "transfers.error"
+        @Flag(name: .customLong("any-queue"),
+              help: "Work on --queue even if it is not an error queue (e.g. a live input queue).")
+        var anyQueue = false
+
+        func validate() throws {
+            guard anyQueue || EndpointConfiguration.isErrorQueue(queue) else {
+                throw ValidationError("'\(queue)' is not an error queue (error queues are named <input queue>"
+                    + "\(EndpointConfiguration.errorQueueSuffix)); pass --any-queue to work on it anyway")
+            }
+        }
     }
 
     struct List: AsyncParsableCommand, BrokerCommand {
