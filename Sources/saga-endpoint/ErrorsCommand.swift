@@ -152,6 +152,50 @@ struct ErrorsCommand: AsyncParsableCommand {
         await connection.close()
     }
 
+    /// The AMQP properties other than the headers, by their AMQP names; absent ones left out.
+    static func properties(_ p: BasicProperties) -> [String: Any] {
+        var object: [String: Any] = [:]
+        object["content_type"] = p.contentType
+        object["content_encoding"] = p.contentEncoding
+        object["delivery_mode"] = p.deliveryMode.map { $0 == .persistent ? 2 : 1 }
+        object["priority"] = p.priority.map { Int($0) }
+        object["correlation_id"] = p.correlationId
+        object["reply_to"] = p.replyTo
+        object["expiration"] = p.expiration
+        object["message_id"] = p.messageId
+        object["timestamp"] = p.timestamp.map { Int(clamping: $0) }
+        object["type"] = p.type
+        object["user_id"] = p.userId
+        object["app_id"] = p.appId
+        object["cluster_id"] = p.clusterId
+        return object
+    }
+
+    /// A header value as JSON: numbers, booleans and text as themselves, bytes as text when they are UTF-8
+    /// (else base64), tables and arrays nested.
+    static func jsonValue(_ value: FieldValue) -> Any {
+        switch value {
+        case .bool(let v): v
+        case .int8(let v): Int(v)
+        case .uint8(let v): Int(v)
+        case .int16(let v): Int(v)
+        case .uint16(let v): Int(v)
+        case .int32(let v): Int(v)
+        case .uint32(let v): Int(v)
+        case .int64(let v): Int(v)
+        case .uint64(let v): Int(exactly: v) ?? "\(v)"
+        case .float(let v): Double(v)
+        case .double(let v): v
+        case .decimal(let scale, let v): Double(v) / pow(10, Double(scale))
+        case .string(let v): v
+        case .bytes(let d): String(data: d, encoding: .utf8) ?? d.base64EncodedString()
+        case .timestamp(let v): Int(clamping: v)
+        case .table(let table): table.mapValues(jsonValue)
+        case .array(let items): items.map(jsonValue)
+        case .void: NSNull()
+        }
+    }
+
     static func json(_ entry: ErrorQueueEntry, withBody: Bool, pretty: Bool = false) throws -> String {
         var object: [String: Any] = ["messageId": entry.messageId]
         object["type"] = entry.type
@@ -165,10 +209,16 @@ struct ErrorsCommand: AsyncParsableCommand {
         object["correlationId"] = entry.properties.correlationId
         object["replyTo"] = entry.properties.replyTo
         if withBody {
+            // `show` promises the headers and the body: every AMQP property and header as it is, and a
+            // body that is not text in base64 (decoding it as UTF-8 replaced bytes for good).
+            object["properties"] = properties(entry.properties)
+            object["headers"] = (entry.properties.headers ?? [:]).mapValues(jsonValue)
             if let json = try? JSONSerialization.jsonObject(with: entry.body, options: [.fragmentsAllowed]) {
                 object["body"] = json
+            } else if let text = String(data: entry.body, encoding: .utf8) {
+                object["bodyText"] = text
             } else {
-                object["bodyText"] = String(decoding: entry.body, as: UTF8.self)
+                object["bodyBase64"] = entry.body.base64EncodedString()
             }
         }
         var options: JSONSerialization.WritingOptions = [.sortedKeys, .withoutEscapingSlashes]

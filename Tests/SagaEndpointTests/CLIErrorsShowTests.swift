@@ -1,0 +1,39 @@
+// `errors show` prints a message with its headers and body (no broker: the JSON of one entry).
+#if SAGA_ENDPOINT_CLI_TESTS
+import AMQPTransport
+import Foundation
+@testable import saga_endpoint
+@testable import SagaEndpoint
+import Testing
+
+@Suite struct CLIErrorsShowTests {
+    // Failed before: the help promised headers and body, but only a few chosen fields were printed (no
+    // content type, no trace headers, no x-error-description), and a binary body was decoded as UTF-8
+    // with its bytes replaced.
+    @Test func showPrintsEveryPropertyAndHeaderAndABinaryBodyInBase64() throws {
+        var properties = BasicProperties(contentType: "application/octet-stream", deliveryMode: .persistent,
+                                         messageId: "m-1", type: "Blob")
+        properties.correlationId = "c-1"
+        properties.appId = "billing"
+        properties.headers = ["x-error-reason": .string("boom"), "traceparent": .string("00-abc-def-01"),
+                              "x-attempts": .int32(3), "nested": .table(["flag": .bool(true)])]
+        let body = Data([0xff, 0x00, 0xfe])
+        let entry = ErrorQueueEntry(AMQPMessage(body: body, properties: properties))
+        let json = try ErrorsCommand.json(entry, withBody: true)
+        let object = try #require(try JSONSerialization.jsonObject(with: Data(json.utf8)) as? [String: Any])
+        let printed = try #require(object["properties"] as? [String: Any])
+        #expect(printed["content_type"] as? String == "application/octet-stream")
+        #expect(printed["app_id"] as? String == "billing")
+        #expect(printed["delivery_mode"] as? Int == 2)
+        let headers = try #require(object["headers"] as? [String: Any])
+        #expect(headers["traceparent"] as? String == "00-abc-def-01")
+        #expect(headers["x-attempts"] as? Int == 3)
+        #expect((headers["nested"] as? [String: Any])?["flag"] as? Bool == true)
+        #expect(object["bodyBase64"] as? String == body.base64EncodedString())
+        #expect(object["bodyText"] == nil)
+        // `list` (no body) stays one short line per message.
+        let listed = try ErrorsCommand.json(entry, withBody: false)
+        #expect(!listed.contains("headers") && !listed.contains("properties"))
+    }
+}
+#endif
