@@ -13,6 +13,7 @@ extension BatchPipeline {
         // Requeued because their outgoing messages were not confirmed: handed back after a delay.
         var delayed: [(tag: DeliveryTag, messageId: String)] = []
         var confirmedIds: [String] = []
+        var unconfirmedPublishes = UnconfirmedPublishes()
         for entry in entries {
             guard let delivery = entry.delivery else { continue }
             var settle = entry.settle
@@ -20,10 +21,9 @@ extension BatchPipeline {
             for index in entry.publishes where !outcomes[index].isConfirmed {
                 settle = .requeue
                 unconfirmed = true
-                logger.warning("outgoing message not confirmed; the incoming message will be redelivered", metadata: [
-                    "message_id": "\(requests[index].message.properties.messageId ?? "")",
-                    "exchange": "\(requests[index].exchange)", "routing_key": "\(requests[index].routingKey)",
-                    "outcome": "\(outcomes[index])"])
+                unconfirmedPublishes.add(exchange: requests[index].exchange, routingKey: requests[index].routingKey,
+                                         outcome: "\(outcomes[index])",
+                                         messageId: requests[index].message.properties.messageId ?? "")
             }
             let messageId = entry.incoming?.messageId ?? delivery.properties.messageId ?? ""
             switch settle {
@@ -35,6 +35,11 @@ extension BatchPipeline {
             case .requeue:
                 requeues.append(delivery.tag)
             }
+        }
+        for group in unconfirmedPublishes.groups {
+            logger.warning("outgoing messages not confirmed; their incoming messages will be redelivered", metadata: [
+                "count": "\(group.count)", "message_id": "\(group.messageId)", "exchange": "\(group.exchange)",
+                "routing_key": "\(group.routingKey)", "outcome": "\(group.outcome)"])
         }
         unconfirmedRedelivery.succeeded(confirmedIds)
         let holds = delayed.map { (tag: $0.tag, delay: unconfirmedRedelivery.hold($0.tag, messageId: $0.messageId)) }

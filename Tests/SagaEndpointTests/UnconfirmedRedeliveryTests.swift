@@ -89,4 +89,20 @@ struct UnconfirmedRedeliveryUnitTests {
         #expect(handedBack.count == 3)
         #expect(redelivery.held.isEmpty)
     }
+
+    /// Failed before (one warning per message): a batch whose events all had no route logged a line for
+    /// each, thousands a second while a queue was missing.
+    @Test("a batch's unconfirmed publishes make one warning per destination and outcome, with a count")
+    func unconfirmedPublishesAreGrouped() {
+        var publishes = UnconfirmedPublishes()
+        for index in 1...100 {
+            publishes.add(exchange: "events", routingKey: "Paid", outcome: "returned(312 NO_ROUTE)", messageId: "m\(index)")
+        }
+        publishes.add(exchange: "", routingKey: "bank", outcome: "nacked", messageId: "c1")
+        #expect(publishes.groups == [
+            .init(exchange: "events", routingKey: "Paid", outcome: "returned(312 NO_ROUTE)", count: 100, messageId: "m1"),
+            .init(exchange: "", routingKey: "bank", outcome: "nacked", count: 1, messageId: "c1"),
+        ])
+    }
 }
+
