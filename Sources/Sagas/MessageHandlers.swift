@@ -12,8 +12,8 @@ public struct HandlerRegistry: Sendable {
     private(set) var sagaTypesByMessage: [String: [Int]] = [:]
     /// The message types that arrive from the broker (a saga's timeout types arrive only from its store).
     private(set) var brokerTypes: Set<String> = []
-    /// The Swift type behind each message type name, to catch two types that share a name by accident.
-    private var swiftTypes: [String: MessageSwiftType] = [:]
+    /// The Swift types behind each message type name, to catch two types that share a name by accident.
+    private var swiftTypes: [String: [MessageSwiftType]] = [:]
 
     private struct MessageSwiftType: Sendable {
         var id: ObjectIdentifier
@@ -35,13 +35,14 @@ public struct HandlerRegistry: Sendable {
         define(&definition)
         // The saga type keys the stored state: two sagas under one name would read each other's.
         if let other = sagas.first(where: { $0.sagaType == S.sagaType }) {
-            preconditionFailure(Self.duplicateSagaMessage(S.sagaType, first: other.swiftName,
-                                                          second: String(reflecting: S.self)))
+            fatalError(Self.duplicateSagaMessage(S.sagaType, first: other.swiftName, second: String(reflecting: S.self)))
         }
-        for route in definition.routes.values {
+        // A timeout type reaches only the saga instance that asked for it, decoded by that saga's own
+        // route: two sagas may each have a `Timeout` of their own.
+        for route in definition.routes.values where !route.isTimeout {
             claim(route.messageType, MessageSwiftType(id: route.swiftType, name: route.swiftName,
                                                       defaultNamed: route.defaultNamed))
-            if !route.isTimeout { brokerTypes.insert(route.messageType) }
+            brokerTypes.insert(route.messageType)
         }
         let runner = TypedSagaRunner<S>(definition: definition)
         let index = sagas.count
@@ -62,19 +63,19 @@ public struct HandlerRegistry: Sendable {
         brokerTypes.insert(M.messageType)
         // The key goes into the ids of the messages the handler emits, so it depends only on the message
         // type and the handler's place among that type's handlers: registering handlers of other types,
-        // or in another order, does not change them.
+        // or in another order, does not change them. The prefix keeps it apart from saga types (a saga's
+        // key), or a saga named like the message type would emit the same ids.
         let earlier = stateless[M.messageType]?.count ?? 0
-        let key = earlier == 0 ? M.messageType : "\(M.messageType)#\(earlier + 1)"
+        let key = "handler:" + M.messageType + (earlier == 0 ? "" : "#\(earlier + 1)")
         stateless[M.messageType, default: []].append(Stateless(key: key) { incoming, context in
             let message = try MessageCoding.decode(type, from: incoming.body, messageType: incoming.type)
             try await handler(message, context)
         })
     }
 
-    /// The message types some saga or handler handles.
-    public var handledTypes: Set<String> {
-        Set(sagaTypesByMessage.keys).union(stateless.keys)
-    }
+    /// The message types some saga or handler handles when they come from the broker (a saga's timeout
+    /// types only come from its store).
+    public var handledTypes: Set<String> { brokerTypes }
 
     public func handles(type: String) -> Bool {
         sagaTypesByMessage[type] != nil || stateless[type] != nil
@@ -88,13 +89,17 @@ public struct HandlerRegistry: Sendable {
     }
 
     /// Two different Swift types under one default name (e.g. `Billing.Placed` and `Shipping.Placed`,
-    /// both "Placed") would each be decoded as the other; that stops the program where it is registered.
-    /// An explicit `messageType` shared by two types is a choice (two views of one message) and allowed.
+    /// both "Placed") would each be decoded as the other; that stops the program where it is registered
+    /// (`fatalError`, whose message shows in release builds too). A `messageType` two types share that is
+    /// not both their Swift names is a choice (two views of one message) and allowed; one that equals
+    /// both Swift names cannot be told from the default and counts as it.
     private mutating func claim(_ messageType: String, _ type: MessageSwiftType) {
-        if let other = swiftTypes[messageType], other.id != type.id, other.defaultNamed, type.defaultNamed {
-            preconditionFailure(Self.sharedNameMessage(messageType, first: other.name, second: type.name))
+        let known = swiftTypes[messageType, default: []]
+        guard !known.contains(where: { $0.id == type.id }) else { return }
+        if type.defaultNamed, let other = known.first(where: \.defaultNamed) {
+            fatalError(Self.sharedNameMessage(messageType, first: other.name, second: type.name))
         }
-        if swiftTypes[messageType] == nil { swiftTypes[messageType] = type }
+        swiftTypes[messageType, default: []].append(type)
     }
 
     static func sharedNameMessage(_ messageType: String, first: String, second: String) -> String {

@@ -86,7 +86,7 @@ public struct SagaDefinition<S: Saga>: Sendable {
     /// so it stops the program where the saga is defined, like any other programming error.
     private mutating func add(_ route: Route) {
         if let first = routes[route.messageType] {
-            preconditionFailure(Self.duplicateRouteMessage(first: first, second: route))
+            fatalError(Self.duplicateRouteMessage(first: first, second: route))
         }
         routes[route.messageType] = route
     }
@@ -95,8 +95,11 @@ public struct SagaDefinition<S: Saga>: Sendable {
         var message = "saga \(S.sagaType) declares message type '\(second.messageType)' twice "
             + "(\(first.declaration)(\(first.swiftName).self) and \(second.declaration)(\(second.swiftName).self)); "
             + "a saga has one route per message type"
-        if Set([first.declaration, second.declaration]) == ["startedBy", "handles"] {
+        let declarations = Set([first.declaration, second.declaration])
+        if declarations == ["startedBy", "handles"] {
             message += ": to handle a start message that finds its instance alive, pass `whenExisting:` to `startedBy`"
+        } else if declarations.contains("handlesTimeout") {
+            message += ": a `handles` route takes timeouts too (`requestTimeout` delivers to it), so drop `handlesTimeout`"
         }
         return message
     }

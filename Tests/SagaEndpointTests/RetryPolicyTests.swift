@@ -71,7 +71,7 @@ struct RetryPolicyTests {
 
         endpoint = harness.startEndpoint(registry, queues: ["flaky"], database: "flaky", configure: configure)
         let out = try await harness.receive(from: "flaky.out", count: 1, timeout: .seconds(20))
-        #expect(out.map(\.properties.messageId) == [outgoingId("flaky-1", Explode.messageType, "1")])
+        #expect(out.map(\.properties.messageId) == [outgoingId("flaky-1", "handler:" + Explode.messageType, "1")])
         #expect(calls.count == 3)
         #expect(try await harness.rowCount("flaky", "timeouts") == 0)
         #expect(try await harness.rowCount("flaky", "inbox", where: "message_id = 'flaky-1'") == 1)

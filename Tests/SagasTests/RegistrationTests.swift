@@ -40,6 +40,40 @@ enum Shipping {
     }
 }
 
+/// Each saga with a timeout type of its own, both named `Timeout` by default: no clash, a timeout only
+/// reaches the saga that asked for it.
+struct RemindingSaga: Saga {
+    struct Timeout: Message {}
+    var orderId: String
+    var reminded = false
+    static func define(_ saga: inout SagaDefinition<RemindingSaga>) {
+        saga.startedBy(Billing.Placed.self, correlatedBy: \.orderId) { placed, context in
+            try context.requestTimeout(after: .seconds(1), Timeout())
+            return RemindingSaga(orderId: placed.orderId)
+        }
+        saga.handlesTimeout(Timeout.self) { state, _, _ in state.reminded = true }
+    }
+}
+
+struct ExpiringSaga: Saga {
+    struct Timeout: Message { var reason: String }
+    var orderId: String
+    var expired = ""
+    static func define(_ saga: inout SagaDefinition<ExpiringSaga>) {
+        saga.startedBy(Billing.Placed.self, correlatedBy: \.orderId) { placed, context in
+            try context.requestTimeout(after: .seconds(2), Timeout(reason: "late"))
+            return ExpiringSaga(orderId: placed.orderId)
+        }
+        saga.handlesTimeout(Timeout.self) { state, timeout, _ in state.expired = timeout.reason }
+    }
+}
+
+/// Pinned on purpose to another type's default name (a view of that message).
+struct PlacedV2: Message {
+    static let messageType = "Placed"
+    var orderId: String
+}
+
 struct StartedTwice: Saga {
     var count = 0
     static func define(_ saga: inout SagaDefinition<StartedTwice>) {
@@ -100,6 +134,33 @@ struct RegistrationTests {
         #expect(output.contains("Shipping.Placed both have the name 'Placed'"), "\(output)")
     }
 
+    // Failed with the first version of the check (found in review): every route was claimed, timeouts too.
+    @Test("two sagas may each have a nested timeout type of the same default name")
+    func nestedTimeoutsOfTheSameName() async throws {
+        var registry = HandlerRegistry()
+        registry.register(RemindingSaga.self)
+        registry.register(ExpiringSaga.self)
+        let host = SagaTestHost(registry: registry)
+        try await host.deliver(Billing.Placed(orderId: "o-1"), messageId: "m-1")
+        try await host.advanceTime(by: .seconds(3))
+        #expect(host.state(of: RemindingSaga.self, correlationId: "o-1")?.reminded == true)
+        #expect(host.state(of: ExpiringSaga.self, correlationId: "o-1")?.expired == "late")
+    }
+
+    // Failed with the first version of the check (found in review): only the first type under a name
+    // was kept, so an explicitly named type registered first hid two default-named ones that clash.
+    @Test("two default-named types clash even after an explicitly named one took the name")
+    func clashAfterAnExplicitName() async {
+        let result = await #expect(processExitsWith: .failure, observing: [\.standardErrorContent]) {
+            var registry = HandlerRegistry()
+            registry.handle(PlacedV2.self) { _, _ in }
+            registry.handle(Billing.Placed.self) { _, _ in }
+            registry.handle(Shipping.Placed.self) { _, _ in }
+        }
+        let output = String(decoding: result?.standardErrorContent ?? [], as: UTF8.self)
+        #expect(output.contains("Shipping.Placed both have the name 'Placed'"), "\(output)")
+    }
+
     @Test("two message types that set the same messageType on purpose are both handled")
     func sharedExplicitMessageName() async throws {
         var registry = HandlerRegistry()
@@ -136,6 +197,6 @@ struct RegistrationTests {
         let second = try await SagaTestHost(registry: registry(pingFirst: false))
             .deliver(Ping(text: "x"), messageId: "m-1")
         #expect(first.sent.map(\.messageId) == second.sent.map(\.messageId))
-        #expect(first.sent.map(\.messageId) == [MessageIdentity.derive(from: "m-1", handler: "Ping", position: "1")])
+        #expect(first.sent.map(\.messageId) == [MessageIdentity.derive(from: "m-1", handler: "handler:Ping", position: "1")])
     }
 }

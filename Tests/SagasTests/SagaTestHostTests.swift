@@ -163,7 +163,7 @@ import Testing
         // Generated incoming ids are deterministic too.
         let generated = try await other.deliver(Ping(text: "x"), replyTo: "client")
         #expect(generated.message.messageId == "msg-1")
-        #expect(generated.emitted.map(\.messageId) == [MessageIdentity.derive(from: "msg-1", handler: Ping.messageType, position: "1")])
+        #expect(generated.emitted.map(\.messageId) == [MessageIdentity.derive(from: "msg-1", handler: "handler:" + Ping.messageType, position: "1")])
     }
 
     @Test func duplicateMessageIdDoesNothing() async throws {
