@@ -48,6 +48,12 @@ public enum MessageCoding {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
         encoder.dateEncodingStrategy = .custom { date, encoder in
+            // Infinite or NaN (a computed date gone wrong): an encoding error, which sends the message to
+            // the error queue, rather than a trap in the arithmetic below and a crash loop.
+            guard date.timeIntervalSince1970.isFinite else {
+                throw EncodingError.invalidValue(date, .init(codingPath: encoder.codingPath,
+                                                             debugDescription: "a date that is not finite"))
+            }
             var container = encoder.singleValueContainer()
             try container.encode(iso8601(date))
         }
@@ -81,8 +87,10 @@ public enum MessageCoding {
 
     static func describe(_ error: DecodingError, body: Data) -> String {
         // Foundation reports a number that does not fit its field (1.5 or 1e20 for an Int) as invalid
-        // JSON with no field: say what it is when the body does parse.
-        if case .dataCorrupted(let context) = error, context.codingPath.isEmpty,
+        // JSON with no field: say what it is when the body does parse. Only that report: a type's own
+        // `init(from:)` may throw data-corrupted errors at the root with a reason worth keeping.
+        if case .dataCorrupted(let context) = error, context.codingPath.isEmpty, context.underlyingError == nil,
+           context.debugDescription.contains("not valid JSON"),
            (try? JSONSerialization.jsonObject(with: body, options: [.fragmentsAllowed])) != nil {
             return "a number does not fit the type of its field (a fraction, or too large, for an integer field)"
         }
@@ -103,9 +111,11 @@ public enum MessageCoding {
         case .typeMismatch(let type, let context):
             return "field '\(path(context))' is not of type \(type)"
         case .dataCorrupted(let context):
-            return context.codingPath.isEmpty
+            if !context.codingPath.isEmpty { return "field '\(path(context))' is invalid: \(context.debugDescription)" }
+            // At the root: Foundation's report of JSON it cannot parse, or a type's own check.
+            return context.debugDescription.contains("not valid JSON") || context.underlyingError != nil
                 ? "body is not valid JSON (\(context.debugDescription))"
-                : "field '\(path(context))' is invalid: \(context.debugDescription)"
+                : "invalid message: \(context.debugDescription)"
         @unknown default:
             return "\(error)"
         }

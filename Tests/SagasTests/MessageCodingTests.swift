@@ -56,4 +56,32 @@ struct MessageCodingTests {
         }
         #expect(truncated?.description.contains("body is not valid JSON") == true, "\(String(describing: truncated))")
     }
+
+    struct Validated: Message {
+        var amount: Int
+        init(from decoder: any Decoder) throws {
+            let container = try decoder.container(keyedBy: CodingKeys.self)
+            amount = try container.decode(Int.self, forKey: .amount)
+            guard amount >= 0 else {
+                throw DecodingError.dataCorrupted(.init(codingPath: [], debugDescription: "amount must not be negative"))
+            }
+        }
+    }
+
+    // Found in review of the reason above: it replaced a type's own root-level reason.
+    @Test("a type's own data-corrupted reason is kept")
+    func ownReasonKept() {
+        #expect(throws: SagaError.malformedMessage(type: "Validated", reason: "invalid message: amount must not be negative")) {
+            try MessageCoding.decode(Validated.self, from: Data(#"{"amount":-1}"#.utf8), messageType: "Validated")
+        }
+    }
+
+    // Found in review: an infinite date trapped in the encoder (a crash loop for its message).
+    @Test("a date that is not finite is an encoding error, not a crash")
+    func infiniteDate() {
+        #expect(throws: SagaError.self) {
+            try MessageCoding.encode(Stamped(at: Date(timeIntervalSince1970: .infinity)))
+        }
+    }
 }
+
