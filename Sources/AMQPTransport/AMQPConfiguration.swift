@@ -121,7 +121,7 @@ public struct AMQPConfiguration: Sendable, Hashable, CustomStringConvertible {
                 // With a raw '?' in the password, the query holds its tail: then no name is quoted.
                 let hidden = AMQPConfiguration.passwordRange(in: url)
                 let quotable = hidden.map { hidden in url.firstIndex(of: "?").map { $0 >= hidden.upperBound } ?? true } ?? true
-                throw invalid(quotable ? "unknown query parameter '\(item.name)'"
+                throw invalid(quotable && item.value != nil ? "unknown query parameter '\(item.name)'"
                                        : "unknown query parameter (a password must percent-encode '?', '#', '/' and '@')")
             }
         }
@@ -154,12 +154,13 @@ public struct AMQPConfiguration: Sendable, Hashable, CustomStringConvertible {
 
     /// `text` with the value of every query parameter replaced by `…`: an error quoting a URL must not
     /// echo `?password=…` (a password put in the wrong place) or a key file's path. The names stay.
+    /// A bare item (no `=`) and a fragment are hidden whole: either may be the tail of a password.
     static func redactQueryValues(_ text: String) -> String {
         guard let question = text.firstIndex(of: "?") else { return text }
         let end = text[question...].firstIndex(of: "#") ?? text.endIndex
         let items = text[text.index(after: question)..<end].split(separator: "&", omittingEmptySubsequences: false)
-            .map { item in item.contains("=") ? item.prefix { $0 != "=" } + "=…" : item }
-        return text[...question] + items.joined(separator: "&") + text[end...]
+            .map { item in item.isEmpty ? "" : item.contains("=") ? item.prefix { $0 != "=" } + "=…" : "…" }
+        return text[...question] + items.joined(separator: "&") + (end < text.endIndex ? "#…" : "")
     }
 
     /// Where `redact` puts `***`: after the user name's colon, up to the `@` (or the end).

@@ -236,9 +236,15 @@ public final class SagaEndpoint: Service, Sendable {
         amqp.connectionName = "\(configuration.connectionName)-\(role)"
         let (settings, logger) = (amqp, self.logger)
         do {
-            return try await cancelWhenGracefulShutdown {
+            let connection = try await cancelWhenGracefulShutdown {
                 try await AMQPConnection.connectRetrying(settings, logger: logger)
             }
+            // Connected just as the shutdown began: stop here rather than start consuming.
+            guard !Task.isShuttingDownGracefully else {
+                await connection.close()
+                return nil
+            }
+            return connection
         } catch where Task.isShuttingDownGracefully {
             logger.info("graceful shutdown before the broker was reached; stopping", metadata: [
                 "amqp.url": "\(settings.redactedURL)"])

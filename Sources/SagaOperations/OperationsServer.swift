@@ -43,9 +43,16 @@ public final class OperationsServer: Service, Sendable {
     /// Starts listening, so that a port in use or a bad address stops a program at its start, before it
     /// does any work, with an error naming the address (`OperationsServerError`). `run` binds by itself
     /// when this was not called.
+    /// Once: a second call does nothing.
     public func bind() async throws {
+        guard bound.withLock({ $0 == nil }) else { return }
         let channel = try await listen()
         bound.withLock { $0 = channel }
+    }
+
+    deinit {
+        // Bound but never run: stop listening.
+        bound.withLock { $0?.close(promise: nil) }
     }
 
     private func listen() async throws -> any Channel {

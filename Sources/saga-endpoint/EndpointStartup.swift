@@ -1,3 +1,4 @@
+import Foundation
 import Logging
 import SagaEndpoint
 import SagaStore
@@ -44,17 +45,28 @@ struct TopologyThenEndpoint: Service {
     }
 }
 
-/// Checks that the database can be opened before anything else happens: a missing folder or a read-only
-/// file used to surface as a bare "unable to open database file" after the topology had been declared.
+/// Checks that the database can be opened and written before anything else happens: a missing folder or
+/// a read-only file used to surface as a bare "unable to open database file" after the topology had been
+/// declared (and SQLite opens a read-only file without a word, failing only at the first write).
 enum DatabasePreflight {
     static func check(_ path: String, logger: Logger) throws {
+        func fail(_ reason: String) -> CLIError {
+            CLIError("cannot use the database \(path): \(reason) (check --database, the environment variable or "
+                     + "the config file)")
+        }
+        let folder = (path as NSString).deletingLastPathComponent
+        // The folder too: SQLite creates the -wal and -shm files beside the database.
+        guard access(folder.isEmpty ? "." : folder, W_OK | X_OK) == 0 else {
+            throw fail("its folder \(folder.isEmpty ? "." : folder) \(errno == ENOENT ? "does not exist" : "is not writable")")
+        }
+        // A missing file is created by the endpoint; an existing one must be a writable database.
+        guard FileManager.default.fileExists(atPath: path) else { return }
+        guard access(path, R_OK | W_OK) == 0 else { throw fail("the file is not writable") }
         do {
-            // Creates the file when missing (the endpoint would); never migrates (the endpoint does).
-            let connection = try SQLiteConnection(path: path, logger: logger)
+            let connection = try SQLiteConnection(path: path, logger: logger)  // reads the header: a database?
             connection.close()
         } catch {
-            throw CLIError("cannot open the database \(path): \(error.message) (check --database, the environment "
-                           + "variable or the config file; its folder must exist and be writable)")
+            throw fail(error.message)
         }
     }
 }

@@ -184,8 +184,8 @@ struct ErrorsCommand: AsyncParsableCommand {
         case .uint32(let v): Int(v)
         case .int64(let v): Int(v)
         case .uint64(let v): Int(exactly: v) ?? "\(v)"
-        case .float(let v): Double(v)
-        case .double(let v): v
+        case .float(let v): v.isFinite ? Double(v) : "\(v)"       // JSON has no NaN or infinity
+        case .double(let v): v.isFinite ? v : "\(v)"
         case .decimal(let scale, let v): Double(v) / pow(10, Double(scale))
         case .string(let v): v
         case .bytes(let d): String(data: d, encoding: .utf8) ?? d.base64EncodedString()

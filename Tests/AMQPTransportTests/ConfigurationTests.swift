@@ -133,6 +133,9 @@ struct ConfigurationTests {
         // A password in the query (an unknown parameter): failed before, the error quoted the query.
         "amqp://alice@host?password=s3cret-pw",
         "amqp://alice@host?heartbeat=s3cret-pw",
+        // Found in review: a fragment and a bare item were still quoted.
+        "amqp://alice@host?password=s3#cret-pw",
+        "amqp://alice@host?s3cret-pw",
     ])
     func errorsHideThePassword(url: String) {
         do {

@@ -16,7 +16,8 @@ import Testing
         properties.correlationId = "c-1"
         properties.appId = "billing"
         properties.headers = ["x-error-reason": .string("boom"), "traceparent": .string("00-abc-def-01"),
-                              "x-attempts": .int32(3), "nested": .table(["flag": .bool(true)])]
+                              "x-attempts": .int32(3), "nested": .table(["flag": .bool(true)]),
+                              "x-score": .double(.nan)]   // JSON has no NaN: written as text (found in review)
         let body = Data([0xff, 0x00, 0xfe])
         let entry = ErrorQueueEntry(AMQPMessage(body: body, properties: properties))
         let json = try ErrorsCommand.json(entry, withBody: true)
@@ -28,6 +29,7 @@ import Testing
         let headers = try #require(object["headers"] as? [String: Any])
         #expect(headers["traceparent"] as? String == "00-abc-def-01")
         #expect(headers["x-attempts"] as? Int == 3)
+        #expect(headers["x-score"] as? String == "nan")
         #expect((headers["nested"] as? [String: Any])?["flag"] as? Bool == true)
         #expect(object["bodyBase64"] as? String == body.base64EncodedString())
         #expect(object["bodyText"] == nil)

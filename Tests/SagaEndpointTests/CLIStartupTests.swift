@@ -44,7 +44,8 @@ struct CLIStartupTests {
         defer { process.kill(signal: SIGKILL) }
         let status = try await runOnThread { try process.waitUntilExit(timeout: .seconds(20)) }
         #expect(status != 0)
-        #expect(process.errorOutput().contains("cannot open the database \(path)"), "\(process.errorOutput().suffix(1500))")
+        #expect(process.errorOutput().contains("cannot use the database \(path): its folder"), "\(process.errorOutput().suffix(1500))")
+        #expect(!FileManager.default.fileExists(atPath: path))
     }
 
     // Failed before: the port was bound only once the service group ran, after the topology (with the
