@@ -128,14 +128,14 @@ final class EndpointHarness: Sendable {
 
     /// An endpoint on this harness's vhost, not started (for tests that look at it while it runs).
     func makeEndpoint(_ registry: HandlerRegistry, queues: [String], database: String,
-                      metrics: (any MetricsFactory)? = nil, tracer: (any Tracer)? = nil,
+                      metrics: (any MetricsFactory)? = nil, tracer: (any Tracer)? = nil, logger: Logger? = nil,
                       configure: (inout EndpointConfiguration) -> Void = { _ in }) -> SagaEndpoint {
         var configuration = EndpointConfiguration(amqpURL: url, inputQueues: queues, databasePath: databasePath(database))
         configuration.timeoutPollInterval = .milliseconds(50)
         configure(&configuration)
-        var logger = Logger(label: "endpoint-\(queues.first ?? "")")
-        logger.logLevel = .error
-        return SagaEndpoint(configuration: configuration, registry: registry, logger: logger,
+        var quiet = Logger(label: "endpoint-\(queues.first ?? "")")
+        quiet.logLevel = .error
+        return SagaEndpoint(configuration: configuration, registry: registry, logger: logger ?? quiet,
                             metricsFactory: metrics, tracer: tracer)
     }
 
