@@ -28,14 +28,8 @@ struct TopologyThenEndpoint: Service {
         let (url, name, logger) = (amqpURL, "\(connectionName)-topology", self.logger)
         do {
             try await cancelWhenGracefulShutdown {
-                let connection = try await BrokerConnection.open(url: url, name: name, waitForBroker: true, logger: logger)
-                do {
-                    try await TopologyActions.declare(topology, on: connection, logger: logger)
-                } catch {
-                    await connection.close()
-                    throw error
-                }
-                await connection.close()
+                try await TopologyActions.declare(topology, url: url, connectionName: name, waitForBroker: true,
+                                                  logger: logger)
             }
             return true
         } catch where Task.isShuttingDownGracefully {

@@ -174,25 +174,18 @@ struct ErrorsCommand: AsyncParsableCommand {
     /// A header value as JSON: numbers, booleans and text as themselves, bytes as text when they are UTF-8
     /// (else base64), tables and arrays nested.
     static func jsonValue(_ value: FieldValue) -> Any {
+        if let integer = value.intValue { return integer }   // every integer width, timestamps too
         switch value {
-        case .bool(let v): v
-        case .int8(let v): Int(v)
-        case .uint8(let v): Int(v)
-        case .int16(let v): Int(v)
-        case .uint16(let v): Int(v)
-        case .int32(let v): Int(v)
-        case .uint32(let v): Int(v)
-        case .int64(let v): Int(v)
-        case .uint64(let v): Int(exactly: v) ?? "\(v)"
-        case .float(let v): v.isFinite ? Double(v) : "\(v)"       // JSON has no NaN or infinity
-        case .double(let v): v.isFinite ? v : "\(v)"
-        case .decimal(let scale, let v): Double(v) / pow(10, Double(scale))
-        case .string(let v): v
-        case .bytes(let d): String(data: d, encoding: .utf8) ?? d.base64EncodedString()
-        case .timestamp(let v): Int(clamping: v)
-        case .table(let table): table.mapValues(jsonValue)
-        case .array(let items): items.map(jsonValue)
-        case .void: NSNull()
+        case .bool(let v): return v
+        case .float(let v): return v.isFinite ? Double(v) : "\(v)"   // JSON has no NaN or infinity
+        case .double(let v): return v.isFinite ? v : "\(v)"
+        case .decimal(let scale, let v): return Double(v) / pow(10, Double(scale))
+        case .string(let v): return v
+        case .bytes(let d): return String(data: d, encoding: .utf8) ?? d.base64EncodedString()
+        case .table(let table): return table.mapValues(jsonValue)
+        case .array(let items): return items.map(jsonValue)
+        case .void: return NSNull()
+        default: return "\(value)"   // an unsigned 64-bit value beyond Int
         }
     }
 

@@ -23,14 +23,7 @@ struct TopologyCommand: AsyncParsableCommand {
             let logger = logging.bootstrap()
             let topology = try topologyOptions.load(config: config, logger: logger)
             let url = try brokerURL()
-            let connection = try await BrokerConnection.open(url: url, name: "saga-endpoint-topology", logger: logger)
-            do {
-                try await TopologyActions.declare(topology, on: connection, logger: logger)
-            } catch {
-                await connection.close()
-                throw error
-            }
-            await connection.close()
+            try await TopologyActions.declare(topology, url: url, connectionName: "saga-endpoint-topology", logger: logger)
             print("declared \(topology.exchanges.count) exchanges, \(topology.queues.count) queues, "
                 + "\(topology.bindings.count) bindings on \(AMQPOptions.redacted(url))")
         }
@@ -168,6 +161,20 @@ enum TopologyActions {
 
     /// Declares everything, in order: exchanges, queues, bindings. Tries every item and throws one error
     /// listing all that failed.
+    /// Connects (waiting for the broker with `waitForBroker`), declares, and closes the connection.
+    static func declare(_ topology: Topology, url: String, connectionName: String, waitForBroker: Bool = false,
+                        logger: Logger) async throws {
+        let connection = try await BrokerConnection.open(url: url, name: connectionName, waitForBroker: waitForBroker,
+                                                         logger: logger)
+        do {
+            try await declare(topology, on: connection, logger: logger)
+        } catch {
+            await connection.close()
+            throw error
+        }
+        await connection.close()
+    }
+
     static func declare(_ topology: Topology, on connection: AMQPConnection, logger: Logger) async throws {
         var failures: [String] = []
         for exchange in topology.exchanges {
