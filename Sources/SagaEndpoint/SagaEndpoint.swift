@@ -106,7 +106,6 @@ public final class SagaEndpoint: Service, Sendable {
                        metrics: EndpointMetrics, consumerConnection: AMQPConnection,
                        publisherConnection: AMQPConnection) async throws {
         try await declareQueues(on: publisherConnection)
-        health.ready.store(true, ordering: .relaxed)
 
         let pipeline = BatchPipeline(
             configuration: configuration, dispatcher: dispatcher, store: store,
@@ -123,6 +122,9 @@ public final class SagaEndpoint: Service, Sendable {
                                                                   consumerTag: consumerTag(for: queue)))
         }
         let activeConsumers = InputConsumers(consumers)
+        // Ready once every input queue is consumed, not before (raised after the declarations, it said 200
+        // while the consumers were still being opened).
+        health.ready.store(true, ordering: .relaxed)
         logger.info("endpoint started", metadata: [
             "queues": "\(configuration.inputQueues.joined(separator: ","))", "database": "\(configuration.databasePath)",
             "sagas": "\(registry.sagaTypes.joined(separator: ","))", "amqp.url": "\(publisherConnection.configuration.redactedURL)"])
