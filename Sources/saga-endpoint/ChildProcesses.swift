@@ -160,11 +160,13 @@ struct ProgressReporter: Sendable {
     /// summary's throughput does; it used to count from the demo's start (its processes starting up too),
     /// which made it a fraction of the summary's figure on a short run.
     static func line(_ progress: DemoTracker.Progress, start: ContinuousClock.Instant, now: ContinuousClock.Instant) -> String {
-        func seconds(since instant: ContinuousClock.Instant) -> Double {
-            let elapsed = now - instant
+        func seconds(since instant: ContinuousClock.Instant, until end: ContinuousClock.Instant = now) -> Double {
+            let elapsed = end - instant
             return Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
         }
-        let sending = progress.startedAt.map(seconds(since:)) ?? 0
+        // Once all have ended, up to the last one (the demo then waits for the payouts and its processes).
+        let end = progress.ended == progress.total ? progress.lastTerminalAt ?? now : now
+        let sending = progress.startedAt.map { seconds(since: $0, until: end) } ?? 0
         let rate = sending > 0 ? Double(progress.ended) / sending : 0
         let stalled = progress.stalled > 0 ? ", \(progress.stalled) stalled" : ""
         return "\(progress.ended)/\(progress.total) transfers, \(progress.payouts)/\(progress.batches) payouts\(stalled), "

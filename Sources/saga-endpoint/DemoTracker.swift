@@ -100,13 +100,15 @@ actor DemoTracker {
 
     struct Progress: Sendable {
         var ended: Int, total: Int, payouts: Int, batches: Int, stalled: Int
-        /// When the first request went out: the rate counts from there, as the summary's throughput does.
+        /// When the first request went out and the last transfer ended: the rate counts between them once
+        /// every transfer ended, as the summary's throughput does.
         var startedAt: ContinuousClock.Instant?
+        var lastTerminalAt: ContinuousClock.Instant? = nil
     }
 
     var progress: Progress {
         Progress(ended: ended, total: transfers.count, payouts: payoutsCompleted, batches: batches.count, stalled: stalled,
-                 startedAt: startedAt)
+                 startedAt: startedAt, lastTerminalAt: lastTerminalAt)
     }
 
     /// The final figures.

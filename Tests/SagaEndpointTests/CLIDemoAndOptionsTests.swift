@@ -19,6 +19,11 @@ import Testing
                                             startedAt: start + .seconds(8))
         #expect(ProgressReporter.line(progress, start: start, now: start + .seconds(10))
                 == "500/1000 transfers, 1/2 payouts, 250/s, 10 s")
+        // Once all have ended, up to the last one (make demo showed 402/s against 1,746 in its summary).
+        let done = DemoTracker.Progress(ended: 1000, total: 1000, payouts: 2, batches: 2, stalled: 0,
+                                        startedAt: start + .seconds(8), lastTerminalAt: start + .seconds(9))
+        #expect(ProgressReporter.line(done, start: start, now: start + .seconds(12))
+                == "1000/1000 transfers, 2/2 payouts, 1000/s, 12 s")
     }
 
     @Test func workloadHasEveryTransferOnceAndTheRequestedDuplicates() throws {
