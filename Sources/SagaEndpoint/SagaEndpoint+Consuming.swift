@@ -10,20 +10,40 @@ import Synchronization
 // endpoint stops: the other queues go on meanwhile, and a queue declared again (`make topology`) is
 // picked up without a restart.
 extension SagaEndpoint {
-    func forward(_ first: AMQPConsumer, to work: WorkQueue, on connection: AMQPConnection,
+    /// The first consumer of `queue`; nil when the broker refused it (the queue was deleted since it was
+    /// declared, or reading it is not permitted): the endpoint then starts without it, not ready, and
+    /// consumes it again like a queue lost later. Before, that one refusal failed the whole endpoint.
+    /// Other failures (the connection) still end the start.
+    func consumeAtStart(_ queue: String, on connection: AMQPConnection) async throws -> AMQPConsumer? {
+        do {
+            return try await connection.consume(queue: queue, prefetch: configuration.prefetch,
+                                                consumerTag: consumerTag(for: queue))
+        } catch let error as AMQPError where error.code == .channelClosed {
+            health.consumerLost(queue, reason: "\(error)")
+            logger.error("the queue cannot be consumed; starting without it and trying again", metadata: [
+                "queue": "\(queue)", "error": "\(error)"])
+            return nil
+        }
+    }
+
+    /// Moves `queue`'s deliveries into the batch loop, from `first` (nil: not consumed yet) and from every
+    /// consumer that replaces it.
+    func forward(_ first: AMQPConsumer?, of queue: String, to work: WorkQueue, on connection: AMQPConnection,
                  consuming: InputConsumers) async {
-        var consumer = first
+        var current = first
         while true {
-            do {
-                for try await delivery in consumer.deliveries { work.push(.delivery(delivery)) }
-                return  // cancelled: the endpoint is stopping
-            } catch {
-                guard !Task.isCancelled, !isStopping else { return }
-                health.consumerLost(consumer.queue, reason: "\(error)")
-                logger.error("consumer ended; consuming the queue again until that works", metadata: [
-                    "queue": "\(consumer.queue)", "error": "\(error)"])
+            if let consumer = current {
+                do {
+                    for try await delivery in consumer.deliveries { work.push(.delivery(delivery)) }
+                    return  // cancelled: the endpoint is stopping
+                } catch {
+                    guard !Task.isCancelled, !isStopping else { return }
+                    health.consumerLost(queue, reason: "\(error)")
+                    logger.error("consumer ended; consuming the queue again until that works", metadata: [
+                        "queue": "\(queue)", "error": "\(error)"])
+                }
             }
-            guard let next = await consumeAgain(consumer.queue, on: connection) else { return }
+            guard let next = await consumeAgain(queue, on: connection) else { return }
             consuming.replace(next)
             if isStopping {
                 // The shutdown may have cancelled the consumers before this one was listed.
@@ -31,7 +51,7 @@ extension SagaEndpoint {
             }
             health.consumerResumed(next.queue)
             logger.notice("consuming the queue again", metadata: ["queue": "\(next.queue)"])
-            consumer = next
+            current = next
         }
     }
 

@@ -116,12 +116,11 @@ public final class SagaEndpoint: Service, Sendable {
             consumer: consumerConnection, metrics: metrics, logger: logger, tracing: tracing)
         let work = WorkQueue()
         let dueInFlight = InFlightSet()
-        var consumers: [AMQPConsumer] = []
+        var consumers: [(queue: String, consumer: AMQPConsumer?)] = []
         for queue in configuration.inputQueues {
-            consumers.append(try await consumerConnection.consume(queue: queue, prefetch: configuration.prefetch,
-                                                                  consumerTag: consumerTag(for: queue)))
+            consumers.append((queue, try await consumeAtStart(queue, on: consumerConnection)))
         }
-        let activeConsumers = InputConsumers(consumers)
+        let activeConsumers = InputConsumers(consumers.compactMap(\.consumer))
         // Ready once every input queue is consumed, not before (raised after the declarations, it said 200
         // while the consumers were still being opened).
         health.ready.store(true, ordering: .relaxed)
@@ -132,9 +131,10 @@ public final class SagaEndpoint: Service, Sendable {
         await withGracefulShutdownHandler {
             await withTaskGroup(of: Void.self) { group in
                 let forwarders = Countdown(consumers.count)
-                for consumer in consumers {
+                for (queue, consumer) in consumers {
                     group.addTask {
-                        await self.forward(consumer, to: work, on: consumerConnection, consuming: activeConsumers)
+                        await self.forward(consumer, of: queue, to: work, on: consumerConnection,
+                                           consuming: activeConsumers)
                         if forwarders.decrement() == 0 { work.finish() }
                     }
                 }

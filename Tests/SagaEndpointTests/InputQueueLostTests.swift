@@ -65,4 +65,49 @@ struct InputQueueLostTests {
         #expect(try await harness.depth("transfers-b") == 0, "acknowledged")
         await harness.tearDown()
     }
+
+    // Failed before: one queue the broker refused to consume at start (here: guest may not read it; also a
+    // queue deleted between the endpoint's declaration and its consume) failed the whole endpoint.
+    @Test("a queue refused at start: the endpoint starts without it, not ready, serves the others, and consumes it once it can")
+    func refusedAtStart() async throws {
+        let harness = try await EndpointHarness.make()
+        try await harness.declareQueue("transfers-b")
+        func readable(_ pattern: String) async throws {
+            _ = try await runOnThread {
+                try TestBroker.rabbitmqctl(["set_permissions", "-p", harness.vhost, "guest", ".*", ".*", pattern])
+            }
+        }
+        try await readable("^(?!transfers-b$).*")
+        let log = LogCapture()
+        let endpoint = harness.makeEndpoint(MoneyTransferApp.registry(bankTimeout: .seconds(600)),
+                                            queues: ["transfers", "transfers-b"], database: "sagas",
+                                            logger: log.logger(label: "endpoint"))
+        let running = Task { try await endpoint.run() }
+        func waitUntil(timeout: Duration, message: String, _ condition: () async throws -> Bool) async throws {
+            do {
+                try await BrokerTestSupport.waitUntil(timeout: timeout, message: message, condition)
+            } catch {
+                Issue.record("\(message): the endpoint's log:\n\(log.tail())")
+                throw error
+            }
+        }
+        try await waitUntil(timeout: .seconds(30), message: "started without the refused queue") {
+            endpoint.notReadyReason?.contains("not consuming transfers-b") == true
+        }
+        try await harness.send(TransferRequested(transferId: "t-a", fromAccount: "a", toAccount: "b", amount: 10),
+                               to: "transfers", messageId: "req-a")
+        try await waitUntil(timeout: .seconds(30), message: "the other queue served") {
+            try await harness.rowCount("sagas", "inbox") == 1
+        }
+        try await readable(".*")
+        try await waitUntil(timeout: .seconds(60), message: "ready once the queue may be read") { endpoint.isReady }
+        try await harness.send(TransferRequested(transferId: "t-b", fromAccount: "a", toAccount: "b", amount: 20),
+                               to: "transfers-b", messageId: "req-b")
+        try await waitUntil(timeout: .seconds(30), message: "the queue served once consumed") {
+            try await harness.rowCount("sagas", "inbox") == 2
+        }
+        await harness.stop(running)
+        await harness.tearDown()
+    }
 }
+
