@@ -23,19 +23,11 @@ struct InputQueueLostTests {
         let endpoint = harness.makeEndpoint(MoneyTransferApp.registry(bankTimeout: .seconds(600)),
                                             queues: ["transfers", "transfers-b"], database: "sagas", metrics: metrics,
                                             logger: log.logger(label: "endpoint"))
-        func waitUntil(timeout: Duration, message: String, _ condition: () async throws -> Bool) async throws {
-            do {
-                try await BrokerTestSupport.waitUntil(timeout: timeout, message: message, condition)
-            } catch {
-                Issue.record("\(message): the endpoint's log:\n\(log.tail())")
-                throw error
-            }
-        }
         let running = Task { try await endpoint.run() }
-        try await waitUntil(timeout: .seconds(30), message: "ready after start") { endpoint.isReady }
+        try await log.waitUntil(timeout: .seconds(30), message: "ready after start") { endpoint.isReady }
 
         _ = try await harness.connection.deleteQueue("transfers-b")
-        try await waitUntil(timeout: .seconds(10), message: "not ready once the queue is gone") { !endpoint.isReady }
+        try await log.waitUntil(timeout: .seconds(10), message: "not ready once the queue is gone") { !endpoint.isReady }
         let reason = try #require(endpoint.notReadyReason)
         #expect(reason.contains("not consuming transfers-b"), "\(reason); the endpoint's log:\n\(log.tail())")
         #expect(!reason.contains("transfers ("), "the other queue is consumed: \(reason)")
@@ -44,7 +36,7 @@ struct InputQueueLostTests {
         // The other queue is served meanwhile.
         try await harness.send(TransferRequested(transferId: "t-a", fromAccount: "a", toAccount: "b", amount: 10),
                                to: "transfers", messageId: "req-a")
-        try await waitUntil(timeout: .seconds(30), message: "the other queue's message processed") {
+        try await log.waitUntil(timeout: .seconds(30), message: "the other queue's message processed") {
             try await harness.rowCount("sagas", "inbox") == 1
         }
         // Still not ready a few retries later: it does not flap while the queue is missing.
@@ -52,11 +44,11 @@ struct InputQueueLostTests {
         #expect(!endpoint.isReady)
 
         try await harness.declareQueue("transfers-b")
-        try await waitUntil(timeout: .seconds(60), message: "ready again once the queue is back") { endpoint.isReady }
+        try await log.waitUntil(timeout: .seconds(60), message: "ready again once the queue is back") { endpoint.isReady }
         #expect(try metrics.expectGauge("saga_input_queues_unconsumed").lastValue == 0)
         try await harness.send(TransferRequested(transferId: "t-b", fromAccount: "a", toAccount: "b", amount: 20),
                                to: "transfers-b", messageId: "req-b")
-        try await waitUntil(timeout: .seconds(30), message: "the queue's message processed after it came back") {
+        try await log.waitUntil(timeout: .seconds(30), message: "the queue's message processed after it came back") {
             try await harness.rowCount("sagas", "inbox") == 2
         }
         #expect(running.isCancelled == false)
@@ -83,27 +75,19 @@ struct InputQueueLostTests {
                                             queues: ["transfers", "transfers-b"], database: "sagas",
                                             logger: log.logger(label: "endpoint"))
         let running = Task { try await endpoint.run() }
-        func waitUntil(timeout: Duration, message: String, _ condition: () async throws -> Bool) async throws {
-            do {
-                try await BrokerTestSupport.waitUntil(timeout: timeout, message: message, condition)
-            } catch {
-                Issue.record("\(message): the endpoint's log:\n\(log.tail())")
-                throw error
-            }
-        }
-        try await waitUntil(timeout: .seconds(30), message: "started without the refused queue") {
+        try await log.waitUntil(timeout: .seconds(30), message: "started without the refused queue") {
             endpoint.notReadyReason?.contains("not consuming transfers-b") == true
         }
         try await harness.send(TransferRequested(transferId: "t-a", fromAccount: "a", toAccount: "b", amount: 10),
                                to: "transfers", messageId: "req-a")
-        try await waitUntil(timeout: .seconds(30), message: "the other queue served") {
+        try await log.waitUntil(timeout: .seconds(30), message: "the other queue served") {
             try await harness.rowCount("sagas", "inbox") == 1
         }
         try await readable(".*")
-        try await waitUntil(timeout: .seconds(60), message: "ready once the queue may be read") { endpoint.isReady }
+        try await log.waitUntil(timeout: .seconds(60), message: "ready once the queue may be read") { endpoint.isReady }
         try await harness.send(TransferRequested(transferId: "t-b", fromAccount: "a", toAccount: "b", amount: 20),
                                to: "transfers-b", messageId: "req-b")
-        try await waitUntil(timeout: .seconds(30), message: "the queue served once consumed") {
+        try await log.waitUntil(timeout: .seconds(30), message: "the queue served once consumed") {
             try await harness.rowCount("sagas", "inbox") == 2
         }
         await harness.stop(running)

@@ -1,5 +1,7 @@
+import BrokerTestSupport
 import Logging
 import Synchronization
+import Testing
 
 /// Keeps what an endpoint logs, so that a test that fails can show it (the harness's endpoints log
 /// errors only, which hid why a rare failure happened).
@@ -15,6 +17,16 @@ final class LogCapture: Sendable {
     /// The last `count` lines.
     func tail(_ count: Int = 150) -> String {
         lines.withLock { $0.suffix(count).joined(separator: "\n") }
+    }
+
+    /// `waitUntil`, recording the log's tail with the issue when it times out.
+    func waitUntil(timeout: Duration, message: String, _ condition: () async throws -> Bool) async throws {
+        do {
+            try await BrokerTestSupport.waitUntil(timeout: timeout, message: message, condition)
+        } catch {
+            Issue.record("\(message): the endpoint's log:\n\(tail())")
+            throw error
+        }
     }
 
     fileprivate func append(_ line: String) {
