@@ -12,6 +12,8 @@ public struct ErrorQueueEntry: Sendable {
     public var firstFailure: String?
     public var lastFailure: String?
     public var host: String?
+    /// How often the message was replayed from an error queue before this copy (nil: never).
+    public var replays: Int?
     public var properties: BasicProperties
     public var body: Data
 
@@ -26,6 +28,8 @@ public struct ErrorQueueEntry: Sendable {
         firstFailure = headers["x-first-failure"]?.stringValue
         lastFailure = headers["x-last-failure"]?.stringValue
         host = headers["x-host"]?.stringValue
+        // Text: headers of a message parked for a delayed retry are kept as text.
+        replays = headers[MessageTranslation.replaysHeader].flatMap { $0.intValue ?? $0.stringValue.flatMap { Int($0) } }
         properties = message.properties
         body = message.body
     }
@@ -38,6 +42,20 @@ public struct ErrorQueueEntry: Sendable {
             properties.headers = headers.isEmpty ? nil : headers
         }
         return AMQPMessage(body: body, properties: properties)
+    }
+
+    /// `original` as replay publishes it: it also carries how often it was replayed and when it first
+    /// failed, so that a replayed message that fails again keeps its history in its next error-queue copy
+    /// (before, `x-first-failure` and `x-attempts` started over, as if it had never failed).
+    public var replayed: AMQPMessage {
+        var message = original
+        var headers = message.properties.headers ?? [:]
+        headers[MessageTranslation.replaysHeader] = .string(String((replays ?? 0) + 1))
+        if let first = properties.headers?[MessageTranslation.replayedFirstFailureHeader]?.stringValue ?? firstFailure {
+            headers[MessageTranslation.replayedFirstFailureHeader] = .string(first)
+        }
+        message.properties.headers = headers
+        return message
     }
 }
 
@@ -122,7 +140,7 @@ public struct ErrorQueueAdmin: Sendable {
                                           originalQueue: entry.originalQueue, reason: .noOriginalQueue)
         }
         do {
-            try await connection.publish(.toQueue(queue, entry.original))
+            try await connection.publish(.toQueue(queue, entry.replayed))
         } catch let error as AMQPError where ErrorQueueReplayFailure.isPerMessage(error) {
             throw ErrorQueueReplayFailure(messageId: entry.messageId, errorQueue: errorQueue, originalQueue: queue,
                                           reason: .refused(error))

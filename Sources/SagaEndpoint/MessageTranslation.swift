@@ -18,6 +18,9 @@ enum MessageTranslation {
     static let originalCorrelationIdHeader = "x-saga-original-correlation-id"
     static let originalReplyToHeader = "x-saga-original-reply-to"
     static let retryAttemptHeader = "x-saga-retry-attempt"
+    /// Set by a replay from an error queue: how often the message was replayed, and its first failure.
+    static let replaysHeader = "x-replays"
+    static let replayedFirstFailureHeader = "x-replayed-first-failure"
 
     static func incoming(_ delivery: AMQPDelivery, maxBodyBytes: Int, registry: HandlerRegistry) throws(RejectionReason) -> IncomingMessage {
         let p = delivery.properties
@@ -112,7 +115,9 @@ enum MessageTranslation {
         headers["x-error-description"] = .string(String(reason.prefix(4000)))
         headers["x-original-queue"] = .string(queue)
         headers["x-attempts"] = .int64(Int64(attempts))
-        headers["x-first-failure"] = .string(formatter.string(from: firstFailure ?? lastFailure))
+        // A replayed message that fails again keeps the first failure of its first round.
+        let replayedFirst = headers.removeValue(forKey: replayedFirstFailureHeader)?.stringValue
+        headers["x-first-failure"] = .string(replayedFirst ?? formatter.string(from: firstFailure ?? lastFailure))
         headers["x-last-failure"] = .string(formatter.string(from: lastFailure))
         headers["x-host"] = .string(ProcessInfo.processInfo.hostName)
         message.properties.headers = headers

@@ -199,6 +199,7 @@ struct ErrorsCommand: AsyncParsableCommand {
         object["firstFailure"] = entry.firstFailure
         object["lastFailure"] = entry.lastFailure
         object["host"] = entry.host
+        object["replays"] = entry.replays
         object["correlationId"] = entry.properties.correlationId
         object["replyTo"] = entry.properties.replyTo
         if withBody {
