@@ -70,13 +70,7 @@ extension EndpointSettings {
         httpHost = try layers.resolve(flag: endpoint.httpHost, flagName: "--http-host", fromFile: { $0.string(.httpHost) },
                                       key: .httpHost, default: EndpointOptions.defaultHTTPHost).value
 
-        let topology = try layers.resolve(flag: endpoint.topology.directory.map { Optional($0) }, flagName: "--topology-dir",
-                                          fromFile: { $0.string(.topologyDir).map { Optional($0) } }, key: .topologyDir,
-                                          default: nil)
-        if let directory = topology.value, (try? Topology.directory(explicit: directory)) == nil {
-            throw ValidationError("\(topology.source) names \(directory), which is not a directory")
-        }
-        topologyDirectory = topology.value
+        topologyDirectory = try endpoint.topology.resolvedDirectory(layers: layers)
     }
 }
 

@@ -13,9 +13,9 @@ struct ErrorsCommand: AsyncParsableCommand {
             A message lands in an error queue when it cannot be processed: unparseable, of a type nobody \
             handles, without message_id or type, too large, or failing after all retries. It keeps its body \
             and properties (same message_id) and gains headers: x-error-reason, x-error-type, \
-            x-original-queue, x-attempts, x-first-failure, x-last-failure, x-host. Replay publishes it back \
-            to its original queue (confirmed) before removing it; the endpoint's inbox drops a message \
-            replayed twice. `replay --all` replays what the queue held when it started, each message id \
+            x-original-queue, x-attempts, x-first-failure, x-last-failure, x-host (and x-replays once it was \
+            replayed and failed again). Replay publishes it back to its original queue (confirmed) before \
+            removing it; the endpoint's inbox drops a message replayed twice. `replay --all` replays what the queue held when it started, each message id \
             once: a replayed message that fails again and a second copy of an id stay in the queue; a message \
             that cannot be replayed (no x-original-queue, or its original queue is gone) stays too, is named \
             on stderr, and makes the exit status 2.

@@ -111,7 +111,12 @@ struct TopologyOptions: ParsableArguments {
     /// `--topology-dir`, else the config file's `topology-dir` (top level or the `run` section), else nil.
     func resolvedDirectory(config: ConfigOptions,
                            environment: [String: String] = ProcessInfo.processInfo.environment) throws -> String? {
-        let layers = try SettingLayers(configPath: config.pathOption, section: .run, environment: environment)
+        try resolvedDirectory(layers: SettingLayers(configPath: config.pathOption, section: .run, environment: environment))
+    }
+
+    /// `--topology-dir`, else the file's `topology-dir` in `layers` (as `run` and `bank` read it), else nil;
+    /// a folder that does not exist is an error naming where it came from.
+    func resolvedDirectory(layers: SettingLayers) throws -> String? {
         let resolved = try layers.resolve(flag: directory.map { Optional($0) }, flagName: "--topology-dir",
                                           fromFile: { $0.string(.topologyDir).map { Optional($0) } }, key: .topologyDir,
                                           default: nil)
