@@ -124,8 +124,10 @@ enum SagaBench {
             for (index, benchmark) in cases.enumerated() {
                 try await benchmark.prepare(admin, context)
                 let cpuBefore = Stats.processCPUTime()
+                let brokerBefore = Stats.brokerCPUTime()
                 let result = try await benchmark.run(context)
                 let cpuAfter = Stats.processCPUTime()
+                let brokerAfter = Stats.brokerCPUTime()
                 try await benchmark.verify(admin, context)
                 let messages = result.messages ?? context.messages
                 let user = (cpuAfter.user - cpuBefore.user) * 1e6 / Double(messages)
@@ -150,6 +152,7 @@ enum SagaBench {
                 say("round \(round)  \(Stats.pad(benchmark.name, 36)) \(Stats.padLeft(Stats.format(rate), 9)) msg/s\(units)"
                     + "  \(seconds), \(result.batches) batches of \(averageBatch) on average\(stages)\(reruns), "
                     + String(format: "CPU/msg %.1f µs user + %.1f µs system", user, system)
+                    + Stats.brokerCPUNote(before: brokerBefore, after: brokerAfter, messages: messages)
                     + ", RSS \(ProcessMemory.format(resident))")
             }
         }

@@ -1,4 +1,5 @@
 // Medians and formatting for the benchmark report.
+import Foundation
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)
@@ -45,6 +46,32 @@ enum Stats {
         #endif
         func seconds(_ t: timeval) -> Double { Double(t.tv_sec) + Double(t.tv_usec) / 1e6 }
         return (seconds(usage.ru_utime), seconds(usage.ru_stime))
+    }
+
+    /// ", broker CPU/msg 41.0 µs" when the broker runs on this machine (it shares the cores with the
+    /// endpoint, so its cost per message is part of why one case is slower than another), else "".
+    static func brokerCPUNote(before: Double?, after: Double?, messages: Int) -> String {
+        guard let before, let after, messages > 0 else { return "" }
+        return String(format: ", broker CPU/msg %.1f µs", (after - before) * 1e6 / Double(messages))
+    }
+
+    /// CPU seconds (user + system) of the broker's Erlang VM (every `beam*` process on the machine, so
+    /// other nodes running meanwhile count too), if one runs here.
+    static func brokerCPUTime() -> Double? {
+        guard let entries = try? FileManager.default.contentsOfDirectory(atPath: "/proc") else { return nil }
+        var total = 0.0
+        var found = false
+        for entry in entries where entry.allSatisfy(\.isNumber) {
+            guard let comm = try? String(contentsOfFile: "/proc/\(entry)/comm", encoding: .utf8),
+                  comm.hasPrefix("beam"),
+                  let stat = try? String(contentsOfFile: "/proc/\(entry)/stat", encoding: .utf8),
+                  let close = stat.lastIndex(of: ")") else { continue }
+            let fields = stat[stat.index(after: close)...].split(separator: " ")
+            guard fields.count > 13, let user = Double(fields[11]), let system = Double(fields[12]) else { continue }
+            total += (user + system) / Double(sysconf(Int32(_SC_CLK_TCK)))
+            found = true
+        }
+        return found ? total : nil
     }
 
     static func seconds(_ duration: Duration) -> Double {
