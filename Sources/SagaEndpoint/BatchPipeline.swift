@@ -318,6 +318,10 @@ struct BatchPipeline: Sendable {
                 metrics.sagasNotFound.increment()
                 logger.info("no saga instance for message; discarded", metadata: metadata().merging([
                     "saga": "\(invocation.saga)"]) { $1 })
+            case .notFoundHandled:
+                metrics.sagasNotFound.increment()
+                logger.info("no saga instance for message; handled by the saga's whenNotFound", metadata: metadata().merging([
+                    "saga": "\(invocation.saga)"]) { $1 })
             default: break
             }
         }

@@ -4,6 +4,7 @@ public struct SagaDefinition<S: Saga>: Sendable {
     // decode its JSON body twice, a large share of the CPU a message costs.
     typealias Start = @Sendable (any Message, HandlerContext) throws -> S
     typealias Handle = @Sendable (inout S, any Message, HandlerContext) throws -> Void
+    typealias NotFoundHandler = @Sendable (any Message, HandlerContext) throws -> Void
 
     struct Route: Sendable {
         var messageType: String
@@ -14,6 +15,8 @@ public struct SagaDefinition<S: Saga>: Sendable {
         var start: Start?
         var handle: Handle?
         var notFound: NotFoundPolicy
+        /// Runs instead of `notFound` when set.
+        var whenNotFound: NotFoundHandler? = nil
         var isTimeout: Bool
         /// The Swift type `M` and how it was declared, to name both sides of a conflict.
         var swiftType: ObjectIdentifier
@@ -65,6 +68,21 @@ public struct SagaDefinition<S: Saga>: Sendable {
             swiftType: ObjectIdentifier(M.self), swiftName: String(reflecting: M.self), declaration: "handles",
             defaultNamed: M.messageType == String(describing: M.self)
         ))
+    }
+
+    /// `M` is handled by the live instance it correlates to. When there is none, `whenNotFound` runs
+    /// instead (NServiceBus's `IHandleSagaNotFound`, MassTransit's `OnMissingInstance(...ExecuteAsync)`):
+    /// typically a reply that the process is unknown or over. It runs like a stateless handler, in the same
+    /// transaction as the message's inbox record: it may `send`, `publish` and `reply` (no instance exists,
+    /// so `requestTimeout`, `markComplete` and `replyToOriginator` throw `SagaError.notInSaga`); if it
+    /// throws, the message is retried and goes to the error queue like any failing message.
+    public mutating func handles<M: Message>(
+        _ type: M.Type, correlatedBy correlation: Correlation<M>,
+        whenNotFound: @escaping @Sendable (M, HandlerContext) throws -> Void,
+        _ handle: @escaping @Sendable (inout S, M, HandlerContext) throws -> Void
+    ) {
+        handles(type, correlatedBy: correlation, whenNotFound: .discard, handle)
+        routes[M.messageType]!.whenNotFound = { message, context in try whenNotFound(message as! M, context) }
     }
 
     /// `M` is a timeout this saga requests with `context.requestTimeout(after:_:)`; it is delivered only
@@ -136,6 +154,15 @@ extension SagaDefinition {
     public mutating func handles<M: Message>(
         _ type: M.Type, correlatedBy keyPath: any KeyPath<M, String> & Sendable,
         whenNotFound: NotFoundPolicy = .discard,
+        _ handle: @escaping @Sendable (inout S, M, HandlerContext) throws -> Void
+    ) {
+        handles(type, correlatedBy: .property(keyPath), whenNotFound: whenNotFound, handle)
+    }
+
+    /// Convenience: correlate by a key path of the message; `whenNotFound` runs when no instance exists.
+    public mutating func handles<M: Message>(
+        _ type: M.Type, correlatedBy keyPath: any KeyPath<M, String> & Sendable,
+        whenNotFound: @escaping @Sendable (M, HandlerContext) throws -> Void,
         _ handle: @escaping @Sendable (inout S, M, HandlerContext) throws -> Void
     ) {
         handles(type, correlatedBy: .property(keyPath), whenNotFound: whenNotFound, handle)

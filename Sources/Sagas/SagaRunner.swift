@@ -14,6 +14,8 @@ public struct SagaInvocation: Sendable, Equatable {
         case ignoredExistingStart
         /// No live instance; the policy says what the endpoint does with the message.
         case notFound(NotFoundPolicy)
+        /// No live instance; the route's `whenNotFound` handler ran instead (its messages are in `outgoing`).
+        case notFoundHandled
         /// A timeout whose saga has completed meanwhile: dropped.
         case timeoutForGoneSaga
     }
@@ -129,7 +131,15 @@ struct TypedSagaRunner<S: Saga>: SagaRunner {
             return SagaInvocation(saga: key, outcome: .timeoutForGoneSaga, outgoing: [], timeouts: [])
         }
         guard let start = route.start else {
-            return SagaInvocation(saga: key, outcome: .notFound(route.notFound), outgoing: [], timeouts: [])
+            guard let whenNotFound = route.whenNotFound else {
+                return SagaInvocation(saga: key, outcome: .notFound(route.notFound), outgoing: [], timeouts: [])
+            }
+            // Like a stateless handler: it may send, publish and reply, but there is no instance to change,
+            // complete or ask timeouts for. Its own key keeps its message ids apart from the saga's.
+            let context = HandlerContext(incoming: incoming, now: now, endpointAddress: endpointAddress,
+                                         handlerKey: S.sagaType + "#not-found", saga: nil, originator: nil)
+            try HandlerSpan.run(tracing, handler: S.sagaType, context: context) { try whenNotFound(try message(), context) }
+            return SagaInvocation(saga: key, outcome: .notFoundHandled, outgoing: context.outgoing, timeouts: [])
         }
         let originator = Originator(replyTo: incoming.replyTo, correlationId: incoming.correlationId)
         let context = HandlerContext(incoming: incoming, now: now, endpointAddress: endpointAddress,

@@ -35,6 +35,45 @@ struct NotFoundPolicyTests {
         await harness.tearDown()
     }
 
+    @Test("whenNotFound: a message for no saga runs the handler instead, once, committed with the inbox")
+    func whenNotFoundHandler() async throws {
+        let harness = try await EndpointHarness.make()
+        let replies = "orders.replies"
+        try await harness.declareQueue(OrderSaga.queue)
+        try await harness.declareQueue(replies)
+        let metrics = TestMetrics()
+        let endpoint = harness.startEndpoint(OrderSaga.registry(), queues: [OrderSaga.queue], database: "orders",
+                                             metrics: metrics)
+        try await harness.send(OrderSaga.Placed(orderId: "o-1", remindAfterMs: nil), to: OrderSaga.queue)
+        // The same message id twice: the second copy is a duplicate, so one reply only.
+        for _ in 0..<2 {
+            try await harness.send(OrderSaga.StatusRequested(orderId: "o-none"), to: OrderSaga.queue,
+                                   messageId: "status-none", correlationId: "ask-none", replyTo: replies)
+        }
+        try await harness.send(OrderSaga.StatusRequested(orderId: "o-1"), to: OrderSaga.queue,
+                               messageId: "status-1", correlationId: "ask-1", replyTo: replies)
+        try await waitUntil(timeout: .seconds(30)) {
+            let processed = try await harness.rowCount("orders", "inbox") == 3
+            let queueEmpty = try await harness.depth(OrderSaga.queue) == 0
+            return processed && queueEmpty
+                && (try? metrics.expectCounter("saga_messages_deduplicated_total").totalValue) == 1
+        }
+
+        let received = try await harness.receive(from: replies, count: 2)
+        #expect(received.count == 2)
+        #expect(try await harness.depth(replies) == 0, "one reply per message id")
+        let answers = try received.map { try MessageCoding.decode(OrderSaga.Status.self, from: $0.message.body, messageType: OrderSaga.Status.messageType) }
+        let unknown = try #require(received.first { $0.message.properties.correlationId == "ask-none" })
+        #expect(unknown.message.properties.messageId == outgoingId("status-none", "Order#not-found", "1"))
+        #expect(answers.contains { $0.orderId == "o-none" && !$0.known })
+        #expect(answers.contains { $0.orderId == "o-1" && $0.known })
+        #expect(try await harness.saga("orders", type: OrderSaga.sagaType, id: "o-none") == nil, "no instance made")
+        #expect(try metrics.expectCounter("saga_sagas_not_found_total").totalValue == 1)
+        #expect(try await harness.depth(OrderSaga.queue + ".error") == 0)
+        await harness.stop(endpoint)
+        await harness.tearDown()
+    }
+
     @Test("policy .errorQueue: a message for no saga goes to the error queue with the reason")
     func errorQueuePolicy() async throws {
         let harness = try await EndpointHarness.make()

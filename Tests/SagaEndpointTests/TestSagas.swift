@@ -11,7 +11,8 @@ func outgoingId(_ incoming: String, _ handler: String, _ position: String) -> St
 
 /// An order: started by `Placed`; `Paid` may arrive before it (its not-found policy is a parameter);
 /// `Shipped` for no order is discarded (the default); `Cancelled` for no order goes to the error queue;
-/// `Close` completes it; `Placed.remindAfterMs` asks for a timeout that sends `ReminderSent`.
+/// `Close` completes it; `Placed.remindAfterMs` asks for a timeout that sends `ReminderSent`;
+/// `StatusRequested` is answered by the order, or by its `whenNotFound` for no order.
 struct OrderSaga: Saga, Equatable {
     static let sagaType = "Order"
     static let queue = "orders"
@@ -28,6 +29,9 @@ struct OrderSaga: Saga, Equatable {
     struct Close: Message { static let messageType = "test.CloseOrder"; var orderId: String }
     struct Remind: Message { static let messageType = "test.OrderReminder" }
     struct ReminderSent: Message { static let messageType = "test.ReminderSent"; var orderId: String }
+    /// Asks for an order's status: its saga replies, or its `whenNotFound` replies `known: false`.
+    struct StatusRequested: Message { static let messageType = "test.OrderStatusRequested"; var orderId: String }
+    struct Status: Message { static let messageType = "test.OrderStatus"; var orderId: String; var known: Bool; var paid: Bool }
 
     static func define(_ saga: inout SagaDefinition<OrderSaga>) {
         define(&saga, earlyPayment: .retryLater(attempts: 10, delay: .milliseconds(300)))
@@ -44,6 +48,11 @@ struct OrderSaga: Saga, Equatable {
             try context.markComplete()
         }
         saga.handles(Close.self, correlatedBy: \.orderId) { _, _, context in try context.markComplete() }
+        saga.handles(StatusRequested.self, correlatedBy: \.orderId, whenNotFound: { request, context in
+            try context.reply(Status(orderId: request.orderId, known: false, paid: false))
+        }) { order, _, context in
+            try context.reply(Status(orderId: order.orderId, known: true, paid: order.paid))
+        }
         saga.handlesTimeout(Remind.self) { order, _, context in
             order.reminders += 1
             try context.send(ReminderSent(orderId: order.orderId), to: outQueue)
