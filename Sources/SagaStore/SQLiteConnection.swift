@@ -1,5 +1,8 @@
 import CSQLite
 public import Logging
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// One open SQLite database connection (a `sqlite3*` handle), with a prepared-statement cache.
 ///
@@ -95,7 +98,7 @@ public final class SQLiteConnection {
         do {
             // WAL: readers never block the writer and vice versa, and commits append instead of
             // rewriting pages. The mode is persistent in the file, but setting it again is cheap.
-            let mode = try query("PRAGMA journal_mode = WAL").first?[0].textValue?.lowercased()
+            let mode = try switchToWAL()
             if mode != "wal" && path != ":memory:" && !path.isEmpty {
                 logger.warning(
                     "SQLite did not switch to WAL journal mode",
@@ -118,6 +121,21 @@ public final class SQLiteConnection {
         } catch {
             close()
             throw error
+        }
+    }
+
+    /// Sets WAL mode and returns the journal mode in effect. Switching a file that is not in WAL mode yet
+    /// (a new database) needs an exclusive lock, and SQLite answers `SQLITE_BUSY` at once when another
+    /// connection holds one, without the busy handler: two processes starting on a new file failed with
+    /// "database is locked". So this waits up to the busy timeout itself, as any other statement would.
+    private func switchToWAL() throws(SQLiteError) -> String? {
+        let deadline = ContinuousClock.now + options.busyTimeout
+        while true {
+            do {
+                return try query("PRAGMA journal_mode = WAL").first?[0].textValue?.lowercased()
+            } catch where error.code == .busy && ContinuousClock.now < deadline {
+                usleep(10_000)
+            }
         }
     }
 

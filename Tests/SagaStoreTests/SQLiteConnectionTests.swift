@@ -1,3 +1,4 @@
+import CSQLite
 import Foundation
 import Testing
 @testable import SagaStore
@@ -12,6 +13,27 @@ import Testing
         #expect(try connection.query("PRAGMA synchronous").first?[0] == .integer(1))  // NORMAL
         #expect(try connection.query("PRAGMA foreign_keys").first?[0] == .integer(1))
         #expect(try connection.query("PRAGMA busy_timeout").first?[0] == .integer(5000))
+    }
+
+    // Two processes starting on a new file: switching it to WAL needs an exclusive lock, and SQLite
+    // answered "database is locked" at once instead of waiting (the busy handler does not apply there).
+    @Test func waitsForTheLockToSwitchANewFileToWAL() throws {
+        let database = TemporaryDatabase()
+        defer { database.remove() }
+        var other: OpaquePointer?
+        #expect(sqlite3_open_v2(database.path, &other, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, nil) == SQLITE_OK)
+        defer { sqlite3_close_v2(other) }
+        #expect(sqlite3_exec(other, "CREATE TABLE t(x); BEGIN IMMEDIATE; INSERT INTO t VALUES (1)", nil, nil, nil) == SQLITE_OK)
+        let holder = UnsafeSendable(other)
+        let release = Thread {
+            usleep(300_000)
+            sqlite3_exec(holder.value, "COMMIT", nil, nil, nil)
+        }
+        release.start()
+
+        let connection = try openConnection(database)
+        #expect(try connection.query("PRAGMA journal_mode").first?[0] == .text("wal"))
+        #expect(try connection.query("SELECT count(*) FROM t").first?[0] == .integer(1), "waited for the commit")
     }
 
     @Test func defaultSynchronousIsFull() throws {
@@ -187,4 +209,11 @@ import Testing
         try impatient.transaction { try impatient.run("INSERT INTO t VALUES (1)") }
         #expect(try holder.query("SELECT COUNT(*) FROM t").first?[0] == .integer(1))
     }
+}
+
+/// Hands a C handle to the thread that releases the lock; the test touches it from there only after
+/// the main thread is done with it until then (it only waits in `openConnection`).
+private struct UnsafeSendable<T>: @unchecked Sendable {
+    let value: T
+    init(_ value: T) { self.value = value }
 }
