@@ -13,9 +13,22 @@ actor BacklogReader {
     nonisolated var unownedExecutor: UnownedSerialExecutor { executor.asUnownedSerialExecutor() }
     private let store: SagaStore
 
-    /// Opens `path`, which the endpoint's StoreWorker has already created and migrated.
-    init(path: String, busyTimeout: Duration, logger: Logger) throws {
-        executor = DedicatedThreadExecutor(name: "sqlite-backlog")
+    /// Opens `path`, which the endpoint's StoreWorker has already created and migrated, on the reader's own
+    /// thread; if that fails, the thread ends.
+    static func open(path: String, busyTimeout: Duration, logger: Logger, threadName: String = "sqlite-backlog") async throws -> BacklogReader {
+        let executor = DedicatedThreadExecutor(name: threadName)
+        do {
+            return try await executor.perform {
+                try BacklogReader(executor: executor, path: path, busyTimeout: busyTimeout, logger: logger)
+            }
+        } catch {
+            executor.shutdown()
+            throw error
+        }
+    }
+
+    private init(executor: DedicatedThreadExecutor, path: String, busyTimeout: Duration, logger: Logger) throws {
+        self.executor = executor
         var options = SagaStore.Options()
         options.busyTimeout = busyTimeout
         // A count reads each page once; a page cache of its own would only add to the process's memory.
@@ -24,8 +37,13 @@ actor BacklogReader {
     }
 
     deinit {
-        // The store closes its SQLite handle when it is released.
+        // The store closes its SQLite handle when it is released, if `close()` has not.
         executor.shutdown()
+    }
+
+    /// Closes the SQLite connection on the reader's thread.
+    func close() {
+        store.close()
     }
 
     func backlog() throws -> (outbox: Int, timeouts: Int) {

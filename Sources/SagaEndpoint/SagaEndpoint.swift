@@ -59,16 +59,44 @@ public final class SagaEndpoint: Service, Sendable {
     public func run() async throws {
         let dispatcher = MessageDispatcher(registry: registry, endpointAddress: configuration.endpointAddress)
         let metrics = EndpointMetrics(factory: metricsFactory)
-        let store = try StoreWorker(path: configuration.databasePath, durable: configuration.durableCommits,
-                                    busyTimeout: configuration.databaseBusyTimeout, dispatcher: dispatcher,
-                                    handlerTiming: HandlerTiming(timer: metrics.handlerDuration),
-                                    rerunCounter: metrics.handlersRerun, logger: logger)
-        let stateReader = configuration.handlersAheadOfCommit
-            ? try SagaStateReader(path: configuration.databasePath, busyTimeout: configuration.databaseBusyTimeout,
-                                  logger: logger)
-            : nil
-        let backlogReader = try BacklogReader(path: configuration.databasePath,
-                                              busyTimeout: configuration.databaseBusyTimeout, logger: logger)
+        // Opened, and closed below, on the stores' own threads: SQLite blocks (a migration for seconds, the
+        // last close checkpoints the WAL), which must not happen on the cooperative pool.
+        let store = try await StoreWorker.open(
+            path: configuration.databasePath, durable: configuration.durableCommits,
+            busyTimeout: configuration.databaseBusyTimeout, dispatcher: dispatcher,
+            handlerTiming: HandlerTiming(timer: metrics.handlerDuration), rerunCounter: metrics.handlersRerun,
+            logger: logger)
+        let stateReader: SagaStateReader?
+        let backlogReader: BacklogReader
+        do {
+            stateReader = configuration.handlersAheadOfCommit
+                ? try await SagaStateReader.open(path: configuration.databasePath,
+                                                 busyTimeout: configuration.databaseBusyTimeout, logger: logger)
+                : nil
+            backlogReader = try await BacklogReader.open(path: configuration.databasePath,
+                                                         busyTimeout: configuration.databaseBusyTimeout, logger: logger)
+        } catch {
+            await store.close()
+            throw error
+        }
+        do {
+            try await connectAndServe(dispatcher: dispatcher, store: store, stateReader: stateReader,
+                                      backlogReader: backlogReader, metrics: metrics)
+        } catch {
+            await Self.close(store, stateReader, backlogReader)
+            throw error
+        }
+        await Self.close(store, stateReader, backlogReader)
+    }
+
+    private static func close(_ store: StoreWorker, _ stateReader: SagaStateReader?, _ backlogReader: BacklogReader) async {
+        await stateReader?.close()
+        await backlogReader.close()
+        await store.close()
+    }
+
+    private func connectAndServe(dispatcher: MessageDispatcher, store: StoreWorker, stateReader: SagaStateReader?,
+                                 backlogReader: BacklogReader, metrics: EndpointMetrics) async throws {
         guard let consumerConnection = try await connectUnlessShuttingDown(role: "consume") else { return }
         let publisherConnection: AMQPConnection
         do {

@@ -14,9 +14,22 @@ actor SagaStateReader {
     private let store: SagaStore
     private let logger: Logger
 
-    /// Opens the store the `StoreWorker` created (and migrated) at `path`.
-    init(path: String, busyTimeout: Duration = .seconds(5), logger: Logger) throws {
-        self.executor = DedicatedThreadExecutor(name: "sqlite-read")
+    /// Opens the store the `StoreWorker` created (and migrated) at `path`, on the reader's own thread; if
+    /// that fails, the thread ends.
+    static func open(path: String, busyTimeout: Duration = .seconds(5), logger: Logger, threadName: String = "sqlite-read") async throws -> SagaStateReader {
+        let executor = DedicatedThreadExecutor(name: threadName)
+        do {
+            return try await executor.perform {
+                try SagaStateReader(executor: executor, path: path, busyTimeout: busyTimeout, logger: logger)
+            }
+        } catch {
+            executor.shutdown()
+            throw error
+        }
+    }
+
+    private init(executor: DedicatedThreadExecutor, path: String, busyTimeout: Duration, logger: Logger) throws {
+        self.executor = executor
         var options = SagaStore.Options()
         options.busyTimeout = busyTimeout
         // Small: in WAL mode a connection drops its whole page cache when it starts reading after another
@@ -29,6 +42,11 @@ actor SagaStateReader {
 
     deinit {
         executor.shutdown()
+    }
+
+    /// Closes the SQLite connection on the reader's thread.
+    func close() {
+        store.close()
     }
 
     /// The stored instances among `keys`, read in one snapshot; a key without an entry has none. Nil when

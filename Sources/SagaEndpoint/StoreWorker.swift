@@ -70,11 +70,30 @@ actor StoreWorker {
     /// stored (`OutgoingLimits`). The broker's default until the publisher's connection says otherwise.
     private var frameMax = AMQPConfiguration.defaultFrameMax
 
-    init(path: String, durable: Bool, busyTimeout: Duration = .seconds(5), dispatcher: MessageDispatcher,
-         handlerTiming: HandlerTiming = HandlerTiming(timer: nil), rerunCounter: Counter? = nil,
-         logger: Logger) throws {
+    /// Opens (creating and migrating if needed) the store at `path` on the worker's own thread: a migration
+    /// of a large store takes seconds, which must not block the cooperative pool. If opening fails, the
+    /// thread ends (an actor whose init throws never runs its `deinit`).
+    static func open(path: String, durable: Bool, busyTimeout: Duration = .seconds(5), dispatcher: MessageDispatcher,
+                     handlerTiming: HandlerTiming = HandlerTiming(timer: nil), rerunCounter: Counter? = nil,
+                     logger: Logger, threadName: String = "sqlite") async throws -> StoreWorker {
+        let executor = DedicatedThreadExecutor(name: threadName)
+        do {
+            return try await executor.perform {
+                try StoreWorker(executor: executor, path: path, durable: durable, busyTimeout: busyTimeout,
+                                dispatcher: dispatcher, handlerTiming: handlerTiming, rerunCounter: rerunCounter,
+                                logger: logger)
+            }
+        } catch {
+            executor.shutdown()
+            throw error
+        }
+    }
+
+    private init(executor: DedicatedThreadExecutor, path: String, durable: Bool, busyTimeout: Duration,
+                 dispatcher: MessageDispatcher, handlerTiming: HandlerTiming, rerunCounter: Counter?,
+                 logger: Logger) throws {
         self.rerunCounter = rerunCounter
-        self.executor = DedicatedThreadExecutor(name: "sqlite")
+        self.executor = executor
         var options = SagaStore.Options()
         options.synchronous = durable ? .full : .normal
         options.busyTimeout = busyTimeout
@@ -93,8 +112,14 @@ actor StoreWorker {
     }
 
     deinit {
-        // The store closes its SQLite handle when it is released.
+        // The store closes its SQLite handle when it is released, if `close()` has not.
         executor.shutdown()
+    }
+
+    /// Closes the SQLite connection here, on the worker's thread: closing checkpoints the WAL (up to
+    /// 40 MiB written), which would otherwise run on whatever thread releases the worker last.
+    func close() {
+        store.close()
     }
 
     func process(_ items: [WorkItem], now: Date) -> [WorkResult] {

@@ -55,6 +55,15 @@ struct DedicatedThreadExecutorTests {
 
     // Regression: `Thread.name` did not reach the OS, so every dedicated thread showed the name of the pool
     // thread that created it ("…default-qos") in `top -H` and `perf`.
+    @Test("perform runs blocking set-up on the executor's thread and hands back its result or error")
+    func performRunsOnItsThread() async throws {
+        let executor = DedicatedThreadExecutor(name: "test-perform")
+        defer { executor.shutdown() }
+        #expect(try await executor.perform { executor.isCurrent })
+        struct Refused: Error {}
+        await #expect(throws: Refused.self) { try await executor.perform { throw Refused() } }
+    }
+
     @Test("the OS knows the thread by its name, shortened at both ends to Linux's 15 bytes",
           .enabled(if: FileManager.default.fileExists(atPath: "/proc/thread-self/comm"), "thread names are read from Linux's /proc"))
     func osThreadName() async {

@@ -9,9 +9,9 @@ import Testing
 @Suite("Backlog reader")
 struct BacklogReaderTests {
     @Test func countsWhatTheWritersConnectionCommitted() async throws {
-        let fixture = try StoreWorkerFixture()
+        let fixture = try await StoreWorkerFixture()
         defer { fixture.remove() }
-        let reader = try BacklogReader(path: fixture.path, busyTimeout: .seconds(5), logger: Logger(label: "test"))
+        let reader = try await BacklogReader.open(path: fixture.path, busyTimeout: .seconds(5), logger: Logger(label: "test"))
         #expect(try await reader.backlog() == (outbox: 0, timeouts: 0))
 
         // `LedgerSaga.Open` starts a saga that emits one message and asks for one timeout.

@@ -10,12 +10,12 @@ struct StoreWorkerFixture {
     let path = FileManager.default.temporaryDirectory.appendingPathComponent("store-worker-\(UUID().uuidString).sqlite").path
     let worker: StoreWorker
 
-    init() throws {
+    init() async throws {
         var registry = HandlerRegistry()
         registry.register(LedgerSaga.self)
         registry.register(OrderSaga.self) { OrderSaga.define(&$0, earlyPayment: .errorQueue) }
         let dispatcher = MessageDispatcher(registry: registry, endpointAddress: "ledgers")
-        worker = try StoreWorker(path: path, durable: true, dispatcher: dispatcher, logger: Logger(label: "test"))
+        worker = try await StoreWorker.open(path: path, durable: true, dispatcher: dispatcher, logger: Logger(label: "test"))
     }
 
     func remove() {
@@ -45,7 +45,7 @@ struct GroupCommitTests {
 
     @Test("a failing message in the middle of a batch rolls back only itself; the others commit")
     func failingMessageRollsBackAlone() async throws {
-        let fixture = try StoreWorkerFixture()
+        let fixture = try await StoreWorkerFixture()
         defer { fixture.remove() }
         let (path, worker) = (fixture.path, fixture.worker)
         let items = [try open("a", fail: false), try open("b", fail: true), try paid("nobody"), try open("c", fail: false)]
@@ -72,7 +72,7 @@ struct GroupCommitTests {
 
     @Test("a batch that succeeds commits every message once; a second copy of each is a duplicate")
     func wholeBatchThenDuplicates() async throws {
-        let fixture = try StoreWorkerFixture()
+        let fixture = try await StoreWorkerFixture()
         defer { fixture.remove() }
         let (path, worker) = (fixture.path, fixture.worker)
         let items = try (0..<50).map { try open("l\($0)", fail: false) }
@@ -95,7 +95,7 @@ struct DuplicateDeliveryCountTests {
     // flight added to the count until an innocent duplicate was error-queued as poison.
     @Test("a redelivered copy recognised as a duplicate clears the message's delivery count")
     func duplicateClearsCount() async throws {
-        let fixture = try StoreWorkerFixture()
+        let fixture = try await StoreWorkerFixture()
         defer { fixture.remove() }
         let worker = fixture.worker
         var item = try StoreWorkerFixture.open("dup")
@@ -120,7 +120,7 @@ struct DuplicateWhilePublishingTests {
     // The store now leaves out rows still being published, right where it reads them.
     @Test("rows still being published are not handed to a duplicate; once forgotten unconfirmed, they are")
     func publishingRowsAreLeftOut() async throws {
-        let fixture = try StoreWorkerFixture()
+        let fixture = try await StoreWorkerFixture()
         defer { fixture.remove() }
         let worker = fixture.worker
         let item = try StoreWorkerFixture.open("pub")
@@ -149,7 +149,7 @@ struct DuplicateWhilePublishingTests {
     // rows where it reads them, on the store's thread, and the other one leaves them out.
     @Test("housekeeping's re-send and a duplicate's claim the unconfirmed rows: one of them sends them")
     func housekeepingAndDuplicateSendOnce() async throws {
-        let fixture = try StoreWorkerFixture()
+        let fixture = try await StoreWorkerFixture()
         defer { fixture.remove() }
         let worker = fixture.worker
         let item = try StoreWorkerFixture.open("crashed")

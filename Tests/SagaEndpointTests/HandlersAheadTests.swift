@@ -19,11 +19,11 @@ struct HandlersAheadTests {
         let worker: StoreWorker
         let ahead: HandlersAhead
 
-        init() throws {
+        init() async throws {
             let dispatcher = MessageDispatcher(registry: OrderSaga.registry(earlyPayment: .errorQueue),
                                                endpointAddress: OrderSaga.queue)
-            worker = try StoreWorker(path: path, durable: true, dispatcher: dispatcher, logger: Logger(label: "test"))
-            ahead = HandlersAhead(dispatcher: dispatcher, reader: try SagaStateReader(path: path, logger: Logger(label: "test")),
+            worker = try await StoreWorker.open(path: path, durable: true, dispatcher: dispatcher, logger: Logger(label: "test"))
+            ahead = HandlersAhead(dispatcher: dispatcher, reader: try await SagaStateReader.open(path: path, logger: Logger(label: "test")),
                                   timing: HandlerTiming(timer: nil))
         }
 
@@ -64,7 +64,7 @@ struct HandlersAheadTests {
 
     @Test("messages of one saga in one batch see each other's writes; the results are applied, not rerun")
     func batchOrderIsKept() async throws {
-        let fixture = try Fixture()
+        let fixture = try await Fixture()
         defer { fixture.remove() }
         let items = try await fixture.ahead.run([
             Self.item("m1", OrderSaga.Placed(orderId: "o1", remindAfterMs: nil)),
@@ -87,7 +87,7 @@ struct HandlersAheadTests {
 
     @Test("a state changed after it was read (by the previous batch) makes the handler run again in the transaction")
     func staleReadRunsAgain() async throws {
-        let fixture = try Fixture()
+        let fixture = try await Fixture()
         defer { fixture.remove() }
         try await fixture.place("o1", messageId: "m1")
         // Read ahead while the order has no reminder yet...
@@ -115,7 +115,7 @@ struct HandlersAheadTests {
 
     @Test("the next batch takes the states the batch still committing wrote: no stale read, nothing rerun")
     func nextBatchInheritsWrites() async throws {
-        let fixture = try Fixture()
+        let fixture = try await Fixture()
         defer { fixture.remove() }
         try await fixture.place("o1", messageId: "m1")
         let first = try await fixture.ahead.run([Self.reminder("m2", order: "o1")], now: Date())
@@ -140,7 +140,7 @@ struct HandlersAheadTests {
 
     @Test("an instance replaced by a new one at the same version is not mistaken for the one that was read")
     func replacedInstanceRunsAgain() async throws {
-        let fixture = try Fixture()
+        let fixture = try await Fixture()
         defer { fixture.remove() }
         try await fixture.place("o1", messageId: "m1")
         let ahead = try await fixture.ahead.run([Self.item("m2", OrderSaga.Paid(orderId: "o1"))], now: Date()).items
@@ -159,7 +159,7 @@ struct HandlersAheadTests {
 
     @Test("failures, not-found policies and duplicates ahead of the transaction end as they do inside it")
     func failuresAndDuplicates() async throws {
-        let fixture = try Fixture()
+        let fixture = try await Fixture()
         defer { fixture.remove() }
         try await fixture.place("o1", messageId: "m1")
         var malformed = try Self.item("m3", OrderSaga.Placed(orderId: "o3", remindAfterMs: nil))
@@ -186,7 +186,7 @@ struct HandlersAheadTests {
 
     @Test("handler spans say which run ran ahead: a message run again shows both, only the kept one without the mark")
     func handlerSpansMarkTheRunAhead() async throws {
-        let fixture = try Fixture()
+        let fixture = try await Fixture()
         defer { fixture.remove() }
         let tracer = InMemoryTracer()
         func traced(_ item: WorkItem) -> WorkItem {

@@ -14,7 +14,7 @@ struct SpeculativeStateTests {
     // `Paid` had brought o1 to the version the duplicate's never-committed write had guessed.
     @Test("a guess inherited from the batch before is not taken for a different state at the same version")
     func inheritedGuessAtTheSameVersion() async throws {
-        let fixture = try Fixture()
+        let fixture = try await Fixture()
         defer { fixture.remove() }
         try await fixture.place("o1", messageId: "m1")
         _ = await fixture.worker.processBatch([try HandlersAheadTests.reminder("m2", order: "o1")], now: Date())
@@ -37,7 +37,7 @@ struct SpeculativeStateTests {
 
     @Test("guesses from earlier in the same batch, after a duplicate, run again on what is stored")
     func guessWithinTheBatch() async throws {
-        let fixture = try Fixture()
+        let fixture = try await Fixture()
         defer { fixture.remove() }
         try await fixture.place("o1", messageId: "m1")
         _ = await fixture.worker.processBatch([try HandlersAheadTests.reminder("m2", order: "o1")], now: Date())
@@ -60,7 +60,7 @@ struct SpeculativeStateTests {
     // message whose handlers had to run again in the transaction was counted in both passes.
     @Test("a message run again in the transaction is one rerun, also when its batch is retried with savepoints")
     func rerunCountedOnce() async throws {
-        let fixture = try Fixture()
+        let fixture = try await Fixture()
         defer { fixture.remove() }
         try await fixture.place("o1", messageId: "m1")
         let ahead = await fixture.ahead.run([try HandlersAheadTests.reminder("m2", order: "o1")], now: Date()).items

@@ -31,7 +31,7 @@ struct WithdrawnTimeoutTests {
     // Failed before: the reminder was handled by the new instance (reminders == 1, one ReminderSent).
     @Test("a timeout of a completed saga does not reach a new instance with the same id")
     func inTransaction() async throws {
-        let fixture = try Fixture()
+        let fixture = try await Fixture()
         defer { fixture.remove() }
         let reminder = try await placeWithDueReminder(fixture, order: "o1")
         try await closeAndReopen(fixture, order: "o1")
@@ -44,7 +44,7 @@ struct WithdrawnTimeoutTests {
 
     @Test("the same when the handlers ran ahead, against the new instance")
     func handlersAhead() async throws {
-        let fixture = try Fixture()
+        let fixture = try await Fixture()
         defer { fixture.remove() }
         let reminder = try await placeWithDueReminder(fixture, order: "o1")
         try await closeAndReopen(fixture, order: "o1")
@@ -58,7 +58,7 @@ struct WithdrawnTimeoutTests {
 
     @Test("a due row that is still there is handled once, and a second copy of it is withdrawn")
     func stillThere() async throws {
-        let fixture = try Fixture()
+        let fixture = try await Fixture()
         defer { fixture.remove() }
         let reminder = try await placeWithDueReminder(fixture, order: "o1")
         let results = await fixture.worker.processBatch([reminder, reminder], now: Date())
@@ -72,7 +72,7 @@ struct WithdrawnTimeoutTests {
     // saga had completed in the same batch (which deletes its timeouts): a cancelled timeout came back.
     @Test("a failed timeout is not parked again when its saga completed meanwhile")
     func notParkedAgain() async throws {
-        let fixture = try Fixture()
+        let fixture = try await Fixture()
         defer { fixture.remove() }
         _ = try await placeWithDueReminder(fixture, order: "o1")
         let row = try #require(try SagaStore(path: fixture.path).dueTimeouts(at: Date().addingTimeInterval(1)).first)
