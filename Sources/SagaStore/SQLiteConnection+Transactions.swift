@@ -21,12 +21,24 @@ extension SQLiteConnection {
         }
         // Through `run`, so these tiny statements are prepared once and cached.
         try run(immediate ? "BEGIN IMMEDIATE" : "BEGIN DEFERRED")
+        inTransactionBody = true
+        transactionLostTo = nil
         let result: T
         do {
             result = try body()
         } catch {
+            inTransactionBody = false
             rollbackTransaction()
             throw error
+        }
+        inTransactionBody = false
+        if let lost = transactionLostTo {
+            // The body went on after an error that made SQLite roll everything back (see
+            // `inTransactionBody`): nothing of it was committed, and the caller must know.
+            throw lost
+        }
+        guard isInTransaction else {
+            throw SQLiteError(resultCode: SQLITE_ABORT, message: "the transaction was rolled back before its end", sql: nil)
         }
         do {
             try run("COMMIT")

@@ -64,6 +64,14 @@ public final class SQLiteConnection {
     /// nil once closed; every entry point checks it so use-after-close is an error, not a crash.
     private var db: OpaquePointer?
     private var cache: SQLiteStatementCache
+    /// True while `transaction`'s body runs. SQLite may roll a whole transaction back on its own after
+    /// some errors (disk full, I/O error, out of memory); a caller that goes on after such an error (a
+    /// group commit moves on to the next message's savepoint) would then run its statements in autocommit
+    /// mode, each committed by itself, and the final COMMIT would fail. So statements refuse to run then.
+    var inTransactionBody = false
+    /// The error after which SQLite rolled back the transaction whose body runs: the rest of it fails
+    /// with this error too (its code tells a caller whether retrying the whole can help).
+    var transactionLostTo: SQLiteError?
 
     /// Opens (creating if needed) the database at `path` and applies `options`: WAL journal mode,
     /// `synchronous`, the busy timeout and foreign-key enforcement.
@@ -178,8 +186,9 @@ public final class SQLiteConnection {
     /// Runs one or more statements without bindings or results (DDL, pragmas, scripts). Not cached.
     public func execute(_ sql: String) throws(SQLiteError) {
         let db = try requireOpen(sql: sql)
+        try requireTransactionAlive()
         let rc = sqlite3_exec(db, sql, nil, nil, nil)
-        guard rc == SQLITE_OK else { throw SQLiteError(resultCode: rc, db: db, sql: sql) }
+        guard rc == SQLITE_OK else { throw noteFailure(SQLiteError(resultCode: rc, db: db, sql: sql)) }
     }
 
     /// Runs one statement and returns all its rows, copied out of SQLite.
@@ -218,10 +227,30 @@ public final class SQLiteConnection {
         _ bindings: [SQLiteValue],
         _ body: (SQLiteStatement) throws(SQLiteError) -> T
     ) throws(SQLiteError) -> T {
+        try requireTransactionAlive()
         let statement = try preparedStatement(sql)
         defer { statement.reset() }
-        try statement.bind(bindings)
-        return try body(statement)
+        do throws(SQLiteError) {
+            try statement.bind(bindings)
+            return try body(statement)
+        } catch {
+            throw noteFailure(error)
+        }
+    }
+
+    /// Inside `transaction`'s body, refuses to run a statement once SQLite has rolled the transaction back.
+    private func requireTransactionAlive() throws(SQLiteError) {
+        guard inTransactionBody else { return }
+        if let lost = transactionLostTo { throw lost }
+        if !isInTransaction {
+            throw SQLiteError(resultCode: SQLITE_ABORT, message: "the transaction is no longer open", sql: nil)
+        }
+    }
+
+    /// Records `error` as the end of the transaction whose body runs if SQLite rolled it back after it.
+    private func noteFailure(_ error: SQLiteError) -> SQLiteError {
+        if inTransactionBody, transactionLostTo == nil, !isInTransaction { transactionLostTo = error }
+        return error
     }
 
     private func preparedStatement(_ sql: String) throws(SQLiteError) -> SQLiteStatement {

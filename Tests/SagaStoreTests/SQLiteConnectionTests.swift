@@ -36,6 +36,40 @@ import Testing
         #expect(try connection.query("SELECT count(*) FROM t").first?[0] == .integer(1), "waited for the commit")
     }
 
+    // After a disk-full or I/O error SQLite may roll back the whole transaction by itself. A group commit
+    // goes on with the next message's savepoint: that savepoint then ran in autocommit mode and was
+    // committed on its own, and only the final COMMIT failed ("no transaction is active"), so some of
+    // a batch reported as failed had been committed. (ROLLBACK stands in for SQLite's own rollback.)
+    @Test func nothingRunsOnceSQLiteRolledTheTransactionBack() throws {
+        let database = TemporaryDatabase()
+        defer { database.remove() }
+        let connection = try openConnection(database)
+        try connection.execute("CREATE TABLE t(x)")
+        struct Failed: Error {}
+        var later: (any Error)?
+        #expect(throws: SQLiteError.self) {
+            try connection.transaction {
+                try connection.run("INSERT INTO t VALUES (1)")
+                try? connection.savepoint("m1") {
+                    try connection.run("INSERT INTO t VALUES (2)")
+                    try connection.execute("ROLLBACK")
+                    throw Failed()
+                }
+                do {
+                    try connection.savepoint("m2") { try connection.run("INSERT INTO t VALUES (3)") }
+                } catch {
+                    later = error
+                }
+            }
+        }
+        #expect((later as? SQLiteError)?.code == .abort, "the next message's savepoint does not run")
+        #expect(try connection.query("SELECT count(*) FROM t").first?[0] == .integer(0), "nothing committed")
+        #expect(!connection.isInTransaction)
+        // The connection is usable afterwards.
+        try connection.transaction { try connection.run("INSERT INTO t VALUES (4)") }
+        #expect(try connection.query("SELECT count(*) FROM t").first?[0] == .integer(1))
+    }
+
     @Test func defaultSynchronousIsFull() throws {
         let database = TemporaryDatabase()
         defer { database.remove() }
