@@ -280,9 +280,13 @@ actor StoreWorker {
         try checkNotFound(invocations)
         let outgoing = item.statelessOutgoing + invocations.flatMap(\.outgoing)
         let records = outgoing.enumerated().map { position, message in
+            // Commands and replies must reach their queue: a return means it is missing, and the incoming
+            // message waits until it exists. An event goes to whoever subscribed, possibly no one (as
+            // with NServiceBus's and MassTransit's publish); mandatory, an event nobody had bound a
+            // queue for was returned and re-sent forever, holding up its incoming message.
             OutboxRecord(
                 messageId: message.messageId, incomingMessageId: incoming.messageId, position: position,
-                exchange: message.exchange, routingKey: message.routingKey, mandatory: true,
+                exchange: message.exchange, routingKey: message.routingKey, mandatory: message.kind != .publish,
                 messageType: message.type, correlationId: message.correlationId, replyTo: message.replyTo,
                 headers: message.headers, body: message.body, createdAt: now)
         }

@@ -1,6 +1,7 @@
 import AMQPTransport
 import BrokerTestSupport
 import Foundation
+import MetricsTestKit
 import MoneyTransfer
 import SagaEndpoint
 import SagaStore
@@ -75,20 +76,19 @@ struct AtomicityTests {
         await harness.tearDown()
     }
 
-    @Test("outgoing messages are mandatory: an unroutable one is not confirmed, so the delivery is not acked")
+    @Test("commands are mandatory: an unroutable one is not confirmed, so the delivery is not acked")
     func ackOnlyAfterConfirm() async throws {
         let harness = try await EndpointHarness.make()
         try await harness.declareQueue(LedgerSaga.queue)
-        try await harness.connection.declareExchange(ExchangeDeclaration(name: LedgerSaga.eventsExchange, kind: .topic))
         var registry = HandlerRegistry()
         registry.register(LedgerSaga.self)
         var endpoint = harness.startEndpoint(registry, queues: [LedgerSaga.queue], database: "ledgers") {
             $0.outboxRedispatchDelay = .seconds(3600)
         }
-        try await harness.send(LedgerSaga.Announce(ledgerId: "l-1"), to: LedgerSaga.queue, messageId: "announce-1")
-        // Committed, but the event has nowhere to go: returned, never marked dispatched, delivery not acked.
+        try await harness.send(LedgerSaga.Notify(ledgerId: "l-1"), to: LedgerSaga.queue, messageId: "notify-1")
+        // Committed, but the command's queue does not exist: returned, never marked dispatched, not acked.
         try await waitUntil(timeout: .seconds(30)) {
-            try await harness.rowCount("ledgers", "inbox", where: "message_id = 'announce-1'") == 1
+            try await harness.rowCount("ledgers", "inbox", where: "message_id = 'notify-1'") == 1
         }
         try await Task.sleep(for: .milliseconds(300))
         await harness.stop(endpoint)
@@ -96,21 +96,44 @@ struct AtomicityTests {
         #expect(try await harness.rowCount("ledgers", "outbox", where: "dispatched_at IS NULL") == 1)
         #expect(try await harness.depth(LedgerSaga.queue + ".error") == 0)
 
-        // Once a queue is bound, the redelivered copy re-publishes the event (same id) and is acked.
-        try await harness.connection.declareQueue(QueueDeclaration(name: "ledger.events"))
-        try await harness.connection.bind(BindingDeclaration(source: LedgerSaga.eventsExchange,
-                                                             destination: "ledger.events", routingKey: "#"))
+        // Once the queue exists, the redelivered copy re-sends the command (same id) and is acked.
+        try await harness.declareQueue(LedgerSaga.noticesQueue)
         endpoint = harness.startEndpoint(registry, queues: [LedgerSaga.queue], database: "ledgers") {
             $0.outboxRedispatchDelay = .seconds(3600)
         }
-        let events = try await harness.receive(from: "ledger.events", count: 1, timeout: .seconds(30))
-        #expect(events.map(\.properties.messageId) == [outgoingId("announce-1", "Ledger", "1")])
+        let notices = try await harness.receive(from: LedgerSaga.noticesQueue, count: 1, timeout: .seconds(30))
+        #expect(notices.map(\.properties.messageId) == [outgoingId("notify-1", "Ledger", "1")])
         try await waitUntil(timeout: .seconds(30)) {
             try await harness.rowCount("ledgers", "outbox", where: "dispatched_at IS NULL") == 0
         }
         await harness.stop(endpoint)
         #expect(try await harness.depth(LedgerSaga.queue) == 0, "acked once confirmed")
         #expect(try await harness.rowCount("ledgers", "sagas") == 1, "processed once")
+        await harness.tearDown()
+    }
+
+    // Before, events were mandatory too: one nobody had bound a queue for (TransferStalled in the
+    // reference app) was returned, held its incoming message and was re-sent forever.
+    @Test("an event nobody subscribes to is confirmed and dropped by the broker; its delivery is acked")
+    func eventWithoutSubscribers() async throws {
+        let harness = try await EndpointHarness.make()
+        try await harness.declareQueue(LedgerSaga.queue)
+        try await harness.connection.declareExchange(ExchangeDeclaration(name: LedgerSaga.eventsExchange, kind: .topic))
+        var registry = HandlerRegistry()
+        registry.register(LedgerSaga.self)
+        let metrics = TestMetrics()
+        let endpoint = harness.startEndpoint(registry, queues: [LedgerSaga.queue], database: "ledgers", metrics: metrics) {
+            $0.outboxRedispatchDelay = .seconds(3600)
+        }
+        try await harness.send(LedgerSaga.Announce(ledgerId: "l-1"), to: LedgerSaga.queue, messageId: "announce-1")
+        try await waitUntil(timeout: .seconds(30), message: "the event marked dispatched and the delivery acked") {
+            let dispatched = try await harness.rowCount("ledgers", "outbox", where: "dispatched_at IS NOT NULL")
+            let depth = try await harness.depth(LedgerSaga.queue)
+            return dispatched == 1 && depth == 0
+        }
+        #expect(try metrics.expectCounter("saga_messages_deduplicated_total").totalValue == 0, "never came back")
+        await harness.stop(endpoint)
+        #expect(try await harness.depth(LedgerSaga.queue) == 0)
         await harness.tearDown()
     }
 }

@@ -67,17 +67,20 @@ struct OrderSaga: Saga, Equatable {
 }
 
 /// A ledger: `Open` sends `Opened` to `ledgers.out` and asks for a timeout in one step, then throws when
-/// told to (so nothing of it may remain); `Announce` publishes `Opened` to the `ledgers.events` exchange.
+/// told to (so nothing of it may remain); `Announce` publishes `Opened` to the `ledgers.events` exchange;
+/// `Notify` sends `Opened` to `ledgers.notices` (a queue the tests declare only when they want it routable).
 struct LedgerSaga: Saga {
     static let sagaType = "Ledger"
     static let queue = "ledgers"
     static let outQueue = "ledgers.out"
+    static let noticesQueue = "ledgers.notices"
     static let eventsExchange = "ledgers.events"
 
     var ledgerId: String
 
     struct Open: Message { static let messageType = "test.OpenLedger"; var ledgerId: String; var fail: Bool }
     struct Announce: Message { static let messageType = "test.AnnounceLedger"; var ledgerId: String }
+    struct Notify: Message { static let messageType = "test.NotifyLedger"; var ledgerId: String }
     struct Opened: Message { static let messageType = "test.LedgerOpened"; var ledgerId: String }
     struct Audit: Message { static let messageType = "test.AuditLedger" }
     struct Refused: Error, CustomStringConvertible { var description: String { "the ledger refused to open" } }
@@ -92,6 +95,10 @@ struct LedgerSaga: Saga {
         saga.startedBy(Announce.self, correlatedBy: \.ledgerId) { announce, context in
             try context.publish(Opened(ledgerId: announce.ledgerId), to: eventsExchange, routingKey: "opened")
             return LedgerSaga(ledgerId: announce.ledgerId)
+        }
+        saga.startedBy(Notify.self, correlatedBy: \.ledgerId) { notify, context in
+            try context.send(Opened(ledgerId: notify.ledgerId), to: noticesQueue)
+            return LedgerSaga(ledgerId: notify.ledgerId)
         }
         saga.handlesTimeout(Audit.self) { _, _, _ in }
     }
