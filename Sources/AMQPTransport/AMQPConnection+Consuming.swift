@@ -17,7 +17,7 @@ extension AMQPConnection {
             // The reader left early (loop left, task cancelled): stop the consumer and hand back what it
             // never took.
             guard let self else { return }
-            Task { await self.abandonConsumer(channel: channel, unseen: unseen) }
+            Task { await self.abandonConsumer(channel: channel, tag: tag, unseen: unseen) }
         }
         consumers[channel] = ConsumerRecord(queue: queue, tag: tag, prefetch: prefetch, exclusive: exclusive,
                                             arguments: arguments, buffer: buffer)
@@ -47,8 +47,11 @@ extension AMQPConnection {
     }
 
     /// basic.cancel. The channel stays open for the deliveries the consumer handed out (the reader may
-    /// still settle them) and is closed once they are all settled, which may be at once.
-    func cancelConsumer(channel: UInt16) throws {
+    /// still settle them) and is closed once they are all settled, which may be at once. With `tag`, only
+    /// if the channel's consumer is still that one: once a consumer ended (the broker cancelled it), its
+    /// channel number goes to the next consumer, which a late cancel of the old one must not stop.
+    func cancelConsumer(channel: UInt16, tag: String? = nil) throws {
+        guard let current = consumers[channel], tag == nil || current.tag == tag else { return }
         guard let consumer = consumers.removeValue(forKey: channel) else { return }
         defer { consumer.buffer.finish() }
         guard openChannels[channel] != nil else { return }
@@ -65,10 +68,10 @@ extension AMQPConnection {
     /// The reader of a consumer's deliveries left early: cancel the consumer and requeue the deliveries
     /// it never took (those it took stay acknowledgeable). Deliveries still in flight are requeued by the
     /// pump as they arrive.
-    func abandonConsumer(channel: UInt16, unseen: [AMQPDelivery]) {
-        if consumers[channel] != nil {
+    func abandonConsumer(channel: UInt16, tag: String, unseen: [AMQPDelivery]) {
+        if consumers[channel]?.tag == tag {
             logger.debug("AMQP consumer abandoned by its reader; cancelling it", metadata: ["amqp.channel": "\(channel)"])
-            try? cancelConsumer(channel: channel)
+            try? cancelConsumer(channel: channel, tag: tag)
         }
         // Checked for each: the channel closes as soon as the last of them is handed back.
         for delivery in unseen where openChannels[channel] == delivery.tag.channelEpoch {

@@ -48,6 +48,6 @@ public struct AMQPConsumer: Sendable {
     /// further ack, nack or reject of them throws `.staleDelivery` (the broker has settled them). Cancelling
     /// a consumer that already ended is harmless.
     public func cancel() async throws {
-        try await connection.cancelConsumer(channel: channel)
+        try await connection.cancelConsumer(channel: channel, tag: consumerTag)
     }
 }

@@ -1,5 +1,5 @@
 // Consumers ending: cancelled by the broker (its queue was deleted) or by the client.
-import AMQPTransport
+@testable import AMQPTransport
 import BrokerTestSupport
 import Foundation
 import Testing
@@ -27,6 +27,32 @@ struct ConsumerCancelTests {
             #expect(amqp.message.contains(queue))
             #expect(await connection.isConnected)
             // Cancelling a consumer the broker already cancelled is harmless.
+            try await consumer.cancel()
+        }
+    }
+
+    // Found by a code review: cancel() looked the consumer up by channel number only, and a new consumer
+    // takes the lowest free number, so a late cancel of an ended consumer stopped the new one.
+    @Test("cancelling a consumer the broker ended does not stop the next consumer on its channel number")
+    func lateCancelSparesTheNextConsumer() async throws {
+        try await withConnection("late-cancel") { connection, scratch in
+            let gone = scratch.queue("late-cancel-gone")
+            let next = scratch.queue("late-cancel-next")
+            try await connection.declareQueue(QueueDeclaration(name: gone, durable: false))
+            try await connection.declareQueue(QueueDeclaration(name: next, durable: false))
+            let old = try await connection.consume(queue: gone)
+            let oldInbox = Inbox(old)
+            _ = try await withConnection("late-cancel-deleter") { other, _ in try await other.deleteQueue(gone) }
+            _ = try await oldInbox.waitForEnd()
+
+            let consumer = try await connection.consume(queue: next)
+            #expect(consumer.channel == old.channel, "the premise: the ended consumer's channel number is reused")
+            let inbox = Inbox(consumer)
+            try await old.cancel()
+            try await connection.publish(.toQueue(next, message("after")))
+            let delivery = try await inbox.next()
+            #expect(String(decoding: delivery.message.body, as: UTF8.self) == "after")
+            try await connection.ack(delivery.tag)
             try await consumer.cancel()
         }
     }
