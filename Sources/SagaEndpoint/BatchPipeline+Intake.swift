@@ -76,7 +76,6 @@ extension BatchPipeline {
                 let incoming = MessageTranslation.incoming(row)
                 entries[index].incoming = incoming
                 entries[index].item = WorkItem(incoming: incoming, timeoutRow: row.key)
-                if !row.sagaType.isEmpty { metrics.timeoutsFired.increment() }
             }
             tracing?.start(&entries[index])
         }

@@ -272,6 +272,12 @@ struct BatchPipeline: Sendable {
                 switch result {
                 case .processed(let outbox, let invocations):
                     metrics.processed.increment()
+                    // Counted once handled, not when the due row was read: with two processes on one file
+                    // both read it, and only one handles it (the other's is withdrawn).
+                    if case .due(let row) = entry.source, !row.sagaType.isEmpty,
+                       !invocations.contains(where: { $0.outcome == .timeoutForGoneSaga }) {
+                        metrics.timeoutsFired.increment()
+                    }
                     count(invocations, metadata: metadata)
                     for row in outbox { add(row, to: &entry) }
                     logger.debug("message processed", metadata: metadata.merging(["outgoing": "\(outbox.count)"]) { $1 })

@@ -60,6 +60,37 @@ struct ConcurrencyTests {
         await harness.tearDown()
     }
 
+    // Found by a library user's review: the counter went up when a due row was read, and with two
+    // processes on one file both read most rows (3,676 counted for 2,000 timeouts).
+    @Test("two endpoints on one database: each saga timeout is counted fired once")
+    func timeoutsCountedOnce() async throws {
+        let harness = try await EndpointHarness.make()
+        try await harness.declareQueue(OrderSaga.queue)
+        try await harness.declareQueue(OrderSaga.outQueue)
+        let metrics = [TestMetrics(), TestMetrics()]
+        let endpoints = metrics.map {
+            harness.startEndpoint(OrderSaga.registry(), queues: [OrderSaga.queue], database: "orders", metrics: $0)
+        }
+        let orders = 300
+        let requests = try (0..<orders).map { index in
+            PublishRequest.toQueue(OrderSaga.queue, AMQPMessage(
+                body: try MessageCoding.encode(OrderSaga.Placed(orderId: "o-\(index)", remindAfterMs: 500)),
+                properties: BasicProperties(contentType: "application/json", deliveryMode: .persistent,
+                                            messageId: "placed-\(index)", type: OrderSaga.Placed.messageType)))
+        }
+        #expect(await harness.connection.publish(requests).filter(\.isConfirmed).count == orders)
+        try await waitUntil(timeout: .seconds(60), poll: .milliseconds(250)) {
+            try await harness.depth(OrderSaga.outQueue) == orders
+        }
+        // The last due rows the other endpoint read are withdrawn by now.
+        try await Task.sleep(for: .milliseconds(500))
+        for endpoint in endpoints { await harness.stop(endpoint) }
+        let fired = try metrics.map { try $0.expectCounter("saga_timeouts_fired_total").totalValue }
+        #expect(fired.reduce(0, +) == orders, "per endpoint: \(fired)")
+        #expect(try await harness.depth(OrderSaga.outQueue) == orders, "one reminder per order")
+        await harness.tearDown()
+    }
+
     @Test("a database locked by another process: messages are retried (not error-queued) and counted once")
     func busyDatabaseIsRetried() async throws {
         let harness = try await EndpointHarness.make()
