@@ -408,6 +408,8 @@ actor StoreWorker {
     /// Removes inbox rows older than the deduplication window and old dispatched outbox rows.
     func purge(inboxBefore: Date, outboxBefore: Date) throws -> (inbox: Int, outbox: Int) {
         _ = try store.purgeDeliveries(olderThan: inboxBefore)
+        // A message that failed and never came back would otherwise keep its row for good.
+        _ = try store.purgeFailures(olderThan: inboxBefore)
         return (try store.purgeInbox(olderThan: inboxBefore), try store.purgeDispatchedOutbox(olderThan: outboxBefore))
     }
 }

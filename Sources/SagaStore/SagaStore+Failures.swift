@@ -47,6 +47,14 @@ extension SagaStore {
         try connection.run("DELETE FROM failures WHERE message_id = ?", [.text(messageId)]) > 0
     }
 
+    /// Forgets failures last recorded before `date`: those of messages that failed and then never came
+    /// back (expired, purged from their queue, handled by a process on another database). Returns how
+    /// many were removed.
+    @discardableResult
+    public func purgeFailures(olderThan date: Date) throws -> Int {
+        try connection.run("DELETE FROM failures WHERE last_failure_at < ?", [SQLiteValue(date)])
+    }
+
     private func failureRecord(_ row: SQLiteRow) throws -> FailureRecord {
         let reader = RowReader(row: row, table: "failures")
         return FailureRecord(

@@ -77,6 +77,20 @@ import Testing
         #expect(try store.connection.query("SELECT inbox_seq FROM outbox ORDER BY seq").map { $0[0].integerValue } == [1, 1, 2])
     }
 
+    // Found by a code review: failures were only ever cleared when their message came back, so a
+    // message that failed once and was then purged or expired kept its row for good.
+    @Test func failuresOfMessagesThatNeverCameBackArePurged() throws {
+        let database = TemporaryDatabase()
+        defer { database.remove() }
+        let store = try openStore(database)
+        try store.recordFailure(messageId: "old", error: "boom", at: date(0))
+        try store.recordFailure(messageId: "recent", error: "boom", at: date(0))
+        try store.recordFailure(messageId: "recent", error: "boom again", at: date(20))
+        #expect(try store.purgeFailures(olderThan: date(10)) == 1)
+        #expect(try store.failure(messageId: "old") == nil)
+        #expect(try store.failure(messageId: "recent")?.attempts == 2)
+    }
+
     /// A saga's timeouts point at its row; the ids are unique per saga, whether the timeout was scheduled
     /// before the saga was stored (keyed by its ids) or after (keyed by the saga's row number).
     @Test func timeoutsOfAStoredSagaPointAtItsRow() throws {
