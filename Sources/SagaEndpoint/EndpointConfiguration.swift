@@ -1,3 +1,5 @@
+import AMQPTransport
+
 /// How an endpoint connects, what it consumes, where it keeps state, and how it treats failures.
 public struct EndpointConfiguration: Sendable {
     /// The broker, as an AMQP URI (the password is never logged).
@@ -68,4 +70,17 @@ public struct EndpointConfiguration: Sendable {
     public static func isErrorQueue(_ name: String) -> Bool {
         name.count > errorQueueSuffix.count && name.hasSuffix(errorQueueSuffix)
     }
+}
+
+extension EndpointConfiguration: CustomStringConvertible, CustomDebugStringConvertible {
+    /// Every setting, with the password of `amqpURL` hidden: a host app that logs its configuration
+    /// must not log the broker's password.
+    public var description: String {
+        var shown = self
+        shown.amqpURL = AMQPConfiguration.redact(amqpURL)
+        let settings = Mirror(reflecting: shown).children.map { "\($0.label ?? "_"): \(String(reflecting: $0.value))" }
+        return "EndpointConfiguration(" + settings.joined(separator: ", ") + ")"
+    }
+
+    public var debugDescription: String { description }
 }
