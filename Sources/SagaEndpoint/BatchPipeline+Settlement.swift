@@ -23,7 +23,8 @@ extension BatchPipeline {
                 unconfirmed = true
                 unconfirmedPublishes.add(exchange: requests[index].exchange, routingKey: requests[index].routingKey,
                                          outcome: "\(outcomes[index])",
-                                         messageId: requests[index].message.properties.messageId ?? "")
+                                         messageId: requests[index].message.properties.messageId ?? "",
+                                         messageType: requests[index].message.properties.type ?? "")
             }
             let messageId = entry.incoming?.messageId ?? delivery.properties.messageId ?? ""
             switch settle {
@@ -38,7 +39,8 @@ extension BatchPipeline {
         }
         for group in unconfirmedPublishes.groups {
             logger.warning("outgoing messages not confirmed; their incoming messages will be redelivered", metadata: [
-                "count": "\(group.count)", "message_id": "\(group.messageId)", "exchange": "\(group.exchange)",
+                "count": "\(group.count)", "message_id": "\(group.messageId)", "message_type": "\(group.messageType)",
+                "exchange": "\(group.exchange)",
                 "routing_key": "\(group.routingKey)", "outcome": "\(group.outcome)"])
         }
         unconfirmedRedelivery.succeeded(confirmedIds)

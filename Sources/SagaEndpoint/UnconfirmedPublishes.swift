@@ -7,20 +7,22 @@ struct UnconfirmedPublishes {
         var routingKey: String
         var outcome: String
         var count: Int
-        /// One of the group's message ids, to look up.
+        /// One of the group's message ids, to look up, and that message's type (the routing key of a
+        /// command is its queue, which does not say what was sent).
         var messageId: String
+        var messageType: String
     }
 
     private(set) var groups: [Group] = []
 
-    mutating func add(exchange: String, routingKey: String, outcome: String, messageId: String) {
+    mutating func add(exchange: String, routingKey: String, outcome: String, messageId: String, messageType: String) {
         if let index = groups.firstIndex(where: {
             $0.exchange == exchange && $0.routingKey == routingKey && $0.outcome == outcome
         }) {
             groups[index].count += 1
         } else {
             groups.append(Group(exchange: exchange, routingKey: routingKey, outcome: outcome, count: 1,
-                                messageId: messageId))
+                                messageId: messageId, messageType: messageType))
         }
     }
 }

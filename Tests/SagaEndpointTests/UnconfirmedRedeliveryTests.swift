@@ -93,12 +93,14 @@ struct UnconfirmedRedeliveryUnitTests {
     func unconfirmedPublishesAreGrouped() {
         var publishes = UnconfirmedPublishes()
         for index in 1...100 {
-            publishes.add(exchange: "events", routingKey: "Paid", outcome: "returned(312 NO_ROUTE)", messageId: "m\(index)")
+            publishes.add(exchange: "", routingKey: "stock", outcome: "returned(312 NO_ROUTE)", messageId: "m\(index)",
+                          messageType: "ReserveStock")
         }
-        publishes.add(exchange: "", routingKey: "bank", outcome: "nacked", messageId: "c1")
+        publishes.add(exchange: "", routingKey: "bank", outcome: "nacked", messageId: "c1", messageType: "DebitAccount")
         #expect(publishes.groups == [
-            .init(exchange: "events", routingKey: "Paid", outcome: "returned(312 NO_ROUTE)", count: 100, messageId: "m1"),
-            .init(exchange: "", routingKey: "bank", outcome: "nacked", count: 1, messageId: "c1"),
+            .init(exchange: "", routingKey: "stock", outcome: "returned(312 NO_ROUTE)", count: 100, messageId: "m1",
+                  messageType: "ReserveStock"),
+            .init(exchange: "", routingKey: "bank", outcome: "nacked", count: 1, messageId: "c1", messageType: "DebitAccount"),
         ])
     }
 }
