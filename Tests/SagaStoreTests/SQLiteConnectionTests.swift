@@ -20,6 +20,8 @@ import Testing
     @Test func waitsForTheLockToSwitchANewFileToWAL() throws {
         let database = TemporaryDatabase()
         defer { database.remove() }
+        // SQLite takes the store's page cache wrapper only before its first use in the process.
+        _ = SQLitePageCacheGuard.installed
         var other: OpaquePointer?
         #expect(sqlite3_open_v2(database.path, &other, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, nil) == SQLITE_OK)
         defer { sqlite3_close_v2(other) }
