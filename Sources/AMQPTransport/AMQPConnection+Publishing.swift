@@ -14,10 +14,33 @@ extension AMQPConnection {
     /// Publishes a batch and waits for all its confirms at once; one outcome per request, in order.
     /// `afterSending` runs once every frame of the batch has been written to the socket, before the
     /// confirms are awaited (tests use it to stop a process between sending and confirming).
+    ///
+    /// Cancelling the calling task ends the wait: the publishes not confirmed by then fail with `.cancelled`
+    /// (they may still reach their queues). Without that a graceful shutdown could never end while the
+    /// broker held the confirms back (a resource alarm blocks publishing connections).
     public func publish(_ requests: [PublishRequest], afterSending: (@Sendable () -> Void)? = nil) async -> [PublishOutcome] {
         guard !requests.isEmpty else { return [] }
-        return await withCheckedContinuation { continuation in
+        let waiting = WaitingConfirmBatch()
+        return await withTaskCancellationHandler {
+            await publish(requests, waiting: waiting, afterSending: afterSending)
+        } onCancel: {
+            Task { await self.stopWaiting(waiting) }
+        }
+    }
+
+    /// Settles what `waiting`'s batch still waits for with `.cancelled`; later confirms of it are ignored.
+    private func stopWaiting(_ waiting: WaitingConfirmBatch) {
+        guard let batch = waiting.batch else { return }
+        let error = AMQPError(.cancelled, message: "stopped waiting for the broker's confirm: the task was cancelled",
+                              operation: "publish")
+        for index in batch.requests.indices { batch.settle(index, .failed(error)) }
+    }
+
+    private func publish(_ requests: [PublishRequest], waiting: WaitingConfirmBatch,
+                         afterSending: (@Sendable () -> Void)?) async -> [PublishOutcome] {
+        await withCheckedContinuation { continuation in
             let batch = confirms.beginBatch(requests, continuation: continuation)
+            waiting.batch = batch
             var failure: AMQPError?
             let arena = CArena()
             do {
@@ -60,6 +83,8 @@ extension AMQPConnection {
             }
             // The frames are written; the confirms have not been awaited yet (a crash test hook).
             afterSending?()
+            // Cancelled before the batch existed: the handler found nothing to stop.
+            if Task.isCancelled { stopWaiting(waiting) }
         }
     }
 
@@ -84,4 +109,11 @@ extension AMQPConnection {
             throw error.during(target)
         }
     }
+}
+
+/// The batch a `publish` call waits for, for its cancellation handler, which runs on another thread.
+/// `@unchecked Sendable`: `batch` is set and read only on the connection's actor (the publish sets it
+/// there, and the handler hops there to read it).
+private final class WaitingConfirmBatch: @unchecked Sendable {
+    var batch: ConfirmBatch?
 }

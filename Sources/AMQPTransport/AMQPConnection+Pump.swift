@@ -138,8 +138,13 @@ extension AMQPConnection {
             session.sendConnectionCloseOk()
             connectionLost(error)
         case CSAGA_CONNECTION_BLOCKED_METHOD:
-            logger.warning("AMQP connection blocked by the broker (resource alarm); publishes will wait")
+            let blocked = decoded?.assumingMemoryBound(to: amqp_connection_blocked_t.self).pointee
+            let reason = blocked.map { CDecode.string($0.reason) } ?? ""
+            blockedReason = reason.isEmpty ? "resource alarm" : reason
+            logger.warning("AMQP connection blocked by the broker (resource alarm); publishes will wait",
+                           metadata: ["reason": "\(blockedReason ?? "")"])
         case CSAGA_CONNECTION_UNBLOCKED_METHOD:
+            blockedReason = nil
             logger.info("AMQP connection unblocked")
         default:
             break

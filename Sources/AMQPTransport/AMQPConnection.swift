@@ -35,6 +35,10 @@ public actor AMQPConnection {
     var session: AMQPSession?
     var closedByClient = false
     var connecting = false
+    /// Why the broker blocks this connection's publishes (connection.blocked, sent during a memory or
+    /// disk alarm), nil when it does not. A publish on a blocked connection waits for its confirm until
+    /// the alarm clears.
+    public internal(set) var blockedReason: String?
     /// How many times the connection was re-established.
     public private(set) var recoveryCount = 0
     public internal(set) var lastError: AMQPError?
@@ -145,6 +149,9 @@ public actor AMQPConnection {
         for (_, consumer) in consumers { consumer.buffer.finish() }
         consumers.removeAll()
         forgetCancelledChannels()
+        // A blocked connection's close-ok would not come before the alarm clears (the broker does not read
+        // from it), so the close handshake would wait the whole RPC timeout: drop the socket instead.
+        if blockedReason != nil { session?.markClosed() }
         session?.closeQuietly()
         session = nil
         openChannels.removeAll()
@@ -161,6 +168,8 @@ public actor AMQPConnection {
         defer { connecting = false }
         let session = try opened ?? AMQPSession(configuration: configuration)
         self.session = session
+        // A new connection starts unblocked; during an alarm the broker blocks it again at its first publish.
+        blockedReason = nil
         openChannels.removeAll()
         assemblies.removeAll()
         forgetCancelledChannels()

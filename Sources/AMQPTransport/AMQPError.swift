@@ -39,6 +39,9 @@ public struct AMQPError: Error, Sendable, Equatable, CustomStringConvertible {
         public static let channelLimit = Code("channelLimit")
         /// The connection was closed by this client.
         public static let closed = Code("closed")
+        /// The task waiting for the broker was cancelled (e.g. a shutdown's grace period ended while a
+        /// resource alarm held the confirms back). The publish may still be confirmed by the broker later.
+        public static let cancelled = Code("cancelled")
         /// rabbitmq-c reported an error not covered above.
         public static let library = Code("library")
         /// A configuration value is invalid.

@@ -175,6 +175,7 @@ public final class SagaEndpoint: Service, Sendable {
                     await self.health.watch([consumerConnection, publisherConnection], logger: self.logger)
                 }
 
+                let finishingTasks = FinishingTasks()
                 await withTaskCancellationHandler {
                     // Under load, three stages: while one batch publishes and waits for its confirms, the
                     // next one runs its transaction (on the SQLite thread), and the one after that its
@@ -232,6 +233,7 @@ public final class SagaEndpoint: Service, Sendable {
                             }
                             if !done.isEmpty { dueInFlight.remove(done) }
                         }
+                        finishingTasks.add(finishing!)
                         // Bounded: the next batch's handlers overlap this batch's transaction and the
                         // previous batch's publishing, no more.
                         _ = await previousCommit?.value
@@ -241,6 +243,7 @@ public final class SagaEndpoint: Service, Sendable {
                     await finishing?.value
                 } onCancel: {
                     work.finish()
+                    finishingTasks.cancelAll()
                 }
                 group.cancelAll()
             }

@@ -1,0 +1,58 @@
+// A broker in a resource alarm (memory or disk) blocks the connections that publish: the broker stops
+// reading from them, so confirms and the close handshake do not come until the alarm clears. A review
+// found a graceful shutdown waiting for ever then (10 minutes, the grace period's cancellation ignored).
+@testable import AMQPTransport
+import BrokerTestSupport
+import Foundation
+import Synchronization
+import Testing
+
+@Suite("A broker in a resource alarm", .timeLimit(.minutes(3)))
+struct ResourceAlarmTests {
+    @Test("a publish waiting for its confirm ends when its task is cancelled; close does not wait for the alarm")
+    func blockedPublishIsCancellable() async throws {
+        let node = try await runOnThread { try DedicatedBrokerNode.start() }
+        defer { node.shutdown() }
+        let connection = try await AMQPConnection.connect(url: node.url, connectionName: "resource-alarm")
+        let queue = TestBroker.uniqueName("amqp-test-alarm")
+        try await connection.declareQueue(QueueDeclaration(name: queue, durable: false))
+        // Any memory use is above this watermark: the broker raises the alarm at once.
+        _ = try await runOnThread { try node.rabbitmqctl(["set_vm_memory_high_watermark", "0.0000001"]) }
+
+        let finished = Flag()
+        let publishing = Task {
+            defer { finished.set() }
+            return await connection.publish([.toQueue(queue, message("held"))])
+        }
+        try await waitUntil(timeout: .seconds(30), message: "the broker to block the connection") {
+            await connection.blockedReason != nil
+        }
+        try await Task.sleep(for: .milliseconds(300))
+        #expect(!finished.isSet, "the premise: the confirm is held back")
+
+        publishing.cancel()
+        try await waitUntil(timeout: .seconds(10), message: "the cancelled publish to return") {
+            finished.isSet
+        }
+        let outcome = try #require(await publishing.value.first)
+        guard case .failed(let error) = outcome else {
+            Issue.record("expected a failed outcome, got \(outcome)")
+            return
+        }
+        #expect(error.code == .cancelled)
+
+        // The close handshake would wait the whole RPC timeout (30 s): the socket is dropped instead.
+        let closing = Task { await connection.close() }
+        let closed = Flag()
+        Task { await closing.value; closed.set() }
+        try await waitUntil(timeout: .seconds(10), message: "close to return while blocked") {
+            closed.isSet
+        }
+    }
+}
+
+private final class Flag: Sendable {
+    private let value = Mutex(false)
+    func set() { value.withLock { $0 = true } }
+    var isSet: Bool { value.withLock { $0 } }
+}

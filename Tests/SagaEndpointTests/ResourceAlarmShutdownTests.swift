@@ -1,0 +1,68 @@
+import AMQPTransport
+import BrokerTestSupport
+import Foundation
+import Logging
+import SagaEndpoint
+import Sagas
+import Synchronization
+import Testing
+
+/// A broker in a memory alarm blocks the endpoint's publishing connection: a batch's confirms do not come
+/// until the alarm clears. Found by an operator's review: SIGTERM then never ended the process (10
+/// minutes), because cancelling the endpoint (the service group does when the grace period ends) did not
+/// reach the batch waiting for its confirms. Its own node: the alarm would stall every other test.
+@Suite("Stopping the endpoint during a resource alarm", .timeLimit(.minutes(3)))
+struct ResourceAlarmShutdownTests {
+    @Test("cancelled while its confirms are held back, the endpoint stops and the message stays in its queue")
+    func stopsWhileBlocked() async throws {
+        let node = try await runOnThread { try DedicatedBrokerNode.start() }
+        defer { node.shutdown() }
+        let admin = try await AMQPConnection.connect(url: node.url, connectionName: "alarm-admin")
+        for queue in [LedgerSaga.queue, LedgerSaga.outQueue] {
+            try await admin.declareQueue(QueueDeclaration(name: queue))
+        }
+        try await admin.publish(.toQueue(LedgerSaga.queue, AMQPMessage(
+            body: try MessageCoding.encode(LedgerSaga.Open(ledgerId: "l-1", fail: false)),
+            properties: BasicProperties(contentType: "application/json", deliveryMode: .persistent,
+                                        messageId: "open-1", type: LedgerSaga.Open.messageType))))
+        // Blocks publishing connections from their next publish on: the endpoint's, not the admin's.
+        _ = try await runOnThread { try node.rabbitmqctl(["set_vm_memory_high_watermark", "0.0000001"]) }
+
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("alarm-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        var registry = HandlerRegistry()
+        registry.register(LedgerSaga.self)
+        let database = directory.appendingPathComponent("ledgers.sqlite").path
+        let logs = LogCapture()
+        let logger = logs.logger(label: "alarm")
+        let endpoint = SagaEndpoint(
+            configuration: EndpointConfiguration(amqpURL: node.url, inputQueues: [LedgerSaga.queue], databasePath: database),
+            registry: registry, logger: logger)
+        let stopped = Flag()
+        let running = Task {
+            defer { stopped.set() }
+            try await endpoint.run()
+        }
+        try await logs.waitUntil(timeout: .seconds(30), message: "the endpoint's publishing connection to be blocked") {
+            logs.tail().contains("blocked by the broker")
+        }
+        #expect(!stopped.isSet)
+
+        running.cancel()
+        try await waitUntil(timeout: .seconds(20), message: "the endpoint to stop while the broker blocks it") {
+            stopped.isSet
+        }
+        _ = await running.result
+        // The alarm over, the message is still there: it was never acknowledged.
+        _ = try await runOnThread { try node.rabbitmqctl(["set_vm_memory_high_watermark", "0.4"]) }
+        try await waitUntil(timeout: .seconds(30)) { try await admin.checkQueue(LedgerSaga.queue).messageCount == 1 }
+        await admin.close()
+    }
+}
+
+private final class Flag: Sendable {
+    private let value = Mutex(false)
+    func set() { value.withLock { $0 = true } }
+    var isSet: Bool { value.withLock { $0 } }
+}
