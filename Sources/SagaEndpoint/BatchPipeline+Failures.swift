@@ -123,7 +123,7 @@ extension BatchPipeline {
             requests.append(MessageTranslation.errorQueueRequest(
                 original: MessageTranslation.message(incoming), queue: queue,
                 errorQueue: configuration.errorQueue(for: queue), reason: reason, errorType: type,
-                attempts: attempts, firstFailure: first, lastFailure: now))
+                attempts: attempts, firstFailure: first, lastFailure: now, frameMax: frameMax))
             entry.deleteRowAfterPublish = true
         }
     }
@@ -132,7 +132,8 @@ extension BatchPipeline {
                    now: Date) -> PublishRequest {
         MessageTranslation.errorQueueRequest(
             original: delivery.message, queue: delivery.queue, errorQueue: configuration.errorQueue(for: delivery.queue),
-            reason: reason, errorType: type, attempts: attempts, firstFailure: first, lastFailure: now)
+            reason: reason, errorType: type, attempts: attempts, firstFailure: first, lastFailure: now,
+            frameMax: frameMax)
     }
 
     /// Busy database or lost optimistic race: the same work will likely succeed if simply retried.

@@ -18,6 +18,8 @@ struct BatchPipeline: Sendable {
     /// Runs saga handlers before the transaction, off the SQLite thread; nil runs them inside it.
     let handlersAhead: HandlersAhead?
     let publisher: AMQPConnection
+    /// The largest frame the publisher's connection negotiated: error-queue copies must fit in one.
+    let frameMax: Int
     let consumer: AMQPConnection
     let metrics: EndpointMetrics
     let logger: Logger

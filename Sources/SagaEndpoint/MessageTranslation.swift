@@ -103,25 +103,45 @@ enum MessageTranslation {
 
     /// The error-queue copy of a message: the original body and properties (same message id), plus
     /// headers that say why, from where, and how often it failed.
+    ///
+    /// The properties must fit in one frame (`frameMax`). A message whose own headers nearly fill it left
+    /// no room for the error headers: its copy could never be published, and the message came round for
+    /// ever. Then the reason is shortened and its second copy (`x-error-description`) left out; if that
+    /// is still too much, the original headers are left out and `x-error-headers-dropped` says so.
     static func errorQueueRequest(
         original: AMQPMessage, queue: String, errorQueue: String, reason: String, errorType: String,
-        attempts: Int, firstFailure: Date?, lastFailure: Date
+        attempts: Int, firstFailure: Date?, lastFailure: Date, frameMax: Int = AMQPConfiguration.defaultFrameMax
     ) -> PublishRequest {
         var message = original
-        var headers = message.properties.headers ?? [:]
-        let formatter = ISO8601DateFormatter()
-        headers["x-error-reason"] = .string(reason)
-        headers["x-error-type"] = .string(errorType)
-        headers["x-error-description"] = .string(String(reason.prefix(4000)))
-        headers["x-original-queue"] = .string(queue)
-        headers["x-attempts"] = .int64(Int64(attempts))
-        // A replayed message that fails again keeps the first failure of its first round.
-        let replayedFirst = headers.removeValue(forKey: replayedFirstFailureHeader)?.stringValue
-        headers["x-first-failure"] = .string(replayedFirst ?? formatter.string(from: firstFailure ?? lastFailure))
-        headers["x-last-failure"] = .string(formatter.string(from: lastFailure))
-        headers["x-host"] = .string(ProcessInfo.processInfo.hostName)
-        message.properties.headers = headers
         if message.properties.deliveryMode == nil { message.properties.deliveryMode = .persistent }
-        return PublishRequest(exchange: "", routingKey: errorQueue, mandatory: true, message: message)
+        let originalHeaders = message.properties.headers ?? [:]
+        func copy(headers: FieldTable, shortened: Bool, note: String? = nil) -> PublishRequest {
+            var headers = headers
+            let formatter = ISO8601DateFormatter()
+            headers["x-error-reason"] = .string(shortened ? String(reason.prefix(200)) : reason)
+            headers["x-error-type"] = .string(errorType)
+            if !shortened { headers["x-error-description"] = .string(String(reason.prefix(4000))) }
+            headers["x-original-queue"] = .string(queue)
+            headers["x-attempts"] = .int64(Int64(attempts))
+            // A replayed message that fails again keeps the first failure of its first round.
+            let replayedFirst = headers.removeValue(forKey: replayedFirstFailureHeader)?.stringValue
+            headers["x-first-failure"] = .string(replayedFirst ?? formatter.string(from: firstFailure ?? lastFailure))
+            headers["x-last-failure"] = .string(formatter.string(from: lastFailure))
+            headers["x-host"] = .string(ProcessInfo.processInfo.hostName)
+            if let note { headers["x-error-headers-dropped"] = .string(note) }
+            var copy = message
+            copy.properties.headers = headers
+            return PublishRequest(exchange: "", routingKey: errorQueue, mandatory: true, message: copy)
+        }
+        func fits(_ request: PublishRequest) -> Bool { (try? request.checkLimits(frameMax: frameMax)) != nil }
+        let full = copy(headers: originalHeaders, shortened: false)
+        if fits(full) { return full }
+        let short = copy(headers: originalHeaders, shortened: true)
+        if fits(short) { return short }
+        var kept: FieldTable = [:]
+        if let replays = originalHeaders[replaysHeader] { kept[replaysHeader] = replays }
+        if let first = originalHeaders[replayedFirstFailureHeader] { kept[replayedFirstFailureHeader] = first }
+        return copy(headers: kept, shortened: true, note: "its \(originalHeaders.count) headers did not fit "
+            + "beside the error headers in one frame (frame_max \(frameMax))")
     }
 }

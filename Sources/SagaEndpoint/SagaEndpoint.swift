@@ -135,12 +135,14 @@ public final class SagaEndpoint: Service, Sendable {
                        publisherConnection: AMQPConnection) async throws {
         try await declareQueues(on: publisherConnection)
 
+        let negotiatedFrameMax = await publisherConnection.negotiatedFrameMax
         let pipeline = BatchPipeline(
             configuration: configuration, dispatcher: dispatcher, store: store,
             handlersAhead: stateReader.map {
                 HandlersAhead(dispatcher: dispatcher, reader: $0, timing: HandlerTiming(timer: metrics.handlerDuration))
             },
             publisher: publisherConnection,
+            frameMax: negotiatedFrameMax > 0 ? negotiatedFrameMax : AMQPConfiguration.defaultFrameMax,
             consumer: consumerConnection, metrics: metrics, logger: logger, tracing: tracing)
         let work = WorkQueue()
         let dueInFlight = InFlightSet()

@@ -67,6 +67,58 @@ struct BadInputTests {
 
     // Failed before: the outgoing message was stored, and every publish of it failed (.invalidArgument, or
     // a dropped connection for the headers); the incoming message was requeued and redelivered without end.
+    // Found by an operator's review: the error-queue copy of a message whose headers nearly fill a frame
+    // could never be published (the error headers did not fit beside them), so the message came round
+    // every few seconds for ever and could not even be purged while the endpoint held it.
+    @Test("a bad message whose headers nearly fill a frame still reaches the error queue")
+    func nearlyFullHeadersReachTheErrorQueue() async throws {
+        let harness = try await EndpointHarness.make()
+        try await harness.declareQueue("pings")
+        var registry = HandlerRegistry()
+        registry.handle(Explode.self) { _, _ in }
+        let endpoint = harness.startEndpoint(registry, queues: ["pings"], database: "pings")
+        for (id, room) in [("crowded", 30), ("nearly-full", 400)] {
+            let headers = try Self.headers(leaving: room)
+            try await harness.sendRaw(Data("not json".utf8), properties: BasicProperties(
+                contentType: "application/json", headers: headers, deliveryMode: .persistent, messageId: id,
+                type: Explode.messageType), to: "pings")
+        }
+        let copies = try await harness.errorMessages(of: "pings", count: 2, timeout: .seconds(30))
+        #expect(Set(copies.compactMap(\.properties.messageId)) == ["crowded", "nearly-full"])
+        for copy in copies {
+            #expect(copy.header("x-error-type") == "MalformedMessage")
+            #expect(copy.header("x-original-queue") == "pings")
+        }
+        let crowded = try #require(copies.first { $0.properties.messageId == "crowded" })
+        #expect(crowded.header("x-error-headers-dropped")?.contains("did not fit") == true)
+        #expect(crowded.properties.headers?["h0"] == nil)
+        let nearlyFull = try #require(copies.first { $0.properties.messageId == "nearly-full" })
+        #expect(nearlyFull.properties.headers?["h0"] != nil, "its own headers kept")
+        #expect(nearlyFull.header("x-error-description") == nil, "the reason's second copy left out")
+        await harness.stop(endpoint)
+        #expect(try await harness.depth("pings") == 0, "nothing left to redeliver")
+        await harness.tearDown()
+    }
+
+    /// Headers that leave about `room` bytes of the default frame for more.
+    private static func headers(leaving room: Int) throws -> FieldTable {
+        var headers: FieldTable = [:]
+        for index in 0..<129 { headers["h\(index)"] = .string(String(repeating: "x", count: 1000)) }
+        func fits(_ pad: Int) -> Bool {
+            var padded = headers
+            padded["pad"] = .string(String(repeating: "p", count: pad))
+            let request = PublishRequest.toQueue("pings", AMQPMessage(body: Data(), properties: BasicProperties(
+                contentType: "application/json", headers: padded, deliveryMode: .persistent,
+                messageId: "nearly-full", type: Explode.messageType)))
+            return (try? request.checkLimits(frameMax: AMQPConfiguration.defaultFrameMax)) != nil
+        }
+        var pad = 0
+        while fits(pad + 64) { pad += 64 }
+        while fits(pad + 1) { pad += 1 }
+        headers["pad"] = .string(String(repeating: "p", count: max(0, pad - room)))
+        return headers
+    }
+
     @Test("a handler that emits a message AMQP cannot carry sends its incoming message to the error queue")
     func outgoingMessageAMQPCannotCarry() async throws {
         let harness = try await EndpointHarness.make()
