@@ -8,6 +8,8 @@ final class FinishingTasks: Sendable {
     /// The pipeline keeps at most three batches in flight and each awaits the one before it, so the
     /// last few are all that can still run.
     private static let kept = 4
+    /// How long a cancelled endpoint lets its batches in flight go on before they stop waiting.
+    static let graceOnCancel: Duration = .seconds(2)
     private let state = Mutex<(tasks: [Task<Void, Never>], cancelled: Bool)>(([], false))
 
     /// Keeps `task` to cancel it with the others; cancels it at once when that has happened already (the

@@ -245,7 +245,12 @@ public final class SagaEndpoint: Service, Sendable {
                     await finishing?.value
                 } onCancel: {
                     work.finish()
-                    finishingTasks.cancelAll()
+                    // The batches in flight get a moment to finish (confirms normally come in
+                    // milliseconds, and an ack now saves a redelivery); then they stop waiting.
+                    Task {
+                        try? await Task.sleep(for: FinishingTasks.graceOnCancel)
+                        finishingTasks.cancelAll()
+                    }
                 }
                 group.cancelAll()
             }
