@@ -12,11 +12,17 @@ import Synchronization
 ///   hover near zero, a growing value means publishing is stuck.
 /// - `saga_input_queues_unconsumed`: input queues whose consumer ended and that are not consumed again
 ///   yet (the endpoint keeps trying); anything but 0 is worth an alert.
+/// - `saga_broker_blocked`: 1 while the broker blocks a connection's publishes (a memory or disk alarm).
 final class EndpointHealth: Sendable {
     let recoveries: Counter
     let timeoutsPending: Gauge
     let outboxBacklog: Gauge
     let unconsumedQueues: Gauge
+    let brokerBlocked: Gauge
+    /// Why a connection is not serving (lost, or blocked by a resource alarm), for `notReadyReason`.
+    private let connectionProblem = Mutex<String?>(nil)
+
+    var connectionTrouble: String? { connectionProblem.withLock { $0 } }
     /// True while the endpoint serves with both connections open.
     let ready = Atomic<Bool>(false)
     /// Set when the graceful shutdown starts: not ready from then on, although the connections stay open
@@ -48,6 +54,8 @@ final class EndpointHealth: Sendable {
         outboxBacklog = Gauge(label: "saga_outbox_backlog", factory: factory)
         unconsumedQueues = Gauge(label: "saga_input_queues_unconsumed", factory: factory)
         unconsumedQueues.record(0)
+        brokerBlocked = Gauge(label: "saga_broker_blocked", factory: factory)
+        brokerBlocked.record(0)
     }
 
     /// Follows the connections until cancelled: readiness goes false as soon as either connection is
@@ -55,20 +63,37 @@ final class EndpointHealth: Sendable {
     func watch(_ connections: [AMQPConnection], interval: Duration = .milliseconds(100), logger: Logger) async {
         var counted = [Int](repeating: 0, count: connections.count)
         var wasReady = true
+        var wasBlocked = false
         while !Task.isCancelled {
             var isReady = true
+            var problem: String?
+            var blocked = false
             for (index, connection) in connections.enumerated() {
                 let (connected, recoveries) = await (connection.isConnected, connection.recoveryCount)
-                isReady = isReady && connected
+                if !connected {
+                    isReady = false
+                    let error = await connection.lastError
+                    problem = problem ?? "broker connection lost (\(error.map { "\($0)" } ?? "connecting")); recovering"
+                } else if let reason = await connection.blockedReason {
+                    // Connected, but nothing it publishes is confirmed until the alarm clears.
+                    isReady = false
+                    blocked = true
+                    problem = problem ?? "the broker blocks publishing (resource alarm: \(reason)); waiting for it to clear"
+                }
                 if recoveries > counted[index] {
                     self.recoveries.increment(by: recoveries - counted[index])
                     counted[index] = recoveries
                 }
             }
+            connectionProblem.withLock { $0 = problem }
+            if blocked != wasBlocked {
+                brokerBlocked.record(blocked ? 1 : 0)
+                wasBlocked = blocked
+            }
             ready.store(isReady, ordering: .relaxed)
             if isReady != wasReady {
-                if isReady { logger.notice("ready again: broker connections recovered") } else {
-                    logger.warning("not ready: a broker connection is lost; recovering")
+                if isReady { logger.notice("ready again: broker connections serving") } else {
+                    logger.warning("not ready", metadata: ["reason": "\(problem ?? "")"])
                 }
                 wasReady = isReady
             }

@@ -46,7 +46,9 @@ public final class SagaEndpoint: Service, Sendable {
     /// Why the endpoint is not ready, for operators (`/health/ready`); nil when it is ready.
     public var notReadyReason: String? {
         if isStopping { return "shutting down: finishing the messages in flight" }
-        if !health.ready.load(ordering: .relaxed) { return "broker connection or database not available" }
+        if !health.ready.load(ordering: .relaxed) {
+            return health.connectionTrouble ?? "broker connection or database not available"
+        }
         let lost = health.lostConsumers
         guard !lost.isEmpty else { return nil }
         return "not consuming " + lost.sorted { $0.key < $1.key }.map { "\($0.key) (\($0.value))" }

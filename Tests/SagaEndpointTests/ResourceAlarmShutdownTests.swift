@@ -2,6 +2,7 @@ import AMQPTransport
 import BrokerTestSupport
 import Foundation
 import Logging
+import MetricsTestKit
 import SagaEndpoint
 import Sagas
 import Synchronization
@@ -36,9 +37,10 @@ struct ResourceAlarmShutdownTests {
         let database = directory.appendingPathComponent("ledgers.sqlite").path
         let logs = LogCapture()
         let logger = logs.logger(label: "alarm")
+        let metrics = TestMetrics()
         let endpoint = SagaEndpoint(
             configuration: EndpointConfiguration(amqpURL: node.url, inputQueues: [LedgerSaga.queue], databasePath: database),
-            registry: registry, logger: logger)
+            registry: registry, logger: logger, metricsFactory: metrics)
         let stopped = Flag()
         let running = Task {
             defer { stopped.set() }
@@ -48,6 +50,11 @@ struct ResourceAlarmShutdownTests {
             logs.tail().contains("blocked by the broker")
         }
         #expect(!stopped.isSet)
+        // Operators see it: not ready, saying why, and a gauge.
+        try await logs.waitUntil(timeout: .seconds(10), message: "not ready while blocked") {
+            endpoint.notReadyReason?.contains("the broker blocks publishing") == true
+        }
+        #expect(try metrics.expectGauge("saga_broker_blocked").lastValue == 1)
 
         running.cancel()
         try await waitUntil(timeout: .seconds(20), message: "the endpoint to stop while the broker blocks it") {
