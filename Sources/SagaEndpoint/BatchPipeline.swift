@@ -205,7 +205,9 @@ struct BatchPipeline: Sendable {
         let outcomes = await publisher.publish(requests, afterSending: { CrashPoint.afterPublish.check() })
         publishSpans?.end(outcomes)
         metrics.publishDuration.record(since: publishStarted)
-        metrics.published.increment(by: outcomes.filter(\.isConfirmed).count)
+        let confirmed = outcomes.filter(\.isConfirmed).count
+        metrics.published.increment(by: confirmed)
+        if confirmed < outcomes.count { metrics.unconfirmed.increment(by: outcomes.count - confirmed) }
         let confirmedOutbox = batch.outbox.flatMap { outcomes[$0.key].isConfirmed ? $0.value.rows : [] }
         await store.markDispatched(confirmedOutbox, now: now)
         store.publishing.remove(batch.outbox.values.map(\.messageId))

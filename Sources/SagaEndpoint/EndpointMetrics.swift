@@ -17,6 +17,9 @@ struct EndpointMetrics: Sendable {
     let sagasNotFound: Counter
     let timeoutsFired: Counter
     let published: Counter
+    /// Outgoing messages the broker did not confirm (returned for want of a queue, nacked, or the
+    /// connection failed): each is sent again later, and its incoming message waits.
+    let unconfirmed: Counter
     let batchDuration: Timer
     let commitDuration: Timer
     /// Publish and broker confirm of a batch's outgoing messages, together (one round trip).
@@ -41,6 +44,7 @@ struct EndpointMetrics: Sendable {
         sagasNotFound = Counter(label: "saga_sagas_not_found_total", factory: factory)
         timeoutsFired = Counter(label: "saga_timeouts_fired_total", factory: factory)
         published = Counter(label: "saga_messages_published_total", factory: factory)
+        unconfirmed = Counter(label: "saga_messages_unconfirmed_total", factory: factory)
         batchDuration = Timer(label: "saga_batch_duration_seconds", factory: factory)
         commitDuration = Timer(label: "saga_commit_duration_seconds", factory: factory)
         publishDuration = Timer(label: "saga_publish_confirm_duration_seconds", factory: factory)

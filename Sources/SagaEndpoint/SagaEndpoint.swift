@@ -350,11 +350,20 @@ public final class SagaEndpoint: Service, Sendable {
                     spans?.end(outcomes)
                     // Counted like the pipeline's publishes: these are the re-sends an operator watches for.
                     metrics.publishDuration.record(since: publishStarted)
-                    metrics.published.increment(by: outcomes.filter(\.isConfirmed).count)
                     let confirmed = zip(rows, outcomes).filter { $0.1.isConfirmed }.compactMap { $0.0.key }
+                    metrics.published.increment(by: confirmed.count)
                     await store.markDispatched(confirmed, now: Date())
-                    logger.info("re-published unconfirmed outbox messages", metadata: [
-                        "count": "\(rows.count)", "confirmed": "\(confirmed.count)"])
+                    if let (row, outcome) = zip(rows, outcomes).first(where: { !$0.1.isConfirmed }) {
+                        // Why they are still not out: the first one that failed stands for the rest.
+                        metrics.unconfirmed.increment(by: rows.count - confirmed.count)
+                        logger.warning("re-published unconfirmed outbox messages; some are still not confirmed", metadata: [
+                            "count": "\(rows.count)", "confirmed": "\(confirmed.count)", "message_id": "\(row.messageId)",
+                            "message_type": "\(row.messageType)", "exchange": "\(row.exchange)",
+                            "routing_key": "\(row.routingKey)", "outcome": "\(outcome)"])
+                    } else {
+                        logger.info("re-published unconfirmed outbox messages", metadata: [
+                            "count": "\(rows.count)", "confirmed": "\(confirmed.count)"])
+                    }
                 }
                 if Date().timeIntervalSince(lastPurge) >= purgeInterval {
                     let now = Date()

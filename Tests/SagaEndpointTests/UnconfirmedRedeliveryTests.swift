@@ -31,6 +31,8 @@ struct UnconfirmedRedeliveryTests {
         // Delays of 0.1, 0.2, 0.4, 0.8 and 1.6 s: about five rounds in these 3 s.
         let rounds = try metrics.expectCounter("saga_messages_deduplicated_total").totalValue
         #expect(rounds >= 1 && rounds <= 20, "\(rounds) rounds in 3 s")
+        // Each round's command was returned: counted for the operator's alert.
+        #expect(try metrics.expectCounter("saga_messages_unconfirmed_total").totalValue >= rounds)
 
         // Another message of the same queue is not held up by it.
         try await harness.send(LedgerSaga.Open(ledgerId: "l-2", fail: false), to: LedgerSaga.queue, messageId: "open-2")
