@@ -21,3 +21,20 @@ private actor ThreadHop {
         try body()
     }
 }
+
+extension DedicatedThreadExecutor {
+    /// Starts an executor named `name` and runs `make` on its thread: the set-up of whatever will own it
+    /// (an actor opening a database). If `make` throws, the thread ends (an actor whose init throws never
+    /// runs the `deinit` that would have ended it).
+    public static func starting<T: Sendable>(
+        name: String, _ make: @Sendable (DedicatedThreadExecutor) throws -> T
+    ) async throws -> T {
+        let executor = DedicatedThreadExecutor(name: name)
+        do {
+            return try await executor.perform { try make(executor) }
+        } catch {
+            executor.shutdown()
+            throw error
+        }
+    }
+}

@@ -16,14 +16,8 @@ actor BacklogReader {
     /// Opens `path`, which the endpoint's StoreWorker has already created and migrated, on the reader's own
     /// thread; if that fails, the thread ends.
     static func open(path: String, busyTimeout: Duration, logger: Logger, threadName: String = "sqlite-backlog") async throws -> BacklogReader {
-        let executor = DedicatedThreadExecutor(name: threadName)
-        do {
-            return try await executor.perform {
-                try BacklogReader(executor: executor, path: path, busyTimeout: busyTimeout, logger: logger)
-            }
-        } catch {
-            executor.shutdown()
-            throw error
+        try await DedicatedThreadExecutor.starting(name: threadName) { executor in
+            try BacklogReader(executor: executor, path: path, busyTimeout: busyTimeout, logger: logger)
         }
     }
 

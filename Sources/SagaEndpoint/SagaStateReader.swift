@@ -17,14 +17,8 @@ actor SagaStateReader {
     /// Opens the store the `StoreWorker` created (and migrated) at `path`, on the reader's own thread; if
     /// that fails, the thread ends.
     static func open(path: String, busyTimeout: Duration = .seconds(5), logger: Logger, threadName: String = "sqlite-read") async throws -> SagaStateReader {
-        let executor = DedicatedThreadExecutor(name: threadName)
-        do {
-            return try await executor.perform {
-                try SagaStateReader(executor: executor, path: path, busyTimeout: busyTimeout, logger: logger)
-            }
-        } catch {
-            executor.shutdown()
-            throw error
+        try await DedicatedThreadExecutor.starting(name: threadName) { executor in
+            try SagaStateReader(executor: executor, path: path, busyTimeout: busyTimeout, logger: logger)
         }
     }
 

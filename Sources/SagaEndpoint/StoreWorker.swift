@@ -76,16 +76,10 @@ actor StoreWorker {
     static func open(path: String, durable: Bool, busyTimeout: Duration = .seconds(5), dispatcher: MessageDispatcher,
                      handlerTiming: HandlerTiming = HandlerTiming(timer: nil), rerunCounter: Counter? = nil,
                      logger: Logger, threadName: String = "sqlite") async throws -> StoreWorker {
-        let executor = DedicatedThreadExecutor(name: threadName)
-        do {
-            return try await executor.perform {
-                try StoreWorker(executor: executor, path: path, durable: durable, busyTimeout: busyTimeout,
-                                dispatcher: dispatcher, handlerTiming: handlerTiming, rerunCounter: rerunCounter,
-                                logger: logger)
-            }
-        } catch {
-            executor.shutdown()
-            throw error
+        try await DedicatedThreadExecutor.starting(name: threadName) { executor in
+            try StoreWorker(executor: executor, path: path, durable: durable, busyTimeout: busyTimeout,
+                            dispatcher: dispatcher, handlerTiming: handlerTiming, rerunCounter: rerunCounter,
+                            logger: logger)
         }
     }
 

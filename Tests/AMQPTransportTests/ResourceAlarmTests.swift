@@ -4,7 +4,6 @@
 @testable import AMQPTransport
 import BrokerTestSupport
 import Foundation
-import Synchronization
 import Testing
 
 @Suite("A broker in a resource alarm", .timeLimit(.minutes(3)))
@@ -49,10 +48,4 @@ struct ResourceAlarmTests {
             closed.isSet
         }
     }
-}
-
-private final class Flag: Sendable {
-    private let value = Mutex(false)
-    func set() { value.withLock { $0 = true } }
-    var isSet: Bool { value.withLock { $0 } }
 }

@@ -5,7 +5,6 @@ import Logging
 import MetricsTestKit
 import SagaEndpoint
 import Sagas
-import Synchronization
 import Testing
 
 /// A broker in a memory alarm blocks the endpoint's publishing connection: a batch's confirms do not come
@@ -66,10 +65,4 @@ struct ResourceAlarmShutdownTests {
         try await waitUntil(timeout: .seconds(30)) { try await admin.checkQueue(LedgerSaga.queue).messageCount == 1 }
         await admin.close()
     }
-}
-
-private final class Flag: Sendable {
-    private let value = Mutex(false)
-    func set() { value.withLock { $0 = true } }
-    var isSet: Bool { value.withLock { $0 } }
 }
