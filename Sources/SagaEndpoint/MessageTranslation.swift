@@ -97,7 +97,11 @@ enum MessageTranslation {
             contentType: MessageCoding.contentType, headers: headers.isEmpty ? nil : headers, deliveryMode: .persistent,
             correlationId: row.correlationId, replyTo: row.replyTo, messageId: row.messageId,
             timestamp: UInt64(max(0, row.createdAt.timeIntervalSince1970)), type: row.messageType)
-        return PublishRequest(exchange: row.exchange, routingKey: row.routingKey, mandatory: row.mandatory,
+        // Events (published to a named exchange) are never mandatory, also those stored before events
+        // stopped being stored as mandatory: such a row, unroutable, would be re-sent for ever. Commands and
+        // replies go through the default exchange.
+        return PublishRequest(exchange: row.exchange, routingKey: row.routingKey,
+                              mandatory: row.mandatory && row.exchange.isEmpty,
                               message: AMQPMessage(body: row.body, properties: properties))
     }
 
