@@ -38,8 +38,10 @@ extension BatchPipeline {
             }
         }
         for group in unconfirmedPublishes.groups {
+            guard let count = unconfirmedWarnings.admit(
+                "\(group.exchange)\u{0}\(group.routingKey)\u{0}\(group.outcome)", messages: group.count) else { continue }
             logger.warning("outgoing messages not confirmed; their incoming messages will be redelivered", metadata: [
-                "count": "\(group.count)", "message_id": "\(group.messageId)", "message_type": "\(group.messageType)",
+                "count": "\(count)", "message_id": "\(group.messageId)", "message_type": "\(group.messageType)",
                 "exchange": "\(group.exchange)",
                 "routing_key": "\(group.routingKey)", "outcome": "\(group.outcome)"])
         }

@@ -30,6 +30,8 @@ struct BatchPipeline: Sendable {
     let backoff = TransientBackoff()
     /// Holds deliveries whose outgoing messages were not confirmed for a while before handing them back.
     let unconfirmedRedelivery = UnconfirmedRedelivery()
+    /// Keeps the warnings about unconfirmed publishes to one a second per destination and outcome.
+    let unconfirmedWarnings = WarningThrottle()
     /// Stateless handlers' results for messages whose transaction has not ended, for copies close behind.
     let statelessResults = StatelessResults()
     /// When this pipeline (the endpoint's run) started: due rows older than that are counted.

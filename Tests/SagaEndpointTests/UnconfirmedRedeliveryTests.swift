@@ -105,5 +105,17 @@ struct UnconfirmedRedeliveryUnitTests {
             .init(exchange: "", routingKey: "bank", outcome: "nacked", count: 1, messageId: "c1", messageType: "DebitAccount"),
         ])
     }
-}
 
+    // An operator's review: one warning per batch was still 1,391 lines in 25 s while a length limit
+    // nacked every publish.
+    @Test("warnings about one destination and outcome come at most once a second, with the skipped count")
+    func warningsAreThrottled() {
+        let throttle = WarningThrottle(interval: .seconds(1))
+        let start = ContinuousClock.now
+        #expect(throttle.admit("bank nacked", messages: 5, now: start) == 5)
+        #expect(throttle.admit("bank nacked", messages: 7, now: start + .milliseconds(300)) == nil)
+        #expect(throttle.admit("stock returned", messages: 1, now: start + .milliseconds(400)) == 1, "another key")
+        #expect(throttle.admit("bank nacked", messages: 2, now: start + .milliseconds(600)) == nil)
+        #expect(throttle.admit("bank nacked", messages: 1, now: start + .milliseconds(1100)) == 10, "1 + the 9 skipped")
+    }
+}
