@@ -17,7 +17,8 @@ extension AMQPConnection {
     ///
     /// Cancelling the calling task ends the wait: the publishes not confirmed by then fail with `.cancelled`
     /// (they may still reach their queues). Without that a graceful shutdown could never end while the
-    /// broker held the confirms back (a resource alarm blocks publishing connections).
+    /// broker held the confirms back (a resource alarm blocks publishing connections). A task cancelled
+    /// before it calls this sends nothing: every publish fails with `.cancelled`.
     public func publish(_ requests: [PublishRequest], afterSending: (@Sendable () -> Void)? = nil) async -> [PublishOutcome] {
         guard !requests.isEmpty else { return [] }
         let waiting = WaitingConfirmBatch()
@@ -41,6 +42,12 @@ extension AMQPConnection {
         await withCheckedContinuation { continuation in
             let batch = confirms.beginBatch(requests, continuation: continuation)
             waiting.batch = batch
+            // Cancelled already (the handler ran before the batch existed and found nothing to stop):
+            // send nothing, rather than report as failed what may then reach its queue.
+            if Task.isCancelled {
+                stopWaiting(waiting)
+                return
+            }
             var failure: AMQPError?
             let arena = CArena()
             do {
@@ -83,8 +90,6 @@ extension AMQPConnection {
             }
             // The frames are written; the confirms have not been awaited yet (a crash test hook).
             afterSending?()
-            // Cancelled before the batch existed: the handler found nothing to stop.
-            if Task.isCancelled { stopWaiting(waiting) }
         }
     }
 

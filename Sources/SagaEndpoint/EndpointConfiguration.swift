@@ -77,7 +77,9 @@ extension EndpointConfiguration: CustomStringConvertible, CustomDebugStringConve
     /// must not log the broker's password.
     public var description: String {
         var shown = self
-        shown.amqpURL = AMQPConfiguration.redact(amqpURL)
+        // As the endpoint logs it (no query: a key file's path stays out too); a URL that does not parse
+        // keeps its text with the password hidden.
+        shown.amqpURL = (try? AMQPConfiguration(url: amqpURL))?.redactedURL ?? AMQPConfiguration.redact(amqpURL)
         let settings = Mirror(reflecting: shown).children.map { "\($0.label ?? "_"): \(String(reflecting: $0.value))" }
         return "EndpointConfiguration(" + settings.joined(separator: ", ") + ")"
     }

@@ -99,6 +99,10 @@ final class EndpointHealth: Sendable {
             }
             try? await Task.sleep(for: interval)
         }
+        // Stopped (the endpoint's run ended): nothing is blocked or lost any more as far as it knows, and
+        // a later run starts from there.
+        if wasBlocked { brokerBlocked.record(0) }
+        connectionProblem.withLock { $0 = nil }
     }
 
     /// Reads the backlogs into their gauges (two COUNT queries on indexed columns). A failure (a busy

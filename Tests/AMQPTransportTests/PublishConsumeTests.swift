@@ -42,6 +42,29 @@ struct PublishConsumeTests {
         }
     }
 
+    // A review of the cancellable publish: a task cancelled before it published still sent its messages
+    // and reported them failed, so a caller that retried sent them twice.
+    @Test("a publish from a task cancelled already sends nothing and reports .cancelled")
+    func cancelledTaskSendsNothing() async throws {
+        try await withConnection("cancelled-publish") { connection, scratch in
+            let queue = scratch.queue("cancelled-publish")
+            try await connection.declareQueue(QueueDeclaration(name: queue, durable: false))
+            let task = Task { () async -> [PublishOutcome] in
+                withUnsafeCurrentTask { $0?.cancel() }
+                return await connection.publish([.toQueue(queue, message("never"))])
+            }
+            let outcomes = await task.value
+            guard case .failed(let error)? = outcomes.first else {
+                Issue.record("expected a failed outcome, got \(outcomes)")
+                return
+            }
+            #expect(error.code == .cancelled)
+            try await Task.sleep(for: .milliseconds(200))
+            #expect(try await connection.checkQueue(queue).messageCount == 0, "nothing sent")
+            #expect(await connection.publish([.toQueue(queue, message("later"))]) == [.confirmed], "the connection is fine")
+        }
+    }
+
     @Test("a consume → publish → ack loop isolated to the connection itself (its own thread) works")
     func loopIsolatedToTheConnection() async throws {
         try await withConnection("isolated-loop") { connection, scratch in
