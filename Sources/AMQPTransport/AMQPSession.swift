@@ -97,11 +97,18 @@ final class AMQPSession {
     }
 
     /// connection.close, without waiting long: used on shutdown and when abandoning a broken socket.
+    /// The broker's close-ok is awaited at most `closeTimeout`, not the whole RPC timeout (30 s): a broker
+    /// that does not answer (frozen, or cut off) held each connection's close that long, so a shutdown of
+    /// an endpoint with two connections overran its 30 s limit.
     func closeQuietly() {
         guard isOpen else { return }
         isOpen = false
+        var limit = Self.cTimeval(Self.closeTimeout)
+        _ = amqp_set_rpc_timeout(state, &limit)
         _ = amqp_connection_close(state, 200)
     }
+
+    static let closeTimeout: Duration = .seconds(3)
 
     /// Marks the socket dead (after a library error) so `deinit` does not try to talk to the broker.
     func markClosed() { isOpen = false }
