@@ -69,15 +69,21 @@ public final class SagaEndpoint: Service, Sendable {
             handlerTiming: HandlerTiming(timer: metrics.handlerDuration), rerunCounter: metrics.handlersRerun,
             logger: logger)
         let stateReader: SagaStateReader?
-        let backlogReader: BacklogReader
         do {
             stateReader = configuration.handlersAheadOfCommit
                 ? try await SagaStateReader.open(path: configuration.databasePath,
                                                  busyTimeout: configuration.databaseBusyTimeout, logger: logger)
                 : nil
+        } catch {
+            await store.close()
+            throw error
+        }
+        let backlogReader: BacklogReader
+        do {
             backlogReader = try await BacklogReader.open(path: configuration.databasePath,
                                                          busyTimeout: configuration.databaseBusyTimeout, logger: logger)
         } catch {
+            await stateReader?.close()
             await store.close()
             throw error
         }
@@ -111,8 +117,6 @@ public final class SagaEndpoint: Service, Sendable {
             await consumerConnection.close()
             throw error
         }
-        // Outgoing messages are checked against the frame size the broker agreed to, before they are stored.
-        await store.limitOutgoing(frameMax: await publisherConnection.negotiatedFrameMax)
         // Closed before returning (not in a detached task): acks and publishes are on the wire and the
         // broker sees a clean close, even when the process exits right after.
         do {
@@ -137,14 +141,18 @@ public final class SagaEndpoint: Service, Sendable {
                        publisherConnection: AMQPConnection) async throws {
         try await declareQueues(on: publisherConnection)
 
+        // Outgoing messages are checked against the frame size the broker agreed to before they are stored,
+        // and error-queue copies before they are sent (0, not connected: the default).
         let negotiatedFrameMax = await publisherConnection.negotiatedFrameMax
+        let frameMax = negotiatedFrameMax > 0 ? negotiatedFrameMax : AMQPConfiguration.defaultFrameMax
+        await store.limitOutgoing(frameMax: frameMax)
         let pipeline = BatchPipeline(
             configuration: configuration, dispatcher: dispatcher, store: store,
             handlersAhead: stateReader.map {
                 HandlersAhead(dispatcher: dispatcher, reader: $0, timing: HandlerTiming(timer: metrics.handlerDuration))
             },
             publisher: publisherConnection,
-            frameMax: negotiatedFrameMax > 0 ? negotiatedFrameMax : AMQPConfiguration.defaultFrameMax,
+            frameMax: frameMax,
             consumer: consumerConnection, metrics: metrics, logger: logger, tracing: tracing)
         let work = WorkQueue()
         let dueInFlight = InFlightSet()

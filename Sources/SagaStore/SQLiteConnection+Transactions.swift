@@ -31,15 +31,15 @@ extension SQLiteConnection {
             rollbackTransaction()
             throw error
         }
+        // The body may have gone on after an error that made SQLite roll everything back (see
+        // `inTransactionBody`): nothing of it was committed, and the caller must know.
+        do {
+            try requireTransactionAlive()
+        } catch {
+            inTransactionBody = false
+            throw error
+        }
         inTransactionBody = false
-        if let lost = transactionLostTo {
-            // The body went on after an error that made SQLite roll everything back (see
-            // `inTransactionBody`): nothing of it was committed, and the caller must know.
-            throw lost
-        }
-        guard isInTransaction else {
-            throw SQLiteError(resultCode: SQLITE_ABORT, message: "the transaction was rolled back before its end", sql: nil)
-        }
         do {
             try run("COMMIT")
         } catch {

@@ -239,7 +239,7 @@ public final class SQLiteConnection {
     }
 
     /// Inside `transaction`'s body, refuses to run a statement once SQLite has rolled the transaction back.
-    private func requireTransactionAlive() throws(SQLiteError) {
+    func requireTransactionAlive() throws(SQLiteError) {
         guard inTransactionBody else { return }
         if let lost = transactionLostTo { throw lost }
         if !isInTransaction {
