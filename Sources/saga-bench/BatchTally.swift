@@ -4,6 +4,14 @@
 import CoreMetrics
 import Synchronization
 
+/// One thing the endpoint recorded during a latency run, when it happened (`BatchTally(timeline:)`).
+struct TimelineEvent: Sendable {
+    var at: ContinuousClock.Instant
+    /// `batch_size`, or a stage's label (its duration in milliseconds).
+    var kind: String
+    var value: Double
+}
+
 /// A metrics factory that keeps only the endpoint's batch-size recorder (`saga_batch_size`), the count
 /// of handlers run again in the transaction (`saga_handlers_rerun_total`) and the sums of three batch
 /// timers; everything else goes nowhere.
@@ -27,10 +35,18 @@ final class BatchTally: MetricsFactory {
     private let totals = Mutex(Totals())
     /// The endpoint's batch limit: batches of this size are counted as full (0: none is).
     let fullSize: Int
+    /// Every batch size and stage duration with its time, kept only when asked for (a latency run):
+    /// where the slow messages came from (a long commit, or none) is read off these.
+    private let events = Mutex<[TimelineEvent]>([])
+    private let keepsTimeline: Bool
 
-    init(fullSize: Int = 0) {
+    init(fullSize: Int = 0, timeline: Bool = false) {
         self.fullSize = fullSize
+        self.keepsTimeline = timeline
     }
+
+    /// What was recorded, in order (empty unless made with `timeline: true`).
+    var timeline: [TimelineEvent] { events.withLock { $0 } }
 
     /// Batches recorded so far, and the messages in them.
     var batches: (count: Int, messages: Int) { totals.withLock { ($0.batches, $0.messages) } }
@@ -61,7 +77,14 @@ final class BatchTally: MetricsFactory {
     func destroyRecorder(_ handler: any RecorderHandler) {}
     func destroyTimer(_ handler: any TimerHandler) {}
 
+    private func note(_ kind: String, _ value: Double) {
+        guard keepsTimeline else { return }
+        let now = ContinuousClock.now
+        events.withLock { $0.append(TimelineEvent(at: now, kind: kind, value: value)) }
+    }
+
     fileprivate func batch(of size: Int) {
+        note("batch_size", Double(size))
         let full = fullSize > 0 && size >= fullSize
         totals.withLock { totals in
             totals.batches += 1
@@ -73,6 +96,7 @@ final class BatchTally: MetricsFactory {
     fileprivate func rerun(_ count: Int) { totals.withLock { $0.reruns += count } }
 
     fileprivate func record(_ stage: Stage, nanoseconds: Int64) {
+        note(stage.rawValue, Double(nanoseconds) / 1e6)
         totals.withLock { totals in
             let (count, sum) = totals.nanoseconds[stage] ?? (0, 0)
             totals.nanoseconds[stage] = (count + 1, sum + nanoseconds)

@@ -96,7 +96,8 @@ enum SagaBench {
             say("\nlatency of '\(start.name)' at \(options.latencyRate == nil ? "half its median rate" : "a fixed rate"): "
                 + "\(Stats.format(rate)) msg/s for "
                 + "\(options.latencySeconds) s")
-            summary.latency = try await LatencyProbe.run(context, rate: rate, seconds: options.latencySeconds)
+            summary.latency = try await LatencyProbe.run(context, rate: rate, seconds: options.latencySeconds,
+                                                         timelinePath: options.latencyTimeline)
             say("the same schedule through a bare consume → confirmed publish → ack forwarder (no endpoint)")
             summary.latencyFloor = try await LatencyProbe.run(context, rate: rate, seconds: options.latencySeconds,
                                                               forwarder: .transport)

@@ -19,6 +19,8 @@ struct LatencyResult: Sendable {
     /// The batches the endpoint ran during the schedule (nil for the bare forwarder). Mostly full batches
     /// mean it ran at its capacity under this load, whatever the rate was measured against.
     var batches: LatencyBatches?
+    /// The endpoint's commits longer than `LatencyTimeline.stallMilliseconds` (nil for the bare forwarder).
+    var commitStalls: CommitStalls?
 }
 
 /// What the endpoint's metrics recorded during a latency run.
@@ -50,8 +52,9 @@ enum LatencyProbe {
         case transport
     }
 
+    /// `timelinePath`: where to write the run's timeline as CSV (`LatencyTimeline`), if anywhere.
     static func run(_ context: BenchmarkContext, rate: Double, seconds: Double,
-                    forwarder: Forwarder = .endpoint) async throws -> LatencyResult {
+                    forwarder: Forwarder = .endpoint, timelinePath: String? = nil) async throws -> LatencyResult {
         let logger = Logger.quiet("saga-bench-latency")
         let count = max(1, Int(rate * seconds))
         let requests = TransferTopology.requests(count)
@@ -68,7 +71,7 @@ enum LatencyProbe {
         try await TransferTopology.purge(admin)
         let stopForwarder: @Sendable () async -> Void
         // Reads the endpoint's batches; the bare forwarder records none.
-        let tally = BatchTally(fullSize: context.batchSize)
+        let tally = BatchTally(fullSize: context.batchSize, timeline: forwarder == .endpoint)
         switch forwarder {
         case .endpoint:
             let endpoint = try await RunningEndpoint.start(
@@ -84,8 +87,8 @@ enum LatencyProbe {
         // Both sides use this origin: slot i is due at start + i × interval.
         let start = ContinuousClock.now + .milliseconds(200)
 
-        let receiving = Task { () throws -> [Double] in
-            var latencies: [Double] = []
+        let receiving = Task { () throws -> [(at: ContinuousClock.Instant, milliseconds: Double)] in
+            var latencies: [(at: ContinuousClock.Instant, milliseconds: Double)] = []
             latencies.reserveCapacity(count)
             var deliveries = consumer.deliveries.makeAsyncIterator()
             while latencies.count < count {
@@ -95,7 +98,7 @@ enum LatencyProbe {
                 for delivery in batch {
                     guard let id = delivery.message.properties.correlationId, let slot = slots[id] else { continue }
                     let due = start + .seconds(Double(slot) * interval)
-                    latencies.append(Stats.seconds(arrived - due) * 1000)
+                    latencies.append((arrived, Stats.seconds(arrived - due) * 1000))
                 }
                 try await consumerConnection.ack(last.tag, multiple: true)
             }
@@ -131,8 +134,11 @@ enum LatencyProbe {
                 try await Task.sleep(for: .seconds(60))
                 receiving.cancel()
             }
-            let latencies = try await receiving.value
+            let arrivals = try await receiving.value
             timeout.cancel()
+            let latencies = arrivals.map(\.milliseconds)
+            let timeline = LatencyTimeline(start: start, arrivals: arrivals, endpoint: tally.timeline)
+            if let timelinePath { try timeline.write(to: timelinePath) }
             try? await consumer.cancel()
             await stopForwarder()
             try await TransferTopology.purge(admin)
@@ -141,7 +147,8 @@ enum LatencyProbe {
             return LatencyResult(rate: rate, sent: count, received: latencies.count,
                                  p50: Stats.percentile(latencies, 0.5), p99: Stats.percentile(latencies, 0.99),
                                  max: latencies.max() ?? 0,
-                                 batches: forwarder == .endpoint ? LatencyBatches(tally) : nil)
+                                 batches: forwarder == .endpoint ? LatencyBatches(tally) : nil,
+                                 commitStalls: forwarder == .endpoint ? timeline.commitStalls : nil)
         } catch {
             receiving.cancel()
             await stopForwarder()

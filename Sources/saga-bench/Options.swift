@@ -14,6 +14,8 @@ struct Options {
     var latencySeconds = 10.0
     /// A fixed rate for the latency run instead of half the measured one (to compare two builds).
     var latencyRate: Double?
+    /// Where to write the endpoint's latency run as CSV (`LatencyTimeline`).
+    var latencyTimeline: String?
     /// The endpoints commit with `durableCommits = false` (to show what the per-commit fsync costs).
     var durableCommits = true
     var liveSagas = 1_000_000
@@ -28,7 +30,7 @@ struct Options {
     static let usage = """
         usage: saga-bench [--messages N] [--rounds R] [--batch B] [--prefetch P] [--body-size S] [--url URL]
                           [--ctl CMD] [--case NAME] [--latency-seconds S] [--latency-rate R] [--relaxed-commits]
-                          [--live-sagas N]
+                          [--latency-timeline FILE] [--live-sagas N]
                           [--soak-messages N] [--soak-chunk N]
 
           --messages N         messages handled per case and run (default 20000; the transfer flow runs N/5
@@ -47,6 +49,10 @@ struct Options {
                                (RSS and table sizes over 1,000,000 messages) are opt-in suites
           --latency-seconds S  length of the half-load latency run after the rounds (default 10; 0: none)
           --latency-rate R     run it at R msg/s instead of half of case (b)'s median (to compare builds)
+          --latency-timeline FILE
+                               write the endpoint's latency run as CSV (ms since the schedule's start, kind,
+                               value): each message's latency at its arrival, each batch's size and its
+                               commit, publish+confirm and whole-batch durations at their end
           --relaxed-commits    the endpoints commit without an fsync each (durableCommits = false: safe
                                against a crash of the process, not of the machine), to show that cost
           --live-sagas N       sagas in the store of the scale suite (default 1000000)
@@ -93,6 +99,7 @@ struct Options {
                     throw BenchmarkError("--latency-rate must be a positive number of messages per second, not '\(text)'")
                 }
                 options.latencyRate = rate
+            case "--latency-timeline": options.latencyTimeline = try value(argument)
             case "--relaxed-commits": options.durableCommits = false
             case "--live-sagas": options.liveSagas = try positive(argument)
             case "--soak-messages": options.soakMessages = try positive(argument)

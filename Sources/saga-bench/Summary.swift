@@ -64,6 +64,13 @@ struct Summary {
                     + "full (\(batches.limit)): mean ms commit \(batches.commitMilliseconds.map { fixed($0, 1) } ?? "-"), "
                     + "batch \(batches.batchMilliseconds.map { fixed($0, 1) } ?? "-")")
             }
+            if let stalls = latency.commitStalls, stalls.commits > 0 {
+                var line = "  commits over \(fixed(LatencyTimeline.stallMilliseconds, 0)) ms: \(stalls.count) of "
+                    + "\(Stats.format(Double(stalls.commits)))"
+                if let longest = stalls.longest { line += ", the longest \(fixed(longest, 1)) ms" }
+                if let gap = stalls.medianGap { line += ", one every \(fixed(gap, 0)) ms at the median" }
+                Swift.print(line)
+            }
             if let floor = latencyFloor {
                 Swift.print("  the same schedule without the endpoint (consume → confirmed publish → ack): p50 "
                     + "\(fixed(floor.p50, 1)) ms, p99 \(fixed(floor.p99, 1)) ms, max \(fixed(floor.max, 1)) ms "
