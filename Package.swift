@@ -185,8 +185,8 @@ let package = Package(
         .testTarget(
             name: "SagaEndpointTests",
             dependencies: [
-                "SagaEndpoint", "Sagas", "SagaStore", "AMQPTransport", "BrokerTestSupport", "MoneyTransfer",
-                "TestSagaSupport",
+                "SagaEndpoint", "Sagas", "SagaStore", "SagaTesting", "AMQPTransport", "BrokerTestSupport",
+                "MoneyTransfer", "TestSagaSupport",
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "MetricsTestKit", package: "swift-metrics"),
                 "saga-endpoint", .product(name: "ArgumentParser", package: "swift-argument-parser"),

@@ -1,0 +1,142 @@
+import AMQPTransport
+import BrokerTestSupport
+import Foundation
+import SagaEndpoint
+import SagaTesting
+import Sagas
+import Testing
+
+/// A saga that uses every way of emitting a message, run once by `SagaTestHost` and once by a real
+/// endpoint: what the endpoint puts on the wire must be what the test kit showed.
+struct ParitySaga: Saga {
+    static let sagaType = "Parity"
+    static let queue = "parity"
+    static let outA = "parity.a"
+    static let outB = "parity.b"
+    static let replies = "parity.replies"
+    static let exchange = "parity.events"
+    static let eventsQueue = "parity.seen"
+
+    var id: String
+    var ticks = 0
+
+    struct Begin: Message { static let messageType = "parity.Begin"; var id: String }
+    struct ByHeader: Message { static let messageType = "parity.ByHeader"; var note: String }
+    struct Fanout: Message { static let messageType = "parity.Fanout"; var id: String }
+    struct Tick: Message { static let messageType = "parity.Tick" }
+    struct Command: Message { static let messageType = "parity.Command"; var id: String; var n: Int }
+    struct Happened: Message { static let messageType = "parity.Happened"; var id: String }
+    struct Answer: Message { static let messageType = "parity.Answer"; var id: String; var n: Int }
+
+    static func define(_ saga: inout SagaDefinition<ParitySaga>) {
+        saga.startedBy(Begin.self, correlatedBy: \.id) { begin, context in
+            try context.send(Command(id: begin.id, n: 1), to: outA)
+            try context.send(Command(id: begin.id, n: 2), to: outA, correlationId: "explicit-corr",
+                             replyTo: "elsewhere", headers: ["x-tenant": "t-1"])
+            try context.publish(Happened(id: begin.id), to: exchange)
+            try context.requestTimeout(after: .milliseconds(300), Tick())
+            try context.replyToOriginator(Answer(id: begin.id, n: 0))
+            return ParitySaga(id: begin.id)
+        }
+        saga.handlesTimeout(Tick.self) { state, _, context in
+            state.ticks += 1
+            try context.send(Command(id: state.id, n: 3), to: outA)
+            try context.replyToOriginator(Answer(id: state.id, n: state.ticks))
+            try context.markComplete()
+        }
+        // Correlated by a header a producer sets (the tenant of the message).
+        saga.startedBy(ByHeader.self, correlatedBy: .custom("tenant header") { _, envelope in
+            envelope.headers["tenant"]
+        }) { _, context in
+            ParitySaga(id: context.saga!.correlationId)
+        }
+        // One command under one explicit id to two queues.
+        saga.startedBy(Fanout.self, correlatedBy: \.id) { fanout, context in
+            try context.send(Command(id: fanout.id, n: 1), to: outA, messageId: "fan-\(fanout.id)")
+            try context.send(Command(id: fanout.id, n: 1), to: outB, messageId: "fan-\(fanout.id)")
+            return ParitySaga(id: fanout.id)
+        }
+    }
+
+    static func registry() -> HandlerRegistry {
+        var registry = HandlerRegistry()
+        registry.register(ParitySaga.self)
+        return registry
+    }
+}
+
+/// What a receiver sees of a message: enough to compare the kit's `OutgoingMessage` with a delivery.
+struct WireView: Hashable, CustomStringConvertible {
+    var messageId: String
+    var type: String
+    var destination: String
+    var correlationId: String?
+    var replyTo: String?
+    var headers: [String: String]
+    var body: String
+
+    init(_ message: OutgoingMessage) {
+        messageId = message.messageId
+        type = message.type
+        destination = message.exchange.isEmpty ? "queue \(message.routingKey)" : "\(message.exchange)/\(message.routingKey)"
+        correlationId = message.correlationId
+        replyTo = message.replyTo
+        headers = message.headers
+        body = message.bodyText
+    }
+
+    init(_ delivery: AMQPDelivery) {
+        messageId = delivery.properties.messageId ?? ""
+        type = delivery.properties.type ?? ""
+        destination = delivery.exchange.isEmpty ? "queue \(delivery.routingKey)" : "\(delivery.exchange)/\(delivery.routingKey)"
+        correlationId = delivery.properties.correlationId
+        replyTo = delivery.properties.replyTo
+        headers = (delivery.properties.headers ?? [:]).compactMapValues(\.stringValue)
+        body = String(decoding: delivery.message.body, as: UTF8.self)
+    }
+
+    var description: String {
+        "\(type) [\(messageId)] to \(destination) corr=\(correlationId ?? "-") reply_to=\(replyTo ?? "-") \(headers) \(body)"
+    }
+}
+
+@Suite("The test kit and the endpoint agree", .timeLimit(.minutes(6)))
+struct KitParityTests {
+    private static func harness() async throws -> EndpointHarness {
+        let harness = try await EndpointHarness.make()
+        for queue in [ParitySaga.queue, ParitySaga.outA, ParitySaga.outB, ParitySaga.replies, ParitySaga.eventsQueue] {
+            try await harness.declareQueue(queue)
+        }
+        try await harness.connection.declareExchange(ExchangeDeclaration(name: ParitySaga.exchange, kind: .topic))
+        try await harness.connection.bind(BindingDeclaration(source: ParitySaga.exchange,
+                                                             destination: ParitySaga.eventsQueue, routingKey: "#"))
+        return harness
+    }
+
+    @Test("sends, publishes, replies and a timeout's messages leave with the ids and properties the kit showed")
+    func outgoingMessagesMatch() async throws {
+        let host = SagaTestHost(registry: ParitySaga.registry(), endpointAddress: ParitySaga.queue)
+        let started = try await host.deliver(ParitySaga.Begin(id: "p-1"), messageId: "begin-1",
+                                             correlationId: "client-corr", replyTo: ParitySaga.replies)
+        let fired = try await host.advanceTime(by: .milliseconds(300))
+        let expected = (started.emitted + fired.emitted).map(WireView.init)
+        #expect(expected.count == 6)
+
+        let harness = try await Self.harness()
+        let endpoint = harness.startEndpoint(ParitySaga.registry(), queues: [ParitySaga.queue], database: "parity")
+        try await harness.send(ParitySaga.Begin(id: "p-1"), to: ParitySaga.queue, messageId: "begin-1",
+                               correlationId: "client-corr", replyTo: ParitySaga.replies)
+        let commands = try await harness.receive(from: ParitySaga.outA, count: 3)
+        let replies = try await harness.receive(from: ParitySaga.replies, count: 2)
+        let events = try await harness.receive(from: ParitySaga.eventsQueue, count: 1)
+        let received = (commands + replies + events).map(WireView.init)
+        #expect(Set(received) == Set(expected), "kit:\n\(expected.map(\.description).joined(separator: "\n"))")
+        // Per destination, in the order the kit lists them.
+        for destination in Set(expected.map(\.destination)) {
+            #expect(received.filter { $0.destination == destination }.map(\.messageId)
+                == expected.filter { $0.destination == destination }.map(\.messageId))
+        }
+        await harness.stop(endpoint)
+        await harness.tearDown()
+    }
+}
