@@ -79,7 +79,8 @@ struct BatchPipeline: Sendable {
     enum Settlement { case ack, requeue }
 
     /// One publish of outbox rows: its message id, and every row it settles (a saga that sent a command
-    /// again under its first id has two rows with that id; one publish in a batch covers both).
+    /// again under its first id to the same queue has two rows with that id; one publish in a batch
+    /// covers both).
     struct OutboxPublish: Sendable {
         var messageId: String
         var rows: [OutboxKey]
@@ -236,16 +237,25 @@ struct BatchPipeline: Sendable {
     /// Decides each entry's publishes (outbox rows, error-queue copies) and settlement.
     private func plan(_ entries: inout [Entry], requests: inout [PublishRequest], outbox: inout [Int: OutboxPublish],
                       now: Date) async {
-        var published: [String: Int] = [:]
+        // One publish per message id and destination: rows with the same id to the same place are copies
+        // of one message, but a handler that sends one id to two queues (as `SagaTestHost` shows it) means
+        // both to get it. Keyed by the id alone, the second queue's row was marked dispatched unsent.
+        struct Destination: Hashable {
+            var messageId: String
+            var exchange: String
+            var routingKey: String
+        }
+        var published: [Destination: Int] = [:]
         func add(_ row: OutboxRecord, to entry: inout Entry) {
             // Every row here was read from or written to the store, so it has its key.
             let keys = row.key.map { [$0] } ?? []
-            if let existing = published[row.messageId] {
+            let destination = Destination(messageId: row.messageId, exchange: row.exchange, routingKey: row.routingKey)
+            if let existing = published[destination] {
                 entry.publishes.append(existing)
                 outbox[existing]?.rows.append(contentsOf: keys)
                 return
             }
-            published[row.messageId] = requests.count
+            published[destination] = requests.count
             outbox[requests.count] = OutboxPublish(messageId: row.messageId, rows: keys)
             entry.publishes.append(requests.count)
             requests.append(MessageTranslation.publishRequest(row))

@@ -139,4 +139,21 @@ struct KitParityTests {
         await harness.stop(endpoint)
         await harness.tearDown()
     }
+
+    @Test("one explicit message id sent to two queues reaches both, as the kit shows")
+    func oneIdTwoQueues() async throws {
+        let host = SagaTestHost(registry: ParitySaga.registry(), endpointAddress: ParitySaga.queue)
+        let kit = try await host.deliver(ParitySaga.Fanout(id: "f-1"), messageId: "fanout-1")
+        #expect(kit.sent.compactMap(\.queue) == [ParitySaga.outA, ParitySaga.outB])
+
+        let harness = try await Self.harness()
+        let endpoint = harness.startEndpoint(ParitySaga.registry(), queues: [ParitySaga.queue], database: "parity")
+        try await harness.send(ParitySaga.Fanout(id: "f-1"), to: ParitySaga.queue, messageId: "fanout-1")
+        let a = try await harness.receive(from: ParitySaga.outA, count: 1)
+        let b = try await harness.receive(from: ParitySaga.outB, count: 1, timeout: .seconds(5))
+        #expect(a.map(\.properties.messageId) == ["fan-f-1"])
+        #expect(b.map(\.properties.messageId) == ["fan-f-1"])
+        await harness.stop(endpoint)
+        await harness.tearDown()
+    }
 }
