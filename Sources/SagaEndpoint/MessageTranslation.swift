@@ -42,11 +42,32 @@ enum MessageTranslation {
         }
         var headers: [String: String] = [:]
         for (key, value) in p.headers ?? [:] {
-            if let string = value.stringValue { headers[key] = string }
+            if let text = headerText(value) { headers[key] = text }
         }
         return IncomingMessage(
             messageId: messageId, type: type, body: delivery.message.body, correlationId: p.correlationId,
             replyTo: p.replyTo, headers: headers, queue: delivery.queue)
+    }
+
+    /// A header value as handlers see it in `IncomingMessage.headers`, which holds text (as `SagaTestHost`
+    /// takes it): strings as they are, integers in decimal, booleans as `true` or `false`. Producers of
+    /// other languages send numbers as AMQP integers; dropping them made a saga correlated by such a
+    /// header fail on the endpoint while its tests passed. Other kinds (floats, decimals, timestamps,
+    /// tables, arrays) have no one obvious text and are left out.
+    static func headerText(_ value: FieldValue) -> String? {
+        switch value {
+        case .string, .bytes: value.stringValue
+        case .bool(let flag): flag ? "true" : "false"
+        case .int8(let v): String(v)
+        case .uint8(let v): String(v)
+        case .int16(let v): String(v)
+        case .uint16(let v): String(v)
+        case .int32(let v): String(v)
+        case .uint32(let v): String(v)
+        case .int64(let v): String(v)
+        case .uint64(let v): String(v)
+        default: nil
+        }
     }
 
     /// A saga timeout or a parked delayed retry, as the message it becomes when due.

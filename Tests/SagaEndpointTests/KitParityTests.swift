@@ -156,4 +156,26 @@ struct KitParityTests {
         await harness.stop(endpoint)
         await harness.tearDown()
     }
+
+    @Test("a saga correlated by a header finds it when the producer sent it as a number")
+    func numericHeaderCorrelates() async throws {
+        let host = SagaTestHost(registry: ParitySaga.registry(), endpointAddress: ParitySaga.queue)
+        let kit = try await host.deliver(ParitySaga.ByHeader(note: "n"), headers: ["tenant": "42"])
+        #expect(kit.outcome(of: ParitySaga.self, correlationId: "42") == .started)
+
+        let harness = try await Self.harness()
+        let endpoint = harness.startEndpoint(ParitySaga.registry(), queues: [ParitySaga.queue], database: "parity")
+        try await harness.sendRaw(try MessageCoding.encode(ParitySaga.ByHeader(note: "n")), properties: BasicProperties(
+            contentType: "application/json", headers: ["tenant": .int32(42)], deliveryMode: .persistent,
+            messageId: "by-header-1", type: ParitySaga.ByHeader.messageType), to: ParitySaga.queue)
+        try await waitUntil(timeout: .seconds(20)) {
+            let processed = try await harness.withStore("parity") { try $0.inboxContains(messageId: "by-header-1") }
+            let errorQueued = try await harness.depth(ParitySaga.queue + ".error") > 0
+            return processed || errorQueued
+        }
+        #expect(try await harness.state(ParitySaga.self, "42", in: "parity")?.id == "42")
+        #expect(try await harness.depth(ParitySaga.queue + ".error") == 0)
+        await harness.stop(endpoint)
+        await harness.tearDown()
+    }
 }

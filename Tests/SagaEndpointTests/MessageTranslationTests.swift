@@ -1,3 +1,4 @@
+import AMQPTransport
 import Foundation
 import SagaStore
 import Testing
@@ -18,5 +19,21 @@ struct MessageTranslationTests {
                                                        mandatory: true)).mandatory)
         #expect(MessageTranslation.publishRequest(row(exchange: "", routingKey: "bank", mandatory: true)).mandatory)
         #expect(!MessageTranslation.publishRequest(row(exchange: "", routingKey: "bank", mandatory: false)).mandatory)
+    }
+
+    @Test("header values reach handlers as text: strings, integers of every width and booleans; other kinds not")
+    func headerValuesAsText() {
+        #expect(MessageTranslation.headerText(.string("t-1")) == "t-1")
+        #expect(MessageTranslation.headerText(.bytes(Data("t-2".utf8))) == "t-2")
+        #expect(MessageTranslation.headerText(.int8(-8)) == "-8")
+        #expect(MessageTranslation.headerText(.uint16(16)) == "16")
+        #expect(MessageTranslation.headerText(.int32(42)) == "42")
+        #expect(MessageTranslation.headerText(.int64(-1 << 40)) == "-1099511627776")
+        #expect(MessageTranslation.headerText(.uint64(.max)) == "18446744073709551615")
+        #expect(MessageTranslation.headerText(.bool(true)) == "true")
+        #expect(MessageTranslation.headerText(.bool(false)) == "false")
+        #expect(MessageTranslation.headerText(.double(1.5)) == nil)
+        #expect(MessageTranslation.headerText(.timestamp(1_767_225_600)) == nil)
+        #expect(MessageTranslation.headerText(.table(["a": "b"])) == nil)
     }
 }
