@@ -40,6 +40,9 @@ public final class SagaTestHost: EmittedMessages {
     public private(set) var deferred: [(message: IncomingMessage, retryAt: Date, retry: Int)] = []
     /// Safety net against a saga that keeps asking for immediate timeouts.
     public var maxDeliveriesPerAdvance = 10_000
+    /// The AMQP frame size the endpoint's broker connection negotiates (RabbitMQ's default, 128 KiB): an
+    /// emitted message's properties, its headers mostly, must fit in one frame, as the endpoint checks.
+    public var frameMax = 131_072
     /// When set, handlers run in "handle" spans whose parent is the trace context of the delivered
     /// message's headers, and emitted messages carry the handle span's context, as in the endpoint.
     public var tracer: (any Tracer)?
@@ -252,6 +255,17 @@ public final class SagaTestHost: EmittedMessages {
                                          sagas: invocations, emitted: [], timeoutsRequested: []))
         }
 
+        // What AMQP cannot carry fails the message for good on the endpoint (to the error queue), before
+        // anything of it is stored.
+        let emitted = statelessOutgoing + invocations.flatMap(\.outgoing)
+        for message in emitted {
+            if let reason = message.amqpLimitViolation(frameMax: frameMax) {
+                persistence.contents = snapshot
+                throw SagaTestHostError.invalidOutgoingMessage(messageId: message.messageId, type: message.type,
+                                                               reason: reason)
+            }
+        }
+
         // Commit: timeouts, the fired timeout's removal, the inbox row, the outbox.
         let timeouts = invocations.flatMap(\.timeouts)
         persistence.scheduleTimeouts(timeouts)
@@ -266,7 +280,7 @@ public final class SagaTestHost: EmittedMessages {
         }
         return record(DeliveryResult(
             message: incoming, deliveredAt: at, disposition: .handled, sagas: invocations,
-            emitted: statelessOutgoing + invocations.flatMap(\.outgoing), timeoutsRequested: timeouts
+            emitted: emitted, timeoutsRequested: timeouts
         ))
     }
 
@@ -289,6 +303,11 @@ public enum SagaTestHostError: Error, Sendable, Equatable, CustomStringConvertib
     /// handler runs (it cannot be deduplicated); the host refuses it rather than treat the next message
     /// with an empty id as a duplicate.
     case missingMessageId(type: String)
+    /// A handler emitted a message AMQP cannot carry: a queue, exchange, routing key, type, id,
+    /// correlation id, reply-to or header name over 255 bytes, or headers that do not fit in one frame
+    /// (`frameMax`). The endpoint refuses it before it is stored and moves the incoming message to the
+    /// error queue (`x-error-type: InvalidOutgoingMessage`).
+    case invalidOutgoingMessage(messageId: String, type: String, reason: String)
 
     public var description: String {
         switch self {
@@ -296,6 +315,9 @@ public enum SagaTestHostError: Error, Sendable, Equatable, CustomStringConvertib
             "advanceTime delivered more than \(limit) messages; does a saga keep requesting due timeouts?"
         case .missingMessageId(let type):
             "a '\(type)' message without message id cannot be deduplicated; the endpoint sends it to the error queue"
+        case .invalidOutgoingMessage(let messageId, let type, let reason):
+            "outgoing message \(messageId) (\(type)) cannot be sent: \(reason); the endpoint sends the incoming "
+                + "message to the error queue"
         }
     }
 }
@@ -304,5 +326,34 @@ extension Duration {
     /// Seconds, computed as `HandlerContext.requestTimeout` does so due dates match exactly.
     var timeInterval: TimeInterval {
         Double(components.seconds) + Double(components.attoseconds) / 1e18
+    }
+}
+
+extension OutgoingMessage {
+    /// Why AMQP cannot carry this message as the endpoint publishes it, or nil: the endpoint's check
+    /// (`OutgoingLimits`), without the transport. Short strings hold at most 255 bytes; the properties
+    /// (content type, delivery mode, timestamp, ids, type and the headers, as a field table of strings)
+    /// must fit in one header frame, `frameMax` less 20 bytes of framing.
+    func amqpLimitViolation(frameMax: Int) -> String? {
+        let names: [(String?, String)] = [
+            (exchange, "the exchange name"), (routingKey, "the routing key"), (correlationId, "the correlation-id property"),
+            (replyTo, "the reply-to property"), (messageId, "the message-id property"), (type, "the type property"),
+        ] + headers.keys.sorted().map { ($0, "a key of the headers") }
+        for case (let value?, let what) in names where value.utf8.count > 255 {
+            return "\(what) is \(value.utf8.count) bytes long; AMQP allows at most 255"
+        }
+        func short(_ value: String?) -> Int { value.map { 1 + $0.utf8.count } ?? 0 }
+        // Flags, content type, delivery mode, timestamp; the ids and type; a table of long strings.
+        var size = 2 + short(MessageCoding.contentType) + 1 + 8
+        size += short(correlationId) + short(replyTo) + short(messageId) + short(type)
+        if !headers.isEmpty {
+            size += 4 + headers.reduce(0) { $0 + 1 + $1.key.utf8.count + 5 + $1.value.utf8.count }
+        }
+        let limit = frameMax - 20
+        guard frameMax <= 0 || size <= limit else {
+            return "the properties (mostly the headers) take \(size) bytes; one header frame holds at most \(limit) "
+                + "(frame_max \(frameMax))"
+        }
+        return nil
     }
 }

@@ -1,10 +1,11 @@
 import AMQPTransport
 import BrokerTestSupport
 import Foundation
-import SagaEndpoint
+import SagaStore
 import SagaTesting
 import Sagas
 import Testing
+@testable import SagaEndpoint
 
 /// A saga that uses every way of emitting a message, run once by `SagaTestHost` and once by a real
 /// endpoint: what the endpoint puts on the wire must be what the test kit showed.
@@ -27,6 +28,7 @@ struct ParitySaga: Saga {
     struct Command: Message { static let messageType = "parity.Command"; var id: String; var n: Int }
     struct Happened: Message { static let messageType = "parity.Happened"; var id: String }
     struct Answer: Message { static let messageType = "parity.Answer"; var id: String; var n: Int }
+    struct Blob: Message { static let messageType = "parity.Blob"; var id: String; var size: Int }
 
     static func define(_ saga: inout SagaDefinition<ParitySaga>) {
         saga.startedBy(Begin.self, correlatedBy: \.id) { begin, context in
@@ -55,6 +57,15 @@ struct ParitySaga: Saga {
             try context.send(Command(id: fanout.id, n: 1), to: outA, messageId: "fan-\(fanout.id)")
             try context.send(Command(id: fanout.id, n: 1), to: outB, messageId: "fan-\(fanout.id)")
             return ParitySaga(id: fanout.id)
+        }
+    }
+
+    static func defineBlob(_ saga: inout SagaDefinition<ParitySaga>) {
+        // A command with a header of `size` bytes.
+        saga.startedBy(Blob.self, correlatedBy: \.id) { blob, context in
+            try context.send(Command(id: blob.id, n: 0), to: outA,
+                             headers: ["blob": String(repeating: "b", count: blob.size)])
+            return ParitySaga(id: blob.id)
         }
     }
 
@@ -177,5 +188,37 @@ struct KitParityTests {
         #expect(try await harness.depth(ParitySaga.queue + ".error") == 0)
         await harness.stop(endpoint)
         await harness.tearDown()
+    }
+
+    @Test("the kit refuses headers too large for a frame exactly where the endpoint starts refusing them")
+    func outgoingLimitsAgree() async throws {
+        var registry = HandlerRegistry()
+        registry.register(ParitySaga.self, define: ParitySaga.defineBlob)
+        func deliver(size: Int, frameMax: Int) async throws -> OutgoingMessage {
+            let host = SagaTestHost(registry: registry, endpointAddress: ParitySaga.queue)
+            host.frameMax = frameMax
+            return try await host.deliver(ParitySaga.Blob(id: "b", size: size), messageId: "blob-1").sent[0]
+        }
+        // The endpoint's check, on the row it would store for the kit's message (`StoreWorker.processed`).
+        func endpointAccepts(size: Int) async throws -> Bool {
+            let message = try await deliver(size: size, frameMax: 0)
+            let row = OutboxRecord(
+                messageId: message.messageId, incomingMessageId: "blob-1", position: 0, exchange: message.exchange,
+                routingKey: message.routingKey, mandatory: true, messageType: message.type,
+                correlationId: message.correlationId, replyTo: message.replyTo, headers: message.headers,
+                body: message.body, createdAt: Date())
+            return (try? OutgoingLimits.check(row, frameMax: AMQPConfiguration.defaultFrameMax)) != nil
+        }
+        var (accepted, refused) = (100_000, 140_000)
+        #expect(try await endpointAccepts(size: accepted))
+        #expect(try await !endpointAccepts(size: refused))
+        while refused - accepted > 1 {
+            let middle = (accepted + refused) / 2
+            if try await endpointAccepts(size: middle) { accepted = middle } else { refused = middle }
+        }
+        _ = try await deliver(size: accepted, frameMax: AMQPConfiguration.defaultFrameMax)
+        await #expect(throws: SagaTestHostError.self) {
+            try await deliver(size: refused, frameMax: AMQPConfiguration.defaultFrameMax)
+        }
     }
 }

@@ -29,4 +29,39 @@ struct SagaTestHostRefusalTests {
         let fired = try await host.advanceTime(by: .seconds(30))
         #expect(!fired.deliveries.isEmpty)
     }
+
+    /// Failed before: the kit showed the command sent, while the endpoint refuses it before storing it
+    /// and moves the incoming message to the error queue.
+    @Test("a handler that emits a message AMQP cannot carry fails the delivery, rolled back")
+    func outgoingMessageAMQPCannotCarry() async throws {
+        let longQueue = String(repeating: "q", count: 256)
+        var registry = HandlerRegistry()
+        registry.register(Relay.self) { saga in
+            saga.startedBy(Relay.Start.self, correlatedBy: \.id) { start, context in
+                try context.send(Relay.Start(id: start.id, blob: nil), to: start.blob == nil ? longQueue : "out",
+                                 headers: start.blob.map { ["blob": $0] } ?? [:])
+                return Relay(id: start.id)
+            }
+        }
+        let host = SagaTestHost(registry: registry, endpointAddress: "relay")
+        await #expect(throws: SagaTestHostError.self) {
+            try await host.deliver(Relay.Start(id: "r-1", blob: nil), messageId: "m-1")
+        }
+        #expect(host.liveSagaCount == 0)
+        #expect(host.history.isEmpty)
+        // Headers larger than a frame (128 KiB by default).
+        await #expect(throws: SagaTestHostError.self) {
+            try await host.deliver(Relay.Start(id: "r-2", blob: String(repeating: "b", count: 140_000)), messageId: "m-2")
+        }
+        #expect(host.liveSagaCount == 0)
+        // The same message id again is not a duplicate: nothing of it was recorded.
+        let small = try await host.deliver(Relay.Start(id: "r-2", blob: "small"), messageId: "m-2")
+        #expect(small.outcome(of: Relay.self) == .started)
+    }
+}
+
+struct Relay: Saga {
+    var id: String
+    struct Start: Message { static let messageType = "test.RelayStart"; var id: String; var blob: String? }
+    static func define(_ saga: inout SagaDefinition<Relay>) {}
 }
