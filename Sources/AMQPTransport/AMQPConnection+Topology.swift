@@ -1,13 +1,15 @@
 import CRabbitMQ
 
 // Topology: exchanges, queues and bindings on the control channel. What is declared through the
-// connection is recorded and declared again after a recovery; deleting it forgets it.
+// connection is recorded and declared again after a recovery (`AMQPConnection+TopologyRecovery.swift`);
+// deleting it forgets it.
 extension AMQPConnection {
     public func declareExchange(_ declaration: ExchangeDeclaration) throws {
         try checkLimits("exchange.declare", ["exchange name": declaration.name, "exchange type": declaration.kind.rawValue],
                         declaration.arguments)
         try declareExchangeNow(declaration)
         topology.exchanges[declaration.name] = declaration
+        settleUnrestored { if case .exchange(let e) = $0 { e.name == declaration.name } else { false } }
     }
 
     /// exchange.declare with passive=true: throws `.channelClosed` 404 when the exchange does not exist.
@@ -30,13 +32,23 @@ extension AMQPConnection {
         }
         topology.exchanges.removeValue(forKey: name)
         topology.bindings.removeAll { $0.source == name || ($0.destinationKind == .exchange && $0.destination == name) }
+        settleUnrestored {
+            switch $0 {
+            case .exchange(let e): e.name == name
+            case .binding(let b): b.source == name || (b.destinationKind == .exchange && b.destination == name)
+            case .queue: false
+            }
+        }
     }
 
     @discardableResult
     public func declareQueue(_ declaration: QueueDeclaration) throws -> QueueState {
         try checkLimits("queue.declare", ["queue name": declaration.name], declaration.arguments)
         let state = try declareQueueNow(declaration, passive: false)
-        if !declaration.name.isEmpty { topology.queues[declaration.name] = declaration }
+        if !declaration.name.isEmpty {
+            topology.queues[declaration.name] = declaration
+            settleUnrestored { if case .queue(let q) = $0 { q.name == declaration.name } else { false } }
+        }
         return state
     }
 
@@ -57,6 +69,13 @@ extension AMQPConnection {
         }
         topology.queues.removeValue(forKey: name)
         topology.bindings.removeAll { $0.destinationKind == .queue && $0.destination == name }
+        settleUnrestored {
+            switch $0 {
+            case .queue(let q): q.name == name
+            case .binding(let b): b.destinationKind == .queue && b.destination == name
+            case .exchange: false
+            }
+        }
         return count
     }
 
@@ -75,6 +94,7 @@ extension AMQPConnection {
         try checkLimits(binding, "bind")
         try bindNow(binding)
         if !topology.bindings.contains(binding) { topology.bindings.append(binding) }
+        settleUnrestored { $0 == .binding(binding) }
     }
 
     public func unbind(_ binding: BindingDeclaration) throws {
@@ -95,6 +115,7 @@ extension AMQPConnection {
             try s.check(channel: Self.controlChannel, operation: operation)
         }
         topology.bindings.removeAll { $0 == binding }
+        settleUnrestored { $0 == .binding(binding) }
     }
 
     func declareExchangeNow(_ d: ExchangeDeclaration) throws {

@@ -18,7 +18,8 @@ public import Logging
 ///
 /// A lost connection (socket error, missed heartbeats, broker restart, closed by an operator) is
 /// re-established with exponential backoff and jitter; the exchanges, queues and bindings declared
-/// through it and its consumers are declared again. Unconfirmed publishes fail with
+/// through it and its consumers are declared again (a declaration the broker refuses then is reported in
+/// `unrestoredTopology` and tried again until it is accepted). Unconfirmed publishes fail with
 /// `.connectionLost` (publish them again); deliveries from the old connection cannot be acknowledged
 /// (`.staleDelivery`) and come back redelivered. Reconnect attempts open their socket on a thread of
 /// their own, so while the broker is away every call answers at once (`.notConnected`) instead of
@@ -55,6 +56,10 @@ public actor AMQPConnection {
     /// rabbitmq-c read ahead are handled (see `closeChannelIfSettled`).
     var channelsToClose: Set<UInt16> = []
     var topology = RecordedTopology()
+    /// Recorded declarations the broker refused when the connection was re-established, with the reason;
+    /// tried again by `topologyRetryTask` (see `AMQPConnection+TopologyRecovery.swift`).
+    var unrestored: [UnrestoredDeclaration] = []
+    var topologyRetryTask: Task<Void, Never>?
     var assemblies: [UInt16: ContentAssembly] = [:]
     var recentStrings = RecentStrings()
     var pumpTask: Task<Void, Never>?
@@ -156,6 +161,7 @@ public actor AMQPConnection {
         session = nil
         openChannels.removeAll()
         pumpTask?.cancel()
+        topologyRetryTask?.cancel()
         logger.debug("AMQP connection closed")
     }
 
@@ -175,17 +181,9 @@ public actor AMQPConnection {
         forgetCancelledChannels()
         do {
             try ensureChannel(Self.publishChannel)
-            // A channel error (someone deleted or redeclared a queue meanwhile) must not fail the whole
-            // recovery, or it would be retried forever: the declaration is skipped, the consumer ends.
-            for declaration in topology.exchanges.values {
-                try unlessChannelError("exchange \(declaration.name)") { try declareExchangeNow(declaration) }
-            }
-            for declaration in topology.queues.values {
-                try unlessChannelError("queue \(declaration.name)") { _ = try declareQueueNow(declaration, passive: false) }
-            }
-            for binding in topology.bindings {
-                try unlessChannelError("binding of \(binding.destination) to \(binding.source)") { try bindNow(binding) }
-            }
+            // Before the consumers and before anything is published on the new connection (this runs on
+            // the connection's thread without suspending, so no caller's publish comes in between).
+            try restoreTopology()
             endConsumersAboveChannelMax(of: session)
             for channel in consumers.keys.sorted() {
                 do {
@@ -225,17 +223,6 @@ public actor AMQPConnection {
                 "amqp.queue": "\(consumer.queue)", "amqp.channel": "\(channel)", "error": "\(error)",
             ])
             consumer.buffer.finish(throwing: error)
-        }
-    }
-
-    /// Runs a re-declaration during recovery; a channel error is logged and skipped, anything else thrown.
-    private func unlessChannelError(_ what: String, _ body: () throws -> Void) throws {
-        do {
-            try body()
-        } catch let error as AMQPError where error.code == .channelClosed {
-            logger.error("AMQP topology could not be restored after recovery", metadata: [
-                "amqp.declaration": "\(what)", "error": "\(error)",
-            ])
         }
     }
 
