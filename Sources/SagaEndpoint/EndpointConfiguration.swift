@@ -9,6 +9,10 @@ public struct EndpointConfiguration: Sendable {
     public var inputQueues: [String]
     /// The SQLite file holding saga state, the inbox, the outbox and timeouts.
     public var databasePath: String
+    /// Exchanges, queues and bindings to declare at start and again whenever a broker connection is
+    /// re-established (see `EndpointTopology`); nil: only the input and error queues, and only those
+    /// missing at start.
+    public var topology: EndpointTopology?
     /// Unacknowledged deliveries in flight per input queue. At full load three batches are in the
     /// pipeline (one running its handlers, one committing, one publishing and awaiting its confirms) and
     /// the next one fills meanwhile, so it is best 4 × `batchSize`: with 3 × many batches came short and

@@ -13,12 +13,16 @@ import Synchronization
 /// - `saga_input_queues_unconsumed`: input queues whose consumer ended and that are not consumed again
 ///   yet (the endpoint keeps trying); anything but 0 is worth an alert.
 /// - `saga_broker_blocked`: 1 while the broker blocks a connection's publishes (a memory or disk alarm).
+/// - `saga_topology_undeclared`: exchanges, queues and bindings of the topology that the broker refused to
+///   declare again after a connection recovered (the transport keeps trying); anything but 0 needs an
+///   operator.
 final class EndpointHealth: Sendable {
     let recoveries: Counter
     let timeoutsPending: Gauge
     let outboxBacklog: Gauge
     let unconsumedQueues: Gauge
     let brokerBlocked: Gauge
+    let topologyUndeclared: Gauge
     /// Why a connection is not serving (lost, or blocked by a resource alarm), for `notReadyReason`.
     private let connectionProblem = Mutex<String?>(nil)
 
@@ -56,18 +60,25 @@ final class EndpointHealth: Sendable {
         unconsumedQueues.record(0)
         brokerBlocked = Gauge(label: "saga_broker_blocked", factory: factory)
         brokerBlocked.record(0)
+        topologyUndeclared = Gauge(label: "saga_topology_undeclared", factory: factory)
+        topologyUndeclared.record(0)
     }
 
     /// Follows the connections until cancelled: readiness goes false as soon as either connection is
-    /// lost and true again once both are back; each recovery is counted once.
+    /// lost and true again once both are back and all the topology they record is declared again (a
+    /// declaration the broker refused after a recovery keeps it not ready, naming it, until the transport's
+    /// retry gets it through); each recovery is counted once.
     func watch(_ connections: [AMQPConnection], interval: Duration = .milliseconds(100), logger: Logger) async {
         var counted = [Int](repeating: 0, count: connections.count)
         var wasReady = true
         var wasBlocked = false
+        var undeclaredCount = 0
         while !Task.isCancelled {
             var isReady = true
             var problem: String?
             var blocked = false
+            // Both connections record the same topology: one entry per declaration.
+            var undeclared: [String: String] = [:]
             for (index, connection) in connections.enumerated() {
                 let (connected, recoveries) = await (connection.isConnected, connection.recoveryCount)
                 if !connected {
@@ -80,10 +91,23 @@ final class EndpointHealth: Sendable {
                     blocked = true
                     problem = problem ?? "the broker blocks publishing (resource alarm: \(reason)); waiting for it to clear"
                 }
+                for refused in await connection.unrestoredTopology {
+                    undeclared["\(refused.declaration)"] = "\(refused.error)"
+                }
                 if recoveries > counted[index] {
                     self.recoveries.increment(by: recoveries - counted[index])
                     counted[index] = recoveries
                 }
+            }
+            if !undeclared.isEmpty {
+                isReady = false
+                problem = problem ?? "topology not declared again after a connection recovered: "
+                    + undeclared.sorted { $0.key < $1.key }.map { "\($0.key) (\($0.value))" }.joined(separator: ", ")
+                    + "; trying again"
+            }
+            if undeclared.count != undeclaredCount {
+                topologyUndeclared.record(undeclared.count)
+                undeclaredCount = undeclared.count
             }
             connectionProblem.withLock { $0 = problem }
             if blocked != wasBlocked {
@@ -102,6 +126,7 @@ final class EndpointHealth: Sendable {
         // Stopped (the endpoint's run ended): nothing is blocked or lost any more as far as it knows, and
         // a later run starts from there.
         if wasBlocked { brokerBlocked.record(0) }
+        if undeclaredCount > 0 { topologyUndeclared.record(0) }
         connectionProblem.withLock { $0 = nil }
     }
 

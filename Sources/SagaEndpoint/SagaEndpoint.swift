@@ -39,7 +39,8 @@ public final class SagaEndpoint: Service, Sendable {
     }
 
     /// True while the endpoint has its broker connections and its database open and consumes every input
-    /// queue: false before it has connected, while a connection is lost (until it is recovered), while an
+    /// queue: false before it has connected, while a connection is lost (until it is recovered), while the
+    /// broker refuses to declare part of the topology again after a recovery (until it accepts it), while an
     /// input queue is not consumed (until it is consumed again), and after it stopped.
     public var isReady: Bool { notReadyReason == nil }
 
@@ -139,6 +140,7 @@ public final class SagaEndpoint: Service, Sendable {
                        backlogReader: BacklogReader,
                        metrics: EndpointMetrics, consumerConnection: AMQPConnection,
                        publisherConnection: AMQPConnection) async throws {
+        try await declareTopology(on: [consumerConnection, publisherConnection])
         try await declareQueues(on: publisherConnection)
 
         // Outgoing messages are checked against the frame size the broker agreed to before they are stored,
@@ -300,6 +302,18 @@ public final class SagaEndpoint: Service, Sendable {
                 "amqp.url": "\(settings.redactedURL)"])
             return nil
         }
+    }
+
+    /// The configured topology, on each connection: each records it and declares it again when it is
+    /// re-established, the consuming one before its consumers resume, the publishing one before it
+    /// publishes anything (so no event goes to an exchange whose bindings are not back yet). A failure at
+    /// start stops the endpoint, naming every declaration that failed.
+    private func declareTopology(on connections: [AMQPConnection]) async throws {
+        guard let topology = configuration.topology, !topology.isEmpty else { return }
+        for connection in connections { try await topology.declare(on: connection) }
+        logger.info("topology declared; declared again whenever a broker connection recovers", metadata: [
+            "exchanges": "\(topology.exchanges.count)", "queues": "\(topology.queues.count)",
+            "bindings": "\(topology.bindings.count)"])
     }
 
     /// Input queues must exist (the topology declares them, with their arguments); a missing one is

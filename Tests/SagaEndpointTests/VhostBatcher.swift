@@ -41,7 +41,8 @@ actor VhostBatcher {
         creating = false
     }
 
-    private static func create(_ names: [String]) throws {
+    /// Adds the vhosts and grants `guest` everything on them (also to create one again after a test deleted it).
+    static func create(_ names: [String]) throws {
         let list = names.map { "<<\"\($0)\">>" }.joined(separator: ", ")
         let user = "<<\"saga-endpoint-tests\">>"
         try TestBroker.rabbitmqctl(["eval", """
