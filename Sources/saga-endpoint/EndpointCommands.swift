@@ -154,7 +154,8 @@ struct EndpointOptions: ParsableArguments {
 
 enum EndpointHost {
     /// Runs one endpoint in a ServiceGroup that shuts it down gracefully on SIGTERM or SIGINT (the command
-    /// then exits 0), after declaring the topology in the same service. What can be checked without the
+    /// then exits 0); the endpoint declares the topology once connected (waiting for the broker meanwhile,
+    /// with /health/live answering and a signal ending the wait). What can be checked without the
     /// broker is checked first (the database opens, the topology files parse, the HTTP port is free), so a
     /// mistake stops the command before it does any work.
     static func run(
@@ -165,6 +166,9 @@ enum EndpointHost {
             ? try TopologyOptions.load(directory: settings.topologyDirectory, logger: logger) : nil
         var configuration = EndpointConfiguration(amqpURL: settings.amqpURL, inputQueues: queues,
                                                   databasePath: settings.databasePath)
+        // Declared by the endpoint on its own connections, so that they declare it again whenever they
+        // recover; `--no-declare-topology`: neither at start nor on recovery.
+        configuration.topology = topology?.endpointTopology
         configuration.prefetch = settings.prefetch
         configuration.batchSize = settings.batchSize
         configuration.connectionName = connectionName
@@ -180,10 +184,7 @@ enum EndpointHost {
             try await server.bind()
             services.append(.init(service: server, serviceName: "OperationsServer"))
         }
-        services.append(.init(service: TopologyThenEndpoint(topology: topology, amqpURL: settings.amqpURL,
-                                                            connectionName: connectionName, endpoint: endpoint,
-                                                            logger: logger),
-                              serviceName: "SagaEndpoint"))
+        services.append(.init(service: endpoint, serviceName: "SagaEndpoint"))
 
         if let watch = ParentWatch.fromEnvironment(logger: logger) {
             // Started by `demo`: stop when the demo is gone (shut down last-added first, so it goes at once).

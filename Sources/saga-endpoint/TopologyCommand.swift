@@ -2,6 +2,7 @@ import AMQPTransport
 import ArgumentParser
 import Foundation
 import Logging
+import SagaEndpoint
 
 /// `topology declare|verify|export`.
 struct TopologyCommand: AsyncParsableCommand {
@@ -143,16 +144,13 @@ struct TopologyOptions: ParsableArguments {
 }
 
 enum BrokerConnection {
-    /// Connects; later losses are recovered. A one-shot command fails at once when the broker cannot be
-    /// reached; a service (`waitForBroker`, for `run` and `bank` declaring their topology) waits for it,
-    /// as the endpoint's own connections do, instead of exiting into a restart loop.
-    static func open(url: String, name: String, waitForBroker: Bool = false, logger: Logger) async throws -> AMQPConnection {
+    /// Connects, or fails at once when the broker cannot be reached (a one-shot command); later losses are
+    /// recovered. (`run` and `bank` wait for the broker instead: the endpoint connects itself.)
+    static func open(url: String, name: String, logger: Logger) async throws -> AMQPConnection {
         var configuration = try AMQPConfiguration(url: url)
         configuration.connectionName = name
         do {
-            return waitForBroker
-                ? try await AMQPConnection.connectRetrying(configuration, logger: logger)
-                : try await AMQPConnection.connect(configuration, logger: logger)
+            return try await AMQPConnection.connect(configuration, logger: logger)
         } catch {
             throw CLIError("cannot connect to \(configuration.redactedURL): \(error)")
         }
@@ -162,15 +160,11 @@ enum BrokerConnection {
 /// Declaring and verifying a topology on a connection.
 enum TopologyActions {
     /// Names starting with this are reserved by RabbitMQ: they can only be checked, not declared.
-    static let reservedPrefix = "amq."
+    static let reservedPrefix = EndpointTopology.reservedPrefix
 
-    /// Declares everything, in order: exchanges, queues, bindings. Tries every item and throws one error
-    /// listing all that failed.
-    /// Connects (waiting for the broker with `waitForBroker`), declares, and closes the connection.
-    static func declare(_ topology: Topology, url: String, connectionName: String, waitForBroker: Bool = false,
-                        logger: Logger) async throws {
-        let connection = try await BrokerConnection.open(url: url, name: connectionName, waitForBroker: waitForBroker,
-                                                         logger: logger)
+    /// Connects, declares, and closes the connection.
+    static func declare(_ topology: Topology, url: String, connectionName: String, logger: Logger) async throws {
+        let connection = try await BrokerConnection.open(url: url, name: connectionName, logger: logger)
         do {
             try await declare(topology, on: connection, logger: logger)
         } catch {
@@ -180,35 +174,13 @@ enum TopologyActions {
         await connection.close()
     }
 
+    /// Declares everything, in order: exchanges, queues, bindings (`EndpointTopology.declare`). Tries every
+    /// item and throws one error listing all that failed.
     static func declare(_ topology: Topology, on connection: AMQPConnection, logger: Logger) async throws {
-        var failures: [String] = []
-        for exchange in topology.exchanges {
-            do {
-                if exchange.name.hasPrefix(reservedPrefix) {
-                    try await connection.checkExchange(exchange.name)
-                } else {
-                    try await connection.declareExchange(exchange)
-                }
-            } catch {
-                failures.append("exchange '\(exchange.name)': \(error)")
-            }
-        }
-        for queue in topology.queues {
-            do {
-                try await connection.declareQueue(queue)
-            } catch {
-                failures.append("queue '\(queue.name)': \(error)")
-            }
-        }
-        for binding in topology.bindings {
-            do {
-                try await connection.bind(binding)
-            } catch {
-                failures.append("binding \(describe(binding)): \(error)")
-            }
-        }
-        guard failures.isEmpty else {
-            throw CLIError("cannot declare the topology:\n  " + failures.joined(separator: "\n  "))
+        do {
+            try await topology.endpointTopology.declare(on: connection)
+        } catch {
+            throw CLIError(error.description)
         }
         logger.info("topology declared", metadata: [
             "exchanges": "\(topology.exchanges.count)", "queues": "\(topology.queues.count)",

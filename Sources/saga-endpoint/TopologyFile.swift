@@ -1,5 +1,6 @@
 import AMQPTransport
 import Foundation
+import SagaEndpoint
 
 // RabbitMQ definitions files (the format of `rabbitmqctl export_definitions` / the management UI):
 // only the keys `exchanges`, `queues` and `bindings` are used; `vhost` entries are ignored (everything is
@@ -18,6 +19,11 @@ struct Topology: Equatable, Sendable {
     var sources: [String] = []
 
     var isEmpty: Bool { exchanges.isEmpty && queues.isEmpty && bindings.isEmpty }
+
+    /// What an endpoint declares at start and again whenever one of its connections recovers.
+    var endpointTopology: EndpointTopology {
+        EndpointTopology(exchanges: exchanges, queues: queues, bindings: bindings)
+    }
 }
 
 struct TopologyError: Error, CustomStringConvertible, Equatable {
