@@ -135,7 +135,7 @@ struct EndpointOptions: ParsableArguments {
 
     @Option(help: "Unacknowledged deliveries in flight per input queue (default 400).") var prefetch: UInt16?
     @Option(help: "Messages handled per SQLite transaction (default 100).") var batchSize: Int?
-    @Flag(inversion: .prefixedNo, help: "Declare the topology (idempotent) before starting (default: yes).")
+    @Flag(inversion: .prefixedNo, help: "Declare the topology files (idempotent) at start and again whenever a broker connection recovers (default: yes).")
     var declareTopology: Bool?
     @Option(help: ArgumentHelp("Serve /metrics, /health/live and /health/ready on this port (off when not given; env HTTP_PORT).", valueName: "port"))
     var httpPort: Int?
