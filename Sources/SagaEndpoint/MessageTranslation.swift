@@ -21,6 +21,11 @@ enum MessageTranslation {
     /// Set by a replay from an error queue: how often the message was replayed, and its first failure.
     static let replaysHeader = "x-replays"
     static let replayedFirstFailureHeader = "x-replayed-first-failure"
+    /// On the error-queue copy of a saga timeout (and a parked retry of it): the saga instance it belongs
+    /// to. A timeout type from the broker has no handler, so without them a replayed timeout came straight
+    /// back as NoHandler and its saga never got it; with them it reaches that instance, as its timeout.
+    static let timeoutSagaTypeHeader = "x-saga-timeout-saga-type"
+    static let timeoutCorrelationIdHeader = "x-saga-timeout-correlation-id"
 
     static func incoming(_ delivery: AMQPDelivery, maxBodyBytes: Int, registry: HandlerRegistry) throws(RejectionReason) -> IncomingMessage {
         let p = delivery.properties
@@ -37,16 +42,34 @@ enum MessageTranslation {
         guard delivery.message.body.count <= maxBodyBytes else {
             throw RejectionReason(kind: "BodyTooLarge", detail: "body of \(delivery.message.body.count) bytes exceeds the limit of \(maxBodyBytes)")
         }
-        guard registry.handlesFromBroker(type: type) else {
-            throw RejectionReason(kind: "NoHandler", detail: "no saga or handler handles message type '\(type)'")
-        }
         var headers: [String: String] = [:]
         for (key, value) in p.headers ?? [:] {
             if let text = headerText(value) { headers[key] = text }
         }
+        let timeoutTarget = takeTimeoutTarget(from: &headers)
+        guard timeoutTarget == nil ? registry.handlesFromBroker(type: type) : registry.handles(type: type) else {
+            throw RejectionReason(kind: "NoHandler", detail: "no saga or handler handles message type '\(type)'")
+        }
         return IncomingMessage(
             messageId: messageId, type: type, body: delivery.message.body, correlationId: p.correlationId,
-            replyTo: p.replyTo, headers: headers, queue: delivery.queue)
+            replyTo: p.replyTo, headers: headers, queue: delivery.queue, timeoutTarget: timeoutTarget)
+    }
+
+    /// The saga instance a replayed timeout belongs to (`timeoutSagaTypeHeader`), taken out of `headers`.
+    static func takeTimeoutTarget(from headers: inout [String: String]) -> SagaInstanceKey? {
+        let sagaType = headers.removeValue(forKey: timeoutSagaTypeHeader)
+        let correlationId = headers.removeValue(forKey: timeoutCorrelationIdHeader)
+        guard let sagaType, !sagaType.isEmpty, let correlationId else { return nil }
+        return SagaInstanceKey(sagaType: sagaType, correlationId: correlationId)
+    }
+
+    /// `headers` with the saga instance of `target` (see `timeoutSagaTypeHeader`).
+    static func withTimeoutTarget(_ target: SagaInstanceKey?, _ headers: [String: String]) -> [String: String] {
+        guard let target else { return headers }
+        var headers = headers
+        headers[timeoutSagaTypeHeader] = target.sagaType
+        headers[timeoutCorrelationIdHeader] = target.correlationId
+        return headers
     }
 
     /// A header value as handlers see it in `IncomingMessage.headers`, which holds text (as `SagaTestHost`
@@ -79,8 +102,11 @@ enum MessageTranslation {
             let correlationId = headers.removeValue(forKey: originalCorrelationIdHeader)
             let replyTo = headers.removeValue(forKey: originalReplyToHeader)
             headers.removeValue(forKey: retryAttemptHeader)
+            // A replayed saga timeout waiting for its delayed retry.
+            let timeoutTarget = takeTimeoutTarget(from: &headers)
             return IncomingMessage(messageId: messageId, type: row.messageType, body: row.body,
-                                   correlationId: correlationId, replyTo: replyTo, headers: headers, queue: queue)
+                                   correlationId: correlationId, replyTo: replyTo, headers: headers, queue: queue,
+                                   timeoutTarget: timeoutTarget)
         }
         return TimeoutRequest(
             timeoutId: row.timeoutId, saga: SagaInstanceKey(sagaType: row.sagaType, correlationId: row.correlationId),
@@ -90,7 +116,7 @@ enum MessageTranslation {
 
     /// A row that parks `incoming` until `dueAt` (a delayed retry, or a message early for its saga).
     static func deferral(of incoming: IncomingMessage, attempt: Int, dueAt: Date, now: Date) -> TimeoutRecord {
-        var headers = incoming.headers
+        var headers = withTimeoutTarget(incoming.timeoutTarget, incoming.headers)
         headers[originalMessageIdHeader] = incoming.messageId
         headers[originalQueueHeader] = incoming.queue
         headers[originalCorrelationIdHeader] = incoming.correlationId
@@ -104,7 +130,7 @@ enum MessageTranslation {
     /// A message rebuilt from what the store kept of it (for the error-queue copy of a due row).
     static func message(_ incoming: IncomingMessage) -> AMQPMessage {
         var headers: FieldTable = [:]
-        for (key, value) in incoming.headers { headers[key] = .string(value) }
+        for (key, value) in withTimeoutTarget(incoming.timeoutTarget, incoming.headers) { headers[key] = .string(value) }
         return AMQPMessage(body: incoming.body, properties: BasicProperties(
             contentType: MessageCoding.contentType, headers: headers.isEmpty ? nil : headers,
             deliveryMode: .persistent, correlationId: incoming.correlationId, replyTo: incoming.replyTo,

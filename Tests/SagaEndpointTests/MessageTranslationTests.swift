@@ -1,6 +1,7 @@
 import AMQPTransport
 import Foundation
 import SagaStore
+import Sagas
 import Testing
 @testable import SagaEndpoint
 
@@ -35,5 +36,25 @@ struct MessageTranslationTests {
         #expect(MessageTranslation.headerText(.double(1.5)) == nil)
         #expect(MessageTranslation.headerText(.timestamp(1_767_225_600)) == nil)
         #expect(MessageTranslation.headerText(.table(["a": "b"])) == nil)
+    }
+
+    // A replayed saga timeout that fails again is parked for its delayed retry like any delivery; the row
+    // must keep the saga it belongs to, or the retry would come back as NoHandler.
+    @Test("a parked retry of a replayed timeout keeps its saga instance; its headers do not reach handlers")
+    func parkedReplayKeepsItsSaga() {
+        let saga = SagaInstanceKey(sagaType: "Alarm", correlationId: "a-1")
+        let incoming = IncomingMessage(messageId: "t-1", type: "test.RingAlarm", body: Data("{}".utf8),
+                                       correlationId: "a-1", headers: ["keep": "me"], queue: "alarms",
+                                       timeoutTarget: saga)
+        let row = MessageTranslation.deferral(of: incoming, attempt: 2, dueAt: Date(), now: Date())
+        let due = MessageTranslation.incoming(row)
+        #expect(due.timeoutTarget == saga)
+        #expect(due.messageId == "t-1")
+        #expect(due.queue == "alarms")
+        #expect(due.headers == ["keep": "me"])
+        // And its error-queue copy names the saga, so that it can be replayed again.
+        let copy = MessageTranslation.message(due)
+        #expect(copy.properties.headers?["x-saga-timeout-saga-type"] == "Alarm")
+        #expect(copy.properties.headers?["x-saga-timeout-correlation-id"] == "a-1")
     }
 }

@@ -1,0 +1,103 @@
+import AMQPTransport
+import BrokerTestSupport
+import Foundation
+import SagaEndpoint
+import Sagas
+import Testing
+
+/// An alarm: `Arm` starts it and asks for a `Ring` timeout due at once; `Ring` sends `Rang` to
+/// `alarms.out` and completes the alarm, but throws until `fixed` is raised (a bug fixed in a new release).
+private struct AlarmSaga: Saga {
+    static let sagaType = "Alarm"
+    static let queue = "alarms"
+    static let outQueue = "alarms.out"
+
+    var alarmId: String
+
+    struct Arm: Message { static let messageType = "test.ArmAlarm"; var alarmId: String }
+    struct Ring: Message { static let messageType = "test.RingAlarm" }
+    struct Rang: Message { static let messageType = "test.AlarmRang"; var alarmId: String }
+    struct Broken: Error, CustomStringConvertible { var description: String { "the bell is broken" } }
+
+    static func define(_ saga: inout SagaDefinition<AlarmSaga>) {
+        let fixed = Flag()
+        fixed.set()
+        define(&saga, fixed: fixed)
+    }
+
+    static func define(_ saga: inout SagaDefinition<AlarmSaga>, fixed: Flag) {
+        saga.startedBy(Arm.self, correlatedBy: \.alarmId) { arm, context in
+            try context.requestTimeout(after: .zero, Ring())
+            return AlarmSaga(alarmId: arm.alarmId)
+        }
+        saga.handlesTimeout(Ring.self) { alarm, _, context in
+            guard fixed.isSet else { throw Broken() }
+            try context.send(Rang(alarmId: alarm.alarmId), to: outQueue)
+            try context.markComplete()
+        }
+    }
+
+    static func registry(fixed: Flag) -> HandlerRegistry {
+        var registry = HandlerRegistry()
+        registry.register(AlarmSaga.self) { define(&$0, fixed: fixed) }
+        return registry
+    }
+}
+
+@Suite("A saga timeout from the error queue", .timeLimit(.minutes(3)))
+struct TimeoutReplayTests {
+    // Failed before: the replayed copy came back to the error queue as NoHandler (a timeout type from the
+    // broker has no handler), and the alarm never rang.
+    @Test("a timeout that failed every retry, replayed after the fix, reaches its saga")
+    func replayedTimeoutReachesItsSaga() async throws {
+        let harness = try await EndpointHarness.make()
+        try await harness.declareQueue(AlarmSaga.queue)
+        try await harness.declareQueue(AlarmSaga.outQueue)
+        let fixed = Flag()
+        let endpoint = harness.startEndpoint(AlarmSaga.registry(fixed: fixed), queues: [AlarmSaga.queue],
+                                             database: "alarms") { configuration in
+            configuration.immediateRetries = 1
+            configuration.delayedRetries = []
+        }
+        try await harness.send(AlarmSaga.Arm(alarmId: "a-1"), to: AlarmSaga.queue)
+
+        try await waitUntil(timeout: .seconds(20)) { try await harness.depth(AlarmSaga.queue + ".error") == 1 }
+        let admin = ErrorQueueAdmin(connection: harness.connection, errorQueue: AlarmSaga.queue + ".error")
+        let failed = try #require(try await admin.list().first)
+        #expect(failed.type == AlarmSaga.Ring.messageType)
+        #expect(failed.reason?.contains("the bell is broken") == true)
+        #expect(failed.properties.headers?["x-saga-timeout-saga-type"] == "Alarm")
+        #expect(failed.properties.headers?["x-saga-timeout-correlation-id"] == "a-1")
+        // The bug is fixed (a new release); the operator replays the timeout.
+        fixed.set()
+        try await waitUntil(timeout: .seconds(20)) { try await harness.depth(AlarmSaga.queue + ".error") == 1 }
+        #expect(try await admin.replay(messageId: failed.messageId))
+
+        let rang = try await harness.receive(from: AlarmSaga.outQueue, count: 1)
+        #expect(try rang.first?.decode(AlarmSaga.Rang.self).alarmId == "a-1")
+        #expect(try await harness.depth(AlarmSaga.queue + ".error") == 0)
+        await harness.stop(endpoint)
+        await harness.tearDown()
+    }
+
+    @Test("a message that names a saga instance goes only to that saga's timeout, and for a gone saga nowhere")
+    func replayedTimeoutOfAGoneSaga() async throws {
+        let harness = try await EndpointHarness.make()
+        try await harness.declareQueue(AlarmSaga.queue)
+        try await harness.declareQueue(AlarmSaga.outQueue)
+        let fixed = Flag()
+        fixed.set()
+        let endpoint = harness.startEndpoint(AlarmSaga.registry(fixed: fixed), queues: [AlarmSaga.queue],
+                                             database: "alarms")
+        // No alarm "a-2" was ever armed: its timeout is dropped (as one for a completed saga), not an error.
+        try await harness.send(AlarmSaga.Ring(), to: AlarmSaga.queue, headers: [
+            "x-saga-timeout-saga-type": "Alarm", "x-saga-timeout-correlation-id": "a-2"])
+        // Then a real one, to know the first was handled before it.
+        try await harness.send(AlarmSaga.Arm(alarmId: "a-3"), to: AlarmSaga.queue)
+        let rang = try await harness.receive(from: AlarmSaga.outQueue, count: 2, timeout: .seconds(5))
+        #expect(try rang.map { try $0.decode(AlarmSaga.Rang.self).alarmId } == ["a-3"])
+        #expect(try await harness.depth(AlarmSaga.queue + ".error") == 0)
+        await harness.stop(endpoint)
+        await harness.tearDown()
+    }
+}
