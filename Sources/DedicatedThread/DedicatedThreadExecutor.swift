@@ -83,6 +83,11 @@ public final class DedicatedThreadExecutor: SerialExecutor, @unchecked Sendable 
         return head + "~" + tail
     }
 
+    /// Names the calling thread for the OS (shortened as `osThreadName` does), for threads of other kinds.
+    public static func nameCurrentThread(_ name: String) {
+        setOSThreadName(osThreadName(name))
+    }
+
     /// Names the calling thread for the OS. Through `/proc/thread-self/comm` (proc(5)) because Glibc's
     /// `pthread_setname_np` is not visible to Swift without `_GNU_SOURCE`.
     private static func setOSThreadName(_ name: String) {

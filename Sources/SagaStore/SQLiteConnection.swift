@@ -62,7 +62,9 @@ public final class SQLiteConnection {
     public let options: Options
     let logger: Logger
     /// nil once closed; every entry point checks it so use-after-close is an error, not a crash.
-    private var db: OpaquePointer?
+    private(set) var db: OpaquePointer?
+    /// What the WAL hook calls after each commit (`checkpointInBackground`); kept alive while registered.
+    var walHook: WALHook?
     private var cache: SQLiteStatementCache
     /// True while `transaction`'s body runs. SQLite may roll a whole transaction back on its own after
     /// some errors (disk full, I/O error, out of memory); a caller that goes on after such an error (a
@@ -163,6 +165,10 @@ public final class SQLiteConnection {
     /// Finalizes cached statements and closes the handle. Idempotent; later calls throw `.misuse`.
     public func close() {
         cache.removeAll()
+        if let db, walHook != nil {
+            sqlite3_wal_hook(db, nil, nil)
+            walHook = nil
+        }
         if let db {
             // close_v2 defers the real close if some statement were still alive, instead of failing.
             sqlite3_close_v2(db)
@@ -261,7 +267,7 @@ public final class SQLiteConnection {
         return statement
     }
 
-    private func requireOpen(sql: String?) throws(SQLiteError) -> OpaquePointer {
+    func requireOpen(sql: String?) throws(SQLiteError) -> OpaquePointer {
         guard let db else {
             throw SQLiteError(resultCode: SQLITE_MISUSE, message: "connection to \(path) is closed", sql: sql)
         }

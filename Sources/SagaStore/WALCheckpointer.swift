@@ -1,0 +1,103 @@
+import DedicatedThread
+import Dispatch
+import Foundation
+public import Logging
+import Synchronization
+
+/// Copies the WAL into the database file on a thread and a connection of its own, so that commits do not
+/// stop for it (`SQLiteConnection.checkpointInBackground`).
+///
+/// SQLite's automatic checkpoint runs inside the COMMIT that crosses its threshold, on the writer's
+/// connection. With the endpoint's 10,000-page threshold that commit took 20–35 ms instead of about 3,
+/// about every half second at 4,000 msg/s, and every message behind it waited (the bench's latency run
+/// counts such commits). Here the commit only wakes this thread, which runs a PASSIVE checkpoint: it
+/// copies what is committed without the write lock, so the writer goes on meanwhile, and once everything
+/// is copied the next write transaction starts the WAL over. Durability does not change: a commit is
+/// durable in the WAL before it returns, and a checkpoint syncs the database file before the WAL is
+/// reused (with this connection's `synchronous`, which must be the writer's).
+///
+/// `Sendable`: the thread's connection never leaves the thread (`run`); what is shared is `Trigger`
+/// (atomics and a semaphore) and the semaphores that start and stop the thread.
+public final class WALCheckpointer: Sendable {
+    /// Shared with the writer's WAL hook, which runs inside its commits.
+    final class Trigger: Sendable {
+        let wake = DispatchSemaphore(value: 0)
+        /// Set by the hook, cleared when the thread starts a checkpoint: one wake-up per checkpoint.
+        let requested = Atomic<Bool>(false)
+        let stopped = Atomic<Bool>(false)
+        let completed = Atomic<Int>(0)
+        let backstops = Atomic<Int>(0)
+
+        func request() {
+            guard !requested.exchange(true, ordering: .acquiringAndReleasing) else { return }
+            wake.signal()
+        }
+    }
+
+    let trigger = Trigger()
+    private let finished = DispatchSemaphore(value: 0)
+    private let joined = Atomic<Bool>(false)
+
+    /// Opens the checkpointer's connection to the database at `path` on a thread of its own (named
+    /// `threadName`), with the writer's `synchronous`; throws if it cannot be opened.
+    public init(path: String, synchronous: SQLiteConnection.Options.Synchronous, logger: Logger,
+                threadName: String = "sqlite-ckpt") throws(SQLiteError) {
+        let opened = DispatchSemaphore(value: 0)
+        let openError = Mutex<SQLiteError?>(nil)
+        let (trigger, finished) = (self.trigger, self.finished)
+        let thread = Thread {
+            defer { finished.signal() }
+            // Foundation's `Thread.name` does not reach the OS here; `top -H` and `perf` show this one.
+            DedicatedThreadExecutor.nameCurrentThread(threadName)
+            let connection: SQLiteConnection
+            do throws(SQLiteError) {
+                connection = try SQLiteConnection(
+                    path: path, options: .init(synchronous: synchronous, statementCacheCapacity: 0), logger: logger)
+            } catch {
+                openError.withLock { $0 = error }
+                opened.signal()
+                return
+            }
+            opened.signal()
+            Self.run(connection, trigger: trigger, logger: logger)
+            connection.close()
+        }
+        thread.start()
+        opened.wait()
+        if let error = openError.withLock({ $0 }) {
+            finished.wait()
+            joined.store(true, ordering: .relaxed)
+            throw error
+        }
+    }
+
+    deinit { stop() }
+
+    private static func run(_ connection: SQLiteConnection, trigger: Trigger, logger: Logger) {
+        while true {
+            trigger.wake.wait()
+            if trigger.stopped.load(ordering: .acquiring) { return }
+            trigger.requested.store(false, ordering: .releasing)
+            do {
+                _ = try connection.checkpointPassive()
+                trigger.completed.add(1, ordering: .relaxed)
+            } catch {
+                // BUSY: another connection (a second process) is checkpointing; the next commit asks again.
+                logger.debug("background WAL checkpoint failed", metadata: [
+                    "path": "\(connection.path)", "error": "\(error)"])
+            }
+        }
+    }
+
+    /// Ends the thread (after the checkpoint it may be running) and closes its connection. Idempotent.
+    public func stop() {
+        guard !joined.exchange(true, ordering: .acquiringAndReleasing) else { return }
+        trigger.stopped.store(true, ordering: .releasing)
+        trigger.wake.signal()
+        finished.wait()
+    }
+
+    /// Checkpoints this thread ran, and those the writer's commits ran themselves at the backstop.
+    public var checkpointsRun: Int { trigger.completed.load(ordering: .relaxed) }
+    public var backstopCheckpoints: Int { trigger.backstops.load(ordering: .relaxed) }
+}
