@@ -47,7 +47,14 @@ enum MessageTranslation {
             if let text = headerText(value) { headers[key] = text }
         }
         let timeoutTarget = takeTimeoutTarget(from: &headers)
-        guard timeoutTarget == nil ? registry.handlesFromBroker(type: type) : registry.handles(type: type) else {
+        if let timeoutTarget {
+            // Only that saga can take it (the stateless handlers and other sagas never see a timeout):
+            // accepted when it does not handle the type, the message was acknowledged with no effect.
+            guard registry.handles(type: type, bySaga: timeoutTarget.sagaType) else {
+                throw RejectionReason(kind: "NoHandler", detail: "saga '\(timeoutTarget.sagaType)' named by "
+                    + "\(timeoutSagaTypeHeader) does not handle message type '\(type)'")
+            }
+        } else if !registry.handlesFromBroker(type: type) {
             throw RejectionReason(kind: "NoHandler", detail: "no saga or handler handles message type '\(type)'")
         }
         return IncomingMessage(
@@ -59,7 +66,8 @@ enum MessageTranslation {
     static func takeTimeoutTarget(from headers: inout [String: String]) -> SagaInstanceKey? {
         let sagaType = headers.removeValue(forKey: timeoutSagaTypeHeader)
         let correlationId = headers.removeValue(forKey: timeoutCorrelationIdHeader)
-        guard let sagaType, !sagaType.isEmpty, let correlationId else { return nil }
+        // A saga's correlation id is never empty (`SagaError.missingCorrelationId`): no instance is named.
+        guard let sagaType, !sagaType.isEmpty, let correlationId, !correlationId.isEmpty else { return nil }
         return SagaInstanceKey(sagaType: sagaType, correlationId: correlationId)
     }
 

@@ -81,6 +81,12 @@ public struct HandlerRegistry: Sendable {
         sagaTypesByMessage[type] != nil || stateless[type] != nil
     }
 
+    /// Whether the saga registered as `sagaType` has a route for messages of this type (its timeouts
+    /// included): where a timeout that names its saga instance can go.
+    public func handles(type: String, bySaga sagaType: String) -> Bool {
+        (sagaTypesByMessage[type] ?? []).contains { sagas[$0].sagaType == sagaType }
+    }
+
     /// Whether a message of this type consumed from a queue has a handler. A saga's timeout type alone
     /// does not count: timeouts come from the saga's store, and one published from outside has no saga
     /// instance to go to.

@@ -100,4 +100,30 @@ struct TimeoutReplayTests {
         await harness.stop(endpoint)
         await harness.tearDown()
     }
+
+    // Failed before: both were acknowledged and dropped without a trace (processed, no saga ran), so a
+    // timeout replayed after its saga type was renamed, or with a damaged header, was lost for good.
+    @Test("a timeout naming a saga that does not handle its type, or no correlation id, goes back to the error queue")
+    func undeliverableTimeoutTargetIsRejected() async throws {
+        let harness = try await EndpointHarness.make()
+        try await harness.declareQueue(AlarmSaga.queue)
+        try await harness.declareQueue(AlarmSaga.outQueue)
+        let fixed = Flag()
+        fixed.set()
+        let endpoint = harness.startEndpoint(AlarmSaga.registry(fixed: fixed), queues: [AlarmSaga.queue],
+                                             database: "alarms")
+        // "AlarmV1": the saga's type before a release renamed it; no saga of that type handles the Ring.
+        try await harness.send(AlarmSaga.Ring(), to: AlarmSaga.queue, headers: [
+            "x-saga-timeout-saga-type": "AlarmV1", "x-saga-timeout-correlation-id": "a-4"])
+        // A saga's correlation id is never empty: no instance can be meant.
+        try await harness.send(AlarmSaga.Ring(), to: AlarmSaga.queue, headers: [
+            "x-saga-timeout-saga-type": "Alarm", "x-saga-timeout-correlation-id": ""])
+        try await waitUntil(timeout: .seconds(20)) { try await harness.depth(AlarmSaga.queue + ".error") == 2 }
+        let admin = ErrorQueueAdmin(connection: harness.connection, errorQueue: AlarmSaga.queue + ".error")
+        let failed = try await admin.list()
+        #expect(failed.count == 2)
+        #expect(failed.allSatisfy { $0.errorType == "NoHandler" })
+        await harness.stop(endpoint)
+        await harness.tearDown()
+    }
 }
