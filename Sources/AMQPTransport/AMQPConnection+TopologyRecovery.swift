@@ -113,7 +113,17 @@ public enum RecordedDeclaration: Sendable, Hashable, CustomStringConvertible {
         case .queue(let queue): "queue '\(queue.name)'"
         case .binding(let binding):
             "binding of \(binding.destinationKind.rawValue) '\(binding.destination)' to exchange '\(binding.source)' with key '\(binding.routingKey)'"
+                + Self.describe(binding.arguments)
         }
+    }
+
+    /// A binding's arguments, when it has any: two bindings of a headers exchange may differ in nothing else.
+    private static func describe(_ arguments: FieldTable) -> String {
+        guard !arguments.isEmpty else { return "" }
+        let pairs = arguments.sorted { $0.key < $1.key }.map { key, value in
+            "\(key)=" + (value.stringValue.map { "'\($0)'" } ?? value.intValue.map(String.init) ?? "\(value)")
+        }
+        return " and arguments " + pairs.joined(separator: ", ")
     }
 }
 

@@ -77,8 +77,9 @@ final class EndpointHealth: Sendable {
             var isReady = true
             var problem: String?
             var blocked = false
-            // Both connections record the same topology: one entry per declaration.
-            var undeclared: [String: String] = [:]
+            // Both connections record the same topology: one entry per declaration (keyed by the declaration
+            // itself: bindings of a headers exchange may differ only in their arguments).
+            var undeclared: [RecordedDeclaration: String] = [:]
             for (index, connection) in connections.enumerated() {
                 let (connected, recoveries) = await (connection.isConnected, connection.recoveryCount)
                 if !connected {
@@ -92,7 +93,7 @@ final class EndpointHealth: Sendable {
                     problem = problem ?? "the broker blocks publishing (resource alarm: \(reason)); waiting for it to clear"
                 }
                 for refused in await connection.unrestoredTopology {
-                    undeclared["\(refused.declaration)"] = "\(refused.error)"
+                    undeclared[refused.declaration] = "\(refused.error)"
                 }
                 if recoveries > counted[index] {
                     self.recoveries.increment(by: recoveries - counted[index])
@@ -102,7 +103,7 @@ final class EndpointHealth: Sendable {
             if !undeclared.isEmpty {
                 isReady = false
                 problem = problem ?? "topology not declared again after a connection recovered: "
-                    + undeclared.sorted { $0.key < $1.key }.map { "\($0.key) (\($0.value))" }.joined(separator: ", ")
+                    + undeclared.map { "\($0.key) (\($0.value))" }.sorted().joined(separator: ", ")
                     + "; trying again"
             }
             if undeclared.count != undeclaredCount {

@@ -95,6 +95,33 @@ struct EndpointTopologyRecoveryTests {
         }
     }
 
+    // Failed before: the health watcher merged the two connections' refusals by their description, which
+    // leaves a binding's arguments out; two bindings that differ only in them (a headers exchange) counted
+    // as one, and the readiness reason named one of them.
+    @Test("two refused bindings that differ only in their arguments are counted and named apart")
+    func refusedBindingsDifferingInArguments() async throws {
+        var topology = Self.topology
+        topology.exchanges.append(ExchangeDeclaration(name: "audit.headers", kind: "headers"))
+        topology.bindings += ["a", "b"].map {
+            BindingDeclaration(source: "audit.headers", destination: "audit", arguments: ["kind": .string($0)])
+        }
+        try await withEndpoint(topology: topology) { vhost, endpoint, log, metrics in
+            // guest may no longer write to `audit`: binding it (write on the queue) is refused with 403.
+            try await runOnThread {
+                try TestBroker.rabbitmqctl(["set_permissions", "-p", vhost.name, "guest", ".*", "^(?!audit$).*", ".*"])
+                try TestBroker.closeConnections(vhost: vhost.name)
+            }
+            try await log.waitUntil(timeout: .seconds(30), message: "not ready naming the refused bindings") {
+                endpoint.notReadyReason?.contains("'audit.headers'") == true
+            }
+            try await Task.sleep(for: .milliseconds(500))
+            #expect(try metrics.expectGauge("saga_topology_undeclared").lastValue == 2)
+            let reason = try #require(endpoint.notReadyReason)
+            #expect(reason.contains("kind") && reason.contains("a") && reason.contains("b"), "\(reason)")
+            #expect(reason.components(separatedBy: "to exchange 'audit.headers'").count == 3, "\(reason)")
+        }
+    }
+
     @Test("an input queue deleted while the connection stays up is not declared again")
     func inputQueueDeletedWhileConnected() async throws {
         try await withEndpoint { vhost, endpoint, log, _ in
@@ -129,6 +156,7 @@ struct EndpointTopologyRecoveryTests {
     /// that is ready, in a vhost of its own with nothing declared by anyone else; stops it and deletes the
     /// vhost afterwards.
     private func withEndpoint(
+        topology: EndpointTopology = Self.topology,
         _ body: ((name: String, url: String), SagaEndpoint, LogCapture, TestMetrics) async throws -> Void
     ) async throws {
         let vhost = try await VhostBatcher.shared.make()
@@ -136,7 +164,7 @@ struct EndpointTopologyRecoveryTests {
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         var configuration = EndpointConfiguration(amqpURL: vhost.url, inputQueues: ["transfers"],
                                                   databasePath: directory.appendingPathComponent("s.sqlite").path)
-        configuration.topology = Self.topology
+        configuration.topology = topology
         let log = LogCapture()
         let metrics = TestMetrics()
         let endpoint = SagaEndpoint(configuration: configuration,
