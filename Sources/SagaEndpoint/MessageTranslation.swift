@@ -46,16 +46,18 @@ enum MessageTranslation {
         for (key, value) in p.headers ?? [:] {
             if let text = headerText(value) { headers[key] = text }
         }
-        let timeoutTarget = takeTimeoutTarget(from: &headers)
-        if let timeoutTarget {
-            // Only that saga can take it (the stateless handlers and other sagas never see a timeout):
-            // accepted when it does not handle the type, the message was acknowledged with no effect.
-            guard registry.handles(type: type, bySaga: timeoutTarget.sagaType) else {
-                throw RejectionReason(kind: "NoHandler", detail: "saga '\(timeoutTarget.sagaType)' named by "
-                    + "\(timeoutSagaTypeHeader) does not handle message type '\(type)'")
-            }
-        } else if !registry.handlesFromBroker(type: type) {
-            throw RejectionReason(kind: "NoHandler", detail: "no saga or handler handles message type '\(type)'")
+        // The headers name a saga instance only for one of that saga's timeout types (a replayed timeout).
+        // On any other message they are ignored, so they cannot steer a message past its correlation and
+        // stateless handlers; a timeout type whose saga they do not name has no handler from the broker.
+        // (Accepted for a saga that does not handle the type, it was acknowledged with no effect.)
+        var timeoutTarget = takeTimeoutTarget(from: &headers)
+        if let target = timeoutTarget, !registry.handlesTimeout(type: type, bySaga: target.sagaType) {
+            timeoutTarget = nil
+        }
+        guard timeoutTarget != nil || registry.handlesFromBroker(type: type) else {
+            throw RejectionReason(kind: "NoHandler", detail: "no saga or handler handles message type '\(type)'"
+                + (p.headers?[timeoutSagaTypeHeader] == nil ? "" : " (as a timeout of the saga its "
+                    + "\(timeoutSagaTypeHeader) names, with a correlation id in \(timeoutCorrelationIdHeader))"))
         }
         return IncomingMessage(
             messageId: messageId, type: type, body: delivery.message.body, correlationId: p.correlationId,

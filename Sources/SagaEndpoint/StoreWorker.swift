@@ -108,8 +108,8 @@ actor StoreWorker {
         self.store = try SagaStore(path: path, options: options, logger: logger)
         // The checkpoints themselves run on a thread of their own (`WALCheckpointer`): the commit that
         // crossed the threshold used to copy and sync it all, 20–35 ms every half second at 4,000 msg/s,
-        // holding up every message behind it. The writer checkpoints itself only if that thread falls
-        // behind by twice the threshold, so the WAL stays under about 120 MiB.
+        // holding up every message behind it. The writer checkpoints itself only once the WAL reaches
+        // three times the threshold (that thread fell behind), so the WAL stays under about 120 MiB.
         if path.isEmpty || path == ":memory:" {
             self.checkpointer = nil
         } else {

@@ -12,6 +12,8 @@ public struct HandlerRegistry: Sendable {
     private(set) var sagaTypesByMessage: [String: [Int]] = [:]
     /// The message types that arrive from the broker (a saga's timeout types arrive only from its store).
     private(set) var brokerTypes: Set<String> = []
+    /// Each saga type's timeout message types.
+    private(set) var timeoutTypesBySaga: [String: Set<String>] = [:]
     /// The Swift types behind each message type name, to catch two types that share a name by accident.
     private var swiftTypes: [String: [MessageSwiftType]] = [:]
 
@@ -39,6 +41,7 @@ public struct HandlerRegistry: Sendable {
         }
         // A timeout type reaches only the saga instance that asked for it, decoded by that saga's own
         // route: two sagas may each have a `Timeout` of their own.
+        timeoutTypesBySaga[S.sagaType] = Set(definition.routes.values.filter(\.isTimeout).map(\.messageType))
         for route in definition.routes.values where !route.isTimeout {
             claim(route.messageType, MessageSwiftType(id: route.swiftType, name: route.swiftName,
                                                       defaultNamed: route.defaultNamed))
@@ -81,10 +84,10 @@ public struct HandlerRegistry: Sendable {
         sagaTypesByMessage[type] != nil || stateless[type] != nil
     }
 
-    /// Whether the saga registered as `sagaType` has a route for messages of this type (its timeouts
-    /// included): where a timeout that names its saga instance can go.
-    public func handles(type: String, bySaga sagaType: String) -> Bool {
-        (sagaTypesByMessage[type] ?? []).contains { sagas[$0].sagaType == sagaType }
+    /// Whether the saga registered as `sagaType` handles messages of this type as one of its timeouts:
+    /// where a replayed timeout that names its saga instance can go.
+    public func handlesTimeout(type: String, bySaga sagaType: String) -> Bool {
+        timeoutTypesBySaga[sagaType]?.contains(type) ?? false
     }
 
     /// Whether a message of this type consumed from a queue has a handler. A saga's timeout type alone

@@ -126,4 +126,24 @@ struct TimeoutReplayTests {
         await harness.stop(endpoint)
         await harness.tearDown()
     }
+
+    // Failed before: the Arm went to the instance the headers named ("a-1", past its own correlation),
+    // was taken for a timeout of a saga that is gone and dropped: alarm a-9 never started.
+    @Test("on a message that is not one of the named saga's timeouts, the headers are ignored")
+    func headersDoNotSteerOrdinaryMessages() async throws {
+        let harness = try await EndpointHarness.make()
+        try await harness.declareQueue(AlarmSaga.queue)
+        try await harness.declareQueue(AlarmSaga.outQueue)
+        let fixed = Flag()
+        fixed.set()
+        let endpoint = harness.startEndpoint(AlarmSaga.registry(fixed: fixed), queues: [AlarmSaga.queue],
+                                             database: "alarms")
+        try await harness.send(AlarmSaga.Arm(alarmId: "a-9"), to: AlarmSaga.queue, headers: [
+            "x-saga-timeout-saga-type": "Alarm", "x-saga-timeout-correlation-id": "a-1"])
+        let rang = try await harness.receive(from: AlarmSaga.outQueue, count: 1)
+        #expect(try rang.first?.decode(AlarmSaga.Rang.self).alarmId == "a-9")
+        #expect(try await harness.depth(AlarmSaga.queue + ".error") == 0)
+        await harness.stop(endpoint)
+        await harness.tearDown()
+    }
 }
