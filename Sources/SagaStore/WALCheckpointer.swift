@@ -97,7 +97,8 @@ public final class WALCheckpointer: Sendable {
         finished.wait()
     }
 
-    /// Checkpoints this thread ran, and those the writer's commits ran themselves at the backstop.
+    /// Checkpoints this thread ran, and those the writer's commits ran (or tried: another connection may
+    /// have been checkpointing) themselves at the backstop.
     public var checkpointsRun: Int { trigger.completed.load(ordering: .relaxed) }
     public var backstopCheckpoints: Int { trigger.backstops.load(ordering: .relaxed) }
 }
