@@ -32,7 +32,7 @@ extension BatchPipeline {
             metrics.errorQueued.increment()
             logger.error("message cannot be processed; moved to the error queue", metadata: metadata.merging([
                 "error": "\(error)"]) { $1 })
-            moveToErrorQueue(&entry, incoming: incoming, reason: "\(error)", type: kind, attempts: 1, first: nil,
+            await moveToErrorQueue(&entry, incoming: incoming, reason: "\(error)", type: kind, attempts: 1, first: nil,
                              requests: &requests, now: now)
             await store.clearFailure(messageId: incoming.messageId)
             return
@@ -55,7 +55,7 @@ extension BatchPipeline {
             metrics.errorQueued.increment()
             logger.error("handler failed after all retries; moved to the error queue", metadata: metadata.merging([
                 "error": "\(error)", "attempts": "\(attempts)"]) { $1 })
-            moveToErrorQueue(&entry, incoming: incoming, reason: "\(error)", type: Self.errorKind(error),
+            await moveToErrorQueue(&entry, incoming: incoming, reason: "\(error)", type: Self.errorKind(error),
                              attempts: attempts, first: record?.firstFailureAt, requests: &requests, now: now)
             await store.clearFailure(messageId: incoming.messageId)
         }
@@ -72,7 +72,7 @@ extension BatchPipeline {
         case .errorQueue:
             metrics.errorQueued.increment()
             logger.warning("no saga instance for message; moved to the error queue", metadata: metadata)
-            moveToErrorQueue(&entry, incoming: incoming, reason: "no live saga \(saga)", type: "SagaNotFound",
+            await moveToErrorQueue(&entry, incoming: incoming, reason: "no live saga \(saga)", type: "SagaNotFound",
                              attempts: 1, first: nil, requests: &requests, now: now)
         case .retryLater(let attempts, let delay):
             let record = try? await store.recordFailure(messageId: incoming.messageId, error: "saga \(saga) not found", now: now)
@@ -83,7 +83,7 @@ extension BatchPipeline {
             } else {
                 metrics.errorQueued.increment()
                 logger.warning("no saga instance after retries; moved to the error queue", metadata: metadata)
-                moveToErrorQueue(&entry, incoming: incoming, reason: "no live saga \(saga) after \(attempts) retries",
+                await moveToErrorQueue(&entry, incoming: incoming, reason: "no live saga \(saga) after \(attempts) retries",
                                  type: "SagaNotFound", attempts: attempt, first: record?.firstFailureAt,
                                  requests: &requests, now: now)
                 await store.clearFailure(messageId: incoming.messageId)
@@ -113,15 +113,22 @@ extension BatchPipeline {
     /// Adds the error-queue copy of the entry's message to the batch's publishes. A delivery is acked
     /// once it is confirmed; a due row is deleted then.
     func moveToErrorQueue(_ entry: inout Entry, incoming: IncomingMessage, reason: String, type: String,
-                          attempts: Int, first: Date?, requests: inout [PublishRequest], now: Date) {
+                          attempts: Int, first: Date?, requests: inout [PublishRequest], now: Date) async {
         entry.publishes.append(requests.count)
         if let delivery = entry.delivery {
             requests.append(errorCopy(delivery, reason: reason, type: type, attempts: attempts, first: first, now: now))
         } else {
             // A saga timeout has no queue of its own: it belongs to the endpoint's address.
             let queue = incoming.queue.isEmpty ? configuration.endpointAddress : incoming.queue
+            var original = MessageTranslation.message(incoming)
+            // Its copy names the instance that asked for it (see `timeoutSagaIdHeader`).
+            if let target = incoming.timeoutTarget, incoming.headers[MessageTranslation.timeoutSagaIdHeader] == nil,
+               let sagaId = await store.sagaId(of: target) {
+                original.properties.headers = (original.properties.headers ?? [:])
+                    .merging([MessageTranslation.timeoutSagaIdHeader: .string(sagaId)]) { $1 }
+            }
             requests.append(MessageTranslation.errorQueueRequest(
-                original: MessageTranslation.message(incoming), queue: queue,
+                original: original, queue: queue,
                 errorQueue: configuration.errorQueue(for: queue), reason: reason, errorType: type,
                 attempts: attempts, firstFailure: first, lastFailure: now, frameMax: frameMax))
             entry.deleteRowAfterPublish = true

@@ -278,7 +278,7 @@ struct BatchPipeline: Sendable {
                 } else if let incoming = entry.incoming {
                     // A due row (a poison timeout): its copy goes to the endpoint's error queue, and the row
                     // is deleted once that is confirmed.
-                    moveToErrorQueue(&entry, incoming: incoming, reason: rejection.description, type: rejection.kind,
+                    await moveToErrorQueue(&entry, incoming: incoming, reason: rejection.description, type: rejection.kind,
                                      attempts: entry.deliveries ?? 1, first: nil, requests: &requests, now: now)
                     if entry.poison { metrics.errorQueued.increment() }
                 }

@@ -26,6 +26,10 @@ enum MessageTranslation {
     /// back as NoHandler and its saga never got it; with them it reaches that instance, as its timeout.
     static let timeoutSagaTypeHeader = "x-saga-timeout-saga-type"
     static let timeoutCorrelationIdHeader = "x-saga-timeout-correlation-id"
+    /// The id of the instance that asked for the timeout (`SagaRecord.sagaId`): a replay after that instance
+    /// completed must not reach a new one under the same correlation id (the store withdraws its own
+    /// timeouts when their saga completes). Left in the headers, where the endpoint checks it.
+    static let timeoutSagaIdHeader = "x-saga-timeout-saga-id"
 
     static func incoming(_ delivery: AMQPDelivery, maxBodyBytes: Int, registry: HandlerRegistry) throws(RejectionReason) -> IncomingMessage {
         let p = delivery.properties

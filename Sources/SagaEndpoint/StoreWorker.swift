@@ -197,6 +197,21 @@ actor StoreWorker {
         }
     }
 
+    /// A replayed timeout (from the error queue) whose saga completed, and another instance holds its
+    /// correlation id now: withdrawn, as the store's own timeouts are when their saga completes.
+    private func isTimeoutOfAnotherInstance(_ incoming: IncomingMessage) throws -> Bool {
+        guard let target = incoming.timeoutTarget,
+              let asker = incoming.headers[MessageTranslation.timeoutSagaIdHeader] else { return false }
+        // Gone altogether: the saga's runner drops it as a timeout of a completed saga.
+        guard let live = try store.loadSaga(type: target.sagaType, correlationId: target.correlationId) else { return false }
+        return live.sagaId != asker
+    }
+
+    /// The id of the live instance of `key`, for the error-queue copy of its timeout; nil when it is gone.
+    func sagaId(of key: SagaInstanceKey) -> String? {
+        try? store.loadSaga(type: key.sagaType, correlationId: key.correlationId)?.sagaId
+    }
+
     private func countReruns() {
         guard rerunsInPass > 0 else { return }
         handlerReruns += rerunsInPass
@@ -217,6 +232,10 @@ actor StoreWorker {
         // batch, and the saga may have completed since (a new instance can even hold its key by now).
         // If the message fails, the savepoint puts the row back.
         if let row = item.timeoutRow, try !store.deleteTimeout(row) {
+            if item.wasRedelivered { try store.clearDeliveries(messageId: incoming.messageId) }
+            return .withdrawn
+        }
+        if try isTimeoutOfAnotherInstance(incoming) {
             if item.wasRedelivered { try store.clearDeliveries(messageId: incoming.messageId) }
             return .withdrawn
         }

@@ -14,7 +14,9 @@ private struct AlarmSaga: Saga {
 
     var alarmId: String
 
-    struct Arm: Message { static let messageType = "test.ArmAlarm"; var alarmId: String }
+    /// `ringAfterMs`: when the Ring falls due (nil: no Ring).
+    struct Arm: Message { static let messageType = "test.ArmAlarm"; var alarmId: String; var ringAfterMs: Int? = 0 }
+    struct Disarm: Message { static let messageType = "test.DisarmAlarm"; var alarmId: String }
     struct Ring: Message { static let messageType = "test.RingAlarm" }
     struct Rang: Message { static let messageType = "test.AlarmRang"; var alarmId: String }
     struct Broken: Error, CustomStringConvertible { var description: String { "the bell is broken" } }
@@ -27,9 +29,10 @@ private struct AlarmSaga: Saga {
 
     static func define(_ saga: inout SagaDefinition<AlarmSaga>, fixed: Flag) {
         saga.startedBy(Arm.self, correlatedBy: \.alarmId) { arm, context in
-            try context.requestTimeout(after: .zero, Ring())
+            if let delay = arm.ringAfterMs { try context.requestTimeout(after: .milliseconds(delay), Ring()) }
             return AlarmSaga(alarmId: arm.alarmId)
         }
+        saga.handles(Disarm.self, correlatedBy: \.alarmId) { _, _, context in try context.markComplete() }
         saga.handlesTimeout(Ring.self) { alarm, _, context in
             guard fixed.isSet else { throw Broken() }
             try context.send(Rang(alarmId: alarm.alarmId), to: outQueue)
@@ -68,6 +71,7 @@ struct TimeoutReplayTests {
         #expect(failed.reason?.contains("the bell is broken") == true)
         #expect(failed.properties.headers?["x-saga-timeout-saga-type"] == "Alarm")
         #expect(failed.properties.headers?["x-saga-timeout-correlation-id"] == "a-1")
+        #expect(failed.properties.headers?["x-saga-timeout-saga-id"] != nil)
         // The bug is fixed (a new release); the operator replays the timeout.
         fixed.set()
         try await waitUntil(timeout: .seconds(20)) { try await harness.depth(AlarmSaga.queue + ".error") == 1 }
@@ -143,6 +147,40 @@ struct TimeoutReplayTests {
         let rang = try await harness.receive(from: AlarmSaga.outQueue, count: 1)
         #expect(try rang.first?.decode(AlarmSaga.Rang.self).alarmId == "a-9")
         #expect(try await harness.depth(AlarmSaga.queue + ".error") == 0)
+        await harness.stop(endpoint)
+        await harness.tearDown()
+    }
+
+    // Failed before: the new alarm a-5 took the old one's Ring, rang and completed.
+    @Test("a replayed timeout of a saga that completed does not reach a new instance under its correlation id")
+    func replayedTimeoutOfAnEarlierInstance() async throws {
+        let harness = try await EndpointHarness.make()
+        try await harness.declareQueue(AlarmSaga.queue)
+        try await harness.declareQueue(AlarmSaga.outQueue)
+        let fixed = Flag()
+        let endpoint = harness.startEndpoint(AlarmSaga.registry(fixed: fixed), queues: [AlarmSaga.queue],
+                                             database: "alarms") { configuration in
+            configuration.immediateRetries = 0
+            configuration.delayedRetries = []
+        }
+        try await harness.send(AlarmSaga.Arm(alarmId: "a-5"), to: AlarmSaga.queue)
+        try await waitUntil(timeout: .seconds(20)) { try await harness.depth(AlarmSaga.queue + ".error") == 1 }
+        // The first alarm a-5 ends; a second one starts under the same id, without a Ring of its own.
+        try await harness.send(AlarmSaga.Disarm(alarmId: "a-5"), to: AlarmSaga.queue)
+        try await harness.send(AlarmSaga.Arm(alarmId: "a-5", ringAfterMs: nil), to: AlarmSaga.queue)
+        fixed.set()
+        try await Task.sleep(for: .milliseconds(500))
+        let admin = ErrorQueueAdmin(connection: harness.connection, errorQueue: AlarmSaga.queue + ".error")
+        let failed = try #require(try await admin.list().first)
+        try await waitUntil(timeout: .seconds(20)) { try await harness.depth(AlarmSaga.queue + ".error") == 1 }
+        #expect(try await admin.replay(messageId: failed.messageId))
+
+        #expect(try await harness.receive(from: AlarmSaga.outQueue, count: 1, timeout: .seconds(3)).isEmpty)
+        #expect(try await harness.depth(AlarmSaga.queue + ".error") == 0)
+        // The second alarm is still there and its own messages reach it.
+        try await harness.send(AlarmSaga.Disarm(alarmId: "a-5"), to: AlarmSaga.queue)
+        try await harness.send(AlarmSaga.Arm(alarmId: "a-6"), to: AlarmSaga.queue)
+        #expect(try await harness.receive(from: AlarmSaga.outQueue, count: 1).first?.decode(AlarmSaga.Rang.self).alarmId == "a-6")
         await harness.stop(endpoint)
         await harness.tearDown()
     }
