@@ -49,19 +49,32 @@ private struct AlarmSaga: Saga {
 
 @Suite("A saga timeout from the error queue", .timeLimit(.minutes(3)))
 struct TimeoutReplayTests {
+    /// A fresh vhost with the alarm queues and an endpoint hosting AlarmSaga; its Ring fails until `fixed`
+    /// is raised, and a failing message goes to the error queue after `immediateRetries` (no delayed ones).
+    private func start(fixed: Flag, immediateRetries: Int = 3) async throws -> (EndpointHarness, Task<Void, any Error>) {
+        let harness = try await EndpointHarness.make()
+        try await harness.declareQueue(AlarmSaga.queue)
+        try await harness.declareQueue(AlarmSaga.outQueue)
+        let endpoint = harness.startEndpoint(AlarmSaga.registry(fixed: fixed), queues: [AlarmSaga.queue],
+                                             database: "alarms") { configuration in
+            configuration.immediateRetries = immediateRetries
+            configuration.delayedRetries = []
+        }
+        return (harness, endpoint)
+    }
+
+    /// A flag already raised: the Ring works.
+    private static func raised() -> Flag {
+        let flag = Flag()
+        flag.set()
+        return flag
+    }
     // Failed before: the replayed copy came back to the error queue as NoHandler (a timeout type from the
     // broker has no handler), and the alarm never rang.
     @Test("a timeout that failed every retry, replayed after the fix, reaches its saga")
     func replayedTimeoutReachesItsSaga() async throws {
-        let harness = try await EndpointHarness.make()
-        try await harness.declareQueue(AlarmSaga.queue)
-        try await harness.declareQueue(AlarmSaga.outQueue)
         let fixed = Flag()
-        let endpoint = harness.startEndpoint(AlarmSaga.registry(fixed: fixed), queues: [AlarmSaga.queue],
-                                             database: "alarms") { configuration in
-            configuration.immediateRetries = 1
-            configuration.delayedRetries = []
-        }
+        let (harness, endpoint) = try await start(fixed: fixed, immediateRetries: 1)
         try await harness.send(AlarmSaga.Arm(alarmId: "a-1"), to: AlarmSaga.queue)
 
         try await waitUntil(timeout: .seconds(20)) { try await harness.depth(AlarmSaga.queue + ".error") == 1 }
@@ -86,13 +99,7 @@ struct TimeoutReplayTests {
 
     @Test("a message that names a saga instance goes only to that saga's timeout, and for a gone saga nowhere")
     func replayedTimeoutOfAGoneSaga() async throws {
-        let harness = try await EndpointHarness.make()
-        try await harness.declareQueue(AlarmSaga.queue)
-        try await harness.declareQueue(AlarmSaga.outQueue)
-        let fixed = Flag()
-        fixed.set()
-        let endpoint = harness.startEndpoint(AlarmSaga.registry(fixed: fixed), queues: [AlarmSaga.queue],
-                                             database: "alarms")
+        let (harness, endpoint) = try await start(fixed: Self.raised())
         // No alarm "a-2" was ever armed: its timeout is dropped (as one for a completed saga), not an error.
         try await harness.send(AlarmSaga.Ring(), to: AlarmSaga.queue, headers: [
             "x-saga-timeout-saga-type": "Alarm", "x-saga-timeout-correlation-id": "a-2"])
@@ -109,13 +116,7 @@ struct TimeoutReplayTests {
     // timeout replayed after its saga type was renamed, or with a damaged header, was lost for good.
     @Test("a timeout naming a saga that does not handle its type, or no correlation id, goes back to the error queue")
     func undeliverableTimeoutTargetIsRejected() async throws {
-        let harness = try await EndpointHarness.make()
-        try await harness.declareQueue(AlarmSaga.queue)
-        try await harness.declareQueue(AlarmSaga.outQueue)
-        let fixed = Flag()
-        fixed.set()
-        let endpoint = harness.startEndpoint(AlarmSaga.registry(fixed: fixed), queues: [AlarmSaga.queue],
-                                             database: "alarms")
+        let (harness, endpoint) = try await start(fixed: Self.raised())
         // "AlarmV1": the saga's type before a release renamed it; no saga of that type handles the Ring.
         try await harness.send(AlarmSaga.Ring(), to: AlarmSaga.queue, headers: [
             "x-saga-timeout-saga-type": "AlarmV1", "x-saga-timeout-correlation-id": "a-4"])
@@ -135,13 +136,7 @@ struct TimeoutReplayTests {
     // was taken for a timeout of a saga that is gone and dropped: alarm a-9 never started.
     @Test("on a message that is not one of the named saga's timeouts, the headers are ignored")
     func headersDoNotSteerOrdinaryMessages() async throws {
-        let harness = try await EndpointHarness.make()
-        try await harness.declareQueue(AlarmSaga.queue)
-        try await harness.declareQueue(AlarmSaga.outQueue)
-        let fixed = Flag()
-        fixed.set()
-        let endpoint = harness.startEndpoint(AlarmSaga.registry(fixed: fixed), queues: [AlarmSaga.queue],
-                                             database: "alarms")
+        let (harness, endpoint) = try await start(fixed: Self.raised())
         try await harness.send(AlarmSaga.Arm(alarmId: "a-9"), to: AlarmSaga.queue, headers: [
             "x-saga-timeout-saga-type": "Alarm", "x-saga-timeout-correlation-id": "a-1"])
         let rang = try await harness.receive(from: AlarmSaga.outQueue, count: 1)
@@ -154,15 +149,8 @@ struct TimeoutReplayTests {
     // Failed before: the new alarm a-5 took the old one's Ring, rang and completed.
     @Test("a replayed timeout of a saga that completed does not reach a new instance under its correlation id")
     func replayedTimeoutOfAnEarlierInstance() async throws {
-        let harness = try await EndpointHarness.make()
-        try await harness.declareQueue(AlarmSaga.queue)
-        try await harness.declareQueue(AlarmSaga.outQueue)
         let fixed = Flag()
-        let endpoint = harness.startEndpoint(AlarmSaga.registry(fixed: fixed), queues: [AlarmSaga.queue],
-                                             database: "alarms") { configuration in
-            configuration.immediateRetries = 0
-            configuration.delayedRetries = []
-        }
+        let (harness, endpoint) = try await start(fixed: fixed, immediateRetries: 0)
         try await harness.send(AlarmSaga.Arm(alarmId: "a-5"), to: AlarmSaga.queue)
         try await waitUntil(timeout: .seconds(20)) { try await harness.depth(AlarmSaga.queue + ".error") == 1 }
         // The first alarm a-5 ends; a second one starts under the same id, without a Ring of its own.
