@@ -1,0 +1,91 @@
+import Foundation
+import SagaStore
+import Sagas
+
+// The store work of the pipeline outside a batch's transaction: redelivery counts, dispatch marks, due
+// rows, failure counts, housekeeping. Each call is one short statement or transaction on the worker's
+// thread.
+extension StoreWorker {
+    /// The id of the live instance of `key`, for the error-queue copy of its timeout; nil when it is gone.
+    func sagaId(of key: SagaInstanceKey) -> String? {
+        try? store.loadSaga(type: key.sagaType, correlationId: key.correlationId)?.sagaId
+    }
+
+    func inboxContains(_ messageIds: [String]) -> Set<String> {
+        Set(messageIds.filter { (try? store.inboxContains(messageId: $0)) == true })
+    }
+
+    /// Counts one more delivery of redelivered messages, committed before they are processed.
+    func countDeliveries(_ messageIds: [String], now: Date, first: Int = 2) -> [String: Int] {
+        do {
+            return try store.countDeliveries(messageIds: messageIds, at: now, first: first)
+        } catch {
+            logger.warning("could not count redeliveries", metadata: ["error": "\(error)"])
+            return [:]
+        }
+    }
+
+    func clearDeliveries(_ messageId: String) {
+        _ = try? store.clearDeliveries(messageId: messageId)
+    }
+
+    func markDispatched(_ rows: [OutboxKey], now: Date) {
+        guard !rows.isEmpty else { return }
+        do {
+            // A mark lost on a power cut only means a re-send under the same id, which downstream
+            // inboxes drop; so this commit does not wait for an fsync (a process crash cannot lose it).
+            _ = try store.connection.withSynchronous(.normal) {
+                try store.markDispatched(rows, at: now)
+            }
+        } catch {
+            // Harmless: the rows are published again after a restart and deduplicated downstream.
+            logger.warning("could not mark outbox rows dispatched", metadata: ["error": "\(error)"])
+        }
+    }
+
+    func dueTimeouts(now: Date, limit: Int) throws -> [TimeoutRecord] {
+        try store.dueTimeouts(at: now, limit: limit)
+    }
+
+    /// Outbox rows a crash left unconfirmed (created before `cutoff`), for housekeeping to send again,
+    /// claimed in `publishing` right where they are read. A copy of their incoming message processed
+    /// meanwhile then does not send them a second time, and rows a batch is publishing, or that a duplicate
+    /// was handed, are left out: one copy goes out per attempt, not two. The caller releases the claim
+    /// (`publishing.remove`) after marking the confirmed ones dispatched.
+    func claimUnconfirmedOutbox(createdBefore cutoff: Date, limit: Int) throws -> [OutboxRecord] {
+        let rows = try store.undispatchedOutbox(limit: limit).filter {
+            $0.createdAt < cutoff && !publishing.contains($0.messageId)
+        }
+        publishing.insert(rows.map(\.messageId))
+        return rows
+    }
+
+    func recordFailure(messageId: String, error: String, now: Date) throws -> FailureRecord {
+        try store.recordFailure(messageId: messageId, error: error, at: now)
+    }
+
+    /// Deletes due rows that were dealt with outside a transaction (moved to the error queue).
+    func deleteTimeouts(_ keys: [TimeoutKey]) {
+        for key in keys {
+            do {
+                _ = try store.deleteTimeout(key)
+            } catch {
+                // It stays due and is handled (and error-queued) again: at least once.
+                logger.warning("could not delete a due row", metadata: [
+                    "timeout_id": "\(key.timeoutId)", "error": "\(error)"])
+            }
+        }
+    }
+
+    func clearFailure(messageId: String) {
+        _ = try? store.clearFailure(messageId: messageId)
+    }
+
+    /// Removes inbox rows older than the deduplication window and old dispatched outbox rows.
+    func purge(inboxBefore: Date, outboxBefore: Date) throws -> (inbox: Int, outbox: Int) {
+        _ = try store.purgeDeliveries(olderThan: inboxBefore)
+        // A message that failed and never came back would otherwise keep its row for good.
+        _ = try store.purgeFailures(olderThan: inboxBefore)
+        return (try store.purgeInbox(olderThan: inboxBefore), try store.purgeDispatchedOutbox(olderThan: outboxBefore))
+    }
+}
