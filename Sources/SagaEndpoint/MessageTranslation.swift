@@ -203,9 +203,13 @@ enum MessageTranslation {
         if fits(full) { return full }
         let short = copy(headers: originalHeaders, shortened: true)
         if fits(short) { return short }
+        // What the endpoint itself reads back on a replay stays: the replay count, and the saga instance a
+        // timeout belongs to (without it the replayed timeout has no handler).
         var kept: FieldTable = [:]
-        if let replays = originalHeaders[replaysHeader] { kept[replaysHeader] = replays }
-        if let first = originalHeaders[replayedFirstFailureHeader] { kept[replayedFirstFailureHeader] = first }
+        for key in [replaysHeader, replayedFirstFailureHeader, timeoutSagaTypeHeader, timeoutCorrelationIdHeader,
+                    timeoutSagaIdHeader] {
+            if let value = originalHeaders[key] { kept[key] = value }
+        }
         return copy(headers: kept, shortened: true, note: "its \(originalHeaders.count) headers did not fit "
             + "beside the error headers in one frame (frame_max \(frameMax))")
     }

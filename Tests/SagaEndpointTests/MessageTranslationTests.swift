@@ -57,4 +57,23 @@ struct MessageTranslationTests {
         #expect(copy.properties.headers?["x-saga-timeout-saga-type"] == "Alarm")
         #expect(copy.properties.headers?["x-saga-timeout-correlation-id"] == "a-1")
     }
+
+    // Failed before: the fallback kept only the replay headers, so such a timeout's copy replayed as
+    // NoHandler.
+    @Test("an error copy whose headers no longer fit keeps the saga instance a timeout belongs to")
+    func headerFallbackKeepsTheTimeoutTarget() {
+        let target: FieldTable = [
+            MessageTranslation.timeoutSagaTypeHeader: "Alarm", MessageTranslation.timeoutCorrelationIdHeader: "a-1",
+            MessageTranslation.timeoutSagaIdHeader: "s-1"]
+        let crowded = target.merging(["note": .string(String(repeating: "x", count: 131_000))]) { $1 }
+        let original = AMQPMessage(body: Data("{}".utf8), properties: BasicProperties(
+            headers: crowded, messageId: "t-1", type: "test.RingAlarm"))
+        let copy = MessageTranslation.errorQueueRequest(
+            original: original, queue: "alarms", errorQueue: "alarms.error", reason: "boom", errorType: "Broken",
+            attempts: 4, firstFailure: nil, lastFailure: Date(), frameMax: 131_072)
+        let headers = copy.message.properties.headers ?? [:]
+        #expect(headers["note"] == nil)
+        #expect(headers["x-error-headers-dropped"] != nil)
+        for (key, value) in target { #expect(headers[key] == value, "\(key)") }
+    }
 }
