@@ -93,17 +93,12 @@ enum MessageTranslation {
     /// tables, arrays) have no one obvious text and are left out.
     static func headerText(_ value: FieldValue) -> String? {
         switch value {
-        case .string, .bytes: value.stringValue
         case .bool(let flag): flag ? "true" : "false"
-        case .int8(let v): String(v)
-        case .uint8(let v): String(v)
-        case .int16(let v): String(v)
-        case .uint16(let v): String(v)
-        case .int32(let v): String(v)
-        case .uint32(let v): String(v)
-        case .int64(let v): String(v)
+        // Past `Int.max`, which `intValue` leaves out.
         case .uint64(let v): String(v)
-        default: nil
+        // A point in time, which `intValue` reads as seconds.
+        case .timestamp: nil
+        default: value.stringValue ?? value.intValue.map(String.init)
         }
     }
 
