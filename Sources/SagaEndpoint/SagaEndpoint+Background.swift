@@ -1,0 +1,88 @@
+import AMQPTransport
+import Foundation
+import Synchronization
+
+// The endpoint's two background loops beside the batch loop: feeding due saga timeouts and delayed retries
+// into it, and the housekeeping that re-sends what a crash left unconfirmed and keeps the tables bounded.
+extension SagaEndpoint {
+    /// Feeds saga timeouts and delayed retries into the pipeline when they fall due, also those that
+    /// fell due while the endpoint was down.
+    func pollDueTimeouts(store: StoreWorker, work: WorkQueue, inFlight: InFlightSet) async {
+        while !Task.isCancelled {
+            do {
+                let due = try await store.dueTimeouts(now: Date(), limit: 500)
+                for row in due {
+                    let isNew = inFlight.insert(row.timeoutId)
+                    if isNew { work.push(.due(row)) }
+                }
+            } catch {
+                logger.warning("could not read due timeouts", metadata: ["error": "\(error)"])
+            }
+            try? await Task.sleep(for: configuration.timeoutPollInterval)
+        }
+    }
+
+    /// Publishes outbox rows a crash left unconfirmed (the message that produced them may never be
+    /// redelivered: a timeout), keeps the inbox and outbox bounded, and refreshes the backlog gauges.
+    func housekeeping(store: StoreWorker, backlogReader: BacklogReader, publisher: AMQPConnection,
+                              metrics: EndpointMetrics) async {
+        var lastPurge = Date.distantPast
+        let purgeInterval = configuration.housekeepingInterval.timeInterval
+        while !Task.isCancelled {
+            await health.refreshBacklogs(backlogReader, logger: logger)
+            do {
+                let cutoff = Date().addingTimeInterval(-configuration.outboxRedispatchDelay.timeInterval)
+                let rows = try await store.claimUnconfirmedOutbox(createdBefore: cutoff, limit: 500)
+                if !rows.isEmpty {
+                    defer { store.publishing.remove(rows.map(\.messageId)) }
+                    var requests = rows.map(MessageTranslation.publishRequest)
+                    let spans = tracing?.startPublishing(&requests, at: requests.indices)
+                    let publishStarted = ContinuousClock.now
+                    let outcomes = await publisher.publish(requests)
+                    spans?.end(outcomes)
+                    // Counted like the pipeline's publishes: these are the re-sends an operator watches for.
+                    metrics.publishDuration.record(since: publishStarted)
+                    let confirmed = zip(rows, outcomes).filter { $0.1.isConfirmed }.compactMap { $0.0.key }
+                    metrics.published.increment(by: confirmed.count)
+                    await store.markDispatched(confirmed, now: Date())
+                    if let (row, outcome) = zip(rows, outcomes).first(where: { !$0.1.isConfirmed }) {
+                        // Why they are still not out: the first one that failed stands for the rest.
+                        metrics.unconfirmed.increment(by: rows.count - confirmed.count)
+                        logger.warning("re-published unconfirmed outbox messages; some are still not confirmed", metadata: [
+                            "count": "\(rows.count)", "confirmed": "\(confirmed.count)", "message_id": "\(row.messageId)",
+                            "message_type": "\(row.messageType)", "exchange": "\(row.exchange)",
+                            "routing_key": "\(row.routingKey)", "outcome": "\(outcome)"])
+                    } else {
+                        logger.info("re-published unconfirmed outbox messages", metadata: [
+                            "count": "\(rows.count)", "confirmed": "\(confirmed.count)"])
+                    }
+                }
+                if Date().timeIntervalSince(lastPurge) >= purgeInterval {
+                    let now = Date()
+                    let purged = try await store.purge(
+                        inboxBefore: now.addingTimeInterval(-configuration.deduplicationWindow.timeInterval),
+                        outboxBefore: now.addingTimeInterval(-configuration.outboxRetention.timeInterval))
+                    lastPurge = now
+                    if purged.inbox + purged.outbox > 0 {
+                        logger.debug("purged old inbox and outbox rows", metadata: [
+                            "inbox": "\(purged.inbox)", "outbox": "\(purged.outbox)"])
+                    }
+                }
+            } catch {
+                logger.warning("housekeeping failed", metadata: ["error": "\(error)"])
+            }
+            try? await Task.sleep(for: max(.milliseconds(50), min(.seconds(2), configuration.housekeepingInterval,
+                                                                  configuration.outboxRedispatchDelay)))
+        }
+    }
+}
+
+/// Ids handed on and not finished yet: due rows handed to the pipeline (so the poller does not hand them
+/// out twice), outbox rows being published (so a duplicate does not publish them a second time).
+final class InFlightSet: Sendable {
+    private let ids = Mutex<Set<String>>([])
+    func insert(_ id: String) -> Bool { ids.withLock { $0.insert(id).inserted } }
+    func insert(_ batch: [String]) { ids.withLock { $0.formUnion(batch) } }
+    func contains(_ id: String) -> Bool { ids.withLock { $0.contains(id) } }
+    func remove(_ done: [String]) { ids.withLock { $0.subtract(done) } }
+}
