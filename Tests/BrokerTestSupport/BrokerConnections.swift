@@ -59,4 +59,41 @@ extension DedicatedBrokerNode {
         else { return nil }
         return pid
     }
+
+    /// Freezes the node's Erlang VM with SIGSTOP and returns its pid once the VM has stopped (SIGCONT it
+    /// afterwards). kill(2) only queues the signal: the VM stops when the thread the signal went to next
+    /// runs, and until then its other threads go on answering clients. On a loaded machine that lasted
+    /// longer than an endpoint's whole graceful shutdown against an answering broker (a few milliseconds),
+    /// so a test that signalled the endpoint right after kill(2) once saw it finish instead of hang.
+    public func freeze(timeout: Duration = .seconds(10)) throws -> Int32 {
+        guard let pid = vmProcessID else {
+            throw BrokerTestSupportError("node \(name) is not running (no live pid in \(directory)/\(name)/pid)")
+        }
+        guard sendSignal(pid, SIGSTOP) == 0 else {
+            throw BrokerTestSupportError("kill -STOP \(pid) failed: \(String(cString: strerror(errno)))")
+        }
+        let deadline = ContinuousClock.now + timeout
+        while !Self.allThreadsStopped(pid) {
+            guard ContinuousClock.now < deadline else {
+                _ = sendSignal(pid, SIGCONT)
+                throw BrokerTestSupportError("node \(name) (pid \(pid)) not stopped \(timeout) after SIGSTOP")
+            }
+            usleep(1_000)
+        }
+        return pid
+    }
+
+    /// Whether no thread of `pid` runs any more: each is stopped (state T, or t when traced, in
+    /// /proc/PID/task/TID/stat) or has ended (Z, X, or gone). Without /proc there is no telling: true, the
+    /// SIGSTOP has been sent.
+    private static func allThreadsStopped(_ pid: Int32) -> Bool {
+        guard FileManager.default.fileExists(atPath: "/proc/self/stat") else { return true }
+        guard let threads = try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(pid)/task") else { return false }
+        return threads.allSatisfy { thread in
+            guard let stat = try? String(contentsOfFile: "/proc/\(pid)/task/\(thread)/stat", encoding: .utf8),
+                  let end = stat.lastIndex(of: ")") else { return true }
+            let state = stat[stat.index(after: end)...].dropFirst().first
+            return state.map { "TtZX".contains($0) } ?? false
+        }
+    }
 }
