@@ -78,8 +78,9 @@ struct HeartbeatTests {
         #expect(await connection.isConnected, "lost while quiet: \(log.withLock { $0 }.filter { $0.message == "AMQP connection lost" })")
         #expect(await connection.recoveryCount == 0)
 
-        let pid = try #require(node.vmProcessID)
-        #expect(kill(pid, SIGSTOP) == 0)
+        // Stopped, not just sent SIGSTOP (the VM answers for a moment after kill(2)), so the freeze is timed
+        // from when it really began.
+        let pid = try await runOnThread { try node.freeze() }
         var thawed = false
         defer { if !thawed { kill(pid, SIGCONT) } }
         let frozenAt = ContinuousClock.now
