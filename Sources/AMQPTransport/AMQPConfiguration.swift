@@ -75,6 +75,14 @@ public struct AMQPConfiguration: Sendable, Hashable, CustomStringConvertible {
         case "amqps": tls = TLS()
         default: throw invalid("scheme must be amqp or amqps")
         }
+        // An '@' with no user info before the host means a user info that did not parse as one: a raw '/',
+        // '?' or '#' in a password starting with digits ends the authority early (`user:1234` parses as
+        // host and port), and `amqp:user:pass@host` (no `//`) has no authority at all. Accepted, the
+        // password became the port, the vhost or a fragment, and was printed with the redacted URL.
+        if components.percentEncodedUser == nil, url.contains("@") {
+            throw invalid("no user info before the host, yet an '@' after it (write amqp://user:pass@host; "
+                          + "a password must percent-encode '?', '#', '/' and '@', a vhost or parameter its '@' as %40)")
+        }
         if let host = components.percentEncodedHost, !host.isEmpty {
             var decoded = host.removingPercentEncoding ?? host
             if decoded.hasPrefix("["), decoded.hasSuffix("]") { decoded = String(decoded.dropFirst().dropLast()) }
@@ -165,11 +173,13 @@ public struct AMQPConfiguration: Sendable, Hashable, CustomStringConvertible {
 
     /// Where `redact` puts `***`: after the user name's colon, up to the `@` (or the end).
     static func passwordRange(in text: String) -> Range<String.Index>? {
-        guard let schemeEnd = text.range(of: "://") else { return nil }
-        let rest = text[schemeEnd.upperBound...]
+        // Without "://" (`user:pass@host` with no scheme, `amqp:user:pass@host`) the text is read from its
+        // start: the scheme, if any, then counts as part of the user name and the colon after it starts
+        // what is hidden. Returning nil quoted such a password whole in "scheme must be amqp or amqps".
+        let rest = text[(text.range(of: "://")?.upperBound ?? text.startIndex)...]
         let authorityAndPath = rest[..<(rest.firstIndex { $0 == "?" || $0 == "#" } ?? rest.endIndex)]
         if let at = authorityAndPath.lastIndex(of: "@") {
-            guard let colon = text[schemeEnd.upperBound..<at].firstIndex(of: ":") else { return nil }
+            guard let colon = text[rest.startIndex..<at].firstIndex(of: ":") else { return nil }
             return text.index(after: colon)..<at
         }
         let authority = rest[..<(rest.firstIndex { $0 == "/" || $0 == "?" || $0 == "#" } ?? rest.endIndex)]

@@ -147,4 +147,36 @@ struct ConfigurationTests {
             #expect("\(error)".contains("alice"), "the user name still helps: \(error)")
         }
     }
+
+    // Found in review: with no user info before the host, these parsed, and the password (or its digits)
+    // became the vhost, the port or a fragment, printed in the redacted URL and in connection errors
+    // ("cannot connect to alice:1234"); with no "://" at all, "scheme must be amqp or amqps" quoted it
+    // whole.
+    @Test("a user info that does not parse as one is rejected, its password hidden", arguments: [
+        "alice:s3cret-pw@host",
+        "alice:s3cret-pw@host:5672/vh",
+        "amqp//alice:s3cret-pw@host",
+        "amqp:alice:s3cret-pw@host",
+        "amqp:/alice:s3cret-pw@host",
+        "amqp:///alice:s3cret-pw@host",
+        "amqp://alice:1234/s3cret-pw@host",
+        "amqp://alice:1234#s3cret-pw@host",
+        "amqp://alice:1234?connection_name=s3cret-pw@host",
+    ])
+    func userInfoThatDidNotParse(url: String) {
+        do {
+            let c = try AMQPConfiguration(url: url)
+            Issue.record("\(url) was accepted as \(c.redactedURL)")
+        } catch {
+            #expect(!"\(error)".contains("s3cret"), "\(error)")
+            #expect(!"\(error)".contains("1234"), "\(error)")
+        }
+    }
+
+    @Test("an '@' in the vhost or a parameter still parses after a user info, or percent-encoded")
+    func atSignsThatAreNoUserInfo() throws {
+        #expect(try AMQPConfiguration(url: "amqp://alice@host/v@x").vhost == "v@x")
+        #expect(try AMQPConfiguration(url: "amqp://host/v%40x").vhost == "v@x")
+        #expect(try AMQPConfiguration(url: "amqp://host?connection_name=a%40b").connectionName == "a@b")
+    }
 }
