@@ -67,7 +67,7 @@ public struct AMQPConfiguration: Sendable, Hashable, CustomStringConvertible {
     /// password).
     public init(url: String) throws {
         func invalid(_ reason: String) -> AMQPError {
-            AMQPError(.invalidURL, message: "\(reason) in \(AMQPConfiguration.redactQueryValues(AMQPConfiguration.redact(url)))")
+            AMQPError(.invalidURL, message: "\(reason) in \(AMQPConfiguration.redact(url))")
         }
         guard let components = URLComponents(string: url) else { throw invalid("malformed URI") }
         switch components.scheme?.lowercased() {
@@ -155,9 +155,13 @@ public struct AMQPConfiguration: Sendable, Hashable, CustomStringConvertible {
     /// when an `@` comes after such an authority, everything from its colon to the last `@` is hidden;
     /// an authority whose "port" is not a number and no `@` anywhere (no host) is hidden from its colon
     /// on. This can hide more than the password (a host and a query holding an `@`), never less.
+    ///
+    /// The query's values are hidden too (see `redactQueryValues`): the callers that quote a URL which
+    /// did not parse (`EndpointConfiguration`'s description) showed a `?password=…` that the URL's own
+    /// parse error hides.
     public static func redact(_ text: String) -> String {
-        guard let hidden = passwordRange(in: text) else { return text }
-        return String(text[..<hidden.lowerBound]) + "***" + String(text[hidden.upperBound...])
+        guard let hidden = passwordRange(in: text) else { return redactQueryValues(text) }
+        return redactQueryValues(String(text[..<hidden.lowerBound]) + "***" + String(text[hidden.upperBound...]))
     }
 
     /// `text` with the value of every query parameter replaced by `…`: an error quoting a URL must not

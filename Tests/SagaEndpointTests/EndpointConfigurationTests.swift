@@ -16,4 +16,20 @@ struct EndpointConfigurationTests {
             #expect(text.contains("databasePath: \"/var/lib/orders.sqlite\""))
         }
     }
+
+    // Found in review: a URL that does not parse kept its query in the description, so a password put in
+    // the query (`?password=…`), which the URL's own parse error hides, was printed by a host app that
+    // logs its configuration.
+    @Test("a URL that does not parse is shown with its password and its query values hidden")
+    func descriptionOfAnUnparseableURL() {
+        for url in ["amqp://app@broker/prod?password=s3cret-pw", "amqp://app:s3cret-pw@broker/prod?heartbeat=soon",
+                    "amqp://app@broker/prod?s3cret-pw"] {
+            let configuration = EndpointConfiguration(amqpURL: url, inputQueues: ["orders"], databasePath: "o.sqlite")
+            for text in ["\(configuration)", String(reflecting: configuration)] {
+                #expect(!text.contains("s3cret-pw"), "\(text)")
+                #expect(text.contains("amqp://app"), "\(text)")
+            }
+        }
+    }
+
 }
