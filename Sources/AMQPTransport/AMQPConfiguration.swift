@@ -180,7 +180,10 @@ public struct AMQPConfiguration: Sendable, Hashable, CustomStringConvertible {
         // Without "://" (`user:pass@host` with no scheme, `amqp:user:pass@host`) the text is read from its
         // start: the scheme, if any, then counts as part of the user name and the colon after it starts
         // what is hidden. Returning nil quoted such a password whole in "scheme must be amqp or amqps".
-        let rest = text[(text.range(of: "://")?.upperBound ?? text.startIndex)...]
+        // Only a "://" before the query or fragment is the scheme's: one in a parameter's value
+        // (`user:pass@host?connection_name=a://b`) would have hidden nothing before it.
+        let queryOrFragment = text.firstIndex { $0 == "?" || $0 == "#" } ?? text.endIndex
+        let rest = text[(text[..<queryOrFragment].range(of: "://")?.upperBound ?? text.startIndex)...]
         let authorityAndPath = rest[..<(rest.firstIndex { $0 == "?" || $0 == "#" } ?? rest.endIndex)]
         if let at = authorityAndPath.lastIndex(of: "@") {
             guard let colon = text[rest.startIndex..<at].firstIndex(of: ":") else { return nil }

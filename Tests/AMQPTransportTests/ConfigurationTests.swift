@@ -162,6 +162,9 @@ struct ConfigurationTests {
         "amqp://alice:1234/s3cret-pw@host",
         "amqp://alice:1234#s3cret-pw@host",
         "amqp://alice:1234?connection_name=s3cret-pw@host",
+        // A "://" in a parameter is not the scheme's.
+        "alice:s3cret-pw@host?connection_name=a://b",
+        "alice:s3cret-pw@host/vh#a://b",
     ])
     func userInfoThatDidNotParse(url: String) {
         do {
