@@ -34,9 +34,14 @@ public struct ErrorQueueEntry: Sendable {
         body = message.body
     }
 
-    /// The message as it was before it failed: the error headers removed, the same message id.
+    /// The message as it was before it failed: the error headers removed, the same message id. Without
+    /// `user_id`, which the broker accepts only from the user it names (a copy made before the error copy
+    /// dropped it stopped every replay by another user), and without `expiration` (an operator replays a
+    /// message to have it processed, not to have it expire again on the way).
     public var original: AMQPMessage {
         var properties = properties
+        properties.userId = nil
+        properties.expiration = nil
         if var headers = properties.headers {
             for key in ErrorQueueAdmin.errorHeaders { headers.removeValue(forKey: key) }
             properties.headers = headers.isEmpty ? nil : headers
@@ -75,7 +80,8 @@ public struct ErrorQueueListing: Sendable {
 /// replay loses nothing; a message replayed twice is dropped by the endpoint's inbox.
 public struct ErrorQueueAdmin: Sendable {
     static let errorHeaders = ["x-error-reason", "x-error-type", "x-error-description", "x-original-queue",
-                               "x-attempts", "x-first-failure", "x-last-failure", "x-host"]
+                               "x-attempts", "x-first-failure", "x-last-failure", "x-host",
+                               MessageTranslation.originalUserIdHeader, MessageTranslation.originalExpirationHeader]
 
     public let connection: AMQPConnection
     public let errorQueue: String

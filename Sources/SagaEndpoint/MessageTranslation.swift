@@ -30,6 +30,10 @@ enum MessageTranslation {
     /// completed must not reach a new one under the same correlation id (the store withdraws its own
     /// timeouts when their saga completes). Left in the headers, where the endpoint checks it.
     static let timeoutSagaIdHeader = "x-saga-timeout-saga-id"
+    /// On an error-queue copy: the original's `user_id` and `expiration`, which the copy cannot carry as
+    /// properties (see `errorQueueRequest`). Informational; a replay does not give them back.
+    static let originalUserIdHeader = "x-original-user-id"
+    static let originalExpirationHeader = "x-original-expiration"
 
     static func incoming(_ delivery: AMQPDelivery, maxBodyBytes: Int, registry: HandlerRegistry) throws(RejectionReason) -> IncomingMessage {
         let p = delivery.properties
@@ -168,12 +172,21 @@ enum MessageTranslation {
     /// no room for the error headers: its copy could never be published, and the message came round for
     /// ever. Then the reason is shortened and its second copy (`x-error-description`) left out; if that
     /// is still too much, the original headers are left out and `x-error-headers-dropped` says so.
+    ///
+    /// Two properties move to headers. `user_id`: the broker checks it against the publishing user and
+    /// closes the channel when they differ, so the copy of a message a producer sent under a user of its
+    /// own was refused, and the message came round for ever. `expiration`: a per-message TTL holds in
+    /// every queue, so the copy would expire in the error queue and be lost.
     static func errorQueueRequest(
         original: AMQPMessage, queue: String, errorQueue: String, reason: String, errorType: String,
         attempts: Int, firstFailure: Date?, lastFailure: Date, frameMax: Int = AMQPConfiguration.defaultFrameMax
     ) -> PublishRequest {
         var message = original
         if message.properties.deliveryMode == nil { message.properties.deliveryMode = .persistent }
+        let userId = message.properties.userId
+        let expiration = message.properties.expiration
+        message.properties.userId = nil
+        message.properties.expiration = nil
         let originalHeaders = message.properties.headers ?? [:]
         func copy(headers: FieldTable, shortened: Bool, note: String? = nil) -> PublishRequest {
             var headers = headers
@@ -189,6 +202,8 @@ enum MessageTranslation {
             headers["x-last-failure"] = .string(formatter.string(from: lastFailure))
             headers["x-host"] = .string(ProcessInfo.processInfo.hostName)
             if let note { headers["x-error-headers-dropped"] = .string(note) }
+            if let userId { headers[originalUserIdHeader] = .string(userId) }
+            if let expiration { headers[originalExpirationHeader] = .string(expiration) }
             var copy = message
             copy.properties.headers = headers
             return PublishRequest(exchange: "", routingKey: errorQueue, mandatory: true, message: copy)
