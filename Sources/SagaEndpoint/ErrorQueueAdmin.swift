@@ -97,7 +97,8 @@ public struct ErrorQueueAdmin: Sendable {
     }
 
     /// `list`, and how many other consumers the queue had when it started: the messages they hold
-    /// unacknowledged are not among the entries.
+    /// unacknowledged are not among the entries. Throws `ErrorQueueScanInterrupted` when the connection
+    /// was lost meanwhile (some messages would be listed twice, others not at all).
     public func browse(limit: Int = 100) async throws -> ErrorQueueListing {
         var entries: [ErrorQueueEntry] = []
         let outcome = try await scan().run(limit: limit) { delivery in
@@ -109,7 +110,8 @@ public struct ErrorQueueAdmin: Sendable {
 
     /// The first message with `messageId`; nil when none of the messages in the queue has it. Throws
     /// `ErrorQueueScanIncomplete` when it could not look at all of them, or when the queue had other
-    /// consumers (which may hold it unacknowledged, out of sight).
+    /// consumers (which may hold it unacknowledged, out of sight); `ErrorQueueScanInterrupted` when it did
+    /// not find it and the connection was lost meanwhile.
     public func show(messageId: String) async throws -> ErrorQueueEntry? {
         try await find(messageId) { _ in .keep }
     }

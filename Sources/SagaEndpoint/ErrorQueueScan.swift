@@ -15,6 +15,10 @@ import Synchronization
 /// stop, or, as a fallback, when nothing arrived for `idle`: the count can be too high when another
 /// consumer took messages in between. It could also be too low for a moment, just after another pass
 /// handed its messages back, which is why a pass ends only once what it handed back is counted again.
+///
+/// The connection recovers by itself, and so do the consumers, but what the pass held on a lost channel
+/// went back to the queue and comes round again: such a pass throws `ErrorQueueScanInterrupted` unless
+/// the visitor stopped it (what it found then is still right).
 struct ErrorQueueScan {
     enum Disposition {
         /// The message goes back to the queue when the pass ends.
@@ -51,6 +55,13 @@ struct ErrorQueueScan {
         var isComplete: Bool { stopped || visited >= bound }
     }
 
+    /// One opening of a consumer channel: a channel number is used again after a recovery.
+    private struct Opening: Hashable {
+        var channel: UInt16
+        var epoch: UInt64
+        init(_ tag: DeliveryTag) { (channel, epoch) = (tag.channel, tag.channelEpoch) }
+    }
+
     let connection: AMQPConnection
     let queue: String
     /// The most messages one consumer holds unacknowledged.
@@ -65,7 +76,7 @@ struct ErrorQueueScan {
         let queued = state.messageCount
         var outcome = Outcome(queued: queued, otherConsumers: state.consumerCount, bound: min(max(limit, 0), queued),
                               visited: 0, stopped: false)
-        var lastKept: [UInt16: DeliveryTag] = [:]
+        var lastKept: [Opening: DeliveryTag] = [:]
         let activity = ActivityClock()
         do {
             while outcome.visited < outcome.bound, !outcome.stopped {
@@ -77,10 +88,15 @@ struct ErrorQueueScan {
                 if !filled, outcome.visited < outcome.bound, !outcome.stopped { break }
             }
         } catch {
-            try? await requeue(lastKept)
+            _ = try? await requeue(lastKept)
             throw error
         }
-        try await requeue(lastKept)
+        // Kept messages whose channel is gone went back to the queue during the pass, so it may have
+        // seen them twice and counted them against the bound instead of the last ones: a search would
+        // call a message absent that is there, a listing repeat some and leave others out.
+        if try await !requeue(lastKept), !outcome.stopped {
+            throw ErrorQueueScanInterrupted(queue: queue, visited: outcome.visited, queued: outcome.queued)
+        }
         if outcome.visited > 0 { await settle(until: outcome.queued - outcome.removed) }
         return outcome
     }
@@ -89,7 +105,7 @@ struct ErrorQueueScan {
     /// stops, or it went idle. The consumer is cancelled before returning, so nothing handed back later
     /// is delivered to it again.
     private func consumeWindow(prefetch: UInt16, activity: ActivityClock, outcome: inout Outcome,
-                               lastKept: inout [UInt16: DeliveryTag],
+                               lastKept: inout [Opening: DeliveryTag],
                                _ visit: (AMQPDelivery) async throws -> Step) async throws -> Bool {
         let consumer = try await connection.consume(queue: queue, prefetch: prefetch)
         let idle = idle
@@ -113,12 +129,12 @@ struct ErrorQueueScan {
                 } catch {
                     // Neither kept nor removed: hand it back with the kept ones instead of leaving it
                     // unacknowledged until the connection closes.
-                    lastKept[delivery.tag.channel] = delivery.tag
+                    lastKept[Opening(delivery.tag)] = delivery.tag
                     throw error
                 }
                 switch step.disposition {
                 case .keep:
-                    lastKept[delivery.tag.channel] = delivery.tag
+                    lastKept[Opening(delivery.tag)] = delivery.tag
                     held += 1
                 case .remove:
                     try await connection.ack(delivery.tag)
@@ -152,15 +168,19 @@ struct ErrorQueueScan {
     }
 
     /// Hands the kept messages back: one nack per consumer channel covers every unacknowledged delivery
-    /// up to its last kept tag, which are exactly the kept ones (the removed ones were acked).
-    private func requeue(_ lastKept: [UInt16: DeliveryTag]) async throws {
+    /// up to its last kept tag, which are exactly the kept ones (the removed ones were acked). False when
+    /// some were handed back already because their channel was lost.
+    private func requeue(_ lastKept: [Opening: DeliveryTag]) async throws -> Bool {
+        var all = true
         for tag in lastKept.values {
             do {
                 try await connection.nack(tag, multiple: true, requeue: true)
             } catch let error as AMQPError where error.code == .staleDelivery {
                 // The channel or connection they came on is gone: the broker has requeued them already.
+                all = false
             }
         }
+        return all
     }
 }
 

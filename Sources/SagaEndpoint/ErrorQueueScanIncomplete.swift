@@ -33,3 +33,21 @@ public struct ErrorQueueScanIncomplete: Error, Sendable, Equatable, CustomString
         return text
     }
 }
+
+/// A pass over an error queue (`list`, `replay --all`, or a search that did not find its message) that lost
+/// a channel it held messages on: the connection dropped and recovered, or the broker closed the channel.
+/// Those messages went back to the queue and came round again, so the pass may have seen some twice and
+/// others not at all. Nothing is lost (what it replayed was confirmed first); trying again is safe.
+public struct ErrorQueueScanInterrupted: Error, Sendable, Equatable, CustomStringConvertible {
+    public var queue: String
+    /// Messages looked at, some possibly twice.
+    public var visited: Int
+    /// Messages ready in the queue when the pass started.
+    public var queued: Int
+
+    public var description: String {
+        "the pass over the \(queued) message(s) \(queue) held was cut short after \(visited): the connection or a "
+            + "channel was lost and the messages the pass held went back to \(queue), so it may have seen some "
+            + "twice and missed others; nothing was lost: try again"
+    }
+}
