@@ -47,7 +47,12 @@ struct ErrorsCommand: AsyncParsableCommand {
         @OptionGroup var config: ConfigOptions
         @OptionGroup var logging: LoggingOptions
         @OptionGroup var target: QueueOptions
-        @Option(help: "At most this many messages.") var limit = 100
+        @Option(help: "At most this many messages (1 or more).") var limit = 100
+
+        // 0 or less listed nothing and exited 0: an empty error queue, as far as the operator could tell.
+        func validate() throws {
+            guard limit >= 1 else { throw ValidationError("--limit must be 1 or more (got \(limit))") }
+        }
 
         func run() async throws {
             try await ErrorsCommand.withAdmin(try brokerURL(), logging, target) { admin in
