@@ -180,7 +180,14 @@ enum CDecode {
         case kind(AMQP_FIELD_KIND_F64): return .double(field.value.f64)
         case kind(AMQP_FIELD_KIND_DECIMAL):
             return .decimal(scale: field.value.decimal.decimals, value: field.value.decimal.value)
-        case kind(AMQP_FIELD_KIND_UTF8): return .string(string(field.value.bytes))
+        case kind(AMQP_FIELD_KIND_UTF8):
+            // A long string is bytes on the wire, and producers put non-UTF-8 in it (the .NET client sends
+            // a byte[] as one): as text its invalid bytes would become U+FFFD, and an error-queue copy or
+            // a replay would republish other bytes. Such a value stays bytes.
+            let bytes = field.value.bytes
+            guard bytes.len > 0, let base = bytes.bytes else { return .string("") }
+            let buffer = UnsafeRawBufferPointer(start: base, count: bytes.len)
+            return String(validating: buffer, as: UTF8.self).map(FieldValue.string) ?? .bytes(Data(buffer))
         case kind(AMQP_FIELD_KIND_BYTES): return .bytes(data(field.value.bytes))
         case kind(AMQP_FIELD_KIND_TIMESTAMP): return .timestamp(field.value.u64)
         case kind(AMQP_FIELD_KIND_TABLE): return .table(table(field.value.table, depth: depth))

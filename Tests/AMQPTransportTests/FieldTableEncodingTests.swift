@@ -27,6 +27,21 @@ struct FieldTableEncodingTests {
         #expect(CDecode.table(arena.table(small)) == small)
     }
 
+    // A long string ('S') is bytes on the wire, and producers put non-UTF-8 in it (the .NET client sends
+    // every byte[] header as one). Decoded as text, the invalid bytes became U+FFFD: an error-queue copy,
+    // and a replay of it, republished other bytes than the endpoint had received.
+    @Test("a long string that is not UTF-8 keeps its bytes through decoding and encoding again")
+    func longStringThatIsNotUTF8() {
+        let arena = CArena()
+        let raw = Data([0x41, 0xFF, 0xFE, 0x00, 0xC3])
+        var field = arena.fieldValue(.bytes(raw))
+        field.kind = UInt8(truncatingIfNeeded: AMQP_FIELD_KIND_UTF8.rawValue)
+        let decoded = CDecode.value(field)
+        #expect(CDecode.data(arena.fieldValue(decoded).value.bytes) == raw)
+        #expect(decoded.stringValue == nil, "\(decoded)")
+        #expect(CDecode.value(arena.fieldValue(.string("é-ok"))) == .string("é-ok"))
+    }
+
     @Test("basic properties survive encoding and decoding")
     func properties() {
         let arena = CArena()
