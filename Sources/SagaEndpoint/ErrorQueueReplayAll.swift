@@ -4,6 +4,9 @@ public struct ErrorQueueReplayAllOutcome: Sendable {
     public var replayed: Int
     /// Messages that could not be replayed, in queue order; they stay in the error queue.
     public var skipped: [ErrorQueueReplayFailure]
+    /// Consumers the queue had when the run started. Messages they hold unacknowledged were neither
+    /// counted nor delivered to the run: they were not replayed, and come back to the queue later.
+    public var otherConsumers = 0
 }
 
 extension ErrorQueueAdmin {
@@ -18,7 +21,7 @@ extension ErrorQueueAdmin {
     public func replayAll(onSkip: (ErrorQueueReplayFailure) -> Void = { _ in }) async throws -> ErrorQueueReplayAllOutcome {
         var replayedIds = Set<String>()
         var outcome = ErrorQueueReplayAllOutcome(replayed: 0, skipped: [])
-        _ = try await scan().run { delivery in
+        let pass = try await scan().run { delivery in
             let id = delivery.properties.messageId ?? ""
             // A message without id cannot be told from another; the bound alone keeps the run finite.
             if !id.isEmpty, replayedIds.contains(id) { return .keep }
@@ -33,6 +36,7 @@ extension ErrorQueueAdmin {
             outcome.replayed += 1
             return .remove
         }
+        outcome.otherConsumers = pass.otherConsumers
         return outcome
     }
 }

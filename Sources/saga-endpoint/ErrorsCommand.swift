@@ -115,6 +115,14 @@ struct ErrorsCommand: AsyncParsableCommand {
                     let skipped = outcome.skipped.count
                     print("replayed \(outcome.replayed) message(s) from \(target.queue), skipped \(skipped) that "
                         + "cannot be replayed\(skipped > 0 ? " (named on stderr)" : ""); \(try await admin.count()) in it now")
+                    // As `list`: the count above leaves out what other consumers hold, which this run never
+                    // saw; the operator would take the queue for done.
+                    if outcome.otherConsumers > 0 {
+                        let consumers = outcome.otherConsumers == 1 ? "1 other consumer was"
+                            : "\(outcome.otherConsumers) other consumers were"
+                        printError("note: \(consumers) attached to \(target.queue) when the replay started; messages "
+                            + "they hold unacknowledged were not replayed (stop them and replay again)")
+                    }
                     if !outcome.skipped.isEmpty { throw ExitCode(2) }
                 } else if let messageId {
                     guard try await admin.replay(messageId: messageId) else {

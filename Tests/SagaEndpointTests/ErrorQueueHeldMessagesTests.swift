@@ -52,6 +52,23 @@ struct ErrorQueueHeldMessagesTests {
         await harness.tearDown()
     }
 
+    // Before: "replayed 1 message(s) …; 0 in it now", exit 0, and not a word about the three held ones,
+    // which come back to the error queue once their consumer lets go.
+    @Test("replay --all says on stderr that other consumers hold messages it did not replay")
+    func replayAllNamesTheHolders() async throws {
+        let harness = try await EndpointHarness.make()
+        let holder = try await holdThree(harness)
+
+        let run = try await harness.errorsCommand(["replay", "--all"])
+
+        #expect(run.status == 0, "\(run)")
+        #expect(run.output.contains("replayed 1 message(s)"), "\(run)")
+        #expect(run.errorOutput.contains("1 other consumer"), "\(run)")
+        #expect(run.errorOutput.contains("not replayed"), "\(run)")
+        try await holder.cancel()
+        await harness.tearDown()
+    }
+
     @Test("the library: show throws ErrorQueueScanIncomplete with the consumer count; browse counts them")
     func libraryReportsTheHolders() async throws {
         let harness = try await EndpointHarness.make()
