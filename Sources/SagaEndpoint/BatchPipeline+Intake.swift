@@ -24,10 +24,20 @@ extension BatchPipeline {
     func divertPoisonMessages(_ entries: inout [Entry], now: Date) async {
         var counted: [Int] = []
         var countedDue: [Int] = []
+        var replayed: [String] = []
         for index in entries.indices where entries[index].item != nil {
             switch entries[index].source {
             case .delivery(let delivery):
-                guard delivery.redelivered else { continue }
+                guard delivery.redelivered else {
+                    // Replayed from an error queue: its count starts afresh. A poison message's count
+                    // outlives its error copy (until housekeeping), so the replay's first redelivery (an
+                    // immediate retry, a requeued batch) sent it straight back as a poison message.
+                    if delivery.properties.headers?[MessageTranslation.replaysHeader] != nil,
+                       let messageId = delivery.properties.messageId, !messageId.isEmpty {
+                        replayed.append(messageId)
+                    }
+                    continue
+                }
                 entries[index].item?.wasRedelivered = true
                 if let brokerCount = delivery.properties.headers?["x-delivery-count"]?.intValue {
                     entries[index].deliveries = brokerCount + 1
@@ -44,6 +54,7 @@ extension BatchPipeline {
                 countedDue.append(index)
             }
         }
+        for messageId in replayed { await store.clearDeliveries(messageId) }
         for (indices, first) in [(counted, 2), (countedDue, 1)] where !indices.isEmpty {
             let counts = await store.countDeliveries(indices.map { entries[$0].incoming!.messageId }, now: now,
                                                      first: first)
