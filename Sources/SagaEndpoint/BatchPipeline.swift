@@ -51,7 +51,8 @@ struct BatchPipeline: Sendable {
         var transient = false
         /// How often the message was delivered, when it came redelivered.
         var deliveries: Int?
-        /// Diverted as a poison message: its delivery count is forgotten once the error copy is confirmed.
+        /// Diverted as a poison message (counted as error-queued once its copy is confirmed). Its delivery
+        /// count stays in the store until housekeeping purges it; a replay of the copy starts it afresh.
         var poison = false
         /// What to do with the delivery once publishes are settled. For a due row, `.requeue` means: it
         /// stays due and is tried again at the next poll.
