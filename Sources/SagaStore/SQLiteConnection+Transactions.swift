@@ -21,6 +21,20 @@ extension SQLiteConnection {
         }
         // Through `run`, so these tiny statements are prepared once and cached.
         try run(immediate ? "BEGIN IMMEDIATE" : "BEGIN DEFERRED")
+        if immediate, databaseFileHasMoved {
+            // In rollback-journal mode SQLite refuses such a write itself (SQLITE_READONLY_DBMOVED); in WAL
+            // mode it does not look, and the commit would go to a file nobody else can open any more (a
+            // backup restored over it, the file deleted): gone with the process, after the caller acted on
+            // it (an endpoint acks the message). Checked under the write lock, once per write transaction.
+            rollbackTransaction()
+            var error = SQLiteError(
+                resultCode: SQLiteError.readOnlyDatabaseMoved,
+                message: "the database file was moved, replaced or deleted since it was opened; nothing is "
+                    + "written to it any more: restart the process to open the file now at this path",
+                sql: nil)
+            error.path = path
+            throw error
+        }
         inTransactionBody = true
         transactionLostTo = nil
         let result: T
@@ -78,6 +92,16 @@ extension SQLiteConnection {
         try run("PRAGMA synchronous = \(level.rawValue)")
         defer { _ = try? run("PRAGMA synchronous = \(options.synchronous.rawValue)") }
         return try body()
+    }
+
+    /// True when the file at `path` is no longer the database file this connection has open: it was
+    /// renamed, deleted, or another file was put in its place (SQLite's `SQLITE_FCNTL_HAS_MOVED`, a stat of
+    /// the path). False for an in-memory database.
+    public var databaseFileHasMoved: Bool {
+        guard let db else { return false }
+        var moved: Int32 = 0
+        guard sqlite3_file_control(db, "main", SQLITE_FCNTL_HAS_MOVED, &moved) == SQLITE_OK else { return false }
+        return moved != 0
     }
 
     /// Best effort: the original error matters more than a rollback failure, which is only logged.

@@ -108,6 +108,8 @@ public struct SQLiteError: Error, Sendable, CustomStringConvertible {
     // The C macros are `(SQLITE_CONSTRAINT | (n<<8))`, which Swift does not import reliably.
     static let constraintPrimaryKey: Int32 = SQLITE_CONSTRAINT | (6 << 8)
     static let constraintUnique: Int32 = SQLITE_CONSTRAINT | (8 << 8)
+    /// `SQLITE_READONLY_DBMOVED`: the database file was renamed, deleted or replaced while open.
+    public static let readOnlyDatabaseMoved: Int32 = SQLITE_READONLY | (4 << 8)
 
     public var description: String {
         var text = "SQLiteError(\(code), resultCode: \(resultCode)): \(message)"

@@ -1,0 +1,49 @@
+import BrokerTestSupport
+import Foundation
+import MetricsTestKit
+import SagaEndpoint
+import SagaStore
+import Sagas
+import TestSagaSupport
+import Testing
+
+/// The database file replaced (a backup restored over it) or deleted while the endpoint runs.
+@Suite("Database file replaced while running", .timeLimit(.minutes(3)))
+struct DatabaseReplacedTests {
+    // Failed before: in WAL mode SQLite does not notice that its file was replaced, so the endpoint went
+    // on committing into the old, unlinked file and acked the message; its effects were gone for good
+    // with the process (nobody else can open that file).
+    @Test("a message is not acked into a database file that was replaced: it waits, and the error is logged")
+    func replacedFileIsNotWrittenTo() async throws {
+        let harness = try await EndpointHarness.make()
+        let capture = LogCapture()
+        let metrics = TestMetrics()
+        var registry = HandlerRegistry()
+        registry.register(CounterSaga.self)
+        let endpoint = harness.makeEndpoint(registry, queues: ["counters"], database: "replaced", metrics: metrics,
+                                            logger: capture.logger(label: "replaced"))
+        let running = Task { try await endpoint.run() }
+        try await harness.send(CounterSaga.Increment(counterId: "c-1"), to: "counters", messageId: "first")
+        try await capture.waitUntil(timeout: .seconds(20), message: "the first message is processed") {
+            try await harness.depth("counters") == 0 && (try? metrics.expectCounter("saga_messages_processed_total"))?.totalValue == 1
+        }
+
+        // A copy of the file (as a restored backup would be) renamed over it.
+        let path = harness.databasePath("replaced")
+        let copy = harness.directory.appendingPathComponent("copy.sqlite").path
+        try await harness.withStore("replaced") { store in try store.connection.execute("VACUUM INTO '\(copy)'") }
+        #expect(rename(copy, path) == 0)
+
+        try await harness.send(CounterSaga.Increment(counterId: "c-1"), to: "counters", messageId: "second")
+        try? await waitUntil(timeout: .seconds(20)) { capture.tail().contains("was moved, replaced or deleted") }
+        #expect(capture.tail().contains("was moved, replaced or deleted"), "no error logged: \(capture.tail(20))")
+        #expect(try metrics.expectCounter("saga_messages_processed_total").totalValue == 1,
+                "nothing was processed into the replaced file")
+        await harness.stop(running)
+        // Not acked: back in its queue once the endpoint's connection closed.
+        try? await waitUntil(timeout: .seconds(10)) { try await harness.depth("counters") == 1 }
+        #expect(try await harness.depth("counters") == 1, "the second message was acked: \(capture.tail(20))")
+        #expect(try await harness.depth("counters.error") == 0)
+        await harness.tearDown()
+    }
+}
