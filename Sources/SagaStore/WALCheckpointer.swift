@@ -74,6 +74,9 @@ public final class WALCheckpointer: Sendable {
     deinit { stop() }
 
     private static func run(_ connection: SQLiteConnection, trigger: Trigger, logger: Logger) {
+        // Since the last checkpoint that worked, one failed for another reason than BUSY (a full disk, an
+        // I/O error): the WAL is not copied and grows meanwhile. Logged once, not at every commit's wake-up.
+        var failing = false
         while true {
             trigger.wake.wait()
             if trigger.stopped.load(ordering: .acquiring) { return }
@@ -81,10 +84,21 @@ public final class WALCheckpointer: Sendable {
             do {
                 _ = try connection.checkpointPassive()
                 trigger.completed.add(1, ordering: .relaxed)
-            } catch {
-                // BUSY: another connection (a second process) is checkpointing; the next commit asks again.
+                if failing {
+                    failing = false
+                    logger.info("background WAL checkpoint works again", metadata: ["path": "\(connection.path)"])
+                }
+            } catch where error.code == .busy {
+                // Another connection (a second process) is checkpointing; the next commit asks again.
                 logger.debug("background WAL checkpoint failed", metadata: [
                     "path": "\(connection.path)", "error": "\(error)"])
+            } catch {
+                // The next commit past the threshold asks again; until one works the WAL keeps growing
+                // (commits checkpoint themselves at the backstop, which fails the same way).
+                logger.log(level: failing ? .debug : .warning,
+                           "background WAL checkpoint failed; the WAL grows until a checkpoint works", metadata: [
+                    "path": "\(connection.path)", "error": "\(error)"])
+                failing = true
             }
         }
     }

@@ -1,4 +1,6 @@
 import Foundation
+import Logging
+import Synchronization
 import Testing
 @testable import SagaStore
 
@@ -73,4 +75,91 @@ struct WALCheckpointerTests {
         }
         #expect(error?.path == path)
     }
+}
+
+/// A failing background checkpoint on a full disk: it is logged at the level an operator sees, once, and
+/// the WAL is copied once space returns.
+@Suite("Background checkpoints on a full disk", .timeLimit(.minutes(2)))
+struct WALCheckpointerDiskFullTests {
+    // Failed before: the checkpointer logged its failures at debug level (meant for BUSY, another process
+    // checkpointing), so with the default level a checkpoint that failed for good left no trace while the
+    // WAL grew.
+    @Test("a checkpoint that fails on a full disk is logged as a warning once, and works again when space returns")
+    func fullDiskIsLogged() async throws {
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("ckpt-full-\(UUID().uuidString)").path
+        try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: folder) }
+        let mounted = try runTool("/bin/mount", ["-t", "tmpfs", "-o", "size=2m", "tmpfs", folder])
+        try #require(mounted == 0, "mounting a tmpfs needs root; this test cannot run without it")
+        defer { _ = try? runTool("/bin/umount", ["-l", folder]) }
+
+        let path = folder + "/store.sqlite"
+        let writer = try SQLiteConnection(path: path, options: .init(walAutocheckpointPages: 0))
+        try writer.execute("CREATE TABLE t (id INTEGER PRIMARY KEY, payload BLOB)")
+        _ = try writer.checkpointPassive()
+        // 100 pages in the WAL that the database file does not have room for yet.
+        for index in 0..<100 {
+            try writer.run("INSERT INTO t (id, payload) VALUES (?, zeroblob(4000))", [.integer(Int64(index))])
+        }
+        let lines = CapturedLines()
+        var logger = Logger(label: "test") { _ in CapturingHandler(lines: lines) }
+        logger.logLevel = .info
+        let checkpointer = try WALCheckpointer(path: path, synchronous: .full, logger: logger)
+        defer { checkpointer.stop() }
+
+        let filler = folder + "/filler"
+        _ = FileManager.default.createFile(atPath: filler, contents: nil)
+        let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: filler))
+        while (try? handle.write(contentsOf: Data(count: 4096))) != nil {}
+        try? handle.close()
+
+        for _ in 0..<3 {
+            checkpointer.trigger.request()
+            try await Task.sleep(for: .milliseconds(200))
+        }
+        #expect(checkpointer.checkpointsRun == 0, "the checkpoint cannot have succeeded on a full disk")
+        let warnings = lines.all.filter { $0.contains("background WAL checkpoint failed") }
+        #expect(warnings.count == 1, "logged: \(lines.all)")
+        #expect(warnings.first?.hasPrefix("warning") == true, "logged: \(lines.all)")
+
+        try FileManager.default.removeItem(atPath: filler)
+        checkpointer.trigger.request()
+        let deadline = ContinuousClock.now + .seconds(10)
+        while checkpointer.checkpointsRun == 0, ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(20)) }
+        #expect(checkpointer.checkpointsRun == 1)
+        #expect(lines.all.contains { $0.contains("background WAL checkpoint works again") }, "logged: \(lines.all)")
+        let wal = try writer.checkpointPassive()
+        #expect(wal.checkpointed == wal.walFrames, "everything in the WAL is in the database file")
+        writer.close()
+    }
+}
+
+private final class CapturedLines: Sendable {
+    private let lines = Mutex<[String]>([])
+    func append(_ line: String) { lines.withLock { $0.append(line) } }
+    var all: [String] { lines.withLock { $0 } }
+}
+
+private struct CapturingHandler: LogHandler {
+    let lines: CapturedLines
+    var metadata: Logger.Metadata = [:]
+    var logLevel: Logger.Level = .trace
+
+    subscript(metadataKey key: String) -> Logger.Metadata.Value? {
+        get { metadata[key] }
+        set { metadata[key] = newValue }
+    }
+
+    func log(event: LogEvent) {
+        lines.append("\(event.level) \(event.message) \(event.metadata ?? [:])")
+    }
+}
+
+private func runTool(_ executable: String, _ arguments: [String]) throws -> Int32 {
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: executable)
+    process.arguments = arguments
+    try process.run()
+    process.waitUntilExit()
+    return process.terminationStatus
 }
