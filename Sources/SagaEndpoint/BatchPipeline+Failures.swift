@@ -17,7 +17,7 @@ extension BatchPipeline {
             // (after the batch's backoff), without counting it as a failure.
             metrics.retried.increment()
             if Self.isStorageUnavailable(error) {
-                logger.error("database cannot be written (disk full, I/O error, or its file moved); message requeued, will retry",
+                logger.error("database cannot be written (disk full, I/O error, corrupt, or its file moved); message requeued, will retry",
                              metadata: metadata.merging(["error": "\(error)"]) { $1 })
             } else {
                 logger.info("transient failure; message will be retried", metadata: metadata.merging(["error": "\(error)"]) { $1 })
@@ -150,12 +150,14 @@ extension BatchPipeline {
         return false
     }
 
-    /// A full disk, an I/O error, or a database file that was replaced or deleted while open (which takes
-    /// a restart): nothing is wrong with the message, the database cannot be written now. Counted as a
-    /// handler failure, the message would go to the error queue after its retries.
+    /// A full disk, an I/O error, a corrupt database, or a database file that was replaced or deleted while
+    /// open (the last two take an operator, and a restart): nothing is wrong with the message, the
+    /// database cannot be written now. Counted as a handler failure, every message would go to the error
+    /// queue after its retries, to be replayed once the database is repaired.
     static func isStorageUnavailable(_ error: any Error) -> Bool {
         guard let error = error as? SQLiteError else { return false }
-        return error.code == .full || error.code == .ioError || error.resultCode == SQLiteError.readOnlyDatabaseMoved
+        return error.code == .full || error.code == .ioError || error.code == .corrupt || error.code == .notADatabase
+            || error.resultCode == SQLiteError.readOnlyDatabaseMoved
     }
 
     /// The `x-error-type` of errors that no retry can fix (the message is malformed, has no handler or
