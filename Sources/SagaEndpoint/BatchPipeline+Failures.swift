@@ -24,6 +24,7 @@ extension BatchPipeline {
             }
             entry.settle = .requeue
             entry.transient = true
+            transientRequeues.insert(incoming.messageId)
             return
         }
         metrics.failed.increment()

@@ -41,7 +41,9 @@ extension BatchPipeline {
                 entries[index].item?.wasRedelivered = true
                 if let brokerCount = delivery.properties.headers?["x-delivery-count"]?.intValue {
                     entries[index].deliveries = brokerCount + 1
-                } else {
+                } else if !transientRequeues.remove(entries[index].incoming!.messageId) {
+                    // Not when this process requeued it for a transient reason: that is not a delivery
+                    // that may have crashed it (`TransientRequeues`).
                     counted.append(index)
                 }
             case .due(let row):
@@ -51,6 +53,8 @@ extension BatchPipeline {
                 // endpoint ran, and a count of 2 would make each of them a suspect, processed alone.
                 guard mayHaveBeenTried(row) else { continue }
                 entries[index].item?.wasRedelivered = true
+                // A due row that failed for a transient reason simply stays due: not a crash either.
+                if transientRequeues.remove(entries[index].incoming!.messageId) { continue }
                 countedDue.append(index)
             }
         }

@@ -28,6 +28,9 @@ struct BatchPipeline: Sendable {
     /// Grows while batches fail for transient reasons (a full disk, a locked database), so requeued
     /// deliveries do not come straight back in a hot loop.
     let backoff = TransientBackoff()
+    /// Messages requeued for a transient reason, whose next delivery is not a delivery that may have
+    /// crashed the process (see `divertPoisonMessages`).
+    let transientRequeues = TransientRequeues()
     /// Holds deliveries whose outgoing messages were not confirmed for a while before handing them back.
     let unconfirmedRedelivery = UnconfirmedRedelivery()
     /// Keeps the warnings about unconfirmed publishes to one a second per destination and outcome.
@@ -371,6 +374,27 @@ extension Duration {
     var timeInterval: TimeInterval {
         Double(components.seconds) + Double(components.attoseconds) / 1e18
     }
+}
+
+/// Ids of messages this process requeued for a transient reason (a busy, full or corrupt database, a version
+/// conflict). Their redelivery count was committed before they were processed, and the transient failure
+/// rolled back only the processing: counted, every such requeue made the message look like one that keeps
+/// crashing the process, and after `maxDeliveries` of them it went to the error queue as a PoisonMessage.
+/// In memory: a process that dies while handling the redelivery counts it at the next start.
+final class TransientRequeues: Sendable {
+    private let ids = Mutex<Set<String>>([])
+
+    func insert(_ id: String) {
+        ids.withLock { ids in
+            // Ids of messages that never came back (another consumer took them) must not pile up; losing
+            // the rest only counts their next delivery, as before.
+            if ids.count >= 100_000 { ids.removeAll() }
+            ids.insert(id)
+        }
+    }
+
+    /// Whether `id` was requeued for a transient reason, forgetting it.
+    func remove(_ id: String) -> Bool { ids.withLock { $0.remove(id) != nil } }
 }
 
 /// Exponential backoff (50 ms doubling to 5 s) for batches that fail for transient reasons.

@@ -16,20 +16,7 @@ struct CorruptDatabaseTests {
     @Test("a corrupt database holds messages back (requeued, an error logged) instead of error-queueing them")
     func corruptDatabaseRequeues() async throws {
         let harness = try await EndpointHarness.make()
-        let path = harness.databasePath("corrupt")
-        // A store with the current schema whose inbox table's root page is garbage: the header and the
-        // schema read fine, the first message's inbox row does not.
-        let inboxPage = try await runOnThread {
-            let store = try SagaStore(path: path)
-            defer { store.close() }
-            let page = try store.connection.query("SELECT rootpage FROM sqlite_master WHERE name = 'inbox'").first?[0].integerValue
-            let pageSize = try store.connection.query("PRAGMA page_size").first?[0].integerValue
-            return (try #require(page), try #require(pageSize))
-        }
-        let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: path))
-        try handle.seek(toOffset: UInt64((inboxPage.0 - 1) * inboxPage.1))
-        try handle.write(contentsOf: Data(repeating: 0xA5, count: Int(inboxPage.1)))
-        try handle.close()
+        try await Self.corruptInbox(harness.databasePath("corrupt"))
 
         let capture = LogCapture()
         let metrics = TestMetrics()
@@ -55,5 +42,47 @@ struct CorruptDatabaseTests {
         try? await waitUntil(timeout: .seconds(10)) { try await harness.depth("counters") == 1 }
         #expect(try await harness.depth("counters") == 1, "the message is back in its queue")
         await harness.tearDown()
+    }
+
+    // Failed before: the delivery count of a redelivered message is committed before it is processed (so
+    // that a crash counts), and a transient failure rolled back only the processing. Every requeue for a
+    // busy, full or corrupt database (or a version conflict) counted as a delivery, so a message that met
+    // `maxDeliveries` (10) of them went to the error queue as a PoisonMessage.
+    @Test("transient requeues do not count toward the poison limit")
+    func transientRequeuesAreNotPoison() async throws {
+        let harness = try await EndpointHarness.make()
+        try await Self.corruptInbox(harness.databasePath("requeued"))
+        let capture = LogCapture()
+        let metrics = TestMetrics()
+        var registry = HandlerRegistry()
+        registry.register(CounterSaga.self)
+        let endpoint = harness.makeEndpoint(registry, queues: ["counters"], database: "requeued", metrics: metrics,
+                                            logger: capture.logger(label: "requeued")) { $0.maxDeliveries = 2 }
+        let running = Task { try await endpoint.run() }
+        try await harness.send(CounterSaga.Increment(counterId: "c-1"), to: "counters", messageId: "only")
+        try? await waitUntil(timeout: .seconds(15)) {
+            let errorQueued = try await harness.depth("counters.error")
+            return errorQueued > 0 || ((try? metrics.expectCounter("saga_messages_retried_total"))?.totalValue ?? 0) >= 6
+        }
+        #expect(try await harness.depth("counters.error") == 0, "moved to the error queue: \(capture.tail(20))")
+        #expect(((try? metrics.expectCounter("saga_messages_rejected_total"))?.totalValue ?? 0) == 0)
+        await harness.stop(running)
+        await harness.tearDown()
+    }
+
+    /// Creates a store with the current schema at `path` whose inbox table's root page is garbage: the
+    /// header and the schema read fine, a message's inbox row does not; the other tables are intact.
+    static func corruptInbox(_ path: String) async throws {
+        let inboxPage = try await runOnThread {
+            let store = try SagaStore(path: path)
+            defer { store.close() }
+            let page = try store.connection.query("SELECT rootpage FROM sqlite_master WHERE name = 'inbox'").first?[0].integerValue
+            let pageSize = try store.connection.query("PRAGMA page_size").first?[0].integerValue
+            return (try #require(page), try #require(pageSize))
+        }
+        let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: path))
+        try handle.seek(toOffset: UInt64((inboxPage.0 - 1) * inboxPage.1))
+        try handle.write(contentsOf: Data(repeating: 0xA5, count: Int(inboxPage.1)))
+        try handle.close()
     }
 }
