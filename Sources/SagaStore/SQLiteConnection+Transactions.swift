@@ -1,5 +1,8 @@
 import CSQLite
 import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
 
 extension SQLiteConnection {
     /// Runs `body` inside `BEGIN [IMMEDIATE] … COMMIT`, rolling back if it throws.
@@ -21,16 +24,17 @@ extension SQLiteConnection {
         }
         // Through `run`, so these tiny statements are prepared once and cached.
         try run(immediate ? "BEGIN IMMEDIATE" : "BEGIN DEFERRED")
-        if immediate, databaseFileHasMoved {
+        if immediate, let moved = movedDatabaseFile() {
             // In rollback-journal mode SQLite refuses such a write itself (SQLITE_READONLY_DBMOVED); in WAL
             // mode it does not look, and the commit would go to a file nobody else can open any more (a
-            // backup restored over it, the file deleted): gone with the process, after the caller acted on
-            // it (an endpoint acks the message). Checked under the write lock, once per write transaction.
+            // backup restored over it, the file or its -wal deleted): gone with the process, after the
+            // caller acted on it (an endpoint acks the message). Checked under the write lock, once per
+            // write transaction.
             rollbackTransaction()
             var error = SQLiteError(
                 resultCode: SQLiteError.readOnlyDatabaseMoved,
-                message: "the database file was moved, replaced or deleted since it was opened; nothing is "
-                    + "written to it any more: restart the process to open the file now at this path",
+                message: "\(moved) was moved, replaced or deleted since the database was opened; nothing is "
+                    + "written to it any more: restart the process to open the files now at this path",
                 sql: nil)
             error.path = path
             throw error
@@ -102,6 +106,29 @@ extension SQLiteConnection {
         var moved: Int32 = 0
         guard sqlite3_file_control(db, "main", SQLITE_FCNTL_HAS_MOVED, &moved) == SQLITE_OK else { return false }
         return moved != 0
+    }
+
+    /// The file of this connection's database (the database, its `-wal` or its `-shm`) that is no longer
+    /// the one it has open, if any. SQLite never deletes or replaces the `-wal` and `-shm` files while a
+    /// connection to the database is open, so their identity (device and inode) when this connection
+    /// first wrote must stay; checked only in WAL mode, where they exist from the first transaction on.
+    func movedDatabaseFile() -> String? {
+        if databaseFileHasMoved { return path }
+        guard isWAL else { return nil }
+        var identities: [FileIdentity] = []
+        for suffix in ["-wal", "-shm"] {
+            var info = stat()
+            guard stat(path + suffix, &info) == 0 else { return path + suffix }
+            identities.append(FileIdentity(device: UInt64(info.st_dev), inode: UInt64(info.st_ino)))
+        }
+        guard let first = walFiles else {
+            walFiles = identities
+            return nil
+        }
+        for (index, suffix) in ["-wal", "-shm"].enumerated() where first[index] != identities[index] {
+            return path + suffix
+        }
+        return nil
     }
 
     /// Best effort: the original error matters more than a rollback failure, which is only logged.

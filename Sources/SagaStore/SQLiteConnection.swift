@@ -65,6 +65,10 @@ public final class SQLiteConnection {
     private(set) var db: OpaquePointer?
     /// What the WAL hook calls after each commit (`checkpointInBackground`); kept alive while registered.
     var walHook: WALHook?
+    /// The database is in WAL mode (a file database whose switch worked).
+    private(set) var isWAL = false
+    /// The `-wal` and `-shm` files' identities at the first write transaction (`movedDatabaseFile`).
+    var walFiles: [FileIdentity]?
     private var cache: SQLiteStatementCache
     /// True while `transaction`'s body runs. SQLite may roll a whole transaction back on its own after
     /// some errors (disk full, I/O error, out of memory); a caller that goes on after such an error (a
@@ -109,6 +113,7 @@ public final class SQLiteConnection {
             // WAL: readers never block the writer and vice versa, and commits append instead of
             // rewriting pages. The mode is persistent in the file, but setting it again is cheap.
             let mode = try switchToWAL()
+            isWAL = mode == "wal"
             if mode != "wal" && path != ":memory:" && !path.isEmpty {
                 logger.warning(
                     "SQLite did not switch to WAL journal mode",
@@ -280,4 +285,10 @@ public final class SQLiteConnection {
         guard !millis.overflow else { return seconds < 0 ? 0 : .max }
         return Int32(clamping: max(0, millis.partialValue + attoseconds / 1_000_000_000_000_000))
     }
+}
+
+/// A file's device and inode: what tells whether a path still names the file that was opened.
+struct FileIdentity: Equatable {
+    var device: UInt64
+    var inode: UInt64
 }

@@ -46,4 +46,37 @@ struct DatabaseReplacedTests {
         #expect(try await harness.depth("counters.error") == 0)
         await harness.tearDown()
     }
+
+    // Failed before: the endpoint went on committing into the write-ahead log it had open, unlinked, and
+    // acked the messages; until a checkpoint (every 40 MiB) those commits were nowhere else, so a crash
+    // lost them (a database that had never reached a checkpoint lost even its tables).
+    @Test("a message is not acked after the -wal and -shm files were deleted: it waits, and the error is logged")
+    func deletedWriteAheadLogIsNotWrittenTo() async throws {
+        let harness = try await EndpointHarness.make()
+        let capture = LogCapture()
+        let metrics = TestMetrics()
+        var registry = HandlerRegistry()
+        registry.register(CounterSaga.self)
+        let endpoint = harness.makeEndpoint(registry, queues: ["counters"], database: "wal-deleted", metrics: metrics,
+                                            logger: capture.logger(label: "wal-deleted"))
+        let running = Task { try await endpoint.run() }
+        try await harness.send(CounterSaga.Increment(counterId: "c-1"), to: "counters", messageId: "first")
+        try await capture.waitUntil(timeout: .seconds(20), message: "the first message is processed") {
+            try await harness.depth("counters") == 0 && (try? metrics.expectCounter("saga_messages_processed_total"))?.totalValue == 1
+        }
+
+        let path = harness.databasePath("wal-deleted")
+        #expect(unlink(path + "-wal") == 0)
+        #expect(unlink(path + "-shm") == 0)
+
+        try await harness.send(CounterSaga.Increment(counterId: "c-1"), to: "counters", messageId: "second")
+        try? await waitUntil(timeout: .seconds(20)) { capture.tail().contains("was moved, replaced or deleted") }
+        #expect(capture.tail().contains("was moved, replaced or deleted"), "no error logged: \(capture.tail(20))")
+        #expect(try metrics.expectCounter("saga_messages_processed_total").totalValue == 1,
+                "nothing was processed into the deleted log")
+        await harness.stop(running)
+        try? await waitUntil(timeout: .seconds(10)) { try await harness.depth("counters") == 1 }
+        #expect(try await harness.depth("counters") == 1, "the second message was acked: \(capture.tail(20))")
+        await harness.tearDown()
+    }
 }
