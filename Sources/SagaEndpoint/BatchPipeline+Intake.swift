@@ -39,11 +39,12 @@ extension BatchPipeline {
                     continue
                 }
                 entries[index].item?.wasRedelivered = true
+                // A requeue for a transient reason is not a delivery that may have crashed the process
+                // (`TransientRequeues`): not counted, nor taken from the broker's count.
+                let messageId = entries[index].incoming!.messageId
                 if let brokerCount = delivery.properties.headers?["x-delivery-count"]?.intValue {
-                    entries[index].deliveries = brokerCount + 1
-                } else if !transientRequeues.remove(entries[index].incoming!.messageId) {
-                    // Not when this process requeued it for a transient reason: that is not a delivery
-                    // that may have crashed it (`TransientRequeues`).
+                    entries[index].deliveries = brokerCount + 1 - transientRequeues.count(messageId)
+                } else if !transientRequeues.take(messageId) {
                     counted.append(index)
                 }
             case .due(let row):
@@ -54,7 +55,7 @@ extension BatchPipeline {
                 guard mayHaveBeenTried(row) else { continue }
                 entries[index].item?.wasRedelivered = true
                 // A due row that failed for a transient reason simply stays due: not a crash either.
-                if transientRequeues.remove(entries[index].incoming!.messageId) { continue }
+                if transientRequeues.take(entries[index].incoming!.messageId) { continue }
                 countedDue.append(index)
             }
         }

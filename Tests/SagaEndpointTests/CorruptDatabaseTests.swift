@@ -1,3 +1,4 @@
+import AMQPTransport
 import BrokerTestSupport
 import Foundation
 import MetricsTestKit
@@ -65,6 +66,32 @@ struct CorruptDatabaseTests {
             return errorQueued > 0 || ((try? metrics.expectCounter("saga_messages_retried_total"))?.totalValue ?? 0) >= 6
         }
         #expect(try await harness.depth("counters.error") == 0, "moved to the error queue: \(capture.tail(20))")
+        #expect(((try? metrics.expectCounter("saga_messages_rejected_total"))?.totalValue ?? 0) == 0)
+        await harness.stop(running)
+        await harness.tearDown()
+    }
+
+    // Failed before: a quorum queue counts deliveries itself (`x-delivery-count`), requeues included, so
+    // there too every transient requeue counted toward the poison limit.
+    @Test("transient requeues from a quorum queue do not count toward the poison limit")
+    func transientRequeuesFromAQuorumQueueAreNotPoison() async throws {
+        let harness = try await EndpointHarness.make()
+        try await harness.connection.declareQueue(.quorum("quorum-counters"))
+        try await harness.connection.declareQueue(QueueDeclaration(name: "quorum-counters.error"))
+        try await Self.corruptInbox(harness.databasePath("quorum"))
+        let capture = LogCapture()
+        let metrics = TestMetrics()
+        var registry = HandlerRegistry()
+        registry.register(CounterSaga.self)
+        let endpoint = harness.makeEndpoint(registry, queues: ["quorum-counters"], database: "quorum", metrics: metrics,
+                                            logger: capture.logger(label: "quorum")) { $0.maxDeliveries = 2 }
+        let running = Task { try await endpoint.run() }
+        try await harness.send(CounterSaga.Increment(counterId: "c-1"), to: "quorum-counters", messageId: "only")
+        try? await waitUntil(timeout: .seconds(15)) {
+            let errorQueued = try await harness.depth("quorum-counters.error")
+            return errorQueued > 0 || ((try? metrics.expectCounter("saga_messages_retried_total"))?.totalValue ?? 0) >= 6
+        }
+        #expect(try await harness.depth("quorum-counters.error") == 0, "moved to the error queue: \(capture.tail(20))")
         #expect(((try? metrics.expectCounter("saga_messages_rejected_total"))?.totalValue ?? 0) == 0)
         await harness.stop(running)
         await harness.tearDown()
