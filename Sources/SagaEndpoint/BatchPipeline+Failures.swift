@@ -38,7 +38,24 @@ extension BatchPipeline {
             await store.clearFailure(messageId: incoming.messageId)
             return
         }
-        let record = try? await store.recordFailure(messageId: incoming.messageId, error: "\(error)", now: now)
+        let record: FailureRecord?
+        do {
+            record = try await store.recordFailure(messageId: incoming.messageId, error: "\(error)", now: now)
+        } catch let storeError where Self.isTransient(storeError) {
+            // The attempt cannot be counted (a busy, full or corrupt database). Taken for a first attempt, it
+            // was requeued at once as an immediate retry, again and again: thousands of handler runs a
+            // second until the database could be written. Requeued after the transient failures' pause.
+            metrics.retried.increment()
+            logger.error("handler failed and the database cannot be written to count the attempt; message requeued, will retry",
+                         metadata: metadata.merging([
+                "error": "\(error)", "store_error": "\(storeError)"]) { $1 })
+            entry.settle = .requeue
+            entry.transient = true
+            transientRequeues.insert(incoming.messageId)
+            return
+        } catch {
+            record = nil
+        }
         let attempts = record?.attempts ?? 1
         let immediate = configuration.immediateRetries
         let delayed = configuration.delayedRetries

@@ -84,6 +84,44 @@ struct DiskFullTests {
         _ = await sagas.result
         await harness.tearDown()
     }
+
+    // Failed before: a handler failure counts its attempt in SQLite, and when that write failed too (the
+    // disk full) the attempt stayed 1, so the message was requeued at once as a first immediate retry, over
+    // and over: thousands of handler runs and warnings a second until space came back.
+    @Test("a handler that throws while the disk is full is retried with the pause of a transient failure")
+    func failingHandlerOnAFullDiskIsNotAHotLoop() async throws {
+        let harness = try await EndpointHarness.make()
+        let mountPoint = harness.directory.appendingPathComponent("small-disk").path
+        try FileManager.default.createDirectory(atPath: mountPoint, withIntermediateDirectories: true)
+        let mounted = try await runOnThread {
+            try run("/bin/mount", ["-t", "tmpfs", "-o", "size=4m", "tmpfs", mountPoint])
+        }
+        try #require(mounted == 0, "mounting a tmpfs needs root; this test cannot run without it")
+        defer { _ = try? run("/bin/umount", ["-l", mountPoint]) }
+        try await harness.declareQueue("explosions")
+
+        let calls = Tally()
+        let endpoint = harness.makeEndpoint(Explode.registry(calls: calls), queues: ["explosions"], database: "unused") {
+            $0.databasePath = mountPoint + "/sagas.sqlite"
+        }
+        let running = Task { try await endpoint.run() }
+        try await waitUntil(timeout: .seconds(30), message: "ready") { endpoint.isReady }
+
+        let filler = mountPoint + "/filler"
+        _ = FileManager.default.createFile(atPath: filler, contents: nil)
+        let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: filler))
+        let chunk = Data(count: 16 * 1024)
+        while (try? handle.write(contentsOf: chunk)) != nil {}
+        try? handle.close()
+
+        try await harness.send(Explode(note: "boom"), to: "explosions", messageId: "boom")
+        try await waitUntil(timeout: .seconds(10)) { calls.count > 0 }
+        try await Task.sleep(for: .seconds(3))
+        #expect(calls.count <= 20, "the handler ran \(calls.count) times in 3 s: no pause between attempts")
+        #expect(try await harness.depth("explosions.error") == 0)
+        await harness.stop(running)
+        await harness.tearDown()
+    }
 }
 
 private func run(_ executable: String, _ arguments: [String]) throws -> Int32 {
