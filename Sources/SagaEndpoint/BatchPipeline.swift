@@ -325,6 +325,14 @@ struct BatchPipeline: Sendable {
             for ((index, _), result) in zip(deferrals, results) {
                 switch result {
                 case .deferred, .withdrawn: continue
+                case .failed(let error) where Self.isTransient(error):
+                    // Not parked (a busy, full or corrupt database): requeued at once, it came straight
+                    // back to be parked again, round and round until the database could be written.
+                    logger.error("message could not be parked for its later retry; requeued, will retry",
+                                 metadata: self.metadata(entries[index]).merging(["error": "\(error)"]) { $1 })
+                    entries[index].settle = .requeue
+                    entries[index].transient = true
+                    if let messageId = entries[index].incoming?.messageId { transientRequeues.insert(messageId) }
                 default: entries[index].settle = .requeue
                 }
             }

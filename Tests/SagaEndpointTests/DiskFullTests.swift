@@ -122,6 +122,45 @@ struct DiskFullTests {
         await harness.stop(running)
         await harness.tearDown()
     }
+
+    // Failed before: a message parked for a later retry (here `retryLater` for a reply that came before its
+    // saga) whose parking could not be written (the disk full) was requeued at once, not after a pause, and
+    // came round again and again until space returned.
+    @Test("a message that cannot be parked for a later retry while the disk is full is requeued after a pause")
+    func parkingOnAFullDiskIsNotAHotLoop() async throws {
+        let harness = try await EndpointHarness.make()
+        let mountPoint = harness.directory.appendingPathComponent("small-disk").path
+        try FileManager.default.createDirectory(atPath: mountPoint, withIntermediateDirectories: true)
+        let mounted = try await runOnThread {
+            try run("/bin/mount", ["-t", "tmpfs", "-o", "size=4m", "tmpfs", mountPoint])
+        }
+        try #require(mounted == 0, "mounting a tmpfs needs root; this test cannot run without it")
+        defer { _ = try? run("/bin/umount", ["-l", mountPoint]) }
+        try await harness.declareQueue(OrderSaga.queue)
+
+        let metrics = TestMetrics()
+        let endpoint = harness.makeEndpoint(OrderSaga.registry(earlyPayment: .retryLater(attempts: 20, delay: .seconds(60))),
+                                            queues: [OrderSaga.queue], database: "unused", metrics: metrics) {
+            $0.databasePath = mountPoint + "/orders.sqlite"
+        }
+        let running = Task { try await endpoint.run() }
+        try await waitUntil(timeout: .seconds(30), message: "ready") { endpoint.isReady }
+
+        let filler = mountPoint + "/filler"
+        _ = FileManager.default.createFile(atPath: filler, contents: nil)
+        let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: filler))
+        let chunk = Data(count: 16 * 1024)
+        while (try? handle.write(contentsOf: chunk)) != nil {}
+        try? handle.close()
+
+        try await harness.send(OrderSaga.Paid(orderId: "o-early"), to: OrderSaga.queue, messageId: "paid-early")
+        try await Task.sleep(for: .seconds(3))
+        let received = try metrics.expectCounter("saga_messages_received_total").totalValue
+        #expect(received <= 20, "received \(received) times in 3 s: no pause between attempts")
+        #expect(try await harness.depth(OrderSaga.queue + ".error") == 0)
+        await harness.stop(running)
+        await harness.tearDown()
+    }
 }
 
 private func run(_ executable: String, _ arguments: [String]) throws -> Int32 {
