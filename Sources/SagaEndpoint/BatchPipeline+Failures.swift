@@ -17,6 +17,7 @@ extension BatchPipeline {
             // (after the batch's backoff), without counting it as a failure.
             metrics.retried.increment()
             if Self.isStorageUnavailable(error) {
+                entry.storageUnavailable = "\(error)"
                 logger.error("database cannot be written (disk full, I/O error, corrupt, or its file moved); message requeued, will retry",
                              metadata: metadata.merging(["error": "\(error)"]) { $1 })
             } else {
@@ -42,6 +43,7 @@ extension BatchPipeline {
         do {
             record = try await store.recordFailure(messageId: incoming.messageId, error: "\(error)", now: now)
         } catch let storeError where Self.isTransient(storeError) {
+            if Self.isStorageUnavailable(storeError) { entry.storageUnavailable = "\(storeError)" }
             // The attempt cannot be counted (a busy, full or corrupt database). Taken for a first attempt, it
             // was requeued at once as an immediate retry, again and again: thousands of handler runs a
             // second until the database could be written. Requeued after the transient failures' pause.

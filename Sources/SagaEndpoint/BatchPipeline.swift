@@ -22,6 +22,8 @@ struct BatchPipeline: Sendable {
     let frameMax: Int
     let consumer: AMQPConnection
     let metrics: EndpointMetrics
+    /// Readiness: not ready while batches cannot write the database.
+    let health: EndpointHealth
     let logger: Logger
     /// Nil without a tracer: then no span is started and nothing is allocated for tracing.
     let tracing: PipelineTracing?
@@ -52,6 +54,8 @@ struct BatchPipeline: Sendable {
         var publishes: [Int] = []
         /// Requeued for a transient reason (busy or full database), not counted as a failure.
         var transient = false
+        /// Requeued because the database cannot be written (full disk, I/O error, corrupt, replaced): why.
+        var storageUnavailable: String?
         /// How often the message was delivered, when it came redelivered.
         var deliveries: Int?
         /// Diverted as a poison message (counted as error-queued once its copy is confirmed). Its delivery
@@ -224,6 +228,11 @@ struct BatchPipeline: Sendable {
         if !settledRows.isEmpty { await store.deleteTimeouts(settledRows) }
         CrashPoint.afterConfirm.check()
 
+        if let problem = entries.lazy.compactMap(\.storageUnavailable).first {
+            health.databaseCannotBeWritten(problem)
+        } else if entries.contains(where: { !$0.transient }), health.databaseWritten() {
+            logger.notice("the database can be written again")
+        }
         if entries.contains(where: \.transient) {
             let delay = backoff.next()
             logger.info("transient failures in this batch; requeueing after a pause", metadata: ["pause": "\(delay)"])
@@ -332,6 +341,7 @@ struct BatchPipeline: Sendable {
                                  metadata: self.metadata(entries[index]).merging(["error": "\(error)"]) { $1 })
                     entries[index].settle = .requeue
                     entries[index].transient = true
+                    if Self.isStorageUnavailable(error) { entries[index].storageUnavailable = "\(error)" }
                     if let messageId = entries[index].incoming?.messageId { transientRequeues.insert(messageId) }
                 default: entries[index].settle = .requeue
                 }

@@ -16,6 +16,8 @@ import Synchronization
 /// - `saga_topology_undeclared`: exchanges, queues and bindings of the topology that the broker refused to
 ///   declare again after a connection recovered (the transport keeps trying); anything but 0 needs an
 ///   operator.
+/// - `saga_database_unavailable`: 1 while the database cannot be written (a full disk, an I/O error, a
+///   corrupt or replaced file): messages are requeued meanwhile, nothing is lost, nothing moves.
 final class EndpointHealth: Sendable {
     let recoveries: Counter
     let timeoutsPending: Gauge
@@ -23,6 +25,7 @@ final class EndpointHealth: Sendable {
     let unconsumedQueues: Gauge
     let brokerBlocked: Gauge
     let topologyUndeclared: Gauge
+    let databaseUnavailable: Gauge
     /// Why a connection is not serving (lost, or blocked by a resource alarm), for `notReadyReason`.
     private let connectionProblem = Mutex<String?>(nil)
 
@@ -37,6 +40,26 @@ final class EndpointHealth: Sendable {
     private let lost = Mutex<[String: String]>([:])
 
     var lostConsumers: [String: String] { lost.withLock { $0 } }
+    /// Why the last batch could not write the database, until a batch writes it again: not ready meanwhile.
+    /// Before, readiness stayed 200 while every message was requeued for as long as the disk was full.
+    private let databaseProblem = Mutex<String?>(nil)
+
+    var databaseTrouble: String? { databaseProblem.withLock { $0 } }
+
+    func databaseCannotBeWritten(_ reason: String) {
+        databaseProblem.withLock { $0 = reason }
+        databaseUnavailable.record(1)
+    }
+
+    /// Whether the database was not writable until now.
+    func databaseWritten() -> Bool {
+        let was = databaseProblem.withLock { problem in
+            defer { problem = nil }
+            return problem != nil
+        }
+        if was { databaseUnavailable.record(0) }
+        return was
+    }
 
     func consumerLost(_ queue: String, reason: String) {
         unconsumedQueues.record(lost.withLock { lost in
@@ -62,6 +85,8 @@ final class EndpointHealth: Sendable {
         brokerBlocked.record(0)
         topologyUndeclared = Gauge(label: "saga_topology_undeclared", factory: factory)
         topologyUndeclared.record(0)
+        databaseUnavailable = Gauge(label: "saga_database_unavailable", factory: factory)
+        databaseUnavailable.record(0)
     }
 
     /// Follows the connections until cancelled: readiness goes false as soon as either connection is

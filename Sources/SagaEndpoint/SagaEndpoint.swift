@@ -40,8 +40,9 @@ public final class SagaEndpoint: Service, Sendable {
 
     /// True while the endpoint has its broker connections and its database open and consumes every input
     /// queue: false before it has connected, while a connection is lost (until it is recovered), while the
-    /// broker refuses to declare part of the topology again after a recovery (until it accepts it), while an
-    /// input queue is not consumed (until it is consumed again), and after it stopped.
+    /// broker refuses to declare part of the topology again after a recovery (until it accepts it), while the
+    /// database cannot be written (until a batch writes it again), while an input queue is not consumed
+    /// (until it is consumed again), and after it stopped.
     public var isReady: Bool { notReadyReason == nil }
 
     /// Why the endpoint is not ready, for operators (`/health/ready`); nil when it is ready.
@@ -49,6 +50,9 @@ public final class SagaEndpoint: Service, Sendable {
         if isStopping { return "shutting down: finishing the messages in flight" }
         if !health.ready.load(ordering: .relaxed) {
             return health.connectionTrouble ?? "broker connection or database not available"
+        }
+        if let problem = health.databaseTrouble {
+            return "the database cannot be written (\(problem)); messages are requeued until it can"
         }
         let lost = health.lostConsumers
         guard !lost.isEmpty else { return nil }
@@ -155,7 +159,7 @@ public final class SagaEndpoint: Service, Sendable {
             },
             publisher: publisherConnection,
             frameMax: frameMax,
-            consumer: consumerConnection, metrics: metrics, logger: logger, tracing: tracing)
+            consumer: consumerConnection, metrics: metrics, health: health, logger: logger, tracing: tracing)
         let work = WorkQueue()
         let dueInFlight = InFlightSet()
         var consumers: [(queue: String, consumer: AMQPConsumer?)] = []

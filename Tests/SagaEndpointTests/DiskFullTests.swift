@@ -85,6 +85,51 @@ struct DiskFullTests {
         await harness.tearDown()
     }
 
+    // Failed before: readiness stayed 200 while every message was requeued for as long as the disk was
+    // full; an operator saw only error logs and a growing retry counter.
+    @Test("readiness and a gauge say the database cannot be written while the disk is full, and recover")
+    func fullDiskMakesTheEndpointNotReady() async throws {
+        let harness = try await EndpointHarness.make()
+        let mountPoint = harness.directory.appendingPathComponent("small-disk").path
+        try FileManager.default.createDirectory(atPath: mountPoint, withIntermediateDirectories: true)
+        let mounted = try await runOnThread {
+            try run("/bin/mount", ["-t", "tmpfs", "-o", "size=4m", "tmpfs", mountPoint])
+        }
+        try #require(mounted == 0, "mounting a tmpfs needs root; this test cannot run without it")
+        defer { _ = try? run("/bin/umount", ["-l", mountPoint]) }
+
+        let metrics = TestMetrics()
+        let endpoint = harness.makeEndpoint(MoneyTransferApp.registry(bankTimeout: .seconds(600)),
+                                            queues: ["transfers", "payouts"], database: "unused", metrics: metrics) {
+            $0.databasePath = mountPoint + "/sagas.sqlite"
+        }
+        let running = Task { try await endpoint.run() }
+        try await waitUntil(timeout: .seconds(30), message: "ready") { endpoint.isReady }
+        try await harness.send(TransferRequested(transferId: "warm-up", fromAccount: "a", toAccount: "b", amount: 1),
+                               to: "transfers")
+        try await waitUntil(timeout: .seconds(20)) { try await harness.depth("bank") == 1 }
+        #expect(try metrics.expectGauge("saga_database_unavailable").lastValue == 0)
+
+        let filler = mountPoint + "/filler"
+        _ = FileManager.default.createFile(atPath: filler, contents: nil)
+        let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: filler))
+        let chunk = Data(count: 16 * 1024)
+        while (try? handle.write(contentsOf: chunk)) != nil {}
+        try? handle.close()
+        try await harness.send(TransferRequested(transferId: "while-full", fromAccount: "a", toAccount: "b", amount: 2),
+                               to: "transfers")
+        try await waitUntil(timeout: .seconds(20), message: "not ready while the disk is full") {
+            endpoint.notReadyReason?.contains("database cannot be written") == true
+        }
+        #expect(try metrics.expectGauge("saga_database_unavailable").lastValue == 1)
+
+        try FileManager.default.removeItem(atPath: filler)
+        try await waitUntil(timeout: .seconds(30), message: "ready again once space returned") { endpoint.isReady }
+        #expect(try metrics.expectGauge("saga_database_unavailable").lastValue == 0)
+        await harness.stop(running)
+        await harness.tearDown()
+    }
+
     // Failed before: a handler failure counts its attempt in SQLite, and when that write failed too (the
     // disk full) the attempt stayed 1, so the message was requeued at once as a first immediate retry, over
     // and over: thousands of handler runs and warnings a second until space came back.
