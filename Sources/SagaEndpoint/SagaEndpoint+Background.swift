@@ -7,16 +7,31 @@ import Synchronization
 extension SagaEndpoint {
     /// Feeds saga timeouts and delayed retries into the pipeline when they fall due, also those that
     /// fell due while the endpoint was down.
-    func pollDueTimeouts(store: StoreWorker, work: WorkQueue, inFlight: InFlightSet) async {
+    /// A failing read (a corrupt page, an I/O error) is logged once, then at most every 30 s with how often it
+    /// failed meanwhile: polled every 200 ms, it wrote five warnings a second for as long as it lasted.
+    func pollDueTimeouts(store: StoreWorker, work: WorkQueue, inFlight: InFlightSet,
+                         warningInterval: Duration = .seconds(30)) async {
+        var failing: (lastWarning: ContinuousClock.Instant, failuresSince: Int)?
         while !Task.isCancelled {
             do {
                 let due = try await store.dueTimeouts(now: Date(), limit: 500)
+                if failing != nil {
+                    failing = nil
+                    logger.notice("due timeouts can be read again")
+                }
                 for row in due {
                     let isNew = inFlight.insert(row.timeoutId)
                     if isNew { work.push(.due(row)) }
                 }
             } catch {
-                logger.warning("could not read due timeouts", metadata: ["error": "\(error)"])
+                let now = ContinuousClock.now
+                if let last = failing, now - last.lastWarning < warningInterval {
+                    failing?.failuresSince += 1
+                } else {
+                    logger.warning("could not read due timeouts; trying again", metadata: [
+                        "error": "\(error)", "failures_since_last_warning": "\(failing?.failuresSince ?? 0)"])
+                    failing = (now, 0)
+                }
             }
             try? await Task.sleep(for: configuration.timeoutPollInterval)
         }

@@ -45,6 +45,28 @@ struct CorruptDatabaseTests {
         await harness.tearDown()
     }
 
+    // Failed before: the poller logged a warning at every poll (every 200 ms by default) for as long as the
+    // due timeouts could not be read.
+    @Test("a due-timeouts read that keeps failing is logged once, not at every poll")
+    func unreadableTimeoutsAreNotALogFlood() async throws {
+        let harness = try await EndpointHarness.make()
+        try await Self.corrupt("timeouts_by_due_at", in: harness.databasePath("timeouts"))
+        let capture = LogCapture()
+        var registry = HandlerRegistry()
+        registry.register(CounterSaga.self)
+        let endpoint = harness.makeEndpoint(registry, queues: ["counters"], database: "timeouts",
+                                            logger: capture.logger(label: "timeouts")) {
+            $0.timeoutPollInterval = .milliseconds(50)
+        }
+        let running = Task { try await endpoint.run() }
+        try await waitUntil(timeout: .seconds(30), message: "ready") { endpoint.isReady }
+        try await Task.sleep(for: .seconds(2))
+        let warnings = capture.tail(5000).components(separatedBy: "could not read due timeouts").count - 1
+        #expect(warnings == 1, "\(warnings) warnings in 2 s: \(capture.tail(5))")
+        await harness.stop(running)
+        await harness.tearDown()
+    }
+
     // Failed before: the delivery count of a redelivered message is committed before it is processed (so
     // that a crash counts), and a transient failure rolled back only the processing. Every requeue for a
     // busy, full or corrupt database (or a version conflict) counted as a delivery, so a message that met
@@ -100,10 +122,16 @@ struct CorruptDatabaseTests {
     /// Creates a store with the current schema at `path` whose inbox table's root page is garbage: the
     /// header and the schema read fine, a message's inbox row does not; the other tables are intact.
     static func corruptInbox(_ path: String) async throws {
+        try await corrupt("inbox", in: path)
+    }
+
+    /// Overwrites the root page of table or index `name` with garbage.
+    static func corrupt(_ name: String, in path: String) async throws {
         let inboxPage = try await runOnThread {
             let store = try SagaStore(path: path)
             defer { store.close() }
-            let page = try store.connection.query("SELECT rootpage FROM sqlite_master WHERE name = 'inbox'").first?[0].integerValue
+            let page = try store.connection.query("SELECT rootpage FROM sqlite_master WHERE name = ?",
+                                                  [.text(name)]).first?[0].integerValue
             let pageSize = try store.connection.query("PRAGMA page_size").first?[0].integerValue
             return (try #require(page), try #require(pageSize))
         }
