@@ -16,6 +16,11 @@ import Synchronization
 /// consumer took messages in between. It could also be too low for a moment, just after another pass
 /// handed its messages back, which is why a pass ends only once what it handed back is counted again.
 ///
+/// Kept messages hold their window's channel until the pass ends, so a pass holds at most `window` times
+/// the channels the broker lets a connection open (`channel_max`, 2047 by default) minus the two it uses
+/// to declare and publish: past that it throws `ErrorQueuePassTooLong`. Windows whose messages were all
+/// removed free their channel, so `replay --all` of messages that can all be replayed has no such bound.
+///
 /// The connection recovers by itself, and so do the consumers, but what the pass held on a lost channel
 /// went back to the queue and comes round again: such a pass throws `ErrorQueueScanInterrupted` unless
 /// the visitor stopped it (what it found then is still right).
@@ -107,7 +112,16 @@ struct ErrorQueueScan {
     private func consumeWindow(prefetch: UInt16, activity: ActivityClock, outcome: inout Outcome,
                                lastKept: inout [Opening: DeliveryTag],
                                _ visit: (AMQPDelivery) async throws -> Step) async throws -> Bool {
-        let consumer = try await connection.consume(queue: queue, prefetch: prefetch)
+        let consumer: AMQPConsumer
+        do {
+            consumer = try await connection.consume(queue: queue, prefetch: prefetch)
+        } catch let error as AMQPError where error.code == .channelLimit && !lastKept.isEmpty {
+            // Every channel the connection may open holds kept messages (windows that kept none closed
+            // theirs): the pass cannot go further without handing some back, and then it would see them
+            // again. Say how far it got and why, rather than the transport's bare refusal.
+            throw ErrorQueuePassTooLong(queue: queue, visited: outcome.visited, queued: outcome.queued,
+                                        removed: outcome.removed, channelLimit: error)
+        }
         let idle = idle
         let watchdog = Task {
             while !Task.isCancelled {

@@ -1,3 +1,5 @@
+public import AMQPTransport
+
 /// A search of an error queue by message id that could not see every message the queue held when it
 /// started, so it does not claim the message is absent. Either fewer messages arrived than the passive
 /// declare counted (another consumer took or holds some, or the broker sent nothing for the idle time), or
@@ -49,5 +51,33 @@ public struct ErrorQueueScanInterrupted: Error, Sendable, Equatable, CustomStrin
         "the pass over the \(queued) message(s) \(queue) held was cut short after \(visited): the connection or a "
             + "channel was lost and the messages the pass held went back to \(queue), so it may have seen some "
             + "twice and missed others; nothing was lost: try again"
+    }
+}
+
+/// A pass over an error queue (`list`, `show`, `replay`, `replay --all`) that could hold no more messages.
+/// A pass keeps every message it leaves in the queue unacknowledged until it ends, so that it sees none
+/// twice, up to one window (1,000) per consumer channel, and a connection may open no more channels than
+/// the broker's `channel_max` (2047 by default, so about 2 million kept messages). When the next window
+/// finds no channel left, the pass stops: it hands back what it held and throws this instead of the
+/// transport's bare `.channelLimit`. Nothing is lost: the messages it kept are back in the queue, and the
+/// ones it removed (replayed) were confirmed by their original queue first.
+public struct ErrorQueuePassTooLong: Error, Sendable, Equatable, CustomStringConvertible {
+    public var queue: String
+    /// Messages looked at before the pass stopped.
+    public var visited: Int
+    /// Messages ready in the queue when the pass started.
+    public var queued: Int
+    /// Messages the pass removed (replayed) before it stopped.
+    public var removed: Int
+    /// The transport's refusal of another consumer channel, naming the negotiated channel_max.
+    public var channelLimit: AMQPError
+
+    public var description: String {
+        var text = "the pass over the \(queued) message(s) \(queue) held stopped after looking at the first \(visited): "
+            + "it held the \(visited - removed) it leaves in \(queue) unacknowledged, a window of them per channel, and the "
+            + "connection could open no more channels (\(channelLimit.message)); nothing was lost, they are back in \(queue)"
+        if removed > 0 { text += ", and the \(removed) it replayed were confirmed first" }
+        return text + ". `errors list --limit \(visited)` lists that many; to get further, raise the broker's "
+            + "channel_max or move the first messages to another queue"
     }
 }
