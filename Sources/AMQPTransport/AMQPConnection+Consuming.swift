@@ -103,6 +103,13 @@ extension AMQPConnection {
     private func acknowledge(_ tag: DeliveryTag, multiple: Bool, _ operation: String,
                              _ send: (AMQPSession) -> Int32) throws {
         guard let session, session.isOpen, openChannels[tag.channel] == tag.channelEpoch else {
+            // The broker's reason (its reply code too) when it closed that channel itself, e.g. a
+            // consumer_timeout: the caller can tell the operator what to change, not only that it failed.
+            if let closure = brokerClosedChannels[tag.channel], closure.epoch == tag.channelEpoch {
+                throw AMQPError(.staleDelivery, replyCode: closure.error.replyCode,
+                                message: "delivery \(tag.value) came on a channel the broker closed (\(closure.error.message)); "
+                                    + "the broker redelivers it", operation: operation)
+            }
             throw AMQPError(.staleDelivery, message: "delivery \(tag.value) came on an earlier connection or channel; the broker redelivers it",
                             operation: operation)
         }

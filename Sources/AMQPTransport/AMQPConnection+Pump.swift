@@ -182,6 +182,9 @@ extension AMQPConnection {
     /// The broker closed `channel`: its publishes fail, its consumer starts again on it. (Internal, not
     /// private, so tests can inject a close.)
     func channelClosedByBroker(_ channel: UInt16, error: AMQPError) {
+        if let epoch = openChannels[channel], channel != Self.publishChannel {
+            brokerClosedChannels[channel] = (epoch, error)
+        }
         openChannels.removeValue(forKey: channel)
         assemblies.removeValue(forKey: channel)
         cancelledChannels.removeValue(forKey: channel)

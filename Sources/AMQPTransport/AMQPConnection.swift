@@ -55,6 +55,10 @@ public actor AMQPConnection {
     /// Cancelled consumers' channels with nothing left to settle, for the pump to close once the frames
     /// rabbitmq-c read ahead are handled (see `closeChannelIfSettled`).
     var channelsToClose: Set<UInt16> = []
+    /// Why the broker last closed each consumer channel, for the opening it closed: an acknowledgement of
+    /// one of its deliveries then says why it is stale (e.g. RabbitMQ's consumer_timeout took them back),
+    /// not only that it is. One entry per channel number, so bounded by channel_max.
+    var brokerClosedChannels: [UInt16: (epoch: UInt64, error: AMQPError)] = [:]
     var topology = RecordedTopology()
     /// Recorded declarations the broker refused when the connection was re-established, with the reason;
     /// tried again by `topologyRetryTask` (see `AMQPConnection+TopologyRecovery.swift`).

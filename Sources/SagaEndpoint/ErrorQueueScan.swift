@@ -99,8 +99,8 @@ struct ErrorQueueScan {
         // Kept messages whose channel is gone went back to the queue during the pass, so it may have
         // seen them twice and counted them against the bound instead of the last ones: a search would
         // call a message absent that is there, a listing repeat some and leave others out.
-        if try await !requeue(lastKept), !outcome.stopped {
-            throw ErrorQueueScanInterrupted(queue: queue, visited: outcome.visited, queued: outcome.queued)
+        if let lost = try await requeue(lastKept), !outcome.stopped {
+            throw ErrorQueueScanInterrupted(queue: queue, visited: outcome.visited, queued: outcome.queued, cause: lost)
         }
         if outcome.visited > 0 { await settle(until: outcome.queued - outcome.removed) }
         return outcome
@@ -182,19 +182,20 @@ struct ErrorQueueScan {
     }
 
     /// Hands the kept messages back: one nack per consumer channel covers every unacknowledged delivery
-    /// up to its last kept tag, which are exactly the kept ones (the removed ones were acked). False when
-    /// some were handed back already because their channel was lost.
-    private func requeue(_ lastKept: [Opening: DeliveryTag]) async throws -> Bool {
-        var all = true
+    /// up to its last kept tag, which are exactly the kept ones (the removed ones were acked). Nil when
+    /// all were handed back here; else why some went back already, their channel being lost (the
+    /// broker's reason, such as its consumer_timeout, when it closed the channel itself).
+    private func requeue(_ lastKept: [Opening: DeliveryTag]) async throws -> AMQPError? {
+        var lost: AMQPError?
         for tag in lastKept.values {
             do {
                 try await connection.nack(tag, multiple: true, requeue: true)
             } catch let error as AMQPError where error.code == .staleDelivery {
                 // The channel or connection they came on is gone: the broker has requeued them already.
-                all = false
+                if lost?.replyCode == nil { lost = error }
             }
         }
-        return all
+        return lost
     }
 }
 

@@ -46,11 +46,34 @@ public struct ErrorQueueScanInterrupted: Error, Sendable, Equatable, CustomStrin
     public var visited: Int
     /// Messages ready in the queue when the pass started.
     public var queued: Int
+    /// The refused hand-back of messages on a lost channel; with the broker's reply code and reason when
+    /// the broker closed that channel itself.
+    public var cause: AMQPError? = nil
+
+    /// The broker took the held messages back because they stayed unacknowledged longer than its
+    /// consumer_timeout (RabbitMQ closes the channel with 406 "delivery acknowledgement on channel N timed
+    /// out"). Trying again fails the same way unless the pass is shorter or the timeout longer.
+    public var brokerConsumerTimeout: Bool {
+        guard let cause, cause.replyCode == 406 else { return false }
+        return cause.message.contains("acknowledgement") && cause.message.contains("timed out")
+    }
 
     public var description: String {
-        "the pass over the \(queued) message(s) \(queue) held was cut short after \(visited): the connection or a "
-            + "channel was lost and the messages the pass held went back to \(queue), so it may have seen some "
-            + "twice and missed others; nothing was lost: try again"
+        let start = "the pass over the \(queued) message(s) \(queue) held was cut short after \(visited): "
+        let end = ", so it may have seen some twice and missed others; nothing was lost"
+        if brokerConsumerTimeout, let cause {
+            return start + "the broker took back the messages the pass held in \(queue), which a pass holds until it "
+                + "ends, because it held them longer than the broker's consumer_timeout (\(cause.message))" + end
+                + ": a pass that takes as long fails again, so raise consumer_timeout on the broker above its "
+                + "duration (rabbitmq.conf; RabbitMQ 3.11.15 and later also take a consumer-timeout policy on \(queue)), "
+                + "then try again"
+        }
+        if let cause, cause.replyCode != nil {
+            return start + "the broker closed a channel the pass held messages on (\(cause.message)) and they went "
+                + "back to \(queue)" + end + ": try again"
+        }
+        return start + "the connection or a channel was lost and the messages the pass held went back to \(queue)"
+            + end + ": try again"
     }
 }
 
