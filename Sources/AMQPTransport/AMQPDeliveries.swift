@@ -176,12 +176,16 @@ final class DeliveryBuffer: @unchecked Sendable {
         compact()
     }
 
-    /// Drops the deliveries already taken from the front of `items` (under `lock`).
+    /// Drops the deliveries already taken from the front of `items` (under `lock`). Once they are at least
+    /// half of it, whatever their number: a reader slower than the broker never empties the buffer, and
+    /// taken deliveries kept here (up to 1,023 of them before) held their bodies long after the reader was
+    /// done with them, e.g. hundreds of MiB in an error-queue replay of large messages. Each delivery is
+    /// moved at most once per removal of at least as many, so this stays O(1) per delivery.
     private func compact() {
         if head == items.count {
             items.removeAll(keepingCapacity: true)
             head = 0
-        } else if head >= 1024, head * 2 >= items.count {
+        } else if head * 2 >= items.count {
             items.removeFirst(head)
             head = 0
         }

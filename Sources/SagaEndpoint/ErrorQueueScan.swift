@@ -71,6 +71,15 @@ struct ErrorQueueScan {
     let queue: String
     /// The most messages one consumer holds unacknowledged.
     var window: UInt16 = .max
+    /// The first consumer's window (nil: `window`). Before the first body arrives nothing tells how large
+    /// they are, and a window is what the broker may push into this process ahead of the visitor: a
+    /// replay waits for each confirm, and 1,000 error copies of over-size messages (up to the broker's
+    /// max_message_size each) pushed ahead took the memory of all of them.
+    var firstWindow: UInt16?
+    /// With a value, later windows are cut to this many body bytes at the size of the largest body seen so
+    /// far (at least one message, at most `window`). Fewer messages per window means fewer kept messages
+    /// before the channels run out (`ErrorQueuePassTooLong`), which only large bodies bring about.
+    var aheadBytes: Int?
     /// Only a fallback (the count from the start is the bound), so generous: a busy broker or machine can
     /// take a while to send a new consumer its first delivery.
     var idle: Duration = .seconds(2)
@@ -82,12 +91,15 @@ struct ErrorQueueScan {
         var outcome = Outcome(queued: queued, otherConsumers: state.consumerCount, bound: min(max(limit, 0), queued),
                               visited: 0, stopped: false)
         var lastKept: [Opening: DeliveryTag] = [:]
+        var largestBody = 0
         let activity = ActivityClock()
         do {
             while outcome.visited < outcome.bound, !outcome.stopped {
-                let prefetch = UInt16(min(outcome.bound - outcome.visited, Int(max(window, 1))))
+                var size = Int(max(outcome.visited == 0 ? firstWindow ?? window : window, 1))
+                if let aheadBytes, largestBody > 0 { size = min(size, max(aheadBytes / largestBody, 1)) }
+                let prefetch = UInt16(min(outcome.bound - outcome.visited, size))
                 let filled = try await consumeWindow(prefetch: prefetch, activity: activity, outcome: &outcome,
-                                                     lastKept: &lastKept, visit)
+                                                     lastKept: &lastKept, largestBody: &largestBody, visit)
                 // A window that ended without filling up, reaching the bound or being stopped went idle:
                 // the queue had fewer messages than counted.
                 if !filled, outcome.visited < outcome.bound, !outcome.stopped { break }
@@ -110,7 +122,7 @@ struct ErrorQueueScan {
     /// stops, or it went idle. The consumer is cancelled before returning, so nothing handed back later
     /// is delivered to it again.
     private func consumeWindow(prefetch: UInt16, activity: ActivityClock, outcome: inout Outcome,
-                               lastKept: inout [Opening: DeliveryTag],
+                               lastKept: inout [Opening: DeliveryTag], largestBody: inout Int,
                                _ visit: (AMQPDelivery) async throws -> Step) async throws -> Bool {
         let consumer: AMQPConsumer
         do {
@@ -137,6 +149,7 @@ struct ErrorQueueScan {
             for try await delivery in consumer.deliveries {
                 activity.beginWork()
                 outcome.visited += 1
+                largestBody = max(largestBody, delivery.message.body.count)
                 let step: Step
                 do {
                     step = try await visit(delivery)
