@@ -1,7 +1,7 @@
 # Developer and CI entry points (GNU make). Works on a fresh Debian 12 machine with swift, gcc, make, git
 # and python3: `make deps` installs the rest. Every target can be run again safely.
 #
-#   make deps            install librabbitmq-dev libsqlite3-dev rabbitmq-server pkg-config openssl (if missing)
+#   make deps            install librabbitmq-dev libsqlite3-dev rabbitmq-server pkg-config openssl time (if missing)
 #   make broker          start the shared RabbitMQ node `saga` on 127.0.0.1:5672 (data in .broker/)
 #   make broker-status   is it up?          make broker-stop    stop it
 #   make build | release swift build (debug | release)
@@ -38,7 +38,7 @@ BENCH_ARGS ?=
 .PHONY: deps broker broker-stop broker-status build release topology test demo bench bench-build bench-scale clean-broker docker-check
 
 # scripts/deps.sh runs `apt-get update` and `apt-get install -y librabbitmq-dev libsqlite3-dev rabbitmq-server
-# pkg-config openssl` as root when any is missing (a fresh CI machine has none of them).
+# pkg-config openssl time` as root when any is missing (a fresh CI machine has none of them).
 deps:
 	@scripts/deps.sh
 

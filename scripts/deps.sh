@@ -3,7 +3,8 @@
 # As root it runs apt-get (noninteractive); otherwise it prints what to install and fails.
 set -euo pipefail
 
-packages=(librabbitmq-dev libsqlite3-dev rabbitmq-server pkg-config openssl)
+# time: GNU time, with which the tests measure the peak memory of the CLI's error-queue commands.
+packages=(librabbitmq-dev libsqlite3-dev rabbitmq-server pkg-config openssl time)
 
 missing=()
 for package in "${packages[@]}"; do
