@@ -14,15 +14,10 @@ struct DiskFullTests {
     @Test("a full disk requeues deliveries without loss; processing resumes when space returns")
     func diskFullRequeuesAndResumes() async throws {
         let harness = try await EndpointHarness.make()
-        let mountPoint = harness.directory.appendingPathComponent("small-disk").path
-        try FileManager.default.createDirectory(atPath: mountPoint, withIntermediateDirectories: true)
-        let mounted = try await runOnThread {
-            try run("/bin/mount", ["-t", "tmpfs", "-o", "size=4m", "tmpfs", mountPoint])
-        }
-        try #require(mounted == 0, "mounting a tmpfs needs root; this test cannot run without it")
-        defer { _ = try? run("/bin/umount", ["-l", mountPoint]) }
+        let disk = try await SmallDisk.mount(in: harness)
+        defer { disk.unmount() }
 
-        let database = mountPoint + "/sagas.sqlite"
+        let database = disk.path + "/sagas.sqlite"
         let metrics = TestMetrics()
         // No bank runs here: a long bank timeout keeps the saga from re-sending a debit while the test
         // (slow under a loaded CI run) waits, which would show up as a duplicate below.
@@ -34,12 +29,7 @@ struct DiskFullTests {
         try await waitUntil(timeout: .seconds(20)) { try await harness.depth("bank") == 1 }
 
         // Fill the disk.
-        let filler = mountPoint + "/filler"
-        _ = FileManager.default.createFile(atPath: filler, contents: nil)
-        let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: filler))
-        let chunk = Data(count: 16 * 1024)
-        while (try? handle.write(contentsOf: chunk)) != nil {}
-        try? handle.close()
+        let filler = try disk.fill()
 
         for index in 0..<20 {
             try await harness.send(TransferRequested(transferId: "t-\(index)", fromAccount: "a", toAccount: "b", amount: 10),
@@ -90,18 +80,13 @@ struct DiskFullTests {
     @Test("readiness and a gauge say the database cannot be written while the disk is full, and recover")
     func fullDiskMakesTheEndpointNotReady() async throws {
         let harness = try await EndpointHarness.make()
-        let mountPoint = harness.directory.appendingPathComponent("small-disk").path
-        try FileManager.default.createDirectory(atPath: mountPoint, withIntermediateDirectories: true)
-        let mounted = try await runOnThread {
-            try run("/bin/mount", ["-t", "tmpfs", "-o", "size=4m", "tmpfs", mountPoint])
-        }
-        try #require(mounted == 0, "mounting a tmpfs needs root; this test cannot run without it")
-        defer { _ = try? run("/bin/umount", ["-l", mountPoint]) }
+        let disk = try await SmallDisk.mount(in: harness)
+        defer { disk.unmount() }
 
         let metrics = TestMetrics()
         let endpoint = harness.makeEndpoint(MoneyTransferApp.registry(bankTimeout: .seconds(600)),
                                             queues: ["transfers", "payouts"], database: "unused", metrics: metrics) {
-            $0.databasePath = mountPoint + "/sagas.sqlite"
+            $0.databasePath = disk.path + "/sagas.sqlite"
         }
         let running = Task { try await endpoint.run() }
         try await waitUntil(timeout: .seconds(30), message: "ready") { endpoint.isReady }
@@ -110,12 +95,7 @@ struct DiskFullTests {
         try await waitUntil(timeout: .seconds(20)) { try await harness.depth("bank") == 1 }
         #expect(try metrics.expectGauge("saga_database_unavailable").lastValue == 0)
 
-        let filler = mountPoint + "/filler"
-        _ = FileManager.default.createFile(atPath: filler, contents: nil)
-        let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: filler))
-        let chunk = Data(count: 16 * 1024)
-        while (try? handle.write(contentsOf: chunk)) != nil {}
-        try? handle.close()
+        let filler = try disk.fill()
         try await harness.send(TransferRequested(transferId: "while-full", fromAccount: "a", toAccount: "b", amount: 2),
                                to: "transfers")
         try await waitUntil(timeout: .seconds(20), message: "not ready while the disk is full") {
@@ -136,28 +116,18 @@ struct DiskFullTests {
     @Test("a handler that throws while the disk is full is retried with the pause of a transient failure")
     func failingHandlerOnAFullDiskIsNotAHotLoop() async throws {
         let harness = try await EndpointHarness.make()
-        let mountPoint = harness.directory.appendingPathComponent("small-disk").path
-        try FileManager.default.createDirectory(atPath: mountPoint, withIntermediateDirectories: true)
-        let mounted = try await runOnThread {
-            try run("/bin/mount", ["-t", "tmpfs", "-o", "size=4m", "tmpfs", mountPoint])
-        }
-        try #require(mounted == 0, "mounting a tmpfs needs root; this test cannot run without it")
-        defer { _ = try? run("/bin/umount", ["-l", mountPoint]) }
+        let disk = try await SmallDisk.mount(in: harness)
+        defer { disk.unmount() }
         try await harness.declareQueue("explosions")
 
         let calls = Tally()
         let endpoint = harness.makeEndpoint(Explode.registry(calls: calls), queues: ["explosions"], database: "unused") {
-            $0.databasePath = mountPoint + "/sagas.sqlite"
+            $0.databasePath = disk.path + "/sagas.sqlite"
         }
         let running = Task { try await endpoint.run() }
         try await waitUntil(timeout: .seconds(30), message: "ready") { endpoint.isReady }
 
-        let filler = mountPoint + "/filler"
-        _ = FileManager.default.createFile(atPath: filler, contents: nil)
-        let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: filler))
-        let chunk = Data(count: 16 * 1024)
-        while (try? handle.write(contentsOf: chunk)) != nil {}
-        try? handle.close()
+        try disk.fill()
 
         try await harness.send(Explode(note: "boom"), to: "explosions", messageId: "boom")
         try await waitUntil(timeout: .seconds(10)) { calls.count > 0 }
@@ -174,29 +144,19 @@ struct DiskFullTests {
     @Test("a message that cannot be parked for a later retry while the disk is full is requeued after a pause")
     func parkingOnAFullDiskIsNotAHotLoop() async throws {
         let harness = try await EndpointHarness.make()
-        let mountPoint = harness.directory.appendingPathComponent("small-disk").path
-        try FileManager.default.createDirectory(atPath: mountPoint, withIntermediateDirectories: true)
-        let mounted = try await runOnThread {
-            try run("/bin/mount", ["-t", "tmpfs", "-o", "size=4m", "tmpfs", mountPoint])
-        }
-        try #require(mounted == 0, "mounting a tmpfs needs root; this test cannot run without it")
-        defer { _ = try? run("/bin/umount", ["-l", mountPoint]) }
+        let disk = try await SmallDisk.mount(in: harness)
+        defer { disk.unmount() }
         try await harness.declareQueue(OrderSaga.queue)
 
         let metrics = TestMetrics()
         let endpoint = harness.makeEndpoint(OrderSaga.registry(earlyPayment: .retryLater(attempts: 20, delay: .seconds(60))),
                                             queues: [OrderSaga.queue], database: "unused", metrics: metrics) {
-            $0.databasePath = mountPoint + "/orders.sqlite"
+            $0.databasePath = disk.path + "/orders.sqlite"
         }
         let running = Task { try await endpoint.run() }
         try await waitUntil(timeout: .seconds(30), message: "ready") { endpoint.isReady }
 
-        let filler = mountPoint + "/filler"
-        _ = FileManager.default.createFile(atPath: filler, contents: nil)
-        let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: filler))
-        let chunk = Data(count: 16 * 1024)
-        while (try? handle.write(contentsOf: chunk)) != nil {}
-        try? handle.close()
+        try disk.fill()
 
         try await harness.send(OrderSaga.Paid(orderId: "o-early"), to: OrderSaga.queue, messageId: "paid-early")
         try await Task.sleep(for: .seconds(3))
@@ -205,6 +165,33 @@ struct DiskFullTests {
         #expect(try await harness.depth(OrderSaga.queue + ".error") == 0)
         await harness.stop(running)
         await harness.tearDown()
+    }
+}
+
+/// A 4 MiB tmpfs in the harness's folder, for a database the tests can run out of space.
+private struct SmallDisk {
+    let path: String
+
+    static func mount(in harness: EndpointHarness) async throws -> SmallDisk {
+        let path = harness.directory.appendingPathComponent("small-disk").path
+        try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+        let mounted = try await runOnThread { try run("/bin/mount", ["-t", "tmpfs", "-o", "size=4m", "tmpfs", path]) }
+        try #require(mounted == 0, "mounting a tmpfs needs root; this test cannot run without it")
+        return SmallDisk(path: path)
+    }
+
+    func unmount() { _ = try? run("/bin/umount", ["-l", path]) }
+
+    /// Fills what is left with one file, whose path it returns: removing that file gives the space back.
+    @discardableResult
+    func fill() throws -> String {
+        let filler = path + "/filler"
+        _ = FileManager.default.createFile(atPath: filler, contents: nil)
+        let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: filler))
+        let chunk = Data(count: 16 * 1024)
+        while (try? handle.write(contentsOf: chunk)) != nil {}
+        try? handle.close()
+        return filler
     }
 }
 
