@@ -115,18 +115,20 @@ extension SQLiteConnection {
     func movedDatabaseFile() -> String? {
         if databaseFileHasMoved { return path }
         guard isWAL else { return nil }
+        // The names SQLite uses: `path + "-wal"` is wrong when `path` is a symbolic link (SQLite resolves
+        // it), and every write transaction was then refused.
         var identities: [FileIdentity] = []
-        for suffix in ["-wal", "-shm"] {
+        for companion in walCompanionPaths {
             var info = stat()
-            guard stat(path + suffix, &info) == 0 else { return path + suffix }
+            guard stat(companion, &info) == 0 else { return companion }
             identities.append(FileIdentity(device: UInt64(info.st_dev), inode: UInt64(info.st_ino)))
         }
         guard let first = walFiles else {
             walFiles = identities
             return nil
         }
-        for (index, suffix) in ["-wal", "-shm"].enumerated() where first[index] != identities[index] {
-            return path + suffix
+        for (index, companion) in walCompanionPaths.enumerated() where first[index] != identities[index] {
+            return companion
         }
         return nil
     }

@@ -67,6 +67,9 @@ public final class SQLiteConnection {
     var walHook: WALHook?
     /// The database is in WAL mode (a file database whose switch worked).
     private(set) var isWAL = false
+    /// In WAL mode, the `-wal` and `-shm` files as SQLite names them: beside the file it opened, with
+    /// symbolic links resolved (not beside `path`, which may be a link), for `movedDatabaseFile`.
+    private(set) var walCompanionPaths: [String] = []
     /// The `-wal` and `-shm` files' identities at the first write transaction (`movedDatabaseFile`).
     var walFiles: [FileIdentity]?
     private var cache: SQLiteStatementCache
@@ -114,6 +117,10 @@ public final class SQLiteConnection {
             // rewriting pages. The mode is persistent in the file, but setting it again is cheap.
             let mode = try switchToWAL()
             isWAL = mode == "wal"
+            if isWAL, let name = sqlite3_db_filename(handle, "main") {
+                let file = String(cString: name)
+                walCompanionPaths = [file + "-wal", file + "-shm"]
+            }
             if mode != "wal" && path != ":memory:" && !path.isEmpty {
                 logger.warning(
                     "SQLite did not switch to WAL journal mode",
