@@ -228,9 +228,13 @@ struct BatchPipeline: Sendable {
         if !settledRows.isEmpty { await store.deleteTimeouts(settledRows) }
         CrashPoint.afterConfirm.check()
 
+        // Only an entry that went to the database says it can be written: a message rejected before any
+        // handler (a type nobody handles) touches none, and made the endpoint ready again while every
+        // other message was still requeued. (A poison message's count was just written.)
         if let problem = entries.lazy.compactMap(\.storageUnavailable).first {
             health.databaseCannotBeWritten(problem)
-        } else if entries.contains(where: { !$0.transient }), health.databaseWritten() {
+        } else if entries.contains(where: { !$0.transient && ($0.rejection == nil || $0.poison) }),
+                  health.databaseWritten() {
             logger.notice("the database can be written again")
         }
         if entries.contains(where: \.transient) {

@@ -1,3 +1,4 @@
+import AMQPTransport
 import BrokerTestSupport
 import Foundation
 import MetricsTestKit
@@ -77,6 +78,50 @@ struct DatabaseReplacedTests {
         await harness.stop(running)
         try? await waitUntil(timeout: .seconds(10)) { try await harness.depth("counters") == 1 }
         #expect(try await harness.depth("counters") == 1, "the second message was acked: \(capture.tail(20))")
+        await harness.tearDown()
+    }
+
+    // Failed before: a batch of messages that never reach the database (a type nobody handles goes
+    // straight to the error queue) counted as one that wrote it: readiness went back to 200 and "the
+    // database can be written again" was logged while every other message was still requeued.
+    @Test("a message rejected without touching the database does not make the endpoint ready again")
+    func rejectionDoesNotClaimTheDatabaseWritable() async throws {
+        let harness = try await EndpointHarness.make()
+        let capture = LogCapture()
+        var registry = HandlerRegistry()
+        registry.register(CounterSaga.self)
+        let endpoint = harness.makeEndpoint(registry, queues: ["counters"], database: "rejected",
+                                            logger: capture.logger(label: "rejected"))
+        let running = Task { try await endpoint.run() }
+        try await harness.send(CounterSaga.Increment(counterId: "c-1"), to: "counters", messageId: "first")
+        try await capture.waitUntil(timeout: .seconds(20), message: "the first message is processed") {
+            try await harness.depth("counters") == 0 && endpoint.isReady
+        }
+        let path = harness.databasePath("rejected")
+        #expect(unlink(path + "-wal") == 0)
+        #expect(unlink(path + "-shm") == 0)
+        try await harness.send(CounterSaga.Increment(counterId: "c-1"), to: "counters", messageId: "second")
+        try await capture.waitUntil(timeout: .seconds(20), message: "not ready") {
+            endpoint.notReadyReason?.contains("database cannot be written") == true
+        }
+
+        // A type nobody handles: to the error queue, no database involved.
+        try await harness.sendRaw(Data("{}".utf8), properties: BasicProperties(
+            contentType: "application/json", deliveryMode: .persistent, messageId: "unknown-1",
+            type: "test.NobodyHandlesThis"), to: "counters")
+        var readyMeanwhile = false
+        try await waitUntil(timeout: .seconds(20)) {
+            if endpoint.isReady { readyMeanwhile = true }
+            return try await harness.depth("counters.error") == 1
+        }
+        let deadline = ContinuousClock.now + .seconds(1)
+        while ContinuousClock.now < deadline {
+            if endpoint.isReady { readyMeanwhile = true }
+            try await Task.sleep(for: .milliseconds(5))
+        }
+        #expect(!readyMeanwhile, "ready while the database still cannot be written")
+        #expect(!capture.tail().contains("the database can be written again"), "\(capture.tail(20))")
+        await harness.stop(running)
         await harness.tearDown()
     }
 }
