@@ -59,7 +59,7 @@ extension BatchPipeline {
                 countedDue.append(index)
             }
         }
-        for messageId in replayed { await store.clearDeliveries(messageId) }
+        await store.clearDeliveries(replayed)
         for (indices, first) in [(counted, 2), (countedDue, 1)] where !indices.isEmpty {
             let counts = await store.countDeliveries(indices.map { entries[$0].incoming!.messageId }, now: now,
                                                      first: first)

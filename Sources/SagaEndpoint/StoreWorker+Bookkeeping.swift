@@ -25,8 +25,13 @@ extension StoreWorker {
         }
     }
 
-    func clearDeliveries(_ messageId: String) {
-        _ = try? store.clearDeliveries(messageId: messageId)
+    /// Forgets the delivery counts of `messageIds` (replayed messages), in one transaction: a statement
+    /// committed by itself per message was one more WAL sync per message on this, the only writer.
+    func clearDeliveries(_ messageIds: [String]) {
+        guard !messageIds.isEmpty else { return }
+        _ = try? store.transaction { store in
+            for messageId in messageIds { try store.clearDeliveries(messageId: messageId) }
+        }
     }
 
     func markDispatched(_ rows: [OutboxKey], now: Date) {

@@ -48,4 +48,38 @@ struct ErrorQueueReplayPoisonTests {
         await harness.stop(endpoint)
         await harness.tearDown()
     }
+
+    // Failed before: each replayed message's count was cleared by a statement of its own, committed by
+    // itself before the batch: one more commit (a WAL sync) per message on the one SQLite writer, so a
+    // `replay --all` of former retries (they all have a count) wrote a WAL frame per message.
+    @Test("the counts of a batch of replayed messages are cleared in one commit, not one per message")
+    func replayedCountsAreClearedTogether() async throws {
+        let harness = try await EndpointHarness.make()
+        try await harness.declareQueue("flaky")
+        let ids = (0..<200).map { "r-\($0)" }
+        // Counts left by their retries before they went to the error queue.
+        _ = try await harness.withStore("replays") { try $0.countDeliveries(messageIds: ids, at: Date(), first: 2) }
+        for id in ids {
+            try await harness.sendRaw(try MessageCoding.encode(FlakyOnce(note: id)), properties: BasicProperties(
+                contentType: "application/json", headers: ["x-replays": "1"], deliveryMode: .persistent, messageId: id,
+                type: FlakyOnce.messageType), to: "flaky")
+        }
+        let calls = Tally()
+        var registry = HandlerRegistry()
+        registry.handle(FlakyOnce.self) { _, _ in calls.increment() }
+        let endpoint = harness.startEndpoint(registry, queues: ["flaky"], database: "replays")
+        try await waitUntil(timeout: .seconds(30)) { calls.count >= ids.count }
+        try await waitUntil(timeout: .seconds(20)) { try await harness.depth("flaky") == 0 }
+
+        // The WAL is not checkpointed before 10,000 pages: its size counts every page committed since the
+        // endpoint opened the file. Two batches of 100 take a few pages each.
+        var info = stat()
+        #expect(stat(harness.databasePath("replays") + "-wal", &info) == 0)
+        let frames = Int(info.st_size) / (4096 + 24)
+        #expect(frames < ids.count / 2, "\(frames) WAL frames for \(ids.count) replayed messages")
+        #expect(try await harness.withStore("replays") { store in
+            try store.connection.query("SELECT count(*) FROM deliveries").first?[0].integerValue } == 0)
+        await harness.stop(endpoint)
+        await harness.tearDown()
+    }
 }
