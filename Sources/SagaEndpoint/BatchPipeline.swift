@@ -245,6 +245,7 @@ struct BatchPipeline: Sendable {
             backoff.reset()
         }
         await settle(entries, outcomes: outcomes, requests: requests, multipleAcks: batch.multipleAcks)
+        transientRequeues.forget(entries.lazy.filter { !$0.transient }.compactMap { $0.incoming?.messageId })
         if let tracing { for entry in entries { tracing.finish(entry, outcomes: outcomes) } }
         metrics.batchDuration.record(since: batch.started)
     }
@@ -396,38 +397,6 @@ extension Duration {
     var timeInterval: TimeInterval {
         Double(components.seconds) + Double(components.attoseconds) / 1e18
     }
-}
-
-/// Messages this process requeued for a transient reason (a busy, full or corrupt database, a version
-/// conflict), by id, with how often. Their redelivery count was committed before they were processed, and
-/// the transient failure rolled back only the processing (a quorum queue counts every requeue itself): so
-/// every such requeue made the message look like one that keeps crashing the process, and after
-/// `maxDeliveries` of them it went to the error queue as a PoisonMessage. In memory: a process that dies
-/// while handling the redelivery counts it at the next start.
-final class TransientRequeues: Sendable {
-    private let counts = Mutex<[String: Int]>([:])
-
-    func insert(_ id: String) {
-        counts.withLock { counts in
-            // Ids of messages that never came back (another consumer took them) must not pile up; losing
-            // the rest only counts their next delivery, as before.
-            if counts.count >= 100_000 { counts.removeAll() }
-            counts[id, default: 0] += 1
-        }
-    }
-
-    /// For a delivery counted in the store: whether it follows a transient requeue (which it then uses up).
-    func take(_ id: String) -> Bool {
-        counts.withLock { counts in
-            guard let count = counts[id] else { return false }
-            counts[id] = count > 1 ? count - 1 : nil
-            return true
-        }
-    }
-
-    /// For a quorum queue's `x-delivery-count`, which counts every requeue since the message was published:
-    /// how many of them were transient.
-    func count(_ id: String) -> Int { counts.withLock { $0[id] ?? 0 } }
 }
 
 /// Exponential backoff (50 ms doubling to 5 s) for batches that fail for transient reasons.

@@ -1,0 +1,48 @@
+import Synchronization
+
+/// Messages this process requeued for a transient reason (a busy, full or corrupt database, a version
+/// conflict), by id, with how often. Their redelivery count was committed before they were processed, and
+/// the transient failure rolled back only the processing (a quorum queue counts every requeue itself): so
+/// every such requeue made the message look like one that keeps crashing the process, and after
+/// `maxDeliveries` of them it went to the error queue as a PoisonMessage. In memory: a process that dies
+/// while handling the redelivery counts it at the next start.
+final class TransientRequeues: Sendable {
+    private let counts = Mutex<[String: Int]>([:])
+    private let limit: Int
+
+    init(limit: Int = 100_000) {
+        self.limit = limit
+    }
+
+    func insert(_ id: String) {
+        counts.withLock { counts in
+            // Ids of messages that never came back (another consumer took them) must not pile up; losing
+            // the rest only counts their next delivery, as before.
+            if counts.count >= limit { counts.removeAll() }
+            counts[id, default: 0] += 1
+        }
+    }
+
+    /// Messages settled otherwise than by a transient requeue: their excuses are spent. On the quorum path
+    /// nothing else removed them (`count` only reads), so they piled up until the limit wiped every entry,
+    /// also those of messages still being requeued, which then looked like crash loops.
+    func forget(_ ids: some Sequence<String>) {
+        counts.withLock { counts in
+            guard !counts.isEmpty else { return }
+            for id in ids { counts.removeValue(forKey: id) }
+        }
+    }
+
+    /// For a delivery counted in the store: whether it follows a transient requeue (which it then uses up).
+    func take(_ id: String) -> Bool {
+        counts.withLock { counts in
+            guard let count = counts[id] else { return false }
+            counts[id] = count > 1 ? count - 1 : nil
+            return true
+        }
+    }
+
+    /// For a quorum queue's `x-delivery-count`, which counts every requeue since the message was published:
+    /// how many of them were transient.
+    func count(_ id: String) -> Int { counts.withLock { $0[id] ?? 0 } }
+}
