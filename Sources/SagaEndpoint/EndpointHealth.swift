@@ -158,13 +158,23 @@ final class EndpointHealth: Sendable {
 
     /// Reads the backlogs into their gauges (two COUNT queries on indexed columns). A failure (a busy
     /// database) leaves the gauges as they were until the next refresh.
+    /// Set while the backlogs cannot be read: the first failure is a warning, the next ones stay quiet
+    /// until a read works again. (At debug level, the gauges stopped moving without a word.)
+    private let backlogsFailing = Atomic<Bool>(false)
+
     func refreshBacklogs(_ reader: BacklogReader, logger: Logger) async {
         do {
             let backlog = try await reader.backlog()
             outboxBacklog.record(backlog.outbox)
             timeoutsPending.record(backlog.timeouts)
+            if backlogsFailing.exchange(false, ordering: .relaxed) {
+                logger.notice("the outbox and timeout backlogs can be read again")
+            }
         } catch {
-            logger.debug("could not read the outbox and timeout backlogs", metadata: ["error": "\(error)"])
+            let alreadyFailing = backlogsFailing.exchange(true, ordering: .relaxed)
+            logger.log(level: alreadyFailing ? .debug : .warning,
+                       "could not read the outbox and timeout backlogs; their gauges keep their last values",
+                       metadata: ["error": "\(error)"])
         }
     }
 }
