@@ -120,7 +120,18 @@ extension BatchPipeline {
             }
         }
         guard !toRun.isEmpty else { return }
-        let seen = await store.inboxContains(toRun.map { entries[$0].incoming!.messageId })
+        let seen: Set<String>
+        do {
+            seen = try await store.inboxContains(toRun.map { entries[$0].incoming!.messageId })
+        } catch {
+            // Unknown whether they were handled before: none of them runs. The error takes the failure
+            // path, so a busy, full or corrupt database requeues them (transient) like a failed commit.
+            for index in toRun {
+                entries[index].handlerError = error
+                entries[index].item = nil
+            }
+            return
+        }
         for index in toRun where !seen.contains(entries[index].incoming!.messageId) {
             let incoming = entries[index].incoming!
             // A copy earlier in this batch may have run meanwhile.

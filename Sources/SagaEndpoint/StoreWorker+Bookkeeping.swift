@@ -11,8 +11,10 @@ extension StoreWorker {
         try? store.loadSaga(type: key.sagaType, correlationId: key.correlationId)?.sagaId
     }
 
-    func inboxContains(_ messageIds: [String]) -> Set<String> {
-        Set(messageIds.filter { (try? store.inboxContains(messageId: $0)) == true })
+    /// Which of `messageIds` the inbox holds. Throws when the inbox cannot be read: "not found" would run
+    /// a duplicate's stateless handlers (an integration called twice).
+    func inboxContains(_ messageIds: [String]) throws -> Set<String> {
+        Set(try messageIds.filter { try store.inboxContains(messageId: $0) })
     }
 
     /// Counts one more delivery of redelivered messages, committed before they are processed.

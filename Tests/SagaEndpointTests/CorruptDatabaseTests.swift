@@ -45,6 +45,39 @@ struct CorruptDatabaseTests {
         await harness.tearDown()
     }
 
+    // Failed before: the stateless handlers' inbox check ignored read errors ("not in the inbox"), so a
+    // message whose inbox could not be read called its integration, though it may have been handled before.
+    @Test("an inbox that cannot be read runs no stateless handler: the message is requeued")
+    func unreadableInboxRunsNoStatelessHandler() async throws {
+        let harness = try await EndpointHarness.make()
+        try await harness.declareQueue("pings")
+        try await Self.corrupt("sqlite_autoindex_inbox_1", in: harness.databasePath("pings"))
+        let capture = LogCapture()
+        let metrics = TestMetrics()
+        let calls = Tally()
+        var registry = HandlerRegistry()
+        registry.handle(Explode.self) { _, _ in calls.increment() }
+        let endpoint = harness.makeEndpoint(registry, queues: ["pings"], database: "pings", metrics: metrics,
+                                            logger: capture.logger(label: "pings")) {
+            $0.immediateRetries = 0
+            $0.delayedRetries = []
+        }
+        let running = Task { try await endpoint.run() }
+        try await harness.send(Explode(note: "ping"), to: "pings", messageId: "ping-1")
+        try? await waitUntil(timeout: .seconds(10)) {
+            let errorQueued = try await harness.depth("pings.error")
+            return calls.count > 0 || errorQueued > 0
+                || ((try? metrics.expectCounter("saga_messages_retried_total"))?.totalValue ?? 0) >= 2
+        }
+        #expect(calls.count == 0, "the handler ran though the inbox could not be read")
+        #expect(try await harness.depth("pings.error") == 0, "moved to the error queue: \(capture.tail(20))")
+        #expect(capture.tail().contains("database cannot be written"), "no error logged: \(capture.tail(20))")
+        await harness.stop(running)
+        try? await waitUntil(timeout: .seconds(10)) { try await harness.depth("pings") == 1 }
+        #expect(try await harness.depth("pings") == 1, "the message is back in its queue")
+        await harness.tearDown()
+    }
+
     // Failed before: the poller logged a warning at every poll (every 200 ms by default) for as long as the
     // due timeouts could not be read.
     @Test("due timeouts and backlogs that cannot be read are logged once at warning level, not at every poll")
