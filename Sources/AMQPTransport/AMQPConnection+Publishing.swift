@@ -26,6 +26,8 @@ extension AMQPConnection {
             await publish(requests, waiting: waiting, afterSending: afterSending)
         } onCancel: {
             Task { await self.stopWaiting(waiting) }
+            // The actor cannot run the line above while its thread is stuck writing the batch.
+            self.stuckWrites.cancelled()
         }
     }
 
@@ -57,6 +59,7 @@ extension AMQPConnection {
             } catch {
                 failure = AMQPError(.library, message: "\(error)")
             }
+            stuckWrites.begin(socket: session?.socketFD ?? -1)
             for index in requests.indices {
                 if let failure {
                     confirms.settleUnsent(batch: batch, index: index, .failed(failure))
@@ -85,9 +88,12 @@ extension AMQPConnection {
                                           libraryStatus: rc)
                     failure = error
                     confirms.settleUnsent(batch: batch, index: index, .failed(error))
+                    // Before the session can go (and close its socket, whose number may then be reused).
+                    stuckWrites.end()
                     connectionLost(error)
                 }
             }
+            stuckWrites.end()
             // The frames are written; the confirms have not been awaited yet (a crash test hook).
             afterSending?()
         }

@@ -67,6 +67,8 @@ public actor AMQPConnection {
     var assemblies: [UInt16: ContentAssembly] = [:]
     var recentStrings = RecentStrings()
     var pumpTask: Task<Void, Never>?
+    /// Shuts the socket down when a cancelled publish stays stuck in its write (a resource alarm).
+    nonisolated let stuckWrites: StuckWriteGuard
 
     public nonisolated var unownedExecutor: UnownedSerialExecutor { executor.asUnownedSerialExecutor() }
 
@@ -77,6 +79,7 @@ public actor AMQPConnection {
         logger[metadataKey: "amqp.url"] = "\(configuration.redactedURL)"
         if let name = configuration.connectionName { logger[metadataKey: "amqp.connection"] = "\(name)" }
         self.logger = logger
+        self.stuckWrites = StuckWriteGuard(logger: logger)
         self.executor = DedicatedThreadExecutor(name: "amqp \(configuration.connectionName ?? configuration.host)",
                                                 stackSize: Self.threadStackSize(frameMax: configuration.frameMax))
     }

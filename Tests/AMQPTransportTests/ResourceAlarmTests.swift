@@ -48,4 +48,40 @@ struct ResourceAlarmTests {
             closed.isSet
         }
     }
+
+    // Failed before: a batch larger than the socket's buffers kept the connection's thread in its write
+    // until the alarm cleared; the cancellation (the endpoint's shutdown) could not run, nor could close.
+    @Test("a batch the broker stops reading, cancelled, ends: the socket is shut down and the publishes fail")
+    func stuckWriteIsCancellable() async throws {
+        let node = try await runOnThread { try DedicatedBrokerNode.start() }
+        defer { node.shutdown() }
+        let connection = try await AMQPConnection.connect(url: node.url, connectionName: "resource-alarm-write")
+        let queue = TestBroker.uniqueName("amqp-test-alarm-write")
+        try await connection.declareQueue(QueueDeclaration(name: queue, durable: false))
+        _ = try await runOnThread { try node.rabbitmqctl(["set_vm_memory_high_watermark", "0.0000001"]) }
+
+        // 64 MiB: far more than a loopback socket buffers while nobody reads.
+        let body = Data(repeating: 0x61, count: 1 << 20)
+        let requests = (0..<64).map { index in
+            PublishRequest.toQueue(queue, AMQPMessage(body: body, properties: BasicProperties(messageId: "big-\(index)")))
+        }
+        let finished = Flag()
+        let publishing = Task {
+            defer { finished.set() }
+            return await connection.publish(requests)
+        }
+        try await Task.sleep(for: .seconds(2))
+        #expect(!finished.isSet, "the premise: the batch is held back")
+
+        publishing.cancel()
+        try await waitUntil(timeout: .seconds(10), message: "the cancelled publish to return") { finished.isSet }
+        let outcomes = await publishing.value
+        #expect(outcomes.count == 64)
+        #expect(!outcomes.contains { $0.isConfirmed }, "nothing was confirmed during the alarm")
+
+        let closing = Task { await connection.close() }
+        let closed = Flag()
+        Task { await closing.value; closed.set() }
+        try await waitUntil(timeout: .seconds(10), message: "close to return") { closed.isSet }
+    }
 }
