@@ -7,7 +7,8 @@ public import Sagas
 /// Terminal events correlate by their `batchId` (`Correlation.optionalProperty`): an event without one
 /// belongs to no batch and is not for this saga; one for a batch that is gone is discarded. An event for
 /// a transfer already counted (or not in the batch) is ignored. Entries repeating a `transferId` are
-/// requested and counted once.
+/// requested and counted once. A request with an entry whose `transferId` is empty is malformed (it goes
+/// to the error queue): that transfer could never start, so the batch could never complete.
 public struct PayoutSaga: Saga, Equatable {
     public static let sagaType = "PayoutSaga"
 
@@ -20,6 +21,12 @@ public struct PayoutSaga: Saga, Equatable {
 
     public static func define(_ saga: inout SagaDefinition<PayoutSaga>) {
         saga.startedBy(PayoutRequested.self, correlatedBy: \.batchId) { request, context in
+            // A transfer without an id cannot start (its saga has no correlation id), so it would never
+            // end and the payout would wait for it for ever: the whole request is refused instead.
+            guard request.transfers.allSatisfy({ !$0.transferId.isEmpty }) else {
+                throw SagaError.malformedMessage(type: PayoutRequested.messageType,
+                                                 reason: "a transfer of the batch has an empty transferId")
+            }
             var payout = PayoutSaga(batchId: request.batchId, pending: [], completed: 0, failed: 0, fees: 0)
             for entry in request.transfers where !payout.pending.contains(entry.transferId) {
                 payout.pending.append(entry.transferId)

@@ -217,3 +217,20 @@ import Testing
         #expect(Set(App.registry().sagaTypes) == ["TransferSaga", "PayoutSaga"])
     }
 }
+
+@Suite struct PayoutEntryValidationTests {
+    /// A transfer saga refuses a request without a transferId (no correlation id: its error queue), so
+    /// such an entry never ends and its payout used to wait for it for ever, with no event at all.
+    @Test func payoutWithAnEntryWithoutTransferIdIsRefusedInsteadOfWaitingForEver() async throws {
+        let app = makeAppHost()
+        let request = PayoutRequested(batchId: "b-bad", transfers: [
+            PayoutRequested.Transfer(transferId: "t-1", fromAccount: "a", toAccount: "b", amount: 5),
+            PayoutRequested.Transfer(transferId: "", fromAccount: "a", toAccount: "c", amount: 7),
+        ])
+        await #expect(throws: SagaError.self) {
+            try await app.deliver(request, queue: App.payoutsQueue)
+        }
+        #expect(app.liveSagaCount == 0, "no payout is left waiting for a transfer that can never start")
+        #expect(app.sent.isEmpty, "no transfer of the refused batch is requested")
+    }
+}
