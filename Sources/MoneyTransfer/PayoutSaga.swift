@@ -43,13 +43,13 @@ public struct PayoutSaga: Saga, Equatable {
         saga.handles(TransferCompleted.self, correlatedBy: .optionalProperty(\.batchId), whenNotFound: .discard) { payout, event, context in
             guard payout.count(event.transferId) else { return }
             payout.completed += 1
-            payout.fees += event.fees
+            payout.fees = try sumOfFees(payout.fees, event.fees, in: TransferCompleted.messageType)
             try payout.completeIfDone(context)
         }
         saga.handles(TransferFailed.self, correlatedBy: .optionalProperty(\.batchId), whenNotFound: .discard) { payout, event, context in
             guard payout.count(event.transferId) else { return }
             payout.failed += 1
-            payout.fees += event.feesLost
+            payout.fees = try sumOfFees(payout.fees, event.feesLost, in: TransferFailed.messageType)
             try payout.completeIfDone(context)
         }
     }

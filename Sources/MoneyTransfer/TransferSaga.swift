@@ -74,7 +74,8 @@ public struct TransferSaga: Saga, Equatable {
             guard transfer.step == .crediting else { return }
             try context.publish(
                 TransferCompleted(transferId: transfer.transferId, amount: transfer.amount,
-                                  fees: transfer.debitFee + credited.fee, batchId: transfer.batchId),
+                                  fees: try sumOfFees(transfer.debitFee, credited.fee, in: AccountCredited.messageType),
+                                  batchId: transfer.batchId),
                 to: MoneyTransferApp.transferEventsExchange, routingKey: TransferCompleted.messageType
             )
             try context.markComplete()
@@ -87,7 +88,9 @@ public struct TransferSaga: Saga, Equatable {
         saga.handles(AccountRefunded.self, correlatedBy: replyCorrelation(\.transferId)) { transfer, refunded, context in
             guard transfer.step == .refunding else { return }
             try transfer.fail(reason: transfer.creditRejection ?? CreditRejected.messageType,
-                              refunded: refunded.amount, feesLost: transfer.debitFee + refunded.fee, context)
+                              refunded: refunded.amount,
+                              feesLost: try sumOfFees(transfer.debitFee, refunded.fee, in: AccountRefunded.messageType),
+                              context)
         }
 
         saga.handlesTimeout(BankReplyTimeout.self) { transfer, timeout, context in
@@ -150,6 +153,16 @@ public struct TransferSaga: Saga, Equatable {
         )
         try context.markComplete()
     }
+}
+
+/// `a + b` for fees, which come from the bank and from events (outside this repository): a sum that does
+/// not fit an `Int` is a malformed message (error queue), where `+` trapped and crashed the endpoint.
+func sumOfFees(_ a: Int, _ b: Int, in messageType: String) throws -> Int {
+    let (sum, overflow) = a.addingReportingOverflow(b)
+    guard !overflow else {
+        throw SagaError.malformedMessage(type: messageType, reason: "the fees \(a) and \(b) add up past the largest integer")
+    }
+    return sum
 }
 
 /// The transfer saga's own timeout: "no reply to the command of `step`, sent for the `attempt`th time".

@@ -193,3 +193,44 @@ import Testing
         }
     }
 }
+
+@Suite struct FeeOverflowTests {
+    /// Fees come from the bank (outside the repository) and from events anyone may publish. A sum that
+    /// does not fit an Int used to trap: the endpoint process crashed on the reply, with every message in
+    /// flight, again at each redelivery until the poison-message count diverted it. It is now a malformed
+    /// message (error queue), and the transfer goes on waiting for a sensible reply.
+    @Test func transferFeesThatOverflowAreRefusedNotACrash() async {
+        await #expect(processExitsWith: .success) {
+            let host = SagaTestHost(registry: MoneyTransferApp.registry(), endpointAddress: "transfers")
+            _ = try await host.deliver(TransferRequested(transferId: "t-1", fromAccount: "a", toAccount: "b", amount: 10))
+            _ = try await host.deliver(AccountDebited(transferId: "t-1", account: "a", amount: 10, fee: Int.max),
+                                       correlationId: "t-1")
+            do {
+                _ = try await host.deliver(AccountCredited(transferId: "t-1", account: "b", amount: 10, fee: 15),
+                                           correlationId: "t-1")
+                exit(1)
+            } catch let error as SagaError {
+                guard case .malformedMessage = error, host.isLive(TransferSaga.self, correlationId: "t-1") else { exit(1) }
+            }
+        }
+    }
+
+    @Test func payoutFeesThatOverflowAreRefusedNotACrash() async {
+        await #expect(processExitsWith: .success) {
+            let host = SagaTestHost(registry: MoneyTransferApp.registry(), endpointAddress: "transfers")
+            _ = try await host.deliver(PayoutRequested(batchId: "b-1", transfers: [
+                .init(transferId: "t-1", fromAccount: "a", toAccount: "b", amount: 10),
+                .init(transferId: "t-2", fromAccount: "a", toAccount: "c", amount: 10),
+            ]), queue: "payouts")
+            _ = try await host.deliver(TransferCompleted(transferId: "t-1", amount: 10, fees: Int.max, batchId: "b-1"),
+                                       queue: "payouts")
+            do {
+                _ = try await host.deliver(TransferFailed(transferId: "t-2", reason: "x", refunded: 10, feesLost: 35,
+                                                          batchId: "b-1"), queue: "payouts")
+                exit(1)
+            } catch let error as SagaError {
+                guard case .malformedMessage = error, host.isLive(PayoutSaga.self, correlationId: "b-1") else { exit(1) }
+            }
+        }
+    }
+}
