@@ -38,6 +38,36 @@ struct ConnectFailureTests {
         #expect(error?.message.contains(vhost) == true, "\(String(describing: error))")
     }
 
+    // Failed before: a socket closed before the broker's connection.start (a TCP proxy without a healthy
+    // backend, a node not ready yet) was reported as a refused login, so `connectRetrying`, which must
+    // wait for a broker that is not up yet, gave up at once as if the credentials were wrong.
+    @Test("a peer that closes before the broker's greeting is a transient failure that connectRetrying retries")
+    func closedBeforeGreeting() async throws {
+        let listener = try ClosingListener()
+        defer { listener.stop() }
+        let url = "amqp://guest:guest@127.0.0.1:\(listener.port)/"
+        let error = await amqpError { _ = try await AMQPConnection.connect(url: url, logger: quietLogger) }
+        #expect(error?.code != .authenticationFailed, "\(String(describing: error))")
+        #expect(error?.isTransient == true, "\(String(describing: error))")
+
+        let outcome = Box<(any Error)?>(nil)
+        let configuration = try AMQPConfiguration(url: url)
+        let retrying = Task {
+            do {
+                let connection = try await AMQPConnection.connectRetrying(
+                    configuration, recovery: RecoveryPolicy(initialDelay: .milliseconds(20), maximumDelay: .milliseconds(50)),
+                    logger: quietLogger)
+                await connection.close()
+            } catch {
+                outcome.withLock { $0 = error }
+            }
+        }
+        try await waitUntil(timeout: .seconds(10), message: "three retries after the first connect") { listener.accepted >= 4 }
+        #expect(outcome.withLock { $0 } == nil, "connectRetrying gave up: \(String(describing: outcome.withLock { $0 }))")
+        retrying.cancel()
+        _ = await retrying.value
+    }
+
     @Test("operations on a closed connection fail with .closed")
     func closedConnection() async throws {
         let connection = try await AMQPConnection.connect(url: TestBroker.url, connectionName: "closed-test")
@@ -53,5 +83,58 @@ struct ConnectFailureTests {
         #expect(failure.code == .closed)
         let waitError = await amqpError { try await connection.waitUntilConnected(timeout: .seconds(1)) }
         #expect(waitError?.code == .closed)
+    }
+}
+
+/// A TCP listener on a free local port that reads the client's protocol header and closes the connection,
+/// as a proxy without a backend does. `@unchecked Sendable`: `fd` and `port` never change after `init`;
+/// the count is in a `Box` (lock-protected).
+final class ClosingListener: @unchecked Sendable {
+    let fd: Int32
+    let port: Int
+    private let count = Box(0)
+
+    /// Connections accepted so far.
+    var accepted: Int { count.withLock { $0 } }
+
+    init() throws {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        guard fd >= 0 else { throw AMQPError(.library, message: "socket() failed") }
+        self.fd = fd
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        let bound = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) }
+        }
+        guard bound == 0, listen(fd, 16) == 0 else { throw AMQPError(.library, message: "bind/listen failed") }
+        _ = withUnsafeMutablePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) }
+        }
+        port = Int(UInt16(bigEndian: address.sin_port))
+        let count = self.count
+        let thread = Thread {
+            while true {
+                let client = accept(fd, nil, nil)
+                if client < 0 { return }
+                count.withLock { $0 += 1 }
+                // Read the 8-byte protocol header, so the close is a clean FIN rather than a reset.
+                var header = [UInt8](repeating: 0, count: 8)
+                var received = 0
+                while received < 8 {
+                    let n = header.withUnsafeMutableBytes { read(client, $0.baseAddress! + received, 8 - received) }
+                    if n <= 0 { break }
+                    received += n
+                }
+                close(client)
+            }
+        }
+        thread.start()
+    }
+
+    func stop() {
+        shutdown(fd, Int32(SHUT_RDWR))
+        close(fd)
     }
 }
