@@ -2,11 +2,15 @@
 ///
 /// rabbitmq-c 0.11 has no confirm API, so the client numbers its publishes itself (the broker counts
 /// from 1 after confirm.select) and matches basic.ack / basic.nack (with `multiple`) to them. A
-/// basic.return (an unroutable mandatory publish) arrives before the ack of the same publish but carries
-/// no sequence number, and it may overtake the acks of earlier publishes that were routed (their acks
-/// wait for the queues). So it is matched by content: to the oldest unconfirmed, not yet returned,
-/// mandatory publish with the same exchange, routing key, properties and body. Only byte-identical
-/// publishes are then indistinguishable, and those are routed alike.
+/// basic.return (an unroutable mandatory publish) carries no sequence number, and it may overtake the
+/// acks of earlier publishes that were routed (their acks wait for the queues). RabbitMQ sends it while
+/// handling that publish, and the acks it sends right after (before it handles the next publish) settle
+/// that publish, the newest it has seen. So a return is held until the next ack or nack, and goes to the
+/// newest publish that ack settles with the same exchange, routing key, properties and body (mandatory,
+/// not yet returned); failing that (a property that does not survive the trip unchanged, such as a NaN
+/// header), the newest it settles with the same destination. Matching by content alone (the oldest
+/// identical one) gave the return of a publish to an identical earlier one still waiting for its queue
+/// (the binding was removed in between): the dropped publish was then reported confirmed.
 ///
 /// Unconfirmed publishes are kept in sequence order in an array (sequence numbers are consecutive), so
 /// recording and settling one costs no hashing.
@@ -19,6 +23,17 @@ struct ConfirmTracker {
 
         var request: PublishRequest { batch.requests[index] }
     }
+
+    /// A basic.return not yet given to a publish: that happens when the ack after it comes.
+    private struct OpenReturn {
+        var exchange: String
+        var routingKey: String
+        var message: AMQPMessage
+        var code: UInt16
+        var text: String
+    }
+
+    private var openReturns: [OpenReturn] = []
 
     /// Publishes in sequence order from `head` on; nil once settled (acks may come one by one, out of
     /// the array's order).
@@ -60,21 +75,38 @@ struct ConfirmTracker {
         resolve(tag, multiple: multiple) { _ in .nacked }
     }
 
+    /// A basic.return: held until the ack that settles its publish (see the type's comment).
     mutating func returned(exchange: String, routingKey: String, message: AMQPMessage, code: UInt16, text: String) {
-        // The same content first; failing that (a property that does not survive the trip unchanged, such
-        // as a NaN header), the same destination.
-        var sameDestination: Int?
-        for slot in head..<pending.count {
-            guard let entry = pending[slot], entry.returned == nil else { continue }
-            let request = entry.request
-            guard request.mandatory, request.exchange == exchange, request.routingKey == routingKey else { continue }
-            if request.message == message {
-                pending[slot]!.returned = (code, text)
-                return
+        openReturns.append(OpenReturn(exchange: exchange, routingKey: routingKey, message: message, code: code, text: text))
+    }
+
+    /// Gives each held return to the newest candidate among the slots `first...last` an ack or nack is about
+    /// to settle. A return whose candidates all lie beyond them waits for a later ack; one with no candidate
+    /// at all (not a publish of this channel's) is dropped.
+    private mutating func assignReturns(settling first: Int, through last: Int) {
+        var stillOpen: [OpenReturn] = []
+        for open in openReturns {
+            var identical: [Int] = []
+            var sameDestination: [Int] = []
+            for slot in head..<pending.count {
+                guard let entry = pending[slot], entry.returned == nil else { continue }
+                let request = entry.request
+                guard request.mandatory, request.exchange == open.exchange, request.routingKey == open.routingKey
+                else { continue }
+                sameDestination.append(slot)
+                if request.message == open.message { identical.append(slot) }
             }
-            if sameDestination == nil { sameDestination = slot }
+            // The same content first; failing that (a property that does not survive the trip unchanged,
+            // such as a NaN header), the same destination.
+            let candidates = identical.isEmpty ? sameDestination : identical
+            guard !candidates.isEmpty else { continue }
+            if let slot = candidates.last(where: { $0 >= first && $0 <= last }) {
+                pending[slot]!.returned = (open.code, open.text)
+            } else {
+                stillOpen.append(open)
+            }
         }
-        if let slot = sameDestination { pending[slot]!.returned = (code, text) }
+        openReturns = stillOpen
     }
 
     /// The channel or connection failed: every unconfirmed publish fails, and the next confirm-mode
@@ -82,6 +114,7 @@ struct ConfirmTracker {
     mutating func failAll(_ error: AMQPError) {
         let entries = pending[head...]
         pending = []
+        openReturns = []
         head = 0
         headSequence = 1
         pendingCount = 0
@@ -93,6 +126,7 @@ struct ConfirmTracker {
     private mutating func resolve(_ tag: UInt64, multiple: Bool, _ outcome: (Pending) -> PublishOutcome) {
         guard tag >= headSequence, tag < nextSequence else { return }
         let last = head + Int(tag - headSequence)
+        if !openReturns.isEmpty { assignReturns(settling: multiple ? head : last, through: last) }
         for slot in (multiple ? head : last)...last {
             guard let entry = pending[slot].take() else { continue }
             pendingCount -= 1

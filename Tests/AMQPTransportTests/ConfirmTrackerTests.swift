@@ -42,15 +42,46 @@ struct ConfirmTrackerTests {
             request("same", tier: "gold"), request("same", tier: "silver"), request("same", mandatory: false),
             request("same"), request("other"),
         ]
+        // As RabbitMQ sends them: each return, then the ack of its publish (the newest it has handled).
         let result = await outcomes(requests) { tracker in
             tracker.returned(exchange: "x", routingKey: "q", message: requests[1].message, code: 312, text: "NO_ROUTE")
+            tracker.acknowledged(2, multiple: false)
             tracker.returned(exchange: "x", routingKey: "q", message: requests[3].message, code: 312, text: "NO_ROUTE")
-            // No publish has this content: the oldest unreturned mandatory one to the same place gets it.
+            tracker.acknowledged(4, multiple: false)
+            // No publish has this content: the publish to the same place that the next ack settles gets it.
             tracker.returned(exchange: "x", routingKey: "q", message: AMQPMessage(body: Data("?".utf8)), code: 313, text: "NO_CONSUMERS")
+            tracker.acknowledged(1, multiple: false)
             tracker.acknowledged(5, multiple: true)
         }
         let returned = PublishOutcome.returned(replyCode: 312, replyText: "NO_ROUTE")
         #expect(result == [.returned(replyCode: 313, replyText: "NO_CONSUMERS"), returned, .confirmed, returned, .confirmed])
+    }
+
+    // Failed before: the return went to the oldest identical publish, here the first, routed and waiting
+    // for its queue's confirm, so the second, dropped, was reported confirmed.
+    @Test("a return goes to the publish its ack settles, not to an identical earlier one still waiting")
+    func returnOfIdenticalPublishes() async {
+        let requests = [request("same"), request("same"), request("same")]
+        let result = await outcomes(requests) { tracker in
+            tracker.returned(exchange: "x", routingKey: "q", message: requests[1].message, code: 312, text: "NO_ROUTE")
+            tracker.acknowledged(2, multiple: false)
+            tracker.acknowledged(3, multiple: false)
+            tracker.acknowledged(1, multiple: false)
+        }
+        #expect(result == [.confirmed, .returned(replyCode: 312, replyText: "NO_ROUTE"), .confirmed])
+    }
+
+    @Test("a return whose ack comes after an ack of earlier publishes waits for it")
+    func returnWaitsForItsAck() async {
+        let requests = [request("a"), request("same"), request("b"), request("same")]
+        let result = await outcomes(requests) { tracker in
+            // Publish 4 was returned; RabbitMQ's ack of 1 (with multiple) went out in the same flush, first.
+            tracker.returned(exchange: "x", routingKey: "q", message: requests[3].message, code: 312, text: "NO_ROUTE")
+            tracker.acknowledged(1, multiple: true)
+            tracker.acknowledged(4, multiple: false)
+            tracker.acknowledged(3, multiple: true)
+        }
+        #expect(result == [.confirmed, .confirmed, .confirmed, .returned(replyCode: 312, replyText: "NO_ROUTE")])
     }
 
     @Test("failAll fails every unconfirmed publish and restarts the numbering")

@@ -50,6 +50,42 @@ struct MandatoryPublishTests {
         }
     }
 
+    // Failed before: the return of the second publish went to the first, identical, still waiting for its
+    // queue (held here by suspending the queue's process), so the dropped one was reported confirmed and
+    // the delivered one returned.
+    @Test("identical publishes, the first routed and unconfirmed, the second unroutable: each gets its own fate")
+    func identicalPublishesRoutedDifferently() async throws {
+        try await withConnection("mandatory-unbound") { connection, scratch in
+            let queue = scratch.queue("held")
+            let exchange = scratch.exchange("direct")
+            try await connection.declareExchange(ExchangeDeclaration(name: exchange, kind: .direct, durable: false))
+            try await connection.declareQueue(QueueDeclaration(name: queue, durable: false))
+            let binding = BindingDeclaration(source: exchange, destination: queue, routingKey: "k")
+            try await connection.bind(binding)
+            try await runOnThread { try Self.queueProcess(queue, "suspend") }
+            var suspended = true
+            defer { if suspended { try? Self.queueProcess(queue, "resume") } }
+
+            let request = PublishRequest(exchange: exchange, routingKey: "k", message: message("same"))
+            let first = Task { await connection.publish([request]) }
+            try await Task.sleep(for: .milliseconds(500))  // routed to the suspended queue: no confirm yet
+            try await connection.unbind(binding)
+            let second = await connection.publish([request])
+            try await runOnThread { try Self.queueProcess(queue, "resume") }
+            suspended = false
+            #expect(second == [.returned(replyCode: 312, replyText: "NO_ROUTE")])
+            #expect(await first.value == [.confirmed])
+            #expect(try await connection.checkQueue(queue).messageCount == 1)
+        }
+    }
+
+    /// Suspends or resumes (`call`) the process of a queue of the default vhost, which then confirms nothing.
+    static func queueProcess(_ queue: String, _ call: String) throws {
+        try TestBroker.rabbitmqctl(["eval", """
+            {ok, Q} = rabbit_amqqueue:lookup(rabbit_misc:r(<<"/">>, queue, <<"\(queue)">>)), sys:\(call)(amqqueue:get_pid(Q)).
+            """])
+    }
+
     @Test("a return is matched by content: same destination, different headers or mandatory flag")
     func returnMatchedByContent() async throws {
         try await withConnection("mandatory-content") { connection, scratch in
