@@ -7,7 +7,8 @@ import Foundation
 /// is `/`, written `%2F` in a URI; defaults are guest/guest, localhost, 5672 (5671 for amqps). Query
 /// parameters: `heartbeat` (seconds), `connection_timeout` (ms), `frame_max`, `channel_max`,
 /// `connection_name`, and for TLS `cacertfile`, `certfile`, `keyfile`, `verify` (`verify_peer` or
-/// `verify_none`), `server_name_indication` (the host name to verify).
+/// `verify_none`), `server_name_indication` (the host name to verify, which is also the name connected to:
+/// see `TLS.serverName`).
 public struct AMQPConfiguration: Sendable, Hashable, CustomStringConvertible {
     public struct TLS: Sendable, Hashable {
         /// PEM file of the CA(s) that signed the broker's certificate.
@@ -19,6 +20,9 @@ public struct AMQPConfiguration: Sendable, Hashable, CustomStringConvertible {
         public var verifyPeer: Bool = true
         /// Verify that the certificate names `serverName` (or the host).
         public var verifyHostname: Bool = true
+        /// The name sent in SNI and checked against the certificate. rabbitmq-c 0.11 takes one name for
+        /// the socket and the TLS handshake, so the connection goes to this name, not to the URL's host:
+        /// it must resolve to the broker (use it when the URL's host is another alias of the same broker).
         public var serverName: String?
 
         public init(caCertificateFile: String? = nil, certificateFile: String? = nil, keyFile: String? = nil,
