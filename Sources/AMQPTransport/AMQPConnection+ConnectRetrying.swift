@@ -13,7 +13,9 @@ extension AMQPConnection {
         while true {
             do {
                 return try await connect(configuration, recovery: recovery, logger: logger)
-            } catch let error as AMQPError where error.code == .connectFailed || error.code == .connectionLost {
+            } catch let error as AMQPError where error.isTransient {
+                // Unreachable, a lost socket, or a connection.close in the handshake that is not a refused
+                // login (403 and 530 are `.authenticationFailed`): e.g. 320 from a node shutting down.
                 let delay = recovery.delay(attempt: attempt)
                 attempt += 1
                 logger.warning("broker unreachable; retrying", metadata: [

@@ -68,6 +68,39 @@ struct ConnectFailureTests {
         _ = await retrying.value
     }
 
+    // Failed before: a node that closes connections in their handshake (320 CONNECTION_FORCED while it shuts
+    // down, as in a rolling restart) made `connectRetrying` give up at once: it retried only failures to
+    // connect and lost sockets, though `.connectionClosed` is transient.
+    @Test("a broker that closes the handshake with 320 is retried by connectRetrying")
+    func forcedCloseInHandshakeIsRetried() async throws {
+        let listener = try ClosingListener(closeAfterGreeting: true)
+        defer { listener.stop() }
+        let url = "amqp://guest:guest@127.0.0.1:\(listener.port)/"
+        let error = await amqpError { _ = try await AMQPConnection.connect(url: url, logger: quietLogger) }
+        #expect(error?.code == .connectionClosed, "\(String(describing: error))")
+        #expect(error?.replyCode == 320)
+
+        let outcome = Box<(any Error)?>(nil)
+        let configuration = try AMQPConfiguration(url: url)
+        let retrying = Task {
+            do {
+                let connection = try await AMQPConnection.connectRetrying(
+                    configuration, recovery: RecoveryPolicy(initialDelay: .milliseconds(20), maximumDelay: .milliseconds(50)),
+                    logger: quietLogger)
+                await connection.close()
+            } catch {
+                outcome.withLock { $0 = error }
+            }
+        }
+        try? await waitUntil(timeout: .seconds(10), message: "three retries after the first connect") {
+            listener.accepted >= 5 || outcome.withLock { $0 } != nil
+        }
+        #expect(outcome.withLock { $0 } == nil, "connectRetrying gave up: \(String(describing: outcome.withLock { $0 }))")
+        #expect(listener.accepted >= 5)
+        retrying.cancel()
+        _ = await retrying.value
+    }
+
     @Test("operations on a closed connection fail with .closed")
     func closedConnection() async throws {
         let connection = try await AMQPConnection.connect(url: TestBroker.url, connectionName: "closed-test")
@@ -97,7 +130,9 @@ final class ClosingListener: @unchecked Sendable {
     /// Connections accepted so far.
     var accepted: Int { count.withLock { $0 } }
 
-    init() throws {
+    /// With `closeAfterGreeting`, the listener answers as a node that is shutting down does: it sends
+    /// connection.start, reads the client's start-ok, and closes the connection with 320 CONNECTION_FORCED.
+    init(closeAfterGreeting: Bool = false) throws {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         guard fd >= 0 else { throw AMQPError(.library, message: "socket() failed") }
         self.fd = fd
@@ -127,6 +162,15 @@ final class ClosingListener: @unchecked Sendable {
                     if n <= 0 { break }
                     received += n
                 }
+                if closeAfterGreeting {
+                    Self.write(Self.methodFrame(class: 10, method: 10, arguments: [0, 9] + Self.long(0)
+                        + Self.long(5) + Array("PLAIN".utf8) + Self.long(5) + Array("en_US".utf8)), to: client)
+                    Self.skipFrame(client)
+                    let text = Array("CONNECTION_FORCED - broker forced connection closure with reason 'shutdown'".utf8)
+                    Self.write(Self.methodFrame(class: 10, method: 50, arguments: Self.short(320)
+                        + [UInt8(text.count)] + text + Self.short(0) + Self.short(0)), to: client)
+                    Self.skipFrame(client)
+                }
                 close(client)
             }
         }
@@ -136,5 +180,37 @@ final class ClosingListener: @unchecked Sendable {
     func stop() {
         shutdown(fd, Int32(SHUT_RDWR))
         close(fd)
+    }
+
+    private static func short(_ value: UInt16) -> [UInt8] { [UInt8(value >> 8), UInt8(value & 0xFF)] }
+    private static func long(_ value: UInt32) -> [UInt8] { [24, 16, 8, 0].map { UInt8((value >> $0) & 0xFF) } }
+
+    private static func methodFrame(class classId: UInt16, method: UInt16, arguments: [UInt8]) -> [UInt8] {
+        let payload = short(classId) + short(method) + arguments
+        return [1] + short(0) + long(UInt32(payload.count)) + payload + [0xCE]
+    }
+
+    private static func write(_ bytes: [UInt8], to client: Int32) {
+        _ = bytes.withUnsafeBytes { Glibc.write(client, $0.baseAddress!, $0.count) }
+    }
+
+    /// Reads one frame (or gives up when the client closes).
+    private static func skipFrame(_ client: Int32) {
+        var header = [UInt8](repeating: 0, count: 7)
+        guard readFully(client, &header) else { return }
+        let size = header[3...6].reduce(0) { $0 << 8 | Int($1) }
+        var rest = [UInt8](repeating: 0, count: size + 1)
+        _ = readFully(client, &rest)
+    }
+
+    private static func readFully(_ client: Int32, _ buffer: inout [UInt8]) -> Bool {
+        var received = 0
+        let count = buffer.count
+        while received < count {
+            let n = buffer.withUnsafeMutableBytes { read(client, $0.baseAddress! + received, count - received) }
+            if n <= 0 { return false }
+            received += n
+        }
+        return true
     }
 }
