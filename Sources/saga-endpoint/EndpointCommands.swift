@@ -171,7 +171,7 @@ enum EndpointHost {
         configuration.topology = topology?.endpointTopology
         configuration.prefetch = settings.prefetch
         configuration.batchSize = settings.batchSize
-        configuration.connectionName = connectionName
+        configuration.connectionName = Self.connectionName(url: settings.amqpURL, default: connectionName)
         let metrics = OperationsWiring.bootstrapMetrics()
         let endpoint = SagaEndpoint(configuration: configuration, registry: registry, logger: logger)
         // The group shuts its services down last-added first, one after the other: the operations server
@@ -204,5 +204,13 @@ enum EndpointHost {
         defer { secondSignal.cancel() }
         try await group.run()
         logger.info("endpoint stopped")
+    }
+
+    /// The base of the endpoint's connection names (`<name>-consume`, `<name>-publish`): the URL's
+    /// `connection_name` when it has one, else the command's own name. Before, the URL's was ignored, so
+    /// endpoints told apart that way all showed up as saga-endpoint-consume in the management UI.
+    static func connectionName(url: String, default name: String) -> String {
+        guard let fromURL = (try? AMQPConfiguration(url: url))?.connectionName, !fromURL.isEmpty else { return name }
+        return fromURL
     }
 }

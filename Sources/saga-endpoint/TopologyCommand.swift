@@ -147,13 +147,19 @@ enum BrokerConnection {
     /// Connects, or fails at once when the broker cannot be reached (a one-shot command); later losses are
     /// recovered. (`run` and `bank` wait for the broker instead: the endpoint connects itself.)
     static func open(url: String, name: String, logger: Logger) async throws -> AMQPConnection {
-        var configuration = try AMQPConfiguration(url: url)
-        configuration.connectionName = name
+        let configuration = try configuration(url: url, name: name)
         do {
             return try await AMQPConnection.connect(configuration, logger: logger)
         } catch {
             throw CLIError("cannot connect to \(configuration.redactedURL): \(error)")
         }
+    }
+
+    /// The URL's settings; the connection is named `name` unless the URL gives a `connection_name`.
+    static func configuration(url: String, name: String) throws -> AMQPConfiguration {
+        var configuration = try AMQPConfiguration(url: url)
+        if configuration.connectionName?.isEmpty ?? true { configuration.connectionName = name }
+        return configuration
     }
 }
 
