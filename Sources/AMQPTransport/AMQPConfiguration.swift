@@ -145,11 +145,16 @@ public struct AMQPConfiguration: Sendable, Hashable, CustomStringConvertible {
     /// The URI with the password replaced by `***`: safe for logs.
     public var redactedURL: String {
         let scheme = tls == nil ? "amqp" : "amqps"
-        let vhostPart = vhost == "/" ? "" : "/" + (vhost.addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? vhost)
+        // RFC 3986's unreserved characters stay as they are: `rev-readme` printed as `rev%2Dreadme` was not
+        // found by an operator comparing it with `rabbitmqctl list_vhosts`.
+        let vhostPart = vhost == "/" ? "" : "/" + (vhost.addingPercentEncoding(withAllowedCharacters: Self.unreserved) ?? vhost)
         return "\(scheme)://\(user):***@\(host):\(port)\(vhostPart)"
     }
 
     public var description: String { redactedURL }
+
+    /// Letters, digits and `-._~`: what a URL path segment holds without percent-encoding.
+    private static let unreserved = CharacterSet.alphanumerics.union(CharacterSet(charactersIn: "-._~"))
 
     /// Replaces the password of any AMQP URI in `text` with `***`, for messages that quote input.
     ///

@@ -110,6 +110,17 @@ struct ConfigurationTests {
         #expect(try AMQPConfiguration(url: "amqp://h/%2Fweird%20name").redactedURL == "amqp://guest:***@h:5672/%2Fweird%20name")
     }
 
+    // Failed before: every log line and message showed the vhost `rev-readme` as `rev%2Dreadme`, so an
+    // operator comparing it with `rabbitmqctl list_vhosts` (or grepping the logs for it) did not find it.
+    @Test("redactedURL writes a vhost's unreserved characters as they are")
+    func redactedURLKeepsUnreservedCharacters() throws {
+        #expect(try AMQPConfiguration(url: "amqp://h/rev-readme").redactedURL == "amqp://guest:***@h:5672/rev-readme")
+        #expect(try AMQPConfiguration(url: "amqp://h/payments.eu_1~x").redactedURL
+                == "amqp://guest:***@h:5672/payments.eu_1~x")
+        // What a URL path segment cannot hold stays encoded.
+        #expect(try AMQPConfiguration(url: "amqp://h/a%40b%3Fc%23d%25e").redactedURL == "amqp://guest:***@h:5672/a%40b%3Fc%23d%25e")
+    }
+
     @Test("errors about a URL never quote its password", arguments: [
         "amqp://alice:s3cret-pw@host?bogus=1",
         "amqp://alice:s3cret-pw@host:99999",
