@@ -8,8 +8,8 @@ struct SagaEndpointCLI: AsyncParsableCommand {
         abstract: "Saga endpoint for RabbitMQ: the money-transfer reference app and its tools.",
         discussion: """
             Options fall back to the environment: AMQP_URL, SAGA_DATABASE (BANK_DATABASE for `bank`), LOG_LEVEL; \
-            then to a JSON config file (--config or SAGA_CONFIG; every command but `demo` and `topology export`: \
-            the broker URL and database for the operator commands, all settings for `run` and `bank`), then to \
+            then to a JSON config file (--config or SAGA_CONFIG; every command but `demo`: the broker URL, \
+            database and topology folder for the operator commands, all settings for `run` and `bank`), then to \
             the defaults.
             """,
         subcommands: [
