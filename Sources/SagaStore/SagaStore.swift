@@ -44,6 +44,7 @@ public final class SagaStore {
             if found > SagaStoreSchema.currentVersion {
                 throw SagaStoreError.schemaTooNew(found: found, supported: SagaStoreSchema.currentVersion)
             }
+            try SagaStoreSchema.refuseUnversionedTables(connection, version: found)
             if found < SagaStoreSchema.currentVersion {
                 throw SagaStoreError.schemaTooOld(found: found, supported: SagaStoreSchema.currentVersion)
             }

@@ -11,6 +11,9 @@ public enum SagaStoreError: Error, Sendable, Equatable, CustomStringConvertible 
     /// The database has an older schema and was opened for reading only (`migrate: false`): upgrading
     /// it is the endpoint's job, not an inspection's (an older endpoint may still be running on it).
     case schemaTooOld(found: Int, supported: Int)
+    /// The file holds the store's tables but no schema version (`user_version` 0), as after a rebuild
+    /// with sqlite3's `.dump`: which migrations it needs cannot be told, so it is not touched.
+    case schemaVersionMissing(tables: [String], supported: Int)
     /// A stored row cannot be turned back into a record (wrong type, bad JSON): a bug or a hand edit.
     case corruptRow(table: String, detail: String)
     /// A value for a TEXT column (saga state JSON) is not valid UTF-8, so storing it would alter it.
@@ -34,6 +37,11 @@ public enum SagaStoreError: Error, Sendable, Equatable, CustomStringConvertible 
         case .schemaTooOld(let found, let supported):
             return "database schema version \(found) is older than this program's \(supported); start the endpoint "
                 + "(which upgrades it) or inspect it with the version that wrote it"
+        case .schemaVersionMissing(let tables, let supported):
+            return "database has the saga store's tables (\(tables.joined(separator: ", "))) but no schema version "
+                + "(PRAGMA user_version is 0), as after a rebuild with sqlite3's .dump, which leaves it out; with no "
+                + "endpoint running on it, set the version of the file it was rebuilt from (sqlite3 FILE "
+                + "\"PRAGMA user_version = \(supported)\" for one this version wrote) or restore a backup"
         case .corruptRow(let table, let detail):
             return "corrupt row in \(table): \(detail)"
         case .invalidText(let table, let column):

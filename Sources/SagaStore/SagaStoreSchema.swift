@@ -289,6 +289,22 @@ enum SagaStoreSchema {
         Int(try connection.query("PRAGMA user_version").first?[0].integerValue ?? 0)
     }
 
+    /// The tables of the store (of any version) that the file holds.
+    static func storeTables(_ connection: SQLiteConnection) throws -> [String] {
+        try connection.query(
+            "SELECT name FROM sqlite_master WHERE type = 'table' AND name IN "
+                + "('sagas', 'inbox', 'outbox', 'timeouts', 'failures', 'deliveries') ORDER BY name"
+        ).compactMap { $0[0].textValue }
+    }
+
+    /// Refuses a file at version 0 that holds the store's tables: migrating it from scratch failed with
+    /// "table sagas already exists" (a file rebuilt with sqlite3's `.dump`, which leaves the version out).
+    static func refuseUnversionedTables(_ connection: SQLiteConnection, version: Int) throws {
+        guard version == 0 else { return }
+        let tables = try storeTables(connection)
+        if !tables.isEmpty { throw SagaStoreError.schemaVersionMissing(tables: tables, supported: currentVersion) }
+    }
+
     /// Brings the database up to `currentVersion`, or refuses a database from the future.
     ///
     /// Runs in one IMMEDIATE transaction: the version is re-read under the write lock, so two processes
@@ -307,6 +323,7 @@ enum SagaStoreSchema {
             if found > currentVersion {
                 throw SagaStoreError.schemaTooNew(found: found, supported: currentVersion)
             }
+            try refuseUnversionedTables(connection, version: found)
             for migration in migrations where migration.version > found {
                 logger.info(
                     "applying schema migration",

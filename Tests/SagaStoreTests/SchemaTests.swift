@@ -118,6 +118,37 @@ import Testing
         #expect(try connection.query("SELECT COUNT(*) FROM sqlite_master").first?[0] == .integer(0))
     }
 
+    // Failed before: sqlite3's `.dump` (the way to rebuild a damaged file where `.recover` is missing,
+    // as on Debian 12) leaves `user_version` out, and the endpoint took the rebuilt file for an empty
+    // one: it stopped with "table sagas already exists" and the whole schema, and `sagas list` said to
+    // start the endpoint to upgrade it.
+    @Test func tablesWithoutASchemaVersionAreRefusedSayingWhatToDo() throws {
+        let database = TemporaryDatabase()
+        defer { database.remove() }
+        do {
+            let store = try openStore(database)
+            try store.connection.execute("PRAGMA user_version = 0")
+            store.close()
+        }
+        for migrate in [true, false] {
+            let error = #expect(throws: (any Error).self) {
+                try SagaStore(path: database.path, logger: quietLogger, migrate: migrate)
+            }
+            let text = "\(error.map { "\($0)" } ?? "")"
+            #expect(text.contains("no schema version"), "\(text)")
+            #expect(text.contains("PRAGMA user_version = \(SagaStore.schemaVersion)"), "\(text)")
+            #expect(!text.contains("start the endpoint"), "\(text)")
+        }
+        let connection = try openConnection(database)
+        #expect(try connection.query("PRAGMA user_version").first?[0] == .integer(0), "left as it was")
+
+        // A file of someone else's tables (a library user's) still gets the store's beside them.
+        let shared = TemporaryDatabase()
+        defer { shared.remove() }
+        try openConnection(shared).execute("CREATE TABLE orders (id TEXT PRIMARY KEY)")
+        #expect(try openStore(shared).storedSchemaVersion() == SagaStore.schemaVersion)
+    }
+
     // Before, `sagas list` opened the store the endpoint's way and upgraded an older file, possibly under
     // an older endpoint still running on it.
     @Test func openingWithoutMigratingLeavesAnOlderSchemaAlone() throws {
