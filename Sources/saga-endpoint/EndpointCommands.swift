@@ -144,7 +144,10 @@ struct EndpointOptions: ParsableArguments {
 
     func validate() throws {
         if let prefetch, prefetch == 0 { throw ValidationError("--prefetch must be at least 1") }
-        if let batchSize, batchSize <= 0 { throw ValidationError("--batch-size must be at least 1") }
+        // The config file's `batch-size` has the same bounds (ConfigFile.swift).
+        if let batchSize, !(1...1_000_000).contains(batchSize) {
+            throw ValidationError("--batch-size must be between 1 and 1000000")
+        }
         if let httpPort, !(0...65535).contains(httpPort) {
             throw ValidationError("--http-port must be between 0 and 65535")
         }

@@ -101,7 +101,8 @@ struct ErrorsCommand: AsyncParsableCommand {
         var all = false
 
         func validate() throws {
-            guard (messageId == nil) == all else { throw ValidationError("give a message id or --all (not both)") }
+            if messageId == nil, !all { throw ValidationError("give a message id or --all") }
+            if messageId != nil, all { throw ValidationError("give a message id or --all, not both") }
         }
 
         func run() async throws {

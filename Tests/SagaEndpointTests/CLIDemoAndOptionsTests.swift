@@ -130,6 +130,8 @@ import Testing
         ["topology", "declare", "--amqp-url", "amqp://host/a/b"],
         ["run", "--bank-timeout", "0"],
         ["run", "--prefetch", "0"],
+        // Failed before: the flag had no upper bound, the config file's `batch-size` did (1,000,000).
+        ["run", "--batch-size", "1000001"],
         ["bank", "--debit-fee", "-1"],
         ["demo", "--duplicates", "1.5"],
         ["demo", "--transfers", "0", "--batches", "0"],
@@ -137,6 +139,21 @@ import Testing
     ])
     func invalidValuesAreRejectedAtStart(arguments: [String]) {
         #expect(throws: (any Error).self) { try SagaEndpointCLI.parseAsRoot(arguments) }
+    }
+
+    // Failed before: neither an id nor --all was answered with "give a message id or --all (not both)".
+    @Test func replayWithoutAnIdOrAllSaysWhatIsMissing() {
+        for (arguments, expected) in [(["errors", "replay"], "give a message id or --all"),
+                                      (["errors", "replay", "m-1", "--all"], "not both")] {
+            do {
+                _ = try SagaEndpointCLI.parseAsRoot(arguments)
+                Issue.record("accepted \(arguments)")
+            } catch {
+                let message = SagaEndpointCLI.message(for: error)
+                #expect(message.contains(expected), "\(arguments): \(message)")
+                if expected != "not both" { #expect(!message.contains("not both"), "\(arguments): \(message)") }
+            }
+        }
     }
 
     @Test func invalidURLMessageHidesThePassword() {
