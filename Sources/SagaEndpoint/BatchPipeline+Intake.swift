@@ -93,7 +93,11 @@ extension BatchPipeline {
             case .due(let row):
                 let incoming = MessageTranslation.incoming(row)
                 entries[index].incoming = incoming
-                entries[index].item = WorkItem(incoming: incoming, timeoutRow: row.key)
+                if let rejection = MessageTranslation.unhandledDueRow(incoming, registry: dispatcher.registry) {
+                    entries[index].rejection = rejection
+                } else {
+                    entries[index].item = WorkItem(incoming: incoming, timeoutRow: row.key)
+                }
             }
             tracing?.start(&entries[index])
         }

@@ -127,6 +127,21 @@ enum MessageTranslation {
         ).asIncomingMessage()
     }
 
+    /// Why nothing here handles a due row's message any more, or nil: a timeout of a saga type that is
+    /// no longer registered (or renamed, or that no longer has a route for the timeout's type), a parked
+    /// retry of a type whose handler was removed. Such a row goes to the error queue (`NoHandler`) as a
+    /// delivery of a type nobody handles does, to be replayed once the handler is back; dispatched, it
+    /// ran no handler and was recorded as processed, lost without a trace.
+    static func unhandledDueRow(_ incoming: IncomingMessage, registry: HandlerRegistry) -> RejectionReason? {
+        if let target = incoming.timeoutTarget {
+            guard !registry.sagaHandles(type: incoming.type, sagaType: target.sagaType) else { return nil }
+            return RejectionReason(kind: "NoHandler", detail: "no saga '\(target.sagaType)' that handles "
+                + "'\(incoming.type)' is registered")
+        }
+        guard !registry.handlesFromBroker(type: incoming.type) else { return nil }
+        return RejectionReason(kind: "NoHandler", detail: "no saga or handler handles message type '\(incoming.type)'")
+    }
+
     /// A row that parks `incoming` until `dueAt` (a delayed retry, or a message early for its saga).
     static func deferral(of incoming: IncomingMessage, attempt: Int, dueAt: Date, now: Date) -> TimeoutRecord {
         var headers = withTimeoutTarget(incoming.timeoutTarget, incoming.headers)

@@ -90,6 +90,12 @@ public struct HandlerRegistry: Sendable {
         timeoutTypesBySaga[sagaType]?.contains(type) ?? false
     }
 
+    /// Whether the saga registered as `sagaType` has a route for messages of this type: where a timeout it
+    /// stored can go (`requestTimeout` takes any message, not only the types declared `handlesTimeout`).
+    public func sagaHandles(type: String, sagaType: String) -> Bool {
+        sagaTypesByMessage[type]?.contains { sagas[$0].sagaType == sagaType } ?? false
+    }
+
     /// Whether a message of this type consumed from a queue has a handler. A saga's timeout type alone
     /// does not count: timeouts come from the saga's store, and one published from outside has no saga
     /// instance to go to.
