@@ -12,9 +12,14 @@ extension SagaEndpoint {
     func pollDueTimeouts(store: StoreWorker, work: WorkQueue, inFlight: InFlightSet,
                          warningInterval: Duration = .seconds(30)) async {
         var failing: (lastWarning: ContinuousClock.Instant, failuresSince: Int)?
-        while !Task.isCancelled {
+        // A graceful shutdown finishes the rows already handed on and takes no more: they stay due for the
+        // next start. Rows pushed after the batch loop was told to finish were still taken (it ends only
+        // once its queue is empty), so a backlog of due rows was drained to the end before the process
+        // exited: 100,000 overdue rows held a SIGTERM for 20 s.
+        while !Task.isCancelled, !isStopping {
             do {
                 let due = try await store.dueTimeouts(now: Date(), limit: 500)
+                if isStopping { break }
                 if failing != nil {
                     failing = nil
                     logger.notice("due timeouts can be read again")
