@@ -10,7 +10,7 @@ extension SagaEndpoint {
     /// A failing read (a corrupt page, an I/O error) is logged once, then at most every 30 s with how often it
     /// failed meanwhile: polled every 200 ms, it wrote five warnings a second for as long as it lasted.
     func pollDueTimeouts(store: StoreWorker, work: WorkQueue, inFlight: InFlightSet,
-                         warningInterval: Duration = .seconds(30)) async {
+                         warningInterval: Duration = .seconds(30), maximumInFlight: Int = 500) async {
         var failing: (lastWarning: ContinuousClock.Instant, failuresSince: Int)?
         // A graceful shutdown finishes the rows already handed on and takes no more: they stay due for the
         // next start. Rows pushed after the batch loop was told to finish were still taken (it ends only
@@ -18,7 +18,14 @@ extension SagaEndpoint {
         // exited: 100,000 overdue rows held a SIGTERM for 20 s.
         while !Task.isCancelled, !isStopping {
             do {
-                let due = try await store.dueTimeouts(now: Date(), limit: 500)
+                // At most `maximumInFlight` due rows handed on and not finished: a backlog of overdue rows
+                // (after downtime) waits in the table, not in memory.
+                let room = maximumInFlight - inFlight.count
+                guard room > 0 else {
+                    try? await Task.sleep(for: configuration.timeoutPollInterval)
+                    continue
+                }
+                let due = try await store.dueTimeouts(now: Date(), limit: room, skipping: inFlight)
                 if isStopping { break }
                 if failing != nil {
                     failing = nil
@@ -104,5 +111,6 @@ final class InFlightSet: Sendable {
     func insert(_ id: String) -> Bool { ids.withLock { $0.insert(id).inserted } }
     func insert(_ batch: [String]) { ids.withLock { $0.formUnion(batch) } }
     func contains(_ id: String) -> Bool { ids.withLock { $0.contains(id) } }
+    var count: Int { ids.withLock { $0.count } }
     func remove(_ done: [String]) { ids.withLock { $0.subtract(done) } }
 }

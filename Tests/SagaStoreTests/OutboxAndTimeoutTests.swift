@@ -138,6 +138,25 @@ import Testing
         #expect(try store.pendingTimeouts(sagaType: "Transfer", correlationId: "c1").map(\.timeoutId) == ids)
     }
 
+    @Test func dueTimeoutIdsThenRowsByNumber() throws {
+        let database = TemporaryDatabase()
+        defer { database.remove() }
+        let store = try openStore(database)
+        for (id, due) in [("t30", 30.0), ("t10", 10), ("t20", 20)] {
+            try store.scheduleTimeout(TimeoutRecord(
+                timeoutId: id, sagaType: "Transfer", correlationId: "c-\(id)", dueAt: date(due), messageType: "Expire",
+                body: Data(id.utf8), createdAt: date(0)))
+        }
+        let due = try store.dueTimeoutIds(at: date(25), limit: 10)
+        #expect(due.map(\.timeoutId) == ["t10", "t20"])
+        #expect(try store.dueTimeoutIds(at: date(100), limit: 1).map(\.timeoutId) == ["t10"])
+        // In the order asked for; a row gone meanwhile is left out.
+        #expect(try store.timeouts(seqs: due.map(\.seq).reversed()).map(\.timeoutId) == ["t20", "t10"])
+        let t10 = try #require(try store.dueTimeouts(at: date(10)).first)
+        #expect(try store.deleteTimeout(t10.key))
+        #expect(try store.timeouts(seqs: due.map(\.seq)) == (try store.dueTimeouts(at: date(25))))
+    }
+
     @Test func dueTimeoutsInOrderAndNextDue() throws {
         let database = TemporaryDatabase()
         defer { database.remove() }
