@@ -52,13 +52,13 @@ extension StoreWorker {
 
     /// Up to `limit` due rows that are not in `inFlight` (handed on and not finished), earliest first. Their
     /// ids are read first and only the rows wanted are read in full, by row number, after the check: a row
-    /// whose batch ended meanwhile (deleted, or parked again under its id as a new row) is then not found,
+    /// whose batch ended meanwhile (deleted, or parked again under its id, not due yet) is then not found,
     /// where a row read in full before the check could be handed on a second time with its old contents.
     func dueTimeouts(now: Date, limit: Int, skipping inFlight: InFlightSet) throws -> [TimeoutRecord] {
         guard limit > 0 else { return [] }
         let due = try store.dueTimeoutIds(at: now, limit: limit + inFlight.count)
-        let wanted = due.lazy.filter { !inFlight.contains($0.timeoutId) }.prefix(limit).map(\.seq)
-        return try store.timeouts(seqs: Array(wanted))
+        let wanted = due.lazy.filter { !inFlight.contains($0.timeoutId) }.prefix(limit)
+        return try store.timeouts(Array(wanted), dueAt: now)
     }
 
     /// Outbox rows a crash left unconfirmed (created before `cutoff`), for housekeeping to send again,

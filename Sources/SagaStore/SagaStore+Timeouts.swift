@@ -58,7 +58,7 @@ extension SagaStore {
 
     /// The row numbers and ids of the timeouts due at `date`, earliest first, without their messages: the
     /// due-timeout poller reads these, leaves out the rows it has handed on already, and reads only the
-    /// others in full (`timeouts(seqs:)`). Reading the whole rows at every poll read the bodies of every row
+    /// others in full (`timeouts(_:dueAt:)`). Reading the whole rows at every poll read the bodies of every row
     /// still in flight again, five times a second (up to 500 rows of up to 1 MiB each, on the writer's thread).
     public func dueTimeoutIds(at date: Date, limit: Int) throws -> [(seq: Int64, timeoutId: String)] {
         try connection.query(
@@ -70,12 +70,15 @@ extension SagaStore {
         }
     }
 
-    /// The timeouts with these row numbers, in that order; a row that is gone meanwhile (handled, cancelled)
-    /// is left out.
-    public func timeouts(seqs: [Int64]) throws -> [TimeoutRecord] {
-        try seqs.compactMap { seq in
-            try connection.query("SELECT \(Self.timeoutColumns) FROM timeouts WHERE seq = ?", [.integer(seq)])
-                .first.map(timeoutRecord)
+    /// The due timeouts (`dueTimeoutIds`) with these row numbers and ids, in that order; a row that is gone
+    /// meanwhile (handled, cancelled) is left out, and so is one parked again since (SQLite may give the new
+    /// row the old one's number: it is then not due yet).
+    public func timeouts(_ ids: [(seq: Int64, timeoutId: String)], dueAt date: Date) throws -> [TimeoutRecord] {
+        try ids.compactMap { id in
+            try connection.query(
+                "SELECT \(Self.timeoutColumns) FROM timeouts WHERE seq = ? AND timeout_id = ? AND due_at <= ?",
+                [.integer(id.seq), .text(id.timeoutId), SQLiteValue(date)]
+            ).first.map(timeoutRecord)
         }
     }
 

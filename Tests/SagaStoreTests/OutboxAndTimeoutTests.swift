@@ -151,10 +151,15 @@ import Testing
         #expect(due.map(\.timeoutId) == ["t10", "t20"])
         #expect(try store.dueTimeoutIds(at: date(100), limit: 1).map(\.timeoutId) == ["t10"])
         // In the order asked for; a row gone meanwhile is left out.
-        #expect(try store.timeouts(seqs: due.map(\.seq).reversed()).map(\.timeoutId) == ["t20", "t10"])
-        let t10 = try #require(try store.dueTimeouts(at: date(10)).first)
-        #expect(try store.deleteTimeout(t10.key))
-        #expect(try store.timeouts(seqs: due.map(\.seq)) == (try store.dueTimeouts(at: date(25))))
+        #expect(try store.timeouts(due.reversed(), dueAt: date(25)).map(\.timeoutId) == ["t20", "t10"])
+        let t20 = try #require(try store.dueTimeouts(at: date(25)).last)
+        #expect(try store.deleteTimeout(t20.key))
+        #expect(try store.timeouts(due, dueAt: date(25)).map(\.timeoutId) == ["t10"])
+        // Parked again under its id (the new row may get the old row number): not due, not read.
+        var parked = t20
+        parked.dueAt = date(500)
+        try store.scheduleTimeout(parked)
+        #expect(try store.timeouts(due, dueAt: date(25)).map(\.timeoutId) == ["t10"])
     }
 
     @Test func dueTimeoutsInOrderAndNextDue() throws {
