@@ -65,4 +65,54 @@ struct ResourceAlarmShutdownTests {
         try await waitUntil(timeout: .seconds(30)) { try await admin.checkQueue(LedgerSaga.queue).messageCount == 1 }
         await admin.close()
     }
+
+    // Failed before: a batch whose outgoing messages add up to more than the socket's buffers kept the
+    // publishing connection's thread in its write while the broker did not read; the cancellation could not
+    // reach the batch and the endpoint did not stop until the alarm cleared.
+    @Test("cancelled while a large batch is stuck in its write, the endpoint stops and the messages stay in their queue")
+    func stopsWhileALargeBatchIsStuck() async throws {
+        let node = try await runOnThread { try DedicatedBrokerNode.start() }
+        defer { node.shutdown() }
+        let admin = try await AMQPConnection.connect(url: node.url, connectionName: "alarm-admin")
+        let (input, output) = ("alarm-pings", "alarm-pongs")
+        for queue in [input, input + ".error", output] { try await admin.declareQueue(QueueDeclaration(name: queue)) }
+        for index in 0..<30 {
+            try await admin.publish(.toQueue(input, AMQPMessage(
+                body: try MessageCoding.encode(Explode(note: "ping \(index)")),
+                properties: BasicProperties(contentType: "application/json", deliveryMode: .persistent,
+                                            messageId: "ping-\(index)", type: Explode.messageType))))
+        }
+        _ = try await runOnThread { try node.rabbitmqctl(["set_vm_memory_high_watermark", "0.0000001"]) }
+
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("alarm-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        // 30 pongs of 900 KB in one batch: far more than a loopback socket holds while nobody reads.
+        let pong = String(repeating: "x", count: 900_000)
+        var registry = HandlerRegistry()
+        registry.handle(Explode.self) { _, context in try context.send(Explode(note: pong), to: output) }
+        let endpoint = SagaEndpoint(
+            configuration: EndpointConfiguration(amqpURL: node.url, inputQueues: [input],
+                                                 databasePath: directory.appendingPathComponent("pings.sqlite").path),
+            registry: registry, logger: Logger(label: "alarm-large"))
+        let stopped = Flag()
+        let running = Task {
+            defer { stopped.set() }
+            try await endpoint.run()
+        }
+        // The batch commits and starts writing its publishes; the broker stops reading at the first.
+        try await Task.sleep(for: .seconds(4))
+        #expect(!stopped.isSet)
+
+        running.cancel()
+        try await waitUntil(timeout: .seconds(20), message: "the endpoint to stop while its write is stuck") {
+            stopped.isSet
+        }
+        _ = await running.result
+        _ = try await runOnThread { try node.rabbitmqctl(["set_vm_memory_high_watermark", "0.4"]) }
+        try await waitUntil(timeout: .seconds(30), message: "the pings back in their queue, unacknowledged") {
+            try await admin.checkQueue(input).messageCount == 30
+        }
+        await admin.close()
+    }
 }
