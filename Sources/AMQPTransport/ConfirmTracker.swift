@@ -5,10 +5,13 @@
 /// basic.return (an unroutable mandatory publish) carries no sequence number, and it may overtake the
 /// acks of earlier publishes that were routed (their acks wait for the queues). RabbitMQ sends it while
 /// handling that publish, and the acks it sends right after (before it handles the next publish) settle
-/// that publish, the newest it has seen. So a return is held until the next ack or nack, and goes to the
-/// newest publish that ack settles with the same exchange, routing key, properties and body (mandatory,
-/// not yet returned); failing that (a property that does not survive the trip unchanged, such as a NaN
-/// header), the newest it settles with the same destination. Matching by content alone (the oldest
+/// that publish, the newest it has seen. Those acks also carry the confirms its queues sent meanwhile,
+/// coalesced: first one ack with `multiple` for those below the oldest unconfirmed publish, then the others
+/// one by one, the returned publish's last; an ack thus names the returned publish by its own tag, never as
+/// one of the lower publishes a `multiple` also settles. So a return is held until an ack or nack whose tag
+/// is a publish with the same exchange, routing key, properties and body (mandatory, not yet returned);
+/// failing that (a property that does not survive the trip unchanged, such as a NaN header), with the
+/// same destination. Matching by content alone (the oldest
 /// identical one) gave the return of a publish to an identical earlier one still waiting for its queue
 /// (the binding was removed in between): the dropped publish was then reported confirmed.
 ///
@@ -80,10 +83,11 @@ struct ConfirmTracker {
         openReturns.append(OpenReturn(exchange: exchange, routingKey: routingKey, message: message, code: code, text: text))
     }
 
-    /// Gives each held return to the newest candidate among the slots `first...last` an ack or nack is about
-    /// to settle. A return whose candidates all lie beyond them waits for a later ack; one with no candidate
-    /// at all (not a publish of this channel's) is dropped.
-    private mutating func assignReturns(settling first: Int, through last: Int) {
+    /// Gives each held return to slot `last`, the publish an ack or nack names by its tag, when that is its
+    /// candidate. The lower slots a `multiple` settles are not: RabbitMQ's coalesced confirms put them
+    /// first, the returned publish's own ack last. A return whose candidate is not `last` waits for a later
+    /// ack; one with no candidate at all (not a publish of this channel's) is dropped.
+    private mutating func assignReturns(naming last: Int) {
         var stillOpen: [OpenReturn] = []
         for open in openReturns {
             var identical: [Int] = []
@@ -100,8 +104,8 @@ struct ConfirmTracker {
             // such as a NaN header), the same destination.
             let candidates = identical.isEmpty ? sameDestination : identical
             guard !candidates.isEmpty else { continue }
-            if let slot = candidates.last(where: { $0 >= first && $0 <= last }) {
-                pending[slot]!.returned = (open.code, open.text)
+            if candidates.contains(last) {
+                pending[last]!.returned = (open.code, open.text)
             } else {
                 stillOpen.append(open)
             }
@@ -126,7 +130,7 @@ struct ConfirmTracker {
     private mutating func resolve(_ tag: UInt64, multiple: Bool, _ outcome: (Pending) -> PublishOutcome) {
         guard tag >= headSequence, tag < nextSequence else { return }
         let last = head + Int(tag - headSequence)
-        if !openReturns.isEmpty { assignReturns(settling: multiple ? head : last, through: last) }
+        if !openReturns.isEmpty { assignReturns(naming: last) }
         for slot in (multiple ? head : last)...last {
             guard let entry = pending[slot].take() else { continue }
             pendingCount -= 1

@@ -84,6 +84,24 @@ struct ConfirmTrackerTests {
         #expect(result == [.confirmed, .confirmed, .confirmed, .returned(replyCode: 312, replyText: "NO_ROUTE")])
     }
 
+    // Failed before: the return went to publish 1, the newest identical one the ack of 2 (with multiple)
+    // settles, so 1 (delivered) was reported returned and 4 (dropped) confirmed. RabbitMQ coalesces the
+    // confirms its queues sent meanwhile into the flush after the return (rabbit_channel's
+    // coalesce_and_send): the acks below the oldest unconfirmed publish (3) go first, as one ack with
+    // multiple, then the others one by one, the returned publish last. A multiple ack thus names the
+    // returned publish only by its own tag, never by one of the lower publishes it also settles.
+    @Test("a return is not given to an identical publish that a coalesced multiple ack settles before it")
+    func returnSkipsLowerSlotsOfMultipleAck() async {
+        let requests = [request("same"), request("a"), request("b"), request("same")]
+        let result = await outcomes(requests) { tracker in
+            tracker.returned(exchange: "x", routingKey: "q", message: requests[3].message, code: 312, text: "NO_ROUTE")
+            tracker.acknowledged(2, multiple: true)
+            tracker.acknowledged(4, multiple: false)
+            tracker.acknowledged(3, multiple: false)
+        }
+        #expect(result == [.confirmed, .confirmed, .confirmed, .returned(replyCode: 312, replyText: "NO_ROUTE")])
+    }
+
     @Test("failAll fails every unconfirmed publish and restarts the numbering")
     func failAll() async {
         let error = AMQPError(.connectionLost, message: "gone")
