@@ -22,12 +22,14 @@ extension AMQPConnection {
     public func publish(_ requests: [PublishRequest], afterSending: (@Sendable () -> Void)? = nil) async -> [PublishOutcome] {
         guard !requests.isEmpty else { return [] }
         let waiting = WaitingConfirmBatch()
+        let ticket = stuckWrites.ticket()
+        defer { stuckWrites.release(ticket) }
         return await withTaskCancellationHandler {
-            await publish(requests, waiting: waiting, afterSending: afterSending)
+            await publish(requests, waiting: waiting, ticket: ticket, afterSending: afterSending)
         } onCancel: {
             Task { await self.stopWaiting(waiting) }
-            // The actor cannot run the line above while its thread is stuck writing the batch.
-            self.stuckWrites.cancelled()
+            // The actor cannot run the line above while its thread is stuck writing this batch.
+            self.stuckWrites.cancelled(ticket)
         }
     }
 
@@ -39,7 +41,7 @@ extension AMQPConnection {
         for index in batch.requests.indices { batch.settle(index, .failed(error)) }
     }
 
-    private func publish(_ requests: [PublishRequest], waiting: WaitingConfirmBatch,
+    private func publish(_ requests: [PublishRequest], waiting: WaitingConfirmBatch, ticket: UInt64,
                          afterSending: (@Sendable () -> Void)?) async -> [PublishOutcome] {
         await withCheckedContinuation { continuation in
             let batch = confirms.beginBatch(requests, continuation: continuation)
@@ -59,7 +61,7 @@ extension AMQPConnection {
             } catch {
                 failure = AMQPError(.library, message: "\(error)")
             }
-            stuckWrites.begin(socket: session?.socketFD ?? -1)
+            stuckWrites.begin(socket: session?.socketFD ?? -1, ticket: ticket)
             for index in requests.indices {
                 if let failure {
                     confirms.settleUnsent(batch: batch, index: index, .failed(failure))
