@@ -14,9 +14,14 @@ public struct MessageDispatcher: Sendable {
 
     /// Throws `SagaError.noHandler` when nothing in this endpoint handles the message's type.
     public func checkHandled(_ incoming: IncomingMessage) throws {
-        // A timeout type comes only from the store; published by someone else it has no handler.
-        let handled = incoming.timeoutTarget == nil
-            ? registry.handlesFromBroker(type: incoming.type) : registry.handles(type: incoming.type)
+        // A timeout type comes only from the store; published by someone else it has no handler. A timeout
+        // reaches only its own saga: another saga's or a stateless handler of its type does not take it, so
+        // without a route in its saga it has none (the endpoint error-queues it as `NoHandler`).
+        let handled = if let target = incoming.timeoutTarget {
+            registry.sagaHandles(type: incoming.type, sagaType: target.sagaType)
+        } else {
+            registry.handlesFromBroker(type: incoming.type)
+        }
         guard handled else { throw SagaError.noHandler(type: incoming.type) }
     }
 

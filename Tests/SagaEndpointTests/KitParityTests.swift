@@ -69,6 +69,14 @@ struct ParitySaga: Saga {
         }
     }
 
+    /// A saga that asks for a timeout of a type it has no route for; a stateless handler takes that type.
+    static func defineStrayTimeout(_ saga: inout SagaDefinition<ParitySaga>) {
+        saga.startedBy(Begin.self, correlatedBy: \.id) { begin, context in
+            try context.requestTimeout(after: .milliseconds(100), Command(id: begin.id, n: 9))
+            return ParitySaga(id: begin.id)
+        }
+    }
+
     static func registry() -> HandlerRegistry {
         var registry = HandlerRegistry()
         registry.register(ParitySaga.self)
@@ -186,6 +194,31 @@ struct KitParityTests {
         }
         #expect(try await harness.state(ParitySaga.self, "42", in: "parity")?.id == "42")
         #expect(try await harness.depth(ParitySaga.queue + ".error") == 0)
+        await harness.stop(endpoint)
+        await harness.tearDown()
+    }
+
+    @Test("a timeout of a type its saga has no route for is refused by the kit and error-queued by the endpoint")
+    func timeoutWithoutRoute() async throws {
+        var registry = HandlerRegistry()
+        registry.register(ParitySaga.self, define: ParitySaga.defineStrayTimeout)
+        registry.handle(ParitySaga.Command.self) { command, context in
+            try context.send(command, to: ParitySaga.outB)
+        }
+        let host = SagaTestHost(registry: registry, endpointAddress: ParitySaga.queue)
+        let started = try await host.deliver(ParitySaga.Begin(id: "s-1"), messageId: "stray-1")
+        let timeoutId = try #require(started.timeoutsRequested.first?.timeoutId)
+        await #expect(throws: SagaError.noHandler(type: ParitySaga.Command.messageType)) {
+            try await host.advanceTime(by: .milliseconds(100))
+        }
+
+        let harness = try await Self.harness()
+        let endpoint = harness.startEndpoint(registry, queues: [ParitySaga.queue], database: "parity")
+        try await harness.send(ParitySaga.Begin(id: "s-1"), to: ParitySaga.queue, messageId: "stray-1")
+        let copies = try await harness.errorMessages(of: ParitySaga.queue, count: 1)
+        #expect(copies.map(\.properties.messageId) == [timeoutId])
+        #expect(copies.first?.header("x-error-type") == "NoHandler")
+        #expect(try await harness.depth(ParitySaga.outB) == 0, "the stateless handler does not take the timeout")
         await harness.stop(endpoint)
         await harness.tearDown()
     }

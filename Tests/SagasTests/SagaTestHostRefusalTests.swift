@@ -30,6 +30,27 @@ struct SagaTestHostRefusalTests {
         #expect(!fired.deliveries.isEmpty)
     }
 
+    /// Failed before: the timeout was consumed as handled with no effect (a stateless handler of its type
+    /// does not take timeouts, and the saga has no route for it), while the endpoint moves it to the error
+    /// queue (`NoHandler`, see `KitParityTests`).
+    @Test("a timeout of a type its saga has no route for has no handler, even if a stateless handler takes the type")
+    func timeoutTypeTheSagaDoesNotRoute() async throws {
+        var registry = HandlerRegistry()
+        registry.register(Relay.self) { saga in
+            saga.startedBy(Relay.Start.self, correlatedBy: \.id) { start, context in
+                try context.requestTimeout(after: .seconds(5), Relay.Nudge(id: start.id))
+                return Relay(id: start.id)
+            }
+        }
+        registry.handle(Relay.Nudge.self) { nudge, context in try context.reply(nudge) }
+        let host = SagaTestHost(registry: registry, endpointAddress: "relay")
+        try await host.deliver(Relay.Start(id: "r-1", blob: nil), messageId: "m-1")
+        await #expect(throws: SagaError.noHandler(type: Relay.Nudge.messageType)) {
+            try await host.advanceTime(by: .seconds(5))
+        }
+        #expect(host.pendingTimeouts.count == 1, "not consumed as if handled")
+    }
+
     /// Failed before: the kit showed the command sent, while the endpoint refuses it before storing it
     /// and moves the incoming message to the error queue.
     @Test("a handler that emits a message AMQP cannot carry fails the delivery, rolled back")
@@ -63,5 +84,6 @@ struct SagaTestHostRefusalTests {
 struct Relay: Saga {
     var id: String
     struct Start: Message { static let messageType = "test.RelayStart"; var id: String; var blob: String? }
+    struct Nudge: Message { static let messageType = "test.RelayNudge"; var id: String }
     static func define(_ saga: inout SagaDefinition<Relay>) {}
 }
