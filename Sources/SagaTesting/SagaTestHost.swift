@@ -48,12 +48,18 @@ public final class SagaTestHost: EmittedMessages {
     public var tracer: (any Tracer)?
 
     private var completed: Set<SagaInstanceKey> = []
+    /// The clock as an exact time since `start`. Adding each step's seconds to a `Date` rounded every time,
+    /// so steps that add up to a timeout's delay could end short of its due time; due times are compared
+    /// with it to the microsecond (a due `Date` is itself a rounded sum).
+    private let start: Date
+    private var elapsed: Duration = .zero
     private var generatedIds = 0
 
     public init(registry: HandlerRegistry, endpointAddress: String = SagaTestHost.defaultEndpointAddress,
                 startingAt start: Date = SagaTestHost.defaultStartDate) {
         self.dispatcher = MessageDispatcher(registry: registry, endpointAddress: endpointAddress)
         self.now = start
+        self.start = start
     }
 
     /// A host for one saga, defined by its `define`.
@@ -118,28 +124,37 @@ public final class SagaTestHost: EmittedMessages {
     @discardableResult
     public nonisolated(nonsending) func advanceTime(by duration: Duration) async throws -> TimeAdvanceResult {
         precondition(duration >= .zero, "time cannot go backwards")
-        return try await advanceTime(to: now.addingTimeInterval(duration.timeInterval))
+        let target = elapsed + duration
+        return try await advance(to: target, date: start.addingTimeInterval(target.timeInterval))
     }
 
     /// Moves the clock forward to `date`; see `advanceTime(by:)`.
     @discardableResult
     public nonisolated(nonsending) func advanceTime(to date: Date) async throws -> TimeAdvanceResult {
-        let start = now
+        try await advance(to: offset(of: date), date: date)
+    }
+
+    private nonisolated(nonsending) func advance(to target: Duration, date: Date) async throws -> TimeAdvanceResult {
+        let from = now
         var deliveries: [DeliveryResult] = []
         while true {
-            let timeout = persistence.nextDueTimeout(notAfter: date)
-            let retryIndex = deferred.indices.filter { deferred[$0].retryAt <= date }
+            // The earliest due timeout; among equal due times, the one requested first.
+            var timeout: TimeoutRequest?
+            for candidate in persistence.contents.timeouts where offset(of: candidate.dueAt) <= target {
+                if timeout == nil || candidate.dueAt < timeout!.dueAt { timeout = candidate }
+            }
+            let retryIndex = deferred.indices.filter { offset(of: deferred[$0].retryAt) <= target }
                 .min { deferred[$0].retryAt < deferred[$1].retryAt }
             // Only when something is still due: exactly the limit delivered is fine.
             if timeout != nil || retryIndex != nil, deliveries.count >= maxDeliveriesPerAdvance {
                 throw SagaTestHostError.tooManyDeliveries(limit: maxDeliveriesPerAdvance)
             }
             if let timeout, retryIndex == nil || timeout.dueAt <= deferred[retryIndex!].retryAt {
-                now = max(now, timeout.dueAt)
+                moveClock(to: timeout.dueAt)
                 deliveries.append(try await process(timeout.asIncomingMessage(), retry: 0))
             } else if let retryIndex {
                 let retry = deferred.remove(at: retryIndex)
-                now = max(now, retry.retryAt)
+                moveClock(to: retry.retryAt)
                 do {
                     deliveries.append(try await process(retry.message, retry: retry.retry))
                 } catch {
@@ -150,8 +165,19 @@ public final class SagaTestHost: EmittedMessages {
                 break
             }
         }
+        elapsed = max(elapsed, target)
         now = max(now, date)
-        return TimeAdvanceResult(from: start, to: now, deliveries: deliveries)
+        return TimeAdvanceResult(from: from, to: now, deliveries: deliveries)
+    }
+
+    /// `date` as a time since `start`, to the microsecond.
+    private func offset(of date: Date) -> Duration {
+        .microseconds(Int64((date.timeIntervalSince(start) * 1e6).rounded()))
+    }
+
+    private func moveClock(to date: Date) {
+        elapsed = max(elapsed, offset(of: date))
+        now = max(now, date)
     }
 
     // MARK: Inspection
