@@ -123,7 +123,8 @@ public final class SagaTestHost: EmittedMessages {
     /// rethrown (earlier deliveries are in `history`).
     @discardableResult
     public nonisolated(nonsending) func advanceTime(by duration: Duration) async throws -> TimeAdvanceResult {
-        precondition(duration >= .zero, "time cannot go backwards")
+        // Thrown, not trapped: a trap ended the whole test process, every other test with it.
+        guard duration >= .zero else { throw SagaTestHostError.negativeDuration(duration) }
         let target = elapsed + duration
         return try await advance(to: target, date: start.addingTimeInterval(target.timeInterval))
     }
@@ -334,6 +335,8 @@ public enum SagaTestHostError: Error, Sendable, Equatable, CustomStringConvertib
     /// (`frameMax`). The endpoint refuses it before it is stored and moves the incoming message to the
     /// error queue (`x-error-type: InvalidOutgoingMessage`).
     case invalidOutgoingMessage(messageId: String, type: String, reason: String)
+    /// `advanceTime(by:)` was given a negative duration: the clock only goes forward.
+    case negativeDuration(Duration)
 
     public var description: String {
         switch self {
@@ -344,6 +347,8 @@ public enum SagaTestHostError: Error, Sendable, Equatable, CustomStringConvertib
         case .invalidOutgoingMessage(let messageId, let type, let reason):
             "outgoing message \(messageId) (\(type)) cannot be sent: \(reason); the endpoint sends the incoming "
                 + "message to the error queue"
+        case .negativeDuration(let duration):
+            "advanceTime(by: \(duration)): time cannot go backwards"
         }
     }
 }

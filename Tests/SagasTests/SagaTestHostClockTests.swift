@@ -58,4 +58,16 @@ struct SagaTestHostClockTests {
         #expect(fired == Array(repeating: 1, count: 20))
         #expect(host.state(of: Beacon.self, correlationId: "b")?.beeps == 20)
     }
+
+    /// Failed before: a precondition trapped, ending the test process (and every test running in it).
+    @Test("advancing by a negative duration throws and leaves the clock alone")
+    func negativeDurationThrows() async throws {
+        let host = SagaTestHost(Beacon.self)
+        try await host.deliver(Beacon.Start(id: "b", everyMs: 50))
+        await #expect(throws: SagaTestHostError.negativeDuration(.milliseconds(-1))) {
+            try await host.advanceTime(by: .milliseconds(-1))
+        }
+        #expect(host.now == SagaTestHost.defaultStartDate)
+        #expect(try await host.advanceTime(by: .milliseconds(50)).firedTimeouts.count == 1)
+    }
 }
