@@ -31,11 +31,10 @@ extension BatchPipeline {
         metrics.failed.increment()
         if let kind = Self.permanentErrorKind(error) {
             // Retrying cannot help (the message itself is wrong): straight to the error queue.
-            metrics.errorQueued.increment()
-            logger.error("message cannot be processed; moved to the error queue", metadata: metadata.merging([
-                "error": "\(error)"]) { $1 })
             await moveToErrorQueue(&entry, incoming: incoming, reason: "\(error)", type: kind, attempts: 1, first: nil,
                              requests: &requests, now: now)
+            countOnConfirm(&entry, .error, "message cannot be processed; moved to the error queue",
+                           metadata.merging(["error": "\(error)"]) { $1 })
             await store.clearFailure(messageId: incoming.messageId)
             return
         }
@@ -72,11 +71,10 @@ extension BatchPipeline {
                 "error": "\(error)", "attempt": "\(attempts)", "retry_in": "\(delay)"]) { $1 })
             deferrals.append((index, deferral(entry, incoming: incoming, attempt: attempts, delay: delay, now: now)))
         } else {
-            metrics.errorQueued.increment()
-            logger.error("handler failed after all retries; moved to the error queue", metadata: metadata.merging([
-                "error": "\(error)", "attempts": "\(attempts)"]) { $1 })
             await moveToErrorQueue(&entry, incoming: incoming, reason: "\(error)", type: Self.errorKind(error),
                              attempts: attempts, first: record?.firstFailureAt, requests: &requests, now: now)
+            countOnConfirm(&entry, .error, "handler failed after all retries; moved to the error queue",
+                           metadata.merging(["error": "\(error)", "attempts": "\(attempts)"]) { $1 })
             await store.clearFailure(messageId: incoming.messageId)
         }
     }
@@ -90,10 +88,9 @@ extension BatchPipeline {
         case .discard:
             break
         case .errorQueue:
-            metrics.errorQueued.increment()
-            logger.warning("no saga instance for message; moved to the error queue", metadata: metadata)
             await moveToErrorQueue(&entry, incoming: incoming, reason: "no live saga \(saga)", type: "SagaNotFound",
                              attempts: 1, first: nil, requests: &requests, now: now)
+            countOnConfirm(&entry, .warning, "no saga instance for message; moved to the error queue", metadata)
         case .retryLater(let attempts, let delay):
             let record = try? await store.recordFailure(messageId: incoming.messageId, error: "saga \(saga) not found", now: now)
             let attempt = record?.attempts ?? 1
@@ -101,14 +98,21 @@ extension BatchPipeline {
                 logger.info("no saga instance yet; retrying later", metadata: metadata.merging(["attempt": "\(attempt)"]) { $1 })
                 deferrals.append((index, deferral(entry, incoming: incoming, attempt: attempt, delay: delay, now: now)))
             } else {
-                metrics.errorQueued.increment()
-                logger.warning("no saga instance after retries; moved to the error queue", metadata: metadata)
                 await moveToErrorQueue(&entry, incoming: incoming, reason: "no live saga \(saga) after \(attempts) retries",
                                  type: "SagaNotFound", attempts: attempt, first: record?.firstFailureAt,
                                  requests: &requests, now: now)
+                countOnConfirm(&entry, .warning, "no saga instance after retries; moved to the error queue", metadata)
                 await store.clearFailure(messageId: incoming.messageId)
             }
         }
+    }
+
+    /// The copy `moveToErrorQueue` just added counts in `saga_messages_error_queued_total`, and is logged,
+    /// once the broker confirmed it (`finish`).
+    private func countOnConfirm(_ entry: inout Entry, _ level: Logger.Level, _ message: Logger.Message,
+                                _ metadata: Logger.Metadata) {
+        guard let copy = entry.publishes.last else { return }
+        entry.errorQueued = ErrorQueued(publish: copy, level: level, message: message, metadata: metadata)
     }
 
     /// The work item that parks the message until `now + delay`. A due row is replaced in the same

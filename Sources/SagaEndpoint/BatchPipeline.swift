@@ -66,6 +66,10 @@ struct BatchPipeline: Sendable {
         var settle: Settlement = .ack
         /// A due row whose message went to the error queue: deleted once that copy is confirmed.
         var deleteRowAfterPublish = false
+        /// The message's error-queue copy: counted and logged once the broker confirmed it. Counted when
+        /// it was planned, a copy the broker did not take (the error queue deleted, or full) counted and
+        /// logged the same message again at every round, while the error queue stayed empty.
+        var errorQueued: ErrorQueued?
         /// The message's span (consumer span of a delivery), ended once the message is settled.
         var span: (any Span)?
         /// Its stateless handlers' result is the one `statelessResults` keeps for copies: forgotten once
@@ -85,6 +89,17 @@ struct BatchPipeline: Sendable {
     }
 
     enum Settlement { case ack, requeue }
+
+    /// What an error-queue copy counts for and the line that says so, for when it is confirmed.
+    struct ErrorQueued {
+        /// Index of the copy in the batch's publish list.
+        var publish: Int
+        var rejected = false
+        var errorQueued = true
+        var level: Logger.Level
+        var message: Logger.Message
+        var metadata: Logger.Metadata
+    }
 
     /// One publish of outbox rows: its message id, and every row it settles (a saga that sent a command
     /// again under its first id to the same queue has two rows with that id; one publish in a batch
@@ -226,6 +241,12 @@ struct BatchPipeline: Sendable {
             entry.deleteRowAfterPublish && entry.publishes.allSatisfy { outcomes[$0].isConfirmed }
         }.compactMap { $0.dueRow?.key }
         if !settledRows.isEmpty { await store.deleteTimeouts(settledRows) }
+        for entry in entries {
+            guard let copy = entry.errorQueued, outcomes[copy.publish].isConfirmed else { continue }
+            if copy.rejected { metrics.rejected.increment() }
+            if copy.errorQueued { metrics.errorQueued.increment() }
+            logger.log(level: copy.level, copy.message, metadata: copy.metadata)
+        }
         CrashPoint.afterConfirm.check()
 
         // Only an entry that went to the database says it can be written: a message rejected before any
@@ -284,21 +305,24 @@ struct BatchPipeline: Sendable {
             // Built only when a record is actually logged: this loop runs for every message.
             var metadata: Logger.Metadata { self.metadata(entry) }
             if let rejection = entry.rejection {
-                metrics.rejected.increment()
-                logger.warning("message rejected to the error queue", metadata: metadata.merging(["reason": "\(rejection)"]) { $1 })
                 if let delivery = entry.delivery {
                     entry.publishes.append(requests.count)
                     requests.append(errorCopy(delivery, reason: rejection.description, type: rejection.kind,
                                               attempts: entry.deliveries ?? 1, first: nil, now: now))
                     // The delivery count stays (housekeeping removes it with the inbox): if this copy is
                     // redelivered before its ack, it is diverted again rather than processed.
-                    if entry.poison { metrics.errorQueued.increment() }
                 } else if let incoming = entry.incoming {
                     // A due row (a poison timeout): its copy goes to the endpoint's error queue, and the row
                     // is deleted once that is confirmed.
                     await moveToErrorQueue(&entry, incoming: incoming, reason: rejection.description, type: rejection.kind,
                                      attempts: entry.deliveries ?? 1, first: nil, requests: &requests, now: now)
-                    if entry.poison { metrics.errorQueued.increment() }
+                }
+                if let copy = entry.publishes.last {
+                    // A poison message counts as error-queued too.
+                    entry.errorQueued = ErrorQueued(
+                        publish: copy, rejected: true, errorQueued: entry.poison, level: .warning,
+                        message: "message rejected to the error queue",
+                        metadata: metadata.merging(["reason": "\(rejection)"]) { $1 })
                 }
             } else if let error = entry.handlerError {
                 await failure(&entry, error: error, requests: &requests, deferrals: &deferrals, index: index, now: now)
