@@ -57,6 +57,7 @@ extension BatchPipeline {
         } catch {
             record = nil
         }
+        entry.wroteDatabase = record != nil
         let attempts = record?.attempts ?? 1
         let immediate = configuration.immediateRetries
         let delayed = configuration.delayedRetries

@@ -66,6 +66,9 @@ struct BatchPipeline: Sendable {
         var settle: Settlement = .ack
         /// A due row whose message went to the error queue: deleted once that copy is confirmed.
         var deleteRowAfterPublish = false
+        /// Something of the message was written to the database (its transaction committed it, its failed
+        /// attempt was counted, it was parked): proof the database can be written.
+        var wroteDatabase = false
         /// The message's error-queue copy: counted and logged once the broker confirmed it. Counted when
         /// it was planned, a copy the broker did not take (the error queue deleted, or full) counted and
         /// logged the same message again at every round, while the error queue stayed empty.
@@ -249,13 +252,14 @@ struct BatchPipeline: Sendable {
         }
         CrashPoint.afterConfirm.check()
 
-        // Only an entry that went to the database says it can be written: a message rejected before any
+        // Only an entry that wrote to the database says it can be written: a message rejected before any
         // handler (a type nobody handles) touches none, and made the endpoint ready again while every
-        // other message was still requeued. (A poison message's count was just written.)
+        // other message was still requeued; nor does one whose transaction rolled back (a body its handler
+        // cannot decode, sent to the error queue), or a duplicate (its transaction writes nothing, and
+        // commits on a full disk). (A poison message's count was just written.)
         if let problem = entries.lazy.compactMap(\.storageUnavailable).first {
             health.databaseCannotBeWritten(problem)
-        } else if entries.contains(where: { !$0.transient && ($0.rejection == nil || $0.poison) }),
-                  health.databaseWritten() {
+        } else if entries.contains(where: { $0.wroteDatabase || $0.poison }), health.databaseWritten() {
             logger.notice("the database can be written again")
         }
         if entries.contains(where: \.transient) {
@@ -330,6 +334,7 @@ struct BatchPipeline: Sendable {
                 switch result {
                 case .processed(let outbox, let invocations):
                     metrics.processed.increment()
+                    entry.wroteDatabase = true
                     // Counted once handled, not when the due row was read: with two processes on one file
                     // both read it, and only one handles it (the other's is withdrawn).
                     if case .due(let row) = entry.source, !row.sagaType.isEmpty,
@@ -362,7 +367,8 @@ struct BatchPipeline: Sendable {
             let results = await store.processBatch(deferrals.map(\.1), now: now)
             for ((index, _), result) in zip(deferrals, results) {
                 switch result {
-                case .deferred, .withdrawn: continue
+                case .deferred: entries[index].wroteDatabase = true
+                case .withdrawn: continue
                 case .failed(let error) where Self.isTransient(error):
                     // Not parked (a busy, full or corrupt database): requeued at once, it came straight
                     // back to be parked again, round and round until the database could be written.

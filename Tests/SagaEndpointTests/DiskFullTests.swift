@@ -110,6 +110,51 @@ struct DiskFullTests {
         await harness.tearDown()
     }
 
+    // Failed before: any batch that was not requeued said the database could be written again, also one
+    // that wrote nothing: a message whose body its handler cannot decode (its transaction rolled back, its
+    // copy went to the error queue) made the endpoint ready, and the gauge 0, while the disk was still full,
+    // until the next requeued message said otherwise: readiness flapped with the error-queued messages.
+    @Test("a message error-queued while the disk is full does not make the endpoint ready again")
+    func errorQueuedMessageOnAFullDiskKeepsItNotReady() async throws {
+        let harness = try await EndpointHarness.make()
+        let disk = try await SmallDisk.mount(in: harness)
+        defer { disk.unmount() }
+
+        let metrics = TestMetrics()
+        let endpoint = harness.makeEndpoint(MoneyTransferApp.registry(bankTimeout: .seconds(600)),
+                                            queues: ["transfers"], database: "unused", metrics: metrics) {
+            $0.databasePath = disk.path + "/sagas.sqlite"
+        }
+        let running = Task { try await endpoint.run() }
+        try await waitUntil(timeout: .seconds(30), message: "ready") { endpoint.isReady }
+        try await harness.send(TransferRequested(transferId: "warm-up", fromAccount: "a", toAccount: "b", amount: 1),
+                               to: "transfers")
+        try await waitUntil(timeout: .seconds(20)) { try await harness.depth("bank") == 1 }
+
+        let filler = try disk.fill()
+        try await harness.send(TransferRequested(transferId: "while-full", fromAccount: "a", toAccount: "b", amount: 2),
+                               to: "transfers")
+        try await waitUntil(timeout: .seconds(20), message: "not ready while the disk is full") {
+            endpoint.notReadyReason?.contains("database cannot be written") == true
+        }
+        let gauge = try metrics.expectGauge("saga_database_unavailable")
+        let before = gauge.values.count
+
+        try await harness.sendRaw(Data("{not json".utf8), properties: BasicProperties(
+            contentType: "application/json", deliveryMode: .persistent, messageId: "broken-while-full",
+            type: TransferRequested.messageType), to: "transfers")
+        _ = try await harness.errorMessages(of: "transfers", count: 1)
+        try await Task.sleep(for: .milliseconds(300))
+        #expect(!gauge.values.dropFirst(before).contains(0), "\(gauge.values)")
+        #expect(endpoint.notReadyReason?.contains("database cannot be written") == true)
+
+        try FileManager.default.removeItem(atPath: filler)
+        try await waitUntil(timeout: .seconds(30), message: "ready again once space returned") { endpoint.isReady }
+        #expect(gauge.lastValue == 0)
+        await harness.stop(running)
+        await harness.tearDown()
+    }
+
     // Failed before: a handler failure counts its attempt in SQLite, and when that write failed too (the
     // disk full) the attempt stayed 1, so the message was requeued at once as a first immediate retry, over
     // and over: thousands of handler runs and warnings a second until space came back.
