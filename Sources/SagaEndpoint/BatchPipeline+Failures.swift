@@ -18,8 +18,8 @@ extension BatchPipeline {
             metrics.retried.increment()
             if Self.isStorageUnavailable(error) {
                 entry.storageUnavailable = "\(error)"
-                logger.error("database cannot be written (disk full, I/O error, corrupt, or its file moved); message requeued, will retry",
-                             metadata: metadata.merging(["error": "\(error)"]) { $1 })
+                logStorageUnavailable("database cannot be written (disk full, I/O error, corrupt, or its file moved); message requeued, will retry",
+                                      metadata: metadata.merging(["error": "\(error)"]) { $1 })
             } else {
                 logger.info("transient failure; message will be retried", metadata: metadata.merging(["error": "\(error)"]) { $1 })
             }
@@ -47,9 +47,13 @@ extension BatchPipeline {
             // was requeued at once as an immediate retry, again and again: thousands of handler runs a
             // second until the database could be written. Requeued after the transient failures' pause.
             metrics.retried.increment()
-            logger.error("handler failed and the database cannot be written to count the attempt; message requeued, will retry",
-                         metadata: metadata.merging([
-                "error": "\(error)", "store_error": "\(storeError)"]) { $1 })
+            let metadata = metadata.merging(["error": "\(error)", "store_error": "\(storeError)"]) { $1 }
+            let message: Logger.Message = "handler failed and the database cannot be written to count the attempt; message requeued, will retry"
+            if Self.isStorageUnavailable(storeError) {
+                logStorageUnavailable(message, metadata: metadata)
+            } else {
+                logger.error(message, metadata: metadata)
+            }
             entry.settle = .requeue
             entry.transient = true
             transientRequeues.insert(incoming.messageId)
@@ -106,6 +110,15 @@ extension BatchPipeline {
                 await store.clearFailure(messageId: incoming.messageId)
             }
         }
+    }
+
+    /// An error about a message requeued because the database cannot be written, at most one every
+    /// `storageErrors` interval, with how many messages it stands for. One per message and round was a
+    /// batch's worth of lines every few seconds for as long as the disk stayed full (often the disk the log
+    /// goes to); readiness and `saga_database_unavailable` say meanwhile that it lasts.
+    func logStorageUnavailable(_ message: Logger.Message, metadata: Logger.Metadata) {
+        guard let count = storageErrors.admit("database", messages: 1) else { return }
+        logger.error(message, metadata: metadata.merging(["messages_since_last_error": "\(count)"]) { $1 })
     }
 
     /// The copy `moveToErrorQueue` just added counts in `saga_messages_error_queued_total`, and is logged,

@@ -37,6 +37,8 @@ struct BatchPipeline: Sendable {
     let unconfirmedRedelivery = UnconfirmedRedelivery()
     /// Keeps the warnings about unconfirmed publishes to one a second per destination and outcome.
     let unconfirmedWarnings = WarningThrottle()
+    /// Keeps the errors about messages requeued while the database cannot be written to one every 30 s.
+    let storageErrors = WarningThrottle(interval: .seconds(30))
     /// Stateless handlers' results for messages whose transaction has not ended, for copies close behind.
     let statelessResults = StatelessResults()
     /// When this pipeline (the endpoint's run) started: due rows older than that are counted.
@@ -372,11 +374,16 @@ struct BatchPipeline: Sendable {
                 case .failed(let error) where Self.isTransient(error):
                     // Not parked (a busy, full or corrupt database): requeued at once, it came straight
                     // back to be parked again, round and round until the database could be written.
-                    logger.error("message could not be parked for its later retry; requeued, will retry",
-                                 metadata: self.metadata(entries[index]).merging(["error": "\(error)"]) { $1 })
+                    let message: Logger.Message = "message could not be parked for its later retry; requeued, will retry"
+                    let metadata = self.metadata(entries[index]).merging(["error": "\(error)"]) { $1 }
                     entries[index].settle = .requeue
                     entries[index].transient = true
-                    if Self.isStorageUnavailable(error) { entries[index].storageUnavailable = "\(error)" }
+                    if Self.isStorageUnavailable(error) {
+                        entries[index].storageUnavailable = "\(error)"
+                        logStorageUnavailable(message, metadata: metadata)
+                    } else {
+                        logger.error(message, metadata: metadata)
+                    }
                     if let messageId = entries[index].incoming?.messageId { transientRequeues.insert(messageId) }
                 default: entries[index].settle = .requeue
                 }

@@ -155,6 +155,45 @@ struct DiskFullTests {
         await harness.tearDown()
     }
 
+    // Failed before: every message requeued because the database could not be written logged an error of
+    // its own at every round, a batch's worth every few seconds for as long as the disk stayed full (often
+    // the disk the log goes to).
+    @Test("while the disk is full, the requeued messages log one error, not one per message and round")
+    func fullDiskLogsOnce() async throws {
+        let harness = try await EndpointHarness.make()
+        let disk = try await SmallDisk.mount(in: harness)
+        defer { disk.unmount() }
+
+        let capture = LogCapture()
+        let endpoint = harness.makeEndpoint(MoneyTransferApp.registry(bankTimeout: .seconds(600)),
+                                            queues: ["transfers"], database: "unused",
+                                            logger: capture.logger(label: "full-disk-log", level: .warning)) {
+            $0.databasePath = disk.path + "/sagas.sqlite"
+        }
+        let running = Task { try await endpoint.run() }
+        try await waitUntil(timeout: .seconds(30), message: "ready") { endpoint.isReady }
+        try await harness.send(TransferRequested(transferId: "warm-up", fromAccount: "a", toAccount: "b", amount: 1),
+                               to: "transfers")
+        try await waitUntil(timeout: .seconds(20)) { try await harness.depth("bank") == 1 }
+
+        let filler = try disk.fill()
+        for index in 0..<20 {
+            try await harness.send(TransferRequested(transferId: "t-\(index)", fromAccount: "a", toAccount: "b", amount: 10),
+                                   to: "transfers", messageId: "request-\(index)")
+        }
+        try await waitUntil(timeout: .seconds(20), message: "not ready while the disk is full") {
+            endpoint.notReadyReason?.contains("database cannot be written") == true
+        }
+        try await Task.sleep(for: .seconds(3))
+        let errors = capture.tail(100_000).split(separator: "\n").filter { $0.hasPrefix("error") }
+        #expect(errors.count >= 1 && errors.count <= 2, "\(errors.count) error lines in 3 s:\n\(errors.prefix(5).joined(separator: "\n"))")
+
+        try FileManager.default.removeItem(atPath: filler)
+        try await waitUntil(timeout: .seconds(30), message: "ready again once space returned") { endpoint.isReady }
+        await harness.stop(running)
+        await harness.tearDown()
+    }
+
     // Failed before: a handler failure counts its attempt in SQLite, and when that write failed too (the
     // disk full) the attempt stayed 1, so the message was requeued at once as a first immediate retry, over
     // and over: thousands of handler runs and warnings a second until space came back.
