@@ -1,8 +1,10 @@
 import AMQPTransport
 import BrokerTestSupport
 import Foundation
+import Logging
 import MoneyTransfer
 import MetricsTestKit
+import SagaEndpoint
 import Sagas
 import Testing
 
@@ -84,15 +86,8 @@ struct DiskFullTests {
         defer { disk.unmount() }
 
         let metrics = TestMetrics()
-        let endpoint = harness.makeEndpoint(MoneyTransferApp.registry(bankTimeout: .seconds(600)),
-                                            queues: ["transfers", "payouts"], database: "unused", metrics: metrics) {
-            $0.databasePath = disk.path + "/sagas.sqlite"
-        }
-        let running = Task { try await endpoint.run() }
-        try await waitUntil(timeout: .seconds(30), message: "ready") { endpoint.isReady }
-        try await harness.send(TransferRequested(transferId: "warm-up", fromAccount: "a", toAccount: "b", amount: 1),
-                               to: "transfers")
-        try await waitUntil(timeout: .seconds(20)) { try await harness.depth("bank") == 1 }
+        let (endpoint, running) = try await startTransfers(harness, on: disk, queues: ["transfers", "payouts"],
+                                                           metrics: metrics)
         #expect(try metrics.expectGauge("saga_database_unavailable").lastValue == 0)
 
         let filler = try disk.fill()
@@ -121,15 +116,7 @@ struct DiskFullTests {
         defer { disk.unmount() }
 
         let metrics = TestMetrics()
-        let endpoint = harness.makeEndpoint(MoneyTransferApp.registry(bankTimeout: .seconds(600)),
-                                            queues: ["transfers"], database: "unused", metrics: metrics) {
-            $0.databasePath = disk.path + "/sagas.sqlite"
-        }
-        let running = Task { try await endpoint.run() }
-        try await waitUntil(timeout: .seconds(30), message: "ready") { endpoint.isReady }
-        try await harness.send(TransferRequested(transferId: "warm-up", fromAccount: "a", toAccount: "b", amount: 1),
-                               to: "transfers")
-        try await waitUntil(timeout: .seconds(20)) { try await harness.depth("bank") == 1 }
+        let (endpoint, running) = try await startTransfers(harness, on: disk, metrics: metrics)
 
         let filler = try disk.fill()
         try await harness.send(TransferRequested(transferId: "while-full", fromAccount: "a", toAccount: "b", amount: 2),
@@ -165,16 +152,8 @@ struct DiskFullTests {
         defer { disk.unmount() }
 
         let capture = LogCapture()
-        let endpoint = harness.makeEndpoint(MoneyTransferApp.registry(bankTimeout: .seconds(600)),
-                                            queues: ["transfers"], database: "unused",
-                                            logger: capture.logger(label: "full-disk-log", level: .warning)) {
-            $0.databasePath = disk.path + "/sagas.sqlite"
-        }
-        let running = Task { try await endpoint.run() }
-        try await waitUntil(timeout: .seconds(30), message: "ready") { endpoint.isReady }
-        try await harness.send(TransferRequested(transferId: "warm-up", fromAccount: "a", toAccount: "b", amount: 1),
-                               to: "transfers")
-        try await waitUntil(timeout: .seconds(20)) { try await harness.depth("bank") == 1 }
+        let (endpoint, running) = try await startTransfers(
+            harness, on: disk, logger: capture.logger(label: "full-disk-log", level: .warning))
 
         let filler = try disk.fill()
         for index in 0..<20 {
@@ -250,6 +229,23 @@ struct DiskFullTests {
         await harness.stop(running)
         await harness.tearDown()
     }
+}
+
+/// The money-transfer sagas with their database on `disk`, running and ready, one transfer through (so the
+/// file and its WAL are there before the disk fills).
+private func startTransfers(_ harness: EndpointHarness, on disk: SmallDisk, queues: [String] = ["transfers"],
+                            metrics: TestMetrics? = nil, logger: Logger? = nil)
+    async throws -> (SagaEndpoint, Task<Void, any Error>) {
+    let endpoint = harness.makeEndpoint(MoneyTransferApp.registry(bankTimeout: .seconds(600)), queues: queues,
+                                        database: "unused", metrics: metrics, logger: logger) {
+        $0.databasePath = disk.path + "/sagas.sqlite"
+    }
+    let running = Task { try await endpoint.run() }
+    try await waitUntil(timeout: .seconds(30), message: "ready") { endpoint.isReady }
+    try await harness.send(TransferRequested(transferId: "warm-up", fromAccount: "a", toAccount: "b", amount: 1),
+                           to: "transfers")
+    try await waitUntil(timeout: .seconds(20)) { try await harness.depth("bank") == 1 }
+    return (endpoint, running)
 }
 
 /// A 4 MiB tmpfs in the harness's folder, for a database the tests can run out of space.
