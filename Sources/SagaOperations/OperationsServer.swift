@@ -25,6 +25,9 @@ public final class OperationsServer: Service, Sendable {
 
     public let host: String
     public let port: Int
+    /// A client connection that sends nothing for this long is closed: idle or stalled clients would
+    /// otherwise each hold a file descriptor (which SQLite and AMQP need too) for as long as they like.
+    public let idleTimeout: Duration
     private let registry: PrometheusCollectorRegistry
     private let readiness: @Sendable () async -> Readiness
     private let logger: Logger
@@ -32,9 +35,11 @@ public final class OperationsServer: Service, Sendable {
     private let bound = Mutex<(any Channel)?>(nil)
 
     public init(host: String = "127.0.0.1", port: Int, registry: PrometheusCollectorRegistry,
-                logger: Logger, readiness: @escaping @Sendable () async -> Readiness) {
+                logger: Logger, idleTimeout: Duration = .seconds(60),
+                readiness: @escaping @Sendable () async -> Readiness) {
         self.host = host
         self.port = port
+        self.idleTimeout = idleTimeout
         self.registry = registry
         self.readiness = readiness
         self.logger = logger
@@ -58,6 +63,8 @@ public final class OperationsServer: Service, Sendable {
     private func listen() async throws -> any Channel {
         let registry = self.registry
         let readiness = self.readiness
+        let idle = TimeAmount.nanoseconds(idleTimeout.components.seconds * 1_000_000_000
+                                          + idleTimeout.components.attoseconds / 1_000_000_000)
         let channel: any Channel
         do {
             channel = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
@@ -65,6 +72,8 @@ public final class OperationsServer: Service, Sendable {
                 .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
                 .childChannelInitializer { channel in
                     channel.eventLoop.makeCompletedFuture {
+                        try channel.pipeline.syncOperations.addHandler(IdleStateHandler(readTimeout: idle))
+                        try channel.pipeline.syncOperations.addHandler(CloseWhenIdle())
                         try channel.pipeline.syncOperations.configureHTTPServerPipeline()
                         try channel.pipeline.syncOperations.addHandler(
                             OperationsHandler(registry: registry, readiness: readiness))
@@ -164,6 +173,19 @@ private final class OperationsHandler: ChannelInboundHandler {
         if !keepAlive {
             let bound = NIOLoopBound(context, eventLoop: context.eventLoop)
             done.whenComplete { _ in bound.value.close(promise: nil) }
+        }
+    }
+}
+
+/// Closes a connection that `IdleStateHandler` saw read nothing for its timeout.
+private final class CloseWhenIdle: ChannelInboundHandler {
+    typealias InboundIn = NIOAny
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if event is IdleStateHandler.IdleStateEvent {
+            context.close(promise: nil)
+        } else {
+            context.fireUserInboundEventTriggered(event)
         }
     }
 }

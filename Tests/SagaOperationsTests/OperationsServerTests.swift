@@ -56,6 +56,34 @@ struct OperationsServerTests {
         }
     }
 
+    // Failed before: a client that connected and sent nothing kept its connection (and a file descriptor of
+    // the endpoint's) for ever.
+    @Test("a client connection that sends nothing is closed after the idle timeout")
+    func idleClientsAreClosed() async throws {
+        let port = try freePort()
+        let server = OperationsServer(port: port, registry: PrometheusCollectorRegistry(), logger: Logger(label: "test"),
+                                      idleTimeout: .milliseconds(300)) { .init(isReady: true) }
+        let task = Task { try await server.run() }
+        defer { task.cancel() }
+        try await waitForListening(port)
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        defer { close(fd) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        address.sin_port = UInt16(port).bigEndian
+        let connected = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        }
+        try #require(connected == 0)
+        // Closed by the server: readable, and the read finds the end of the stream.
+        var descriptor = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+        let ready = poll(&descriptor, 1, 5000)
+        #expect(ready == 1, "the idle connection was still open after 5 s")
+        var byte: UInt8 = 0
+        if ready == 1 { #expect(recv(fd, &byte, 1, 0) == 0) }
+    }
+
     // Failed before: `run` waited for its channel to close and ignored cancellation, so a service group
     // whose endpoint failed (and cancelled every service) never returned, and /health/live stayed 200.
     @Test("cancelling run closes the server and returns")
