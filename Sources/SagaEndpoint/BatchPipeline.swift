@@ -246,8 +246,9 @@ struct BatchPipeline: Sendable {
                     metrics.processed.increment()
                     entry.wroteDatabase = true
                     // Counted once handled, not when the due row was read: with two processes on one file
-                    // both read it, and only one handles it (the other's is withdrawn).
-                    if case .due(let row) = entry.source, !row.sagaType.isEmpty,
+                    // both read it, and only one handles it (the other's is withdrawn). A timeout replayed
+                    // from the error queue (a delivery naming its saga) counts too: its first firing failed.
+                    if entry.incoming?.timeoutTarget != nil,
                        !invocations.contains(where: { $0.outcome == .timeoutForGoneSaga }) {
                         metrics.timeoutsFired.increment()
                     }

@@ -1,6 +1,7 @@
 import AMQPTransport
 import BrokerTestSupport
 import Foundation
+import MetricsTestKit
 import SagaEndpoint
 import Sagas
 import Testing
@@ -51,12 +52,13 @@ private struct AlarmSaga: Saga {
 struct TimeoutReplayTests {
     /// A fresh vhost with the alarm queues and an endpoint hosting AlarmSaga; its Ring fails until `fixed`
     /// is raised, and a failing message goes to the error queue after `immediateRetries` (no delayed ones).
-    private func start(fixed: Flag, immediateRetries: Int = 3) async throws -> (EndpointHarness, Task<Void, any Error>) {
+    private func start(fixed: Flag, immediateRetries: Int = 3,
+                       metrics: TestMetrics? = nil) async throws -> (EndpointHarness, Task<Void, any Error>) {
         let harness = try await EndpointHarness.make()
         try await harness.declareQueue(AlarmSaga.queue)
         try await harness.declareQueue(AlarmSaga.outQueue)
         let endpoint = harness.startEndpoint(AlarmSaga.registry(fixed: fixed), queues: [AlarmSaga.queue],
-                                             database: "alarms") { configuration in
+                                             database: "alarms", metrics: metrics) { configuration in
             configuration.immediateRetries = immediateRetries
             configuration.delayedRetries = []
         }
@@ -70,11 +72,13 @@ struct TimeoutReplayTests {
         return flag
     }
     // Failed before: the replayed copy came back to the error queue as NoHandler (a timeout type from the
-    // broker has no handler), and the alarm never rang.
+    // broker has no handler), and the alarm never rang. Later: it rang, but saga_timeouts_fired_total
+    // counted only timeouts that came from the store, so this one was never counted.
     @Test("a timeout that failed every retry, replayed after the fix, reaches its saga")
     func replayedTimeoutReachesItsSaga() async throws {
         let fixed = Flag()
-        let (harness, endpoint) = try await start(fixed: fixed, immediateRetries: 1)
+        let metrics = TestMetrics()
+        let (harness, endpoint) = try await start(fixed: fixed, immediateRetries: 1, metrics: metrics)
         try await harness.send(AlarmSaga.Arm(alarmId: "a-1"), to: AlarmSaga.queue)
 
         try await waitUntil(timeout: .seconds(20)) { try await harness.depth(AlarmSaga.queue + ".error") == 1 }
@@ -93,6 +97,9 @@ struct TimeoutReplayTests {
         let rang = try await harness.receive(from: AlarmSaga.outQueue, count: 1)
         #expect(try rang.first?.decode(AlarmSaga.Rang.self).alarmId == "a-1")
         #expect(try await harness.depth(AlarmSaga.queue + ".error") == 0)
+        try await waitUntil(timeout: .seconds(10), message: "the timeout counted as fired, once") {
+            ((try? metrics.expectCounter("saga_timeouts_fired_total"))?.totalValue ?? 0) == 1
+        }
         await harness.stop(endpoint)
         await harness.tearDown()
     }
