@@ -100,6 +100,8 @@ extension BatchPipeline {
             let record = try? await store.recordFailure(messageId: incoming.messageId, error: "saga \(saga) not found", now: now)
             let attempt = record?.attempts ?? 1
             if attempt <= attempts {
+                // A delayed retry, counted as the handler failures' are.
+                metrics.retried.increment()
                 logger.info("no saga instance yet; retrying later", metadata: metadata.merging(["attempt": "\(attempt)"]) { $1 })
                 deferrals.append((index, deferral(entry, incoming: incoming, attempt: attempt, delay: delay, now: now)))
             } else {

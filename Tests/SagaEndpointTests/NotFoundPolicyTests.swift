@@ -112,13 +112,16 @@ struct NotFoundPolicyTests {
         await harness.tearDown()
     }
 
+    // Also failed before: the two retries were not counted in saga_messages_retried_total (a retry later
+    // is a delayed retry), so the error-queued message looked as if it had never been retried.
     @Test("policy .retryLater: a reply whose saga never starts goes to the error queue after its attempts")
     func retryLaterGivesUp() async throws {
         let harness = try await EndpointHarness.make()
         try await harness.declareQueue(OrderSaga.queue)
+        let metrics = TestMetrics()
         let endpoint = harness.startEndpoint(
             OrderSaga.registry(earlyPayment: .retryLater(attempts: 2, delay: .milliseconds(200))),
-            queues: [OrderSaga.queue], database: "orders")
+            queues: [OrderSaga.queue], database: "orders", metrics: metrics)
         try await harness.send(OrderSaga.Paid(orderId: "o-never"), to: OrderSaga.queue, messageId: "paid-never")
         let copy = try #require(try await harness.errorMessages(of: OrderSaga.queue, count: 1, timeout: .seconds(30)).first)
         #expect(copy.properties.messageId == "paid-never")
@@ -129,6 +132,7 @@ struct NotFoundPolicyTests {
         #expect(try copy.decode(OrderSaga.Paid.self).orderId == "o-never")
         try await waitUntil(timeout: .seconds(20)) { try await harness.rowCount("orders", "timeouts") == 0 }
         #expect(try await harness.rowCount("orders", "failures") == 0)
+        #expect(((try? metrics.expectCounter("saga_messages_retried_total"))?.totalValue ?? 0) == 2)
         await harness.stop(endpoint)
         await harness.tearDown()
     }
