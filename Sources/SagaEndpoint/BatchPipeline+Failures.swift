@@ -16,16 +16,10 @@ extension BatchPipeline {
             // Busy database, a concurrent update, or a full disk: not the message's fault. Requeue it
             // (after the batch's backoff), without counting it as a failure.
             metrics.retried.increment()
-            if Self.isStorageUnavailable(error) {
-                entry.storageUnavailable = "\(error)"
-                logStorageUnavailable("database cannot be written (disk full, I/O error, corrupt, or its file moved); message requeued, will retry",
-                                      metadata: metadata.merging(["error": "\(error)"]) { $1 })
-            } else {
-                logger.info("transient failure; message will be retried", metadata: metadata.merging(["error": "\(error)"]) { $1 })
-            }
-            entry.settle = .requeue
-            entry.transient = true
-            transientRequeues.insert(incoming.messageId)
+            let unavailable: Logger.Message = "database cannot be written (disk full, I/O error, corrupt, or its file moved); message requeued, will retry"
+            requeueTransient(&entry, storeError: error,
+                             message: Self.isStorageUnavailable(error) ? unavailable : "transient failure; message will be retried",
+                             level: .info, metadata: metadata.merging(["error": "\(error)"]) { $1 })
             return
         }
         metrics.failed.increment()
@@ -42,21 +36,13 @@ extension BatchPipeline {
         do {
             record = try await store.recordFailure(messageId: incoming.messageId, error: "\(error)", now: now)
         } catch let storeError where Self.isTransient(storeError) {
-            if Self.isStorageUnavailable(storeError) { entry.storageUnavailable = "\(storeError)" }
             // The attempt cannot be counted (a busy, full or corrupt database). Taken for a first attempt, it
             // was requeued at once as an immediate retry, again and again: thousands of handler runs a
             // second until the database could be written. Requeued after the transient failures' pause.
             metrics.retried.increment()
-            let metadata = metadata.merging(["error": "\(error)", "store_error": "\(storeError)"]) { $1 }
-            let message: Logger.Message = "handler failed and the database cannot be written to count the attempt; message requeued, will retry"
-            if Self.isStorageUnavailable(storeError) {
-                logStorageUnavailable(message, metadata: metadata)
-            } else {
-                logger.error(message, metadata: metadata)
-            }
-            entry.settle = .requeue
-            entry.transient = true
-            transientRequeues.insert(incoming.messageId)
+            requeueTransient(&entry, storeError: storeError,
+                             message: "handler failed and the database cannot be written to count the attempt; message requeued, will retry",
+                             metadata: metadata.merging(["error": "\(error)", "store_error": "\(storeError)"]) { $1 })
             return
         } catch {
             record = nil
@@ -111,6 +97,22 @@ extension BatchPipeline {
                 countOnConfirm(&entry, .warning, "no saga instance after retries; moved to the error queue", metadata)
                 await store.clearFailure(messageId: incoming.messageId)
             }
+        }
+    }
+
+    /// Requeues `entry` for a transient reason (a busy, full, corrupt or moved database; a version conflict):
+    /// after the batch's pause, not counted as a failure nor toward the poison limit. Logs `message` at
+    /// `level`, or, when the database cannot be written, as the throttled error below (and readiness says so).
+    func requeueTransient(_ entry: inout Entry, storeError: any Error, message: Logger.Message,
+                          level: Logger.Level = .error, metadata: @autoclosure () -> Logger.Metadata) {
+        entry.settle = .requeue
+        entry.transient = true
+        if let messageId = entry.incoming?.messageId { transientRequeues.insert(messageId) }
+        if Self.isStorageUnavailable(storeError) {
+            entry.storageUnavailable = "\(storeError)"
+            logStorageUnavailable(message, metadata: metadata())
+        } else {
+            logger.log(level: level, message, metadata: metadata())
         }
     }
 

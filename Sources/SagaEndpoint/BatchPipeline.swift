@@ -283,17 +283,10 @@ struct BatchPipeline: Sendable {
                 case .failed(let error) where Self.isTransient(error):
                     // Not parked (a busy, full or corrupt database): requeued at once, it came straight
                     // back to be parked again, round and round until the database could be written.
-                    let message: Logger.Message = "message could not be parked for its later retry; requeued, will retry"
                     let metadata = self.metadata(entries[index]).merging(["error": "\(error)"]) { $1 }
-                    entries[index].settle = .requeue
-                    entries[index].transient = true
-                    if Self.isStorageUnavailable(error) {
-                        entries[index].storageUnavailable = "\(error)"
-                        logStorageUnavailable(message, metadata: metadata)
-                    } else {
-                        logger.error(message, metadata: metadata)
-                    }
-                    if let messageId = entries[index].incoming?.messageId { transientRequeues.insert(messageId) }
+                    requeueTransient(&entries[index], storeError: error,
+                                     message: "message could not be parked for its later retry; requeued, will retry",
+                                     metadata: metadata)
                 default: entries[index].settle = .requeue
                 }
             }
