@@ -68,6 +68,10 @@ extension BatchPipeline {
         var level: Logger.Level
         var message: Logger.Message
         var metadata: Logger.Metadata
+        /// The message's failure count (its attempts) is deleted once the copy is confirmed, so a replay of
+        /// the copy starts its retries afresh. Deleted when the copy was planned, a copy the broker did not
+        /// take sent the redelivered message through all its retries again before the next copy.
+        var clearsFailure = false
     }
 
     /// One publish of outbox rows: its message id, and every row it settles (a saga that sent a command

@@ -28,8 +28,7 @@ extension BatchPipeline {
             await moveToErrorQueue(&entry, incoming: incoming, reason: "\(error)", type: kind, attempts: 1, first: nil,
                              requests: &requests, now: now)
             countOnConfirm(&entry, .error, "message cannot be processed; moved to the error queue",
-                           metadata.merging(["error": "\(error)"]) { $1 })
-            await store.clearFailure(messageId: incoming.messageId)
+                           metadata.merging(["error": "\(error)"]) { $1 }, clearsFailure: true)
             return
         }
         let record: FailureRecord?
@@ -65,8 +64,7 @@ extension BatchPipeline {
             await moveToErrorQueue(&entry, incoming: incoming, reason: "\(error)", type: Self.errorKind(error),
                              attempts: attempts, first: record?.firstFailureAt, requests: &requests, now: now)
             countOnConfirm(&entry, .error, "handler failed after all retries; moved to the error queue",
-                           metadata.merging(["error": "\(error)", "attempts": "\(attempts)"]) { $1 })
-            await store.clearFailure(messageId: incoming.messageId)
+                           metadata.merging(["error": "\(error)", "attempts": "\(attempts)"]) { $1 }, clearsFailure: true)
         }
     }
 
@@ -94,8 +92,8 @@ extension BatchPipeline {
                 await moveToErrorQueue(&entry, incoming: incoming, reason: "no live saga \(saga) after \(attempts) retries",
                                  type: "SagaNotFound", attempts: attempt, first: record?.firstFailureAt,
                                  requests: &requests, now: now)
-                countOnConfirm(&entry, .warning, "no saga instance after retries; moved to the error queue", metadata)
-                await store.clearFailure(messageId: incoming.messageId)
+                countOnConfirm(&entry, .warning, "no saga instance after retries; moved to the error queue", metadata,
+                               clearsFailure: true)
             }
         }
     }
@@ -125,12 +123,13 @@ extension BatchPipeline {
         logger.error(message, metadata: metadata.merging(["messages_since_last_error": "\(count)"]) { $1 })
     }
 
-    /// The copy `moveToErrorQueue` just added counts in `saga_messages_error_queued_total`, and is logged,
-    /// once the broker confirmed it (`finish`).
+    /// The copy `moveToErrorQueue` just added counts in `saga_messages_error_queued_total`, and is logged
+    /// (and, with `clearsFailure`, the message's failure count deleted), once the broker confirmed it (`finish`).
     private func countOnConfirm(_ entry: inout Entry, _ level: Logger.Level, _ message: Logger.Message,
-                                _ metadata: Logger.Metadata) {
+                                _ metadata: Logger.Metadata, clearsFailure: Bool = false) {
         guard let copy = entry.publishes.last else { return }
-        entry.errorQueued = ErrorQueued(publish: copy, level: level, message: message, metadata: metadata)
+        entry.errorQueued = ErrorQueued(publish: copy, level: level, message: message, metadata: metadata,
+                                        clearsFailure: clearsFailure)
     }
 
     /// The work item that parks the message until `now + delay`. A due row is replaced in the same

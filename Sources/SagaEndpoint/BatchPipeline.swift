@@ -154,12 +154,15 @@ struct BatchPipeline: Sendable {
             entry.deleteRowAfterPublish && entry.publishes.allSatisfy { outcomes[$0].isConfirmed }
         }.compactMap { $0.dueRow?.key }
         if !settledRows.isEmpty { await store.deleteTimeouts(settledRows) }
+        var failuresToClear: [String] = []
         for entry in entries {
             guard let copy = entry.errorQueued, outcomes[copy.publish].isConfirmed else { continue }
             if copy.rejected { metrics.rejected.increment() }
             if copy.errorQueued { metrics.errorQueued.increment() }
             logger.log(level: copy.level, copy.message, metadata: copy.metadata)
+            if copy.clearsFailure, let messageId = entry.incoming?.messageId { failuresToClear.append(messageId) }
         }
+        if !failuresToClear.isEmpty { await store.clearFailures(failuresToClear) }
         CrashPoint.afterConfirm.check()
 
         // Only an entry that wrote to the database says it can be written: a message rejected before any
@@ -236,7 +239,9 @@ struct BatchPipeline: Sendable {
                     entry.errorQueued = ErrorQueued(
                         publish: copy, rejected: true, errorQueued: entry.poison, level: .warning,
                         message: "message rejected to the error queue",
-                        metadata: metadata.merging(["reason": "\(rejection)"]) { $1 })
+                        metadata: metadata.merging(["reason": "\(rejection)"]) { $1 },
+                        // A poison message may have failed before: its replay starts afresh too.
+                        clearsFailure: entry.poison)
                 }
             } else if let error = entry.handlerError {
                 await failure(&entry, error: error, requests: &requests, deferrals: &deferrals, index: index, now: now)

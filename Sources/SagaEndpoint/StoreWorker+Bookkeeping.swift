@@ -91,8 +91,11 @@ extension StoreWorker {
         }
     }
 
-    func clearFailure(messageId: String) {
-        _ = try? store.clearFailure(messageId: messageId)
+    /// Forgets the failure counts of messages whose error-queue copies were confirmed. Best effort: a count
+    /// left behind (the database cannot be written now) only sends a replay of the copy to the error queue
+    /// at its first failure, and housekeeping removes it after the deduplication window.
+    func clearFailures(_ messageIds: [String]) {
+        for messageId in messageIds { _ = try? store.clearFailure(messageId: messageId) }
     }
 
     /// Removes inbox rows older than the deduplication window and old dispatched outbox rows.

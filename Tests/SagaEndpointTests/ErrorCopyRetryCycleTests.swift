@@ -1,0 +1,56 @@
+import AMQPTransport
+import BrokerTestSupport
+import Foundation
+import MetricsTestKit
+import SagaEndpoint
+import Testing
+
+/// A message that used up its retries keeps its failure count until its error-queue copy is confirmed.
+/// Failed before: the count was cleared when the copy was planned, so when the broker did not take the
+/// copy (the error queue deleted, or full with `reject-publish`) the redelivered message started its
+/// retries from the beginning: every round ran the handler again through all the immediate and delayed
+/// retries (minutes with the default delays) before the next copy was even tried.
+@Suite("Error-queue copy and the retry count", .timeLimit(.minutes(3)))
+struct ErrorCopyRetryCycleTests {
+    @Test("a message whose error-queue copy was not confirmed goes to the error queue without a new retry cycle")
+    func noNewRetryCycle() async throws {
+        let harness = try await EndpointHarness.make()
+        try await harness.declareQueue("fragile")
+        let calls = Tally()
+        let metrics = TestMetrics()
+        let endpoint = harness.makeEndpoint(Explode.registry(calls: calls), queues: ["fragile"], database: "fragile",
+                                            metrics: metrics) {
+            $0.immediateRetries = 2
+            $0.delayedRetries = []
+        }
+        let running = Task { try await endpoint.run() }
+        try await waitUntil(timeout: .seconds(30), message: "ready") { endpoint.isReady }
+        // The copy (mandatory) comes back unroutable until the error queue exists again.
+        _ = try await harness.connection.deleteQueue("fragile.error")
+
+        try await harness.send(Explode(note: "boom"), to: "fragile", messageId: "fragile-1")
+        try await waitUntil(timeout: .seconds(20), message: "the copy came back unconfirmed three times") {
+            ((try? metrics.expectCounter("saga_messages_unconfirmed_total"))?.totalValue ?? 0) >= 3
+        }
+        // 1 + 2 immediate retries, then the copy; each round since then ran the handler once more (it may
+        // succeed now), not three times (one more run may be under way for a round not counted yet).
+        let runsWhileMissing = calls.count
+        let unconfirmed = (try? metrics.expectCounter("saga_messages_unconfirmed_total"))?.totalValue ?? 0
+        #expect(runsWhileMissing <= 4 + Int(unconfirmed), "handler runs \(runsWhileMissing), unconfirmed copies \(unconfirmed)")
+
+        try await harness.connection.declareQueue(QueueDeclaration(name: "fragile.error"))
+        let copies = try await harness.errorMessages(of: "fragile", count: 1, timeout: .seconds(20))
+        let copy = try #require(copies.first)
+        #expect(copy.properties.messageId == "fragile-1")
+        #expect((copy.intHeader("x-attempts") ?? 0) > 3, "the attempts count on: \(copy.intHeader("x-attempts") ?? 0)")
+        try await waitUntil(timeout: .seconds(10), message: "the delivery acknowledged") {
+            try await harness.depth("fragile") == 0
+        }
+        try await Task.sleep(for: .milliseconds(300))
+        // Cleared once the copy was confirmed, so a replay of the copy starts afresh.
+        #expect(try await harness.rowCount("fragile", "failures") == 0)
+        #expect(calls.count <= 4 + Int((try? metrics.expectCounter("saga_messages_unconfirmed_total"))?.totalValue ?? 0))
+        await harness.stop(running)
+        await harness.tearDown()
+    }
+}
