@@ -59,7 +59,7 @@ struct ConnectFailureTests {
     // connect and lost sockets, though `.connectionClosed` is transient.
     @Test("a broker that closes the handshake with 320 is retried by connectRetrying")
     func forcedCloseInHandshakeIsRetried() async throws {
-        let listener = try ClosingListener(closeAfterGreeting: true)
+        let listener = try ClosingListener(closeAfterGreeting: .forced)
         defer { listener.stop() }
         let url = "amqp://guest:guest@127.0.0.1:\(listener.port)/"
         let error = await amqpError { _ = try await AMQPConnection.connect(url: url, logger: quietLogger) }
@@ -110,101 +110,5 @@ struct ConnectFailureTests {
         #expect(failure.code == .closed)
         let waitError = await amqpError { try await connection.waitUntilConnected(timeout: .seconds(1)) }
         #expect(waitError?.code == .closed)
-    }
-}
-
-/// A TCP listener on a free local port that reads the client's protocol header and closes the connection,
-/// as a proxy without a backend does. `@unchecked Sendable`: `fd` and `port` never change after `init`;
-/// the count is in a `Box` (lock-protected).
-final class ClosingListener: @unchecked Sendable {
-    let fd: Int32
-    let port: Int
-    private let count = Box(0)
-
-    /// Connections accepted so far.
-    var accepted: Int { count.withLock { $0 } }
-
-    /// With `closeAfterGreeting`, the listener answers as a node that is shutting down does: it sends
-    /// connection.start, reads the client's start-ok, and closes the connection with 320 CONNECTION_FORCED.
-    init(closeAfterGreeting: Bool = false) throws {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        guard fd >= 0 else { throw AMQPError(.library, message: "socket() failed") }
-        self.fd = fd
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-        let bound = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) }
-        }
-        guard bound == 0, listen(fd, 16) == 0 else { throw AMQPError(.library, message: "bind/listen failed") }
-        _ = withUnsafeMutablePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) }
-        }
-        port = Int(UInt16(bigEndian: address.sin_port))
-        let count = self.count
-        let thread = Thread {
-            while true {
-                let client = accept(fd, nil, nil)
-                if client < 0 { return }
-                count.withLock { $0 += 1 }
-                // Read the 8-byte protocol header, so the close is a clean FIN rather than a reset.
-                var header = [UInt8](repeating: 0, count: 8)
-                var received = 0
-                while received < 8 {
-                    let n = header.withUnsafeMutableBytes { read(client, $0.baseAddress! + received, 8 - received) }
-                    if n <= 0 { break }
-                    received += n
-                }
-                if closeAfterGreeting {
-                    Self.write(Self.methodFrame(class: 10, method: 10, arguments: [0, 9] + Self.long(0)
-                        + Self.long(5) + Array("PLAIN".utf8) + Self.long(5) + Array("en_US".utf8)), to: client)
-                    Self.skipFrame(client)
-                    let text = Array("CONNECTION_FORCED - broker forced connection closure with reason 'shutdown'".utf8)
-                    Self.write(Self.methodFrame(class: 10, method: 50, arguments: Self.short(320)
-                        + [UInt8(text.count)] + text + Self.short(0) + Self.short(0)), to: client)
-                    Self.skipFrame(client)
-                }
-                close(client)
-            }
-        }
-        thread.start()
-    }
-
-    func stop() {
-        shutdown(fd, Int32(SHUT_RDWR))
-        close(fd)
-    }
-
-    private static func short(_ value: UInt16) -> [UInt8] { [UInt8(value >> 8), UInt8(value & 0xFF)] }
-    private static func long(_ value: UInt32) -> [UInt8] { [24, 16, 8, 0].map { UInt8((value >> $0) & 0xFF) } }
-
-    private static func methodFrame(class classId: UInt16, method: UInt16, arguments: [UInt8]) -> [UInt8] {
-        let payload = short(classId) + short(method) + arguments
-        return [1] + short(0) + long(UInt32(payload.count)) + payload + [0xCE]
-    }
-
-    private static func write(_ bytes: [UInt8], to client: Int32) {
-        _ = bytes.withUnsafeBytes { Glibc.write(client, $0.baseAddress!, $0.count) }
-    }
-
-    /// Reads one frame (or gives up when the client closes).
-    private static func skipFrame(_ client: Int32) {
-        var header = [UInt8](repeating: 0, count: 7)
-        guard readFully(client, &header) else { return }
-        let size = header[3...6].reduce(0) { $0 << 8 | Int($1) }
-        var rest = [UInt8](repeating: 0, count: size + 1)
-        _ = readFully(client, &rest)
-    }
-
-    private static func readFully(_ client: Int32, _ buffer: inout [UInt8]) -> Bool {
-        var received = 0
-        let count = buffer.count
-        while received < count {
-            let n = buffer.withUnsafeMutableBytes { read(client, $0.baseAddress! + received, count - received) }
-            if n <= 0 { return false }
-            received += n
-        }
-        return true
     }
 }
