@@ -69,18 +69,10 @@ final class AMQPSession {
                                           &properties, c.user, c.password)
         if reply.reply_type != AMQP_RESPONSE_NORMAL {
             let error = Self.error(from: reply, operation: "login to vhost '\(c.vhost)' as '\(c.user)'")
-            // A refused login shows up as a 403 or 530 close, or (brokers without authentication_failure_close)
-            // as a socket closed after the broker's connection.start. A socket closed before connection.start
-            // (no server properties yet) is no login answer: a proxy without a backend, a node not ready;
-            // it stays a transient `.connectionLost`, which `connectRetrying` retries.
-            let startReceived = (amqp_get_server_properties(state)?.pointee.num_entries ?? 0) > 0
-            let socketClosed = error.libraryStatus == AMQP_STATUS_CONNECTION_CLOSED.rawValue
-                || error.libraryStatus == AMQP_STATUS_SOCKET_CLOSED.rawValue
-            if error.replyCode == 403 || error.replyCode == 530 || (socketClosed && startReceived) {
-                throw AMQPError(.authenticationFailed, replyCode: error.replyCode,
-                                message: "login refused for user '\(c.user)' on vhost '\(c.vhost)' (\(error.message))")
-            }
-            throw error
+            // Whether the broker's connection.start came (it brings the server properties): a socket closed
+            // before it is no answer to the login. `AMQPError.handshake` decides what is retried.
+            let greetingReceived = (amqp_get_server_properties(state)?.pointee.num_entries ?? 0) > 0
+            throw AMQPError.handshake(error, greetingReceived: greetingReceived, configuration: c)
         }
         self.state = state
         self.heartbeat = Int(amqp_get_heartbeat(state))

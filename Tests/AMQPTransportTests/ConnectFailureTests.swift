@@ -70,6 +70,58 @@ struct ConnectFailureTests {
         #expect(gaveUp == nil, "connectRetrying gave up: \(String(describing: gaveUp))")
     }
 
+    // Failed before: every connection.close in the handshake but 403 and 530 was a transient
+    // `.connectionClosed`, so `connectRetrying` retried a protocol error that no retry can fix for ever,
+    // with a warning at every attempt.
+    @Test("a handshake closed with a permanent reply code makes connectRetrying throw at once",
+          arguments: ConnectFailureTests.permanentCloses)
+    func permanentHandshakeClose(_ close: HandshakeClose) async throws {
+        let listener = try ClosingListener(closeAfterGreeting: close)
+        defer { listener.stop() }
+        let url = "amqp://guest:guest@127.0.0.1:\(listener.port)/"
+        let error = await amqpError { _ = try await AMQPConnection.connect(url: url, logger: quietLogger) }
+        #expect(error?.code == .handshakeFailed, "\(String(describing: error))")
+        #expect(error?.replyCode == close.code, "\(String(describing: error))")
+        #expect(error?.isTransient == false, "\(String(describing: error))")
+        #expect(error?.message.contains(close.text) == true, "\(String(describing: error))")
+
+        let gaveUp = try await connectRetryingGivesUp(url: url, listener: listener)
+        #expect((gaveUp as? AMQPError)?.replyCode == close.code, "\(String(describing: gaveUp))")
+        #expect(listener.accepted == 2, "connectRetrying tried \(listener.accepted - 1) times")
+    }
+
+    /// Reply codes a broker may close the handshake with that do not change on a retry, with texts like
+    /// RabbitMQ's.
+    static let permanentCloses = [
+        HandshakeClose(code: 402, text: "INVALID_PATH - the virtual host name is not valid"),
+        HandshakeClose(code: 501, text: "FRAME_ERROR - type 1, first 16 octets = <<>>: frame_too_large"),
+        HandshakeClose(code: 502, text: "SYNTAX_ERROR - cannot decode connection.start_ok"),
+        HandshakeClose(code: 503, text: "COMMAND_INVALID - unknown method in connection state starting"),
+        HandshakeClose(code: 504, text: "CHANNEL_ERROR - expected 'connection.tune_ok'"),
+        HandshakeClose(code: 505, text: "UNEXPECTED_FRAME - expected method frame, got non method frame"),
+        HandshakeClose(code: 540, text: "NOT_IMPLEMENTED - the SASL mechanism is not supported"),
+        HandshakeClose(code: 541, text: "INTERNAL_ERROR - access to vhost 'v' refused for user 'guest': vhost 'v' is down"),
+    ]
+
+    @Test("a refused login and a vhost that does not exist make connectRetrying throw at once")
+    func refusedLoginIsNotRetried() async throws {
+        let components = try #require(URLComponents(string: TestBroker.url))
+        let badPassword = "amqp://guest:wr0ng-pa55word@\(components.host ?? "127.0.0.1"):\(components.port ?? 5672)/"
+        let missingVhost = TestBroker.url(TestBroker.url, vhost: TestBroker.uniqueName("no-such-vhost"))
+        for url in [badPassword, missingVhost] {
+            let configuration = try AMQPConfiguration(url: url)
+            let error = await amqpError {
+                _ = try await withTimeLimit(.seconds(10), "connectRetrying to \(configuration)") {
+                    try await AMQPConnection.connectRetrying(
+                        configuration, recovery: RecoveryPolicy(initialDelay: .milliseconds(20), maximumDelay: .milliseconds(50)),
+                        logger: quietLogger)
+                }
+            }
+            #expect(error?.code == .authenticationFailed, "\(String(describing: error))")
+            #expect(error?.isTransient == false)
+        }
+    }
+
     /// Runs `connectRetrying` against `listener` until it connected three more times after the first
     /// attempt (then cancels it: nil) or gave up (its error).
     private func connectRetryingGivesUp(url: String, listener: ClosingListener) async throws -> (any Error)? {

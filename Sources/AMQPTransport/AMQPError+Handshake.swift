@@ -1,0 +1,41 @@
+import CRabbitMQ
+
+extension AMQPError {
+    /// What a failed login (the AMQP handshake, up to connection.open-ok) is reported as. The one place
+    /// that decides which handshake failures are transient, and so retried by `connectRetrying`:
+    ///
+    /// - a socket closed before the broker's connection.start (a proxy without a backend, a node not
+    ///   ready) or a lost socket: `.connectionLost`, transient;
+    /// - 320 CONNECTION_FORCED (a node shutting down, as in a rolling restart): `.connectionClosed`,
+    ///   transient;
+    /// - 403 ACCESS_REFUSED, 530 NOT_ALLOWED (a vhost that does not exist or the user may not use), or a
+    ///   socket closed after connection.start (brokers without authentication_failure_close):
+    ///   `.authenticationFailed`, permanent;
+    /// - any other close (a protocol error, 402, 541, …): `.handshakeFailed`, permanent.
+    ///
+    /// `error` is what `AMQPSession.error(from:operation:)` made of the library's reply; `greetingReceived`
+    /// tells whether the broker's connection.start came before the failure.
+    static func handshake(_ error: AMQPError, greetingReceived: Bool, configuration c: AMQPConfiguration) -> AMQPError {
+        let refused = { (reason: String) in
+            AMQPError(.authenticationFailed, replyCode: error.replyCode,
+                      message: "login refused for user '\(c.user)' on vhost '\(c.vhost)' (\(reason))")
+        }
+        guard error.code == .connectionClosed, let replyCode = error.replyCode else {
+            let socketClosed = error.libraryStatus == AMQP_STATUS_CONNECTION_CLOSED.rawValue
+                || error.libraryStatus == AMQP_STATUS_SOCKET_CLOSED.rawValue
+            return socketClosed && greetingReceived ? refused(error.message) : error
+        }
+        switch replyCode {
+        case 320:
+            return error
+        case 403, 530:
+            return refused(error.message)
+        default:
+            return AMQPError(
+                .handshakeFailed, replyCode: replyCode,
+                message: "the broker refused the connection to vhost '\(c.vhost)' as '\(c.user)' in the handshake "
+                    + "(\(error.message)); retrying will not help",
+                operation: error.operation, libraryStatus: error.libraryStatus)
+        }
+    }
+}
