@@ -4,7 +4,8 @@ extension AMQPConnection {
     /// Connects, waiting for a broker that cannot be reached yet (it starts after its clients, or is
     /// restarting): every failed attempt is logged and retried after the recovery policy's backoff, until
     /// it succeeds or the task is cancelled. Retried: the broker unreachable, a socket closed before its
-    /// greeting, and a handshake closed with 320 CONNECTION_FORCED (a node shutting down). Failures no retry
+    /// greeting, a handshake closed with 320 CONNECTION_FORCED (a node shutting down), and a vhost's or
+    /// user's connection limit reached (`.connectionLimit`: it frees up as others close). Failures no retry
     /// can fix throw at once: a refused login or a vhost that does not exist (`.authenticationFailed`),
     /// any other close in the handshake (`.handshakeFailed`: a protocol error, …), a bad TLS setup
     /// (`AMQPError.handshake` decides). For services; a one-shot command should fail instead.
@@ -17,13 +18,22 @@ extension AMQPConnection {
             do {
                 return try await connect(configuration, recovery: recovery, logger: logger)
             } catch let error as AMQPError where error.isTransient {
-                // Unreachable, a lost socket, or 320 CONNECTION_FORCED in the handshake.
+                // Unreachable, a lost socket, 320 CONNECTION_FORCED in the handshake, a connection limit.
                 let delay = recovery.delay(attempt: attempt)
                 attempt += 1
-                logger.warning("broker unreachable; retrying", metadata: [
+                logger.warning("\(Self.retryReason(error)); retrying", metadata: [
                     "amqp.url": "\(configuration.redactedURL)", "error": "\(error)", "retry_in": "\(delay)"])
                 try await Task.sleep(for: delay)
             }
+        }
+    }
+
+    /// What a retry waits for, for its log line.
+    private static func retryReason(_ error: AMQPError) -> String {
+        switch error.code {
+        case .connectionLimit: "connection limit reached"
+        case .connectionClosed: "broker closed the connection"
+        default: "broker unreachable"
         }
     }
 }

@@ -8,8 +8,10 @@ extension AMQPError {
     ///   ready) or a lost socket: `.connectionLost`, transient;
     /// - 320 CONNECTION_FORCED (a node shutting down, as in a rolling restart): `.connectionClosed`,
     ///   transient;
-    /// - 403 ACCESS_REFUSED, 530 NOT_ALLOWED (a vhost that does not exist or the user may not use), or a
-    ///   socket closed after connection.start (brokers without authentication_failure_close):
+    /// - 530 NOT_ALLOWED because the vhost's or the user's connection limit is reached:
+    ///   `.connectionLimit`, transient;
+    /// - 403 ACCESS_REFUSED, any other 530 NOT_ALLOWED (a vhost that does not exist or the user may not
+    ///   use), or a socket closed after connection.start (brokers without authentication_failure_close):
     ///   `.authenticationFailed`, permanent;
     /// - any other close (a protocol error, 402, 541, …): `.handshakeFailed`, permanent.
     ///
@@ -28,6 +30,11 @@ extension AMQPError {
         switch replyCode {
         case 320:
             return error
+        case 530 where isConnectionLimit(error.message):
+            return AMQPError(
+                .connectionLimit, replyCode: replyCode,
+                message: "connection limit reached for user '\(c.user)' on vhost '\(c.vhost)' (\(error.message))",
+                operation: error.operation)
         case 403, 530:
             return refused(error.message)
         default:
@@ -37,5 +44,14 @@ extension AMQPError {
                     + "(\(error.message)); retrying will not help",
                 operation: error.operation, libraryStatus: error.libraryStatus)
         }
+    }
+
+    /// RabbitMQ gives a connection limit the same 530 as a vhost that does not exist or may not be used;
+    /// only the text tells them apart: "access to vhost 'VH' refused for user 'U': connection limit (N) is
+    /// reached" (`set_vhost_limits`; other RabbitMQ versions write "vhost connection limit") and "connection refused
+    /// for user 'U': user connection limit (N) is reached" (`set_user_limits`).
+    private static func isConnectionLimit(_ replyText: String) -> Bool {
+        let text = replyText.lowercased()
+        return text.contains("connection limit (") && text.contains("is reached")
     }
 }

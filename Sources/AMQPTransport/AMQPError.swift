@@ -13,6 +13,11 @@ public struct AMQPError: Error, Sendable, Equatable, CustomStringConvertible {
         /// The broker refused the login (wrong credentials, no access to the vhost, a vhost that does not
         /// exist): 403, or 530 for anything but a connection limit. Not transient.
         public static let authenticationFailed = Code("authenticationFailed")
+        /// The broker refused the connection because a connection limit is reached: the vhost's
+        /// (`rabbitmqctl set_vhost_limits … '{"max-connections": N}'`) or the user's (`set_user_limits`),
+        /// a 530 NOT_ALLOWED "… connection limit (N) is reached". Transient: a slot frees up when another
+        /// connection closes, e.g. once endpoints reconnecting at the same time are through.
+        public static let connectionLimit = Code("connectionLimit")
         /// The broker closed the connection in its handshake with a reply code no retry can fix, e.g.
         /// 501 FRAME_ERROR, 502 SYNTAX_ERROR, 503 COMMAND_INVALID, 504 CHANNEL_ERROR, 505 UNEXPECTED_FRAME,
         /// 540 NOT_IMPLEMENTED (a client the broker does not understand), 402 INVALID_PATH, 541 INTERNAL_ERROR
@@ -78,7 +83,7 @@ public struct AMQPError: Error, Sendable, Equatable, CustomStringConvertible {
 
     /// True when the operation may succeed if tried again after the connection recovers.
     public var isTransient: Bool {
-        [.connectionLost, .notConnected, .connectionClosed, .connectFailed].contains(code)
+        [.connectionLost, .notConnected, .connectionClosed, .connectFailed, .connectionLimit].contains(code)
     }
 
     public var description: String {

@@ -103,6 +103,32 @@ struct ConnectFailureTests {
         HandshakeClose(code: 541, text: "INTERNAL_ERROR - access to vhost 'v' refused for user 'guest': vhost 'v' is down"),
     ]
 
+    // Failed before: every 530 was a refused login, so a user at its connection limit (`rabbitmqctl
+    // set_user_limits`) made `connectRetrying` give up, though the limit frees up when its other
+    // connections close. The texts are RabbitMQ 3.10's.
+    @Test("530 for a user at its connection limit is retried by connectRetrying; 530 for a missing vhost is not")
+    func userConnectionLimitIsRetried() async throws {
+        let limit = HandshakeClose(
+            code: 530, text: "NOT_ALLOWED - connection refused for user 'guest': user connection limit (2) is reached")
+        let full = try ClosingListener(closeAfterGreeting: limit)
+        defer { full.stop() }
+        let fullURL = "amqp://guest:guest@127.0.0.1:\(full.port)/"
+        let error = await amqpError { _ = try await AMQPConnection.connect(url: fullURL, logger: quietLogger) }
+        #expect(error?.code == .connectionLimit, "\(String(describing: error))")
+        #expect(error?.replyCode == 530)
+        #expect(error?.isTransient == true, "\(String(describing: error))")
+        #expect(error?.message.contains(limit.text) == true, "\(String(describing: error))")
+        let gaveUp = try await connectRetryingGivesUp(url: fullURL, listener: full)
+        #expect(gaveUp == nil, "connectRetrying gave up: \(String(describing: gaveUp))")
+
+        let missing = try ClosingListener(closeAfterGreeting: HandshakeClose(code: 530, text: "NOT_ALLOWED - vhost nowhere not found"))
+        defer { missing.stop() }
+        let missingURL = "amqp://guest:guest@127.0.0.1:\(missing.port)/nowhere"
+        let refused = try await connectRetryingGivesUp(url: missingURL, listener: missing)
+        #expect((refused as? AMQPError)?.code == .authenticationFailed, "\(String(describing: refused))")
+        #expect(missing.accepted == 1)
+    }
+
     @Test("a refused login and a vhost that does not exist make connectRetrying throw at once")
     func refusedLoginIsNotRetried() async throws {
         let components = try #require(URLComponents(string: TestBroker.url))
