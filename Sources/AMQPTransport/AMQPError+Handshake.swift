@@ -13,7 +13,9 @@ extension AMQPError {
     /// - 403 ACCESS_REFUSED, any other 530 NOT_ALLOWED (a vhost that does not exist or the user may not
     ///   use), or a socket closed after connection.start (brokers without authentication_failure_close):
     ///   `.authenticationFailed`, permanent;
-    /// - any other close (a protocol error, 402, 541, …): `.handshakeFailed`, permanent.
+    /// - any other close (a protocol error, 402, 541, …): `.handshakeFailed`, permanent;
+    /// - settings rabbitmq-c refuses before it answers the broker (a heartbeat or channel_max above
+    ///   65535): `.invalidConfiguration`, permanent.
     ///
     /// `error` is what `AMQPSession.error(from:operation:)` made of the library's reply; `greetingReceived`
     /// tells whether the broker's connection.start came before the failure.
@@ -21,6 +23,14 @@ extension AMQPError {
         let refused = { (reason: String) in
             AMQPError(.authenticationFailed, replyCode: error.replyCode,
                       message: "login refused for user '\(c.user)' on vhost '\(c.vhost)' (\(reason))")
+        }
+        if error.libraryStatus == AMQP_STATUS_INVALID_PARAMETER.rawValue {
+            return AMQPError(
+                .invalidConfiguration,
+                message: "rabbitmq-c refused the connection settings (heartbeat \(c.heartbeat), channel_max "
+                    + "\(c.channelMax), frame_max \(c.frameMax)): heartbeat and channel_max must be 0…65535 "
+                    + "(\(error.message))",
+                operation: error.operation, libraryStatus: error.libraryStatus)
         }
         guard error.code == .connectionClosed, let replyCode = error.replyCode else {
             let socketClosed = error.libraryStatus == AMQP_STATUS_CONNECTION_CLOSED.rawValue

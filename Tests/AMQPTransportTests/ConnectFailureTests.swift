@@ -148,6 +148,25 @@ struct ConnectFailureTests {
         }
     }
 
+    // Failed before: rabbitmq-c refuses a heartbeat above 65535 before it answers the broker, with a
+    // library error that was reported as a lost connection, transient: `connectRetrying` retried it for ever.
+    @Test("connection settings rabbitmq-c refuses are .invalidConfiguration, which connectRetrying does not retry")
+    func settingsRefusedByTheLibrary() async throws {
+        var configuration = try AMQPConfiguration(url: TestBroker.url)
+        configuration.heartbeat = 70_000
+        let error = await amqpError { _ = try await AMQPConnection.connect(configuration, logger: quietLogger) }
+        #expect(error?.code == .invalidConfiguration, "\(String(describing: error))")
+        #expect(error?.message.contains("heartbeat 70000") == true, "\(String(describing: error))")
+        let retried = await amqpError {
+            _ = try await withTimeLimit(.seconds(10), "connectRetrying with heartbeat 70000") { [configuration] in
+                try await AMQPConnection.connectRetrying(
+                    configuration, recovery: RecoveryPolicy(initialDelay: .milliseconds(20), maximumDelay: .milliseconds(50)),
+                    logger: quietLogger)
+            }
+        }
+        #expect(retried?.code == .invalidConfiguration, "\(String(describing: retried))")
+    }
+
     /// Runs `connectRetrying` against `listener` until it connected three more times after the first
     /// attempt (then cancels it: nil) or gave up (its error).
     private func connectRetryingGivesUp(url: String, listener: ClosingListener) async throws -> (any Error)? {
