@@ -28,6 +28,9 @@ public final class OperationsServer: Service, Sendable {
     /// A client connection that sends nothing for this long is closed: idle or stalled clients would
     /// otherwise each hold a file descriptor (which SQLite and AMQP need too) for as long as they like.
     public let idleTimeout: Duration
+    /// At most this many client connections are open at once (see `ConnectionLimiter`); one more is
+    /// closed as soon as it is accepted, and counted in `saga_http_connections_refused_total`.
+    public let maxConnections: Int
     private let registry: PrometheusCollectorRegistry
     private let readiness: @Sendable () async -> Readiness
     private let logger: Logger
@@ -35,11 +38,13 @@ public final class OperationsServer: Service, Sendable {
     private let bound = Mutex<(any Channel)?>(nil)
 
     public init(host: String = "127.0.0.1", port: Int, registry: PrometheusCollectorRegistry,
-                logger: Logger, idleTimeout: Duration = .seconds(60),
+                logger: Logger, idleTimeout: Duration = .seconds(60), maxConnections: Int = 64,
                 readiness: @escaping @Sendable () async -> Readiness) {
         self.host = host
         self.port = port
+        precondition(maxConnections >= 1, "maxConnections must be at least 1")
         self.idleTimeout = idleTimeout
+        self.maxConnections = maxConnections
         self.registry = registry
         self.readiness = readiness
         self.logger = logger
@@ -63,6 +68,11 @@ public final class OperationsServer: Service, Sendable {
     private func listen() async throws -> any Channel {
         let registry = self.registry
         let readiness = self.readiness
+        let (limit, logger) = (maxConnections, logger)
+        // Made now, not at the first refusal, so that /metrics shows it (at 0) from the start.
+        let refused = registry.makeCounter(descriptor: MetricNameDescriptor(
+            namespace: "saga", subsystem: "http", metricName: "connections_refused", unitName: "total",
+            helpText: "Connections to the operations HTTP server closed at once: its limit of open connections was reached"))
         let idle = TimeAmount.nanoseconds(idleTimeout.components.seconds * 1_000_000_000
                                           + idleTimeout.components.attoseconds / 1_000_000_000)
         let channel: any Channel
@@ -70,6 +80,12 @@ public final class OperationsServer: Service, Sendable {
             channel = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
                 .serverChannelOption(.backlog, value: 64)
                 .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+                .serverChannelInitializer { channel in
+                    channel.eventLoop.makeCompletedFuture {
+                        try channel.pipeline.syncOperations.addHandler(
+                            ConnectionLimiter(limit: limit, logger: logger, refusedCounter: refused))
+                    }
+                }
                 .childChannelInitializer { channel in
                     channel.eventLoop.makeCompletedFuture {
                         try channel.pipeline.syncOperations.addHandler(IdleStateHandler(readTimeout: idle))

@@ -84,6 +84,39 @@ struct OperationsServerTests {
         if ready == 1 { #expect(recv(fd, &byte, 1, 0) == 0) }
     }
 
+    // Failed before: every connection was accepted and kept (an idle one for a minute), so a misbehaving
+    // scraper or a port scan could take every file descriptor of the process, which its AMQP sockets and
+    // SQLite need too.
+    @Test("a connection beyond the limit is closed at once; the open ones keep working; a closed one frees its place")
+    func connectionsAreBounded() async throws {
+        let port = try freePort()
+        let registry = PrometheusCollectorRegistry()
+        let warnings = WarningLog()
+        let limit = 3
+        let server = OperationsServer(port: port, registry: registry, logger: warnings.logger,
+                                      maxConnections: limit) { .init(isReady: true) }
+        let task = Task { try await server.run() }
+        defer { task.cancel() }
+        var open: [RawHTTPConnection] = []
+        for _ in 0..<limit { open.append(try await answeredConnection(port)) }
+
+        for _ in 0..<3 {
+            let beyond = try #require(RawHTTPConnection(port: port))
+            #expect(beyond.isClosedByServer(within: .seconds(5)), "a connection beyond the limit was still open after 5 s")
+        }
+        for connection in open {
+            #expect(connection.get("/health/live")?.status == 200, "an open connection stopped working")
+        }
+        // Each refusal counted; logged once, not once per connection.
+        let metrics = open[0].get("/metrics")?.body ?? ""
+        #expect(metrics.split(separator: "\n").contains("saga_http_connections_refused_total 3"), "\(metrics)")
+        #expect(warnings.messages.count == 1, "\(warnings.messages)")
+
+        open.removeFirst().close()
+        let again = try await answeredConnection(port)
+        #expect(again.get("/health/ready")?.status == 200)
+    }
+
     // Failed before: `run` waited for its channel to close and ignored cancellation, so a service group
     // whose endpoint failed (and cancelled every service) never returned, and /health/live stayed 200.
     @Test("cancelling run closes the server and returns")
@@ -109,6 +142,18 @@ private func get(_ port: Int, _ path: String) async throws -> (status: Int, body
     let url = URL(string: "http://127.0.0.1:\(port)\(path)")!
     let (data, response) = try await URLSession.shared.data(from: url)
     return ((response as? HTTPURLResponse)?.statusCode ?? 0, String(decoding: data, as: UTF8.self))
+}
+
+/// A connection the server answers on: retried, since the server learns of a connection that closed
+/// (and so frees its place) a moment after the client closed it, and before it listens at all.
+private func answeredConnection(_ port: Int) async throws -> RawHTTPConnection {
+    for _ in 0..<100 {
+        if let connection = RawHTTPConnection(port: port), connection.get("/health/live", timeout: .seconds(2))?.status == 200 {
+            return connection
+        }
+        try await Task.sleep(for: .milliseconds(50))
+    }
+    throw CancellationError()
 }
 
 private func waitForListening(_ port: Int) async throws {
@@ -139,5 +184,30 @@ private final class Flag: Sendable {
     var value: Bool {
         get { state.withLock { $0 } }
         set { state.withLock { $0 = newValue } }
+    }
+}
+
+/// Counts the warnings logged through `logger`.
+private final class WarningLog: Sendable {
+    private let lines = Mutex<[String]>([])
+
+    var messages: [String] { lines.withLock { $0 } }
+
+    var logger: Logger { Logger(label: "test") { _ in Handler(log: self) } }
+
+    private struct Handler: LogHandler {
+        let log: WarningLog
+        var metadata: Logger.Metadata = [:]
+        var logLevel: Logger.Level = .info
+
+        subscript(metadataKey key: String) -> Logger.Metadata.Value? {
+            get { metadata[key] }
+            set { metadata[key] = newValue }
+        }
+
+        func log(event: LogEvent) {
+            guard event.level == .warning else { return }
+            log.lines.withLock { $0.append("\(event.message)") }
+        }
     }
 }
