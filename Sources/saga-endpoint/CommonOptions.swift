@@ -5,7 +5,8 @@ import Logging
 
 // Options shared by the subcommands. Each falls back to an environment variable, then to a default;
 // values are checked in `validate()` so a bad one is reported (as a ValidationError) before any work.
-// `run` and `bank` add the config file as a layer below the environment (see EndpointSettings).
+// The config file is a layer below the environment (see EndpointSettings, ToolSettings), read when the
+// command runs; a bad value there is reported the same way (SettingErrors.swift).
 
 /// `--amqp-url` / `AMQP_URL`.
 struct AMQPOptions: ParsableArguments {

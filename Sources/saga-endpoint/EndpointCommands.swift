@@ -27,7 +27,9 @@ struct RunCommand: AsyncParsableCommand {
         if let bankTimeout, !(bankTimeout.isFinite && bankTimeout > 0) {
             throw ValidationError("--bank-timeout must be a positive number of seconds")
         }
-        _ = try settings()
+        // The layered settings (environment, config file) are resolved by `run()` before any work, and a
+        // bad one is reported there like a bad flag (SettingErrors.swift): a ConfigFileError thrown here
+        // would exit 1 instead.
     }
 
     /// The settings after layering flags over `environment` over the config file over the defaults.
@@ -83,7 +85,7 @@ struct BankCommand: AsyncParsableCommand {
         for (name, fee) in [("--debit-fee", debitFee), ("--credit-fee", creditFee), ("--refund-fee", refundFee)] {
             if let fee, fee < 0 { throw ValidationError("\(name) must not be negative") }
         }
-        _ = try settings()
+        // The layered settings are resolved by `run()`, as `run`'s are (see RunCommand.validate).
     }
 
     static func accounts(_ list: String) -> Set<String> {

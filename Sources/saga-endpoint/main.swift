@@ -19,10 +19,10 @@ struct SagaEndpointCLI: AsyncParsableCommand {
     )
 }
 
-// In top-level code `SagaEndpointCLI.main()` resolves to ParsableCommand's synchronous `main()`, which
-// refuses async commands; inside an async function the async overload wins.
+// Not ArgumentParser's `main`: a bad setting found while a command runs (from the config file) is
+// reported like a bad flag, with the command's usage line and status 64 (SettingErrors.swift).
 func runCommandLine() async {
-    await SagaEndpointCLI.main()
+    await SagaEndpointCLI.mainReportingSettingErrors()
 }
 
 await runCommandLine()

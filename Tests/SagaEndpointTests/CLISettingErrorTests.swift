@@ -1,0 +1,101 @@
+// A bad setting, as an operator sees it from the shell: whichever layer it came from (a flag, an
+// environment variable, the config file), it stops the command with exit status 64 (EX_USAGE), a
+// message naming where the value came from, and the usage line of the command that was run.
+import BrokerTestSupport
+import Foundation
+import Testing
+
+extension CLIProcessTests {
+    /// A command line, the config file it is given (if any), and what the message must name.
+    struct BadSetting: Sendable, CustomTestStringConvertible, CustomStringConvertible {
+        var arguments: [String]
+        var file: String?
+        var environment: [String: String] = [:]
+        var names: String
+
+        var testDescription: String { description }
+
+        var description: String {
+            (arguments + (file.map { ["--config", $0] } ?? []) + environment.map { "\($0.key)=\($0.value)" })
+                .joined(separator: " ")
+        }
+    }
+
+    /// Runs the executable (no broker needed: a bad setting stops it first) with `setting`, in an environment
+    /// of its own so that the test process's AMQP_URL does not win over the file's value.
+    private func outcome(_ setting: BadSetting) async throws -> (status: Int32, error: String) {
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("bad-setting-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: folder) }
+        var arguments = setting.arguments
+        if let json = setting.file {
+            let path = folder.appendingPathComponent("saga.json").path
+            try Data(json.utf8).write(to: URL(fileURLWithPath: path))
+            arguments += ["--config", path]
+        }
+        let environment = ["PATH": ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin"]
+            .merging(setting.environment) { _, new in new }
+        let process = try ChildProcess(executable: Self.executablePath, arguments: arguments, environment: environment,
+                                       inheritEnvironment: false, currentDirectory: folder.path)
+        defer { process.kill(signal: SIGKILL) }
+        let status = try await runOnThread { try process.waitUntilExit(timeout: .seconds(30)) }
+        return (status, process.errorOutput())
+    }
+
+    /// The command's own name as its usage line shows it (`saga-endpoint errors list`).
+    private func commandName(_ arguments: [String]) -> String {
+        (["saga-endpoint"] + arguments.prefix { !$0.hasPrefix("-") }.prefix(2))
+            .joined(separator: " ")
+    }
+
+    // Failed before: the operator commands read the config file in `run()`, after ArgumentParser had
+    // forgotten the subcommand, so a bad URL there printed the root's usage (`saga-endpoint <subcommand>`);
+    // and a value of the wrong type, an unknown key or a missing file exited 1, while the same value as a
+    // flag exited 64.
+    @Test("a bad setting from the config file exits 64 with the command's usage line, like a bad flag", arguments: [
+        BadSetting(arguments: ["errors", "list"], file: #"{"amqp-url": "http://user:secret@host/"}"#,
+                   names: "'amqp-url' in config file"),
+        BadSetting(arguments: ["topology", "verify"], file: #"{"run": {"amqp-url": "http://host/"}}"#,
+                   names: "'run.amqp-url' in config file"),
+        BadSetting(arguments: ["transfer", "--from", "a", "--to", "b", "--amount", "1"], file: #"{"amqp-url": 5}"#,
+                   names: "'amqp-url' must be a non-empty string"),
+        BadSetting(arguments: ["sagas", "list"], file: #"{"run": {"database": "/"}}"#,
+                   names: "'run.database' in config file"),
+        BadSetting(arguments: ["errors", "purge"], file: #"{"amqp-ulr": "amqp://host/"}"#,
+                   names: "'amqp-ulr' is not a known setting"),
+        BadSetting(arguments: ["run"], file: #"{"prefetch": 0}"#, names: "'prefetch' must be an integer from 1"),
+        BadSetting(arguments: ["bank"], file: #"{"bank": {"debit-fee": -1}}"#, names: "'bank.debit-fee' must be"),
+        BadSetting(arguments: ["run"], file: #"{"prefetch" 10}"#, names: "is not valid JSON"),
+        BadSetting(arguments: ["run", "--config", "/nonexistent/saga.json"], names: "config file /nonexistent/saga.json: does not exist"),
+        BadSetting(arguments: ["sagas", "list"], environment: ["SAGA_CONFIG": "/nonexistent/saga.json"],
+                   names: "config file /nonexistent/saga.json: does not exist"),
+    ])
+    func badSettingFromTheFile(setting: BadSetting) async throws {
+        let (status, error) = try await outcome(setting)
+        #expect(status == 64, "\(error)")
+        #expect(error.contains(setting.names), "\(error)")
+        #expect(error.contains("Usage: \(commandName(setting.arguments)) "), "\(error)")
+        #expect(error.contains("See '\(commandName(setting.arguments)) --help'"), "\(error)")
+        #expect(!error.contains("secret"), "\(error)")
+    }
+
+    // The same value given as a flag, an environment variable and in the file: one exit status.
+    @Test("the same bad value exits with the same status from a flag, the environment or the file", arguments: [
+        [BadSetting(arguments: ["run", "--prefetch", "0"], names: "--prefetch"),
+         BadSetting(arguments: ["run"], file: #"{"prefetch": 0}"#, names: "'prefetch'")],
+        [BadSetting(arguments: ["errors", "list", "--amqp-url", "http://host/"], names: "--amqp-url"),
+         BadSetting(arguments: ["errors", "list"], environment: ["AMQP_URL": "http://host/"], names: "AMQP_URL"),
+         BadSetting(arguments: ["errors", "list"], file: #"{"amqp-url": "http://host/"}"#, names: "'amqp-url' in config file")],
+        [BadSetting(arguments: ["run", "--http-port", "70000"], names: "--http-port"),
+         BadSetting(arguments: ["run"], environment: ["HTTP_PORT": "70000"], names: "HTTP_PORT"),
+         BadSetting(arguments: ["run"], file: #"{"http-port": 70000}"#, names: "'http-port'")],
+    ])
+    func oneStatusForEveryLayer(layers: [BadSetting]) async throws {
+        for setting in layers {
+            let (status, error) = try await outcome(setting)
+            #expect(status == 64, "\(setting): \(error)")
+            #expect(error.contains(setting.names), "\(setting): \(error)")
+            #expect(error.contains("Usage: \(commandName(setting.arguments)) "), "\(setting): \(error)")
+        }
+    }
+}
