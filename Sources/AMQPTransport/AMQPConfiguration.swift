@@ -108,15 +108,19 @@ public struct AMQPConfiguration: Sendable, Hashable, CustomStringConvertible {
         }
         for item in components.queryItems ?? [] {
             let value = item.value ?? ""
-            func int() throws -> Int {
-                guard let n = Int(value), n >= 0 else { throw invalid("\(item.name) must be a non-negative integer") }
+            // Bounded by what the handshake can carry (AMQP shorts; rabbitmq-c takes the frame size as a C
+            // int): `frame_max=3000000000` passed this check and stopped the process at the conversion.
+            func int(upTo limit: Int = Int(Int32.max)) throws -> Int {
+                guard let n = Int(value), (0...limit).contains(n) else {
+                    throw invalid("\(item.name) must be an integer from 0 to \(limit)")
+                }
                 return n
             }
             switch item.name {
-            case "heartbeat": heartbeat = try int()
+            case "heartbeat": heartbeat = try int(upTo: Int(UInt16.max))
             case "connection_timeout": connectTimeout = .milliseconds(try int())
             case "frame_max": frameMax = try int()
-            case "channel_max": channelMax = try int()
+            case "channel_max": channelMax = try int(upTo: Int(UInt16.max))
             case "connection_name": connectionName = value
             case "cacertfile": tls?.caCertificateFile = value
             case "certfile": tls?.certificateFile = value

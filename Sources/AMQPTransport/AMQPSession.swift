@@ -52,6 +52,13 @@ final class AMQPSession {
             guard socket != nil else { throw AMQPError(.connectFailed, message: "cannot create a TCP socket") }
         }
 
+        // Set in code rather than from a URL, a value past a C int stopped the process at the conversion.
+        guard let requestedChannelMax = Int32(exactly: c.channelMax), let requestedFrameMax = Int32(exactly: c.frameMax),
+              let requestedHeartbeat = Int32(exactly: c.heartbeat) else {
+            throw AMQPError(.invalidConfiguration, message: "connection settings out of range (heartbeat \(c.heartbeat), "
+                + "channel_max \(c.channelMax), frame_max \(c.frameMax)): heartbeat and channel_max must be 0…65535, "
+                + "frame_max 0…\(Int32.max)")
+        }
         var timeout = Self.cTimeval(c.connectTimeout)
         let host = c.tls?.serverName ?? c.host
         let rc = amqp_socket_open_noblock(socket, host == c.host ? c.host : host, Int32(c.port), &timeout)
@@ -65,7 +72,7 @@ final class AMQPSession {
 
         let arena = CArena()
         var properties = arena.table(Self.clientProperties(c))
-        let reply = csaga_amqp_login_plain(state, c.vhost, Int32(c.channelMax), Int32(c.frameMax), Int32(c.heartbeat),
+        let reply = csaga_amqp_login_plain(state, c.vhost, requestedChannelMax, requestedFrameMax, requestedHeartbeat,
                                           &properties, c.user, c.password)
         if reply.reply_type != AMQP_RESPONSE_NORMAL {
             let error = Self.error(from: reply, operation: "login to vhost '\(c.vhost)' as '\(c.user)'")

@@ -84,6 +84,10 @@ struct ConfigurationTests {
         ("amqp://host?heartbeat=soon", "heartbeat"),
         ("amqp://host?heartbeat=-1", "heartbeat"),
         ("amqp://host?frame_max=", "frame_max"),
+        // Failed before: accepted, and the connect stopped the process converting it to a C int.
+        ("amqp://host?frame_max=3000000000", "frame_max must be an integer from 0 to 2147483647"),
+        ("amqp://host?heartbeat=70000", "heartbeat must be an integer from 0 to 65535"),
+        ("amqp://host?channel_max=65536", "channel_max must be an integer from 0 to 65535"),
         ("amqp://host?bogus=1", "bogus"),
         ("amqps://host?verify=sometimes", "verify"),
         ("amqp://host?cacertfile=/ca.pem", "amqps"),

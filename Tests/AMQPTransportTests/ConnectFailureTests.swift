@@ -167,6 +167,17 @@ struct ConnectFailureTests {
         #expect(retried?.code == .invalidConfiguration, "\(String(describing: retried))")
     }
 
+    // Failed before: the process stopped ("Not enough bits to represent the passed value") converting the
+    // frame size to the C int rabbitmq-c takes; run alone, this test took the whole test run down.
+    @Test("a connection setting past a C int is .invalidConfiguration, not a crash")
+    func settingsPastACInt() async throws {
+        var configuration = try AMQPConfiguration(url: TestBroker.url)
+        configuration.frameMax = 3_000_000_000
+        let error = await amqpError { _ = try await AMQPConnection.connect(configuration, logger: quietLogger) }
+        #expect(error?.code == .invalidConfiguration, "\(String(describing: error))")
+        #expect(error?.message.contains("frame_max 3000000000") == true, "\(String(describing: error))")
+    }
+
     /// Runs `connectRetrying` against `listener` until it connected three more times after the first
     /// attempt (then cancels it: nil) or gave up (its error).
     private func connectRetryingGivesUp(url: String, listener: ClosingListener) async throws -> (any Error)? {
