@@ -148,6 +148,12 @@ let package = Package(
             swiftSettings: strictness
         ),
         .target(
+            name: "LogTestSupport",
+            dependencies: [.product(name: "Logging", package: "swift-log")],
+            path: "Tests/LogTestSupport",
+            swiftSettings: strictness
+        ),
+        .target(
             name: "TracingTestSupport",
             dependencies: [
                 .product(name: "Tracing", package: "swift-distributed-tracing"),
@@ -158,7 +164,7 @@ let package = Package(
         ),
         .testTarget(
             name: "AMQPTransportTests",
-            dependencies: ["AMQPTransport", "BrokerTestSupport", "CRabbitMQ"],
+            dependencies: ["AMQPTransport", "BrokerTestSupport", "LogTestSupport", "CRabbitMQ"],
             swiftSettings: strictness
         ),
         .testTarget(name: "DedicatedThreadTests", dependencies: ["DedicatedThread"], swiftSettings: strictness),
@@ -172,7 +178,7 @@ let package = Package(
             ],
             swiftSettings: strictness
         ),
-        .testTarget(name: "SagaStoreTests", dependencies: ["SagaStore"], swiftSettings: strictness),
+        .testTarget(name: "SagaStoreTests", dependencies: ["SagaStore", "LogTestSupport"], swiftSettings: strictness),
         .testTarget(
             name: "SagasTests",
             dependencies: [
@@ -186,7 +192,7 @@ let package = Package(
             name: "SagaEndpointTests",
             dependencies: [
                 "SagaEndpoint", "Sagas", "SagaStore", "SagaTesting", "AMQPTransport", "BrokerTestSupport",
-                "MoneyTransfer", "TestSagaSupport",
+                "LogTestSupport", "MoneyTransfer", "TestSagaSupport",
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "MetricsTestKit", package: "swift-metrics"),
                 "saga-endpoint", .product(name: "ArgumentParser", package: "swift-argument-parser"),

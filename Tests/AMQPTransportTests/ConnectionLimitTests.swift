@@ -5,6 +5,7 @@
 import AMQPTransport
 import BrokerTestSupport
 import Foundation
+import LogTestSupport
 import Testing
 
 @Suite("Connection limits")
@@ -25,14 +26,14 @@ struct ConnectionLimitTests {
             #expect(error?.isTransient == true, "\(String(describing: error))")
             #expect(error?.message.contains("connection limit (1) is reached") == true, "\(String(describing: error))")
 
-            let logs = Box<[CapturingLogHandler.Entry]>([])
+            let logs = CapturedLog()
             let outcome = Box<Result<AMQPConnection, any Error>?>(nil)
             configuration.connectionName = TestBroker.uniqueName("amqp-test-limit-waiter")
             let retrying = Task { [configuration] in
                 do {
                     let connection = try await AMQPConnection.connectRetrying(
                         configuration, recovery: RecoveryPolicy(initialDelay: .milliseconds(50), maximumDelay: .milliseconds(200)),
-                        logger: CapturingLogHandler.logger(into: logs))
+                        logger: logs.logger(label: "amqp-test"))
                     outcome.withLock { $0 = .success(connection) }
                 } catch {
                     outcome.withLock { $0 = .failure(error) }
@@ -40,7 +41,7 @@ struct ConnectionLimitTests {
             }
             // A few retries pass while the holder keeps the only slot.
             try? await waitUntil(timeout: .seconds(10), message: "three retries of connectRetrying") {
-                logs.withLock { $0.filter { $0.level == .warning }.count } >= 3 || outcome.withLock { $0 } != nil
+                logs.entries.filter { $0.level == .warning }.count >= 3 || outcome.withLock { $0 } != nil
             }
             let early = outcome.withLock { $0 }
             #expect(early == nil, "connectRetrying ended while the vhost was full: \(String(describing: early))")
@@ -59,7 +60,7 @@ struct ConnectionLimitTests {
             #expect(await connection.isConnected)
             await connection.close()
 
-            let retries = logs.withLock { $0 }.filter { $0.level == .warning }
+            let retries = logs.entries.filter { $0.level == .warning }
             #expect(!retries.isEmpty)
             for entry in retries {
                 #expect(entry.message.contains("connection limit reached"), "\(entry.message)")

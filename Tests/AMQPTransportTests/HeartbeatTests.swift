@@ -3,6 +3,7 @@
 import AMQPTransport
 import BrokerTestSupport
 import Foundation
+import LogTestSupport
 import Testing
 
 @Suite("Heartbeats")
@@ -26,10 +27,10 @@ struct HeartbeatTests {
     func heartbeatsEveryHalfInterval() async throws {
         let vhost = try await runOnThread { try TestBroker.makeVhost() }
         defer { try? TestBroker.deleteVhost(vhost.name) }
-        let log = Box<[CapturingLogHandler.Entry]>([])
+        let log = CapturedLog()
         let connection = try await AMQPConnection.connect(
             url: "\(vhost.url)?heartbeat=10", connectionName: TestBroker.uniqueName("amqp-test-heartbeat-interval"),
-            logger: CapturingLogHandler.logger(into: log))
+            logger: log.logger(label: "amqp-test"))
         #expect(await connection.negotiatedHeartbeat == 10)
         var measured: (reads: Int, window: Duration)?
         for _ in 1...3 where measured == nil {
@@ -44,7 +45,7 @@ struct HeartbeatTests {
                 measured = (after - before, ContinuousClock.now - started)
             }
         }
-        let losses = log.withLock { $0 }.filter { $0.message == "AMQP connection lost" }
+        let losses = log.entries.filter { $0.message == "AMQP connection lost" }
         let (reads, window) = try #require(measured, "the connection was lost in every window: \(losses)")
         // About one every 5 s (the listing itself takes a moment, so the window is a little longer);
         // one every 10 s would give 3 or 4.
@@ -62,11 +63,11 @@ struct HeartbeatTests {
         // is the false positive RabbitMQ's guide warns of for intervals under 5 s. A run at 2 s lost it
         // with a reset just as the broker was frozen: the broker had closed it for missed heartbeats from
         // the client, which then sent one only every whole interval (now every half, see above).
-        let log = Box<[CapturingLogHandler.Entry]>([])
+        let log = CapturedLog()
         let connection = try await AMQPConnection.connect(
             url: "\(node.url)?heartbeat=4&connection_timeout=5000", connectionName: "heartbeat",
             recovery: RecoveryPolicy(initialDelay: .milliseconds(100), maximumDelay: .milliseconds(500)),
-            logger: CapturingLogHandler.logger(into: log))
+            logger: log.logger(label: "amqp-test"))
         #expect(await connection.negotiatedHeartbeat == 4)
         let queue = TestBroker.uniqueName("amqp-test-heartbeat")
         try await connection.declareQueue(QueueDeclaration(name: queue, durable: false))
@@ -75,7 +76,7 @@ struct HeartbeatTests {
 
         // Quiet but healthy: heartbeats alone keep the connection up.
         try await Task.sleep(for: .seconds(9))
-        #expect(await connection.isConnected, "lost while quiet: \(log.withLock { $0 }.filter { $0.message == "AMQP connection lost" })")
+        #expect(await connection.isConnected, "lost while quiet: \(log.entries.filter { $0.message == "AMQP connection lost" })")
         #expect(await connection.recoveryCount == 0)
 
         // Stopped, not just sent SIGSTOP (the VM answers for a moment after kill(2)), so the freeze is timed
@@ -89,7 +90,7 @@ struct HeartbeatTests {
         }
         let noticedAfter = ContinuousClock.now - frozenAt
         #expect(noticedAfter < .seconds(13), "noticed after \(noticedAfter) (2 heartbeats = 8 s)")
-        let lost = log.withLock { $0 }.filter { $0.message == "AMQP connection lost" }
+        let lost = log.entries.filter { $0.message == "AMQP connection lost" }
         #expect(lost.count == 1)
         #expect(lost.first?.metadata["error"]?.contains("heartbeat timeout") == true, "\(lost)")
 

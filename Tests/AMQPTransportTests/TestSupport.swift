@@ -160,31 +160,3 @@ func amqpError(
     }
 }
 
-/// A log handler that keeps what is logged, for tests that check what the connection reported.
-struct CapturingLogHandler: LogHandler {
-    struct Entry: Sendable {
-        var level: Logger.Level
-        var message: String
-        var metadata: [String: String]
-    }
-
-    let entries: Box<[Entry]>
-    var metadata: Logger.Metadata = [:]
-    var logLevel: Logger.Level = .trace
-
-    subscript(metadataKey key: String) -> Logger.Metadata.Value? {
-        get { metadata[key] }
-        set { metadata[key] = newValue }
-    }
-
-    func log(event: LogEvent) {
-        var all = metadata.mapValues { "\($0)" }
-        for (key, value) in event.metadata ?? [:] { all[key] = "\(value)" }
-        entries.withLock { $0.append(Entry(level: event.level, message: "\(event.message)", metadata: all)) }
-    }
-
-    /// A logger writing into `entries`.
-    static func logger(into entries: Box<[Entry]>) -> Logger {
-        Logger(label: "amqp-test") { _ in CapturingLogHandler(entries: entries) }
-    }
-}

@@ -1,4 +1,5 @@
 import Foundation
+import LogTestSupport
 import Logging
 import Synchronization
 import Testing
@@ -101,10 +102,9 @@ struct WALCheckpointerDiskFullTests {
         for index in 0..<100 {
             try writer.run("INSERT INTO t (id, payload) VALUES (?, zeroblob(4000))", [.integer(Int64(index))])
         }
-        let lines = CapturedLines()
-        var logger = Logger(label: "test") { _ in CapturingHandler(lines: lines) }
-        logger.logLevel = .info
-        let checkpointer = try WALCheckpointer(path: path, synchronous: .full, logger: logger)
+        let lines = CapturedLog()
+        let checkpointer = try WALCheckpointer(path: path, synchronous: .full,
+                                               logger: lines.logger(label: "test", level: .info))
         defer { checkpointer.stop() }
 
         let filler = folder + "/filler"
@@ -118,40 +118,19 @@ struct WALCheckpointerDiskFullTests {
             try await Task.sleep(for: .milliseconds(200))
         }
         #expect(checkpointer.checkpointsRun == 0, "the checkpoint cannot have succeeded on a full disk")
-        let warnings = lines.all.filter { $0.contains("background WAL checkpoint failed") }
-        #expect(warnings.count == 1, "logged: \(lines.all)")
-        #expect(warnings.first?.hasPrefix("warning") == true, "logged: \(lines.all)")
+        let warnings = lines.lines.filter { $0.contains("background WAL checkpoint failed") }
+        #expect(warnings.count == 1, "logged: \(lines.lines)")
+        #expect(warnings.first?.hasPrefix("warning") == true, "logged: \(lines.lines)")
 
         try FileManager.default.removeItem(atPath: filler)
         checkpointer.trigger.request()
         let deadline = ContinuousClock.now + .seconds(10)
         while checkpointer.checkpointsRun == 0, ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(20)) }
         #expect(checkpointer.checkpointsRun == 1)
-        #expect(lines.all.contains { $0.contains("background WAL checkpoint works again") }, "logged: \(lines.all)")
+        #expect(lines.lines.contains { $0.contains("background WAL checkpoint works again") }, "logged: \(lines.lines)")
         let wal = try writer.checkpointPassive()
         #expect(wal.checkpointed == wal.walFrames, "everything in the WAL is in the database file")
         writer.close()
-    }
-}
-
-private final class CapturedLines: Sendable {
-    private let lines = Mutex<[String]>([])
-    func append(_ line: String) { lines.withLock { $0.append(line) } }
-    var all: [String] { lines.withLock { $0 } }
-}
-
-private struct CapturingHandler: LogHandler {
-    let lines: CapturedLines
-    var metadata: Logger.Metadata = [:]
-    var logLevel: Logger.Level = .trace
-
-    subscript(metadataKey key: String) -> Logger.Metadata.Value? {
-        get { metadata[key] }
-        set { metadata[key] = newValue }
-    }
-
-    func log(event: LogEvent) {
-        lines.append("\(event.level) \(event.message) \(event.metadata ?? [:])")
     }
 }
 
