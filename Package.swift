@@ -25,6 +25,9 @@ let package = Package(
         .library(name: "Sagas", targets: ["Sagas"]),
         .library(name: "SagaEndpoint", targets: ["SagaEndpoint"]),
         .library(name: "SagaTesting", targets: ["SagaTesting"]),
+        // /metrics and /health/* for an application that hosts a SagaEndpoint itself (README: Metrics,
+        // health and logs); `saga-endpoint run` wires the same server.
+        .library(name: "SagaOperations", targets: ["SagaOperations"]),
         .executable(name: "saga-endpoint", targets: ["saga-endpoint"]),
     ],
     dependencies: [
