@@ -324,8 +324,15 @@ enum SagaStoreSchema {
                 throw SagaStoreError.schemaTooNew(found: found, supported: currentVersion)
             }
             try refuseUnversionedTables(connection, version: found)
+            // A new file is created through the same steps, but it is not an upgrade: one line says so. Five
+            // "applying schema migration" lines on a first start read like an upgrade of an existing store.
+            if found == 0 {
+                logger.info("creating the database schema", metadata: [
+                    "path": "\(connection.path)", "version": "\(currentVersion)"])
+            }
             for migration in migrations where migration.version > found {
-                logger.info(
+                logger.log(
+                    level: found == 0 ? .debug : .info,
                     "applying schema migration",
                     metadata: [
                         "path": "\(connection.path)",

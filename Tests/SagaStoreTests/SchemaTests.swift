@@ -1,4 +1,5 @@
 import Foundation
+import LogTestSupport
 import Testing
 @testable import SagaStore
 
@@ -43,6 +44,25 @@ import Testing
             "SELECT name FROM sqlite_master WHERE type = 'index' AND sql LIKE '%WHERE%' ORDER BY name"
         ).compactMap { $0[0].textValue }
         #expect(partial == ["outbox_without_inbox", "timeouts_without_saga"])
+    }
+
+    /// A new file logs one line at info; an upgrade logs each step. Failed before: a first start logged
+    /// "applying schema migration" five times, which read like an upgrade of an existing store.
+    @Test func aNewFileLogsItsCreationOnceAndAnUpgradeEachStep() throws {
+        let fresh = TemporaryDatabase()
+        defer { fresh.remove() }
+        let created = CapturedLog()
+        _ = try SagaStore(path: fresh.path, logger: created.logger(label: "schema", level: .info))
+        #expect(created.entries.map(\.message) == ["creating the database schema"], "\(created.lines)")
+
+        let old = TemporaryDatabase()
+        defer { old.remove() }
+        _ = try version2Database(old)
+        let upgraded = CapturedLog()
+        _ = try SagaStore(path: old.path, logger: upgraded.logger(label: "schema", level: .info))
+        let steps = upgraded.entries.filter { $0.message == "applying schema migration" }.compactMap { $0.metadata["version"] }
+        #expect(steps == (3...SagaStore.schemaVersion).map(String.init), "\(upgraded.lines)")
+        #expect(!upgraded.lines.contains { $0.contains("creating the database schema") })
     }
 
     /// A database of schema 2 (as the previous release left it) is migrated with its rows intact.
