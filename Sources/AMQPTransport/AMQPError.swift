@@ -10,6 +10,9 @@ public struct AMQPError: Error, Sendable, Equatable, CustomStringConvertible {
         public static let invalidURL = Code("invalidURL")
         /// The TCP or TLS connection could not be opened.
         public static let connectFailed = Code("connectFailed")
+        /// The broker's TLS certificate did not verify: not signed by a CA this client trusts (`cacertfile`),
+        /// or not naming the host connected to. Not transient: a setting or the certificate must change.
+        public static let tlsVerificationFailed = Code("tlsVerificationFailed")
         /// The broker refused the login (wrong credentials, no access to the vhost, a vhost that does not
         /// exist): 403, or 530 for anything but a connection limit. Not transient.
         public static let authenticationFailed = Code("authenticationFailed")

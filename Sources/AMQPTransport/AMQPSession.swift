@@ -63,7 +63,11 @@ final class AMQPSession {
         let host = c.tls?.serverName ?? c.host
         let rc = amqp_socket_open_noblock(socket, host == c.host ? c.host : host, Int32(c.port), &timeout)
         guard rc == AMQP_STATUS_OK.rawValue else {
-            throw AMQPError(.connectFailed, message: Self.connectFailure(rc, configuration: c), libraryStatus: rc)
+            // A certificate that does not verify is a setting to fix, not a broker to wait for: as a transient
+            // `.connectFailed`, `connectRetrying` retried it for ever.
+            let verification = [AMQP_STATUS_SSL_PEER_VERIFY_FAILED.rawValue, AMQP_STATUS_SSL_HOSTNAME_VERIFY_FAILED.rawValue]
+            throw AMQPError(verification.contains(rc) ? .tlsVerificationFailed : .connectFailed,
+                            message: Self.connectFailure(rc, configuration: c), libraryStatus: rc)
         }
         var handshake = Self.cTimeval(c.connectTimeout)
         _ = amqp_set_handshake_timeout(state, &handshake)

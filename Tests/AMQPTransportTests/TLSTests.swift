@@ -41,11 +41,22 @@ struct TLSTests {
         let error = await amqpError {
             _ = try await AMQPConnection.connect(url: base, connectionName: "tls-no-ca", recovery: .disabled, logger: quietLogger)
         }
-        #expect(error?.code == .connectFailed)
+        #expect(error?.code == .tlsVerificationFailed)
         let text = "\(String(describing: error))"
         #expect(text.contains("TLS"), "\(text)")
         #expect(text.contains("certificate"), "\(text)")
         #expect(text.contains("cacertfile"), "names the fix: \(text)")
+        // A setting to fix, not a broker to wait for: connectRetrying stops at once. Failed before: the
+        // failure was a transient .connectFailed, retried for ever.
+        let retried = await amqpError {
+            _ = try await withTimeLimit(.seconds(10), "connectRetrying without the CA") {
+                try await AMQPConnection.connectRetrying(
+                    AMQPConfiguration(url: base),
+                    recovery: RecoveryPolicy(initialDelay: .milliseconds(20), maximumDelay: .milliseconds(50)),
+                    logger: quietLogger)
+            }
+        }
+        #expect(retried?.code == .tlsVerificationFailed, "\(String(describing: retried))")
 
         // 3. Verification off (throwaway set-ups): connects without the CA.
         let unverified = try await AMQPConnection.connect(url: "\(base)?verify=verify_none", connectionName: "tls-unverified")
