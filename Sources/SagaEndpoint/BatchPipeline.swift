@@ -35,6 +35,8 @@ struct BatchPipeline: Sendable {
     let transientRequeues = TransientRequeues()
     /// Holds deliveries whose outgoing messages were not confirmed for a while before handing them back.
     let unconfirmedRedelivery = UnconfirmedRedelivery()
+    /// Holds due rows whose error-queue copy was not confirmed for a while before they are due again.
+    let unconfirmedDueRows = UnconfirmedDueRows()
     /// Keeps the warnings about unconfirmed publishes to one a second per destination and outcome.
     let unconfirmedWarnings = WarningThrottle()
     /// Keeps the errors about messages requeued while the database cannot be written to one every 30 s.
@@ -150,10 +152,21 @@ struct BatchPipeline: Sendable {
         let confirmedOutbox = batch.outbox.flatMap { outcomes[$0.key].isConfirmed ? $0.value.rows : [] }
         await store.markDispatched(confirmedOutbox, now: now)
         store.publishing.remove(batch.outbox.values.map(\.messageId))
-        let settledRows = entries.filter { entry in
-            entry.deleteRowAfterPublish && entry.publishes.allSatisfy { outcomes[$0].isConfirmed }
-        }.compactMap { $0.dueRow?.key }
+        // A due row sent to the error queue is deleted once its copy is confirmed; otherwise it stays due,
+        // and is held for a while before it is handed on again (`UnconfirmedDueRows`).
+        var settledRows: [TimeoutKey] = []
+        var unsettledRows: [String] = []
+        for entry in entries where entry.deleteRowAfterPublish {
+            guard let row = entry.dueRow else { continue }
+            if entry.publishes.allSatisfy({ outcomes[$0].isConfirmed }) {
+                settledRows.append(row.key)
+            } else {
+                unsettledRows.append(row.timeoutId)
+            }
+        }
         if !settledRows.isEmpty { await store.deleteTimeouts(settledRows) }
+        unconfirmedDueRows.failed(unsettledRows)
+        unconfirmedDueRows.succeeded(entries.compactMap { $0.dueRow?.timeoutId }.filter { !unsettledRows.contains($0) })
         var failuresToClear: [String] = []
         for entry in entries {
             guard let copy = entry.errorQueued, outcomes[copy.publish].isConfirmed else { continue }

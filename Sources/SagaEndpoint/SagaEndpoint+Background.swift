@@ -106,11 +106,42 @@ extension SagaEndpoint {
 
 /// Ids handed on and not finished yet: due rows handed to the pipeline (so the poller does not hand them
 /// out twice), outbox rows being published (so a duplicate does not publish them a second time).
+/// A done id can be kept a while longer (`remove(_:keeping:)`): a due row whose error-queue copy was not
+/// confirmed stays due, and is not handed on again before its hold ends (`UnconfirmedDueRows`).
 final class InFlightSet: Sendable {
-    private let ids = Mutex<Set<String>>([])
-    func insert(_ id: String) -> Bool { ids.withLock { $0.insert(id).inserted } }
-    func insert(_ batch: [String]) { ids.withLock { $0.formUnion(batch) } }
-    func contains(_ id: String) -> Bool { ids.withLock { $0.contains(id) } }
-    var count: Int { ids.withLock { $0.count } }
-    func remove(_ done: [String]) { ids.withLock { $0.subtract(done) } }
+    private struct State {
+        var ids: Set<String> = []
+        /// Ids done but kept until then.
+        var keptUntil: [String: ContinuousClock.Instant] = [:]
+
+        mutating func releaseExpired() {
+            guard !keptUntil.isEmpty else { return }
+            let now = ContinuousClock.now
+            for (id, until) in keptUntil where until <= now {
+                keptUntil.removeValue(forKey: id)
+                ids.remove(id)
+            }
+        }
+    }
+
+    private let state = Mutex(State())
+    func insert(_ id: String) -> Bool { state.withLock { $0.releaseExpired(); return $0.ids.insert(id).inserted } }
+    func insert(_ batch: [String]) { state.withLock { $0.ids.formUnion(batch) } }
+    func contains(_ id: String) -> Bool { state.withLock { $0.releaseExpired(); return $0.ids.contains(id) } }
+    var count: Int { state.withLock { $0.releaseExpired(); return $0.ids.count } }
+    func remove(_ done: [String]) { remove(done, keeping: [:]) }
+
+    /// Removes `done`, except the ids in `kept`: each of those stays for its duration.
+    func remove(_ done: [String], keeping kept: [String: Duration]) {
+        state.withLock { state in
+            let now = ContinuousClock.now
+            for id in done {
+                if let duration = kept[id] {
+                    state.keptUntil[id] = now + duration
+                } else {
+                    state.ids.remove(id)
+                }
+            }
+        }
+    }
 }

@@ -249,7 +249,11 @@ public final class SagaEndpoint: Service, Sendable {
                                 if case .due(let row) = source { return row.timeoutId }
                                 return nil
                             }
-                            if !done.isEmpty { dueInFlight.remove(done) }
+                            // A row whose error-queue copy was not confirmed stays due: not handed on
+                            // again before its hold ends (`UnconfirmedDueRows`).
+                            if !done.isEmpty {
+                                dueInFlight.remove(done, keeping: pipeline.unconfirmedDueRows.takeHolds(done))
+                            }
                         }
                         finishingTasks.add(finishing!)
                         // Bounded: the next batch's handlers overlap this batch's transaction and the
