@@ -5,9 +5,10 @@ import Logging
 extension BatchPipeline {
     /// Acknowledges what is done; requeues what must be tried again. Per channel opening, when every
     /// delivery of the batch is acked, one `multiple` ack covers them all (earlier batches are settled
-    /// already; see `AckPlan`).
+    /// already; see `AckPlan`). Returns the message ids of the deliveries held back because their outgoing
+    /// messages were not confirmed.
     func settle(_ entries: [Entry], outcomes: [PublishOutcome], requests: [PublishRequest],
-                multipleAcks: Bool) async {
+                multipleAcks: Bool) async -> [String] {
         var acks: [DeliveryTag] = []
         var requeues: [DeliveryTag] = []
         // Requeued because their outgoing messages were not confirmed: handed back after a delay.
@@ -67,5 +68,6 @@ extension BatchPipeline {
                 try? await consumer.nack(hold.tag, requeue: true)
             }
         }
+        return delayed.map(\.messageId).filter { !$0.isEmpty }
     }
 }

@@ -195,8 +195,15 @@ struct BatchPipeline: Sendable {
         } else {
             backoff.reset()
         }
-        await settle(entries, outcomes: outcomes, requests: requests, multipleAcks: batch.multipleAcks)
-        transientRequeues.forget(entries.lazy.filter { !$0.transient }.compactMap { $0.incoming?.messageId })
+        var handedBack = Set(await settle(entries, outcomes: outcomes, requests: requests, multipleAcks: batch.multipleAcks))
+        // Handed back by this process because its outgoing messages (its error-queue copy) were not confirmed:
+        // its next delivery is no sign of a crash either. Counted, a failed message whose error queue was
+        // missing for `maxDeliveries` rounds went there as a PoisonMessage, its handler's error gone. A
+        // poison message stays one: excused, its next delivery would be processed (and crash) again.
+        handedBack.subtract(entries.lazy.filter(\.poison).compactMap { $0.incoming?.messageId })
+        transientRequeues.forget(entries.lazy.filter { !$0.transient }.compactMap { $0.incoming?.messageId }
+            .filter { !handedBack.contains($0) })
+        for messageId in handedBack { transientRequeues.insert(messageId) }
         if let tracing { for entry in entries { tracing.finish(entry, outcomes: outcomes) } }
         metrics.batchDuration.record(since: batch.started)
     }

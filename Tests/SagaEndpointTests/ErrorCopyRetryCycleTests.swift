@@ -53,4 +53,71 @@ struct ErrorCopyRetryCycleTests {
         await harness.stop(running)
         await harness.tearDown()
     }
+
+    // Failed before: every round the endpoint itself handed the message back (its copy not confirmed) was
+    // counted as a delivery that may have crashed the process, so after `maxDeliveries` rounds (about 26 s
+    // with the defaults) the message went to the error queue as a PoisonMessage, "the process may be
+    // crashing on it", its handler's error and attempts gone, and its handler no longer ran.
+    @Test("rounds of an unconfirmed copy do not make the message a poison message")
+    func unconfirmedRoundsAreNotCrashes() async throws {
+        let harness = try await EndpointHarness.make()
+        try await harness.declareQueue("brittle")
+        let calls = Tally()
+        let metrics = TestMetrics()
+        let endpoint = harness.makeEndpoint(Explode.registry(calls: calls), queues: ["brittle"], database: "brittle",
+                                            metrics: metrics) {
+            $0.immediateRetries = 0
+            $0.delayedRetries = []
+            $0.maxDeliveries = 3
+        }
+        let running = Task { try await endpoint.run() }
+        try await waitUntil(timeout: .seconds(30), message: "ready") { endpoint.isReady }
+        _ = try await harness.connection.deleteQueue("brittle.error")
+
+        try await harness.send(Explode(note: "boom"), to: "brittle", messageId: "brittle-1")
+        try await waitUntil(timeout: .seconds(20), message: "the copy came back unconfirmed five times") {
+            ((try? metrics.expectCounter("saga_messages_unconfirmed_total"))?.totalValue ?? 0) >= 5
+        }
+        try await harness.connection.declareQueue(QueueDeclaration(name: "brittle.error"))
+        let copies = try await harness.errorMessages(of: "brittle", count: 1, timeout: .seconds(20))
+        let copy = try #require(copies.first)
+        #expect(copy.properties.headers?["x-error-type"] != "PoisonMessage", "\(copy.properties.headers ?? [:])")
+        #expect(copy.header("x-error-reason")?.contains("exploded on purpose") == true, "\(copy.properties.headers ?? [:])")
+        #expect(calls.count >= 5, "the handler ran \(calls.count) times in five rounds")
+        await harness.stop(running)
+        await harness.tearDown()
+    }
+
+    // Those rounds are excused, but not a poison message's: its next delivery would be processed again
+    // (for a message that crashes the process, a crash every other round).
+    @Test("a poison message whose copy is not confirmed stays diverted; its handler does not run again")
+    func poisonStaysPoison() async throws {
+        let harness = try await EndpointHarness.make()
+        try await harness.declareQueue("toxic")
+        let calls = Tally()
+        let metrics = TestMetrics()
+        let endpoint = harness.makeEndpoint(Explode.registry(calls: calls), queues: ["toxic"], database: "toxic",
+                                            metrics: metrics) {
+            // Immediate retries are redeliveries: the third delivery is past the limit.
+            $0.immediateRetries = 10
+            $0.delayedRetries = []
+            $0.maxDeliveries = 2
+        }
+        let running = Task { try await endpoint.run() }
+        try await waitUntil(timeout: .seconds(30), message: "ready") { endpoint.isReady }
+        _ = try await harness.connection.deleteQueue("toxic.error")
+
+        try await harness.send(Explode(note: "boom"), to: "toxic", messageId: "toxic-1")
+        func unconfirmed() -> Int { Int((try? metrics.expectCounter("saga_messages_unconfirmed_total"))?.totalValue ?? 0) }
+        try await waitUntil(timeout: .seconds(20), message: "the poison copy came back unconfirmed") { unconfirmed() >= 1 }
+        let runs = calls.count
+        try await waitUntil(timeout: .seconds(20), message: "three more rounds") { unconfirmed() >= 4 }
+        #expect(calls.count == runs, "the handler ran again: \(calls.count) runs, \(runs) when it was diverted")
+
+        try await harness.connection.declareQueue(QueueDeclaration(name: "toxic.error"))
+        let copy = try #require(try await harness.errorMessages(of: "toxic", count: 1, timeout: .seconds(20)).first)
+        #expect(copy.properties.headers?["x-error-type"] == "PoisonMessage")
+        await harness.stop(running)
+        await harness.tearDown()
+    }
 }
