@@ -156,12 +156,14 @@ struct BatchPipeline: Sendable {
         // and is held for a while before it is handed on again (`UnconfirmedDueRows`).
         var settledRows: [TimeoutKey] = []
         var unsettledRows: [String] = []
+        var handedBack: Set<String> = []
         for entry in entries where entry.deleteRowAfterPublish {
             guard let row = entry.dueRow else { continue }
             if entry.publishes.allSatisfy({ outcomes[$0].isConfirmed }) {
                 settledRows.append(row.key)
             } else {
                 unsettledRows.append(row.timeoutId)
+                if let messageId = entry.incoming?.messageId { handedBack.insert(messageId) }
             }
         }
         if !settledRows.isEmpty { await store.deleteTimeouts(settledRows) }
@@ -195,11 +197,12 @@ struct BatchPipeline: Sendable {
         } else {
             backoff.reset()
         }
-        var handedBack = Set(await settle(entries, outcomes: outcomes, requests: requests, multipleAcks: batch.multipleAcks))
-        // Handed back by this process because its outgoing messages (its error-queue copy) were not confirmed:
-        // its next delivery is no sign of a crash either. Counted, a failed message whose error queue was
-        // missing for `maxDeliveries` rounds went there as a PoisonMessage, its handler's error gone. A
-        // poison message stays one: excused, its next delivery would be processed (and crash) again.
+        handedBack.formUnion(await settle(entries, outcomes: outcomes, requests: requests, multipleAcks: batch.multipleAcks))
+        // Handed back by this process because its outgoing messages (its error-queue copy) were not confirmed
+        // (or, a due row, left due): its next delivery is no sign of a crash either. Counted, a failed
+        // message whose error queue was missing for `maxDeliveries` rounds went there as a PoisonMessage, its
+        // handler's error gone. A poison message stays one: excused, its next delivery would be processed
+        // (and crash) again.
         handedBack.subtract(entries.lazy.filter(\.poison).compactMap { $0.incoming?.messageId })
         transientRequeues.forget(entries.lazy.filter { !$0.transient }.compactMap { $0.incoming?.messageId }
             .filter { !handedBack.contains($0) })

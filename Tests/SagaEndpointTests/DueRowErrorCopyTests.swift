@@ -81,4 +81,48 @@ struct DueRowErrorCopyTests {
         await harness.stop(running)
         await harness.tearDown()
     }
+
+    // Failed before: a row that was due when the endpoint started is counted at every round as one an
+    // earlier process may have died on; the rounds of its unconfirmed copy were counted too, so after
+    // `maxDeliveries` of them it went to the error queue as a PoisonMessage, its handler's error gone.
+    @Test("rounds of an overdue row's unconfirmed copy do not make it a poison message")
+    func overdueRowIsNotPoison() async throws {
+        let harness = try await EndpointHarness.make()
+        try await harness.declareQueue(BellSaga.queue)
+        func start(_ metrics: TestMetrics) async throws -> Task<Void, any Error> {
+            let endpoint = harness.makeEndpoint(BellSaga.registry(rings: Tally()), queues: [BellSaga.queue],
+                                                database: "bells", metrics: metrics) {
+                $0.immediateRetries = 0
+                $0.delayedRetries = []
+                $0.maxDeliveries = 2
+            }
+            let running = Task { try await endpoint.run() }
+            try await waitUntil(timeout: .seconds(30), message: "ready") { endpoint.isReady }
+            return running
+        }
+        func unconfirmed(_ metrics: TestMetrics) -> Int {
+            Int((try? metrics.expectCounter("saga_messages_unconfirmed_total"))?.totalValue ?? 0)
+        }
+        let first = TestMetrics()
+        var running = try await start(first)
+        _ = try await harness.connection.deleteQueue(BellSaga.queue + ".error")
+        try await harness.send(BellSaga.Hang(bellId: "b-2"), to: BellSaga.queue)
+        try await waitUntil(timeout: .seconds(20), message: "the first copy came back unconfirmed") { unconfirmed(first) >= 1 }
+        await harness.stop(running)
+        // The endpoint declares a missing error queue at start: this one exists, and takes nothing.
+        try await harness.connection.declareQueue(QueueDeclaration(
+            name: BellSaga.queue + ".error", arguments: ["x-max-length": .int64(0), "x-overflow": .string("reject-publish")]))
+
+        // The row was due before this endpoint started.
+        let second = TestMetrics()
+        running = try await start(second)
+        try await waitUntil(timeout: .seconds(20), message: "four rounds") { unconfirmed(second) >= 4 }
+        _ = try await harness.connection.deleteQueue(BellSaga.queue + ".error")
+        try await harness.connection.declareQueue(QueueDeclaration(name: BellSaga.queue + ".error"))
+        let copy = try #require(try await harness.errorMessages(of: BellSaga.queue, count: 1, timeout: .seconds(20)).first)
+        #expect(copy.properties.headers?["x-error-type"] != "PoisonMessage", "\(copy.properties.headers ?? [:])")
+        #expect(copy.header("x-error-reason")?.contains("the bell is cracked") == true, "\(copy.properties.headers ?? [:])")
+        await harness.stop(running)
+        await harness.tearDown()
+    }
 }
