@@ -33,11 +33,21 @@ extension AMQPOptions {
         let url = try layers.resolve(flag: urlOption, flagName: "--amqp-url", environmentVariable: "AMQP_URL",
                                      parse: { $0 }, fromFile: { $0.string(.amqpURL) }, key: .amqpURL,
                                      default: Self.defaultURL)
+        let configuration: AMQPConfiguration
         do {
-            _ = try AMQPConfiguration(url: url.value)
+            configuration = try AMQPConfiguration(url: url.value)
         } catch {
             // AMQPError's message already hides the password.
             throw ValidationError("invalid \(url.source): \(error)")
+        }
+        // The TLS files are a setting too: found missing only when connecting, they stopped the command with
+        // status 1 (and `run` after it had opened its database and HTTP port), not as a bad setting.
+        if let tls = configuration.tls {
+            for (name, path) in [("cacertfile", tls.caCertificateFile), ("certfile", tls.certificateFile),
+                                 ("keyfile", tls.keyFile)] {
+                guard let path, !FileManager.default.isReadableFile(atPath: path) else { continue }
+                throw ValidationError("invalid \(url.source): \(name) \(path) cannot be read")
+            }
         }
         return url.value
     }

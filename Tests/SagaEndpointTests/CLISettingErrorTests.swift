@@ -69,6 +69,12 @@ extension CLIProcessTests {
         BadSetting(arguments: ["run", "--config", "/nonexistent/saga.json"], names: "config file /nonexistent/saga.json: does not exist"),
         BadSetting(arguments: ["sagas", "list"], environment: ["SAGA_CONFIG": "/nonexistent/saga.json"],
                    names: "config file /nonexistent/saga.json: does not exist"),
+        // Failed before: the URL parsed, and the file was found missing only when connecting (status 1).
+        BadSetting(arguments: ["errors", "list"],
+                   environment: ["AMQP_URL": "amqps://user:secret@127.0.0.1:5671/?cacertfile=/nonexistent/ca.pem"],
+                   names: "invalid AMQP_URL: cacertfile /nonexistent/ca.pem cannot be read"),
+        BadSetting(arguments: ["run"], file: #"{"amqp-url": "amqps://host/?certfile=/nonexistent/c.pem&keyfile=/nonexistent/k.pem"}"#,
+                   names: "certfile /nonexistent/c.pem cannot be read"),
     ])
     func badSettingFromTheFile(setting: BadSetting) async throws {
         let (status, error) = try await outcome(setting)
