@@ -43,7 +43,10 @@ final class UnconfirmedDueRows: Sendable {
         guard !timeoutIds.isEmpty else { return }
         state.withLock { state in
             guard !state.failures.isEmpty else { return }
-            for id in timeoutIds { state.failures.removeValue(forKey: id) }
+            for id in timeoutIds {
+                state.failures.removeValue(forKey: id)
+                state.pending.removeValue(forKey: id)
+            }
         }
     }
 
