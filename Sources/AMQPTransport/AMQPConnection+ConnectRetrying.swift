@@ -4,7 +4,8 @@ extension AMQPConnection {
     /// Connects, waiting for a broker that cannot be reached yet (it starts after its clients, or is
     /// restarting): every failed attempt is logged and retried after the recovery policy's backoff, until
     /// it succeeds or the task is cancelled. Retried: the broker unreachable, a socket closed before its
-    /// greeting, a handshake closed with 320 CONNECTION_FORCED (a node shutting down), and a vhost's or
+    /// greeting, a handshake closed with 320 CONNECTION_FORCED (a node shutting down) or 541 INTERNAL_ERROR
+    /// (a vhost that is down), and a vhost's or
     /// user's connection limit reached (`.connectionLimit`: it frees up as others close). Failures no retry
     /// can fix throw at once: a refused login or a vhost that does not exist (`.authenticationFailed`),
     /// any other close in the handshake (`.handshakeFailed`: a protocol error, …), a bad TLS setup
@@ -18,7 +19,7 @@ extension AMQPConnection {
             do {
                 return try await connect(configuration, recovery: recovery, logger: logger)
             } catch let error as AMQPError where error.isTransient {
-                // Unreachable, a lost socket, 320 CONNECTION_FORCED in the handshake, a connection limit.
+                // Unreachable, a lost socket, 320 or 541 in the handshake, a connection limit.
                 let delay = recovery.delay(attempt: attempt)
                 attempt += 1
                 logger.warning("\(Self.retryReason(error)); retrying", metadata: [

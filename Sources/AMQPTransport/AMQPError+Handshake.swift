@@ -6,14 +6,15 @@ extension AMQPError {
     ///
     /// - a socket closed before the broker's connection.start (a proxy without a backend, a node not
     ///   ready) or a lost socket: `.connectionLost`, transient;
-    /// - 320 CONNECTION_FORCED (a node shutting down, as in a rolling restart): `.connectionClosed`,
-    ///   transient;
+    /// - 320 CONNECTION_FORCED (a node shutting down, as in a rolling restart) and 541 INTERNAL_ERROR (the
+    ///   broker's own failure: RabbitMQ's "vhost 'V' is down", until `rabbitmqctl restart_vhost`):
+    ///   `.connectionClosed`, transient;
     /// - 530 NOT_ALLOWED because the vhost's or the user's connection limit is reached:
     ///   `.connectionLimit`, transient;
     /// - 403 ACCESS_REFUSED, any other 530 NOT_ALLOWED (a vhost that does not exist or the user may not
     ///   use), or a socket closed after connection.start (brokers without authentication_failure_close):
     ///   `.authenticationFailed`, permanent;
-    /// - any other close (a protocol error, 402, 541, …): `.handshakeFailed`, permanent;
+    /// - any other close (a protocol error, 402, …): `.handshakeFailed`, permanent;
     /// - settings rabbitmq-c refuses before it answers the broker (a heartbeat or channel_max above
     ///   65535): `.invalidConfiguration`, permanent.
     ///
@@ -38,7 +39,9 @@ extension AMQPError {
             return socketClosed && greetingReceived ? refused(error.message) : error
         }
         switch replyCode {
-        case 320:
+        case 320, 541:
+            // Nothing in the client's settings is wrong: a broker that is going down, or whose vhost is down
+            // (a running endpoint's recovery retries it too), is waited out as an unreachable one.
             return error
         case 530 where isConnectionLimit(error.message):
             return AMQPError(

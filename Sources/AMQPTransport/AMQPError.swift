@@ -23,8 +23,9 @@ public struct AMQPError: Error, Sendable, Equatable, CustomStringConvertible {
         public static let connectionLimit = Code("connectionLimit")
         /// The broker closed the connection in its handshake with a reply code no retry can fix, e.g.
         /// 501 FRAME_ERROR, 502 SYNTAX_ERROR, 503 COMMAND_INVALID, 504 CHANNEL_ERROR, 505 UNEXPECTED_FRAME,
-        /// 540 NOT_IMPLEMENTED (a client the broker does not understand), 402 INVALID_PATH, 541 INTERNAL_ERROR
-        /// (e.g. the vhost is down). `replyCode` and `message` give the broker's reason. Not transient.
+        /// 540 NOT_IMPLEMENTED (a client the broker does not understand), 402 INVALID_PATH (not 320 nor 541
+        /// INTERNAL_ERROR, e.g. a vhost that is down: those are a transient `.connectionClosed`). `replyCode`
+        /// and `message` give the broker's reason. Not transient.
         public static let handshakeFailed = Code("handshakeFailed")
         /// The broker closed the channel (e.g. 404 NOT_FOUND, 406 PRECONDITION_FAILED). The connection
         /// stays usable.

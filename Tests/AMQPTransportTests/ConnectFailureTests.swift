@@ -100,8 +100,28 @@ struct ConnectFailureTests {
         HandshakeClose(code: 504, text: "CHANNEL_ERROR - expected 'connection.tune_ok'"),
         HandshakeClose(code: 505, text: "UNEXPECTED_FRAME - expected method frame, got non method frame"),
         HandshakeClose(code: 540, text: "NOT_IMPLEMENTED - the SASL mechanism is not supported"),
-        HandshakeClose(code: 541, text: "INTERNAL_ERROR - access to vhost 'v' refused for user 'guest': vhost 'v' is down"),
     ]
+
+    // Failed before: RabbitMQ 3.10 refuses a connection to a vhost whose processes are down (they crashed,
+    // e.g. on a full disk, and stay down until `rabbitmqctl restart_vhost`) with this 541, which was taken
+    // for a permanent protocol error: an endpoint started meanwhile stopped at once (a crash loop under a
+    // service manager), while one already running retried it until the vhost was back. Nothing in the
+    // client's settings is wrong: as an unreachable broker, it is waited out.
+    @Test("a handshake closed with 541 because the vhost is down is retried by connectRetrying")
+    func vhostDownIsRetried() async throws {
+        let down = HandshakeClose(
+            code: 541, text: "INTERNAL_ERROR - access to vhost 'v' refused for user 'guest': vhost 'v' is down")
+        let listener = try ClosingListener(closeAfterGreeting: down)
+        defer { listener.stop() }
+        let url = "amqp://guest:guest@127.0.0.1:\(listener.port)/v"
+        let error = await amqpError { _ = try await AMQPConnection.connect(url: url, logger: quietLogger) }
+        #expect(error?.replyCode == 541, "\(String(describing: error))")
+        #expect(error?.isTransient == true, "\(String(describing: error))")
+        #expect(error?.message.contains("vhost 'v' is down") == true, "\(String(describing: error))")
+
+        let gaveUp = try await connectRetryingGivesUp(url: url, listener: listener)
+        #expect(gaveUp == nil, "connectRetrying gave up: \(String(describing: gaveUp))")
+    }
 
     // Failed before: every 530 was a refused login, so a user at its connection limit (`rabbitmqctl
     // set_user_limits`) made `connectRetrying` give up, though the limit frees up when its other
