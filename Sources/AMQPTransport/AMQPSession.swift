@@ -52,7 +52,11 @@ final class AMQPSession {
             guard socket != nil else { throw AMQPError(.connectFailed, message: "cannot create a TCP socket") }
         }
 
-        // Set in code rather than from a URL, a value past a C int stopped the process at the conversion.
+        // Set in code rather than from a URL, a value past a C int stopped the process at the conversion (a
+        // port past 65535 failed to connect, which is transient and was retried for ever).
+        guard (1...65535).contains(c.port) else {
+            throw AMQPError(.invalidConfiguration, message: "port \(c.port) out of range: it must be 1…65535")
+        }
         guard let requestedChannelMax = Int32(exactly: c.channelMax), let requestedFrameMax = Int32(exactly: c.frameMax),
               let requestedHeartbeat = Int32(exactly: c.heartbeat) else {
             throw AMQPError(.invalidConfiguration, message: "connection settings out of range (heartbeat \(c.heartbeat), "

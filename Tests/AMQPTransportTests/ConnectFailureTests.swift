@@ -198,6 +198,18 @@ struct ConnectFailureTests {
         #expect(error?.message.contains("frame_max 3000000000") == true, "\(String(describing: error))")
     }
 
+    // Failed before: a port past a C int stopped the process at the conversion (this test crashed), and one
+    // past 65535 was a failed connect, transient, which `connectRetrying` retried for ever.
+    @Test("a port set in code outside 1…65535 is .invalidConfiguration, not a crash nor a retried connect",
+          arguments: [70_000, 1 << 40])
+    func portOutOfRange(_ port: Int) async throws {
+        var configuration = try AMQPConfiguration(url: TestBroker.url)
+        configuration.port = port
+        let error = await amqpError { _ = try await AMQPConnection.connect(configuration, logger: quietLogger) }
+        #expect(error?.code == .invalidConfiguration, "\(String(describing: error))")
+        #expect(error?.message.contains("port \(port)") == true, "\(String(describing: error))")
+    }
+
     /// Runs `connectRetrying` against `listener` until it connected three more times after the first
     /// attempt (then cancels it: nil) or gave up (its error).
     private func connectRetryingGivesUp(url: String, listener: ClosingListener) async throws -> (any Error)? {
