@@ -95,7 +95,11 @@ extension StoreWorker {
     /// left behind (the database cannot be written now) only sends a replay of the copy to the error queue
     /// at its first failure, and housekeeping removes it after the deduplication window.
     func clearFailures(_ messageIds: [String]) {
-        for messageId in messageIds { _ = try? store.clearFailure(messageId: messageId) }
+        guard !messageIds.isEmpty else { return }
+        // One transaction, as `clearDeliveries`: a commit per message is one more WAL sync per message.
+        _ = try? store.transaction { store in
+            for messageId in messageIds { _ = try store.clearFailure(messageId: messageId) }
+        }
     }
 
     /// Removes inbox rows older than the deduplication window and old dispatched outbox rows.
