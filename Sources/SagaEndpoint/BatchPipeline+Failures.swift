@@ -79,7 +79,8 @@ extension BatchPipeline {
         case .errorQueue:
             await moveToErrorQueue(&entry, incoming: incoming, reason: "no live saga \(saga)", type: "SagaNotFound",
                              attempts: 1, first: nil, requests: &requests, now: now)
-            countOnConfirm(&entry, .warning, "no saga instance for message; moved to the error queue", metadata)
+            countOnConfirm(&entry, .warning, "no saga instance for message; moved to the error queue", metadata,
+                           clearsFailure: true)
         case .retryLater(let attempts, let delay):
             let record = try? await store.recordFailure(messageId: incoming.messageId, error: "saga \(saga) not found", now: now)
             let attempt = record?.attempts ?? 1

@@ -61,7 +61,7 @@ extension BatchPipeline {
         }
         // Only when there are some: the call waits for the SQLite thread, which is busy with the commit
         // before, and every batch's intake waited for it (handlers no longer ran ahead of that commit).
-        if !replayed.isEmpty { await store.clearDeliveries(replayed) }
+        if !replayed.isEmpty { await store.startAfresh(replayed) }
         for (indices, first) in [(counted, 2), (countedDue, 1)] where !indices.isEmpty {
             let counts = await store.countDeliveries(indices.map { entries[$0].incoming!.messageId }, now: now,
                                                      first: first)

@@ -27,12 +27,18 @@ extension StoreWorker {
         }
     }
 
-    /// Forgets the delivery counts of `messageIds` (replayed messages), in one transaction: a statement
-    /// committed by itself per message was one more WAL sync per message on this, the only writer.
-    func clearDeliveries(_ messageIds: [String]) {
+    /// Forgets the delivery counts and failure counts of `messageIds` (messages replayed from an error
+    /// queue: an operator's "try again" starts afresh), in one transaction: a statement committed by itself
+    /// per message was one more WAL sync per message on this, the only writer. A failure count can outlive
+    /// its copy: when the copy's confirm was lost with the connection, the count stays until the original
+    /// comes back, and a replay that came first went straight back to the error queue, without its retries.
+    func startAfresh(_ messageIds: [String]) {
         guard !messageIds.isEmpty else { return }
         _ = try? store.transaction { store in
-            for messageId in messageIds { try store.clearDeliveries(messageId: messageId) }
+            for messageId in messageIds {
+                try store.clearDeliveries(messageId: messageId)
+                _ = try store.clearFailure(messageId: messageId)
+            }
         }
     }
 
@@ -96,7 +102,7 @@ extension StoreWorker {
     /// at its first failure, and housekeeping removes it after the deduplication window.
     func clearFailures(_ messageIds: [String]) {
         guard !messageIds.isEmpty else { return }
-        // One transaction, as `clearDeliveries`: a commit per message is one more WAL sync per message.
+        // One transaction, as `startAfresh`: a commit per message is one more WAL sync per message.
         _ = try? store.transaction { store in
             for messageId in messageIds { _ = try store.clearFailure(messageId: messageId) }
         }

@@ -49,6 +49,40 @@ struct ErrorQueueReplayPoisonTests {
         await harness.tearDown()
     }
 
+    // Failed before: a failure count can outlive its message's error copy (kept until a copy is confirmed;
+    // a confirm lost with the connection leaves it until the original comes back). A replay that came first
+    // failed once and went straight back to the error queue with its attempts used up, without a retry.
+    @Test("a replayed message starts its failure count afresh: its first failure is retried")
+    func replayStartsTheFailureCountAfresh() async throws {
+        let harness = try await EndpointHarness.make()
+        try await harness.declareQueue("flaky")
+        // A failure count past the retries (1 + 3 immediate), left behind by the first round.
+        _ = try await harness.withStore("flaky") { store in
+            for _ in 0..<4 { try store.recordFailure(messageId: "f-1", error: "exploded on purpose", at: Date()) }
+        }
+        let calls = Tally()
+        var registry = HandlerRegistry()
+        registry.handle(FlakyOnce.self) { _, _ in
+            calls.increment()
+            if calls.count == 1 { throw Explode.Failure() }
+        }
+        let endpoint = harness.startEndpoint(registry, queues: ["flaky"], database: "flaky") { $0.delayedRetries = [] }
+        try await harness.sendRaw(try MessageCoding.encode(FlakyOnce(note: "again")), properties: BasicProperties(
+            contentType: "application/json", headers: ["x-replays": "1"], deliveryMode: .persistent, messageId: "f-1",
+            type: FlakyOnce.messageType), to: "flaky")
+
+        try await waitUntil(timeout: .seconds(30)) {
+            if calls.count >= 2 { return true }
+            return try await harness.depth("flaky.error") > 0
+        }
+        try await waitUntil(timeout: .seconds(20)) { try await harness.depth("flaky") == 0 }
+        #expect(calls.count == 2)
+        #expect(try await harness.depth("flaky.error") == 0)
+        #expect(try await harness.rowCount("flaky", "failures") == 0)
+        await harness.stop(endpoint)
+        await harness.tearDown()
+    }
+
     // Failed before: each replayed message's count was cleared by a statement of its own, committed by
     // itself before the batch: one more commit (a WAL sync) per message on the one SQLite writer, so a
     // `replay --all` of former retries (they all have a count) wrote a WAL frame per message.
