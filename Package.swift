@@ -174,7 +174,7 @@ let package = Package(
         .testTarget(
             name: "SagaOperationsTests",
             dependencies: [
-                "SagaOperations",
+                "SagaOperations", "LogTestSupport",
                 .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),

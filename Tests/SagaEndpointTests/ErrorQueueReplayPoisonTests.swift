@@ -20,33 +20,11 @@ struct FlakyOnce: Message {
 struct ErrorQueueReplayPoisonTests {
     @Test("a replayed message starts its delivery count afresh: a retry is a retry, not a poison message")
     func replayStartsTheCountAfresh() async throws {
-        let harness = try await EndpointHarness.make()
-        try await harness.declareQueue("flaky")
-        // What the crash loop left behind: a count past maxDeliveries (10).
-        _ = try await harness.withStore("flaky") { try $0.countDeliveries(messageIds: ["p-1"], at: Date(), first: 11) }
-        let calls = Tally()
-        var registry = HandlerRegistry()
-        registry.handle(FlakyOnce.self) { _, _ in
-            calls.increment()
-            if calls.count == 1 { throw Explode.Failure() }
+        // What the crash loop left behind: a count past maxDeliveries (10). Before: one call, then
+        // "PoisonMessage: delivered 12 times …" in flaky.error.
+        try await replayFailingOnce("p-1") { store in
+            _ = try store.countDeliveries(messageIds: ["p-1"], at: Date(), first: 11)
         }
-        let endpoint = harness.startEndpoint(registry, queues: ["flaky"], database: "flaky")
-
-        // The error copy as `errors replay` publishes it: same message id, x-replays.
-        try await harness.sendRaw(try MessageCoding.encode(FlakyOnce(note: "again")), properties: BasicProperties(
-            contentType: "application/json", headers: ["x-replays": "1"], deliveryMode: .persistent, messageId: "p-1",
-            type: FlakyOnce.messageType), to: "flaky")
-
-        // Before: one call, then "PoisonMessage: delivered 12 times …" in flaky.error.
-        try await waitUntil(timeout: .seconds(30)) {
-            if calls.count >= 2 { return true }
-            return try await harness.depth("flaky.error") > 0
-        }
-        try await waitUntil(timeout: .seconds(20)) { try await harness.depth("flaky") == 0 }
-        #expect(calls.count == 2)
-        #expect(try await harness.depth("flaky.error") == 0)
-        await harness.stop(endpoint)
-        await harness.tearDown()
     }
 
     // Failed before: a failure count can outlive its message's error copy (kept until a copy is confirmed;
@@ -54,12 +32,20 @@ struct ErrorQueueReplayPoisonTests {
     // failed once and went straight back to the error queue with its attempts used up, without a retry.
     @Test("a replayed message starts its failure count afresh: its first failure is retried")
     func replayStartsTheFailureCountAfresh() async throws {
-        let harness = try await EndpointHarness.make()
-        try await harness.declareQueue("flaky")
         // A failure count past the retries (1 + 3 immediate), left behind by the first round.
-        _ = try await harness.withStore("flaky") { store in
+        try await replayFailingOnce("f-1") { store in
             for _ in 0..<4 { try store.recordFailure(messageId: "f-1", error: "exploded on purpose", at: Date()) }
         }
+    }
+
+    /// Leaves what `leftBehind` writes in a fresh store, replays `messageId` as `errors replay` publishes it
+    /// (same message id, `x-replays`) to a handler that fails its first call, and expects the retry to
+    /// succeed: two calls, nothing in the error queue, no failure count left.
+    private func replayFailingOnce(_ messageId: String,
+                                   leftBehind: @escaping @Sendable (SagaStore) throws -> Void) async throws {
+        let harness = try await EndpointHarness.make()
+        try await harness.declareQueue("flaky")
+        try await harness.withStore("flaky", leftBehind)
         let calls = Tally()
         var registry = HandlerRegistry()
         registry.handle(FlakyOnce.self) { _, _ in
@@ -68,7 +54,7 @@ struct ErrorQueueReplayPoisonTests {
         }
         let endpoint = harness.startEndpoint(registry, queues: ["flaky"], database: "flaky") { $0.delayedRetries = [] }
         try await harness.sendRaw(try MessageCoding.encode(FlakyOnce(note: "again")), properties: BasicProperties(
-            contentType: "application/json", headers: ["x-replays": "1"], deliveryMode: .persistent, messageId: "f-1",
+            contentType: "application/json", headers: ["x-replays": "1"], deliveryMode: .persistent, messageId: messageId,
             type: FlakyOnce.messageType), to: "flaky")
 
         try await waitUntil(timeout: .seconds(30)) {

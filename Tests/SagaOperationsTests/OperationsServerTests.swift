@@ -2,6 +2,7 @@ import Foundation
 #if canImport(FoundationNetworking)
 import FoundationNetworking
 #endif
+import LogTestSupport
 import Logging
 import Prometheus
 import SagaOperations
@@ -91,9 +92,9 @@ struct OperationsServerTests {
     func connectionsAreBounded() async throws {
         let port = try freePort()
         let registry = PrometheusCollectorRegistry()
-        let warnings = WarningLog()
+        let log = CapturedLog()
         let limit = 3
-        let server = OperationsServer(port: port, registry: registry, logger: warnings.logger,
+        let server = OperationsServer(port: port, registry: registry, logger: log.logger(label: "test", level: .info),
                                       maxConnections: limit) { .init(isReady: true) }
         let task = Task { try await server.run() }
         defer { task.cancel() }
@@ -110,7 +111,8 @@ struct OperationsServerTests {
         // Each refusal counted; logged once, not once per connection.
         let metrics = open[0].get("/metrics")?.body ?? ""
         #expect(metrics.split(separator: "\n").contains("saga_http_connections_refused_total 3"), "\(metrics)")
-        #expect(warnings.messages.count == 1, "\(warnings.messages)")
+        let warnings = log.entries.filter { $0.level == .warning }
+        #expect(warnings.count == 1, "\(log.lines)")
 
         open.removeFirst().close()
         let again = try await answeredConnection(port)
@@ -184,30 +186,5 @@ private final class Flag: Sendable {
     var value: Bool {
         get { state.withLock { $0 } }
         set { state.withLock { $0 = newValue } }
-    }
-}
-
-/// Counts the warnings logged through `logger`.
-private final class WarningLog: Sendable {
-    private let lines = Mutex<[String]>([])
-
-    var messages: [String] { lines.withLock { $0 } }
-
-    var logger: Logger { Logger(label: "test") { _ in Handler(log: self) } }
-
-    private struct Handler: LogHandler {
-        let log: WarningLog
-        var metadata: Logger.Metadata = [:]
-        var logLevel: Logger.Level = .info
-
-        subscript(metadataKey key: String) -> Logger.Metadata.Value? {
-            get { metadata[key] }
-            set { metadata[key] = newValue }
-        }
-
-        func log(event: LogEvent) {
-            guard event.level == .warning else { return }
-            log.lines.withLock { $0.append("\(event.message)") }
-        }
     }
 }
