@@ -152,6 +152,16 @@ struct BatchPipeline: Sendable {
         let confirmedOutbox = batch.outbox.flatMap { outcomes[$0.key].isConfirmed ? $0.value.rows : [] }
         await store.markDispatched(confirmedOutbox, now: now)
         store.publishing.remove(batch.outbox.values.map(\.messageId))
+        // Before the due rows are deleted: a row gone says its message is dealt with, its count included.
+        var failuresToClear: [String] = []
+        for entry in entries {
+            guard let copy = entry.errorQueued, outcomes[copy.publish].isConfirmed else { continue }
+            if copy.rejected { metrics.rejected.increment() }
+            if copy.errorQueued { metrics.errorQueued.increment() }
+            logger.log(level: copy.level, copy.message, metadata: copy.metadata)
+            if copy.clearsFailure, let messageId = entry.incoming?.messageId { failuresToClear.append(messageId) }
+        }
+        if !failuresToClear.isEmpty { await store.clearFailures(failuresToClear) }
         // A due row sent to the error queue is deleted once its copy is confirmed; otherwise it stays due,
         // and is held for a while before it is handed on again (`UnconfirmedDueRows`).
         var settledRows: [TimeoutKey] = []
@@ -169,15 +179,6 @@ struct BatchPipeline: Sendable {
         if !settledRows.isEmpty { await store.deleteTimeouts(settledRows) }
         unconfirmedDueRows.failed(unsettledRows)
         unconfirmedDueRows.succeeded(entries.compactMap { $0.dueRow?.timeoutId }.filter { !unsettledRows.contains($0) })
-        var failuresToClear: [String] = []
-        for entry in entries {
-            guard let copy = entry.errorQueued, outcomes[copy.publish].isConfirmed else { continue }
-            if copy.rejected { metrics.rejected.increment() }
-            if copy.errorQueued { metrics.errorQueued.increment() }
-            logger.log(level: copy.level, copy.message, metadata: copy.metadata)
-            if copy.clearsFailure, let messageId = entry.incoming?.messageId { failuresToClear.append(messageId) }
-        }
-        if !failuresToClear.isEmpty { await store.clearFailures(failuresToClear) }
         CrashPoint.afterConfirm.check()
 
         // Only an entry that wrote to the database says it can be written: a message rejected before any
