@@ -230,8 +230,6 @@ struct ErrorsCommand: AsyncParsableCommand {
                 object["bodyBase64"] = entry.body.base64EncodedString()
             }
         }
-        var options: JSONSerialization.WritingOptions = [.sortedKeys, .withoutEscapingSlashes]
-        if pretty { options.insert(.prettyPrinted) }
-        return String(decoding: try JSONSerialization.data(withJSONObject: object, options: options), as: UTF8.self)
+        return try JSONText.render(object, pretty: pretty)
     }
 }

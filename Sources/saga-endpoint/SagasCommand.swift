@@ -103,9 +103,6 @@ enum SagaDatabase {
     }
 
     static func json(_ object: [String: Any], pretty: Bool) throws -> String {
-        var options: JSONSerialization.WritingOptions = [.sortedKeys, .withoutEscapingSlashes]
-        if pretty { options.insert(.prettyPrinted) }
-        let data = try JSONSerialization.data(withJSONObject: object, options: options)
-        return String(decoding: data, as: UTF8.self)
+        try JSONText.render(object, pretty: pretty)
     }
 }
