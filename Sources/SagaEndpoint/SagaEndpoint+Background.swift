@@ -19,8 +19,12 @@ extension SagaEndpoint {
         while !Task.isCancelled, !isStopping {
             do {
                 // At most `maximumInFlight` due rows handed on and not finished: a backlog of overdue rows
-                // (after downtime) waits in the table, not in memory.
-                let room = maximumInFlight - inFlight.count
+                // (after downtime) waits in the table, not in memory. Rows held after an unconfirmed
+                // error-queue copy are only ids waiting out their hold: counted in, 500 of them (the error
+                // queue missing) took all the room, and a timeout behind them never fired meanwhile. They
+                // have a bound of their own (each poll reads their ids to skip them).
+                let (handedOn, held) = inFlight.counts
+                let room = min(maximumInFlight - handedOn, maximumInFlight * 10 - held - handedOn)
                 guard room > 0 else {
                     try? await Task.sleep(for: configuration.timeoutPollInterval)
                     continue
@@ -129,6 +133,13 @@ final class InFlightSet: Sendable {
     func insert(_ batch: [String]) { state.withLock { $0.ids.formUnion(batch) } }
     func contains(_ id: String) -> Bool { state.withLock { $0.releaseExpired(); return $0.ids.contains(id) } }
     var count: Int { state.withLock { $0.releaseExpired(); return $0.ids.count } }
+    /// The ids handed on and not done yet, and those done but kept (`count` is both).
+    var counts: (handedOn: Int, kept: Int) {
+        state.withLock { state in
+            state.releaseExpired()
+            return (state.ids.count - state.keptUntil.count, state.keptUntil.count)
+        }
+    }
     func remove(_ done: [String]) { remove(done, keeping: [:]) }
 
     /// Removes `done`, except the ids in `kept`: each of those stays for its duration.
