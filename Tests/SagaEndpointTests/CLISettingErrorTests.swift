@@ -75,6 +75,10 @@ extension CLIProcessTests {
                    names: "invalid AMQP_URL: cacertfile /nonexistent/ca.pem cannot be read"),
         BadSetting(arguments: ["run"], file: #"{"amqp-url": "amqps://host/?certfile=/nonexistent/c.pem&keyfile=/nonexistent/k.pem"}"#,
                    names: "certfile /nonexistent/c.pem cannot be read"),
+        // A directory is "readable", and failed only when connecting (status 1).
+        BadSetting(arguments: ["errors", "list"],
+                   environment: ["AMQP_URL": "amqps://user:secret@127.0.0.1:5671/?cacertfile=/tmp"],
+                   names: "invalid AMQP_URL: cacertfile /tmp cannot be read"),
     ])
     func badSettingFromTheFile(setting: BadSetting) async throws {
         let (status, error) = try await outcome(setting)
