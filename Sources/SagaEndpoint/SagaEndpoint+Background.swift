@@ -117,13 +117,22 @@ final class InFlightSet: Sendable {
         var ids: Set<String> = []
         /// Ids done but kept until then.
         var keptUntil: [String: ContinuousClock.Instant] = [:]
+        /// The earliest of `keptUntil`: every call looks for expired holds, and the poller asks about each
+        /// due id it reads, so a scan of thousands of holds per call would cost more than the rows do.
+        var nextExpiry: ContinuousClock.Instant?
 
         mutating func releaseExpired() {
-            guard !keptUntil.isEmpty else { return }
+            guard let next = nextExpiry else { return }
             let now = ContinuousClock.now
-            for (id, until) in keptUntil where until <= now {
-                keptUntil.removeValue(forKey: id)
-                ids.remove(id)
+            guard next <= now else { return }
+            nextExpiry = nil
+            for (id, until) in keptUntil {
+                if until <= now {
+                    keptUntil.removeValue(forKey: id)
+                    ids.remove(id)
+                } else if nextExpiry.map({ until < $0 }) ?? true {
+                    nextExpiry = until
+                }
             }
         }
     }
@@ -148,9 +157,13 @@ final class InFlightSet: Sendable {
             let now = ContinuousClock.now
             for id in done {
                 if let duration = kept[id] {
-                    state.keptUntil[id] = now + duration
+                    let until = now + duration
+                    state.keptUntil[id] = until
+                    if state.nextExpiry.map({ until < $0 }) ?? true { state.nextExpiry = until }
                 } else {
                     state.ids.remove(id)
+                    // A kept id done again is no longer kept (`counts` subtracts the kept from the ids).
+                    if !state.keptUntil.isEmpty { state.keptUntil.removeValue(forKey: id) }
                 }
             }
         }
