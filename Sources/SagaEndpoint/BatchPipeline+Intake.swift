@@ -19,8 +19,8 @@ extension BatchPipeline {
     /// A message that kills the process (rather than throwing) comes back redelivered after every restart.
     /// Redeliveries are counted in SQLite before processing, so the count survives the crash; past
     /// `maxDeliveries` the message goes to the error queue instead of crash-looping the endpoint.
-    /// Quorum queues count for us (`x-delivery-count`). Due rows that were due before this process
-    /// started are counted the same way: a poison timeout is due again at every start.
+    /// Quorum queues too (their `x-delivery-count` is not used, see below). Due rows that were due before
+    /// this process started are counted the same way: a poison timeout is due again at every start.
     func divertPoisonMessages(_ entries: inout [Entry], now: Date) async {
         var counted: [Int] = []
         var countedDue: [Int] = []
@@ -40,11 +40,10 @@ extension BatchPipeline {
                 }
                 entries[index].item?.wasRedelivered = true
                 // A requeue for a transient reason is not a delivery that may have crashed the process
-                // (`TransientRequeues`): not counted, nor taken from the broker's count.
-                let messageId = entries[index].incoming!.messageId
-                if let brokerCount = delivery.properties.headers?["x-delivery-count"]?.intValue {
-                    entries[index].deliveries = brokerCount + 1 - transientRequeues.count(messageId)
-                } else if !transientRequeues.take(messageId) {
+                // (`TransientRequeues`): not counted. Counted here on every queue type: a quorum queue's
+                // `x-delivery-count` counts every requeue, also those a process excused and forgot when it
+                // stopped, and the next process took them all for crashes (a PoisonMessage after a deploy).
+                if !transientRequeues.take(entries[index].incoming!.messageId) {
                     counted.append(index)
                 }
             case .due(let row):

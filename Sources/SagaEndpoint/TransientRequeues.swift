@@ -1,9 +1,9 @@
 import Synchronization
 
 /// Messages this process requeued for a transient reason (a busy, full or corrupt database, a version
-/// conflict), by id, with how often. Their redelivery count was committed before they were processed, and
-/// the transient failure rolled back only the processing (a quorum queue counts every requeue itself): so
-/// every such requeue made the message look like one that keeps crashing the process, and after
+/// conflict) or handed back because their outgoing messages or error-queue copy were not confirmed, by id,
+/// with how often. Their redelivery count was committed before they were processed, and the failure rolled
+/// back only the processing: so every such requeue made the message look like one that keeps crashing the process, and after
 /// `maxDeliveries` of them it went to the error queue as a PoisonMessage. In memory: a process that dies
 /// while handling the redelivery counts it at the next start.
 final class TransientRequeues: Sendable {
@@ -23,9 +23,9 @@ final class TransientRequeues: Sendable {
         }
     }
 
-    /// Messages settled otherwise than by a transient requeue: their excuses are spent. On the quorum path
-    /// nothing else removed them (`count` only reads), so they piled up until the limit wiped every entry,
-    /// also those of messages still being requeued, which then looked like crash loops.
+    /// Messages settled otherwise than by a transient requeue: their excuses are spent. Without this, the
+    /// excuses of messages that were then settled piled up until the limit wiped every entry, also those of
+    /// messages still being requeued, which then looked like crash loops.
     func forget(_ ids: some Sequence<String>) {
         counts.withLock { counts in
             guard !counts.isEmpty else { return }
@@ -41,8 +41,4 @@ final class TransientRequeues: Sendable {
             return true
         }
     }
-
-    /// For a quorum queue's `x-delivery-count`, which counts every requeue since the message was published:
-    /// how many of them were transient.
-    func count(_ id: String) -> Int { counts.withLock { $0[id] ?? 0 } }
 }
