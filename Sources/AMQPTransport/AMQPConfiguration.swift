@@ -51,6 +51,24 @@ public struct AMQPConfiguration: Sendable, Hashable, CustomStringConvertible {
     public var rpcTimeout: Duration = .seconds(30)
     /// RabbitMQ's default `frame_max` (128 KiB), which this client asks for too.
     public static let defaultFrameMax = 131_072
+
+    /// What the handshake can carry: heartbeat and channel_max are AMQP shorts, and rabbitmq-c takes the
+    /// frame size as a C int. Checked for a URL when it is parsed, for values set in code at connect.
+    static let shortRange = 0...Int(UInt16.max)
+    static let frameMaxRange = 0...Int(Int32.max)
+    static let portRange = 1...65535
+
+    /// Why these settings cannot be sent in a handshake, or nil when they can (set in code rather than from
+    /// a URL, a value past a C int stopped the process at its conversion, and a port past 65535 failed to
+    /// connect, which is transient and was retried for ever).
+    var outOfRangeSettings: String? {
+        if !Self.portRange.contains(port) { return "port \(port) out of range: it must be 1…65535" }
+        if Self.shortRange.contains(heartbeat), Self.shortRange.contains(channelMax), Self.frameMaxRange.contains(frameMax) {
+            return nil
+        }
+        return "connection settings out of range (heartbeat \(heartbeat), channel_max \(channelMax), frame_max "
+            + "\(frameMax)): heartbeat and channel_max must be 0…65535, frame_max 0…\(Int32.max)"
+    }
     public var frameMax: Int = AMQPConfiguration.defaultFrameMax
     /// 0: take the broker's limit.
     public var channelMax: Int = 0
@@ -93,7 +111,7 @@ public struct AMQPConfiguration: Sendable, Hashable, CustomStringConvertible {
             self.host = decoded
         }
         port = components.port ?? (tls == nil ? 5672 : 5671)
-        guard (1...65535).contains(port) else { throw invalid("port out of range") }
+        guard Self.portRange.contains(port) else { throw invalid("port out of range") }
         if let user = components.percentEncodedUser { self.user = user.removingPercentEncoding ?? user }
         if let password = components.percentEncodedPassword {
             self.password = password.removingPercentEncoding ?? password
@@ -108,19 +126,19 @@ public struct AMQPConfiguration: Sendable, Hashable, CustomStringConvertible {
         }
         for item in components.queryItems ?? [] {
             let value = item.value ?? ""
-            // Bounded by what the handshake can carry (AMQP shorts; rabbitmq-c takes the frame size as a C
-            // int): `frame_max=3000000000` passed this check and stopped the process at the conversion.
-            func int(upTo limit: Int = Int(Int32.max)) throws -> Int {
-                guard let n = Int(value), (0...limit).contains(n) else {
-                    throw invalid("\(item.name) must be an integer from 0 to \(limit)")
+            // Bounded by what the handshake can carry (`shortRange`, `frameMaxRange`): `frame_max=3000000000`
+            // passed a check for negative numbers alone and stopped the process at the conversion.
+            func int(in range: ClosedRange<Int>) throws -> Int {
+                guard let n = Int(value), range.contains(n) else {
+                    throw invalid("\(item.name) must be an integer from \(range.lowerBound) to \(range.upperBound)")
                 }
                 return n
             }
             switch item.name {
-            case "heartbeat": heartbeat = try int(upTo: Int(UInt16.max))
-            case "connection_timeout": connectTimeout = .milliseconds(try int())
-            case "frame_max": frameMax = try int()
-            case "channel_max": channelMax = try int(upTo: Int(UInt16.max))
+            case "heartbeat": heartbeat = try int(in: Self.shortRange)
+            case "connection_timeout": connectTimeout = .milliseconds(try int(in: 0...Int(Int32.max)))
+            case "frame_max": frameMax = try int(in: Self.frameMaxRange)
+            case "channel_max": channelMax = try int(in: Self.shortRange)
             case "connection_name": connectionName = value
             case "cacertfile": tls?.caCertificateFile = value
             case "certfile": tls?.certificateFile = value

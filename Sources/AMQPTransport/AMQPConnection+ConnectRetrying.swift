@@ -5,11 +5,12 @@ extension AMQPConnection {
     /// restarting): every failed attempt is logged and retried after the recovery policy's backoff, until
     /// it succeeds or the task is cancelled. Retried: the broker unreachable, a socket closed before its
     /// greeting, a handshake closed with 320 CONNECTION_FORCED (a node shutting down) or 541 INTERNAL_ERROR
-    /// (a vhost that is down), and a vhost's or
-    /// user's connection limit reached (`.connectionLimit`: it frees up as others close). Failures no retry
-    /// can fix throw at once: a refused login or a vhost that does not exist (`.authenticationFailed`),
-    /// any other close in the handshake (`.handshakeFailed`: a protocol error, …), a bad TLS setup
-    /// (`AMQPError.handshake` decides). For services; a one-shot command should fail instead.
+    /// (a vhost that is down), and a vhost's or user's connection limit reached (`.connectionLimit`: it
+    /// frees up as others close). Failures no retry can fix throw at once: a refused login or a vhost that
+    /// does not exist (`.authenticationFailed`), any other close in the handshake (`.handshakeFailed`: a
+    /// protocol error, …), a broker certificate that does not verify (`.tlsVerificationFailed`), settings
+    /// out of range or TLS files that cannot be loaded (`.invalidConfiguration`). `AMQPError.socketOpen` and
+    /// `AMQPError.handshake` decide. For services; a one-shot command should fail instead.
     public static func connectRetrying(
         _ configuration: AMQPConfiguration, recovery: RecoveryPolicy = .default,
         logger: Logger = Logger(label: "amqp")

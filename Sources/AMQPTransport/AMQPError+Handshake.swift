@@ -1,6 +1,16 @@
 import CRabbitMQ
 
 extension AMQPError {
+    /// What a failed TCP or TLS connect (before any AMQP) is reported as: a broker certificate that does not
+    /// verify is a setting to fix, not a broker to wait for (`.tlsVerificationFailed`, permanent: as a
+    /// transient `.connectFailed`, `connectRetrying` retried it for ever); anything else, nothing listening
+    /// or a TLS listener not ready, `.connectFailed`, transient.
+    static func socketOpen(_ status: Int32, message: String) -> AMQPError {
+        let verification = [AMQP_STATUS_SSL_PEER_VERIFY_FAILED.rawValue, AMQP_STATUS_SSL_HOSTNAME_VERIFY_FAILED.rawValue]
+        return AMQPError(verification.contains(status) ? .tlsVerificationFailed : .connectFailed,
+                         message: message, libraryStatus: status)
+    }
+
     /// What a failed login (the AMQP handshake, up to connection.open-ok) is reported as. The one place
     /// that decides which handshake failures are transient, and so retried by `connectRetrying`:
     ///
@@ -15,8 +25,8 @@ extension AMQPError {
     ///   use), or a socket closed after connection.start (brokers without authentication_failure_close):
     ///   `.authenticationFailed`, permanent;
     /// - any other close (a protocol error, 402, …): `.handshakeFailed`, permanent;
-    /// - settings rabbitmq-c refuses before it answers the broker (a heartbeat or channel_max above
-    ///   65535): `.invalidConfiguration`, permanent.
+    /// - settings rabbitmq-c refuses before it answers the broker: `.invalidConfiguration`, permanent (the
+    ///   ranges the handshake can carry are checked before it, `AMQPConfiguration.outOfRangeSettings`).
     ///
     /// `error` is what `AMQPSession.error(from:operation:)` made of the library's reply; `greetingReceived`
     /// tells whether the broker's connection.start came before the failure.

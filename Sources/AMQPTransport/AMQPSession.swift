@@ -52,26 +52,12 @@ final class AMQPSession {
             guard socket != nil else { throw AMQPError(.connectFailed, message: "cannot create a TCP socket") }
         }
 
-        // Set in code rather than from a URL, a value past a C int stopped the process at the conversion (a
-        // port past 65535 failed to connect, which is transient and was retried for ever).
-        guard (1...65535).contains(c.port) else {
-            throw AMQPError(.invalidConfiguration, message: "port \(c.port) out of range: it must be 1…65535")
-        }
-        guard let requestedChannelMax = Int32(exactly: c.channelMax), let requestedFrameMax = Int32(exactly: c.frameMax),
-              let requestedHeartbeat = Int32(exactly: c.heartbeat) else {
-            throw AMQPError(.invalidConfiguration, message: "connection settings out of range (heartbeat \(c.heartbeat), "
-                + "channel_max \(c.channelMax), frame_max \(c.frameMax)): heartbeat and channel_max must be 0…65535, "
-                + "frame_max 0…\(Int32.max)")
-        }
+        if let problem = c.outOfRangeSettings { throw AMQPError(.invalidConfiguration, message: problem) }
         var timeout = Self.cTimeval(c.connectTimeout)
         let host = c.tls?.serverName ?? c.host
         let rc = amqp_socket_open_noblock(socket, host == c.host ? c.host : host, Int32(c.port), &timeout)
         guard rc == AMQP_STATUS_OK.rawValue else {
-            // A certificate that does not verify is a setting to fix, not a broker to wait for: as a transient
-            // `.connectFailed`, `connectRetrying` retried it for ever.
-            let verification = [AMQP_STATUS_SSL_PEER_VERIFY_FAILED.rawValue, AMQP_STATUS_SSL_HOSTNAME_VERIFY_FAILED.rawValue]
-            throw AMQPError(verification.contains(rc) ? .tlsVerificationFailed : .connectFailed,
-                            message: Self.connectFailure(rc, configuration: c), libraryStatus: rc)
+            throw AMQPError.socketOpen(rc, message: Self.connectFailure(rc, configuration: c))
         }
         var handshake = Self.cTimeval(c.connectTimeout)
         _ = amqp_set_handshake_timeout(state, &handshake)
@@ -80,7 +66,8 @@ final class AMQPSession {
 
         let arena = CArena()
         var properties = arena.table(Self.clientProperties(c))
-        let reply = csaga_amqp_login_plain(state, c.vhost, requestedChannelMax, requestedFrameMax, requestedHeartbeat,
+        // In range (`outOfRangeSettings`), so the conversions cannot trap.
+        let reply = csaga_amqp_login_plain(state, c.vhost, Int32(c.channelMax), Int32(c.frameMax), Int32(c.heartbeat),
                                           &properties, c.user, c.password)
         if reply.reply_type != AMQP_RESPONSE_NORMAL {
             let error = Self.error(from: reply, operation: "login to vhost '\(c.vhost)' as '\(c.user)'")

@@ -3,9 +3,9 @@ import Synchronization
 /// Messages this process requeued for a transient reason (a busy, full or corrupt database, a version
 /// conflict) or handed back because their outgoing messages or error-queue copy were not confirmed, by id,
 /// with how often. Their redelivery count was committed before they were processed, and the failure rolled
-/// back only the processing: so every such requeue made the message look like one that keeps crashing the process, and after
-/// `maxDeliveries` of them it went to the error queue as a PoisonMessage. In memory: a process that dies
-/// while handling the redelivery counts it at the next start.
+/// back only the processing: so every such requeue made the message look like one that keeps crashing the
+/// process, and after `maxDeliveries` of them it went to the error queue as a PoisonMessage. In memory: a
+/// process that dies while handling the redelivery counts it at the next start.
 final class TransientRequeues: Sendable {
     private let counts = Mutex<[String: Int]>([:])
     private let limit: Int

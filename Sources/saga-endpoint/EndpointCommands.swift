@@ -215,7 +215,6 @@ enum EndpointHost {
     /// `connection_name` when it has one, else the command's own name. Before, the URL's was ignored, so
     /// endpoints told apart that way all showed up as saga-endpoint-consume in the management UI.
     static func connectionName(url: String, default name: String) -> String {
-        guard let fromURL = (try? AMQPConfiguration(url: url))?.connectionName, !fromURL.isEmpty else { return name }
-        return fromURL
+        (try? BrokerConnection.configuration(url: url, name: name))?.connectionName ?? name
     }
 }

@@ -45,12 +45,13 @@ extension AMQPOptions {
         if let tls = configuration.tls {
             for (name, path) in [("cacertfile", tls.caCertificateFile), ("certfile", tls.certificateFile),
                                  ("keyfile", tls.keyFile)] {
+                guard let path else { continue }
                 // A directory is "readable" too, and failed only when connecting.
                 var isDirectory: ObjCBool = false
-                guard let path, !FileManager.default.isReadableFile(atPath: path)
-                    || (FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) && isDirectory.boolValue)
-                else { continue }
-                throw ValidationError("invalid \(url.source): \(name) \(path) cannot be read")
+                let isFile = FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) && !isDirectory.boolValue
+                if !isFile || !FileManager.default.isReadableFile(atPath: path) {
+                    throw ValidationError("invalid \(url.source): \(name) \(path) cannot be read")
+                }
             }
         }
         return url.value
