@@ -1,0 +1,184 @@
+public import AMQPTransport
+import Foundation
+public import Logging
+public import Sagas
+public import Tracing
+
+/// Sends commands and publishes events from outside a handler (a web request, a job, a script, a test) in
+/// the wire format endpoints read: a JSON body, the message type in `type`, a `message_id`, persistent,
+/// `content_type` application/json. NServiceBus's `IMessageSession`, MassTransit's `IBus`.
+///
+/// A call returns once the broker confirmed the message. While the connection is lost or recovering it
+/// waits and sends again under the same message id, for up to `resendWindow`; a receiving endpoint's
+/// inbox drops a second copy, so a message is handled once even when both copies arrive. Unlike a
+/// handler's messages these are not part of any transaction: to make a retried request (e.g. an HTTP
+/// request retried by its client) start one process, pass a message id derived from the request.
+///
+/// Inside a span (`ServiceContext.current`), with a tracer bootstrapped (or passed), each message gets a
+/// "publish <destination>" producer span and carries its context in `traceparent`, so the endpoint's
+/// spans for it join the caller's trace.
+public struct MessageSession: Sendable {
+    public let connection: AMQPConnection
+    /// The `app_id` property of every message, e.g. the sending application's name.
+    public var appId: String?
+    /// How long a call keeps waiting for a lost connection and sending again before it gives up with
+    /// `.notConfirmed` (zero: one attempt).
+    public var resendWindow: Duration
+    let tracer: (any Tracer)?
+    let logger: Logger
+
+    /// A session over `connection` (which stays the caller's to close). `tracer`: by default the one
+    /// bootstrapped in `InstrumentationSystem`.
+    public init(connection: AMQPConnection, appId: String? = nil, resendWindow: Duration = .seconds(30),
+                tracer: (any Tracer)? = nil, logger: Logger = Logger(label: "saga.session")) {
+        self.connection = connection
+        self.appId = appId
+        self.resendWindow = resendWindow
+        let tracer = tracer ?? InstrumentationSystem.tracer
+        self.tracer = tracer is NoOpTracer ? nil : tracer
+        self.logger = logger
+    }
+
+    /// Connects to the broker at `url` (an AMQP URI, see `AMQPConfiguration`) and returns a session over
+    /// that connection; `close()` closes it. Throws the transport's `AMQPError` when the first attempt
+    /// fails (later losses are recovered).
+    public static func connect(url: String, connectionName: String? = nil, appId: String? = nil,
+                               resendWindow: Duration = .seconds(30), tracer: (any Tracer)? = nil,
+                               logger: Logger = Logger(label: "saga.session")) async throws -> MessageSession {
+        let connection = try await AMQPConnection.connect(url: url, connectionName: connectionName, logger: logger)
+        return MessageSession(connection: connection, appId: appId, resendWindow: resendWindow, tracer: tracer,
+                              logger: logger)
+    }
+
+    /// Closes the connection.
+    public func close() async {
+        await connection.close()
+    }
+
+    // MARK: Sending
+
+    /// Sends `message` as a command to `queue` (through the default exchange, mandatory: a missing queue is
+    /// `.unroutable`) and returns its message id: `messageId`, or a new UUID. `replyTo` names where
+    /// replies go (a saga's `reply` answers there); `headers` travel as AMQP string headers.
+    @discardableResult
+    public func send<M: Message>(_ message: M, to queue: String, messageId: String? = nil,
+                                 correlationId: String? = nil, replyTo: String? = nil,
+                                 headers: [String: String] = [:]) async throws(MessageSessionError) -> String {
+        let request = try Self.command(message, to: queue, messageId: messageId, correlationId: correlationId,
+                                       replyTo: replyTo, headers: headers, appId: appId)
+        try await send([request])
+        return request.message.properties.messageId ?? ""
+    }
+
+    /// Publishes `event` to `exchange` with `routingKey` (by default its message type, as a saga's
+    /// `publish` does) and returns its message id. Not mandatory, as events are: with no queue bound the
+    /// broker drops it. A missing exchange is `.exchangeNotFound`.
+    @discardableResult
+    public func publish<M: Message>(_ event: M, to exchange: String, routingKey: String? = nil,
+                                    messageId: String? = nil, correlationId: String? = nil,
+                                    headers: [String: String] = [:]) async throws(MessageSessionError) -> String {
+        let request = try Self.event(event, to: exchange, routingKey: routingKey, messageId: messageId,
+                                     correlationId: correlationId, headers: headers, appId: appId)
+        try await send([request])
+        return request.message.properties.messageId ?? ""
+    }
+
+    /// Sends many messages (built with `command` or `event`) at once and waits for all their confirms.
+    /// Throws for the first one that failed; the others may have been delivered (sending all of them again
+    /// is safe, their ids are kept).
+    public func send(_ requests: [PublishRequest]) async throws(MessageSessionError) {
+        var requests = requests
+        let spans = startSpans(&requests)
+        var failure: MessageSessionError?
+        defer {
+            for (index, span) in spans {
+                if let failure, failure.messageId == requests[index].message.properties.messageId {
+                    span.recordError(failure)
+                    span.setStatus(SpanStatus(code: .error))
+                }
+                span.end()
+            }
+        }
+        let deadline = ContinuousClock.now + resendWindow
+        var pending = Array(requests.indices)
+        while !pending.isEmpty {
+            let outcomes = await connection.publish(pending.map { requests[$0] })
+            var again: [Int] = []
+            var lastError: AMQPError?
+            for (index, outcome) in zip(pending, outcomes) {
+                switch outcome {
+                case .confirmed:
+                    continue
+                case .returned(let code, let text):
+                    failure = Self.error(.unroutable, requests[index],
+                                         "the broker could not route it (\(code) \(text)): no queue of that name")
+                case .nacked:
+                    failure = Self.error(.nacked, requests[index], "the broker refused it (basic.nack)")
+                case .failed(let error) where error.code == .channelClosed && error.replyCode == 404:
+                    failure = Self.error(.exchangeNotFound, requests[index],
+                                         "the exchange does not exist (\(error.message))", error)
+                case .failed(let error) where Self.isLostConnection(error) && ContinuousClock.now < deadline:
+                    again.append(index)
+                    lastError = error
+                case .failed(let error):
+                    failure = Self.error(.notConfirmed, requests[index], "not confirmed: \(error)", error)
+                }
+                if let failure { throw failure }
+            }
+            pending = again
+            guard let lastError, let first = again.first else { continue }
+            logger.info("connection lost before the broker confirmed; sending again under the same message id",
+                        metadata: ["message_id": "\(requests[first].message.properties.messageId ?? "")",
+                                   "count": "\(again.count)", "error": "\(lastError)"])
+            do {
+                try await connection.waitUntilConnected(timeout: max(.zero, deadline - ContinuousClock.now))
+            } catch {
+                failure = Self.error(.notConfirmed, requests[first], "not confirmed within \(resendWindow): \(error)",
+                                     error as? AMQPError ?? lastError)
+                throw failure!
+            }
+        }
+    }
+
+    /// A lost or recovering connection: the message may be sent again once it is back. (A connection this
+    /// client closed, or a cancelled task, is not.)
+    static func isLostConnection(_ error: AMQPError) -> Bool {
+        [.connectionLost, .notConnected, .connectionClosed].contains(error.code)
+    }
+
+    static func error(_ code: MessageSessionError.Code, _ request: PublishRequest, _ reason: String,
+                      _ underlying: AMQPError? = nil) -> MessageSessionError {
+        MessageSessionError(code, messageId: request.message.properties.messageId ?? "",
+                            messageType: request.message.properties.type ?? "", destination: describe(request),
+                            reason: reason, underlying: underlying)
+    }
+
+    static func describe(_ request: PublishRequest) -> String {
+        request.exchange.isEmpty
+            ? "queue '\(request.routingKey)'" : "exchange '\(request.exchange)' with routing key '\(request.routingKey)'"
+    }
+
+    private func startSpans(_ requests: inout [PublishRequest]) -> [(Int, any Span)] {
+        guard let tracer else { return [] }
+        let parent = ServiceContext.current ?? .topLevel
+        return requests.indices.map { index in
+            let request = requests[index]
+            let destination = request.exchange.isEmpty ? request.routingKey : request.exchange
+            let span = tracer.startSpan("publish \(destination)", context: parent, ofKind: .producer)
+            span.updateAttributes { attributes in
+                attributes["messaging.system"] = "rabbitmq"
+                attributes["messaging.operation.type"] = "send"
+                attributes["messaging.operation.name"] = "publish"
+                attributes["messaging.destination.name"] = destination
+                attributes["messaging.rabbitmq.destination.routing_key"] = request.routingKey
+                attributes["messaging.message.body.size"] = request.message.body.count
+                if let id = request.message.properties.messageId { attributes["messaging.message.id"] = id }
+                if let type = request.message.properties.type { attributes["saga.message_type"] = type }
+            }
+            var headers = request.message.properties.headers ?? [:]
+            tracer.inject(span.context, into: &headers, using: AMQPHeaderInjector())
+            requests[index].message.properties.headers = headers
+            return (index, span)
+        }
+    }
+}

@@ -1,0 +1,53 @@
+public import AMQPTransport
+
+/// Why `MessageSession` could not deliver a message to the broker, with the message and its destination.
+public struct MessageSessionError: Error, Sendable, CustomStringConvertible {
+    /// What went wrong, as an extensible set of codes (new cases do not break `switch`-free callers).
+    public struct Code: Sendable, Hashable, CustomStringConvertible {
+        public let name: String
+        init(_ name: String) { self.name = name }
+        public var description: String { name }
+
+        /// The message could not be built: its body did not encode, or an id, queue or exchange is empty.
+        /// Nothing was sent.
+        public static let invalidMessage = Code("invalidMessage")
+        /// A command's queue does not exist (the broker returned the mandatory publish). Declare the
+        /// queue (the endpoint declares its own input queues when it starts); the message was not taken.
+        public static let unroutable = Code("unroutable")
+        /// An event's exchange does not exist (the broker closed the publishing channel with 404). Declare
+        /// it; the message was not taken. The session stays usable.
+        public static let exchangeNotFound = Code("exchangeNotFound")
+        /// The broker refused the message (basic.nack), e.g. a full queue with `x-overflow: reject-publish`.
+        public static let nacked = Code("nacked")
+        /// No confirm came before the session's resend window ended (the connection stayed lost, or the
+        /// login is refused): the message may or may not have been taken. Send it again with the same
+        /// message id; the endpoint's inbox drops a second copy.
+        public static let notConfirmed = Code("notConfirmed")
+    }
+
+    public var code: Code
+    /// The message's id (`message_id`).
+    public var messageId: String
+    /// The message's type (`type`).
+    public var messageType: String
+    /// Where it went: "queue 'q'" or "exchange 'x' with routing key 'k'".
+    public var destination: String
+    /// What went wrong, in words.
+    public var reason: String
+    /// The transport's error, when there was one.
+    public var underlying: AMQPError?
+
+    public init(_ code: Code, messageId: String, messageType: String, destination: String, reason: String,
+                underlying: AMQPError? = nil) {
+        self.code = code
+        self.messageId = messageId
+        self.messageType = messageType
+        self.destination = destination
+        self.reason = reason
+        self.underlying = underlying
+    }
+
+    public var description: String {
+        "MessageSessionError(\(code)): \(messageType) \(messageId) to \(destination): \(reason)"
+    }
+}
