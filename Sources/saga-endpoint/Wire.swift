@@ -1,33 +1,29 @@
 import AMQPTransport
 import Foundation
 import MoneyTransfer
+import SagaEndpoint
 import Sagas
 
-/// Messages as the reference app puts them on the wire: JSON bodies, `type` = message type, a unique
-/// persistent `message_id`, published mandatory with confirms.
+/// Messages as the reference app puts them on the wire, through `MessageSession` (JSON bodies, `type` =
+/// message type, a unique persistent `message_id`, commands mandatory, published with confirms).
 enum Wire {
+    static let appId = "saga-endpoint-cli"
+
     /// A command for `queue` through the default exchange.
-    static func command<M: Message>(_ message: M, to queue: String, messageId: String = UUID().uuidString,
+    static func command<M: Message>(_ message: M, to queue: String, messageId: String? = nil,
                                     correlationId: String? = nil) throws -> PublishRequest {
-        let properties = BasicProperties(
-            contentType: MessageCoding.contentType, deliveryMode: .persistent, correlationId: correlationId,
-            messageId: messageId, timestamp: UInt64(Date().timeIntervalSince1970), type: M.messageType,
-            appId: "saga-endpoint-cli")
-        return .toQueue(queue, AMQPMessage(body: try MessageCoding.encode(message), properties: properties), mandatory: true)
+        try MessageSession.command(message, to: queue, messageId: messageId, correlationId: correlationId, appId: appId)
     }
 
     /// Publishes with confirms; explains an unroutable command (its queue does not exist).
     static func publish(_ requests: [PublishRequest], on connection: AMQPConnection) async throws {
-        let outcomes = await connection.publish(requests)
-        for (request, outcome) in zip(requests, outcomes) {
-            switch outcome {
-            case .confirmed: continue
-            case .returned(let code, let text):
-                throw CLIError("the broker could not route the message to '\(request.routingKey)' (\(code) \(text)); "
-                    + "declare the topology first: saga-endpoint topology declare")
-            case .nacked: throw CLIError("the broker refused (nacked) the message to '\(request.routingKey)'")
-            case .failed(let error): throw CLIError("publishing to '\(request.routingKey)' failed: \(error)")
-            }
+        do {
+            try await MessageSession(connection: connection, appId: appId).send(requests)
+        } catch where error.code == .unroutable {
+            throw CLIError("\(error.messageType) to \(error.destination): \(error.reason); declare the topology first: "
+                + "saga-endpoint topology declare")
+        } catch {
+            throw CLIError("publishing \(error.messageType) \(error.messageId) to \(error.destination) failed: \(error.reason)")
         }
     }
 
