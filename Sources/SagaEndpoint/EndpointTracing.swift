@@ -116,27 +116,34 @@ struct PipelineTracing: Sendable {
     func startPublishing(_ requests: inout [PublishRequest], at indices: some Sequence<Int>) -> PublishSpans {
         var spans: [(index: Int, span: any Span)] = []
         for index in indices {
-            var headers = requests[index].message.properties.headers ?? [:]
             var parent = ServiceContext.topLevel
-            tracer.extract(headers, into: &parent, using: AMQPHeaderExtractor())
-            let request = requests[index]
-            // The default exchange routes to the queue named by the routing key: name that queue.
-            let destination = request.exchange.isEmpty ? request.routingKey : request.exchange
-            let span = tracer.startSpan("publish \(destination)", context: parent, ofKind: .producer)
-            span.updateAttributes { attributes in
-                attributes["messaging.system"] = "rabbitmq"
-                attributes["messaging.operation.type"] = "send"
-                attributes["messaging.operation.name"] = "publish"
-                attributes["messaging.destination.name"] = destination
-                attributes["messaging.rabbitmq.destination.routing_key"] = request.routingKey
-                attributes["messaging.message.body.size"] = request.message.body.count
-                Self.describe(message: request.message.properties, into: &attributes)
+            if let headers = requests[index].message.properties.headers {
+                tracer.extract(headers, into: &parent, using: AMQPHeaderExtractor())
             }
-            tracer.inject(span.context, into: &headers, using: AMQPHeaderInjector())
-            requests[index].message.properties.headers = headers
-            spans.append((index, span))
+            spans.append((index, Self.startPublishSpan(&requests[index], parent: parent, tracer: tracer)))
         }
         return PublishSpans(spans: spans)
+    }
+
+    /// Starts the producer span of one publish, child of `parent`, and writes its context into the
+    /// message's headers (replacing any there), so the receiver's consumer span becomes its child.
+    static func startPublishSpan(_ request: inout PublishRequest, parent: ServiceContext, tracer: any Tracer) -> any Span {
+        // The default exchange routes to the queue named by the routing key: name that queue.
+        let destination = request.exchange.isEmpty ? request.routingKey : request.exchange
+        let span = tracer.startSpan("publish \(destination)", context: parent, ofKind: .producer)
+        span.updateAttributes { [request] attributes in
+            attributes["messaging.system"] = "rabbitmq"
+            attributes["messaging.operation.type"] = "send"
+            attributes["messaging.operation.name"] = "publish"
+            attributes["messaging.destination.name"] = destination
+            attributes["messaging.rabbitmq.destination.routing_key"] = request.routingKey
+            attributes["messaging.message.body.size"] = request.message.body.count
+            describe(message: request.message.properties, into: &attributes)
+        }
+        var headers = request.message.properties.headers ?? [:]
+        tracer.inject(span.context, into: &headers, using: AMQPHeaderInjector())
+        request.message.properties.headers = headers
+        return span
     }
 
     struct PublishSpans {

@@ -162,23 +162,7 @@ public struct MessageSession: Sendable {
         guard let tracer else { return [] }
         let parent = ServiceContext.current ?? .topLevel
         return requests.indices.map { index in
-            let request = requests[index]
-            let destination = request.exchange.isEmpty ? request.routingKey : request.exchange
-            let span = tracer.startSpan("publish \(destination)", context: parent, ofKind: .producer)
-            span.updateAttributes { attributes in
-                attributes["messaging.system"] = "rabbitmq"
-                attributes["messaging.operation.type"] = "send"
-                attributes["messaging.operation.name"] = "publish"
-                attributes["messaging.destination.name"] = destination
-                attributes["messaging.rabbitmq.destination.routing_key"] = request.routingKey
-                attributes["messaging.message.body.size"] = request.message.body.count
-                if let id = request.message.properties.messageId { attributes["messaging.message.id"] = id }
-                if let type = request.message.properties.type { attributes["saga.message_type"] = type }
-            }
-            var headers = request.message.properties.headers ?? [:]
-            tracer.inject(span.context, into: &headers, using: AMQPHeaderInjector())
-            requests[index].message.properties.headers = headers
-            return (index, span)
+            (index, PipelineTracing.startPublishSpan(&requests[index], parent: parent, tracer: tracer))
         }
     }
 }
