@@ -8,7 +8,8 @@ public struct MessageSessionError: Error, Sendable, CustomStringConvertible {
         init(_ name: String) { self.name = name }
         public var description: String { name }
 
-        /// The message could not be built: its body did not encode, or an id, queue or exchange is empty.
+        /// The message could not be built or carried: its body did not encode; an id, queue or exchange is
+        /// empty; a name, property or header key is over 255 bytes, or the headers do not fit in one frame.
         /// Nothing was sent.
         public static let invalidMessage = Code("invalidMessage")
         /// A command's queue does not exist (the broker returned the mandatory publish). Declare the

@@ -102,6 +102,13 @@ struct MessageSessionTests {
         } catch {
             #expect(error.code == .invalidMessage)
         }
+        do {
+            try await session.send(request, to: "transfers", headers: [String(repeating: "k", count: 300): "v"])
+            Issue.record("a header key AMQP cannot carry was sent")
+        } catch {
+            #expect(error.code == .invalidMessage)
+            #expect(error.underlying?.code == .invalidArgument)
+        }
         #expect(try await harness.depth("transfers") == 0)
         try await session.send(request, to: "transfers")
         #expect(try await harness.depth("transfers") == 1)
