@@ -1,6 +1,6 @@
 import Foundation
 
-/// The JSON the operator commands print (`sagas`, `errors`): one line per record, or indented with
+/// The JSON the operator commands print (`sagas`, `errors`, `topology export`): one line per record, or indented with
 /// `--pretty`, keys sorted.
 enum JSONText {
     static func render(_ object: Any, pretty: Bool) throws -> String {

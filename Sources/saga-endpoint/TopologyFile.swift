@@ -332,6 +332,7 @@ extension Topology {
             })
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
-        return try encoder.encode(definitions)
+        let text = String(decoding: try encoder.encode(definitions), as: UTF8.self)
+        return Data(JSONText.compactingEmptyContainers(text).utf8)
     }
 }

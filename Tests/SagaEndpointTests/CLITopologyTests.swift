@@ -145,6 +145,11 @@ import Testing
         #expect(try topology.exportJSON() == (try topology.exportJSON()))
         let reparsed = try Topology.parse(try topology.exportJSON(), source: "export")
         #expect(withoutSources(reparsed) == withoutSources(topology))
+        // Empty arguments print as `{}` on one line, as `sagas`/`errors --pretty` print them; Foundation's
+        // pretty printer wrote a bracket, a blank line and a bracket for every binding and queue.
+        let text = String(decoding: try topology.exportJSON(), as: UTF8.self)
+        #expect(text.contains("\"arguments\" : {}"))
+        #expect(!text.split(separator: "\n", omittingEmptySubsequences: false).contains { $0.allSatisfy(\.isWhitespace) })
     }
 
     @Test func directoryLoadingReadsEveryJSONFileInNameOrder() throws {
