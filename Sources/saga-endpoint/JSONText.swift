@@ -1,7 +1,7 @@
 import Foundation
 
-/// The JSON the operator commands print (`sagas`, `errors`, `topology export`): one line per record, or indented with
-/// `--pretty`, keys sorted.
+/// The JSON the operator commands print (`sagas`, `errors`, `topology export`): one line per record, or
+/// indented with `--pretty`, keys sorted.
 enum JSONText {
     static func render(_ object: Any, pretty: Bool) throws -> String {
         var options: JSONSerialization.WritingOptions = [.sortedKeys, .withoutEscapingSlashes]
