@@ -206,7 +206,8 @@ public actor AMQPConnection {
         } catch {
             session.closeQuietly()
             self.session = nil
-            throw error
+            // Which of these failures a retry can fix: `AMQPError.setUp` decides, as `handshake` does for the login.
+            throw (error as? AMQPError).map { AMQPError.setUp($0, configuration: configuration) } ?? error
         }
         lastError = nil
         logger.info("AMQP connected", metadata: [

@@ -69,6 +69,29 @@ extension AMQPError {
         }
     }
 
+    /// What a failure of the set-up right after the login is reported as: opening the publish channel and
+    /// selecting confirms on it, and on a recovery declaring the recorded topology again and restoring the
+    /// consumers. The other half of the connect classification (`handshake` is the first):
+    ///
+    /// - a lost socket (`.connectionLost`) and a connection closed with 320 CONNECTION_FORCED or 541
+    ///   INTERNAL_ERROR (`.connectionClosed`): as in the handshake, transient;
+    /// - a connection closed with any other reply code (530 NOT_ALLOWED when the broker's channel_max is
+    ///   reached, 504 CHANNEL_ERROR, 503 COMMAND_INVALID, …): the broker answers the next attempt the same
+    ///   way, so `.handshakeFailed`, permanent (as a transient `.connectionClosed`, `connectRetrying` retried
+    ///   it for ever, logging it as a broker that closed the connection);
+    /// - anything else as it is: a channel the broker closed (`.channelClosed`, e.g. a 403 on
+    ///   confirm.select) and an unexpected reply (`.library`) are not transient already.
+    static func setUp(_ error: AMQPError, configuration c: AMQPConfiguration) -> AMQPError {
+        guard error.code == .connectionClosed, let replyCode = error.replyCode, ![320, 541].contains(replyCode) else {
+            return error
+        }
+        return AMQPError(
+            .handshakeFailed, replyCode: replyCode,
+            message: "the broker closed the connection to vhost '\(c.vhost)' as '\(c.user)' while it was being set up "
+                + "after the login (\(error.message)); retrying will not help",
+            operation: error.operation, libraryStatus: error.libraryStatus)
+    }
+
     /// RabbitMQ gives a connection limit the same 530 as a vhost that does not exist or may not be used;
     /// only the text tells them apart: "access to vhost 'VH' refused for user 'U': connection limit (N) is
     /// reached" (`set_vhost_limits`; other RabbitMQ versions write "vhost connection limit") and "connection refused

@@ -21,11 +21,13 @@ public struct AMQPError: Error, Sendable, Equatable, CustomStringConvertible {
         /// a 530 NOT_ALLOWED "… connection limit (N) is reached". Transient: a slot frees up when another
         /// connection closes, e.g. once endpoints reconnecting at the same time are through.
         public static let connectionLimit = Code("connectionLimit")
-        /// The broker closed the connection in its handshake with a reply code no retry can fix, e.g.
-        /// 501 FRAME_ERROR, 502 SYNTAX_ERROR, 503 COMMAND_INVALID, 504 CHANNEL_ERROR, 505 UNEXPECTED_FRAME,
-        /// 540 NOT_IMPLEMENTED (a client the broker does not understand), 402 INVALID_PATH (not 320 nor 541
-        /// INTERNAL_ERROR, e.g. a vhost that is down: those are a transient `.connectionClosed`). `replyCode`
-        /// and `message` give the broker's reason. Not transient.
+        /// The broker closed the connection in its handshake, or while it was set up right after the login
+        /// (channel.open, confirm.select; on a recovery, declaring the topology again), with a reply code no
+        /// retry can fix, e.g. 501 FRAME_ERROR, 502 SYNTAX_ERROR, 503 COMMAND_INVALID, 504 CHANNEL_ERROR, 505
+        /// UNEXPECTED_FRAME, 540 NOT_IMPLEMENTED (a client the broker does not understand), 402 INVALID_PATH,
+        /// 530 NOT_ALLOWED after the login (its channel_max reached) (not 320 nor 541 INTERNAL_ERROR, e.g. a
+        /// vhost that is down: those are a transient `.connectionClosed`). `replyCode`, `message` and
+        /// `operation` give the broker's reason and what was refused. Not transient.
         public static let handshakeFailed = Code("handshakeFailed")
         /// The broker closed the channel (e.g. 404 NOT_FOUND, 406 PRECONDITION_FAILED). The connection
         /// stays usable.

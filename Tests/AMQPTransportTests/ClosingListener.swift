@@ -1,5 +1,6 @@
 // A fake AMQP peer for connect failures a real broker cannot be made to produce on demand: a proxy that
-// closes the socket before the greeting, or a broker that closes the handshake with a given reply code.
+// closes the socket before the greeting, a broker that closes the handshake with a given reply code, or
+// one that lets the client log in and then refuses the set-up of its channels.
 import AMQPTransport
 import Foundation
 
@@ -11,6 +12,17 @@ struct HandshakeClose: Sendable {
     /// What a node that is shutting down sends (as in a rolling restart).
     static let forced = HandshakeClose(
         code: 320, text: "CONNECTION_FORCED - broker forced connection closure with reason 'shutdown'")
+}
+
+/// How a `ClosingListener` that lets the client log in refuses what the client does next, the set-up of its
+/// publish channel.
+enum SetUpRefusal: Sendable {
+    /// connection.close with this reply in answer to channel.open.
+    case closeConnectionAtChannelOpen(HandshakeClose)
+    /// The socket closed without a word in answer to channel.open.
+    case dropAtChannelOpen
+    /// channel.open-ok, then channel.close with this reply in answer to confirm.select.
+    case closeChannelAtConfirmSelect(HandshakeClose)
 }
 
 /// A TCP listener on a free local port that reads the client's protocol header and closes the connection,
@@ -27,7 +39,10 @@ final class ClosingListener: @unchecked Sendable {
     /// With `closeAfterGreeting`, the listener answers as a broker that refuses the connection in its
     /// handshake: it sends connection.start, reads the client's start-ok, and closes the connection with
     /// that reply code and text (e.g. `.forced`, a node shutting down) instead of sending connection.tune.
-    init(closeAfterGreeting reply: HandshakeClose? = nil) throws {
+    ///
+    /// With `afterLogin`, it lets the client log in (connection.tune, connection.open-ok) and refuses the
+    /// set-up that follows as that says.
+    init(closeAfterGreeting reply: HandshakeClose? = nil, afterLogin refusal: SetUpRefusal? = nil) throws {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         guard fd >= 0 else { throw AMQPError(.library, message: "socket() failed") }
         self.fd = fd
@@ -53,19 +68,56 @@ final class ClosingListener: @unchecked Sendable {
                 var header = [UInt8](repeating: 0, count: 8)
                 _ = Self.readFully(client, &header)
                 if let reply {
-                    Self.write(Self.methodFrame(class: 10, method: 10, arguments: [0, 9] + Self.long(0)
-                        + Self.long(5) + Array("PLAIN".utf8) + Self.long(5) + Array("en_US".utf8)), to: client)
+                    Self.write(Self.startFrame, to: client)
                     Self.skipFrame(client)
-                    let text = Array(reply.text.utf8.prefix(255))
-                    Self.write(Self.methodFrame(class: 10, method: 50, arguments: Self.short(reply.code)
-                        + [UInt8(text.count)] + text + Self.short(0) + Self.short(0)), to: client)
+                    Self.write(Self.closeFrame(class: 10, method: 50, channel: 0, reply), to: client)
                     Self.skipFrame(client)
+                } else if let refusal {
+                    Self.logIn(client)
+                    Self.refuse(refusal, client)
                 }
                 close(client)
             }
         }
         thread.start()
     }
+
+    /// The broker's side of a login that succeeds: start, tune (channel_max 0, frame_max 128 KiB, no
+    /// heartbeat), open-ok.
+    private static func logIn(_ client: Int32) {
+        write(startFrame, to: client)
+        skipFrame(client)
+        write(methodFrame(class: 10, method: 30, arguments: short(0) + long(131_072) + short(0)), to: client)
+        skipFrame(client)
+        skipFrame(client)
+        write(methodFrame(class: 10, method: 41, arguments: [0]), to: client)
+    }
+
+    private static func refuse(_ refusal: SetUpRefusal, _ client: Int32) {
+        skipFrame(client)
+        switch refusal {
+        case .closeConnectionAtChannelOpen(let reply):
+            write(closeFrame(class: 10, method: 50, channel: 0, reply), to: client)
+            skipFrame(client)
+        case .dropAtChannelOpen:
+            break
+        case .closeChannelAtConfirmSelect(let reply):
+            write(methodFrame(class: 20, method: 11, channel: 2, arguments: long(0)), to: client)
+            skipFrame(client)
+            write(closeFrame(class: 20, method: 40, channel: 2, reply), to: client)
+            skipFrame(client)
+        }
+    }
+
+    /// connection.close or channel.close (same arguments) with `reply`.
+    private static func closeFrame(class classId: UInt16, method: UInt16, channel: UInt16, _ reply: HandshakeClose) -> [UInt8] {
+        let text = Array(reply.text.utf8.prefix(255))
+        return methodFrame(class: classId, method: method, channel: channel,
+                           arguments: short(reply.code) + [UInt8(text.count)] + text + short(0) + short(0))
+    }
+
+    private static let startFrame = methodFrame(class: 10, method: 10, arguments: [0, 9] + long(0)
+        + long(5) + Array("PLAIN".utf8) + long(5) + Array("en_US".utf8))
 
     func stop() {
         shutdown(fd, Int32(SHUT_RDWR))
@@ -75,9 +127,9 @@ final class ClosingListener: @unchecked Sendable {
     private static func short(_ value: UInt16) -> [UInt8] { [UInt8(value >> 8), UInt8(value & 0xFF)] }
     private static func long(_ value: UInt32) -> [UInt8] { [24, 16, 8, 0].map { UInt8((value >> $0) & 0xFF) } }
 
-    private static func methodFrame(class classId: UInt16, method: UInt16, arguments: [UInt8]) -> [UInt8] {
+    private static func methodFrame(class classId: UInt16, method: UInt16, channel: UInt16 = 0, arguments: [UInt8]) -> [UInt8] {
         let payload = short(classId) + short(method) + arguments
-        return [1] + short(0) + long(UInt32(payload.count)) + payload + [0xCE]
+        return [1] + short(channel) + long(UInt32(payload.count)) + payload + [0xCE]
     }
 
     private static func write(_ bytes: [UInt8], to client: Int32) {

@@ -50,7 +50,7 @@ struct ConnectFailureTests {
         #expect(error?.code != .authenticationFailed, "\(String(describing: error))")
         #expect(error?.isTransient == true, "\(String(describing: error))")
 
-        let gaveUp = try await connectRetryingGivesUp(url: url, listener: listener)
+        let gaveUp = try await listener.connectRetryingGivesUp(url: url)
         #expect(gaveUp == nil, "connectRetrying gave up: \(String(describing: gaveUp))")
     }
 
@@ -66,7 +66,7 @@ struct ConnectFailureTests {
         #expect(error?.code == .connectionClosed, "\(String(describing: error))")
         #expect(error?.replyCode == 320)
 
-        let gaveUp = try await connectRetryingGivesUp(url: url, listener: listener)
+        let gaveUp = try await listener.connectRetryingGivesUp(url: url)
         #expect(gaveUp == nil, "connectRetrying gave up: \(String(describing: gaveUp))")
     }
 
@@ -85,7 +85,7 @@ struct ConnectFailureTests {
         #expect(error?.isTransient == false, "\(String(describing: error))")
         #expect(error?.message.contains(close.text) == true, "\(String(describing: error))")
 
-        let gaveUp = try await connectRetryingGivesUp(url: url, listener: listener)
+        let gaveUp = try await listener.connectRetryingGivesUp(url: url)
         #expect((gaveUp as? AMQPError)?.replyCode == close.code, "\(String(describing: gaveUp))")
         #expect(listener.accepted == 2, "connectRetrying tried \(listener.accepted - 1) times")
     }
@@ -119,7 +119,7 @@ struct ConnectFailureTests {
         #expect(error?.isTransient == true, "\(String(describing: error))")
         #expect(error?.message.contains("vhost 'v' is down") == true, "\(String(describing: error))")
 
-        let gaveUp = try await connectRetryingGivesUp(url: url, listener: listener)
+        let gaveUp = try await listener.connectRetryingGivesUp(url: url)
         #expect(gaveUp == nil, "connectRetrying gave up: \(String(describing: gaveUp))")
     }
 
@@ -138,13 +138,13 @@ struct ConnectFailureTests {
         #expect(error?.replyCode == 530)
         #expect(error?.isTransient == true, "\(String(describing: error))")
         #expect(error?.message.contains(limit.text) == true, "\(String(describing: error))")
-        let gaveUp = try await connectRetryingGivesUp(url: fullURL, listener: full)
+        let gaveUp = try await full.connectRetryingGivesUp(url: fullURL)
         #expect(gaveUp == nil, "connectRetrying gave up: \(String(describing: gaveUp))")
 
         let missing = try ClosingListener(closeAfterGreeting: HandshakeClose(code: 530, text: "NOT_ALLOWED - vhost nowhere not found"))
         defer { missing.stop() }
         let missingURL = "amqp://guest:guest@127.0.0.1:\(missing.port)/nowhere"
-        let refused = try await connectRetryingGivesUp(url: missingURL, listener: missing)
+        let refused = try await missing.connectRetryingGivesUp(url: missingURL)
         #expect((refused as? AMQPError)?.code == .authenticationFailed, "\(String(describing: refused))")
         #expect(missing.accepted == 1)
     }
@@ -208,31 +208,6 @@ struct ConnectFailureTests {
         let error = await amqpError { _ = try await AMQPConnection.connect(configuration, logger: quietLogger) }
         #expect(error?.code == .invalidConfiguration, "\(String(describing: error))")
         #expect(error?.message.contains("port \(port)") == true, "\(String(describing: error))")
-    }
-
-    /// Runs `connectRetrying` against `listener` until it connected three more times after the first
-    /// attempt (then cancels it: nil) or gave up (its error).
-    private func connectRetryingGivesUp(url: String, listener: ClosingListener) async throws -> (any Error)? {
-        let outcome = Box<(any Error)?>(nil)
-        let configuration = try AMQPConfiguration(url: url)
-        let attemptsBefore = listener.accepted
-        let retrying = Task {
-            do {
-                let connection = try await AMQPConnection.connectRetrying(
-                    configuration, recovery: RecoveryPolicy(initialDelay: .milliseconds(20), maximumDelay: .milliseconds(50)),
-                    logger: quietLogger)
-                await connection.close()
-            } catch {
-                outcome.withLock { $0 = error }
-            }
-        }
-        try await waitUntil(timeout: .seconds(10), message: "three retries after the first attempt") {
-            listener.accepted >= attemptsBefore + 4 || outcome.withLock { $0 } != nil
-        }
-        let gaveUp = outcome.withLock { $0 }
-        retrying.cancel()
-        _ = await retrying.value
-        return gaveUp
     }
 
     @Test("operations on a closed connection fail with .closed")
