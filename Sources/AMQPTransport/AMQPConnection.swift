@@ -41,7 +41,7 @@ public actor AMQPConnection {
     /// the alarm clears.
     public internal(set) var blockedReason: String?
     /// How many times the connection was re-established.
-    public private(set) var recoveryCount = 0
+    public internal(set) var recoveryCount = 0
     public internal(set) var lastError: AMQPError?
 
     static let controlChannel: UInt16 = 1
@@ -176,7 +176,7 @@ public actor AMQPConnection {
 
     /// Opens a session (unless `opened` is one already) and restores what the previous one had:
     /// channels, topology, consumers.
-    private func establish(_ opened: AMQPSession? = nil) throws {
+    func establish(_ opened: AMQPSession? = nil) throws {
         connecting = true
         defer { connecting = false }
         let session = try opened ?? AMQPSession(configuration: configuration)
@@ -249,49 +249,6 @@ public actor AMQPConnection {
             consumers.removeAll()
         }
         logger.warning("AMQP connection lost", metadata: ["error": "\(error)"])
-    }
-
-    /// Opens a session on a new thread (rabbitmq-c blocks) and hands it over.
-    private nonisolated static func openSession(_ configuration: AMQPConfiguration) async throws -> SessionHandOver {
-        try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<SessionHandOver, any Error>) in
-            let thread = Thread {
-                continuation.resume(with: Result { SessionHandOver(session: try AMQPSession(configuration: configuration)) })
-            }
-            thread.name = "amqp connect \(configuration.host)"
-            thread.stackSize = 1 << 20
-            thread.start()
-        }
-    }
-
-    /// Reconnects with backoff until it succeeds or the client closes the connection.
-    func recover() async {
-        var attempt = 0
-        var delay = recovery.delay(attempt: 0)
-        while !closedByClient, session == nil {
-            try? await Task.sleep(for: delay)
-            if closedByClient || Task.isCancelled { return }
-            attempt += 1
-            do {
-                // The socket and the login (which may wait up to the connect timeout for a broker that
-                // does not answer) happen on a thread of their own, so callers are not held up meanwhile:
-                // they get .notConnected at once.
-                let opened = try await Self.openSession(configuration).session
-                if closedByClient {
-                    opened.closeQuietly()
-                    return
-                }
-                try establish(opened)
-                recoveryCount += 1
-                logger.info("AMQP connection recovered", metadata: ["attempts": "\(attempt)"])
-            } catch {
-                let failure = error as? AMQPError ?? AMQPError(.library, message: "\(error)")
-                lastError = failure
-                delay = recovery.delay(attempt: attempt)
-                logger.warning("AMQP reconnect failed; retrying", metadata: [
-                    "attempt": "\(attempt)", "error": "\(failure)", "retry_in": "\(delay)",
-                ])
-            }
-        }
     }
 
     /// Cancelled consumers' channels went with the connection: the broker redelivers what was unsettled

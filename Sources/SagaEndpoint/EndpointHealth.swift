@@ -110,7 +110,7 @@ final class EndpointHealth: Sendable {
                 if !connected {
                     isReady = false
                     let error = await connection.lastError
-                    problem = problem ?? "broker connection lost (\(error.map { "\($0)" } ?? "connecting")); recovering"
+                    problem = problem ?? Self.lostConnectionReason(error)
                 } else if let reason = await connection.blockedReason {
                     // Connected, but nothing it publishes is confirmed until the alarm clears.
                     isReady = false
@@ -154,6 +154,16 @@ final class EndpointHealth: Sendable {
         if wasBlocked { brokerBlocked.record(0) }
         if undeclaredCount > 0 { topologyUndeclared.record(0) }
         connectionProblem.withLock { $0 = nil }
+    }
+
+    /// Why a lost connection is not back yet, for the readiness reason: a transient failure (the broker
+    /// still away) is being recovered; one the broker repeats until an operator acts (a refused login, a
+    /// deleted vhost: `isTransient` false) says so, though the transport keeps trying.
+    static func lostConnectionReason(_ error: AMQPError?) -> String {
+        guard let error else { return "broker connection lost (connecting); recovering" }
+        if error.isTransient { return "broker connection lost (\(error)); recovering" }
+        return "broker connection lost and the broker refuses to reconnect (\(error)): an operator must fix the "
+            + "cause (credentials, permissions, vhost, settings); still retrying"
     }
 
     /// Reads the backlogs into their gauges (two COUNT queries on indexed columns). A failure (a busy
