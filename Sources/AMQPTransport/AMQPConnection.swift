@@ -2,6 +2,7 @@ import CRabbitMQ
 import DedicatedThread
 import Foundation
 public import Logging
+import Synchronization
 
 /// A connection to RabbitMQ over rabbitmq-c, safe to use from any task.
 ///
@@ -137,6 +138,13 @@ public actor AMQPConnection {
     /// must fit in one frame.
     public var negotiatedFrameMax: Int { session?.frameMax ?? 0 }
 
+    /// The frame_max of the latest connection established, the first or a recovered one (kept while the
+    /// connection is being recovered; 0 before the first). Readable from any thread without waiting for the
+    /// actor: for callers that check messages against it before they publish. A broker restarted with
+    /// another `frame_max` negotiates it anew at recovery, so a copy of the first value goes stale.
+    public nonisolated var lastNegotiatedFrameMax: Int { frameMaxNegotiated.load(ordering: .relaxed) }
+    private nonisolated let frameMaxNegotiated = Atomic<Int>(0)
+
     /// The broker's server properties (product, version, capabilities).
     public var serverProperties: FieldTable { session?.serverProperties ?? [:] }
 
@@ -210,6 +218,7 @@ public actor AMQPConnection {
             throw (error as? AMQPError).map { AMQPError.setUp($0, configuration: configuration) } ?? error
         }
         lastError = nil
+        frameMaxNegotiated.store(session.frameMax, ordering: .relaxed)
         logger.info("AMQP connected", metadata: [
             "amqp.heartbeat": "\(session.heartbeat)", "amqp.frame_max": "\(session.frameMax)",
         ])

@@ -18,8 +18,9 @@ struct BatchPipeline: Sendable {
     /// Runs saga handlers before the transaction, off the SQLite thread; nil runs them inside it.
     let handlersAhead: HandlersAhead?
     let publisher: AMQPConnection
-    /// The largest frame the publisher's connection negotiated: error-queue copies must fit in one.
-    let frameMax: Int
+    /// The largest frame the publisher's connection negotiated, its latest after a recovery: error-queue
+    /// copies must fit in one.
+    var frameMax: Int { OutgoingLimits.frameMax(of: publisher) }
     let consumer: AMQPConnection
     let metrics: EndpointMetrics
     /// Readiness: not ready while batches cannot write the database.

@@ -15,6 +15,15 @@ struct InvalidOutgoingMessage: Error, CustomStringConvertible {
 
 /// Checks outgoing messages against what the broker can carry before they are stored.
 enum OutgoingLimits {
+    /// The frame size `publisher` negotiated last, read at each use: a broker restarted with another
+    /// `frame_max` negotiates it anew when the connection recovers (a copy taken at start went stale, and
+    /// messages it let through were stored, then refused at every publish). The broker's default before
+    /// the first connection.
+    static func frameMax(of publisher: AMQPConnection?) -> Int {
+        let negotiated = publisher?.lastNegotiatedFrameMax ?? 0
+        return negotiated > 0 ? negotiated : AMQPConfiguration.defaultFrameMax
+    }
+
     /// Throws `InvalidOutgoingMessage`. Most messages pass the cheap test on sizes alone; only a message
     /// with a long name or large headers is built as the publish it would become and checked in full.
     static func check(_ record: OutboxRecord, frameMax: Int) throws {

@@ -148,17 +148,14 @@ public final class SagaEndpoint: Service, Sendable {
         try await declareQueues(on: publisherConnection)
 
         // Outgoing messages are checked against the frame size the broker agreed to before they are stored,
-        // and error-queue copies before they are sent (0, not connected: the default).
-        let negotiatedFrameMax = await publisherConnection.negotiatedFrameMax
-        let frameMax = negotiatedFrameMax > 0 ? negotiatedFrameMax : AMQPConfiguration.defaultFrameMax
-        await store.limitOutgoing(frameMax: frameMax)
+        // and error-queue copies before they are sent: the latest, read at each use (`OutgoingLimits.frameMax`).
+        await store.limitOutgoing(to: publisherConnection)
         let pipeline = BatchPipeline(
             configuration: configuration, dispatcher: dispatcher, store: store,
             handlersAhead: stateReader.map {
                 HandlersAhead(dispatcher: dispatcher, reader: $0, timing: HandlerTiming(timer: metrics.handlerDuration))
             },
             publisher: publisherConnection,
-            frameMax: frameMax,
             consumer: consumerConnection, metrics: metrics, health: health, logger: logger, tracing: tracing)
         let work = WorkQueue()
         let dueInFlight = InFlightSet()

@@ -67,8 +67,9 @@ actor StoreWorker {
     private let rerunCounter: Counter?
 
     /// The largest AMQP frame: outgoing messages whose properties do not fit are refused before they are
-    /// stored (`OutgoingLimits`). The broker's default until the publisher's connection says otherwise.
-    private var frameMax = AMQPConfiguration.defaultFrameMax
+    /// stored (`OutgoingLimits`). The publisher's connection's latest, the broker's default before it is set.
+    private var frameMax: Int { OutgoingLimits.frameMax(of: publisher) }
+    private var publisher: AMQPConnection?
 
     /// Opens (creating and migrating if needed) the store at `path` on the worker's own thread: a migration
     /// of a large store takes seconds, which must not block the cooperative pool. If opening fails, the
@@ -343,9 +344,9 @@ actor StoreWorker {
         return .processed(outbox: stored, invocations: invocations)
     }
 
-    /// The frame size the publisher's connection negotiated (0, not connected, keeps the default).
-    func limitOutgoing(frameMax: Int) {
-        if frameMax > 0 { self.frameMax = frameMax }
+    /// Checks outgoing messages against the frame size `publisher` negotiated, its latest after a recovery.
+    func limitOutgoing(to publisher: AMQPConnection) {
+        self.publisher = publisher
     }
 
     /// Processes items, turning a not-found policy (thrown to roll back the savepoint) into a result.
