@@ -63,12 +63,19 @@ public struct AMQPConfiguration: Sendable, Hashable, CustomStringConvertible {
     /// connect, which is transient and was retried for ever).
     var outOfRangeSettings: String? {
         if !Self.portRange.contains(port) { return "port \(port) out of range: it must be 1…65535" }
+        if channelMax == 1 { return Self.channelMaxOfOne }
         if Self.shortRange.contains(heartbeat), Self.shortRange.contains(channelMax), Self.frameMaxRange.contains(frameMax) {
             return nil
         }
         return "connection settings out of range (heartbeat \(heartbeat), channel_max \(channelMax), frame_max "
             + "\(frameMax)): heartbeat and channel_max must be 0…65535, frame_max 0…\(Int32.max)"
     }
+
+    /// A connection uses channel 1 for declarations and channel 2 for publishing. With a channel_max of 1
+    /// RabbitMQ (which counts open channels, not their numbers) let channel 2 open and then closed the
+    /// whole connection (530) at the first use of channel 1: connected, recovered, closed again, for ever.
+    static let channelMaxOfOne = "channel_max 1 leaves no room: this client uses channel 1 for declarations and "
+        + "channel 2 for publishing, so channel_max must be 0 (the broker's limit) or at least 2"
     public var frameMax: Int = AMQPConfiguration.defaultFrameMax
     /// 0: take the broker's limit.
     public var channelMax: Int = 0
@@ -138,7 +145,9 @@ public struct AMQPConfiguration: Sendable, Hashable, CustomStringConvertible {
             case "heartbeat": heartbeat = try int(in: Self.shortRange)
             case "connection_timeout": connectTimeout = .milliseconds(try int(in: 0...Int(Int32.max)))
             case "frame_max": frameMax = try int(in: Self.frameMaxRange)
-            case "channel_max": channelMax = try int(in: Self.shortRange)
+            case "channel_max":
+                channelMax = try int(in: Self.shortRange)
+                if channelMax == 1 { throw invalid(Self.channelMaxOfOne) }
             case "connection_name": connectionName = value
             case "cacertfile": tls?.caCertificateFile = value
             case "certfile": tls?.certificateFile = value

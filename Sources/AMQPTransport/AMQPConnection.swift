@@ -195,6 +195,11 @@ public actor AMQPConnection {
         assemblies.removeAll()
         forgetCancelledChannels()
         do {
+            // The broker's own channel_max (rabbitmq.conf) can be 1 too; see `channelMaxOfOne`.
+            if session.channelMax < 2 {
+                throw AMQPError(.handshakeFailed, message: "the broker negotiated channel_max \(session.channelMax): "
+                    + AMQPConfiguration.channelMaxOfOne + "; retrying will not help", operation: "channel.open 2")
+            }
             try ensureChannel(Self.publishChannel)
             // Before the consumers and before anything is published on the new connection (this runs on
             // the connection's thread without suspending, so no caller's publish comes in between).
