@@ -144,6 +144,7 @@ public final class SagaEndpoint: Service, Sendable {
                        backlogReader: BacklogReader,
                        metrics: EndpointMetrics, consumerConnection: AMQPConnection,
                        publisherConnection: AMQPConnection) async throws {
+        try await declareInputQueuesOutsideTopology(on: [publisherConnection, consumerConnection])
         try await declareTopology(on: [consumerConnection, publisherConnection])
         try await declareQueues(on: publisherConnection)
 
@@ -319,6 +320,24 @@ public final class SagaEndpoint: Service, Sendable {
         logger.info("topology declared; declared again whenever a broker connection recovers", metadata: [
             "exchanges": "\(topology.exchanges.count)", "queues": "\(topology.queues.count)",
             "bindings": "\(topology.bindings.count)"])
+    }
+
+    /// An input queue the topology does not list and the broker does not have is declared (plain, durable)
+    /// before the topology, since the topology may bind it to an exchange: that is how an endpoint
+    /// subscribes to another endpoint's events. It is declared on both connections, so each declares it
+    /// again on recovery before the bindings it recorded. Queues the topology lists are left to it (their
+    /// arguments are its own).
+    private func declareInputQueuesOutsideTopology(on connections: [AMQPConnection]) async throws {
+        let listed = Set(configuration.topology?.queues.map(\.name) ?? [])
+        guard let first = connections.first else { return }
+        for queue in configuration.inputQueues where !listed.contains(queue) {
+            do {
+                _ = try await first.checkQueue(queue)
+            } catch let error as AMQPError where error.replyCode == 404 {
+                logger.notice("input queue missing; declaring it durable", metadata: ["queue": "\(queue)"])
+                for connection in connections { _ = try await connection.declareQueue(QueueDeclaration(name: queue)) }
+            }
+        }
     }
 
     /// Input queues must exist (the topology declares them, with their arguments); a missing one is

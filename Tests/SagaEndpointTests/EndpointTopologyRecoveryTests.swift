@@ -138,18 +138,57 @@ struct EndpointTopologyRecoveryTests {
         }
     }
 
+    // Failed before: the topology was declared before the endpoint declared its missing input queues, so
+    // on a fresh broker a binding to the endpoint's own input queue (how it subscribes to another
+    // endpoint's events, with the queue left out of `queues` since the endpoint declares it) was refused
+    // with 404 NOT_FOUND and the endpoint stopped at start.
+    @Test("a binding to the endpoint's own input queue, which the topology does not list, is declared at start and after a recovery")
+    func subscriptionToOwnInputQueue() async throws {
+        let topology = EndpointTopology(
+            exchanges: [ExchangeDeclaration(name: "requests.events", kind: .topic)],
+            queues: [QueueDeclaration(name: MoneyTransferApp.bankQueue)],
+            bindings: [BindingDeclaration(source: "requests.events", destination: "transfers",
+                                          routingKey: TransferRequested.messageType)])
+        try await withEndpoint(topology: topology) { vhost, endpoint, log, _ in
+            let check = try await AMQPConnection.connect(url: vhost.url, connectionName: "check", recovery: .disabled,
+                                                         logger: Self.quiet)
+            try await Self.request(on: check, id: "via-exchange", exchange: "requests.events")
+            try await log.waitUntil(timeout: .seconds(30), message: "the event reached the saga through the binding") {
+                try await check.checkQueue(MoneyTransferApp.bankQueue).messageCount == 1
+            }
+            await check.close()
+
+            // The broker loses its definitions: each connection declares the input queue again before the
+            // binding, so nothing is left refused.
+            try await runOnThread { try TestBroker.deleteVhost(vhost.name) }
+            try await log.waitUntil(timeout: .seconds(20), message: "not ready while the vhost is gone") { !endpoint.isReady }
+            try await runOnThread { try VhostBatcher.create([vhost.name]) }
+            try await log.waitUntil(timeout: .seconds(60), message: "ready again without an operator") { endpoint.isReady }
+            #expect(!log.tail(2000).contains("NOT_FOUND"), "\(log.tail())")
+            let again = try await AMQPConnection.connect(url: vhost.url, connectionName: "check", recovery: .disabled,
+                                                         logger: Self.quiet)
+            try await Self.request(on: again, id: "via-exchange-after-reset", exchange: "requests.events")
+            try await log.waitUntil(timeout: .seconds(30), message: "the binding is back after the reset") {
+                try await again.checkQueue(MoneyTransferApp.bankQueue).messageCount == 1
+            }
+            await again.close()
+        }
+    }
+
     static let quiet: Logger = {
         var logger = Logger(label: "check")
         logger.logLevel = .error
         return logger
     }()
 
-    /// Sends one TransferRequested to `transfers`.
-    static func request(on connection: AMQPConnection, id: String) async throws {
+    /// Sends one TransferRequested to `transfers`, or to `exchange` with its type as the routing key.
+    static func request(on connection: AMQPConnection, id: String, exchange: String = "") async throws {
         let body = try MessageCoding.encode(TransferRequested(transferId: id, fromAccount: "a", toAccount: "b", amount: 10))
-        try await connection.publish(.toQueue("transfers", AMQPMessage(body: body, properties: BasicProperties(
-            contentType: "application/json", deliveryMode: .persistent, messageId: id,
-            type: TransferRequested.messageType))))
+        try await connection.publish(PublishRequest(
+            exchange: exchange, routingKey: exchange.isEmpty ? "transfers" : TransferRequested.messageType,
+            message: AMQPMessage(body: body, properties: BasicProperties(
+                contentType: "application/json", deliveryMode: .persistent, messageId: id,
+                type: TransferRequested.messageType))))
     }
 
     /// Runs `body` with an endpoint of the transfer sagas (input queue `transfers`, `topology` configured)
