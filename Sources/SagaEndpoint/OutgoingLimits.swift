@@ -1,8 +1,8 @@
 import AMQPTransport
 import SagaStore
 
-/// An outgoing message that AMQP cannot carry: a name or property over 255 bytes, or headers larger than
-/// one frame. A permanent failure of the handler that emitted it, so its incoming message goes to the
+/// An outgoing message that AMQP cannot carry or route: a name or property over 255 bytes, headers larger
+/// than one frame, or a command sent to an empty queue name. A permanent failure of the handler that emitted it, so its incoming message goes to the
 /// error queue with the reason. (Stored and published later, it would fail at every publish, and the
 /// incoming message would be requeued and redelivered without end.)
 struct InvalidOutgoingMessage: Error, CustomStringConvertible {
@@ -24,9 +24,17 @@ enum OutgoingLimits {
         return negotiated > 0 ? negotiated : AMQPConfiguration.defaultFrameMax
     }
 
+    static let noQueueReason = "it is addressed to no queue (the queue name is empty)"
+
     /// Throws `InvalidOutgoingMessage`. Most messages pass the cheap test on sizes alone; only a message
     /// with a long name or large headers is built as the publish it would become and checked in full.
     static func check(_ record: OutboxRecord, frameMax: Int) throws {
+        // Through the default exchange, the routing key is the queue: with none, the broker returns the
+        // message at every publish and its incoming message would come round for ever.
+        if record.exchange.isEmpty && record.routingKey.isEmpty {
+            throw InvalidOutgoingMessage(messageId: record.messageId, messageType: record.messageType,
+                                         reason: Self.noQueueReason)
+        }
         func short(_ value: String?) -> Bool { (value?.utf8.count ?? 0) <= 255 }
         var headerBytes = 0
         var keysFit = true

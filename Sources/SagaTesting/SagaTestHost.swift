@@ -366,6 +366,8 @@ extension OutgoingMessage {
     /// (content type, delivery mode, timestamp, ids, type and the headers, as a field table of strings)
     /// must fit in one header frame, `frameMax` less 20 bytes of framing.
     func amqpLimitViolation(frameMax: Int) -> String? {
+        // The endpoint's `OutgoingLimits.noQueueReason`: the default exchange routes by queue name.
+        if exchange.isEmpty && routingKey.isEmpty { return "it is addressed to no queue (the queue name is empty)" }
         let names: [(String?, String)] = [
             (exchange, "the exchange name"), (routingKey, "the routing key"), (correlationId, "the correlation-id property"),
             (replyTo, "the reply-to property"), (messageId, "the message-id property"), (type, "the type property"),

@@ -128,6 +128,9 @@ struct BadInputTests {
         registry.handle(Explode.self) { ping, context in
             switch ping.note {
             case "long-name": _ = try context.send(Explode(note: "pong"), to: String(repeating: "q", count: 300))
+            // Failed before: a command to no queue at all (a queue name read from an unset setting) was
+            // stored, returned by the broker at every publish, and its incoming message held for ever.
+            case "no-queue": _ = try context.send(Explode(note: "pong"), to: "")
             case "big-headers": _ = try context.send(Explode(note: "pong"), to: "pongs",
                                                      headers: ["pad": String(repeating: "x", count: 200_000)])
             default: _ = try context.send(Explode(note: "pong"), to: "pongs")
@@ -136,16 +139,18 @@ struct BadInputTests {
         let endpoint = harness.startEndpoint(registry, queues: ["pings"], database: "pings")
         try await harness.send(Explode(note: "long-name"), to: "pings", messageId: "ping-long-name")
         try await harness.send(Explode(note: "big-headers"), to: "pings", messageId: "ping-big-headers")
+        try await harness.send(Explode(note: "no-queue"), to: "pings", messageId: "ping-no-queue")
         try await harness.send(Explode(note: "fine"), to: "pings", messageId: "ping-fine")
 
-        let copies = try await harness.errorMessages(of: "pings", count: 2, timeout: .seconds(30))
-        #expect(Set(copies.compactMap(\.properties.messageId)) == ["ping-long-name", "ping-big-headers"])
+        let copies = try await harness.errorMessages(of: "pings", count: 3, timeout: .seconds(30))
+        #expect(Set(copies.compactMap(\.properties.messageId)) == ["ping-long-name", "ping-big-headers", "ping-no-queue"])
         for copy in copies {
             #expect(copy.header("x-error-type") == "InvalidOutgoingMessage", "\(copy.header("x-error-reason") ?? "")")
             #expect(copy.intHeader("x-attempts") == 1, "no retry can help")
         }
         #expect(copies.first { $0.properties.messageId == "ping-long-name" }?.header("x-error-reason")?.contains("255") == true)
         #expect(copies.first { $0.properties.messageId == "ping-big-headers" }?.header("x-error-reason")?.contains("frame_max") == true)
+        #expect(copies.first { $0.properties.messageId == "ping-no-queue" }?.header("x-error-reason")?.contains("no queue") == true)
         let pongs = try await harness.receive(from: "pongs", count: 1)
         #expect(pongs.count == 1, "the good message still goes through")
         await harness.stop(endpoint)

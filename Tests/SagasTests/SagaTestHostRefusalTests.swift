@@ -79,6 +79,27 @@ struct SagaTestHostRefusalTests {
         let small = try await host.deliver(Relay.Start(id: "r-2", blob: "small"), messageId: "m-2")
         #expect(small.outcome(of: Relay.self) == .started)
     }
+
+    // Failed before: the kit accepted a command to an empty queue name, which the endpoint cannot route
+    // (it now sends the incoming message to the error queue, `InvalidOutgoingMessage`).
+    @Test("a command to an empty queue name fails the delivery, rolled back")
+    func commandToNoQueue() async throws {
+        var registry = HandlerRegistry()
+        registry.register(Relay.self) { saga in
+            saga.startedBy(Relay.Start.self, correlatedBy: \.id) { start, context in
+                try context.send(Relay.Start(id: start.id, blob: nil), to: start.blob ?? "")
+                return Relay(id: start.id)
+            }
+        }
+        let host = SagaTestHost(registry: registry, endpointAddress: "relay")
+        let error = await #expect(throws: SagaTestHostError.self) {
+            try await host.deliver(Relay.Start(id: "r-1", blob: nil), messageId: "m-1")
+        }
+        #expect("\(error.map { $0 } as Any)".contains("no queue"))
+        #expect(host.liveSagaCount == 0)
+        let routed = try await host.deliver(Relay.Start(id: "r-1", blob: "out"), messageId: "m-1")
+        #expect(routed.outcome(of: Relay.self) == .started)
+    }
 }
 
 struct Relay: Saga {
