@@ -14,6 +14,9 @@ extension BatchPipeline {
         var incoming: IncomingMessage?
         var rejection: RejectionReason?
         var handlerError: (any Error)?
+        /// The handler failed while the endpoint was being cancelled (a shutdown past its time limit): it
+        /// was cut short, so the failure is not the message's and is not counted.
+        var cutShortByCancellation = false
         var item: WorkItem?
         var result: WorkResult?
         /// Indices into the batch's publish list that must be confirmed before the delivery is acked.

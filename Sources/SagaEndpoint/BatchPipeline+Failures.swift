@@ -22,6 +22,14 @@ extension BatchPipeline {
                              level: .info, metadata: metadata.merging(["error": "\(error)"]) { $1 })
             return
         }
+        if entry.cutShortByCancellation {
+            // The endpoint is being cancelled (a shutdown past its time limit) and the handler with it:
+            // back to the queue, neither a failed attempt nor a step toward the poison limit.
+            metrics.retried.increment()
+            requeueTransient(&entry, storeError: error, message: "handler cut short by the endpoint's cancellation; message requeued",
+                             level: .info, metadata: metadata.merging(["error": "\(error)"]) { $1 })
+            return
+        }
         metrics.failed.increment()
         if let kind = Self.permanentErrorKind(error) {
             // Retrying cannot help (the message itself is wrong): straight to the error queue.

@@ -151,6 +151,8 @@ extension BatchPipeline {
                 entries[index].recordedStatelessResult = statelessResults.record(outgoing, for: incoming)
             } catch {
                 entries[index].handlerError = error
+                // An async handler (an HTTP call) throws when the endpoint's task is cancelled under it.
+                entries[index].cutShortByCancellation = Task.isCancelled
                 entries[index].item = nil
             }
         }
