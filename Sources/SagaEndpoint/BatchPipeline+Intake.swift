@@ -4,8 +4,8 @@ import Logging
 import SagaStore
 import Sagas
 
-/// The stages before a batch's handlers: counting redeliveries, turning deliveries and due rows into
-/// work items, and the stateless handlers.
+/// The stages before a batch's handlers: counting redeliveries, and turning deliveries and due rows into
+/// work items (the stateless handlers: BatchPipeline+Stateless.swift).
 extension BatchPipeline {
     /// The batch's entries, translated and with poison messages diverted, and the time it is handled at.
     func intake(_ sources: [WorkSource]) async -> (entries: [Entry], now: Date) {
@@ -99,62 +99,6 @@ extension BatchPipeline {
                 }
             }
             tracing?.start(&entries[index])
-        }
-    }
-
-    func runStatelessHandlers(_ entries: inout [Entry], now: Date) async {
-        // Only messages still headed for processing: a rejected one (a poison message) must not run.
-        let needing = entries.indices.filter { index in
-            guard entries[index].item != nil, let incoming = entries[index].incoming else { return false }
-            return dispatcher.hasStatelessHandlers(for: incoming)
-        }
-        guard !needing.isEmpty else { return }
-        // A duplicate must not call an integration (an HTTP API) again: skip it, the transaction will
-        // recognise it and re-publish what the first processing emitted.
-        // A copy whose first copy is still on its way to the inbox (this batch, or the one committing)
-        // takes that copy's result (`StatelessResults`). Looked up before the inbox: a first copy whose
-        // batch commits while this one asks the inbox is then either found here or in the inbox.
-        var toRun: [Int] = []
-        for index in needing {
-            if let outgoing = statelessResults.outgoing(for: entries[index].incoming!) {
-                entries[index].item?.statelessOutgoing = outgoing
-            } else {
-                toRun.append(index)
-            }
-        }
-        guard !toRun.isEmpty else { return }
-        let seen: Set<String>
-        do {
-            seen = try await store.inboxContains(toRun.map { entries[$0].incoming!.messageId })
-        } catch {
-            // Unknown whether they were handled before: none of them runs. The error takes the failure
-            // path, so a busy, full or corrupt database requeues them (transient) like a failed commit.
-            for index in toRun {
-                entries[index].handlerError = error
-                entries[index].item = nil
-            }
-            return
-        }
-        for index in toRun where !seen.contains(entries[index].incoming!.messageId) {
-            let incoming = entries[index].incoming!
-            // A copy earlier in this batch may have run meanwhile.
-            if let outgoing = statelessResults.outgoing(for: incoming) {
-                entries[index].item?.statelessOutgoing = outgoing
-                continue
-            }
-            do {
-                let tracing = entries[index].item?.tracing
-                let outgoing = try await HandlerTiming(timer: metrics.handlerDuration).stateless {
-                    try await dispatcher.runStatelessHandlers(incoming, now: now, tracing: tracing)
-                }
-                entries[index].item?.statelessOutgoing = outgoing
-                entries[index].recordedStatelessResult = statelessResults.record(outgoing, for: incoming)
-            } catch {
-                entries[index].handlerError = error
-                // An async handler (an HTTP call) throws when the endpoint's task is cancelled under it.
-                entries[index].cutShortByCancellation = Task.isCancelled
-                entries[index].item = nil
-            }
         }
     }
 }

@@ -25,6 +25,10 @@ public struct EndpointConfiguration: Sendable {
     /// while the previous batch commits (the transaction keeps a result only if what it read is still
     /// current). False runs them inside the transaction, on the SQLite thread.
     public var handlersAheadOfCommit: Bool = true
+    /// How many messages of a batch run their stateless handlers at once. They are where an endpoint waits
+    /// for the outside world (an HTTP API): run one after another, a 200 ms call held it to five messages a
+    /// second. 1 runs them in delivery order, one at a time.
+    public var statelessHandlerConcurrency: Int = 16
     /// Names the broker connections (`<name>-consume`, `<name>-publish`) in the management UI.
     public var connectionName: String = "saga-endpoint"
     /// A failing message is retried this many times at once before delayed retries.
