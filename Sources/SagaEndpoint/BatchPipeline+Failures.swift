@@ -31,8 +31,10 @@ extension BatchPipeline {
             return
         }
         metrics.failed.increment()
-        if let kind = Self.permanentErrorKind(error) {
-            // Retrying cannot help (the message itself is wrong): straight to the error queue.
+        if let kind = Self.permanentErrorKind(error)
+            ?? (error is any UnrecoverableError || configuration.isUnrecoverable(error) ? Self.errorKind(error) : nil) {
+            // Retrying cannot help (the message itself is wrong, or its handler says so): straight to the
+            // error queue.
             await moveToErrorQueue(&entry, incoming: incoming, reason: "\(error)", type: kind, attempts: 1, first: nil,
                              requests: &requests, now: now)
             countOnConfirm(&entry, .error, "message cannot be processed; moved to the error queue",

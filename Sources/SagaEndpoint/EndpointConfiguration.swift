@@ -36,6 +36,9 @@ public struct EndpointConfiguration: Sendable {
     /// Then retried this many times after these delays (kept durably in SQLite), then sent to the error
     /// queue.
     public var delayedRetries: [Duration] = [.seconds(1), .seconds(10), .seconds(60)]
+    /// Besides errors conforming to `UnrecoverableError`, the handler errors no retry can fix (e.g. a
+    /// library's validation error): their messages go to the error queue at once, without retries.
+    public var isUnrecoverable: @Sendable (any Error) -> Bool = { _ in false }
     /// A message delivered more often than this without its processing completing (it crashes the
     /// process rather than throwing) goes to the error queue instead of crash-looping the endpoint.
     public var maxDeliveries: Int = 10

@@ -1,0 +1,61 @@
+// A handler that knows retrying cannot help (a validation failure, a request the outside world refused
+// for good) says so, as with NServiceBus's unrecoverable exceptions and MassTransit's Ignore<T>. Failed
+// before: every such message went through all its immediate and delayed retries (minutes by default).
+import AMQPTransport
+import BrokerTestSupport
+import Foundation
+import SagaEndpoint
+import Sagas
+import Testing
+
+@Suite("Unrecoverable handler errors go to the error queue without retries", .timeLimit(.minutes(3)))
+struct UnrecoverableErrorTests {
+    struct Refused: UnrecoverableError, CustomStringConvertible {
+        var description: String { "the warehouse does not know this SKU" }
+    }
+
+    /// Sends one Explode to a handler that throws `error`, and returns the error copy and the calls.
+    func failOnce(throwing error: any Error & Sendable,
+                  configure: @escaping (inout EndpointConfiguration) -> Void = { _ in }) async throws -> (AMQPDelivery?, Int, Int) {
+        let harness = try await EndpointHarness.make()
+        try await harness.declareQueue("picks")
+        let calls = Tally()
+        var registry = HandlerRegistry()
+        registry.handle(Explode.self) { _, _ in
+            calls.increment()
+            throw error
+        }
+        let endpoint = harness.startEndpoint(registry, queues: ["picks"], database: "picks") { configuration in
+            configuration.immediateRetries = 2
+            configuration.delayedRetries = [.seconds(30)]
+            configure(&configuration)
+        }
+        try await harness.send(Explode(note: "sku-404"), to: "picks", messageId: "pick-1")
+        let copy = try await harness.errorMessages(of: "picks", count: 1, timeout: .seconds(20)).first
+        let failures = try await harness.rowCount("picks", "failures")
+        await harness.stop(endpoint)
+        await harness.tearDown()
+        return (copy, calls.count, failures)
+    }
+
+    @Test("an error conforming to UnrecoverableError: one attempt, its type as x-error-type")
+    func conformingError() async throws {
+        let (copy, calls, failures) = try await failOnce(throwing: Refused())
+        let error = try #require(copy, "no error-queue copy")
+        #expect(calls == 1)
+        #expect(error.intHeader("x-attempts") == 1)
+        #expect(error.header("x-error-type") == "Refused")
+        #expect(error.header("x-error-reason")?.contains("does not know this SKU") == true)
+        #expect(failures == 0)
+    }
+
+    @Test("an error named by EndpointConfiguration.isUnrecoverable: one attempt")
+    func configuredError() async throws {
+        let (copy, calls, _) = try await failOnce(throwing: Explode.Failure()) { configuration in
+            configuration.isUnrecoverable = { $0 is Explode.Failure }
+        }
+        #expect(copy?.intHeader("x-attempts") == 1)
+        #expect(copy?.header("x-error-type") == "Failure")
+        #expect(calls == 1)
+    }
+}
