@@ -114,6 +114,11 @@ public struct MessageSession: Sendable {
                                          "the broker could not route it (\(code) \(text)): no queue of that name")
                 case .nacked:
                     failure = Self.error(.nacked, requests[index], "the broker refused it (basic.nack)")
+                case .failed(let error) where Self.closedForAnother(error, requests[index]) && ContinuousClock.now < deadline:
+                    // Not this message's fault: it may or may not have been taken, the next publish opens
+                    // the channel again.
+                    again.append(index)
+                    lastError = error
                 case .failed(let error) where error.code == .channelClosed && error.replyCode == 404:
                     failure = Self.error(.exchangeNotFound, requests[index],
                                          "the exchange does not exist (\(error.message))", error)
@@ -129,7 +134,7 @@ public struct MessageSession: Sendable {
             }
             pending = again
             guard let lastError, let first = again.first else { continue }
-            logger.info("connection lost before the broker confirmed; sending again under the same message id",
+            logger.info("connection or publishing channel lost before the broker confirmed; sending again under the same message id",
                         metadata: ["message_id": "\(requests[first].message.properties.messageId ?? "")",
                                    "count": "\(again.count)", "error": "\(lastError)"])
             do {
@@ -146,6 +151,19 @@ public struct MessageSession: Sendable {
     /// client closed, or a cancelled task, is not.)
     static func isLostConnection(_ error: AMQPError) -> Bool {
         [.connectionLost, .notConnected, .connectionClosed].contains(error.code)
+    }
+
+    /// The broker closed the publishing channel for another message: every message not confirmed on that
+    /// channel, of this call or of a concurrent one on the same connection, fails with that message's
+    /// close ("NOT_FOUND - no exchange 'x' in vhost 'v'", "ACCESS_REFUSED - write access to exchange 'x' …").
+    /// Reported as this message's error it named the wrong message and destination (an event's missing
+    /// exchange as a command's) and said it was not taken. A close that names no exchange cannot be told
+    /// apart, and stays this message's.
+    static func closedForAnother(_ error: AMQPError, _ request: PublishRequest) -> Bool {
+        guard error.code == .channelClosed, error.message.contains("exchange '") else { return false }
+        // RabbitMQ names the default exchange amq.default.
+        let exchange = request.exchange.isEmpty ? "amq.default" : request.exchange
+        return !error.message.contains("exchange '\(exchange)'")
     }
 
     static func error(_ code: MessageSessionError.Code, _ request: PublishRequest, _ reason: String,
