@@ -122,6 +122,9 @@ public struct MessageSession: Sendable {
                 case .failed(let error) where error.code == .channelClosed && error.replyCode == 404:
                     failure = Self.error(.exchangeNotFound, requests[index],
                                          "the exchange does not exist (\(error.message))", error)
+                case .failed(let error) where error.code == .channelClosed && error.replyCode == 403:
+                    failure = Self.error(.accessRefused, requests[index],
+                                         "the broker refused it (\(error.message)); grant write permission", error)
                 case .failed(let error) where error.code == .invalidArgument:
                     failure = Self.error(.invalidMessage, requests[index], "AMQP cannot carry it: \(error.message)", error)
                 case .failed(let error) where Self.isLostConnection(error) && ContinuousClock.now < deadline:

@@ -18,6 +18,11 @@ public struct MessageSessionError: Error, Sendable, CustomStringConvertible {
         /// An event's exchange does not exist (the broker closed the publishing channel with 404). Declare
         /// it; the message was not taken. The session stays usable.
         public static let exchangeNotFound = Code("exchangeNotFound")
+        /// The user may not publish there: the broker closed the publishing channel with 403 ACCESS_REFUSED
+        /// (no write permission on the exchange; a command's is `amq.default`). Nothing was taken, and
+        /// sending it again fails the same way until an operator grants the permission. The session stays
+        /// usable.
+        public static let accessRefused = Code("accessRefused")
         /// The broker refused the message (basic.nack), e.g. a full queue with `x-overflow: reject-publish`.
         public static let nacked = Code("nacked")
         /// No confirm came before the session's resend window ended (the connection stayed lost, or the

@@ -6,9 +6,10 @@ import SagaEndpoint
 import Sagas
 import Testing
 
-/// `MessageSession` when the broker closes the publishing channel for one message: every other message not
-/// confirmed on that channel fails with the same close, and must not be reported as that message's error.
-@Suite("Message session: a channel closed for another message", .timeLimit(.minutes(4)))
+/// `MessageSession` when the broker closes the publishing channel for one message: that message's error says
+/// whether a resend can help, and every other message not confirmed on that channel (which fails with the
+/// same close) is not reported as that message's error.
+@Suite("Message session: the broker closes the publishing channel", .timeLimit(.minutes(4)))
 struct MessageSessionChannelCloseTests {
     static func command(_ index: Int) throws -> PublishRequest {
         try MessageSession.command(TransferRequested(transferId: "t-\(index)", fromAccount: "a", toAccount: "b", amount: 1),
@@ -66,6 +67,30 @@ struct MessageSessionChannelCloseTests {
         #expect(wrong.isEmpty, "commands to an existing queue failed: \(wrong)")
         let ids = try await harness.drain("transfers").compactMap(\.properties.messageId)
         #expect(Set(ids) == Set((0..<count).map { "cmd-\($0)" }))
+        await harness.tearDown()
+    }
+
+    @Test("an exchange the user may not write to: accessRefused, which no resend fixes, not notConfirmed")
+    func writeAccessRefused() async throws {
+        let harness = try await EndpointHarness.make()
+        try await harness.connection.declareExchange(ExchangeDeclaration(name: "audit.events", kind: .topic))
+        _ = try await runOnThread { [vhost = harness.vhost] in
+            try TestBroker.rabbitmqctl(["set_permissions", "-p", vhost, "guest", ".*", "^(amq\\.default|transfers)$", ".*"])
+        }
+        let session = try await MessageSession.connect(url: harness.url, connectionName: TestBroker.uniqueName("refused"))
+        do {
+            try await session.publish(TransferCompleted(transferId: "t-1", amount: 1, fees: 0), to: "audit.events",
+                                      messageId: "no-write")
+            Issue.record("an event to an exchange without write permission was reported sent")
+        } catch {
+            #expect(error.code == .accessRefused)
+            #expect(error.messageId == "no-write")
+            #expect(error.underlying?.replyCode == 403)
+        }
+        // The session goes on where it may write.
+        try await session.send(TransferRequested(transferId: "t-2", fromAccount: "a", toAccount: "b", amount: 1),
+                               to: "transfers")
+        await session.close()
         await harness.tearDown()
     }
 }
