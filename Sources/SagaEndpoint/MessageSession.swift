@@ -90,11 +90,17 @@ public struct MessageSession: Sendable {
         var requests = requests
         let spans = startSpans(&requests)
         var failure: MessageSessionError?
+        var confirmed = Set<Int>()
         defer {
+            // As the pipeline's publish spans: every message not confirmed is an error, also those of a
+            // batch whose error names another message (they were not sent again).
             for (index, span) in spans {
                 if let failure, failure.messageId == requests[index].message.properties.messageId {
                     span.recordError(failure)
                     span.setStatus(SpanStatus(code: .error))
+                } else if let failure, !confirmed.contains(index) {
+                    span.setStatus(SpanStatus(code: .error, message: "not confirmed: the call failed for message "
+                        + "\(failure.messageId) (\(failure.code))"))
                 }
                 span.end()
             }
@@ -105,6 +111,8 @@ public struct MessageSession: Sendable {
             let outcomes = await connection.publish(pending.map { requests[$0] })
             var again: [Int] = []
             var lastError: AMQPError?
+            // All of them first: the loop below stops at the first failure.
+            for (index, outcome) in zip(pending, outcomes) where outcome.isConfirmed { confirmed.insert(index) }
             for (index, outcome) in zip(pending, outcomes) {
                 switch outcome {
                 case .confirmed:

@@ -153,6 +153,37 @@ struct MessageSessionTests {
         await harness.tearDown()
     }
 
+    // Failed before: only the span of the message the error names got an error status; the other message,
+    // never confirmed either, ended as a success (the pipeline's spans mark every unconfirmed publish).
+    @Test("a batch that fails: every message not confirmed ends its span with an error, not only the one named")
+    func unconfirmedBatchSpans() async throws {
+        let harness = try await EndpointHarness.make()
+        let tracer = W3CInMemoryTracer()
+        let name = TestBroker.uniqueName("session-spans")
+        let connection = try await AMQPConnection.connect(url: harness.url, connectionName: name,
+                                                          recovery: RecoveryPolicy(isEnabled: false))
+        let session = MessageSession(connection: connection, resendWindow: .milliseconds(300), tracer: tracer)
+        try await runOnThread { _ = try TestBroker.closeConnections(named: name) }
+        try await waitUntil(timeout: .seconds(10)) { await !connection.isConnected }
+        let requests = try ["lost-1", "lost-2"].map {
+            try MessageSession.command(TransferRequested(transferId: $0, fromAccount: "a", toAccount: "b", amount: 1),
+                                       to: "transfers", messageId: $0)
+        }
+        do {
+            try await session.send(requests)
+            Issue.record("a batch without a connection was reported sent")
+        } catch {
+            #expect(error.code == .notConfirmed)
+        }
+        let spans = tracer.finishedSpans.filter { $0.operationName == "publish transfers" }
+        #expect(spans.count == 2)
+        for span in spans {
+            #expect(span.status?.code == .error, "\(span.attributes)")
+        }
+        await connection.close()
+        await harness.tearDown()
+    }
+
     @Test("inside a span, the message carries its trace into the endpoint's spans and commands")
     func traceJoinsCaller() async throws {
         let harness = try await EndpointHarness.make()
