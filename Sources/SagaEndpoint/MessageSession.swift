@@ -135,6 +135,16 @@ public struct MessageSession: Sendable {
                                          "the broker refused it (\(error.message)); grant write permission", error)
                 case .failed(let error) where error.code == .invalidArgument:
                     failure = Self.error(.invalidMessage, requests[index], "AMQP cannot carry it: \(error.message)", error)
+                case .failed(let error) where error.code == .closed:
+                    failure = Self.error(.closed, requests[index], "the session's connection was closed by this client",
+                                         error)
+                case .failed(let error) where error.code == .cancelled:
+                    failure = Self.error(.cancelled, requests[index], "the task was cancelled before the broker confirmed",
+                                         error)
+                case .failed(let error) where Self.isLostConnection(error) && !connection.recovery.isEnabled:
+                    failure = Self.error(.notConfirmed, requests[index],
+                                         "not confirmed, and the connection does not recover (recovery is disabled): \(error)",
+                                         error)
                 case .failed(let error) where Self.isLostConnection(error) && ContinuousClock.now < deadline:
                     again.append(index)
                     lastError = error
@@ -150,6 +160,13 @@ public struct MessageSession: Sendable {
                                    "count": "\(again.count)", "error": "\(lastError)"])
             do {
                 try await connection.waitUntilConnected(timeout: max(.zero, deadline - ContinuousClock.now))
+            } catch let error as AMQPError where error.code == .closed {
+                failure = Self.error(.closed, requests[first], "the session's connection was closed by this client", error)
+                throw failure!
+            } catch is CancellationError {
+                failure = Self.error(.cancelled, requests[first],
+                                     "the task was cancelled while waiting for the connection to come back", lastError)
+                throw failure!
             } catch {
                 failure = Self.error(.notConfirmed, requests[first], "not confirmed within \(resendWindow): \(error)",
                                      error as? AMQPError ?? lastError)

@@ -25,6 +25,12 @@ public struct MessageSessionError: Error, Sendable, CustomStringConvertible {
         public static let accessRefused = Code("accessRefused")
         /// The broker refused the message (basic.nack), e.g. a full queue with `x-overflow: reject-publish`.
         public static let nacked = Code("nacked")
+        /// The session's connection was closed by this client (`close()`): nothing more can be sent on it.
+        /// A message in flight then may or may not have been taken; send it on another session.
+        public static let closed = Code("closed")
+        /// The calling task was cancelled before the broker confirmed: the message may or may not have been
+        /// taken (send it again with the same message id if it is still wanted).
+        public static let cancelled = Code("cancelled")
         /// No confirm came before the session's resend window ended (the connection stayed lost, or the
         /// login is refused): the message may or may not have been taken. Send it again with the same
         /// message id; the endpoint's inbox drops a second copy.

@@ -137,7 +137,9 @@ struct MessageSessionTests {
         let name = TestBroker.uniqueName("session-lost")
         let connection = try await AMQPConnection.connect(url: harness.url, connectionName: name,
                                                           recovery: RecoveryPolicy(isEnabled: false))
-        let session = MessageSession(connection: connection, resendWindow: .milliseconds(300))
+        // The default window (30 s): with recovery disabled the connection cannot come back, so waiting it
+        // out only delayed the error (failed before: the reason below, after 30 s).
+        let session = MessageSession(connection: connection)
         try await runOnThread { _ = try TestBroker.closeConnections(named: name) }
         try await waitUntil(timeout: .seconds(10)) { await !connection.isConnected }
         do {
@@ -148,6 +150,7 @@ struct MessageSessionTests {
             #expect(error.code == .notConfirmed)
             #expect(error.messageId == "lost")
             #expect(error.underlying != nil)
+            #expect(error.reason.contains("does not recover"), "\(error)")
         }
         await connection.close()
         await harness.tearDown()
