@@ -2,9 +2,10 @@ import AMQPTransport
 import SagaStore
 
 /// An outgoing message that AMQP cannot carry or route: a name or property over 255 bytes, headers larger
-/// than one frame, or a command sent to an empty queue name. A permanent failure of the handler that emitted it, so its incoming message goes to the
-/// error queue with the reason. (Stored and published later, it would fail at every publish, and the
-/// incoming message would be requeued and redelivered without end.)
+/// than one frame, or a command sent to an empty queue name. A permanent failure of the handler that
+/// emitted it, so its incoming message goes to the error queue with the reason. (Stored and published
+/// later, it would fail at every publish, and the incoming message would be requeued and redelivered
+/// without end.)
 struct InvalidOutgoingMessage: Error, CustomStringConvertible {
     var messageId: String
     var messageType: String
