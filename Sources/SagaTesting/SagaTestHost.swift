@@ -19,6 +19,8 @@ public import Tracing
 /// and records it in `deadLetters`. `.retryLater(attempts, delay)` rolls it back and redelivers the same
 /// message (same id) `delay` later when time advances, up to `attempts` times, then dead-letters it.
 ///
+/// To test a handler from a given state, or a state an older version stored, `seed` the instance first.
+///
 /// Not thread-safe; use it from one test. Messages are not routed anywhere: to pass an emitted message
 /// on (a command to its handler, a reply back to the saga), deliver it with `deliver(_:)`.
 public final class SagaTestHost: EmittedMessages {
@@ -47,7 +49,8 @@ public final class SagaTestHost: EmittedMessages {
     /// message's headers, and emitted messages carry the handle span's context, as in the endpoint.
     public var tracer: (any Tracer)?
 
-    private var completed: Set<SagaInstanceKey> = []
+    /// Instances a delivery completed; a start, or a seed, makes one live again.
+    var completed: Set<SagaInstanceKey> = []
     /// The clock as an exact time since `start`. Adding each step's seconds to a `Date` rounded every time,
     /// so steps that add up to a timeout's delay could end short of its due time; due times are compared
     /// with it to the microsecond (a due `Date` is itself a rounded sum).
