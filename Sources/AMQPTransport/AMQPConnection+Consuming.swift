@@ -86,6 +86,33 @@ extension AMQPConnection {
         }
     }
 
+    /// Acknowledges one delivery and returns once the broker has taken the acknowledgement. `ack` only
+    /// writes it: if the connection goes before the broker reads it, the message goes back to its queue
+    /// although the ack returned. Here a synchronous method follows on the same channel (basic.qos with
+    /// the consumer's prefetch, which changes nothing), and the broker handles a channel's frames in
+    /// order, so its reply means the ack was handled. Throws (`.staleDelivery`, `.connectionLost`, …)
+    /// when that cannot be known; then the message may still be in its queue.
+    public func ackConfirmed(_ tag: DeliveryTag) throws {
+        try ack(tag)
+        // No suspension since the ack: the channel is the one it went on unless the ack itself closed it.
+        guard openChannels[tag.channel] == tag.channelEpoch else {
+            // The last unsettled delivery of a cancelled consumer: its channel was closed, and close-ok,
+            // like any reply, comes after the frames before it. Unless that close failed.
+            if let closure = brokerClosedChannels[tag.channel], closure.epoch == tag.channelEpoch {
+                throw AMQPError(.staleDelivery, replyCode: closure.error.replyCode,
+                                message: "the broker closed the channel of delivery \(tag.value) (\(closure.error.message)); "
+                                    + "its acknowledgement may not have been handled", operation: "basic.ack")
+            }
+            guard let session, session.isOpen else {
+                throw AMQPError(.connectionLost, message: "the connection was lost right after the acknowledgement of "
+                                    + "delivery \(tag.value); it may not have been handled", operation: "basic.ack")
+            }
+            return
+        }
+        let prefetch = consumers[tag.channel]?.prefetch ?? 0
+        try onChannel(tag.channel, "basic.ack \(tag.value) (confirming)") { s in try s.qos(tag.channel, prefetch: prefetch) }
+    }
+
     /// Negatively acknowledges: back to the queue with `requeue`, else dead-lettered or dropped.
     public func nack(_ tag: DeliveryTag, multiple: Bool = false, requeue: Bool) throws {
         try acknowledge(tag, multiple: multiple, "basic.nack") { s in
