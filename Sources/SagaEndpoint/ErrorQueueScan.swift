@@ -31,6 +31,10 @@ struct ErrorQueueScan {
         /// The message is acknowledged at once; the visitor has done (and had confirmed) whatever
         /// replaces it.
         case remove
+        /// The message is dropped: acknowledged, and the pass goes on only once the broker has taken the
+        /// acknowledgement (`AMQPConnection.ackConfirmed`). Nothing replaces it, so an ack lost with the
+        /// connection would leave it in the queue while the caller reports it gone.
+        case delete
     }
 
     /// The visitor's answer for one message.
@@ -40,6 +44,7 @@ struct ErrorQueueScan {
 
         static let keep = Step(disposition: .keep)
         static let remove = Step(disposition: .remove)
+        static let delete = Step(disposition: .delete)
     }
 
     struct Outcome {
@@ -85,7 +90,10 @@ struct ErrorQueueScan {
     var idle: Duration = .seconds(2)
 
     /// Looks at up to `limit` of the messages the queue holds now, oldest first; `visit` decides on each.
-    func run(limit: Int = .max, _ visit: (AMQPDelivery) async throws -> Step) async throws -> Outcome {
+    /// `removed` hears of each message once it is acknowledged (for `.delete`, once the broker took the
+    /// ack): a caller whose pass fails later still knows what it removed.
+    func run(limit: Int = .max, removed: (AMQPDelivery) -> Void = { _ in },
+             _ visit: (AMQPDelivery) async throws -> Step) async throws -> Outcome {
         let state = try await connection.checkQueue(queue)
         let queued = state.messageCount
         var outcome = Outcome(queued: queued, otherConsumers: state.consumerCount, bound: min(max(limit, 0), queued),
@@ -99,7 +107,7 @@ struct ErrorQueueScan {
                 if let aheadBytes, largestBody > 0 { size = min(size, max(aheadBytes / largestBody, 1)) }
                 let prefetch = UInt16(min(outcome.bound - outcome.visited, size))
                 let filled = try await consumeWindow(prefetch: prefetch, activity: activity, outcome: &outcome,
-                                                     lastKept: &lastKept, largestBody: &largestBody, visit)
+                                                     lastKept: &lastKept, largestBody: &largestBody, removed: removed, visit)
                 // A window that ended without filling up, reaching the bound or being stopped went idle:
                 // the queue had fewer messages than counted.
                 if !filled, outcome.visited < outcome.bound, !outcome.stopped { break }
@@ -123,7 +131,7 @@ struct ErrorQueueScan {
     /// is delivered to it again.
     private func consumeWindow(prefetch: UInt16, activity: ActivityClock, outcome: inout Outcome,
                                lastKept: inout [Opening: DeliveryTag], largestBody: inout Int,
-                               _ visit: (AMQPDelivery) async throws -> Step) async throws -> Bool {
+                               removed: (AMQPDelivery) -> Void, _ visit: (AMQPDelivery) async throws -> Step) async throws -> Bool {
         let consumer: AMQPConsumer
         do {
             consumer = try await connection.consume(queue: queue, prefetch: prefetch)
@@ -163,9 +171,14 @@ struct ErrorQueueScan {
                 case .keep:
                     lastKept[Opening(delivery.tag)] = delivery.tag
                     held += 1
-                case .remove:
-                    try await connection.ack(delivery.tag)
+                case .remove, .delete:
+                    if step.disposition == .delete {
+                        try await connection.ackConfirmed(delivery.tag)
+                    } else {
+                        try await connection.ack(delivery.tag)
+                    }
                     outcome.removed += 1
+                    removed(delivery)
                 }
                 activity.endWork()
                 if step.stop { outcome.stopped = true; break }
