@@ -4,11 +4,11 @@ import Foundation
 import Logging
 import SagaEndpoint
 
-/// `errors list|show|replay|purge`: the operator's view of an error queue.
+/// `errors list|show|replay|delete|purge`: the operator's view of an error queue.
 struct ErrorsCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "errors",
-        abstract: "Read, replay and purge an error queue (default transfers.error).",
+        abstract: "Read, replay, delete and purge an error queue (default transfers.error).",
         discussion: """
             A message lands in an error queue when it cannot be processed: unparseable, of a type nobody \
             handles, without message_id or type, too large, or failing after all retries. It keeps its body \
@@ -18,12 +18,13 @@ struct ErrorsCommand: AsyncParsableCommand {
             removing it; the endpoint's inbox drops a message replayed twice. `replay --all` replays what the queue held when it started, each message id \
             once: a replayed message that fails again and a second copy of an id stay in the queue; a message \
             that cannot be replayed (no x-original-queue, or its original queue is gone) stays too, is named \
-            on stderr, and makes the exit status 2.
+            on stderr, and makes the exit status 2. `delete ID` removes every copy with that id (a \
+            message to discard) and leaves the others in the queue, so they can still be replayed.
 
             The commands work on error queues only (a name ending in .error): --any-queue lets them read, \
-            replay or purge another queue, such as a live input queue.
+            replay, delete or purge another queue, such as a live input queue.
             """,
-        subcommands: [List.self, Show.self, Replay.self, Purge.self])
+        subcommands: [List.self, Show.self, Replay.self, Delete.self, Purge.self])
 
     struct QueueOptions: ParsableArguments {
         @Option(name: .customLong("queue"), help: "The error queue (a name ending in \(EndpointConfiguration.errorQueueSuffix)).")

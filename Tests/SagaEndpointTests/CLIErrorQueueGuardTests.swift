@@ -9,14 +9,15 @@ import Testing
 // `errors` commands now refuse a queue whose name is not an error queue's unless told --any-queue.
 @Suite("saga-endpoint errors: only error queues unless --any-queue", .timeLimit(.minutes(6)))
 struct CLIErrorQueueGuardTests {
-    @Test("purge, list, show and replay refuse an input queue; --any-queue lets the operator through")
+    @Test("purge, list, show, replay and delete refuse an input queue; --any-queue lets the operator through")
     func inputQueuesAreRefused() async throws {
         let harness = try await EndpointHarness.make()
         try await harness.send(DebitAccount(transferId: "t-1", account: "alice", amount: 5), to: "bank",
                                messageId: "live-1")
         try await waitUntil(timeout: .seconds(20)) { try await harness.depth("bank") == 1 }
 
-        for command in [["purge"], ["list"], ["show", "live-1"], ["replay", "live-1"], ["replay", "--all"]] {
+        for command in [["purge"], ["list"], ["show", "live-1"], ["replay", "live-1"], ["replay", "--all"],
+                        ["delete", "live-1"]] {
             let run = try await harness.errorsCommand(command + ["--queue", "bank"])
             #expect(run.status != 0, "\(command): \(run)")
             #expect(run.errorOutput.contains("'bank' is not an error queue"), "\(command): \(run)")
