@@ -38,7 +38,12 @@ struct ConfirmedAckTests {
             let inbox = Inbox(consumer)
             let first = try await inbox.next()
             await connection.simulateNetworkFailure()
-            try await connection.waitUntilConnected()
+            // The socket is shut, but until the pump notices, the old session still counts as connected
+            // (a fresh-clone CI run acked on it and got .connectionLost): wait for the recovery itself.
+            try await waitUntil(timeout: .seconds(30), message: "the connection to recover") {
+                let (recoveries, connected) = await (connection.recoveryCount, connection.isConnected)
+                return recoveries >= 1 && connected
+            }
             do {
                 try await connection.ackConfirmed(first.tag)
                 Issue.record("a delivery of the lost connection was taken for acknowledged")
