@@ -34,11 +34,14 @@ extension BatchPipeline {
         if let kind = Self.permanentErrorKind(error)
             ?? (error is any UnrecoverableError || configuration.isUnrecoverable(error) ? Self.errorKind(error) : nil) {
             // Retrying cannot help (the message itself is wrong, or its handler says so): straight to the
-            // error queue.
-            await moveToErrorQueue(&entry, incoming: incoming, reason: "\(error)", type: kind, attempts: 1, first: nil,
-                             requests: &requests, now: now)
+            // error queue. Its copy counts the attempts that failed before this one (a 503 before the 400),
+            // as a copy after all retries does: `x-attempts: 1` said the handler had run once.
+            let earlier = await store.earlierFailure(messageId: incoming.messageId)
+            let attempts = (earlier?.attempts ?? 0) + 1
+            await moveToErrorQueue(&entry, incoming: incoming, reason: "\(error)", type: kind, attempts: attempts,
+                                   first: earlier?.firstFailureAt, requests: &requests, now: now)
             countOnConfirm(&entry, .error, "message cannot be processed; moved to the error queue",
-                           metadata.merging(["error": "\(error)"]) { $1 }, clearsFailure: true)
+                           metadata.merging(["error": "\(error)", "attempts": "\(attempts)"]) { $1 }, clearsFailure: true)
             return
         }
         let record: FailureRecord?

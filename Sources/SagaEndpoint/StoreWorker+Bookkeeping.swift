@@ -84,6 +84,11 @@ extension StoreWorker {
         try store.recordFailure(messageId: messageId, error: error, at: now)
     }
 
+    /// The failed attempts counted so far for a message, nil for none (or when they cannot be read).
+    func earlierFailure(messageId: String) -> FailureRecord? {
+        try? store.failure(messageId: messageId)
+    }
+
     /// Deletes due rows that were dealt with outside a transaction (moved to the error queue).
     func deleteTimeouts(_ keys: [TimeoutKey]) {
         for key in keys {

@@ -58,4 +58,35 @@ struct UnrecoverableErrorTests {
         #expect(copy?.header("x-error-type") == "Failure")
         #expect(calls == 1)
     }
+
+    /// A handler that failed for a passing reason (a 503) and then for good (a 400): its copy counts both
+    /// attempts (and keeps the first failure's time), as a copy after all retries does. Failed before: the
+    /// copy said `x-attempts: 1`, as if the handler had run once.
+    @Test("an unrecoverable error after earlier failed attempts: the copy counts them all")
+    func unrecoverableAfterEarlierAttempts() async throws {
+        let harness = try await EndpointHarness.make()
+        try await harness.declareQueue("picks")
+        let calls = Tally()
+        var registry = HandlerRegistry()
+        registry.handle(Explode.self) { _, _ in
+            calls.increment()
+            if calls.count == 1 { throw Explode.Failure() }   // the API was down for a moment
+            throw Refused()
+        }
+        let endpoint = harness.startEndpoint(registry, queues: ["picks"], database: "picks") { configuration in
+            configuration.immediateRetries = 2
+            configuration.delayedRetries = [.seconds(30)]
+        }
+        try await harness.send(Explode(note: "sku-404"), to: "picks", messageId: "pick-2")
+        let copy = try #require(try await harness.errorMessages(of: "picks", count: 1, timeout: .seconds(20)).first,
+                                "no error-queue copy")
+        #expect(calls.count == 2)
+        #expect(copy.intHeader("x-attempts") == 2)
+        #expect(copy.header("x-error-type") == "Refused")
+        try await waitUntil(timeout: .seconds(10), message: "the failure count was not cleared") {
+            try await harness.rowCount("picks", "failures") == 0
+        }
+        await harness.stop(endpoint)
+        await harness.tearDown()
+    }
 }
