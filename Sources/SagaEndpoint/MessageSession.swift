@@ -111,6 +111,8 @@ public struct MessageSession: Sendable {
             let outcomes = await connection.publish(pending.map { requests[$0] })
             var again: [Int] = []
             var lastError: AMQPError?
+            // A message failed only by another message's channel close, with no time left to send it again.
+            var failedForAnother: MessageSessionError?
             // All of them first: the loop below stops at the first failure.
             for (index, outcome) in zip(pending, outcomes) where outcome.isConfirmed { confirmed.insert(index) }
             for (index, outcome) in zip(pending, outcomes) {
@@ -122,9 +124,20 @@ public struct MessageSession: Sendable {
                                          "the broker could not route it (\(code) \(text)): no queue of that name")
                 case .nacked:
                     failure = Self.error(.nacked, requests[index], "the broker refused it (basic.nack)")
-                case .failed(let error) where Self.closedForAnother(error, requests[index]) && ContinuousClock.now < deadline:
+                case .failed(let error) where Self.closedForAnother(error, requests[index]):
                     // Not this message's fault: it may or may not have been taken, the next publish opens
                     // the channel again.
+                    guard ContinuousClock.now < deadline else {
+                        // No time left to send it again (`resendWindow` zero, or over): not confirmed, not
+                        // the other exchange's error under this destination; and the culprit's own error
+                        // goes first when it is in this call.
+                        failedForAnother = failedForAnother ?? Self.error(
+                            .notConfirmed, requests[index],
+                            "not confirmed: the broker closed the publishing channel for another message "
+                                + "(\(error.message)) and the resend window (\(resendWindow)) is over; it may or "
+                                + "may not have been taken, send it again with the same message id", error)
+                        continue
+                    }
                     again.append(index)
                     lastError = error
                 case .failed(let error) where error.code == .channelClosed && error.replyCode == 404:
@@ -152,6 +165,10 @@ public struct MessageSession: Sendable {
                     failure = Self.error(.notConfirmed, requests[index], "not confirmed: \(error)", error)
                 }
                 if let failure { throw failure }
+            }
+            if let failedForAnother {
+                failure = failedForAnother
+                throw failedForAnother
             }
             pending = again
             guard let lastError, let first = again.first else { continue }

@@ -34,6 +34,50 @@ struct MessageSessionChannelCloseTests {
         await harness.tearDown()
     }
 
+    @Test("no resend window left: the commands the event's missing exchange failed are not its exchangeNotFound")
+    func noWindowStillNamesTheCulprit() async throws {
+        let harness = try await EndpointHarness.make()
+        // resendWindow zero: one attempt, so the commands failed with the event's channel close are not sent
+        // again. They used to be reported as exchangeNotFound for their own queue ("the exchange does not
+        // exist", "the message was not taken"), naming the first command instead of the event.
+        let session = MessageSession(connection: harness.connection, resendWindow: .zero)
+        let event = try MessageSession.event(TransferCompleted(transferId: "t-x", amount: 1, fees: 0),
+                                             to: "no.such.exchange", messageId: "the-event")
+        let commands = try (0..<20).map(Self.command)
+        do {
+            try await session.send(commands + [event])
+            Issue.record("an event to a missing exchange was reported sent")
+        } catch {
+            #expect(error.code == .exchangeNotFound)
+            #expect(error.messageId == "the-event")
+        }
+        // A call of commands alone failed by another call's missing exchange: not confirmed, never that
+        // exchange's error under the command's destination.
+        let wrong: [MessageSessionError] = try await withThrowingTaskGroup(of: [MessageSessionError].self) { group in
+            group.addTask {
+                for index in 0..<20 {
+                    _ = try? await session.publish(TransferCompleted(transferId: "t-\(index)", amount: 1, fees: 0),
+                                                   to: "no.such.exchange")
+                }
+                return []
+            }
+            group.addTask {
+                var wrong: [MessageSessionError] = []
+                for index in 20..<60 {
+                    do {
+                        try await session.send([try Self.command(index)])
+                    } catch let error as MessageSessionError {
+                        if error.code != .notConfirmed { wrong.append(error) }
+                    }
+                }
+                return wrong
+            }
+            return try await group.reduce(into: []) { $0 += $1 }
+        }
+        #expect(wrong.isEmpty, "commands failed by another message's exchange were reported as: \(wrong)")
+        await harness.tearDown()
+    }
+
     @Test("concurrent sends on one session: one event to a missing exchange does not fail the others' commands")
     func concurrentSendsUnaffected() async throws {
         let harness = try await EndpointHarness.make()
