@@ -121,7 +121,9 @@ public struct MessageSession: Sendable {
                     continue
                 case .returned(let code, let text):
                     failure = Self.error(.unroutable, requests[index],
-                                         "the broker could not route it (\(code) \(text)): no queue of that name")
+                                         "the broker could not route it (\(code) \(text)): no queue of that name; "
+                                             + "declare the queue (an endpoint declares its input queues when it "
+                                             + "starts), nothing was taken")
                 case .nacked:
                     failure = Self.error(.nacked, requests[index], "the broker refused it (basic.nack)")
                 case .failed(let error) where Self.closedForAnother(error, requests[index]):
@@ -142,7 +144,8 @@ public struct MessageSession: Sendable {
                     lastError = error
                 case .failed(let error) where error.code == .channelClosed && error.replyCode == 404:
                     failure = Self.error(.exchangeNotFound, requests[index],
-                                         "the exchange does not exist (\(error.message))", error)
+                                         "the exchange does not exist (\(error.message)); declare the exchange, "
+                                             + "nothing was taken", error)
                 case .failed(let error) where error.code == .channelClosed && error.replyCode == 403:
                     failure = Self.error(.accessRefused, requests[index],
                                          "the broker refused it (\(error.message)); grant write permission", error)
@@ -152,17 +155,18 @@ public struct MessageSession: Sendable {
                     failure = Self.error(.closed, requests[index], "the session's connection was closed by this client",
                                          error)
                 case .failed(let error) where error.code == .cancelled:
-                    failure = Self.error(.cancelled, requests[index], "the task was cancelled before the broker confirmed",
-                                         error)
+                    failure = Self.error(.cancelled, requests[index],
+                                         "the task was cancelled before the broker confirmed" + Self.sendAgain, error)
                 case .failed(let error) where Self.isLostConnection(error) && !connection.recovery.isEnabled:
                     failure = Self.error(.notConfirmed, requests[index],
-                                         "not confirmed, and the connection does not recover (recovery is disabled): \(error)",
+                                         "not confirmed, and the connection does not recover (recovery is disabled): \(error)"
+                                             + Self.sendAgain + " on another connection",
                                          error)
                 case .failed(let error) where Self.isLostConnection(error) && ContinuousClock.now < deadline:
                     again.append(index)
                     lastError = error
                 case .failed(let error):
-                    failure = Self.error(.notConfirmed, requests[index], "not confirmed: \(error)", error)
+                    failure = Self.error(.notConfirmed, requests[index], "not confirmed: \(error)" + Self.sendAgain, error)
                 }
                 if let failure { throw failure }
             }
@@ -182,15 +186,20 @@ public struct MessageSession: Sendable {
                 throw failure!
             } catch is CancellationError {
                 failure = Self.error(.cancelled, requests[first],
-                                     "the task was cancelled while waiting for the connection to come back", lastError)
+                                     "the task was cancelled while waiting for the connection to come back" + Self.sendAgain,
+                                     lastError)
                 throw failure!
             } catch {
-                failure = Self.error(.notConfirmed, requests[first], "not confirmed within \(resendWindow): \(error)",
+                failure = Self.error(.notConfirmed, requests[first],
+                                     "not confirmed within \(resendWindow): \(error)" + Self.sendAgain,
                                      error as? AMQPError ?? lastError)
                 throw failure!
             }
         }
     }
+
+    /// What to do about a message whose fate is unknown, as the reason's end.
+    static let sendAgain = "; it may or may not have been taken: send it again with the same message id"
 
     /// A lost or recovering connection: the message may be sent again once it is back. (A connection this
     /// client closed, or a cancelled task, is not.)

@@ -51,6 +51,7 @@ struct MessageSessionEndingTests {
         let error = try #require(outcome, "the send succeeded with the broker stopped")
         #expect(error.code == .cancelled, "\(error)")
         #expect(error.messageId == "cancelled")
+        #expect(error.reason.contains("send it again with the same message id"), "\(error)")
         await session.close()
     }
 }

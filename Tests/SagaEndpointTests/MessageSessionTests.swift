@@ -87,6 +87,8 @@ struct MessageSessionTests {
             #expect(error.messageId == "m-unroutable")
             #expect(error.messageType == TransferRequested.messageType)
             #expect(error.destination == "queue 'no.such.queue'")
+            // The reason says what to do, as the code's documentation does.
+            #expect(error.reason.contains("declare the queue"), "\(error)")
         }
         do {
             try await session.publish(request, to: "no.such.exchange", messageId: "m-no-exchange")
@@ -95,6 +97,7 @@ struct MessageSessionTests {
             #expect(error.code == .exchangeNotFound)
             #expect(error.messageId == "m-no-exchange")
             #expect(error.underlying?.replyCode == 404)
+            #expect(error.reason.contains("declare the exchange"), "\(error)")
         }
         do {
             try await session.send(request, to: "transfers", messageId: "")
@@ -151,6 +154,7 @@ struct MessageSessionTests {
             #expect(error.messageId == "lost")
             #expect(error.underlying != nil)
             #expect(error.reason.contains("does not recover"), "\(error)")
+            #expect(error.reason.contains("send it again with the same message id"), "\(error)")
         }
         await connection.close()
         await harness.tearDown()
