@@ -27,7 +27,7 @@ public struct EndpointConfiguration: Sendable {
     public var handlersAheadOfCommit: Bool = true
     /// How many messages of a batch run their stateless handlers at once. They are where an endpoint waits
     /// for the outside world (an HTTP API): run one after another, a 200 ms call held it to five messages a
-    /// second. 1 runs them in delivery order, one at a time.
+    /// second. 1 runs them in delivery order, one at a time (as does anything below 1).
     public var statelessHandlerConcurrency: Int = 16
     /// Names the broker connections (`<name>-consume`, `<name>-publish`) in the management UI.
     public var connectionName: String = "saga-endpoint"
