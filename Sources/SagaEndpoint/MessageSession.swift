@@ -189,6 +189,13 @@ public struct MessageSession: Sendable {
                                      "the task was cancelled while waiting for the connection to come back" + Self.sendAgain,
                                      lastError)
                 throw failure!
+            } catch let error as AMQPError where !error.isTransient {
+                // The broker refuses the reconnect (a changed password, a deleted vhost): no resend can get
+                // through until an operator fixes that, as the endpoint's readiness says in the same case.
+                failure = Self.error(.notConfirmed, requests[first],
+                                     "not confirmed within \(resendWindow): the broker refuses the reconnect (\(error)); "
+                                         + "an operator must fix that before a resend can get through", error)
+                throw failure!
             } catch {
                 failure = Self.error(.notConfirmed, requests[first],
                                      "not confirmed within \(resendWindow): \(error)" + Self.sendAgain,

@@ -54,4 +54,28 @@ struct MessageSessionEndingTests {
         #expect(error.reason.contains("send it again with the same message id"), "\(error)")
         await session.close()
     }
+
+    // Failed before: the reason said only "not confirmed within …" with the broker's 530 and the advice to
+    // send again, which cannot get through while the broker refuses the login.
+    @Test("a reconnect the broker refuses (the vhost deleted): notConfirmed saying an operator must act")
+    func refusedReconnect() async throws {
+        let (vhost, url) = try await runOnThread { try TestBroker.makeVhost() }
+        let connection = try await AMQPConnection.connect(
+            url: url, connectionName: "session-refused",
+            recovery: RecoveryPolicy(initialDelay: .milliseconds(50), maximumDelay: .milliseconds(200)))
+        let session = MessageSession(connection: connection, resendWindow: .seconds(2))
+        try await connection.declareQueue(QueueDeclaration(name: "transfers"))
+        try await runOnThread { try TestBroker.deleteVhost(vhost) }
+        try await waitUntil(timeout: .seconds(20)) { await !connection.isConnected }
+        do {
+            try await session.send(request, to: "transfers", messageId: "refused")
+            Issue.record("a send into a deleted vhost was reported sent")
+        } catch {
+            #expect(error.code == .notConfirmed, "\(error)")
+            #expect(error.reason.contains("refuses the reconnect"), "\(error)")
+            #expect(error.reason.contains("operator"), "\(error)")
+            #expect(error.underlying?.isTransient == false, "\(error)")
+        }
+        await connection.close()
+    }
 }
