@@ -31,8 +31,7 @@ extension BatchPipeline {
             return
         }
         metrics.failed.increment()
-        if let kind = Self.permanentErrorKind(error)
-            ?? (error is any UnrecoverableError || configuration.isUnrecoverable(error) ? Self.errorKind(error) : nil) {
+        if let kind = Self.permanentErrorKind(error) ?? (configuration.isUnrecoverable(error) ? Self.errorKind(error) : nil) {
             // Retrying cannot help (the message itself is wrong, or its handler says so): straight to the
             // error queue. Its copy counts the attempts that failed before this one (a 503 before the 400),
             // as a copy after all retries does: `x-attempts: 1` said the handler had run once.
@@ -216,10 +215,12 @@ extension BatchPipeline {
     }
 
     /// The `x-error-type` of errors that no retry can fix (the message is malformed, has no handler or
-    /// no correlation id, the saga's stored state is unreadable, or a handler emitted a message AMQP
-    /// cannot carry); nil for the others.
+    /// no correlation id, the saga's stored state is unreadable, a handler emitted a message AMQP cannot
+    /// carry, or threw an `UnrecoverableError`: its type name); nil for the others.
+    /// (`EndpointConfiguration.isUnrecoverable` adds the application's own, where the configuration is.)
     static func permanentErrorKind(_ error: any Error) -> String? {
         if error is InvalidOutgoingMessage { return "InvalidOutgoingMessage" }
+        if error is any UnrecoverableError { return String(describing: type(of: error)) }
         guard let error = error as? SagaError else { return nil }
         switch error {
         case .malformedMessage: return "MalformedMessage"
