@@ -116,59 +116,18 @@ public struct MessageSession: Sendable {
             // All of them first: the loop below stops at the first failure.
             for (index, outcome) in zip(pending, outcomes) where outcome.isConfirmed { confirmed.insert(index) }
             for (index, outcome) in zip(pending, outcomes) {
-                switch outcome {
+                switch verdict(on: outcome, of: requests[index], timeLeft: ContinuousClock.now < deadline) {
                 case .confirmed:
                     continue
-                case .returned(let code, let text):
-                    failure = Self.error(.unroutable, requests[index],
-                                         "the broker could not route it (\(code) \(text)): no queue of that name; "
-                                             + "declare the queue (an endpoint declares its input queues when it "
-                                             + "starts), nothing was taken")
-                case .nacked:
-                    failure = Self.error(.nacked, requests[index], "the broker refused it (basic.nack)")
-                case .failed(let error) where Self.closedForAnother(error, requests[index]):
-                    // Not this message's fault: it may or may not have been taken, the next publish opens
-                    // the channel again.
-                    guard ContinuousClock.now < deadline else {
-                        // No time left to send it again (`resendWindow` zero, or over): not confirmed, not
-                        // the other exchange's error under this destination; and the culprit's own error
-                        // goes first when it is in this call.
-                        failedForAnother = failedForAnother ?? Self.error(
-                            .notConfirmed, requests[index],
-                            "not confirmed: the broker closed the publishing channel for another message "
-                                + "(\(error.message)) and the resend window (\(resendWindow)) is over; it may or "
-                                + "may not have been taken, send it again with the same message id", error)
-                        continue
-                    }
+                case .sendAgain(let error):
                     again.append(index)
                     lastError = error
-                case .failed(let error) where error.code == .channelClosed && error.replyCode == 404:
-                    failure = Self.error(.exchangeNotFound, requests[index],
-                                         "the exchange does not exist (\(error.message)); declare the exchange, "
-                                             + "nothing was taken", error)
-                case .failed(let error) where error.code == .channelClosed && error.replyCode == 403:
-                    failure = Self.error(.accessRefused, requests[index],
-                                         "the broker refused it (\(error.message)); grant write permission", error)
-                case .failed(let error) where error.code == .invalidArgument:
-                    failure = Self.error(.invalidMessage, requests[index], "AMQP cannot carry it: \(error.message)", error)
-                case .failed(let error) where error.code == .closed:
-                    failure = Self.error(.closed, requests[index], "the session's connection was closed by this client",
-                                         error)
-                case .failed(let error) where error.code == .cancelled:
-                    failure = Self.error(.cancelled, requests[index],
-                                         "the task was cancelled before the broker confirmed" + Self.sendAgain, error)
-                case .failed(let error) where Self.isLostConnection(error) && !connection.recovery.isEnabled:
-                    failure = Self.error(.notConfirmed, requests[index],
-                                         "not confirmed, and the connection does not recover (recovery is disabled): \(error)"
-                                             + Self.sendAgain + " on another connection",
-                                         error)
-                case .failed(let error) where Self.isLostConnection(error) && ContinuousClock.now < deadline:
-                    again.append(index)
-                    lastError = error
+                case .failedForAnother(let error):
+                    failedForAnother = failedForAnother ?? error
                 case .failed(let error):
-                    failure = Self.error(.notConfirmed, requests[index], "not confirmed: \(error)" + Self.sendAgain, error)
+                    failure = error
+                    throw error
                 }
-                if let failure { throw failure }
             }
             if let failedForAnother {
                 failure = failedForAnother
@@ -202,6 +161,66 @@ public struct MessageSession: Sendable {
                                      error as? AMQPError ?? lastError)
                 throw failure!
             }
+        }
+    }
+
+    /// What became of one publish, as `send` acts on it.
+    enum Verdict {
+        case confirmed
+        /// Lost with the connection or with a channel another message closed: send it again (same id).
+        case sendAgain(AMQPError)
+        /// Failed by another message's channel close with no time left: reported after that message's own
+        /// error, if that one is in the same call.
+        case failedForAnother(MessageSessionError)
+        case failed(MessageSessionError)
+    }
+
+    /// The verdict on `outcome` of `request`; `timeLeft`: whether the resend window still runs.
+    func verdict(on outcome: PublishOutcome, of request: PublishRequest, timeLeft: Bool) -> Verdict {
+        switch outcome {
+        case .confirmed:
+            return .confirmed
+        case .returned(let code, let text):
+            return .failed(Self.error(.unroutable, request,
+                                      "the broker could not route it (\(code) \(text)): no queue of that name; "
+                                          + "declare the queue (an endpoint declares its input queues when it "
+                                          + "starts), nothing was taken"))
+        case .nacked:
+            return .failed(Self.error(.nacked, request, "the broker refused it (basic.nack)"))
+        case .failed(let error) where Self.closedForAnother(error, request):
+            // Not this message's fault: it may or may not have been taken, the next publish opens the
+            // channel again. With no time left to send it again (`resendWindow` zero, or over): not
+            // confirmed, not the other exchange's error under this destination.
+            guard timeLeft else {
+                return .failedForAnother(Self.error(
+                    .notConfirmed, request,
+                    "not confirmed: the broker closed the publishing channel for another message "
+                        + "(\(error.message)) and the resend window (\(resendWindow)) is over; it may or "
+                        + "may not have been taken, send it again with the same message id", error))
+            }
+            return .sendAgain(error)
+        case .failed(let error) where error.code == .channelClosed && error.replyCode == 404:
+            return .failed(Self.error(.exchangeNotFound, request,
+                                      "the exchange does not exist (\(error.message)); declare the exchange, "
+                                          + "nothing was taken", error))
+        case .failed(let error) where error.code == .channelClosed && error.replyCode == 403:
+            return .failed(Self.error(.accessRefused, request,
+                                      "the broker refused it (\(error.message)); grant write permission", error))
+        case .failed(let error) where error.code == .invalidArgument:
+            return .failed(Self.error(.invalidMessage, request, "AMQP cannot carry it: \(error.message)", error))
+        case .failed(let error) where error.code == .closed:
+            return .failed(Self.error(.closed, request, "the session's connection was closed by this client", error))
+        case .failed(let error) where error.code == .cancelled:
+            return .failed(Self.error(.cancelled, request,
+                                      "the task was cancelled before the broker confirmed" + Self.sendAgain, error))
+        case .failed(let error) where Self.isLostConnection(error) && !connection.recovery.isEnabled:
+            return .failed(Self.error(.notConfirmed, request,
+                                      "not confirmed, and the connection does not recover (recovery is disabled): \(error)"
+                                          + Self.sendAgain + " on another connection", error))
+        case .failed(let error) where Self.isLostConnection(error) && timeLeft:
+            return .sendAgain(error)
+        case .failed(let error):
+            return .failed(Self.error(.notConfirmed, request, "not confirmed: \(error)" + Self.sendAgain, error))
         }
     }
 
