@@ -14,16 +14,18 @@ struct UnrecoverableErrorTests {
         var description: String { "the warehouse does not know this SKU" }
     }
 
-    /// Sends one Explode to a handler that throws `error`, and returns the error copy and the calls.
-    func failOnce(throwing error: any Error & Sendable,
-                  configure: @escaping (inout EndpointConfiguration) -> Void = { _ in }) async throws -> (AMQPDelivery?, Int, Int) {
+    /// Sends one Explode to a handler whose n-th call throws `errors[n]` (the last one from then on), and
+    /// returns the error copy, the calls, and the failure count once it settled (the copy's confirm clears
+    /// it; up to 10 s).
+    func fail(throwing errors: [any Error & Sendable],
+              configure: @escaping (inout EndpointConfiguration) -> Void = { _ in }) async throws -> (AMQPDelivery?, Int, Int) {
         let harness = try await EndpointHarness.make()
         try await harness.declareQueue("picks")
         let calls = Tally()
         var registry = HandlerRegistry()
         registry.handle(Explode.self) { _, _ in
             calls.increment()
-            throw error
+            throw errors[min(calls.count, errors.count) - 1]
         }
         let endpoint = harness.startEndpoint(registry, queues: ["picks"], database: "picks") { configuration in
             configuration.immediateRetries = 2
@@ -32,6 +34,7 @@ struct UnrecoverableErrorTests {
         }
         try await harness.send(Explode(note: "sku-404"), to: "picks", messageId: "pick-1")
         let copy = try await harness.errorMessages(of: "picks", count: 1, timeout: .seconds(20)).first
+        try? await waitUntil(timeout: .seconds(10)) { try await harness.rowCount("picks", "failures") == 0 }
         let failures = try await harness.rowCount("picks", "failures")
         await harness.stop(endpoint)
         await harness.tearDown()
@@ -40,7 +43,7 @@ struct UnrecoverableErrorTests {
 
     @Test("an error conforming to UnrecoverableError: one attempt, its type as x-error-type")
     func conformingError() async throws {
-        let (copy, calls, failures) = try await failOnce(throwing: Refused())
+        let (copy, calls, failures) = try await fail(throwing: [Refused()])
         let error = try #require(copy, "no error-queue copy")
         #expect(calls == 1)
         #expect(error.intHeader("x-attempts") == 1)
@@ -51,7 +54,7 @@ struct UnrecoverableErrorTests {
 
     @Test("an error named by EndpointConfiguration.isUnrecoverable: one attempt")
     func configuredError() async throws {
-        let (copy, calls, _) = try await failOnce(throwing: Explode.Failure()) { configuration in
+        let (copy, calls, _) = try await fail(throwing: [Explode.Failure()]) { configuration in
             configuration.isUnrecoverable = { $0 is Explode.Failure }
         }
         #expect(copy?.intHeader("x-attempts") == 1)
@@ -64,29 +67,12 @@ struct UnrecoverableErrorTests {
     /// copy said `x-attempts: 1`, as if the handler had run once.
     @Test("an unrecoverable error after earlier failed attempts: the copy counts them all")
     func unrecoverableAfterEarlierAttempts() async throws {
-        let harness = try await EndpointHarness.make()
-        try await harness.declareQueue("picks")
-        let calls = Tally()
-        var registry = HandlerRegistry()
-        registry.handle(Explode.self) { _, _ in
-            calls.increment()
-            if calls.count == 1 { throw Explode.Failure() }   // the API was down for a moment
-            throw Refused()
-        }
-        let endpoint = harness.startEndpoint(registry, queues: ["picks"], database: "picks") { configuration in
-            configuration.immediateRetries = 2
-            configuration.delayedRetries = [.seconds(30)]
-        }
-        try await harness.send(Explode(note: "sku-404"), to: "picks", messageId: "pick-2")
-        let copy = try #require(try await harness.errorMessages(of: "picks", count: 1, timeout: .seconds(20)).first,
-                                "no error-queue copy")
-        #expect(calls.count == 2)
-        #expect(copy.intHeader("x-attempts") == 2)
-        #expect(copy.header("x-error-type") == "Refused")
-        try await waitUntil(timeout: .seconds(10), message: "the failure count was not cleared") {
-            try await harness.rowCount("picks", "failures") == 0
-        }
-        await harness.stop(endpoint)
-        await harness.tearDown()
+        // The API was down for a moment, then refused the request for good.
+        let (copy, calls, failures) = try await fail(throwing: [Explode.Failure(), Refused()])
+        let error = try #require(copy, "no error-queue copy")
+        #expect(calls == 2)
+        #expect(error.intHeader("x-attempts") == 2)
+        #expect(error.header("x-error-type") == "Refused")
+        #expect(failures == 0, "the failure count was not cleared")
     }
 }
