@@ -25,6 +25,9 @@ extension AMQPError {
     ///   use), or a socket closed after connection.start (brokers without authentication_failure_close):
     ///   `.authenticationFailed`, permanent;
     /// - any other close (a protocol error, 402, …): `.handshakeFailed`, permanent;
+    /// - an answer that is not AMQP 0-9-1 (a server of another protocol on that port, such as the
+    ///   management UI's HTTP, or another AMQP version) or a broker that offers no PLAIN login:
+    ///   `.handshakeFailed`, permanent (as the library errors they are, they were taken for a lost socket);
     /// - settings rabbitmq-c refuses before it answers the broker: `.invalidConfiguration`, permanent (the
     ///   ranges the handshake can carry are checked before it, `AMQPConfiguration.outOfRangeSettings`).
     ///
@@ -43,10 +46,19 @@ extension AMQPError {
                     + "(\(error.message))",
                 operation: error.operation, libraryStatus: error.libraryStatus)
         }
+        if let notAMQP = notAMQP(error, configuration: c) { return notAMQP }
         guard error.code == .connectionClosed, let replyCode = error.replyCode else {
             let socketClosed = error.libraryStatus == AMQP_STATUS_CONNECTION_CLOSED.rawValue
                 || error.libraryStatus == AMQP_STATUS_SOCKET_CLOSED.rawValue
-            return socketClosed && greetingReceived ? refused(error.message) : error
+            if socketClosed && greetingReceived { return refused(error.message) }
+            if socketClosed && c.tls == nil && c.port == 5671 {
+                // A TLS listener drops a plain connection without a word, as a proxy without a backend does;
+                // only the port hints which it is, so it stays transient, with the hint in the warning.
+                var hinted = error
+                hinted.message += " (port 5671 is usually RabbitMQ's TLS listener: use amqps://)"
+                return hinted
+            }
+            return error
         }
         switch replyCode {
         case 320, 541:
@@ -67,6 +79,30 @@ extension AMQPError {
                     + "(\(error.message)); retrying will not help",
                 operation: error.operation, libraryStatus: error.libraryStatus)
         }
+    }
+
+    /// rabbitmq-c's statuses for a peer whose answer is not AMQP 0-9-1 as this client speaks it. A RabbitMQ
+    /// broker never causes them in a handshake: what does is a server of another protocol on that port
+    /// (an HTTP server's `HTTP/1.1 400` is invalid AMQP data, an AMQP 1.0-only broker's protocol header an
+    /// unexpected method), a broker of another version, or one without the PLAIN mechanism.
+    private static func notAMQP(_ error: AMQPError, configuration c: AMQPConfiguration) -> AMQPError? {
+        let target = "\(c.host):\(c.port)"
+        let reason: String
+        switch error.libraryStatus {
+        case AMQP_STATUS_BAD_AMQP_DATA.rawValue, AMQP_STATUS_WRONG_METHOD.rawValue, AMQP_STATUS_UNKNOWN_CLASS.rawValue,
+             AMQP_STATUS_UNKNOWN_METHOD.rawValue, AMQP_STATUS_UNEXPECTED_STATE.rawValue:
+            reason = "the server at \(target) does not speak AMQP 0-9-1 (\(error.message)): is the URL's port the "
+                + "broker's AMQP listener (5672, or 5671 with amqps://) and not another service's, such as the "
+                + "management UI's 15672?"
+        case AMQP_STATUS_INCOMPATIBLE_AMQP_VERSION.rawValue:
+            reason = "the server at \(target) speaks another version of AMQP than 0-9-1 (\(error.message))"
+        case AMQP_STATUS_BROKER_UNSUPPORTED_SASL_METHOD.rawValue:
+            reason = "the broker at \(target) does not offer the PLAIN login this client uses (\(error.message))"
+        default:
+            return nil
+        }
+        return AMQPError(.handshakeFailed, message: reason + "; retrying will not help",
+                         operation: error.operation, libraryStatus: error.libraryStatus)
     }
 
     /// What a failure of the set-up right after the login is reported as: opening the publish channel and

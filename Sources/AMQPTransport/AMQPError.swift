@@ -27,7 +27,9 @@ public struct AMQPError: Error, Sendable, Equatable, CustomStringConvertible {
         /// UNEXPECTED_FRAME, 540 NOT_IMPLEMENTED (a client the broker does not understand), 402 INVALID_PATH,
         /// 530 NOT_ALLOWED after the login (its channel_max reached) (not 320 nor 541 INTERNAL_ERROR, e.g. a
         /// vhost that is down: those are a transient `.connectionClosed`). `replyCode`, `message` and
-        /// `operation` give the broker's reason and what was refused. Not transient.
+        /// `operation` give the broker's reason and what was refused. Also a server that answers the handshake
+        /// with something that is not AMQP 0-9-1 (another protocol on that port, e.g. HTTP) or offers no PLAIN
+        /// login (no `replyCode` then). Not transient.
         public static let handshakeFailed = Code("handshakeFailed")
         /// The broker closed the channel (e.g. 404 NOT_FOUND, 406 PRECONDITION_FAILED). The connection
         /// stays usable.

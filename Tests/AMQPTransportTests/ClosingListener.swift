@@ -42,7 +42,11 @@ final class ClosingListener: @unchecked Sendable {
     ///
     /// With `afterLogin`, it lets the client log in (connection.tune, connection.open-ok) and refuses the
     /// set-up that follows as that says.
-    init(closeAfterGreeting reply: HandshakeClose? = nil, afterLogin refusal: SetUpRefusal? = nil) throws {
+    ///
+    /// With `answer`, it writes those bytes after the protocol header and closes, as a server of another
+    /// protocol does (an HTTP server's 400, a TLS listener's alert).
+    init(closeAfterGreeting reply: HandshakeClose? = nil, afterLogin refusal: SetUpRefusal? = nil,
+         answer: [UInt8]? = nil) throws {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         guard fd >= 0 else { throw AMQPError(.library, message: "socket() failed") }
         self.fd = fd
@@ -67,7 +71,9 @@ final class ClosingListener: @unchecked Sendable {
                 // Read the 8-byte protocol header, so the close is a clean FIN rather than a reset.
                 var header = [UInt8](repeating: 0, count: 8)
                 _ = Self.readFully(client, &header)
-                if let reply {
+                if let answer {
+                    Self.write(answer, to: client)
+                } else if let reply {
                     Self.write(Self.startFrame, to: client)
                     Self.skipFrame(client)
                     Self.write(Self.closeFrame(class: 10, method: 50, channel: 0, reply), to: client)
