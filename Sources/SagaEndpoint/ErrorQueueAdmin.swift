@@ -55,7 +55,10 @@ public struct ErrorQueueEntry: Sendable {
     public var replayed: AMQPMessage {
         var message = original
         var headers = message.properties.headers ?? [:]
-        headers[MessageTranslation.replaysHeader] = .string(String((replays ?? 0) + 1))
+        // Saturating: the header comes with the original message, so any producer can set it (Int.max
+        // made `+ 1` trap, ending `errors replay` and `replay --all` at that copy).
+        let (next, overflow) = max(0, replays ?? 0).addingReportingOverflow(1)
+        headers[MessageTranslation.replaysHeader] = .string(String(overflow ? Int.max : next))
         if let first = properties.headers?[MessageTranslation.replayedFirstFailureHeader]?.stringValue ?? firstFailure {
             headers[MessageTranslation.replayedFirstFailureHeader] = .string(first)
         }

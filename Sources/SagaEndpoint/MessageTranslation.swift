@@ -212,7 +212,10 @@ enum MessageTranslation {
             headers["x-original-queue"] = .string(queue)
             headers["x-attempts"] = .int64(Int64(attempts))
             // A replayed message that fails again keeps the first failure of its first round.
+            // Only a time: the header comes with the incoming message, so an outsider could otherwise write the
+            // first-failure time an operator reads.
             let replayedFirst = headers.removeValue(forKey: replayedFirstFailureHeader)?.stringValue
+                .flatMap { formatter.date(from: $0) != nil ? $0 : nil }
             headers["x-first-failure"] = .string(replayedFirst ?? formatter.string(from: firstFailure ?? lastFailure))
             headers["x-last-failure"] = .string(formatter.string(from: lastFailure))
             headers["x-host"] = .string(ProcessInfo.processInfo.hostName)
