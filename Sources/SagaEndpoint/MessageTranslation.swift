@@ -35,6 +35,17 @@ enum MessageTranslation {
     static let originalUserIdHeader = "x-original-user-id"
     static let originalExpirationHeader = "x-original-expiration"
 
+    /// `application/json`, with parameters or not (`; charset=utf-8`), in any case. Not a type that only
+    /// begins so (`application/jsonp`, which a prefix check took for JSON).
+    static func isJSON(_ contentType: String) -> Bool {
+        let mediaType = contentType.split(separator: ";", maxSplits: 1, omittingEmptySubsequences: false).first ?? ""
+        return mediaType.trimmingCharacters(in: .whitespaces).lowercased() == MessageCoding.contentType
+    }
+
+    /// Content encodings that compress the body, which the endpoint does not undo: refused with that reason
+    /// rather than as a body that is not JSON. (Others are let through: many clients set `utf-8` there.)
+    static let compressions: Set<String> = ["gzip", "x-gzip", "deflate", "br", "compress", "x-compress", "zstd"]
+
     static func incoming(_ delivery: AMQPDelivery, maxBodyBytes: Int, registry: HandlerRegistry) throws(RejectionReason) -> IncomingMessage {
         let p = delivery.properties
         guard let messageId = p.messageId, !messageId.isEmpty else {
@@ -43,9 +54,12 @@ enum MessageTranslation {
         guard let type = p.type, !type.isEmpty else {
             throw RejectionReason(kind: "MissingType", detail: "message \(messageId) has no type property")
         }
-        if let contentType = p.contentType, !contentType.isEmpty,
-           !contentType.lowercased().hasPrefix(MessageCoding.contentType) {
+        if let contentType = p.contentType, !contentType.isEmpty, !isJSON(contentType) {
             throw RejectionReason(kind: "UnsupportedContentType", detail: "content_type '\(contentType)' is not \(MessageCoding.contentType)")
+        }
+        if let encoding = p.contentEncoding, compressions.contains(encoding.lowercased()) {
+            throw RejectionReason(kind: "UnsupportedContentEncoding",
+                                  detail: "content_encoding '\(encoding)': compressed bodies are not supported, send plain JSON")
         }
         guard delivery.message.body.count <= maxBodyBytes else {
             throw RejectionReason(kind: "BodyTooLarge", detail: "body of \(delivery.message.body.count) bytes exceeds the limit of \(maxBodyBytes)")

@@ -16,8 +16,9 @@ struct BadInputTests {
         let endpoint = harness.startEndpoint(MoneyTransferApp.registry(bankTimeout: .seconds(60)),
                                              queues: ["transfers"], database: "sagas") { $0.maxBodyBytes = 2048 }
         func properties(id: String?, type: String? = TransferRequested.messageType,
-                        contentType: String? = "application/json") -> BasicProperties {
-            BasicProperties(contentType: contentType, deliveryMode: .persistent, messageId: id, type: type)
+                        contentType: String? = "application/json", encoding: String? = nil) -> BasicProperties {
+            BasicProperties(contentType: contentType, contentEncoding: encoding, deliveryMode: .persistent,
+                            messageId: id, type: type)
         }
         let valid = try MessageCoding.encode(TransferRequested(transferId: "t-ok", fromAccount: "a", toAccount: "b", amount: 5))
         let missingAmount = Data(#"{"transferId":"t-x","fromAccount":"a","toAccount":"b"}"#.utf8)
@@ -31,6 +32,12 @@ struct BadInputTests {
             ("bad-no-type", valid, properties(id: "bad-no-type", type: nil), "MissingType", "type"),
             ("bad-size", oversized, properties(id: "bad-size"), "BodyTooLarge", "2048"),
             ("bad-content", valid, properties(id: "bad-content", contentType: "text/plain"), "UnsupportedContentType", "text/plain"),
+            // Failed before: a prefix check took it for JSON.
+            ("bad-content-prefix", valid, properties(id: "bad-content-prefix", contentType: "application/jsonp"),
+             "UnsupportedContentType", "application/jsonp"),
+            // Failed before: reported as a body that is not JSON.
+            ("bad-gzip", Data([0x1F, 0x8B, 0x08, 0x00]), properties(id: "bad-gzip", encoding: "gzip"),
+             "UnsupportedContentEncoding", "gzip"),
             ("bad-field", missingAmount, properties(id: "bad-field"), "MalformedMessage", "amount"),
             // A saga's timeout type comes only from its store: published from outside, nothing handles it
             // (failed before: consumed as handled, with no saga run and no trace but the inbox row).
@@ -57,10 +64,15 @@ struct BadInputTests {
         // Nothing of it reached a saga, and the endpoint still processes good messages.
         try await harness.send(TransferRequested(transferId: "t-ok", fromAccount: "a", toAccount: "b", amount: 5),
                                to: "transfers", messageId: "good-1")
-        let debits = try await harness.receive(from: "bank", count: 1)
-        #expect(debits.map(\.properties.type) == [DebitAccount.messageType])
-        let sagas = try await harness.withStore("sagas") { try $0.listSagas().map(\.correlationId) }
-        #expect(sagas == ["t-ok"])
+        // JSON with a charset, in capitals, with the content_encoding many clients set: still JSON.
+        try await harness.sendRaw(
+            try MessageCoding.encode(TransferRequested(transferId: "t-ok2", fromAccount: "a", toAccount: "b", amount: 5)),
+            properties: properties(id: "good-2", contentType: "Application/JSON; charset=utf-8", encoding: "utf-8"),
+            to: "transfers")
+        let debits = try await harness.receive(from: "bank", count: 2)
+        #expect(debits.map(\.properties.type) == [DebitAccount.messageType, DebitAccount.messageType])
+        let sagas = try await harness.withStore("sagas") { try $0.listSagas().map(\.correlationId).sorted() }
+        #expect(sagas == ["t-ok", "t-ok2"])
         await harness.stop(endpoint)
         await harness.tearDown()
     }
