@@ -7,8 +7,9 @@ public import Sagas
 /// Terminal events correlate by their `batchId` (`Correlation.optionalProperty`): an event without one
 /// belongs to no batch and is not for this saga; one for a batch that is gone is discarded. An event for
 /// a transfer already counted (or not in the batch) is ignored. Entries repeating a `transferId` are
-/// requested and counted once. A request with an entry whose `transferId` is empty is malformed (it goes
-/// to the error queue): that transfer could never start, so the batch could never complete.
+/// requested and counted once. A request with an entry whose `transferId` is empty or over 255 bytes is
+/// malformed (it goes to the error queue): that transfer could never start, so the batch could never
+/// complete.
 public struct PayoutSaga: Saga, Equatable {
     public static let sagaType = "PayoutSaga"
 
@@ -21,14 +22,20 @@ public struct PayoutSaga: Saga, Equatable {
 
     public static func define(_ saga: inout SagaDefinition<PayoutSaga>) {
         saga.startedBy(PayoutRequested.self, correlatedBy: \.batchId) { request, context in
-            // A transfer without an id cannot start (its saga has no correlation id), so it would never
-            // end and the payout would wait for it for ever: the whole request is refused instead.
-            guard request.transfers.allSatisfy({ !$0.transferId.isEmpty }) else {
-                throw SagaError.malformedMessage(type: PayoutRequested.messageType,
-                                                 reason: "a transfer of the batch has an empty transferId")
+            // A transfer without an id cannot start (its saga has no correlation id), nor can one whose id is
+            // longer than an AMQP correlation_id (255 bytes: its first command could not be sent), so it would
+            // never end and the payout would wait for it for ever: the whole request is refused instead.
+            if let bad = request.transfers.first(where: { $0.transferId.isEmpty || $0.transferId.utf8.count > 255 }) {
+                throw SagaError.malformedMessage(
+                    type: PayoutRequested.messageType,
+                    reason: bad.transferId.isEmpty ? "a transfer of the batch has an empty transferId"
+                        : "a transfer of the batch has a transferId of \(bad.transferId.utf8.count) bytes "
+                            + "(at most 255: it travels as the AMQP correlation_id)")
             }
             var payout = PayoutSaga(batchId: request.batchId, pending: [], completed: 0, failed: 0, fees: 0)
-            for entry in request.transfers where !payout.pending.contains(entry.transferId) {
+            // A set beside the list: `pending.contains` made a batch of 11,000 entries take over a minute.
+            var requested = Set<String>()
+            for entry in request.transfers where requested.insert(entry.transferId).inserted {
                 payout.pending.append(entry.transferId)
                 try context.send(
                     TransferRequested(transferId: entry.transferId, fromAccount: entry.fromAccount,

@@ -233,4 +233,26 @@ import Testing
         #expect(app.liveSagaCount == 0, "no payout is left waiting for a transfer that can never start")
         #expect(app.sent.isEmpty, "no transfer of the refused batch is requested")
     }
+
+    /// Failed before (a review helper's hostile-input run): a transferId over 255 bytes cannot be the AMQP
+    /// correlation_id of its transfer's commands, so that transfer ended in transfers.error while its
+    /// payout waited for it for ever.
+    @Test func payoutWithATransferIdLongerThanACorrelationIdIsRefused() async throws {
+        let app = makeAppHost()
+        let request = PayoutRequested(batchId: "b-long", transfers: [
+            PayoutRequested.Transfer(transferId: "t-1", fromAccount: "a", toAccount: "b", amount: 5),
+            PayoutRequested.Transfer(transferId: String(repeating: "t", count: 256), fromAccount: "a", toAccount: "c", amount: 7),
+        ])
+        await #expect(throws: SagaError.self) {
+            try await app.deliver(request, queue: App.payoutsQueue)
+        }
+        #expect(app.liveSagaCount == 0)
+        #expect(app.sent.isEmpty)
+        // 255 bytes is still an id.
+        let longest = String(repeating: "é", count: 127) + "t"
+        try await app.deliver(PayoutRequested(batchId: "b-255", transfers: [
+            PayoutRequested.Transfer(transferId: longest, fromAccount: "a", toAccount: "c", amount: 7)]),
+                              queue: App.payoutsQueue)
+        #expect(app.liveSagaCount == 1)
+    }
 }
