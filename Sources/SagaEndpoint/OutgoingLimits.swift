@@ -2,7 +2,7 @@ import AMQPTransport
 import SagaStore
 
 /// An outgoing message that AMQP cannot carry or route: a name or property over 255 bytes, headers larger
-/// than one frame, or a command sent to an empty queue name. A permanent failure of the handler that
+/// than one frame, a command sent to an empty queue name or to RabbitMQ's direct reply-to. A permanent failure of the handler that
 /// emitted it, so its incoming message goes to the error queue with the reason. (Stored and published
 /// later, it would fail at every publish, and the incoming message would be requeued and redelivered
 /// without end.)
@@ -27,6 +27,20 @@ enum OutgoingLimits {
 
     static let noQueueReason = "it is addressed to no queue (the queue name is empty)"
 
+    /// Why a message to RabbitMQ's direct reply-to pseudo-queue is refused. RabbitMQ returns a mandatory
+    /// publish there (so a reply to a live requester came round for ever), and an address that does not
+    /// decode makes RabbitMQ 3.10 close the publishing connection with 541 (any producer could set one as
+    /// its `reply_to` and have the endpoint's connection killed at every publish).
+    static let directReplyToReason = "it is addressed to RabbitMQ's direct reply-to (amq.rabbitmq.reply-to…), "
+        + "which an endpoint cannot answer: its messages are sent only after its transaction commits (possibly "
+        + "after a restart, when the requester's channel is gone), and the broker returns them there; the "
+        + "requester must name a queue in reply_to"
+
+    /// Whether a message through the default exchange with this routing key goes to direct reply-to.
+    static func isDirectReplyTo(exchange: String, routingKey: String) -> Bool {
+        exchange.isEmpty && routingKey.hasPrefix("amq.rabbitmq.reply-to")
+    }
+
     /// Throws `InvalidOutgoingMessage`. Most messages pass the cheap test on sizes alone; only a message
     /// with a long name or large headers is built as the publish it would become and checked in full.
     static func check(_ record: OutboxRecord, frameMax: Int) throws {
@@ -35,6 +49,10 @@ enum OutgoingLimits {
         if record.exchange.isEmpty && record.routingKey.isEmpty {
             throw InvalidOutgoingMessage(messageId: record.messageId, messageType: record.messageType,
                                          reason: Self.noQueueReason)
+        }
+        if isDirectReplyTo(exchange: record.exchange, routingKey: record.routingKey) {
+            throw InvalidOutgoingMessage(messageId: record.messageId, messageType: record.messageType,
+                                         reason: Self.directReplyToReason)
         }
         func short(_ value: String?) -> Bool { (value?.utf8.count ?? 0) <= 255 }
         var headerBytes = 0

@@ -371,6 +371,13 @@ extension OutgoingMessage {
     func amqpLimitViolation(frameMax: Int) -> String? {
         // The endpoint's `OutgoingLimits.noQueueReason`: the default exchange routes by queue name.
         if exchange.isEmpty && routingKey.isEmpty { return "it is addressed to no queue (the queue name is empty)" }
+        // The endpoint's `OutgoingLimits.directReplyToReason`.
+        if exchange.isEmpty && routingKey.hasPrefix("amq.rabbitmq.reply-to") {
+            return "it is addressed to RabbitMQ's direct reply-to (amq.rabbitmq.reply-to…), which an endpoint cannot "
+                + "answer: its messages are sent only after its transaction commits (possibly after a restart, when "
+                + "the requester's channel is gone), and the broker returns them there; the requester must name a "
+                + "queue in reply_to"
+        }
         let names: [(String?, String)] = [
             (exchange, "the exchange name"), (routingKey, "the routing key"), (correlationId, "the correlation-id property"),
             (replyTo, "the reply-to property"), (messageId, "the message-id property"), (type, "the type property"),

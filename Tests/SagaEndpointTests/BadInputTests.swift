@@ -143,6 +143,9 @@ struct BadInputTests {
             // Failed before: a command to no queue at all (a queue name read from an unset setting) was
             // stored, returned by the broker at every publish, and its incoming message held for ever.
             case "no-queue": _ = try context.send(Explode(note: "pong"), to: "")
+            // Failed before (a review helper's hostile-input run): a reply to a reply_to naming RabbitMQ's direct
+            // reply-to was stored; RabbitMQ 3.10 closed the publishing connection (541) at each publish of it.
+            case "direct-reply-to": _ = try context.reply(Explode(note: "pong"))
             case "big-headers": _ = try context.send(Explode(note: "pong"), to: "pongs",
                                                      headers: ["pad": String(repeating: "x", count: 200_000)])
             default: _ = try context.send(Explode(note: "pong"), to: "pongs")
@@ -152,10 +155,13 @@ struct BadInputTests {
         try await harness.send(Explode(note: "long-name"), to: "pings", messageId: "ping-long-name")
         try await harness.send(Explode(note: "big-headers"), to: "pings", messageId: "ping-big-headers")
         try await harness.send(Explode(note: "no-queue"), to: "pings", messageId: "ping-no-queue")
+        try await harness.send(Explode(note: "direct-reply-to"), to: "pings", messageId: "ping-direct-reply-to",
+                               replyTo: "amq.rabbitmq.reply-to.garbage")
         try await harness.send(Explode(note: "fine"), to: "pings", messageId: "ping-fine")
 
-        let copies = try await harness.errorMessages(of: "pings", count: 3, timeout: .seconds(30))
-        #expect(Set(copies.compactMap(\.properties.messageId)) == ["ping-long-name", "ping-big-headers", "ping-no-queue"])
+        let copies = try await harness.errorMessages(of: "pings", count: 4, timeout: .seconds(30))
+        #expect(Set(copies.compactMap(\.properties.messageId))
+            == ["ping-long-name", "ping-big-headers", "ping-no-queue", "ping-direct-reply-to"])
         for copy in copies {
             #expect(copy.header("x-error-type") == "InvalidOutgoingMessage", "\(copy.header("x-error-reason") ?? "")")
             #expect(copy.intHeader("x-attempts") == 1, "no retry can help")
@@ -163,6 +169,8 @@ struct BadInputTests {
         #expect(copies.first { $0.properties.messageId == "ping-long-name" }?.header("x-error-reason")?.contains("255") == true)
         #expect(copies.first { $0.properties.messageId == "ping-big-headers" }?.header("x-error-reason")?.contains("frame_max") == true)
         #expect(copies.first { $0.properties.messageId == "ping-no-queue" }?.header("x-error-reason")?.contains("no queue") == true)
+        #expect(copies.first { $0.properties.messageId == "ping-direct-reply-to" }?.header("x-error-reason")?
+            .contains("direct reply-to") == true)
         let pongs = try await harness.receive(from: "pongs", count: 1)
         #expect(pongs.count == 1, "the good message still goes through")
         await harness.stop(endpoint)

@@ -80,6 +80,25 @@ struct SagaTestHostRefusalTests {
         #expect(small.outcome(of: Relay.self) == .started)
     }
 
+    // As the endpoint: RabbitMQ returns a mandatory publish to its direct reply-to, and a malformed address
+    // closes the publishing connection (RabbitMQ 3.10).
+    @Test("a message to RabbitMQ's direct reply-to fails the delivery, rolled back")
+    func directReplyTo() async throws {
+        var registry = HandlerRegistry()
+        registry.register(Relay.self) { saga in
+            saga.startedBy(Relay.Start.self, correlatedBy: \.id) { start, context in
+                try context.send(Relay.Start(id: start.id, blob: nil), to: start.blob ?? "")
+                return Relay(id: start.id)
+            }
+        }
+        let host = SagaTestHost(registry: registry, endpointAddress: "relay")
+        let error = await #expect(throws: SagaTestHostError.self) {
+            try await host.deliver(Relay.Start(id: "r-1", blob: "amq.rabbitmq.reply-to.g2gD.xyz"), messageId: "m-1")
+        }
+        #expect("\(error.map { $0 } as Any)".contains("direct reply-to"))
+        #expect(host.liveSagaCount == 0)
+    }
+
     // Failed before: the kit accepted a command to an empty queue name, which the endpoint cannot route
     // (it now sends the incoming message to the error queue, `InvalidOutgoingMessage`).
     @Test("a command to an empty queue name fails the delivery, rolled back")
