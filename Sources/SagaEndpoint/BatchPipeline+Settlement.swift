@@ -7,19 +7,34 @@ extension BatchPipeline {
     /// delivery of the batch is acked, one `multiple` ack covers them all (earlier batches are settled
     /// already; see `AckPlan`). Returns the message ids of the deliveries held back because their outgoing
     /// messages were not confirmed.
+    ///
+    /// An outbox row the broker returned (no queue of that name: a reply to a requester that is gone, a
+    /// command to a queue not declared) does not hold its delivery: the row is safe in the outbox, which
+    /// housekeeping sends again and, past `unroutableTimeout`, moves to the error queue. Held and handed
+    /// back to the head of its queue, such deliveries took every prefetch slot once there were more of
+    /// them than `prefetch`, and nothing behind them was delivered, for ever. An error-queue copy the
+    /// broker returns still holds its delivery: it is stored nowhere else.
     func settle(_ entries: [Entry], outcomes: [PublishOutcome], requests: [PublishRequest],
-                multipleAcks: Bool) async -> [String] {
+                outboxPublishes: Set<Int>, multipleAcks: Bool) async -> [String] {
         var acks: [DeliveryTag] = []
         var requeues: [DeliveryTag] = []
         // Requeued because their outgoing messages were not confirmed: handed back after a delay.
         var delayed: [(tag: DeliveryTag, messageId: String)] = []
         var confirmedIds: [String] = []
         var unconfirmedPublishes = UnconfirmedPublishes()
+        var leftToTheOutbox = UnconfirmedPublishes()
         for entry in entries {
             guard let delivery = entry.delivery else { continue }
             var settle = entry.settle
             var unconfirmed = false
             for index in entry.publishes where !outcomes[index].isConfirmed {
+                if case .returned = outcomes[index], outboxPublishes.contains(index) {
+                    leftToTheOutbox.add(exchange: requests[index].exchange, routingKey: requests[index].routingKey,
+                                        outcome: "\(outcomes[index])",
+                                        messageId: requests[index].message.properties.messageId ?? "",
+                                        messageType: requests[index].message.properties.type ?? "")
+                    continue
+                }
                 settle = .requeue
                 unconfirmed = true
                 unconfirmedPublishes.add(exchange: requests[index].exchange, routingKey: requests[index].routingKey,
@@ -45,6 +60,14 @@ extension BatchPipeline {
                 "count": "\(count)", "message_id": "\(group.messageId)", "message_type": "\(group.messageType)",
                 "exchange": "\(group.exchange)",
                 "routing_key": "\(group.routingKey)", "outcome": "\(group.outcome)"])
+        }
+        for group in leftToTheOutbox.groups {
+            guard let count = unconfirmedWarnings.admit(
+                "\(group.exchange)\u{0}\(group.routingKey)\u{0}\(group.outcome)", messages: group.count) else { continue }
+            logger.warning("outgoing messages returned by the broker (no queue of that name): kept in the outbox, sent again, and moved to the error queue if that lasts", metadata: [
+                "count": "\(count)", "message_id": "\(group.messageId)", "message_type": "\(group.messageType)",
+                "routing_key": "\(group.routingKey)", "outcome": "\(group.outcome)",
+                "unroutable_timeout": "\(configuration.unroutableTimeout)"])
         }
         unconfirmedRedelivery.succeeded(confirmedIds)
         let holds = delayed.map { (tag: $0.tag, delay: unconfirmedRedelivery.hold($0.tag, messageId: $0.messageId)) }

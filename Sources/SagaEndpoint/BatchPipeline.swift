@@ -199,7 +199,8 @@ struct BatchPipeline: Sendable {
         } else {
             backoff.reset()
         }
-        handedBack.formUnion(await settle(entries, outcomes: outcomes, requests: requests, multipleAcks: batch.multipleAcks))
+        handedBack.formUnion(await settle(entries, outcomes: outcomes, requests: requests,
+                                          outboxPublishes: Set(batch.outbox.keys), multipleAcks: batch.multipleAcks))
         // Handed back by this process because its outgoing messages (its error-queue copy) were not confirmed
         // (or, a due row, left due): its next delivery is no sign of a crash either. Counted, a failed
         // message whose error queue was missing for `maxDeliveries` rounds went there as a PoisonMessage, its

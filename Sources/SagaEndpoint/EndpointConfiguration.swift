@@ -58,6 +58,12 @@ public struct EndpointConfiguration: Sendable {
     /// Outbox rows still unconfirmed this long after they were written (a crash between commit and
     /// confirm, or an unroutable message) are published again by housekeeping.
     public var outboxRedispatchDelay: Duration = .seconds(10)
+    /// An outgoing command or reply the broker keeps returning (no queue of that name: a requester gone
+    /// with its reply queue, a queue not declared) this long after it was written goes to the endpoint's
+    /// error queue (`x-error-type: UnroutableMessage`, `x-original-queue` its queue, so a replay sends it
+    /// there once the queue exists). Meanwhile housekeeping sends it again every `outboxRedispatchDelay`;
+    /// its incoming message is acknowledged once its transaction committed (it is safe in the outbox).
+    public var unroutableTimeout: Duration = .seconds(300)
     /// How long a transaction waits for another process's write lock on the SQLite file before the
     /// batch is retried (a busy database is a transient failure: the messages are redelivered).
     public var databaseBusyTimeout: Duration = .seconds(5)

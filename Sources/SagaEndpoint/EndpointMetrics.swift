@@ -20,6 +20,9 @@ struct EndpointMetrics: Sendable {
     /// Outgoing messages the broker did not confirm (returned for want of a queue, nacked, or the
     /// connection failed): each is sent again later, and its incoming message waits.
     let unconfirmed: Counter
+    /// Outgoing commands and replies moved to the error queue after the broker kept returning them for
+    /// `unroutableTimeout` (no queue of that name).
+    let unroutableErrorQueued: Counter
     let batchDuration: Timer
     let commitDuration: Timer
     /// Publish and broker confirm of a batch's outgoing messages, together (one round trip).
@@ -45,6 +48,7 @@ struct EndpointMetrics: Sendable {
         timeoutsFired = Counter(label: "saga_timeouts_fired_total", factory: factory)
         published = Counter(label: "saga_messages_published_total", factory: factory)
         unconfirmed = Counter(label: "saga_messages_unconfirmed_total", factory: factory)
+        unroutableErrorQueued = Counter(label: "saga_outgoing_unroutable_error_queued_total", factory: factory)
         batchDuration = Timer(label: "saga_batch_duration_seconds", factory: factory)
         commitDuration = Timer(label: "saga_commit_duration_seconds", factory: factory)
         publishDuration = Timer(label: "saga_publish_confirm_duration_seconds", factory: factory)

@@ -52,41 +52,17 @@ extension SagaEndpoint {
         }
     }
 
-    /// Publishes outbox rows a crash left unconfirmed (the message that produced them may never be
-    /// redelivered: a timeout), keeps the inbox and outbox bounded, and refreshes the backlog gauges.
+    /// Publishes outbox rows left unconfirmed (the message that produced them may never be redelivered: a
+    /// timeout; OutboxRedispatch.swift), keeps the inbox and outbox bounded, and refreshes the backlog gauges.
     func housekeeping(store: StoreWorker, backlogReader: BacklogReader, publisher: AMQPConnection,
                               metrics: EndpointMetrics) async {
         var lastPurge = Date.distantPast
+        var cursor: Int64 = 0
         let purgeInterval = configuration.housekeepingInterval.timeInterval
         while !Task.isCancelled {
             await health.refreshBacklogs(backlogReader, logger: logger)
             do {
-                let cutoff = Date().addingTimeInterval(-configuration.outboxRedispatchDelay.timeInterval)
-                let rows = try await store.claimUnconfirmedOutbox(createdBefore: cutoff, limit: 500)
-                if !rows.isEmpty {
-                    defer { store.publishing.remove(rows.map(\.messageId)) }
-                    var requests = rows.map(MessageTranslation.publishRequest)
-                    let spans = tracing?.startPublishing(&requests, at: requests.indices)
-                    let publishStarted = ContinuousClock.now
-                    let outcomes = await publisher.publish(requests)
-                    spans?.end(outcomes)
-                    // Counted like the pipeline's publishes: these are the re-sends an operator watches for.
-                    metrics.publishDuration.record(since: publishStarted)
-                    let confirmed = zip(rows, outcomes).filter { $0.1.isConfirmed }.compactMap { $0.0.key }
-                    metrics.published.increment(by: confirmed.count)
-                    await store.markDispatched(confirmed, now: Date())
-                    if let (row, outcome) = zip(rows, outcomes).first(where: { !$0.1.isConfirmed }) {
-                        // Why they are still not out: the first one that failed stands for the rest.
-                        metrics.unconfirmed.increment(by: rows.count - confirmed.count)
-                        logger.warning("re-published unconfirmed outbox messages; some are still not confirmed", metadata: [
-                            "count": "\(rows.count)", "confirmed": "\(confirmed.count)", "message_id": "\(row.messageId)",
-                            "message_type": "\(row.messageType)", "exchange": "\(row.exchange)",
-                            "routing_key": "\(row.routingKey)", "outcome": "\(outcome)"])
-                    } else {
-                        logger.info("re-published unconfirmed outbox messages", metadata: [
-                            "count": "\(rows.count)", "confirmed": "\(confirmed.count)"])
-                    }
-                }
+                cursor = try await redispatchOutbox(store: store, publisher: publisher, metrics: metrics, cursor: cursor)
                 if Date().timeIntervalSince(lastPurge) >= purgeInterval {
                     let now = Date()
                     let purged = try await store.purge(

@@ -72,12 +72,16 @@ extension StoreWorker {
     /// meanwhile then does not send them a second time, and rows a batch is publishing, or that a duplicate
     /// was handed, are left out: one copy goes out per attempt, not two. The caller releases the claim
     /// (`publishing.remove`) after marking the confirmed ones dispatched.
-    func claimUnconfirmedOutbox(createdBefore cutoff: Date, limit: Int) throws -> [OutboxRecord] {
-        let rows = try store.undispatchedOutbox(limit: limit).filter {
-            $0.createdAt < cutoff && !publishing.contains($0.messageId)
-        }
+    ///
+    /// Read from the row after `after` on; `next` is where the following pass starts: after the last row
+    /// read, or 0 (from the start again) once the end of the backlog was reached. Always from the start,
+    /// 500 rows that kept failing (returned, nacked) were all that was ever sent again.
+    func claimUnconfirmedOutbox(createdBefore cutoff: Date, after: Int64, limit: Int) throws
+        -> (rows: [OutboxRecord], next: Int64) {
+        let read = try store.undispatchedOutbox(after: after, limit: limit)
+        let rows = read.filter { $0.createdAt < cutoff && !publishing.contains($0.messageId) }
         publishing.insert(rows.map(\.messageId))
-        return rows
+        return (rows, read.count < limit ? 0 : read.last?.seq ?? 0)
     }
 
     func recordFailure(messageId: String, error: String, now: Date) throws -> FailureRecord {

@@ -72,13 +72,16 @@ extension SagaStore {
     /// message), for the dispatcher that republishes after a crash. Row numbers follow that order, and
     /// the `dispatched_at` index lists the undispatched rows by row number: no sort, however large the
     /// backlog after a long broker outage.
-    public func undispatchedOutbox(limit: Int = 100) throws -> [OutboxRecord] {
+    ///
+    /// `after`: only rows numbered above it, so that a reader can go round the backlog in passes (rows
+    /// that keep failing at its start then do not hide the rest).
+    public func undispatchedOutbox(after seq: Int64 = 0, limit: Int = 100) throws -> [OutboxRecord] {
         let rows = try connection.query(
             """
-            SELECT \(Self.outboxColumns), seq FROM outbox WHERE dispatched_at IS NULL
+            SELECT \(Self.outboxColumns), seq FROM outbox WHERE dispatched_at IS NULL AND seq > ?
             ORDER BY seq LIMIT ?
             """,
-            [SQLiteValue(max(0, limit))]
+            [.integer(seq), SQLiteValue(max(0, limit))]
         )
         return try rows.map(outboxRecord)
     }

@@ -6,8 +6,9 @@ import MetricsTestKit
 import Sagas
 import Testing
 
-/// A message whose outgoing messages the broker does not confirm (here a command to a missing queue) is
-/// handed back to its queue to be published again when it comes back. Failed before: it was handed back at
+/// A message whose outgoing messages the broker does not confirm (here a command nacked by a full queue with
+/// `reject-publish`) is handed back to its queue to be published again when it comes back. (A command the
+/// broker returns for want of a queue no longer holds its delivery: `UnroutableOutgoingTests`.) Failed before: it was handed back at
 /// once and came round about 700 times a second (2,117 duplicates in 3 s), each time with a transaction and
 /// a warning.
 @Suite("A message whose outgoing messages are not confirmed", .timeLimit(.minutes(3)))
@@ -17,6 +18,9 @@ struct UnconfirmedRedeliveryTests {
         let harness = try await EndpointHarness.make()
         try await harness.declareQueue(LedgerSaga.queue)
         try await harness.declareQueue(LedgerSaga.outQueue)
+        // Full from the start: every publish to it is nacked.
+        try await harness.connection.declareQueue(QueueDeclaration(
+            name: LedgerSaga.noticesQueue, arguments: ["x-max-length": .int64(0), "x-overflow": .string("reject-publish")]))
         var registry = HandlerRegistry()
         registry.register(LedgerSaga.self)
         let metrics = TestMetrics()
@@ -31,7 +35,7 @@ struct UnconfirmedRedeliveryTests {
         // Delays of 0.1, 0.2, 0.4, 0.8 and 1.6 s: about five rounds in these 3 s.
         let rounds = try metrics.expectCounter("saga_messages_deduplicated_total").totalValue
         #expect(rounds >= 1 && rounds <= 20, "\(rounds) rounds in 3 s")
-        // Each round's command was returned: counted for the operator's alert.
+        // Each round's command was nacked: counted for the operator's alert.
         #expect(try metrics.expectCounter("saga_messages_unconfirmed_total").totalValue >= rounds)
 
         // Another message of the same queue is not held up by it.
@@ -39,11 +43,12 @@ struct UnconfirmedRedeliveryTests {
         let opened = try await harness.receive(from: LedgerSaga.outQueue, count: 1, timeout: .seconds(20))
         #expect(opened.map(\.properties.messageId) == [outgoingId("open-2", "Ledger", "1")])
 
-        // Once the command can be routed, the next round publishes it (same id) and the delivery is acked.
+        // Once the queue takes the command, the next round publishes it (same id) and the delivery is acked.
+        _ = try await harness.connection.deleteQueue(LedgerSaga.noticesQueue)
         try await harness.declareQueue(LedgerSaga.noticesQueue)
         let notices = try await harness.receive(from: LedgerSaga.noticesQueue, count: 1, timeout: .seconds(30))
         #expect(notices.map(\.properties.messageId) == [outgoingId("notify-1", "Ledger", "1")])
-        try await waitUntil(timeout: .seconds(30), message: "the delivery acknowledged once its event was confirmed") {
+        try await waitUntil(timeout: .seconds(30), message: "the delivery acknowledged once its command was confirmed") {
             let depth = try await harness.depth(LedgerSaga.queue)
             let undispatched = try await harness.rowCount("ledgers", "outbox", where: "dispatched_at IS NULL")
             return depth == 0 && undispatched == 0

@@ -1,0 +1,82 @@
+import AMQPTransport
+import Foundation
+import SagaStore
+
+// Housekeeping's re-send of outbox rows still unconfirmed a while after they were written (a crash between
+// commit and confirm, a message the broker returned for want of a queue), and the move of a command or
+// reply returned for longer than `unroutableTimeout` to the error queue.
+extension SagaEndpoint {
+    /// One pass over up to `limit` rows from the row after `cursor` on; returns where the next pass starts
+    /// (the backlog is gone round in passes, so rows that keep failing do not hide the ones after them).
+    func redispatchOutbox(store: StoreWorker, publisher: AMQPConnection, metrics: EndpointMetrics,
+                          cursor: Int64, limit: Int = 500) async throws -> Int64 {
+        let cutoff = Date().addingTimeInterval(-configuration.outboxRedispatchDelay.timeInterval)
+        let (rows, next) = try await store.claimUnconfirmedOutbox(createdBefore: cutoff, after: cursor, limit: limit)
+        guard !rows.isEmpty else { return next }
+        defer { store.publishing.remove(rows.map(\.messageId)) }
+        var requests = rows.map(MessageTranslation.publishRequest)
+        let spans = tracing?.startPublishing(&requests, at: requests.indices)
+        let publishStarted = ContinuousClock.now
+        let outcomes = await publisher.publish(requests)
+        spans?.end(outcomes)
+        // Counted like the pipeline's publishes: these are the re-sends an operator watches for.
+        metrics.publishDuration.record(since: publishStarted)
+        let confirmed = zip(rows, outcomes).filter { $0.1.isConfirmed }.compactMap { $0.0.key }
+        metrics.published.increment(by: confirmed.count)
+        await store.markDispatched(confirmed, now: Date())
+        if let (row, outcome) = zip(rows, outcomes).first(where: { !$0.1.isConfirmed }) {
+            // Why they are still not out: the first one that failed stands for the rest.
+            metrics.unconfirmed.increment(by: rows.count - confirmed.count)
+            logger.warning("re-published unconfirmed outbox messages; some are still not confirmed", metadata: [
+                "count": "\(rows.count)", "confirmed": "\(confirmed.count)", "message_id": "\(row.messageId)",
+                "message_type": "\(row.messageType)", "exchange": "\(row.exchange)",
+                "routing_key": "\(row.routingKey)", "outcome": "\(outcome)"])
+        } else {
+            logger.info("re-published unconfirmed outbox messages", metadata: [
+                "count": "\(rows.count)", "confirmed": "\(confirmed.count)"])
+        }
+        let now = Date()
+        let expired = zip(rows, outcomes).compactMap { row, outcome -> (OutboxRecord, String)? in
+            guard case .returned(let code, let text) = outcome, row.exchange.isEmpty,
+                  now.timeIntervalSince(row.createdAt) >= configuration.unroutableTimeout.timeInterval else { return nil }
+            return (row, "\(code) \(text)")
+        }
+        if !expired.isEmpty {
+            await moveUnroutable(expired, store: store, publisher: publisher, metrics: metrics, now: now)
+        }
+        return next
+    }
+
+    /// Sends each row's message to the endpoint's error queue (as timeouts' copies go there: outgoing
+    /// messages have no input queue of their own), with its queue as `x-original-queue`, so that a replay
+    /// sends it there once the queue exists; the row counts as dispatched once the copy is confirmed.
+    /// Returned for ever, it was sent again every few seconds for as long as the endpoint ran.
+    private func moveUnroutable(_ rows: [(row: OutboxRecord, broker: String)], store: StoreWorker,
+                                publisher: AMQPConnection, metrics: EndpointMetrics, now: Date) async {
+        let errorQueue = configuration.errorQueue(for: configuration.endpointAddress)
+        let frameMax = OutgoingLimits.frameMax(of: publisher)
+        let copies = rows.map { row, broker in
+            MessageTranslation.errorQueueRequest(
+                original: MessageTranslation.publishRequest(row).message, queue: row.routingKey, errorQueue: errorQueue,
+                reason: "the broker returned it for over \(configuration.unroutableTimeout) (\(broker)): no queue "
+                    + "'\(row.routingKey)'; sent while handling message \(row.incomingMessageId). Replay it once "
+                    + "the queue exists",
+                errorType: "UnroutableMessage", attempts: 1, firstFailure: row.createdAt, lastFailure: now,
+                frameMax: frameMax)
+        }
+        let outcomes = await publisher.publish(copies)
+        let moved = zip(rows, outcomes).filter { $0.1.isConfirmed }.map(\.0.row)
+        await store.markDispatched(moved.compactMap(\.key), now: now)
+        metrics.unroutableErrorQueued.increment(by: moved.count)
+        if let first = moved.first {
+            logger.warning("outgoing messages returned for too long moved to the error queue", metadata: [
+                "count": "\(moved.count)", "message_id": "\(first.messageId)", "message_type": "\(first.messageType)",
+                "routing_key": "\(first.routingKey)", "incoming_message_id": "\(first.incomingMessageId)",
+                "error_queue": "\(errorQueue)"])
+        }
+        if moved.count < rows.count {
+            logger.warning("outgoing messages returned for too long could not be moved to the error queue; trying again",
+                           metadata: ["count": "\(rows.count - moved.count)", "error_queue": "\(errorQueue)"])
+        }
+    }
+}
