@@ -195,7 +195,7 @@ let package = Package(
             name: "SagaEndpointTests",
             dependencies: [
                 "SagaEndpoint", "Sagas", "SagaStore", "SagaTesting", "AMQPTransport", "BrokerTestSupport",
-                "LogTestSupport", "MoneyTransfer", "TestSagaSupport",
+                "LogTestSupport", "MoneyTransfer", "TestSagaSupport", "CRabbitMQ",
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "MetricsTestKit", package: "swift-metrics"),
                 "saga-endpoint", .product(name: "ArgumentParser", package: "swift-argument-parser"),

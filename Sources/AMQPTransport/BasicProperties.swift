@@ -22,6 +22,11 @@ public struct BasicProperties: Sendable, Hashable {
     public var userId: String?
     public var appId: String?
     public var clusterId: String?
+    /// The properties of a received message whose bytes were not valid UTF-8 ("message-id", "reply-to",
+    /// "a header key", …): AMQP short strings are text to every client, and these were decoded with U+FFFD
+    /// for each invalid byte, so they are not the bytes that were sent (two different ids can become one).
+    /// Empty for a message built here; never sent.
+    public var invalidUTF8: [String] = []
 
     public init(
         contentType: String? = nil, contentEncoding: String? = nil, headers: FieldTable? = nil,

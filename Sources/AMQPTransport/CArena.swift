@@ -142,6 +142,20 @@ enum CDecode {
         return String(decoding: buffer, as: UTF8.self)
     }
 
+    /// `string`, and whether the bytes were valid UTF-8 (invalid bytes become U+FFFD).
+    static func checkedString(_ bytes: amqp_bytes_t) -> (String, valid: Bool) {
+        guard bytes.len > 0, let base = bytes.bytes else { return ("", true) }
+        let buffer = UnsafeRawBufferPointer(start: base, count: bytes.len)
+        if let valid = String(validating: buffer, as: UTF8.self) { return (valid, true) }
+        return (String(decoding: buffer, as: UTF8.self), false)
+    }
+
+    /// Whether every key of the table (not of tables inside it) is valid UTF-8.
+    static func keysAreValid(_ table: amqp_table_t) -> Bool {
+        guard table.num_entries > 0, let entries = table.entries else { return true }
+        return (0..<Int(table.num_entries)).allSatisfy { checkedString(entries[$0].key).valid }
+    }
+
     static func data(_ bytes: amqp_bytes_t) -> Data {
         guard bytes.len > 0, let base = bytes.bytes else { return Data() }
         return Data(bytes: base, count: bytes.len)
@@ -203,20 +217,30 @@ enum CDecode {
         let flags = c._flags
         func has(_ flag: amqp_flags_t) -> Bool { flags & flag != 0 }
         var p = BasicProperties()
-        if has(CSAGA_BASIC_CONTENT_TYPE_FLAG) { p.contentType = string(c.content_type) }
-        if has(CSAGA_BASIC_CONTENT_ENCODING_FLAG) { p.contentEncoding = string(c.content_encoding) }
-        if has(CSAGA_BASIC_HEADERS_FLAG) { p.headers = table(c.headers) }
+        var invalid: [String] = []
+        func text(_ bytes: amqp_bytes_t, _ name: String) -> String {
+            let (value, valid) = checkedString(bytes)
+            if !valid { invalid.append(name) }
+            return value
+        }
+        if has(CSAGA_BASIC_CONTENT_TYPE_FLAG) { p.contentType = text(c.content_type, "content-type") }
+        if has(CSAGA_BASIC_CONTENT_ENCODING_FLAG) { p.contentEncoding = text(c.content_encoding, "content-encoding") }
+        if has(CSAGA_BASIC_HEADERS_FLAG) {
+            p.headers = table(c.headers)
+            if !keysAreValid(c.headers) { invalid.append("a header key") }
+        }
         if has(CSAGA_BASIC_DELIVERY_MODE_FLAG) { p.deliveryMode = .init(rawValue: c.delivery_mode) }
         if has(CSAGA_BASIC_PRIORITY_FLAG) { p.priority = c.priority }
-        if has(CSAGA_BASIC_CORRELATION_ID_FLAG) { p.correlationId = string(c.correlation_id) }
-        if has(CSAGA_BASIC_REPLY_TO_FLAG) { p.replyTo = string(c.reply_to) }
-        if has(CSAGA_BASIC_EXPIRATION_FLAG) { p.expiration = string(c.expiration) }
-        if has(CSAGA_BASIC_MESSAGE_ID_FLAG) { p.messageId = string(c.message_id) }
+        if has(CSAGA_BASIC_CORRELATION_ID_FLAG) { p.correlationId = text(c.correlation_id, "correlation-id") }
+        if has(CSAGA_BASIC_REPLY_TO_FLAG) { p.replyTo = text(c.reply_to, "reply-to") }
+        if has(CSAGA_BASIC_EXPIRATION_FLAG) { p.expiration = text(c.expiration, "expiration") }
+        if has(CSAGA_BASIC_MESSAGE_ID_FLAG) { p.messageId = text(c.message_id, "message-id") }
         if has(CSAGA_BASIC_TIMESTAMP_FLAG) { p.timestamp = c.timestamp }
-        if has(CSAGA_BASIC_TYPE_FLAG) { p.type = string(c.type) }
-        if has(CSAGA_BASIC_USER_ID_FLAG) { p.userId = string(c.user_id) }
-        if has(CSAGA_BASIC_APP_ID_FLAG) { p.appId = string(c.app_id) }
-        if has(CSAGA_BASIC_CLUSTER_ID_FLAG) { p.clusterId = string(c.cluster_id) }
+        if has(CSAGA_BASIC_TYPE_FLAG) { p.type = text(c.type, "type") }
+        if has(CSAGA_BASIC_USER_ID_FLAG) { p.userId = text(c.user_id, "user-id") }
+        if has(CSAGA_BASIC_APP_ID_FLAG) { p.appId = text(c.app_id, "app-id") }
+        if has(CSAGA_BASIC_CLUSTER_ID_FLAG) { p.clusterId = text(c.cluster_id, "cluster-id") }
+        p.invalidUTF8 = invalid
         return p
     }
 }

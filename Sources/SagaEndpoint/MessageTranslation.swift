@@ -48,6 +48,14 @@ enum MessageTranslation {
 
     static func incoming(_ delivery: AMQPDelivery, maxBodyBytes: Int, registry: HandlerRegistry) throws(RejectionReason) -> IncomingMessage {
         let p = delivery.properties
+        // Decoded with U+FFFD for their invalid bytes, they are not what was sent: two message ids that differ
+        // only there became one, and the second message was dropped as a duplicate; a reply_to or correlation
+        // id would name another queue or saga. (Properties the endpoint does not act on, such as app-id, pass.)
+        let misread = p.invalidUTF8.filter(significantProperties.contains)
+        if !misread.isEmpty {
+            throw RejectionReason(kind: "MalformedProperties", detail: "\(misread.joined(separator: ", ")) "
+                + "not valid UTF-8 (AMQP short strings are text): the copy shows each invalid byte as U+FFFD")
+        }
         guard let messageId = p.messageId, !messageId.isEmpty else {
             throw RejectionReason(kind: "MissingMessageId", detail: "message has no message_id; it cannot be deduplicated")
         }
@@ -206,17 +214,43 @@ enum MessageTranslation {
     /// closes the channel when they differ, so the copy of a message a producer sent under a user of its
     /// own was refused, and the message came round for ever. `expiration`: a per-message TTL holds in
     /// every queue, so the copy would expire in the error queue and be lost.
+    /// The properties that decide what becomes of a message (`BasicProperties.invalidUTF8` names).
+    static let significantProperties: Set<String> = [
+        "message-id", "correlation-id", "reply-to", "type", "content-type", "a header key"]
+
+    /// `value` cut to the 255 bytes of an AMQP short string, at a character boundary.
+    static func shortString(_ value: String) -> String {
+        guard value.utf8.count > 255 else { return value }
+        var result = ""
+        for character in value {
+            guard result.utf8.count + character.utf8.count <= 255 else { break }
+            result.append(character)
+        }
+        return result
+    }
+
     static func errorQueueRequest(
         original: AMQPMessage, queue: String, errorQueue: String, reason: String, errorType: String,
         attempts: Int, firstFailure: Date?, lastFailure: Date, frameMax: Int = AMQPConfiguration.defaultFrameMax
     ) -> PublishRequest {
         var message = original
         if message.properties.deliveryMode == nil { message.properties.deliveryMode = .persistent }
+        // A property of at most 255 bytes on the wire can come out longer (U+FFFD is three bytes for one
+        // invalid byte): cut to what AMQP carries, the copy was refused at every publish, for ever.
+        message.properties.invalidUTF8 = []
+        for path in [\BasicProperties.contentType, \.contentEncoding, \.correlationId, \.replyTo, \.messageId, \.type,
+                     \.appId, \.clusterId] {
+            if let value = message.properties[keyPath: path], value.utf8.count > 255 {
+                message.properties[keyPath: path] = shortString(value)
+            }
+        }
         let userId = message.properties.userId
         let expiration = message.properties.expiration
         message.properties.userId = nil
         message.properties.expiration = nil
-        let originalHeaders = message.properties.headers ?? [:]
+        // Keys too, for the same reason (a key too long made the copy drop every header, naming frame_max).
+        var originalHeaders: FieldTable = [:]
+        for (key, value) in message.properties.headers ?? [:] { originalHeaders[shortString(key)] = value }
         func copy(headers: FieldTable, shortened: Bool, note: String? = nil) -> PublishRequest {
             var headers = headers
             let formatter = ISO8601DateFormatter()
