@@ -90,9 +90,18 @@ public enum MessageCoding {
         // JSON with no field: say what it is when the body does parse. Only that report: a type's own
         // `init(from:)` may throw data-corrupted errors at the root with a reason worth keeping.
         if case .dataCorrupted(let context) = error, context.codingPath.isEmpty, context.underlyingError == nil,
-           context.debugDescription.contains("not valid JSON"),
-           (try? JSONSerialization.jsonObject(with: body, options: [.fragmentsAllowed])) != nil {
-            return "a number does not fit the type of its field (a fraction, or too large, for an integer field)"
+           context.debugDescription.contains("not valid JSON") {
+            do {
+                _ = try JSONSerialization.jsonObject(with: body, options: [.fragmentsAllowed])
+                return "a number does not fit the type of its field (a fraction, or too large, for an integer field)"
+            } catch {
+                // The decoder says only "not valid JSON"; the parser says where and why (JSON nested deeper
+                // than it takes, a number no Swift type holds, a body cut short), which the decoder's words
+                // hid behind the same reason as a body that is not JSON at all.
+                if let why = (error as NSError).userInfo[NSDebugDescriptionErrorKey] as? String {
+                    return "body is not valid JSON: \(why)"
+                }
+            }
         }
         return describe(error)
     }

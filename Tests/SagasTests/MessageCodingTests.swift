@@ -57,6 +57,24 @@ struct MessageCodingTests {
         #expect(truncated?.description.contains("body is not valid JSON") == true, "\(String(describing: truncated))")
     }
 
+    // Failed before (a review helper's hostile-input run): JSON nested deeper than the parser takes and a
+    // number no Swift type holds were both "body is not valid JSON", like a body that is not JSON at all.
+    @Test("JSON the parser refuses says why: nesting too deep, a number out of range, a body cut short")
+    func whyNotJSON() {
+        let cases = [
+            (String(repeating: "[", count: 600) + String(repeating: "]", count: 600), "nested"),
+            (#"{"amount":1e400}"#, "1e400"),
+            (#"{"amount":1"#, "end of file"),
+        ]
+        for (body, word) in cases {
+            let error = #expect(throws: SagaError.self) {
+                try MessageCoding.decode(Amount.self, from: Data(body.utf8), messageType: "Amount")
+            }
+            let text = String(describing: error)
+            #expect(text.contains("body is not valid JSON") && text.contains(word), "\(text)")
+        }
+    }
+
     struct Validated: Message {
         var amount: Int
         init(from decoder: any Decoder) throws {
