@@ -16,6 +16,15 @@ extension MessageSession {
             throw MessageSessionError(.invalidMessage, messageId: properties.messageId ?? "", messageType: M.messageType,
                                       destination: "queue ''", reason: "the queue name is empty")
         }
+        // RabbitMQ returns a mandatory publish to its direct reply-to, and closes the connection (541) for an
+        // address that does not decode: as an endpoint's handlers, a session does not send there.
+        guard !OutgoingLimits.isDirectReplyTo(exchange: "", routingKey: queue) else {
+            throw MessageSessionError(.invalidMessage, messageId: properties.messageId ?? "", messageType: M.messageType,
+                                      destination: "queue '\(queue)'",
+                                      reason: "RabbitMQ's direct reply-to (amq.rabbitmq.reply-to…) takes no mandatory "
+                                          + "publish: the broker would return it, or close the connection for an "
+                                          + "address that does not decode")
+        }
         return .toQueue(queue, AMQPMessage(body: try body(message, properties, "queue '\(queue)'"), properties: properties))
     }
 

@@ -100,6 +100,14 @@ struct MessageSessionTests {
             #expect(error.reason.contains("declare the exchange"), "\(error)")
         }
         do {
+            // Failed before: RabbitMQ 3.10 closed the session's connection (541 INTERNAL_ERROR).
+            try await session.send(request, to: "amq.rabbitmq.reply-to.garbage", messageId: "m-direct")
+            Issue.record("a command to direct reply-to was sent")
+        } catch {
+            #expect(error.code == .invalidMessage)
+            #expect(error.reason.contains("direct reply-to"), "\(error)")
+        }
+        do {
             try await session.send(request, to: "transfers", messageId: "")
             Issue.record("a message without an id was sent")
         } catch {
