@@ -188,7 +188,7 @@ struct ErrorsCommand: AsyncParsableCommand {
     }
 
     /// A header value as JSON: numbers, booleans and text as themselves, bytes as text when they are UTF-8
-    /// (else base64), tables and arrays nested.
+    /// (else `{"base64": …}`: as a bare base64 string it read as a text header), tables and arrays nested.
     static func jsonValue(_ value: FieldValue) -> Any {
         if let integer = value.intValue { return integer }   // every integer width, timestamps too
         switch value {
@@ -197,7 +197,7 @@ struct ErrorsCommand: AsyncParsableCommand {
         case .double(let v): return v.isFinite ? v : "\(v)"
         case .decimal(let scale, let v): return Double(v) / pow(10, Double(scale))
         case .string(let v): return v
-        case .bytes(let d): return String(data: d, encoding: .utf8) ?? d.base64EncodedString()
+        case .bytes(let d): return String(data: d, encoding: .utf8) ?? ["base64": d.base64EncodedString()]
         case .table(let table): return table.mapValues(jsonValue)
         case .array(let items): return items.map(jsonValue)
         case .void: return NSNull()

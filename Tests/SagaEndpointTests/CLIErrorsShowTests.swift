@@ -17,7 +17,9 @@ import Testing
         properties.appId = "billing"
         properties.headers = ["x-error-reason": .string("boom"), "traceparent": .string("00-abc-def-01"),
                               "x-attempts": .int32(3), "nested": .table(["flag": .bool(true)]),
-                              "x-score": .double(.nan)]   // JSON has no NaN: written as text (found in review)
+                              "x-score": .double(.nan),   // JSON has no NaN: written as text (found in review)
+                              // Failed before: printed as a bare base64 string, which reads as a text header.
+                              "raw": .bytes(Data([0xC3, 0x28]))]
         let body = Data([0xff, 0x00, 0xfe])
         let entry = ErrorQueueEntry(AMQPMessage(body: body, properties: properties))
         let json = try ErrorsCommand.json(entry, withBody: true)
@@ -30,6 +32,7 @@ import Testing
         #expect(headers["traceparent"] as? String == "00-abc-def-01")
         #expect(headers["x-attempts"] as? Int == 3)
         #expect(headers["x-score"] as? String == "nan")
+        #expect((headers["raw"] as? [String: Any])?["base64"] as? String == Data([0xC3, 0x28]).base64EncodedString())
         #expect((headers["nested"] as? [String: Any])?["flag"] as? Bool == true)
         #expect(object["bodyBase64"] as? String == body.base64EncodedString())
         #expect(object["bodyText"] == nil)
