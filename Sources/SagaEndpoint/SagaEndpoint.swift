@@ -144,9 +144,13 @@ public final class SagaEndpoint: Service, Sendable {
                        backlogReader: BacklogReader,
                        metrics: EndpointMetrics, consumerConnection: AMQPConnection,
                        publisherConnection: AMQPConnection) async throws {
-        try await declareInputQueuesOutsideTopology(on: [publisherConnection, consumerConnection])
-        try await declareTopology(on: [consumerConnection, publisherConnection])
-        try await declareQueues(on: publisherConnection)
+        let connections = [consumerConnection, publisherConnection]
+        let declared: Void? = try await againAfterConnectionLoss("declaring the topology and the queues", on: connections) {
+            try await declareInputQueuesOutsideTopology(on: [publisherConnection, consumerConnection])
+            try await declareTopology(on: [consumerConnection, publisherConnection])
+            try await declareQueues(on: publisherConnection)
+        }
+        guard declared != nil else { return }
 
         // Outgoing messages are checked against the frame size the broker agreed to before they are stored,
         // and error-queue copies before they are sent: the latest, read at each use (`OutgoingLimits.frameMax`).
@@ -162,7 +166,11 @@ public final class SagaEndpoint: Service, Sendable {
         let dueInFlight = InFlightSet()
         var consumers: [(queue: String, consumer: AMQPConsumer?)] = []
         for queue in configuration.inputQueues {
-            consumers.append((queue, try await consumeAtStart(queue, on: consumerConnection)))
+            // Each queue on its own: a consumer opened before the loss is restored by the recovery.
+            guard let consumer = try await againAfterConnectionLoss("consuming queue '\(queue)'", on: [consumerConnection], {
+                try await consumeAtStart(queue, on: consumerConnection)
+            }) else { return }
+            consumers.append((queue, consumer))
         }
         let activeConsumers = InputConsumers(consumers.compactMap(\.consumer))
         // Ready once every input queue is consumed, not before (raised after the declarations, it said 200
