@@ -79,8 +79,12 @@ extension BatchPipeline {
             do {
                 try await consumer.ack(ack.tag, multiple: ack.multiple)
             } catch {
+                // One line per second at most (with the count since the last): after a connection loss every
+                // delivery of the batches in flight fails here, hundreds of lines per loss under a backlog.
+                let code = (error as? AMQPError)?.code.name ?? "other"
+                guard let count = unconfirmedWarnings.admit("ack\u{0}\(code)", messages: 1) else { continue }
                 logger.info("ack not possible; the broker will redeliver", metadata: [
-                    "error": "\(error)", "delivery_tag": "\(ack.tag.value)"])
+                    "error": "\(error)", "delivery_tag": "\(ack.tag.value)", "count": "\(count)"])
             }
         }
         for tag in requeues {

@@ -1,0 +1,57 @@
+// After a connection loss every delivery of the batches in flight cannot be acknowledged (the broker
+// redelivers them, and the inbox recognises them): that is one line a second, not one per delivery.
+import AMQPTransport
+import BrokerTestSupport
+import Foundation
+import SagaEndpoint
+import Sagas
+import Synchronization
+import Testing
+
+@Suite("Acks lost with a connection", .timeLimit(.minutes(3)))
+struct StaleAckLogTests {
+    // Failed before (a chaos helper's run): one info line per delivery, 30,820 lines for 355 connection
+    // losses under a backlog with prefetch 400.
+    @Test("a connection lost under a batch logs its failed acks once, with their count")
+    func oneLinePerSecond() async throws {
+        let harness = try await EndpointHarness.make()
+        try await harness.declareQueue("calls")
+        try await harness.declareQueue("called")
+        // Full for good: the command to it is nacked, so its delivery is held and the batch's other
+        // deliveries are acked one by one (no `multiple` ack over a held one), as after a crash.
+        try await harness.connection.declareQueue(QueueDeclaration(
+            name: "full", arguments: ["x-max-length": .int64(0), "x-overflow": .string("reject-publish")]))
+        let started = Mutex(0)
+        var registry = HandlerRegistry()
+        registry.handle(Explode.self) { message, context in
+            started.withLock { $0 += 1 }
+            try await Task.sleep(for: .milliseconds(1500))   // an HTTP call, while the connection goes
+            try context.send(Explode(note: "done \(message.note)"), to: message.note == "0" ? "full" : "called")
+        }
+        for index in 0..<40 {
+            try await harness.send(Explode(note: "\(index)"), to: "calls", messageId: "call-\(index)")
+        }
+        let capture = LogCapture()
+        let name = TestBroker.uniqueName("stale-acks")
+        let endpoint = harness.makeEndpoint(registry, queues: ["calls"], database: "calls",
+                                            logger: capture.logger(label: "stale-acks")) {
+            $0.connectionName = name
+            $0.statelessHandlerConcurrency = 64
+        }
+        let task = Task { try await endpoint.run() }
+        try await capture.waitUntil(timeout: .seconds(30), message: "handlers started") { started.withLock { $0 } >= 40 }
+        let closed = try await runOnThread { try TestBroker.closeConnections(named: name + "-consume") }
+        #expect(closed == 1)
+        let replies = try await harness.receive(from: "called", count: 39, timeout: .seconds(60))
+        #expect(Set(replies.compactMap(\.properties.messageId)).count == 39, "each message handled once")
+        try await capture.waitUntil(timeout: .seconds(30), message: "the failed acks logged") {
+            capture.log.lines.contains { $0.contains("ack not possible") }
+        }
+        try await Task.sleep(for: .milliseconds(500))
+        let lines = capture.log.lines.filter { $0.contains("ack not possible") }
+        #expect(lines.count <= 3, "\(lines.count) lines:\n\(lines.prefix(5).joined(separator: "\n"))")
+        task.cancel()
+        _ = await task.result
+        await harness.tearDown()
+    }
+}
