@@ -22,10 +22,12 @@ struct StaleAckLogTests {
         try await harness.connection.declareQueue(QueueDeclaration(
             name: "full", arguments: ["x-max-length": .int64(0), "x-overflow": .string("reject-publish")]))
         let started = Mutex(0)
+        let released = Mutex(false)
         var registry = HandlerRegistry()
         registry.handle(Explode.self) { message, context in
             started.withLock { $0 += 1 }
-            try await Task.sleep(for: .milliseconds(1500))   // an HTTP call, while the connection goes
+            // An HTTP call that lasts until the connection is gone (closing it takes a while under load).
+            while !released.withLock({ $0 }) { try await Task.sleep(for: .milliseconds(20)) }
             try context.send(Explode(note: "done \(message.note)"), to: message.note == "0" ? "full" : "called")
         }
         for index in 0..<40 {
@@ -39,9 +41,12 @@ struct StaleAckLogTests {
             $0.statelessHandlerConcurrency = 64
         }
         let task = Task { try await endpoint.run() }
-        try await capture.waitUntil(timeout: .seconds(30), message: "handlers started") { started.withLock { $0 } >= 40 }
+        // The first batch in its handlers (all 40 when they came at once; fewer, if the broker trickled them).
+        try await capture.waitUntil(timeout: .seconds(30), message: "handlers started") { started.withLock { $0 } >= 1 }
+        try await Task.sleep(for: .milliseconds(300))
         let closed = try await runOnThread { try TestBroker.closeConnections(named: name + "-consume") }
         #expect(closed == 1)
+        released.withLock { $0 = true }
         let replies = try await harness.receive(from: "called", count: 39, timeout: .seconds(60))
         #expect(Set(replies.compactMap(\.properties.messageId)).count == 39, "each message handled once")
         try await capture.waitUntil(timeout: .seconds(30), message: "the failed acks logged") {
