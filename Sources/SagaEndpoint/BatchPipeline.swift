@@ -9,7 +9,8 @@ import Tracing
 /// Processes one batch of work (group commit): validate, run stateless handlers, one SQLite transaction
 /// with a savepoint per message, publish every outgoing message and wait for all confirms together, then
 /// acknowledge. Nothing is acknowledged before its transaction committed and its outgoing messages were
-/// confirmed, so a crash anywhere loses nothing; outgoing ids are deterministic, so a re-send after a
+/// confirmed (or, returned by the broker for want of a queue, are kept in the outbox for housekeeping),
+/// so a crash anywhere loses nothing; outgoing ids are deterministic, so a re-send after a
 /// crash carries the same id and downstream inboxes drop it.
 struct BatchPipeline: Sendable {
     let configuration: EndpointConfiguration

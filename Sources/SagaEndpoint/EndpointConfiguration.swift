@@ -59,8 +59,8 @@ public struct EndpointConfiguration: Sendable {
     /// confirm, or an unroutable message) are published again by housekeeping.
     public var outboxRedispatchDelay: Duration = .seconds(10)
     /// An outgoing command or reply the broker keeps returning (no queue of that name: a requester gone
-    /// with its reply queue, a queue not declared) this long after it was written goes to the endpoint's
-    /// error queue (`x-error-type: UnroutableMessage`, `x-original-queue` its queue, so a replay sends it
+    /// with its reply queue, a queue not declared) for this long, as this process saw it (its clock starts
+    /// at its first return, again after a restart), goes to the endpoint's error queue (`x-error-type: UnroutableMessage`, `x-original-queue` its queue, so a replay sends it
     /// there once the queue exists). Meanwhile housekeeping sends it again every `outboxRedispatchDelay`;
     /// its incoming message is acknowledged once its transaction committed (it is safe in the outbox).
     public var unroutableTimeout: Duration = .seconds(300)

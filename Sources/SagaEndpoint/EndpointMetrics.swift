@@ -18,7 +18,8 @@ struct EndpointMetrics: Sendable {
     let timeoutsFired: Counter
     let published: Counter
     /// Outgoing messages the broker did not confirm (returned for want of a queue, nacked, or the
-    /// connection failed): each is sent again later, and its incoming message waits.
+    /// connection failed): each is sent again later, and its incoming message waits (not for a returned
+    /// one, which stays in the outbox).
     let unconfirmed: Counter
     /// Outgoing commands and replies moved to the error queue after the broker kept returning them for
     /// `unroutableTimeout` (no queue of that name).

@@ -9,11 +9,16 @@ extension SagaEndpoint {
     /// One pass over up to `limit` rows from the row after `cursor` on; returns where the next pass starts
     /// (the backlog is gone round in passes, so rows that keep failing do not hide the ones after them).
     func redispatchOutbox(store: StoreWorker, publisher: AMQPConnection, metrics: EndpointMetrics,
-                          cursor: Int64, limit: Int = 500) async throws -> Int64 {
-        let cutoff = Date().addingTimeInterval(-configuration.outboxRedispatchDelay.timeInterval)
-        let (rows, next) = try await store.claimUnconfirmedOutbox(createdBefore: cutoff, after: cursor, limit: limit)
+                          cursor: Int64, returned: inout ReturnedRows, limit: Int = 500) async throws -> Int64 {
+        let delay = configuration.outboxRedispatchDelay.timeInterval
+        let started = Date()
+        returned.prune(notSentFor: 2 * (delay + configuration.unroutableTimeout.timeInterval), now: started)
+        let (claimed, next) = try await store.claimUnconfirmedOutbox(createdBefore: started.addingTimeInterval(-delay),
+                                                                     after: cursor, limit: limit)
+        defer { store.publishing.remove(claimed.map(\.messageId)) }
+        // A returned row waits `outboxRedispatchDelay` between its sends, as the others wait after being written.
+        let rows = claimed.filter { $0.seq.map { returned.mayResend($0, now: started, every: delay) } ?? true }
         guard !rows.isEmpty else { return next }
-        defer { store.publishing.remove(rows.map(\.messageId)) }
         var requests = rows.map(MessageTranslation.publishRequest)
         let spans = tracing?.startPublishing(&requests, at: requests.indices)
         let publishStarted = ContinuousClock.now
@@ -36,13 +41,22 @@ extension SagaEndpoint {
                 "count": "\(rows.count)", "confirmed": "\(confirmed.count)"])
         }
         let now = Date()
-        let expired = zip(rows, outcomes).compactMap { row, outcome -> (OutboxRecord, String)? in
-            guard case .returned(let code, let text) = outcome, row.exchange.isEmpty,
-                  now.timeIntervalSince(row.createdAt) >= configuration.unroutableTimeout.timeInterval else { return nil }
-            return (row, "\(code) \(text)")
+        var expired: [(OutboxRecord, String)] = []
+        for (row, outcome) in zip(rows, outcomes) {
+            guard let seq = row.seq else { continue }
+            guard case .returned(let code, let text) = outcome, row.exchange.isEmpty else {
+                returned.forget([seq])
+                continue
+            }
+            // Returned for `unroutableTimeout` as this process saw it, not by the row's age.
+            let since = returned.returned(seq, now: now)
+            if now.timeIntervalSince(since) >= configuration.unroutableTimeout.timeInterval {
+                expired.append((row, "\(code) \(text)"))
+            }
         }
         if !expired.isEmpty {
-            await moveUnroutable(expired, store: store, publisher: publisher, metrics: metrics, now: now)
+            let moved = await moveUnroutable(expired, store: store, publisher: publisher, metrics: metrics, now: now)
+            returned.forget(moved.compactMap(\.seq))
         }
         return next
     }
@@ -52,7 +66,7 @@ extension SagaEndpoint {
     /// sends it there once the queue exists; the row counts as dispatched once the copy is confirmed.
     /// Returned for ever, it was sent again every few seconds for as long as the endpoint ran.
     private func moveUnroutable(_ rows: [(row: OutboxRecord, broker: String)], store: StoreWorker,
-                                publisher: AMQPConnection, metrics: EndpointMetrics, now: Date) async {
+                                publisher: AMQPConnection, metrics: EndpointMetrics, now: Date) async -> [OutboxRecord] {
         let errorQueue = configuration.errorQueue(for: configuration.endpointAddress)
         let frameMax = OutgoingLimits.frameMax(of: publisher)
         let copies = rows.map { row, broker in
@@ -78,5 +92,6 @@ extension SagaEndpoint {
             logger.warning("outgoing messages returned for too long could not be moved to the error queue; trying again",
                            metadata: ["count": "\(rows.count - moved.count)", "error_queue": "\(errorQueue)"])
         }
+        return moved
     }
 }

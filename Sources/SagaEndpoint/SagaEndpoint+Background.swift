@@ -58,11 +58,13 @@ extension SagaEndpoint {
                               metrics: EndpointMetrics) async {
         var lastPurge = Date.distantPast
         var cursor: Int64 = 0
+        var returned = ReturnedRows()
         let purgeInterval = configuration.housekeepingInterval.timeInterval
         while !Task.isCancelled {
             await health.refreshBacklogs(backlogReader, logger: logger)
             do {
-                cursor = try await redispatchOutbox(store: store, publisher: publisher, metrics: metrics, cursor: cursor)
+                cursor = try await redispatchOutbox(store: store, publisher: publisher, metrics: metrics, cursor: cursor,
+                                                    returned: &returned)
                 if Date().timeIntervalSince(lastPurge) >= purgeInterval {
                     let now = Date()
                     let purged = try await store.purge(

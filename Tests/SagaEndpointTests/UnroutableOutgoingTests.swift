@@ -4,6 +4,7 @@
 import AMQPTransport
 import BrokerTestSupport
 import Foundation
+import MetricsTestKit
 import SagaStore
 import Sagas
 import Testing
@@ -75,6 +76,57 @@ struct UnroutableOutgoingTests {
         let replies = try await harness.receive(from: "late-requester", count: 1, timeout: .seconds(20))
         #expect(replies.map(\.properties.messageId) == [replyId], "the reply under its own id")
         #expect(replies.first?.properties.type == Explode.messageType)
+        await harness.tearDown()
+    }
+
+    // Failed before (a review helper): the timeout counted from when the row was written, so a row written
+    // before a long downtime (a crash after its commit) was moved at its first return, while its queue was
+    // perhaps still being declared again.
+    @Test("a row written long ago is not moved at its first return: only once returned for unroutableTimeout")
+    func firstReturnAfterDowntimeIsNotFinal() async throws {
+        let harness = try await EndpointHarness.make()
+        try await harness.declareQueue("pings")
+        _ = try await harness.withStore("pings") { store in
+            try store.appendOutbox([OutboxRecord(
+                messageId: "reply-1", incomingMessageId: "ping-1", position: 0, exchange: "",
+                routingKey: "requester-restarting", mandatory: true, messageType: Explode.messageType,
+                body: try MessageCoding.encode(Explode(note: "pong")), createdAt: Date(timeIntervalSinceNow: -600))])
+        }
+        var registry = HandlerRegistry()
+        registry.handle(Explode.self) { _, _ in }
+        let endpoint = harness.startEndpoint(registry, queues: ["pings"], database: "pings") {
+            $0.outboxRedispatchDelay = .milliseconds(300)
+            $0.unroutableTimeout = .seconds(60)
+        }
+        try await Task.sleep(for: .seconds(3))
+        try await harness.connection.declareQueue(QueueDeclaration(name: "requester-restarting"))
+        let replies = try await harness.receive(from: "requester-restarting", count: 1, timeout: .seconds(10))
+        let errorDepth = try await harness.depth("pings.error")
+        await harness.stop(endpoint)
+        #expect(replies.map(\.properties.messageId) == ["reply-1"])
+        #expect(errorDepth == 0, "moved to the error queue at its first return")
+        await harness.tearDown()
+    }
+
+    // Failed before (a review helper): re-sent at every housekeeping pass (every 2 s), not every
+    // `outboxRedispatchDelay` as documented, each time counted and logged.
+    @Test("a returned reply is re-sent every outboxRedispatchDelay, not at every housekeeping pass")
+    func resendCadence() async throws {
+        let harness = try await EndpointHarness.make()
+        try await harness.declareQueue("pings")
+        var registry = HandlerRegistry()
+        registry.handle(Explode.self) { ping, context in try context.reply(Explode(note: "pong " + ping.note)) }
+        let metrics = TestMetrics()
+        let endpoint = harness.startEndpoint(registry, queues: ["pings"], database: "pings", metrics: metrics) {
+            $0.outboxRedispatchDelay = .seconds(6)
+        }
+        try await harness.send(Explode(note: "x"), to: "pings", messageId: "ping-1", replyTo: "gone-requester")
+        try await waitUntil(timeout: .seconds(20)) { try await harness.depth("pings") == 0 }
+        // Sends at 6, 12, 18 and 24 s at most in these 24 s (at every 2 s pass from 6 s on: 9 or 10).
+        try await Task.sleep(for: .seconds(24))
+        let unconfirmed = try metrics.expectCounter("saga_messages_unconfirmed_total").totalValue
+        await harness.stop(endpoint)
+        #expect(unconfirmed - 1 <= 4, "re-sent \(unconfirmed - 1) times in 24 s")
         await harness.tearDown()
     }
 
