@@ -18,12 +18,14 @@ extension MessageSession {
         }
         // RabbitMQ returns a mandatory publish to its direct reply-to, and closes the connection (541) for an
         // address that does not decode: as an endpoint's handlers, a session does not send there.
-        guard !OutgoingLimits.isDirectReplyTo(exchange: "", routingKey: queue) else {
+        guard !OutgoingLimits.isDirectReplyTo(exchange: "", routingKey: queue),
+              !OutgoingLimits.isDirectReplyTo(exchange: "", routingKey: replyTo ?? "") else {
             throw MessageSessionError(.invalidMessage, messageId: properties.messageId ?? "", messageType: M.messageType,
                                       destination: "queue '\(queue)'",
                                       reason: "RabbitMQ's direct reply-to (amq.rabbitmq.reply-to…) takes no mandatory "
-                                          + "publish: the broker would return it, or close the connection for an "
-                                          + "address that does not decode")
+                                          + "publish (the broker would return it, or close the connection for an "
+                                          + "address that does not decode), and as a reply_to it needs a consumer "
+                                          + "on the publishing channel (406): name a queue")
         }
         return .toQueue(queue, AMQPMessage(body: try body(message, properties, "queue '\(queue)'"), properties: properties))
     }

@@ -27,14 +27,15 @@ enum OutgoingLimits {
 
     static let noQueueReason = "it is addressed to no queue (the queue name is empty)"
 
-    /// Why a message to RabbitMQ's direct reply-to pseudo-queue is refused. RabbitMQ returns a mandatory
+    /// Why a message to RabbitMQ's direct reply-to pseudo-queue (or with it as its `reply_to`) is refused. RabbitMQ returns a mandatory
     /// publish there (so a reply to a live requester came round for ever), and an address that does not
     /// decode makes RabbitMQ 3.10 close the publishing connection with 541 (any producer could set one as
     /// its `reply_to` and have the endpoint's connection killed at every publish).
-    static let directReplyToReason = "it is addressed to RabbitMQ's direct reply-to (amq.rabbitmq.reply-to…), "
-        + "which an endpoint cannot answer: its messages are sent only after its transaction commits (possibly "
-        + "after a restart, when the requester's channel is gone), and the broker returns them there; the "
-        + "requester must name a queue in reply_to"
+    static let directReplyToReason = "it is addressed to RabbitMQ's direct reply-to (amq.rabbitmq.reply-to…), or "
+        + "names it as its reply_to, which an endpoint cannot use: its messages are sent only after its transaction "
+        + "commits (possibly after a restart, when the requester's channel is gone), the broker returns them "
+        + "there, and refuses a reply_to of it from a channel that does not consume it (406, closing the "
+        + "publishing channel); replies must go to a queue"
 
     /// Whether a message through the default exchange with this routing key goes to direct reply-to.
     static func isDirectReplyTo(exchange: String, routingKey: String) -> Bool {
@@ -50,7 +51,8 @@ enum OutgoingLimits {
             throw InvalidOutgoingMessage(messageId: record.messageId, messageType: record.messageType,
                                          reason: Self.noQueueReason)
         }
-        if isDirectReplyTo(exchange: record.exchange, routingKey: record.routingKey) {
+        if isDirectReplyTo(exchange: record.exchange, routingKey: record.routingKey)
+            || record.replyTo.map({ isDirectReplyTo(exchange: "", routingKey: $0) }) == true {
             throw InvalidOutgoingMessage(messageId: record.messageId, messageType: record.messageType,
                                          reason: Self.directReplyToReason)
         }

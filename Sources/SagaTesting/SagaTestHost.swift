@@ -372,11 +372,13 @@ extension OutgoingMessage {
         // The endpoint's `OutgoingLimits.noQueueReason`: the default exchange routes by queue name.
         if exchange.isEmpty && routingKey.isEmpty { return "it is addressed to no queue (the queue name is empty)" }
         // The endpoint's `OutgoingLimits.directReplyToReason`.
-        if exchange.isEmpty && routingKey.hasPrefix("amq.rabbitmq.reply-to") {
-            return "it is addressed to RabbitMQ's direct reply-to (amq.rabbitmq.reply-to…), which an endpoint cannot "
-                + "answer: its messages are sent only after its transaction commits (possibly after a restart, when "
-                + "the requester's channel is gone), and the broker returns them there; the requester must name a "
-                + "queue in reply_to"
+        if (exchange.isEmpty && routingKey.hasPrefix("amq.rabbitmq.reply-to"))
+            || replyTo?.hasPrefix("amq.rabbitmq.reply-to") == true {
+            return "it is addressed to RabbitMQ's direct reply-to (amq.rabbitmq.reply-to…), or names it as its "
+                + "reply_to, which an endpoint cannot use: its messages are sent only after its transaction commits "
+                + "(possibly after a restart, when the requester's channel is gone), the broker returns them there, "
+                + "and refuses a reply_to of it from a channel that does not consume it (406, closing the publishing "
+                + "channel); replies must go to a queue"
         }
         let names: [(String?, String)] = [
             (exchange, "the exchange name"), (routingKey, "the routing key"), (correlationId, "the correlation-id property"),

@@ -146,6 +146,9 @@ struct BadInputTests {
             // Failed before (a review helper's hostile-input run): a reply to a reply_to naming RabbitMQ's direct
             // reply-to was stored; RabbitMQ 3.10 closed the publishing connection (541) at each publish of it.
             case "direct-reply-to": _ = try context.reply(Explode(note: "pong"))
+            // Failed before (a review helper): as the reply_to of a command, RabbitMQ closed the publishing
+            // channel (406, no consumer of direct reply-to on it) at each publish, for ever.
+            case "reply-to-direct": _ = try context.send(Explode(note: "pong"), to: "pongs", replyTo: "amq.rabbitmq.reply-to")
             case "big-headers": _ = try context.send(Explode(note: "pong"), to: "pongs",
                                                      headers: ["pad": String(repeating: "x", count: 200_000)])
             default: _ = try context.send(Explode(note: "pong"), to: "pongs")
@@ -157,11 +160,12 @@ struct BadInputTests {
         try await harness.send(Explode(note: "no-queue"), to: "pings", messageId: "ping-no-queue")
         try await harness.send(Explode(note: "direct-reply-to"), to: "pings", messageId: "ping-direct-reply-to",
                                replyTo: "amq.rabbitmq.reply-to.garbage")
+        try await harness.send(Explode(note: "reply-to-direct"), to: "pings", messageId: "ping-reply-to-direct")
         try await harness.send(Explode(note: "fine"), to: "pings", messageId: "ping-fine")
 
-        let copies = try await harness.errorMessages(of: "pings", count: 4, timeout: .seconds(30))
+        let copies = try await harness.errorMessages(of: "pings", count: 5, timeout: .seconds(30))
         #expect(Set(copies.compactMap(\.properties.messageId))
-            == ["ping-long-name", "ping-big-headers", "ping-no-queue", "ping-direct-reply-to"])
+            == ["ping-long-name", "ping-big-headers", "ping-no-queue", "ping-direct-reply-to", "ping-reply-to-direct"])
         for copy in copies {
             #expect(copy.header("x-error-type") == "InvalidOutgoingMessage", "\(copy.header("x-error-reason") ?? "")")
             #expect(copy.intHeader("x-attempts") == 1, "no retry can help")

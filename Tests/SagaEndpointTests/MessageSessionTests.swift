@@ -108,6 +108,13 @@ struct MessageSessionTests {
             #expect(error.reason.contains("direct reply-to"), "\(error)")
         }
         do {
+            // Failed before (a review helper): notConfirmed, "send it again with the same id".
+            try await session.send(request, to: "transfers", messageId: "m-direct-reply-to", replyTo: "amq.rabbitmq.reply-to")
+            Issue.record("a command with direct reply-to as its reply_to was sent")
+        } catch {
+            #expect(error.code == .invalidMessage)
+        }
+        do {
             try await session.send(request, to: "transfers", messageId: "")
             Issue.record("a message without an id was sent")
         } catch {

@@ -99,6 +99,22 @@ struct SagaTestHostRefusalTests {
         #expect(host.liveSagaCount == 0)
     }
 
+    @Test("a command whose reply_to is RabbitMQ's direct reply-to fails the delivery, as on the endpoint")
+    func replyToDirectReplyTo() async throws {
+        var registry = HandlerRegistry()
+        registry.register(Relay.self) { saga in
+            saga.startedBy(Relay.Start.self, correlatedBy: \.id) { start, context in
+                try context.send(Relay.Start(id: start.id, blob: nil), to: "backend", replyTo: "amq.rabbitmq.reply-to")
+                return Relay(id: start.id)
+            }
+        }
+        let host = SagaTestHost(registry: registry, endpointAddress: "relay")
+        let error = await #expect(throws: SagaTestHostError.self) {
+            try await host.deliver(Relay.Start(id: "r-1", blob: nil), messageId: "m-1")
+        }
+        #expect("\(error.map { $0 } as Any)".contains("direct reply-to"))
+    }
+
     // Failed before: the kit accepted a command to an empty queue name, which the endpoint cannot route
     // (it now sends the incoming message to the error queue, `InvalidOutgoingMessage`).
     @Test("a command to an empty queue name fails the delivery, rolled back")
