@@ -274,11 +274,19 @@ enum MessageTranslation {
             copy.properties.headers = headers
             return PublishRequest(exchange: "", routingKey: errorQueue, mandatory: true, message: copy)
         }
-        func fits(_ request: PublishRequest) -> Bool { (try? request.checkLimits(frameMax: frameMax)) != nil }
+        /// Why AMQP cannot carry `request`, nil when it can.
+        func problem(_ request: PublishRequest) -> String? {
+            do {
+                try request.checkLimits(frameMax: frameMax)
+                return nil
+            } catch {
+                return (error as? AMQPError)?.message ?? "\(error)"
+            }
+        }
         let full = copy(headers: originalHeaders, shortened: false)
-        if fits(full) { return full }
+        if problem(full) == nil { return full }
         let short = copy(headers: originalHeaders, shortened: true)
-        if fits(short) { return short }
+        guard let why = problem(short) else { return short }
         // What the endpoint itself reads back on a replay stays: the replay count, and the saga instance a
         // timeout belongs to (without it the replayed timeout has no handler).
         var kept: FieldTable = [:]
@@ -286,7 +294,9 @@ enum MessageTranslation {
                     timeoutSagaIdHeader] {
             if let value = originalHeaders[key] { kept[key] = value }
         }
+        // The cause as AMQP gave it: headers over one frame, or a key inside a table over 255 bytes (a
+        // producer's key that was not UTF-8 grows when decoded), which the note blamed on frame_max.
         return copy(headers: kept, shortened: true, note: "its \(originalHeaders.count) headers did not fit "
-            + "beside the error headers in one frame (frame_max \(frameMax))")
+            + "beside the error headers (\(why); frame_max \(frameMax))")
     }
 }

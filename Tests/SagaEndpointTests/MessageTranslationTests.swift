@@ -76,4 +76,18 @@ struct MessageTranslationTests {
         #expect(headers["x-error-headers-dropped"] != nil)
         for (key, value) in target { #expect(headers[key] == value, "\(key)") }
     }
+
+    // Failed before (a review helper): a key over 255 bytes inside a table (a producer's key that was not
+    // UTF-8 grows when decoded) dropped the headers with a note that blamed frame_max.
+    @Test("an error copy that drops the headers says why AMQP could not carry them")
+    func droppedHeadersSayWhy() {
+        let original = AMQPMessage(body: Data("{}".utf8), properties: BasicProperties(
+            headers: ["nested": .table([String(repeating: "k", count: 300): .string("v")])], messageId: "m-1", type: "T"))
+        let copy = MessageTranslation.errorQueueRequest(
+            original: original, queue: "q", errorQueue: "q.error", reason: "boom", errorType: "Broken",
+            attempts: 1, firstFailure: nil, lastFailure: Date())
+        let note = copy.message.properties.headers?["x-error-headers-dropped"]?.stringValue
+        #expect(note?.contains("300 bytes") == true, "\(note ?? "no note")")
+        #expect((try? copy.checkLimits(frameMax: AMQPConfiguration.defaultFrameMax)) != nil)
+    }
 }
