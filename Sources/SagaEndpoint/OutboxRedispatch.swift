@@ -69,6 +69,10 @@ extension SagaEndpoint {
                                 publisher: AMQPConnection, metrics: EndpointMetrics, now: Date) async -> [OutboxRecord] {
         let errorQueue = configuration.errorQueue(for: configuration.endpointAddress)
         let frameMax = OutgoingLimits.frameMax(of: publisher)
+        // Only the rows this process leased: another process on the same file may be moving them too.
+        let leased = Set(await store.lease(rows.map(\.row), now: now).compactMap(\.seq))
+        let rows = rows.filter { $0.row.seq.map(leased.contains) ?? false }
+        guard !rows.isEmpty else { return [] }
         let copies = rows.map { row, broker in
             MessageTranslation.errorQueueRequest(
                 original: MessageTranslation.publishRequest(row).message, queue: row.routingKey, errorQueue: errorQueue,

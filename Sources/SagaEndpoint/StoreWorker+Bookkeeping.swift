@@ -56,6 +56,24 @@ extension StoreWorker {
         }
     }
 
+    /// The rows this process may move to the error queue: those it leased (`leaseUndispatchedOutbox`). With
+    /// two processes on one file both read the same rows, and both moved them: two copies of each.
+    func lease(_ rows: [OutboxRecord], now: Date) -> [OutboxRecord] {
+        rows.filter { row in
+            guard let key = row.key else { return false }
+            do {
+                // Lost on a power cut, a lease only lets the row be moved twice (one id): no fsync for it.
+                return try store.connection.withSynchronous(.normal) {
+                    try store.leaseUndispatchedOutbox(key, createdAt: row.createdAt, now: now)
+                }
+            } catch {
+                logger.warning("could not lease an outbox row; trying again later", metadata: [
+                    "message_id": "\(row.messageId)", "error": "\(error)"])
+                return false
+            }
+        }
+    }
+
     /// Up to `limit` due rows that are not in `inFlight` (handed on and not finished), earliest first. Their
     /// ids are read first and only the rows wanted are read in full, by row number, after the check: a row
     /// whose batch ended meanwhile (deleted, or parked again under its id, not due yet) is then not found,

@@ -103,6 +103,16 @@ extension SagaStore {
         )
     }
 
+    /// Takes an undispatched row for the caller: its `created_at` moves to `now` if it is still `createdAt`,
+    /// so that housekeeping (this process's and any other's on the same file) leaves it alone for a while.
+    /// True when this call took it; false when another took it first or it was dispatched meanwhile.
+    public func leaseUndispatchedOutbox(_ key: OutboxKey, createdAt: Date, now: Date) throws -> Bool {
+        try connection.run(
+            "UPDATE outbox SET created_at = ? WHERE seq = ? AND created_at = ? AND dispatched_at IS NULL",
+            [SQLiteValue(now), .integer(key.seq), SQLiteValue(createdAt)]
+        ) == 1
+    }
+
     /// Deletes dispatched messages confirmed before `date`; returns how many. Undispatched ones are
     /// never purged, however old.
     @discardableResult

@@ -4,6 +4,7 @@
 import AMQPTransport
 import BrokerTestSupport
 import Foundation
+import Logging
 import MetricsTestKit
 import SagaStore
 import Sagas
@@ -127,6 +128,58 @@ struct UnroutableOutgoingTests {
         let unconfirmed = try metrics.expectCounter("saga_messages_unconfirmed_total").totalValue
         await harness.stop(endpoint)
         #expect(unconfirmed - 1 <= 4, "re-sent \(unconfirmed - 1) times in 24 s")
+        await harness.tearDown()
+    }
+
+    // Failed before (a review helper): each process's housekeeping claimed rows in its own memory only, so
+    // two processes on one file both moved every expired row: two copies of each in the error queue.
+    @Test("two processes on one file move an expired unroutable reply to the error queue once")
+    func twoProcessesMoveOnce() async throws {
+        let harness = try await EndpointHarness.make()
+        try await harness.declareQueue("pings")
+        let count = 50
+        _ = try await harness.withStore("shared") { store in
+            try store.appendOutbox((0..<count).map {
+                OutboxRecord(messageId: "reply-\($0)", incomingMessageId: "ping-\($0)", position: 0, exchange: "",
+                             routingKey: "gone-requester", mandatory: true, messageType: Explode.messageType,
+                             body: Data("{}".utf8), createdAt: Date(timeIntervalSinceNow: -600))
+            })
+        }
+        var registry = HandlerRegistry()
+        registry.handle(Explode.self) { _, _ in }
+        let path = harness.databasePath("shared")
+        let dispatcher = MessageDispatcher(registry: registry, endpointAddress: "pings")
+        let workers = [try await StoreWorker.open(path: path, durable: true, dispatcher: dispatcher, logger: Logger(label: "a")),
+                       try await StoreWorker.open(path: path, durable: true, dispatcher: dispatcher, logger: Logger(label: "b"))]
+        let publishers = [try await AMQPConnection.connect(url: harness.url, connectionName: "a"),
+                          try await AMQPConnection.connect(url: harness.url, connectionName: "b")]
+        let endpoints = (0..<2).map { _ in
+            harness.makeEndpoint(registry, queues: ["pings"], database: "shared") {
+                $0.outboxRedispatchDelay = .milliseconds(100)
+                $0.unroutableTimeout = .zero
+            }
+        }
+        // Both processes' housekeeping passes at the same time, each moving at the first return.
+        async let a: Int64 = {
+            var returned = ReturnedRows()
+            return try await endpoints[0].redispatchOutbox(store: workers[0], publisher: publishers[0],
+                                                           metrics: EndpointMetrics(factory: TestMetrics()), cursor: 0,
+                                                           returned: &returned)
+        }()
+        async let b: Int64 = {
+            var returned = ReturnedRows()
+            return try await endpoints[1].redispatchOutbox(store: workers[1], publisher: publishers[1],
+                                                           metrics: EndpointMetrics(factory: TestMetrics()), cursor: 0,
+                                                           returned: &returned)
+        }()
+        _ = try await (a, b)
+        try await Task.sleep(for: .milliseconds(500))
+        let copies = try await harness.depth("pings.error")
+        for publisher in publishers { await publisher.close() }
+        for worker in workers { await worker.close() }
+        #expect(copies == count, "\(copies) error-queue copies of \(count) unroutable replies")
+        let backlog = try await harness.withStore("shared") { try $0.outboxBacklog() }
+        #expect(backlog == 0)
         await harness.tearDown()
     }
 
