@@ -150,12 +150,6 @@ enum CDecode {
         return (String(decoding: buffer, as: UTF8.self), false)
     }
 
-    /// Whether every key of the table (not of tables inside it) is valid UTF-8.
-    static func keysAreValid(_ table: amqp_table_t) -> Bool {
-        guard table.num_entries > 0, let entries = table.entries else { return true }
-        return (0..<Int(table.num_entries)).allSatisfy { checkedString(entries[$0].key).valid }
-    }
-
     static func data(_ bytes: amqp_bytes_t) -> Data {
         guard bytes.len > 0, let base = bytes.bytes else { return Data() }
         return Data(bytes: base, count: bytes.len)
@@ -165,11 +159,20 @@ enum CDecode {
     /// a value is replaced by a note. Every level costs stack here, when the value is freed, and when it is
     /// encoded again (an error-queue copy): a producer must not be able to nest its way to a crash.
     static func table(_ table: amqp_table_t, depth: Int = 0) -> FieldTable {
+        var keysValid = true
+        return self.table(table, depth: depth, keysValid: &keysValid)
+    }
+
+    /// `table`, telling whether its own keys (not those of tables inside it) were valid UTF-8: each key is
+    /// decoded once (a second pass over the message's headers to check them cost every delivery).
+    static func table(_ table: amqp_table_t, depth: Int, keysValid: inout Bool) -> FieldTable {
         var result: FieldTable = [:]
         guard table.num_entries > 0, let entries = table.entries else { return result }
         for index in 0..<Int(table.num_entries) {
             let entry = entries[index]
-            result[string(entry.key)] = value(entry.value, depth: depth + 1)
+            let (key, valid) = checkedString(entry.key)
+            keysValid = keysValid && valid
+            result[key] = value(entry.value, depth: depth + 1)
         }
         return result
     }
@@ -226,8 +229,9 @@ enum CDecode {
         if has(CSAGA_BASIC_CONTENT_TYPE_FLAG) { p.contentType = text(c.content_type, "content-type") }
         if has(CSAGA_BASIC_CONTENT_ENCODING_FLAG) { p.contentEncoding = text(c.content_encoding, "content-encoding") }
         if has(CSAGA_BASIC_HEADERS_FLAG) {
-            p.headers = table(c.headers)
-            if !keysAreValid(c.headers) { invalid.append("a header key") }
+            var keysValid = true
+            p.headers = table(c.headers, depth: 0, keysValid: &keysValid)
+            if !keysValid { invalid.append("a header key") }
         }
         if has(CSAGA_BASIC_DELIVERY_MODE_FLAG) { p.deliveryMode = .init(rawValue: c.delivery_mode) }
         if has(CSAGA_BASIC_PRIORITY_FLAG) { p.priority = c.priority }

@@ -35,11 +35,12 @@ struct ContentAssembly {
 /// Checks of values before they reach rabbitmq-c, which fails to encode a short string (names, routing
 /// keys, most properties, table keys) longer than 255 bytes. Caught late, that would look like a broken
 /// connection, or leave a publish half sent.
-enum ProtocolLimits {
-    static let shortStringMaximum = 255
+public enum ProtocolLimits {
+    /// The longest short string (names, routing keys, most properties, table keys), in bytes.
+    public static let shortStringMaximum = 255
 
     /// `value` cut to at most `bytes` bytes of UTF-8, at a character boundary.
-    static func truncated(_ value: String, bytes: Int) -> String {
+    public static func truncated(_ value: String, bytes: Int = shortStringMaximum) -> String {
         guard value.utf8.count > bytes else { return value }
         var result = ""
         for character in value {

@@ -228,7 +228,7 @@ public struct MessageSession: Sendable {
     static let sendAgain = "; it may or may not have been taken: send it again with the same message id"
 
     /// A lost or recovering connection: the message may be sent again once it is back. (A connection this
-    /// client closed, or a cancelled task, is not.)
+    /// client closed, or a cancelled task, is not.) Also what the endpoint's set-up at start waits out.
     static func isLostConnection(_ error: AMQPError) -> Bool {
         [.connectionLost, .notConnected, .connectionClosed].contains(error.code)
     }

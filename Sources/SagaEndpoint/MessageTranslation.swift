@@ -35,6 +35,10 @@ enum MessageTranslation {
     static let originalUserIdHeader = "x-original-user-id"
     static let originalExpirationHeader = "x-original-expiration"
 
+    /// The properties that decide what becomes of a message (`BasicProperties.invalidUTF8` names).
+    static let significantProperties: Set<String> = [
+        "message-id", "correlation-id", "reply-to", "type", "content-type", "a header key"]
+
     /// `application/json`, with parameters or not (`; charset=utf-8`), in any case. Not a type that only
     /// begins so (`application/jsonp`, which a prefix check took for JSON).
     static func isJSON(_ contentType: String) -> Bool {
@@ -214,21 +218,6 @@ enum MessageTranslation {
     /// closes the channel when they differ, so the copy of a message a producer sent under a user of its
     /// own was refused, and the message came round for ever. `expiration`: a per-message TTL holds in
     /// every queue, so the copy would expire in the error queue and be lost.
-    /// The properties that decide what becomes of a message (`BasicProperties.invalidUTF8` names).
-    static let significantProperties: Set<String> = [
-        "message-id", "correlation-id", "reply-to", "type", "content-type", "a header key"]
-
-    /// `value` cut to the 255 bytes of an AMQP short string, at a character boundary.
-    static func shortString(_ value: String) -> String {
-        guard value.utf8.count > 255 else { return value }
-        var result = ""
-        for character in value {
-            guard result.utf8.count + character.utf8.count <= 255 else { break }
-            result.append(character)
-        }
-        return result
-    }
-
     static func errorQueueRequest(
         original: AMQPMessage, queue: String, errorQueue: String, reason: String, errorType: String,
         attempts: Int, firstFailure: Date?, lastFailure: Date, frameMax: Int = AMQPConfiguration.defaultFrameMax
@@ -241,7 +230,7 @@ enum MessageTranslation {
         for path in [\BasicProperties.contentType, \.contentEncoding, \.correlationId, \.replyTo, \.messageId, \.type,
                      \.appId, \.clusterId] {
             if let value = message.properties[keyPath: path], value.utf8.count > 255 {
-                message.properties[keyPath: path] = shortString(value)
+                message.properties[keyPath: path] = ProtocolLimits.truncated(value)
             }
         }
         let userId = message.properties.userId
@@ -250,7 +239,7 @@ enum MessageTranslation {
         message.properties.expiration = nil
         // Keys too, for the same reason (a key too long made the copy drop every header, naming frame_max).
         var originalHeaders: FieldTable = [:]
-        for (key, value) in message.properties.headers ?? [:] { originalHeaders[shortString(key)] = value }
+        for (key, value) in message.properties.headers ?? [:] { originalHeaders[ProtocolLimits.truncated(key)] = value }
         func copy(headers: FieldTable, shortened: Bool, note: String? = nil) -> PublishRequest {
             var headers = headers
             let formatter = ISO8601DateFormatter()

@@ -2,8 +2,8 @@ import AMQPTransport
 import SagaStore
 
 /// An outgoing message that AMQP cannot carry or route: a name or property over 255 bytes, headers larger
-/// than one frame, a command sent to an empty queue name or to RabbitMQ's direct reply-to. A permanent failure of the handler that
-/// emitted it, so its incoming message goes to the error queue with the reason. (Stored and published
+/// than one frame, a command sent to an empty queue name or to RabbitMQ's direct reply-to (or naming it as
+/// its reply_to). A permanent failure of the handler that emitted it, so its incoming message goes to the error queue with the reason. (Stored and published
 /// later, it would fail at every publish, and the incoming message would be requeued and redelivered
 /// without end.)
 struct InvalidOutgoingMessage: Error, CustomStringConvertible {
@@ -27,9 +27,9 @@ enum OutgoingLimits {
 
     static let noQueueReason = "it is addressed to no queue (the queue name is empty)"
 
-    /// Why a message to RabbitMQ's direct reply-to pseudo-queue (or with it as its `reply_to`) is refused. RabbitMQ returns a mandatory
-    /// publish there (so a reply to a live requester came round for ever), and an address that does not
-    /// decode makes RabbitMQ 3.10 close the publishing connection with 541 (any producer could set one as
+    /// Why a message to RabbitMQ's direct reply-to pseudo-queue (or with it as its `reply_to`) is refused.
+    /// RabbitMQ returns a mandatory publish there (so a reply to a live requester came round for ever), an
+    /// address that does not decode makes RabbitMQ 3.10 close the publishing connection with 541 (any producer could set one as
     /// its `reply_to` and have the endpoint's connection killed at every publish).
     static let directReplyToReason = "it is addressed to RabbitMQ's direct reply-to (amq.rabbitmq.reply-to…), or "
         + "names it as its reply_to, which an endpoint cannot use: its messages are sent only after its transaction "

@@ -20,24 +20,29 @@ extension SagaEndpoint {
                 attempt += 1
                 logger.warning("broker connection lost while setting up; doing it again once the connection is back",
                                metadata: ["step": "\(step)", "attempt": "\(attempt)", "error": "\(error)"])
-                do {
-                    for connection in connections {
-                        try await cancelWhenGracefulShutdown {
-                            // Recovery retries for ever; its failures are logged (and refusals named) there.
-                            while true {
-                                do {
-                                    try await connection.waitUntilConnected(timeout: .seconds(60))
-                                    return
-                                } catch let error as AMQPError where error.code != .closed {
-                                    continue
-                                }
-                            }
+                guard try await waitUntilBack(connections) else { return nil }
+            }
+        }
+    }
+
+    /// Waits until every connection is connected again (its recovery retries for ever, logging its failures
+    /// and naming refusals); false when a graceful shutdown comes first.
+    private func waitUntilBack(_ connections: [AMQPConnection]) async throws -> Bool {
+        do {
+            for connection in connections {
+                try await cancelWhenGracefulShutdown {
+                    while true {
+                        do {
+                            return try await connection.waitUntilConnected(timeout: .seconds(60))
+                        } catch let error as AMQPError where error.code != .closed {
+                            continue   // still recovering
                         }
                     }
-                } catch where Task.isShuttingDownGracefully {
-                    return nil
                 }
             }
+            return true
+        } catch where Task.isShuttingDownGracefully {
+            return false
         }
     }
 
@@ -45,7 +50,7 @@ extension SagaEndpoint {
     /// declaration): nothing the broker refused.
     static func isConnectionLoss(_ error: any Error) -> Bool {
         if let error = error as? AMQPError {
-            return [.connectionLost, .notConnected, .connectionClosed].contains(error.code)
+            return MessageSession.isLostConnection(error)
         }
         if let error = error as? TopologyDeclarationError {
             return !error.failures.isEmpty && error.failures.allSatisfy { isConnectionLoss($0.error) }
