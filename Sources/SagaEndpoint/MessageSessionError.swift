@@ -1,6 +1,7 @@
 public import AMQPTransport
 
-/// Why `MessageSession` could not deliver a message to the broker, with the message and its destination.
+/// Why `MessageSession` could not deliver a message to the broker, or `RequestClient` got no usable reply
+/// to it, with the message and its destination.
 public struct MessageSessionError: Error, Sendable, CustomStringConvertible {
     /// What went wrong, as an extensible set of codes (new cases do not break `switch`-free callers).
     public struct Code: Sendable, Hashable, CustomStringConvertible {
@@ -35,6 +36,15 @@ public struct MessageSessionError: Error, Sendable, CustomStringConvertible {
         /// login is refused): the message may or may not have been taken. Send it again with the same
         /// message id; the endpoint's inbox drops a second copy.
         public static let notConfirmed = Code("notConfirmed")
+        /// A request (`RequestClient`) was delivered but no reply came within its timeout: the request may
+        /// or may not have been handled (its reply may still come, and is then dropped). Send it again
+        /// under a new message id only if handling it twice is harmless: the receiving endpoint's inbox
+        /// drops a copy under the same id without replying again.
+        public static let noReply = Code("noReply")
+        /// A request's reply is not of the type asked for, or its body did not decode as one. The reason
+        /// names the reply's type; to take replies of several types, use `RequestClient.request(_:to:…)`
+        /// and look at `Reply.type`.
+        public static let unexpectedReply = Code("unexpectedReply")
     }
 
     public var code: Code

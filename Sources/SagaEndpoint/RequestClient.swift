@@ -1,0 +1,258 @@
+import AMQPTransport
+import Foundation
+public import Logging
+public import Sagas
+
+/// Request/response from outside a handler (MassTransit's request client, NServiceBus's callbacks): sends
+/// a command with `reply_to` set to a reply queue of this client and waits for the reply a handler sends
+/// with `context.reply`, matched by `correlation_id`.
+///
+/// The reply queue is the client's own, made by `start`: not exclusive and not auto-deleted, so it and the
+/// replies in it outlive a lost connection (recovery declares it again and consumes again), with
+/// `x-expires` so that RabbitMQ deletes it once no client has used it for that long (a client that crashed
+/// leaves nothing behind for ever). A reply that comes after its request timed out, or twice, is dropped.
+///
+/// Requests are commands like any other (persistent, confirmed, sent again under the same id while the
+/// connection is lost): the endpoint's inbox deduplicates them, so a request sent again under the same
+/// message id is not handled, and not answered, a second time. Replies are not stored: a client that
+/// stops (or crashes) while a request waits does not get its reply later. For a reply that must not be
+/// lost, let a saga of your own receive it.
+public actor RequestClient {
+    public let session: MessageSession
+    /// The queue replies come to (the requests' `reply_to`).
+    public nonisolated let replyQueue: String
+    let logger: Logger
+    private let declaration: QueueDeclaration
+    private var waiting: [String: Waiter] = [:]
+    private var nextToken = 0
+    private var consumer: AMQPConsumer?
+    private var consuming: Task<Void, Never>?
+    private var isClosed = false
+
+    /// Where a request is between being registered (before it is sent, so that a quick reply is not
+    /// missed) and its reply, timeout or cancellation.
+    private enum Waiter {
+        case sent(token: Int, Request)
+        case replied(token: Int, Reply)
+        case cancelled(token: Int, Request)
+        case waiting(token: Int, Request, CheckedContinuation<Result<Reply, MessageSessionError>, Never>,
+                     timer: Task<Void, Never>)
+
+        var token: Int {
+            switch self {
+            case .sent(let token, _), .replied(let token, _), .cancelled(let token, _), .waiting(let token, _, _, _): token
+            }
+        }
+    }
+
+    /// A request, as its errors and its reply name it.
+    struct Request: Sendable {
+        var messageId: String
+        var type: String
+        var destination: String
+
+        func error(_ code: MessageSessionError.Code, _ reason: String) -> MessageSessionError {
+            MessageSessionError(code, messageId: messageId, messageType: type, destination: destination, reason: reason)
+        }
+    }
+
+    private init(session: MessageSession, declaration: QueueDeclaration, logger: Logger) {
+        self.session = session
+        self.replyQueue = declaration.name
+        self.declaration = declaration
+        self.logger = logger
+    }
+
+    /// Declares the reply queue (`replyQueue`, by default `<app id or "requests">.replies.<uuid>`) with
+    /// `x-expires` = `expiresAfter` and starts consuming it. Throws the transport's `AMQPError` when the
+    /// broker refuses (e.g. a queue of that name exists with other arguments: 406).
+    public static func start(session: MessageSession, replyQueue: String? = nil,
+                             expiresAfter: Duration = .seconds(300), prefetch: UInt16 = 100,
+                             logger: Logger? = nil) async throws -> RequestClient {
+        let name = replyQueue ?? "\(session.appId ?? "requests").replies.\(MessageSession.newMessageId())"
+        let milliseconds = max(1, expiresAfter.components.seconds * 1000
+            + expiresAfter.components.attoseconds / 1_000_000_000_000_000)
+        let declaration = QueueDeclaration(name: name, durable: false, exclusive: false, autoDelete: false,
+                                           arguments: ["x-expires": .int64(milliseconds)])
+        let client = RequestClient(session: session, declaration: declaration, logger: logger ?? session.logger)
+        try await session.connection.declareQueue(declaration)
+        try await client.startConsuming(prefetch: prefetch)
+        return client
+    }
+
+    /// Sends `message` to `queue` as a command whose `reply_to` is this client's reply queue and returns
+    /// its reply, of whatever type. `correlationId` (by default the message id) is what the reply must
+    /// carry; two requests waiting at once may not share it.
+    ///
+    /// Errors (`MessageSessionError`): those of `MessageSession.send` (the request was not delivered);
+    /// `.noReply` when no reply came within `timeout` (counted from the call, sending included); `.cancelled`
+    /// when the task is cancelled while waiting; `.closed` after `close()`.
+    public func request<M: Message>(_ message: M, to queue: String, timeout: Duration = .seconds(30),
+                                    messageId: String? = nil, correlationId: String? = nil,
+                                    headers: [String: String] = [:]) async throws(MessageSessionError) -> Reply {
+        let deadline = ContinuousClock.now + timeout
+        let id = messageId ?? MessageSession.newMessageId()
+        let key = correlationId ?? id
+        let request = Request(messageId: id, type: M.messageType, destination: "queue '\(queue)'")
+        guard !isClosed else { throw request.error(.closed, "the request client was closed") }
+        guard waiting[key] == nil else {
+            throw request.error(.invalidMessage, "another request with correlation id '\(key)' is waiting for its reply")
+        }
+        nextToken += 1
+        let token = nextToken
+        waiting[key] = .sent(token: token, request)
+        do {
+            try await session.send(message, to: queue, messageId: id, correlationId: key, replyTo: replyQueue,
+                                   headers: headers)
+        } catch {
+            if waiting[key]?.token == token { waiting[key] = nil }
+            throw error
+        }
+        let result = await withTaskCancellationHandler {
+            await withCheckedContinuation { continuation in
+                wait(key, token, continuation, deadline: deadline, timeout: timeout)
+            }
+        } onCancel: {
+            Task { await self.cancelWaiting(key, token) }
+        }
+        return try result.get()
+    }
+
+    /// Sends a request and decodes its reply as an `R`: a reply of another type is `.unexpectedReply`.
+    public func request<M: Message, R: Message>(_ message: M, to queue: String, expecting: R.Type,
+                                                timeout: Duration = .seconds(30), messageId: String? = nil,
+                                                correlationId: String? = nil,
+                                                headers: [String: String] = [:]) async throws(MessageSessionError) -> R {
+        try await request(message, to: queue, timeout: timeout, messageId: messageId, correlationId: correlationId,
+                          headers: headers).decode(R.self)
+    }
+
+    /// Stops consuming, deletes the reply queue (replies still on their way are returned to their senders,
+    /// whose endpoints handle them as unroutable), and ends every waiting request with `.closed`. The
+    /// session's connection stays open (it is the caller's).
+    public func close() async {
+        guard !isClosed else { return }
+        isClosed = true
+        consuming?.cancel()
+        try? await consumer?.cancel()
+        for waiter in waiting.values {
+            guard case .waiting(_, let request, let continuation, let timer) = waiter else { continue }
+            timer.cancel()
+            continuation.resume(returning: .failure(
+                request.error(.closed, "the request client was closed while the request waited for its reply")))
+        }
+        waiting.removeAll()
+        _ = try? await session.connection.deleteQueue(replyQueue)
+    }
+
+    // MARK: Waiting
+
+    private func wait(_ key: String, _ token: Int,
+                      _ continuation: CheckedContinuation<Result<Reply, MessageSessionError>, Never>,
+                      deadline: ContinuousClock.Instant, timeout: Duration) {
+        switch waiting[key] {
+        case .replied(token, let reply):
+            waiting[key] = nil
+            continuation.resume(returning: .success(reply))
+        case .cancelled(token, let request):
+            waiting[key] = nil
+            continuation.resume(returning: .failure(Self.cancelled(request)))
+        case .sent(token, let request):
+            let timer = Task { [weak self] in
+                try? await Task.sleep(until: deadline)
+                guard !Task.isCancelled else { return }
+                await self?.expire(key, token, timeout)
+            }
+            waiting[key] = .waiting(token: token, request, continuation, timer: timer)
+        default:
+            // Closed while it was sent.
+            continuation.resume(returning: .failure(MessageSessionError(
+                .closed, messageId: key, messageType: "", destination: "reply queue '\(replyQueue)'",
+                reason: "the request client was closed while the request was sent")))
+        }
+    }
+
+    private func expire(_ key: String, _ token: Int, _ timeout: Duration) {
+        guard case .waiting(token, let request, let continuation, _) = waiting[key] else { return }
+        waiting[key] = nil
+        continuation.resume(returning: .failure(
+            request.error(.noReply, "no reply within \(timeout): the request may or may not have been handled")))
+    }
+
+    private func cancelWaiting(_ key: String, _ token: Int) {
+        switch waiting[key] {
+        case .sent(token, let request):
+            waiting[key] = .cancelled(token: token, request)
+        case .waiting(token, let request, let continuation, let timer):
+            timer.cancel()
+            waiting[key] = nil
+            continuation.resume(returning: .failure(Self.cancelled(request)))
+        default:
+            break
+        }
+    }
+
+    private static func cancelled(_ request: Request) -> MessageSessionError {
+        request.error(.cancelled, "the task was cancelled while the request waited for its reply; it may or may not "
+                          + "have been handled")
+    }
+
+    // MARK: Consuming replies
+
+    private func startConsuming(prefetch: UInt16) async throws {
+        let consumer = try await session.connection.consume(queue: replyQueue, prefetch: prefetch)
+        self.consumer = consumer
+        consuming = Task { [weak self] in await self?.readReplies(consumer, prefetch: prefetch) }
+    }
+
+    /// Reads the reply queue until closed. When the broker ends the consumer (the queue was deleted under
+    /// it), declares the queue again and consumes again: waiting requests whose replies were in it get
+    /// `.noReply` at their timeout.
+    private func readReplies(_ consumer: AMQPConsumer, prefetch: UInt16) async {
+        do {
+            for try await delivery in consumer.deliveries {
+                deliver(delivery)
+                try? await session.connection.ack(delivery.tag)
+            }
+        } catch {
+            guard !isClosed, !Task.isCancelled else { return }
+            logger.warning("request client's reply consumer ended; declaring its reply queue again",
+                           metadata: ["amqp.queue": "\(replyQueue)", "error": "\(error)"])
+        }
+        var attempt = 0
+        while !isClosed, !Task.isCancelled {
+            try? await Task.sleep(for: RecoveryPolicy.default.delay(attempt: attempt))
+            attempt += 1
+            guard !isClosed, !Task.isCancelled else { return }
+            do {
+                try await session.connection.declareQueue(declaration)
+                try await startConsuming(prefetch: prefetch)
+                return
+            } catch {
+                logger.warning("request client could not consume its reply queue again; trying again",
+                               metadata: ["amqp.queue": "\(replyQueue)", "error": "\(error)", "attempt": "\(attempt)"])
+            }
+        }
+    }
+
+    private func deliver(_ delivery: AMQPDelivery) {
+        let properties = delivery.properties
+        let key = properties.correlationId ?? ""
+        func reply(to request: Request) -> Reply {
+            Reply(type: properties.type ?? "", messageId: properties.messageId ?? "", correlationId: key,
+                  body: delivery.message.body, properties: properties, request: request)
+        }
+        switch waiting[key] {
+        case .sent(let token, let request):
+            waiting[key] = .replied(token: token, reply(to: request))
+        case .waiting(_, let request, let continuation, let timer):
+            timer.cancel()
+            waiting[key] = nil
+            continuation.resume(returning: .success(reply(to: request)))
+        default:
+            logger.info("reply for no waiting request dropped (its request timed out, was cancelled, or it came twice)",
+                        metadata: ["amqp.queue": "\(replyQueue)", "correlation_id": "\(key)",
+                                   "message_id": "\(properties.messageId ?? "")", "type": "\(properties.type ?? "")"])
+        }
+    }
+}
