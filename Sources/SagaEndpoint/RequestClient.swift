@@ -69,7 +69,9 @@ public actor RequestClient {
     public static func start(session: MessageSession, replyQueue: String? = nil,
                              expiresAfter: Duration = .seconds(300), prefetch: UInt16 = 100,
                              logger: Logger? = nil) async throws -> RequestClient {
-        let name = replyQueue ?? "\(session.appId ?? "requests").replies.\(MessageSession.newMessageId())"
+        // A queue name is a short string: a long app id is cut (the UUID keeps the name unique).
+        let prefix = ProtocolLimits.truncated(session.appId ?? "requests", bytes: 200)
+        let name = replyQueue ?? "\(prefix).replies.\(MessageSession.newMessageId())"
         let milliseconds = max(1, expiresAfter.components.seconds * 1000
             + expiresAfter.components.attoseconds / 1_000_000_000_000_000)
         let declaration = QueueDeclaration(name: name, durable: false, exclusive: false, autoDelete: false,

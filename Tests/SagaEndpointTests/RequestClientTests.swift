@@ -186,6 +186,17 @@ struct RequestClientTests {
         await setup.tearDown()
     }
 
+    @Test("an app id too long for a queue name is cut in the reply queue's name")
+    func longAppId() async throws {
+        let harness = try await EndpointHarness.make()
+        let session = MessageSession(connection: harness.connection, appId: String(repeating: "a", count: 300))
+        let client = try await RequestClient.start(session: session)
+        #expect(client.replyQueue.utf8.count <= 255 && client.replyQueue.hasPrefix("aaaa"))
+        #expect(try await harness.connection.checkQueue(client.replyQueue).consumerCount == 1)
+        await client.close()
+        await harness.tearDown()
+    }
+
     @Test("the README's example")
     func readmeExample() async throws {
         let harness = try await EndpointHarness.make()
