@@ -28,6 +28,8 @@ public actor RequestClient {
     private var consumer: AMQPConsumer?
     private var consuming: Task<Void, Never>?
     private var isClosed = false
+    /// Why requests are refused once closed.
+    private var closedReason = "the request client was closed"
 
     /// Where a request is between being registered (before it is sent, so that a quick reply is not
     /// missed) and its reply, timeout or cancellation.
@@ -96,7 +98,7 @@ public actor RequestClient {
         let id = messageId ?? MessageSession.newMessageId()
         let key = correlationId ?? id
         let request = Request(messageId: id, type: M.messageType, destination: "queue '\(queue)'")
-        guard !isClosed else { throw request.error(.closed, "the request client was closed") }
+        guard !isClosed else { throw request.error(.closed, closedReason) }
         guard waiting[key] == nil else {
             throw request.error(.invalidMessage, "another request with correlation id '\(key)' is waiting for its reply")
         }
@@ -137,14 +139,18 @@ public actor RequestClient {
         isClosed = true
         consuming?.cancel()
         try? await consumer?.cancel()
+        endWaits("the request client was closed while the request waited for its reply")
+        _ = try? await session.connection.deleteQueue(replyQueue)
+    }
+
+    /// Ends every waiting request with `.closed`.
+    private func endWaits(_ reason: String) {
         for waiter in waiting.values {
             guard case .waiting(_, let request, let continuation, let timer) = waiter else { continue }
             timer.cancel()
-            continuation.resume(returning: .failure(
-                request.error(.closed, "the request client was closed while the request waited for its reply")))
+            continuation.resume(returning: .failure(request.error(.closed, reason)))
         }
         waiting.removeAll()
-        _ = try? await session.connection.deleteQueue(replyQueue)
     }
 
     // MARK: Waiting
@@ -209,13 +215,22 @@ public actor RequestClient {
 
     /// Reads the reply queue until closed. When the broker ends the consumer (the queue was deleted under
     /// it), declares the queue again and consumes again: waiting requests whose replies were in it get
-    /// `.noReply` at their timeout.
+    /// `.noReply` at their timeout. When the session's connection is closed (by its owner, or lost for
+    /// good), no reply can come: waiting requests end with `.closed`, and so does every later one.
     private func readReplies(_ consumer: AMQPConsumer, prefetch: UInt16) async {
         do {
             for try await delivery in consumer.deliveries {
                 deliver(delivery)
                 try? await session.connection.ack(delivery.tag)
             }
+            // Ended without an error: cancelled by `close()`, or the connection was closed.
+            guard !isClosed else { return }
+            connectionEnded("the session's connection was closed")
+            return
+        } catch let error as AMQPError where error.code != .consumerCancelled {
+            guard !isClosed else { return }
+            connectionEnded("the session's connection ended (\(error))")
+            return
         } catch {
             guard !isClosed, !Task.isCancelled else { return }
             logger.warning("request client's reply consumer ended; declaring its reply queue again",
@@ -230,11 +245,21 @@ public actor RequestClient {
                 try await session.connection.declareQueue(declaration)
                 try await startConsuming(prefetch: prefetch)
                 return
+            } catch let error as AMQPError where error.code == .closed {
+                connectionEnded("the session's connection was closed")
+                return
             } catch {
                 logger.warning("request client could not consume its reply queue again; trying again",
                                metadata: ["amqp.queue": "\(replyQueue)", "error": "\(error)", "attempt": "\(attempt)"])
             }
         }
+    }
+
+    private func connectionEnded(_ reason: String) {
+        isClosed = true
+        closedReason = reason
+        logger.notice("request client stopped: \(reason)", metadata: ["amqp.queue": "\(replyQueue)"])
+        endWaits(reason + " while the request waited for its reply")
     }
 
     private func deliver(_ delivery: AMQPDelivery) {

@@ -153,6 +153,33 @@ struct RequestClientTests {
         await setup.tearDown()
     }
 
+    @Test("the session's connection closed under a waiting request: it ends as closed at once, and so do later ones")
+    func sessionClosedUnderRequest() async throws {
+        let setup = try await Setup.make()
+        try await setup.harness.declareQueue("slow-bank")
+        let client = setup.client
+        let pending = Task { try await client.request(Self.debit("kim"), to: "slow-bank", timeout: .seconds(120)) }
+        try await waitUntil(timeout: .seconds(10)) { try await setup.harness.depth("slow-bank") == 1 }
+        let closed = ContinuousClock.now
+        await setup.session.close()
+        do {
+            _ = try await pending.value
+            Issue.record("a request whose connection was closed returned")
+        } catch let error as MessageSessionError {
+            // Failed before: it waited out its timeout and ended as noReply.
+            #expect(error.code == .closed, "\(error)")
+            #expect(ContinuousClock.now - closed < .seconds(30))
+        }
+        do {
+            _ = try await client.request(Self.debit("lee"), to: "slow-bank")
+            Issue.record("a request on a closed connection returned")
+        } catch {
+            #expect(error.code == .closed)
+            #expect(error.reason.contains("connection was closed"), "\(error)")
+        }
+        await setup.tearDown()
+    }
+
     @Test("a request waiting while its connection is lost and recovered gets its reply")
     func replyAcrossLostConnection() async throws {
         let setup = try await Setup.make()
