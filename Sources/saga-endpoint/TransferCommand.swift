@@ -12,7 +12,11 @@ struct TransferCommand: AsyncParsableCommand, BrokerCommand {
         discussion: """
             With --wait, also wait for the transfer's terminal event (TransferCompleted or TransferFailed) \
             and print it as a JSON line; exit status 0 when completed, 2 when failed, 1 on timeout. \
-            TransferStalled events are reported on stderr while waiting.
+            TransferStalled events are reported on stderr while waiting. The request's message id is derived \
+            from the transfer id, so running the command again with the same --transfer-id (after a timeout, \
+            a lost connection, a killed script) is dropped by the endpoint's inbox instead of moving the \
+            money a second time. --timeout also bounds the broker's confirm of the request (a resource \
+            alarm holds it back): past it, the outcome is unknown and the command exits 1 naming the id.
             """)
 
     @OptionGroup var amqp: AMQPOptions
@@ -24,7 +28,8 @@ struct TransferCommand: AsyncParsableCommand, BrokerCommand {
     @Option(help: "Transfer id (default: a new UUID).") var transferId: String?
     @Option(help: "Payout batch the transfer belongs to.") var batchId: String?
     @Flag(help: "Wait for the terminal event and print it.") var wait = false
-    @Option(help: ArgumentHelp("With --wait: give up after this many seconds.", valueName: "seconds"))
+    @Option(help: ArgumentHelp("Give up after this many seconds (the confirm, and with --wait the terminal event).",
+                               valueName: "seconds"))
     var timeout: Double = 60
 
     func validate() throws {
@@ -48,16 +53,24 @@ struct TransferCommand: AsyncParsableCommand, BrokerCommand {
         }
     }
 
+    /// The request's message id: one per transfer id, so a repeat is a duplicate to the endpoint's inbox
+    /// (within its deduplication window, 7 days by default), not a second transfer. A saga deletes its
+    /// state when it ends, so the transfer id alone would start a second one.
+    static func messageId(transferId: String) -> String { "transfer-request-\(transferId)" }
+
     private func send(id: String, on connection: AMQPConnection) async throws -> Int32 {
+        let started = ContinuousClock.now
         let subscription = wait
             ? try await EventSubscription.open(on: connection, exchanges: [MoneyTransferApp.transferEventsExchange])
             : nil
         let request = TransferRequested(transferId: id, fromAccount: from, toAccount: to, amount: amount, batchId: batchId)
-        try await Wire.publish([try Wire.command(request, to: MoneyTransferApp.transfersQueue)], on: connection)
+        let command = try Wire.command(request, to: MoneyTransferApp.transfersQueue,
+                                       messageId: Self.messageId(transferId: id))
+        try await publish(command, id: id, until: started + secondsDuration(timeout), on: connection)
         printLine(id)
         guard let subscription else { return 0 }
 
-        let deadline = secondsDuration(timeout)
+        let deadline = max(.zero, started + secondsDuration(timeout) - ContinuousClock.now)
         return try await withThrowingTaskGroup(of: Int32?.self) { group in
             group.addTask {
                 for try await delivery in subscription.consumer.deliveries {
@@ -84,9 +97,36 @@ struct TransferCommand: AsyncParsableCommand, BrokerCommand {
             let first = try await group.next() ?? nil
             group.cancelAll()
             guard let status = first else {
-                throw CLIError("no terminal event for transfer \(id) within \(timeout) s (is `saga-endpoint run` running, and the bank?)")
+                throw CLIError("no terminal event for transfer \(id) within \(timeout) s (is `saga-endpoint run` running, "
+                    + "and the bank? If this transfer id was sent before, this request was dropped as a repeat and "
+                    + "its outcome was reported then: see `saga-endpoint sagas show TransferSaga \(id)` while it runs)")
             }
             return status
+        }
+    }
+
+    /// Publishes the request and waits for its confirm until `deadline`. A resource alarm holds confirms
+    /// back for as long as it lasts: without a bound the command hung without printing the id.
+    private func publish(_ command: PublishRequest, id: String, until deadline: ContinuousClock.Instant,
+                         on connection: AMQPConnection) async throws {
+        let confirmed = try await withThrowingTaskGroup(of: Bool.self) { group in
+            group.addTask {
+                try await Wire.publish([command], on: connection)
+                return true
+            }
+            group.addTask {
+                try await Task.sleep(until: deadline)
+                return false
+            }
+            let first = try await group.next() ?? false
+            group.cancelAll()
+            return first
+        }
+        guard confirmed else {
+            let blocked = await connection.blockedReason.map { " (it blocks publishing: \($0))" } ?? ""
+            throw CLIError("the broker did not confirm transfer \(id) within \(timeout) s\(blocked); it may or may "
+                + "not have been taken: run the command again with --transfer-id \(id) (a repeat is dropped, not "
+                + "a second transfer)")
         }
     }
 }

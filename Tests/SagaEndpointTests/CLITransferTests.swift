@@ -1,0 +1,71 @@
+import AMQPTransport
+import BrokerTestSupport
+import Foundation
+import MoneyTransfer
+import Testing
+
+/// `saga-endpoint transfer` as an operator or a script runs it: retried after a timeout or a kill.
+@Suite("saga-endpoint transfer", .timeLimit(.minutes(6)))
+struct CLITransferTests {
+    func transfer(_ arguments: [String], url: String, timeout: Duration = .seconds(90)) async throws -> CLIRun {
+        let process = try ChildProcess(executable: CLIProcessTests.executablePath,
+                                       arguments: ["transfer"] + arguments + ["--amqp-url", url, "--log-level", "warning"])
+        let status: Int32
+        do {
+            status = try await runOnThread { try process.waitUntilExit(timeout: timeout) }
+        } catch {
+            process.kill(signal: SIGKILL)
+            throw error
+        }
+        return CLIRun(status: status, output: process.output(), errorOutput: process.errorOutput())
+    }
+
+    // Found by an operations review: every run published under a new random message id, and a finished
+    // saga's state is deleted, so a script that ran the command again with the same --transfer-id (after
+    // a timeout) moved the money twice: two TransferCompleted for one id.
+    @Test("the same --transfer-id sent twice moves the money once")
+    func repeatIsDropped() async throws {
+        let harness = try await EndpointHarness.make()
+        let endpoint = harness.startEndpoint(MoneyTransferApp.registry(bankTimeout: .seconds(60)), queues: ["transfers"],
+                                             database: "sagas")
+        let bank = harness.startEndpoint(MoneyTransferApp.bankRegistry(), queues: ["bank"], database: "bank")
+        let first = try await transfer(["--from", "alice", "--to", "bob", "--amount", "100", "--transfer-id", "same-1",
+                                        "--wait"], url: harness.url)
+        #expect(first.status == 0, "\(first)")
+        #expect(first.output.contains("TransferCompleted"), "\(first)")
+        let again = try await transfer(["--from", "alice", "--to", "bob", "--amount", "100", "--transfer-id", "same-1"],
+                                       url: harness.url)
+        #expect(again.status == 0, "\(again)")
+        #expect(again.output.trimmingCharacters(in: .whitespacesAndNewlines) == "same-1")
+        // The repeat reached the endpoint and was dropped there, not started as a second transfer.
+        try await waitUntil(timeout: .seconds(20)) { try await harness.depth("transfers") == 0 }
+        try await Task.sleep(for: .seconds(2))
+        let events = try await harness.receive(from: harness.eventsQueue, count: 2, timeout: .seconds(5))
+        let completions = events.filter { $0.properties.type == TransferCompleted.messageType }
+        #expect(completions.count == 1, "\(events.map { $0.properties.type ?? "" })")
+        await harness.stop(bank)
+        await harness.stop(endpoint)
+        await harness.tearDown()
+    }
+
+    // Found by an operations review: during a resource alarm the broker holds the confirm back, and the
+    // command hung for as long as the alarm lasted (even with --wait --timeout 3), without printing the id
+    // a retry needs. Its own node: the alarm would stall every other test.
+    @Test("a confirm held back by a resource alarm: exit 1 after --timeout, naming the id to retry with")
+    func resourceAlarmBoundsTheConfirm() async throws {
+        let node = try await runOnThread { try DedicatedBrokerNode.start(name: "transfer-alarm-\(UInt16.random(in: 1000...9999))") }
+        defer { node.shutdown() }
+        let admin = try await AMQPConnection.connect(url: node.url, connectionName: "transfer-alarm-admin")
+        try await admin.declareQueue(QueueDeclaration(name: MoneyTransferApp.transfersQueue))
+        _ = try await runOnThread { try node.rabbitmqctl(["set_vm_memory_high_watermark", "0.0000001"]) }
+        let started = ContinuousClock.now
+        let run = try await transfer(["--from", "alice", "--to", "bob", "--amount", "5", "--transfer-id", "t-alarm",
+                                      "--timeout", "3"], url: node.url, timeout: .seconds(60))
+        #expect(run.status == 1, "\(run)")
+        #expect(ContinuousClock.now - started < .seconds(45))
+        #expect(run.errorOutput.contains("--transfer-id t-alarm"), "\(run)")
+        #expect(run.errorOutput.contains("blocks publishing"), "\(run)")
+        _ = try await runOnThread { try node.rabbitmqctl(["set_vm_memory_high_watermark", "0.4"]) }
+        await admin.close()
+    }
+}
