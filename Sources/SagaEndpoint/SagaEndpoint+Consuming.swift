@@ -57,23 +57,48 @@ extension SagaEndpoint {
 
     /// Consumes `queue` again, waiting about 1 s before the first attempt and doubling up to 30 s between
     /// them (with the transport's reconnect jitter, so endpoints do not retry in lockstep); nil once the
-    /// endpoint stops.
+    /// endpoint stops. While the connection is down no attempt can work: it waits for the connection
+    /// instead, and tries at once when it is back, the delay starting over. (Counting those attempts, a
+    /// queue lost with its vhost was consumed again up to 30 s after an operator had created it again.)
     private func consumeAgain(_ queue: String, on connection: AMQPConnection) async -> AMQPConsumer? {
         let policy = RecoveryPolicy(initialDelay: .seconds(1), maximumDelay: .seconds(30))
         var attempt = 0
+        var delay: Duration? = policy.delay(attempt: 0)
         while true {
-            try? await Task.sleep(for: policy.delay(attempt: attempt))
+            if let delay { try? await Task.sleep(for: delay) }
             guard !Task.isCancelled, !isStopping else { return nil }
             do {
                 return try await connection.consume(queue: queue, prefetch: configuration.prefetch,
                                                     consumerTag: consumerTag(for: queue))
+            } catch let error as AMQPError where MessageSession.isLostConnection(error) {
+                health.consumerLost(queue, reason: "\(error)")
+                guard await waitForConnection(connection) else { return nil }
+                attempt = 0
+                delay = nil
             } catch {
                 attempt += 1
+                delay = policy.delay(attempt: attempt)
                 health.consumerLost(queue, reason: "\(error)")
                 logger.warning("the queue still cannot be consumed; trying again", metadata: [
                     "queue": "\(queue)", "error": "\(error)", "attempt": "\(attempt)"])
             }
         }
+    }
+
+    /// Waits until `connection` is open again; false when the endpoint stops (or the connection is closed)
+    /// first.
+    private func waitForConnection(_ connection: AMQPConnection) async -> Bool {
+        while !Task.isCancelled, !isStopping {
+            do {
+                try await connection.waitUntilConnected(timeout: .seconds(1))
+                return true
+            } catch let error as AMQPError where error.code == .closed {
+                return false
+            } catch {
+                continue
+            }
+        }
+        return false
     }
 
     func consumerTag(for queue: String) -> String {
