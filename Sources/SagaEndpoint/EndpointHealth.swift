@@ -142,7 +142,17 @@ final class EndpointHealth: Sendable {
             }
             ready.store(isReady, ordering: .relaxed)
             if isReady != wasReady {
-                if isReady { logger.notice("ready again: broker connections serving") } else {
+                if isReady {
+                    // Ready as far as the connections go: the input queues may still be unconsumed (lost
+                    // with a deleted vhost), and the readiness probe says so until they are.
+                    let unconsumed = lostConsumers.keys.sorted()
+                    if unconsumed.isEmpty {
+                        logger.notice("ready again: broker connections serving")
+                    } else {
+                        logger.notice("broker connections serving again; not ready until the input queues are consumed again",
+                                      metadata: ["queues": "\(unconsumed.joined(separator: ", "))"])
+                    }
+                } else {
                     logger.warning("not ready", metadata: ["reason": "\(problem ?? "")"])
                 }
                 wasReady = isReady
