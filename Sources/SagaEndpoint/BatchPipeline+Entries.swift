@@ -25,6 +25,8 @@ extension BatchPipeline {
         var transient = false
         /// Requeued because the database cannot be written (full disk, I/O error, corrupt, replaced): why.
         var storageUnavailable: String?
+        /// Requeued because another connection held the database's write lock: the error.
+        var storageLocked: String?
         /// How often the message was delivered, when it came redelivered.
         var deliveries: Int?
         /// Diverted as a poison message (counted as error-queued once its copy is confirmed). Its delivery

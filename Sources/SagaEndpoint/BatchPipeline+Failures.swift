@@ -122,6 +122,11 @@ extension BatchPipeline {
         if Self.isStorageUnavailable(storeError) {
             entry.storageUnavailable = "\(storeError)"
             logStorageUnavailable(message, metadata: metadata())
+        } else if Self.isLocked(storeError) {
+            entry.storageLocked = "\(storeError)"
+            if let count = lockWarnings.admit("locked", messages: 1) {
+                logger.warning(message, metadata: metadata().merging(["messages_since_last_warning": "\(count)"]) { $1 })
+            }
         } else {
             logger.log(level: level, message, metadata: metadata())
         }
@@ -208,6 +213,18 @@ extension BatchPipeline {
     /// open (the last two take an operator, and a restart): nothing is wrong with the message, the
     /// database cannot be written now. Counted as a handler failure, every message would go to the error
     /// queue after its retries, to be replayed once the database is repaired.
+    /// Another connection holds the database's write lock (after the busy timeout).
+    static func isLocked(_ error: any Error) -> Bool {
+        guard let error = error as? SQLiteError else { return false }
+        return error.code == .busy || error.code == .locked
+    }
+
+    /// How long batches may fail on the database's write lock before the endpoint reports the database as
+    /// not writable: three busy timeouts (15 s by default), each a wait for the lock that came to nothing.
+    static func lockedLimit(_ configuration: EndpointConfiguration) -> Duration {
+        configuration.databaseBusyTimeout * 3
+    }
+
     static func isStorageUnavailable(_ error: any Error) -> Bool {
         guard let error = error as? SQLiteError else { return false }
         return error.code == .full || error.code == .ioError || error.code == .corrupt || error.code == .notADatabase

@@ -43,6 +43,11 @@ struct BatchPipeline: Sendable {
     let unconfirmedWarnings = WarningThrottle()
     /// Keeps the errors about messages requeued while the database cannot be written to one every 30 s.
     let storageErrors = WarningThrottle(interval: .seconds(30))
+    /// Keeps the warnings about messages requeued while another connection holds the database's write lock
+    /// to one every 30 s (one per message and round was about 80 lines a second).
+    let lockWarnings = WarningThrottle(interval: .seconds(30))
+    /// How long batches have failed on the database's write lock (not ready past a limit).
+    let databaseLocks = DatabaseLockWatch()
     /// Stateless handlers' results for messages whose transaction has not ended, for copies close behind.
     let statelessResults = StatelessResults()
     /// When this pipeline (the endpoint's run) started: due rows older than that are counted.
@@ -188,9 +193,15 @@ struct BatchPipeline: Sendable {
         // other message was still requeued; nor does one whose transaction rolled back (a body its handler
         // cannot decode, sent to the error queue), or a duplicate (its transaction writes nothing, and
         // commits on a full disk). (A poison message's count was just written.)
+        let wroteDatabase = entries.contains(where: { $0.wroteDatabase || $0.poison })
+        if wroteDatabase { databaseLocks.written() }
         if let problem = entries.lazy.compactMap(\.storageUnavailable).first {
             health.databaseCannotBeWritten(problem)
-        } else if entries.contains(where: { $0.wroteDatabase || $0.poison }), health.databaseWritten() {
+        } else if !wroteDatabase, let lockError = entries.lazy.compactMap(\.storageLocked).first,
+                  let lasted = databaseLocks.locked(limit: Self.lockedLimit(configuration)) {
+            health.databaseCannotBeWritten("another connection has held its write lock for \(Int(lasted.timeInterval)) s "
+                + "(\(lockError)): a long transaction of another process (a sqlite3 session, a VACUUM, a migration?)")
+        } else if wroteDatabase, health.databaseWritten() {
             logger.notice("the database can be written again")
         }
         if entries.contains(where: \.transient) {
