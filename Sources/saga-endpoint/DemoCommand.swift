@@ -40,6 +40,8 @@ struct DemoCommand: AsyncParsableCommand {
     @Option(help: ArgumentHelp("The spawned endpoint's --bank-timeout.", valueName: "seconds")) var bankTimeout: Double = 10
     @Option(help: "Seed of the workload generator (default: random).") var seed: UInt64?
     @Flag(help: "Do not start the endpoint and the bank: use those already consuming the queues.") var noSpawn = false
+    @Flag(help: "Start the endpoint and the bank even when the queues already have consumers (another endpoint or bank in this vhost).")
+    var force = false
 
     func validate() throws {
         guard transfers >= 0, batches >= 0 else { throw ValidationError("--transfers and --batches must not be negative") }
@@ -72,6 +74,7 @@ struct DemoCommand: AsyncParsableCommand {
                 on: connection, exchanges: [MoneyTransferApp.transferEventsExchange, MoneyTransferApp.payoutEventsExchange])
             var signalSources: [any DispatchSourceSignal] = []
             if !noSpawn {
+                if !force { try await refuseQueuesInUse(on: connection) }
                 let folder = try makeTemporaryDirectory()
                 directory = folder
                 try await spawnChildren(supervisor, in: folder)
@@ -92,6 +95,22 @@ struct DemoCommand: AsyncParsableCommand {
             throw error
         }
         try finish(outcome, exits: exits, directory: directory)
+    }
+
+    /// Stops before anything is published when something already consumes the demo's queues: typing
+    /// `saga-endpoint demo` in a shell whose AMQP_URL points at a live vhost sent a thousand transfers
+    /// into it, and its endpoint and the demo's took each other's messages (demo sagas stuck in the live
+    /// database, live transfers stalled).
+    private func refuseQueuesInUse(on connection: AMQPConnection) async throws {
+        var busy: [String] = []
+        for queue in [MoneyTransferApp.transfersQueue, MoneyTransferApp.payoutsQueue, MoneyTransferApp.bankQueue] {
+            let consumers = try await connection.checkQueue(queue).consumerCount
+            if consumers > 0 { busy.append("\(queue) (\(consumers))") }
+        }
+        guard !busy.isEmpty else { return }
+        throw CLIError("the demo's queues already have consumers in this vhost: \(busy.joined(separator: ", ")); "
+            + "an endpoint or a bank runs there, and the demo would take its messages (and it the demo's). Give the "
+            + "demo a vhost of its own (see the README), use --no-spawn to drive the ones running, or --force")
     }
 
     /// Publishes the workload and waits for the events; returns the summary.
