@@ -177,7 +177,8 @@ public final class SagaEndpoint: Service, Sendable {
         // while the consumers were still being opened).
         health.ready.store(true, ordering: .relaxed)
         logger.info("endpoint started", metadata: [
-            "queues": "\(configuration.inputQueues.joined(separator: ","))", "database": "\(configuration.databasePath)",
+            "queues": "\(configuration.inputQueues.joined(separator: ","))",
+            "database": "\(Self.absolutePath(configuration.databasePath))",
             "sagas": "\(registry.sagaTypes.joined(separator: ","))", "amqp.url": "\(publisherConnection.configuration.redactedURL)"])
 
         await withGracefulShutdownHandler {
@@ -353,7 +354,15 @@ public final class SagaEndpoint: Service, Sendable {
     private func declareQueues(on connection: AMQPConnection) async throws {
         for queue in configuration.inputQueues {
             do {
-                _ = try await connection.checkQueue(queue)
+                let state = try await connection.checkQueue(queue)
+                if state.consumerCount > 0 {
+                    // Processes on one queue must share one database (its inbox and sagas); one started
+                    // from another folder, with its own relative `saga.sqlite`, silently took half of the
+                    // bank's replies and stalled transfers. Said here, where it can still be noticed.
+                    logger.notice("the input queue already has consumers: every process consuming it must use this same database file",
+                                  metadata: ["queue": "\(queue)", "consumers": "\(state.consumerCount)",
+                                             "database": "\(Self.absolutePath(configuration.databasePath))"])
+                }
             } catch let error as AMQPError where error.replyCode == 404 {
                 logger.notice("input queue missing; declaring it durable", metadata: ["queue": "\(queue)"])
                 try await connection.declareQueue(QueueDeclaration(name: queue))
@@ -365,6 +374,15 @@ public final class SagaEndpoint: Service, Sendable {
                 try await connection.declareQueue(QueueDeclaration(name: errorQueue))
             }
         }
+    }
+}
+
+extension SagaEndpoint {
+    /// `path` from the working directory (a relative database path names a different file in each folder
+    /// a process starts from).
+    static func absolutePath(_ path: String) -> String {
+        guard !path.isEmpty, path != ":memory:", !path.hasPrefix("/") else { return path }
+        return URL(fileURLWithPath: path).standardizedFileURL.path
     }
 }
 
