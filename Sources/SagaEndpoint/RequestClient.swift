@@ -88,9 +88,10 @@ public actor RequestClient {
     /// its reply, of whatever type. `correlationId` (by default the message id) is what the reply must
     /// carry; two requests waiting at once may not share it.
     ///
-    /// Errors (`MessageSessionError`): those of `MessageSession.send` (the request was not delivered);
-    /// `.noReply` when no reply came within `timeout` (counted from the call, sending included); `.cancelled`
-    /// when the task is cancelled while waiting; `.closed` after `close()`.
+    /// Errors (`MessageSessionError`): those of `MessageSession.send` (the request was not delivered), and
+    /// `.notConfirmed` when the broker did not confirm it within `timeout` (a resource alarm); `.noReply`
+    /// when no reply came within `timeout` (counted from the call, sending included); `.cancelled` when the
+    /// task is cancelled while waiting; `.closed` after `close()`.
     public func request<M: Message>(_ message: M, to queue: String, timeout: Duration = .seconds(30),
                                     messageId: String? = nil, correlationId: String? = nil,
                                     headers: [String: String] = [:]) async throws(MessageSessionError) -> Reply {
@@ -105,10 +106,8 @@ public actor RequestClient {
         nextToken += 1
         let token = nextToken
         waiting[key] = .sent(token: token, request)
-        do {
-            try await session.send(message, to: queue, messageId: id, correlationId: key, replyTo: replyQueue,
-                                   headers: headers)
-        } catch {
+        if case .failure(let error) = await send(message, to: queue, request, key: key, headers: headers,
+                                                  before: deadline, timeout: timeout) {
             if waiting[key]?.token == token { waiting[key] = nil }
             throw error
         }
@@ -120,6 +119,38 @@ public actor RequestClient {
             Task { await self.cancelWaiting(key, token) }
         }
         return try result.get()
+    }
+
+    /// Sends the request, waiting for its confirm until `deadline`: a resource alarm holds confirms back for
+    /// as long as it lasts, and the request waited that long, whatever its timeout.
+    private func send<M: Message>(_ message: M, to queue: String, _ request: Request, key: String,
+                                  headers: [String: String], before deadline: ContinuousClock.Instant,
+                                  timeout: Duration) async -> Result<Void, MessageSessionError> {
+        let (session, replyQueue) = (session, replyQueue)
+        return await withTaskGroup(of: Result<Void, MessageSessionError>?.self) { group in
+            group.addTask {
+                do {
+                    try await session.send(message, to: queue, messageId: request.messageId, correlationId: key,
+                                           replyTo: replyQueue, headers: headers)
+                    return .success(())
+                } catch let error as MessageSessionError {
+                    return .failure(error)
+                } catch {
+                    return .failure(request.error(.notConfirmed, "\(error)"))
+                }
+            }
+            group.addTask {
+                try? await Task.sleep(until: deadline)
+                return nil
+            }
+            let first = await group.next() ?? nil
+            group.cancelAll()
+            if let first { return first }
+            if Task.isCancelled { return .failure(Self.cancelled(request)) }
+            let blocked = await session.connection.blockedReason.map { " (the broker blocks publishing: \($0))" } ?? ""
+            return .failure(request.error(.notConfirmed, "the broker did not confirm the request within \(timeout)"
+                + "\(blocked); it may or may not have been taken"))
+        }
     }
 
     /// Sends a request and decodes its reply as an `R`: a reply of another type is `.unexpectedReply`.

@@ -224,6 +224,31 @@ struct RequestClientTests {
         await harness.tearDown()
     }
 
+    // A review of this change: the timeout was only applied once the request was confirmed, and during
+    // a resource alarm the broker holds confirms back for as long as it lasts: the request waited that
+    // long. Its own node: the alarm would stall every other test.
+    @Test("a confirm held back by a resource alarm ends the request at its timeout as notConfirmed")
+    func resourceAlarmBoundsTheSend() async throws {
+        let node = try await runOnThread { try DedicatedBrokerNode.start(name: "request-alarm-\(UInt16.random(in: 1000...9999))") }
+        defer { node.shutdown() }
+        let session = try await MessageSession.connect(url: node.url, connectionName: "request-alarm")
+        try await session.connection.declareQueue(QueueDeclaration(name: "bank"))
+        let client = try await RequestClient.start(session: session)
+        _ = try await runOnThread { try node.rabbitmqctl(["set_vm_memory_high_watermark", "0.0000001"]) }
+        let started = ContinuousClock.now
+        do {
+            _ = try await client.request(Self.debit("alarm"), to: "bank", timeout: .seconds(2))
+            Issue.record("a request during an alarm returned")
+        } catch {
+            #expect(error.code == .notConfirmed, "\(error)")
+            #expect(error.reason.contains("blocks publishing"), "\(error)")
+        }
+        #expect(ContinuousClock.now - started < .seconds(20))
+        _ = try await runOnThread { try node.rabbitmqctl(["set_vm_memory_high_watermark", "0.4"]) }
+        await client.close()
+        await session.close()
+    }
+
     @Test("the README's example")
     func readmeExample() async throws {
         let harness = try await EndpointHarness.make()
