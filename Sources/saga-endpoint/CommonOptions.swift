@@ -76,7 +76,7 @@ struct DatabaseOptions: ParsableArguments {
     }
 }
 
-/// `--log-level` / `LOG_LEVEL`, default info.
+/// `--log-level` / `LOG_LEVEL`, then the config file (LogLevelSetting.swift), default info.
 struct LoggingOptions: ParsableArguments {
     static let levels = Logger.Level.allCases.map(\.rawValue).joined(separator: "|")
 
@@ -96,8 +96,9 @@ struct LoggingOptions: ParsableArguments {
         }
     }
 
-    /// Installs the process-wide log handler (stderr, at the chosen level) and returns a logger. Call once,
-    /// from the command that runs.
+    /// Installs the process-wide log handler (stderr, at the flag's or `LOG_LEVEL`'s level) and returns a
+    /// logger. Call once, from the command that runs. It ignores the config file: for `demo`, which reads
+    /// none; the other commands layer it (`OperatorLogging`, EndpointSettings).
     func bootstrap(label: String = "saga-endpoint") -> Logger {
         Self.bootstrap(level: level, label: label)
     }

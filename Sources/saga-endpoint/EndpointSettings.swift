@@ -37,17 +37,7 @@ extension EndpointSettings {
         amqpURL = try amqp.resolveURL(layers)
         databasePath = try DatabaseOptions.resolve(database, layers)
 
-        logLevel = try layers.resolve(
-            flag: try logging.levelOption.map { text in
-                guard let level = Logger.Level(rawValue: text.lowercased()) else {
-                    throw ValidationError("invalid --log-level '\(text)': expected one of \(LoggingOptions.levels)")
-                }
-                return level
-            },
-            flagName: "--log-level", environmentVariable: "LOG_LEVEL", parse: { Logger.Level(rawValue: $0.lowercased()) },
-            expected: "one of \(LoggingOptions.levels)",
-            fromFile: { $0.string(.logLevel).flatMap { Logger.Level(rawValue: $0.lowercased()) } }, key: .logLevel,
-            default: .info).value
+        logLevel = try logging.resolveLevel(layers)
 
         prefetch = try layers.resolve(flag: endpoint.prefetch, flagName: "--prefetch",
                                       fromFile: { $0.integer(.prefetch).flatMap(UInt16.init(exactly:)) },

@@ -41,7 +41,7 @@ struct ErrorsCommand: AsyncParsableCommand {
         }
     }
 
-    struct List: AsyncParsableCommand, BrokerCommand {
+    struct List: AsyncParsableCommand, BrokerCommand, OperatorLogging {
         static let configuration = CommandConfiguration(
             abstract: "One JSON object per message (id, type, reason, attempts, original queue, times); the messages stay.")
         @OptionGroup var amqp: AMQPOptions
@@ -56,7 +56,7 @@ struct ErrorsCommand: AsyncParsableCommand {
         }
 
         func run() async throws {
-            try await ErrorsCommand.withAdmin(try brokerURL(), logging, target) { admin in
+            try await ErrorsCommand.withAdmin(try brokerURL(), try bootstrapLogging(), target) { admin in
                 // It prints no body: holding them would cost the size of every message listed.
                 let listing = try await admin.browse(limit: limit, bodies: false)
                 for entry in listing.entries { print(try ErrorsCommand.json(entry, withBody: false)) }
@@ -71,7 +71,7 @@ struct ErrorsCommand: AsyncParsableCommand {
         }
     }
 
-    struct Show: AsyncParsableCommand, BrokerCommand {
+    struct Show: AsyncParsableCommand, BrokerCommand, OperatorLogging {
         static let configuration = CommandConfiguration(abstract: "One message with its headers and body, by message id.")
         @OptionGroup var amqp: AMQPOptions
         @OptionGroup var config: ConfigOptions
@@ -80,7 +80,7 @@ struct ErrorsCommand: AsyncParsableCommand {
         @Argument(help: "The message id.") var messageId: String
 
         func run() async throws {
-            try await ErrorsCommand.withAdmin(try brokerURL(), logging, target) { admin in
+            try await ErrorsCommand.withAdmin(try brokerURL(), try bootstrapLogging(), target) { admin in
                 guard let entry = try await admin.show(messageId: messageId) else {
                     throw CLIError("no message \(messageId) in \(target.queue)")
                 }
@@ -89,7 +89,7 @@ struct ErrorsCommand: AsyncParsableCommand {
         }
     }
 
-    struct Replay: AsyncParsableCommand, BrokerCommand {
+    struct Replay: AsyncParsableCommand, BrokerCommand, OperatorLogging {
         static let configuration = CommandConfiguration(abstract: "Move a message (or --all) back to its original queue.")
         @OptionGroup var amqp: AMQPOptions
         @OptionGroup var config: ConfigOptions
@@ -107,7 +107,7 @@ struct ErrorsCommand: AsyncParsableCommand {
         }
 
         func run() async throws {
-            try await ErrorsCommand.withAdmin(try brokerURL(), logging, target) { admin in
+            try await ErrorsCommand.withAdmin(try brokerURL(), try bootstrapLogging(), target) { admin in
                 if all {
                     let outcome = try await admin.replayAll { failure in
                         let id = failure.messageId.isEmpty ? "a message without message id" : failure.messageId
@@ -137,7 +137,7 @@ struct ErrorsCommand: AsyncParsableCommand {
         }
     }
 
-    struct Purge: AsyncParsableCommand, BrokerCommand {
+    struct Purge: AsyncParsableCommand, BrokerCommand, OperatorLogging {
         static let configuration = CommandConfiguration(abstract: "Delete every message in the error queue.")
         @OptionGroup var amqp: AMQPOptions
         @OptionGroup var config: ConfigOptions
@@ -145,15 +145,14 @@ struct ErrorsCommand: AsyncParsableCommand {
         @OptionGroup var target: QueueOptions
 
         func run() async throws {
-            try await ErrorsCommand.withAdmin(try brokerURL(), logging, target) { admin in
+            try await ErrorsCommand.withAdmin(try brokerURL(), try bootstrapLogging(), target) { admin in
                 print("purged \(try await admin.purge()) message(s) from \(target.queue)")
             }
         }
     }
 
-    static func withAdmin(_ url: String, _ logging: LoggingOptions, _ target: QueueOptions,
+    static func withAdmin(_ url: String, _ logger: Logger, _ target: QueueOptions,
                           _ body: (ErrorQueueAdmin) async throws -> Void) async throws {
-        let logger = logging.bootstrap()
         let connection = try await BrokerConnection.open(url: url, name: "saga-endpoint-errors", logger: logger)
         do {
             _ = try await connection.checkQueue(target.queue)

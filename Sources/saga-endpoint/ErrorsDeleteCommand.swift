@@ -4,7 +4,7 @@ import SagaEndpoint
 extension ErrorsCommand {
     /// `errors delete ID`: discards one message and leaves the others, so an operator need not replay the
     /// good ones before a purge (purging first lost them).
-    struct Delete: AsyncParsableCommand, BrokerCommand {
+    struct Delete: AsyncParsableCommand, BrokerCommand, OperatorLogging {
         static let configuration = CommandConfiguration(
             abstract: "Remove the message(s) with this message id from the error queue; the others stay, in order.",
             discussion: """
@@ -24,7 +24,7 @@ extension ErrorsCommand {
         }
 
         func run() async throws {
-            try await ErrorsCommand.withAdmin(try brokerURL(), logging, target) { admin in
+            try await ErrorsCommand.withAdmin(try brokerURL(), try bootstrapLogging(), target) { admin in
                 let deletion = try await admin.delete(messageId: messageId)
                 guard deletion.deleted > 0 else { throw CLIError("no message \(messageId) in \(target.queue)") }
                 print("deleted \(deletion.deleted) message(s) with id \(messageId) from \(target.queue); "

@@ -10,7 +10,7 @@ struct SagasCommand: ParsableCommand {
         subcommands: [List.self, Show.self]
     )
 
-    struct List: ParsableCommand {
+    struct List: ParsableCommand, OperatorLogging {
         static let configuration = CommandConfiguration(
             abstract: "Print one JSON object per live saga per line (nothing when there are none; exit 1 when the database does not exist).")
         @OptionGroup var database: DatabaseOptions
@@ -20,7 +20,7 @@ struct SagasCommand: ParsableCommand {
         var sagaType: String?
 
         func run() throws {
-            _ = logging.bootstrap()
+            _ = try bootstrapLogging()
             let store = try SagaDatabase.open(try database.resolvedPath(config: config))
             defer { store.close() }
             for record in try store.listSagas(type: sagaType) {
@@ -29,7 +29,7 @@ struct SagasCommand: ParsableCommand {
         }
     }
 
-    struct Show: ParsableCommand {
+    struct Show: ParsableCommand, OperatorLogging {
         static let configuration = CommandConfiguration(
             abstract: "Print one saga, with its pending timeouts, as a JSON object (exit 1 when not found).")
         @OptionGroup var database: DatabaseOptions
@@ -39,7 +39,7 @@ struct SagasCommand: ParsableCommand {
         @Argument(help: "The correlation id, e.g. a transfer id.") var id: String
 
         func run() throws {
-            _ = logging.bootstrap()
+            _ = try bootstrapLogging()
             let path = try database.resolvedPath(config: config)
             let store = try SagaDatabase.open(path)
             defer { store.close() }

@@ -2,7 +2,7 @@ import ArgumentParser
 import Foundation
 
 /// `--config` / `SAGA_CONFIG`: the optional JSON config file of `run` and `bank`; the operator commands
-/// read their broker URL and database from it too (ToolSettings.swift).
+/// read their broker URL, database and log level from it too (ToolSettings.swift, LogLevelSetting.swift).
 struct ConfigOptions: ParsableArguments {
     static let environmentVariable = "SAGA_CONFIG"
 

@@ -2,11 +2,12 @@ import AMQPTransport
 import ArgumentParser
 import Foundation
 
-// The broker and the database of the operator commands (`errors`, `sagas`, `topology`, `transfer`) come
-// from the same layers as `run`'s: the flag, the environment variable, the config file (`--config` or
-// `SAGA_CONFIG`: its top level and its `run` section, since these commands look at what `run` works on),
-// the default. An operator who keeps the broker URL in the config file does not repeat it for every
-// command. (`run` and `bank` resolve these two with the same functions, in `EndpointSettings`.)
+// The broker and the database of the operator commands (`errors`, `sagas`, `topology`, `transfer`), and
+// their log level (LogLevelSetting.swift), come from the same layers as `run`'s: the flag, the
+// environment variable, the config file (`--config` or `SAGA_CONFIG`: its top level and its `run`
+// section, since these commands look at what `run` works on), the default. An operator who keeps the
+// broker URL in the config file does not repeat it for every command. (`run` and `bank` resolve these
+// with the same functions, in `EndpointSettings`.)
 
 /// An operator command that talks to the broker.
 protocol BrokerCommand {

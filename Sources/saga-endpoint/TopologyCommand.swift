@@ -12,7 +12,7 @@ struct TopologyCommand: AsyncParsableCommand {
         subcommands: [Declare.self, Verify.self, Export.self]
     )
 
-    struct Declare: AsyncParsableCommand, BrokerCommand {
+    struct Declare: AsyncParsableCommand, BrokerCommand, OperatorLogging {
         static let configuration = CommandConfiguration(
             abstract: "Declare every exchange, queue and binding (idempotent).")
         @OptionGroup var amqp: AMQPOptions
@@ -21,7 +21,7 @@ struct TopologyCommand: AsyncParsableCommand {
         @OptionGroup var logging: LoggingOptions
 
         func run() async throws {
-            let logger = logging.bootstrap()
+            let logger = try bootstrapLogging()
             let topology = try topologyOptions.load(config: config, logger: logger)
             let url = try brokerURL()
             try await TopologyActions.declare(topology, url: url, connectionName: "saga-endpoint-topology", logger: logger)
@@ -30,7 +30,7 @@ struct TopologyCommand: AsyncParsableCommand {
         }
     }
 
-    struct Verify: AsyncParsableCommand, BrokerCommand {
+    struct Verify: AsyncParsableCommand, BrokerCommand, OperatorLogging {
         static let configuration = CommandConfiguration(
             abstract: "Check that every exchange and queue exists with the same settings (changes nothing).",
             discussion: """
@@ -45,7 +45,7 @@ struct TopologyCommand: AsyncParsableCommand {
         @OptionGroup var logging: LoggingOptions
 
         func run() async throws {
-            let logger = logging.bootstrap()
+            let logger = try bootstrapLogging()
             let topology = try topologyOptions.load(config: config, logger: logger)
             let url = try brokerURL()
             let connection = try await BrokerConnection.open(url: url, name: "saga-endpoint-verify", logger: logger)

@@ -5,7 +5,7 @@ import Logging
 import MoneyTransfer
 
 /// `transfer`: requests one transfer.
-struct TransferCommand: AsyncParsableCommand, BrokerCommand {
+struct TransferCommand: AsyncParsableCommand, BrokerCommand, OperatorLogging {
     static let configuration = CommandConfiguration(
         commandName: "transfer",
         abstract: "Send one TransferRequested to queue transfers and print its transfer id.",
@@ -39,7 +39,7 @@ struct TransferCommand: AsyncParsableCommand, BrokerCommand {
     }
 
     func run() async throws {
-        let logger = logging.bootstrap()
+        let logger = try bootstrapLogging()
         let id = transferId ?? UUID().uuidString.lowercased()
         let connection = try await BrokerConnection.open(url: try brokerURL(),
                                                          name: "saga-endpoint-transfer", logger: logger)

@@ -9,7 +9,7 @@ struct SagaEndpointCLI: AsyncParsableCommand {
         discussion: """
             Options fall back to the environment: AMQP_URL, SAGA_DATABASE (BANK_DATABASE for `bank`), LOG_LEVEL; \
             then to a JSON config file (--config or SAGA_CONFIG; every command but `demo`: the broker URL, \
-            database and topology folder for the operator commands, all settings for `run` and `bank`), then to \
+            database, topology folder and log level for the operator commands, all settings for `run` and `bank`), then to \
             the defaults.
             """,
         subcommands: [

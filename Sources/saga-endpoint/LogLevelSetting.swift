@@ -1,0 +1,45 @@
+import ArgumentParser
+import Foundation
+import Logging
+
+// The log level is layered like every other setting: `--log-level`, `LOG_LEVEL`, the config file's
+// `log-level` (top level, or the command's section), `info`. `run` and `bank` resolve it with their other
+// settings (EndpointSettings); the operator commands read the file's top level and its `run` section, as
+// they do for the broker URL (ToolSettings.swift). Before, the operator commands skipped the file: with
+// `"log-level": "error"` in it, `errors list --config` still logged "AMQP connected" at info.
+
+extension LoggingOptions {
+    /// The level from `layers`; a bad flag or `LOG_LEVEL` throws naming it (the file was checked when loaded).
+    func resolveLevel(_ layers: SettingLayers) throws -> Logger.Level {
+        let flag = try levelOption.map { text in
+            guard let level = Logger.Level(rawValue: text.lowercased()) else {
+                throw ValidationError("invalid --log-level '\(text)': expected one of \(Self.levels)")
+            }
+            return level
+        }
+        return try layers.resolve(
+            flag: flag, flagName: "--log-level", environmentVariable: "LOG_LEVEL",
+            parse: { Logger.Level(rawValue: $0.lowercased()) }, expected: "one of \(Self.levels)",
+            fromFile: { $0.string(.logLevel).flatMap { Logger.Level(rawValue: $0.lowercased()) } }, key: .logLevel,
+            default: .info).value
+    }
+}
+
+/// An operator command that logs (`errors`, `sagas`, `topology declare|verify`, `transfer`): its level is
+/// layered as above.
+protocol OperatorLogging {
+    var logging: LoggingOptions { get }
+    var config: ConfigOptions { get }
+}
+
+extension OperatorLogging {
+    /// The level after layering, the file seen as `run` sees it.
+    func logLevel(environment: [String: String] = ProcessInfo.processInfo.environment) throws -> Logger.Level {
+        try logging.resolveLevel(SettingLayers(configPath: config.pathOption, section: .run, environment: environment))
+    }
+
+    /// Installs the process-wide log handler at that level and returns a logger. Call once, from `run()`.
+    func bootstrapLogging() throws -> Logger {
+        LoggingOptions.bootstrap(level: try logLevel())
+    }
+}
