@@ -74,6 +74,9 @@ public struct ErrorQueueListing: Sendable {
     /// Consumers the queue had when the listing started. Messages they hold unacknowledged are not
     /// listed (the broker delivers them to nobody else and does not count them as ready).
     public var otherConsumers: Int
+    /// Messages the queue held (ready) when the listing started: more than `entries` when the limit cut the
+    /// list, which a caller should say (the entries alone look like the whole queue).
+    public var queued: Int
 }
 
 /// Reads, replays and purges an error queue.
@@ -114,7 +117,7 @@ public struct ErrorQueueAdmin: Sendable {
             entries.append(entry)
             return .keep
         }
-        return ErrorQueueListing(entries: entries, otherConsumers: outcome.otherConsumers)
+        return ErrorQueueListing(entries: entries, otherConsumers: outcome.otherConsumers, queued: outcome.queued)
     }
 
     /// The first message with `messageId`; nil when none of the messages in the queue has it. Throws

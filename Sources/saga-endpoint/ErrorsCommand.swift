@@ -48,7 +48,7 @@ struct ErrorsCommand: AsyncParsableCommand {
         @OptionGroup var config: ConfigOptions
         @OptionGroup var logging: LoggingOptions
         @OptionGroup var target: QueueOptions
-        @Option(help: "At most this many messages (1 or more).") var limit = 100
+        @Option(help: "At most this many messages (1 or more); stderr says when the queue holds more.") var limit = 100
 
         // 0 or less listed nothing and exited 0: an empty error queue, as far as the operator could tell.
         func validate() throws {
@@ -60,6 +60,12 @@ struct ErrorsCommand: AsyncParsableCommand {
                 // It prints no body: holding them would cost the size of every message listed.
                 let listing = try await admin.browse(limit: limit, bodies: false)
                 for entry in listing.entries { print(try ErrorsCommand.json(entry, withBody: false)) }
+                // On stderr, as the notes below: stdout stays one entry per line for scripts. Before, a list
+                // cut at the limit looked like the whole queue.
+                if listing.queued > limit {
+                    printError("note: listed the first \(listing.entries.count) of \(listing.queued) messages in "
+                        + "\(target.queue) (use --limit N for more)")
+                }
                 // Still exit 0: what is listed is right, but the operator should know it is not all.
                 if listing.otherConsumers > 0 {
                     let consumers = listing.otherConsumers == 1 ? "1 other consumer was"
