@@ -83,8 +83,11 @@ extension BatchPipeline {
                 // delivery of the batches in flight fails here, hundreds of lines per loss under a backlog.
                 let code = (error as? AMQPError)?.code.name ?? "other"
                 guard let count = unconfirmedWarnings.admit("ack\u{0}\(code)", messages: 1) else { continue }
-                logger.info("ack not possible; the broker will redeliver", metadata: [
-                    "error": "\(error)", "delivery_tag": "\(ack.tag.value)", "count": "\(count)"])
+                // Named like every record about a message (a `multiple` ack names its last delivery).
+                let entry = entries.first { $0.delivery?.tag == ack.tag }
+                logger.info("ack not possible; the broker will redeliver", metadata: (entry.map(metadata) ?? [:]).merging([
+                    "error": "\(error)", "delivery_tag": "\(ack.tag.value)", "multiple": "\(ack.multiple)",
+                    "count": "\(count)"]) { $1 })
             }
         }
         for tag in requeues {

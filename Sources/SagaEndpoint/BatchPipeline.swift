@@ -171,13 +171,13 @@ struct BatchPipeline: Sendable {
         if !failuresToClear.isEmpty { await store.clearFailures(failuresToClear) }
         // A due row sent to the error queue is deleted once its copy is confirmed; otherwise it stays due,
         // and is held for a while before it is handed on again (`UnconfirmedDueRows`).
-        var settledRows: [TimeoutKey] = []
+        var settledRows: [(key: TimeoutKey, metadata: Logger.Metadata)] = []
         var unsettledRows: [String] = []
         var handedBack: Set<String> = []
         for entry in entries where entry.deleteRowAfterPublish {
             guard let row = entry.dueRow else { continue }
             if entry.publishes.allSatisfy({ outcomes[$0].isConfirmed }) {
-                settledRows.append(row.key)
+                settledRows.append((row.key, metadata(entry)))
             } else {
                 unsettledRows.append(row.timeoutId)
                 if let messageId = entry.incoming?.messageId { handedBack.insert(messageId) }
@@ -369,7 +369,12 @@ struct BatchPipeline: Sendable {
         if let delivery = entry.delivery {
             metadata["queue"] = "\(delivery.queue)"
             metadata["delivery_tag"] = "\(delivery.tag.value)"
-            if entry.incoming == nil, let id = delivery.properties.messageId { metadata["message_id"] = "\(id)" }
+            // A delivery refused before it became a message (a type nobody handles, a body too large) still
+            // names its type: the README promises `message_type` on every record about a message.
+            if entry.incoming == nil {
+                if let id = delivery.properties.messageId { metadata["message_id"] = "\(id)" }
+                if let type = delivery.properties.type { metadata["message_type"] = "\(type)" }
+            }
         }
         return metadata
     }

@@ -137,6 +137,7 @@ public struct MessageSession: Sendable {
             guard let lastError, let first = again.first else { continue }
             logger.info("connection or publishing channel lost before the broker confirmed; sending again under the same message id",
                         metadata: ["message_id": "\(requests[first].message.properties.messageId ?? "")",
+                                   "message_type": "\(requests[first].message.properties.type ?? "")",
                                    "count": "\(again.count)", "error": "\(lastError)"])
             do {
                 try await connection.waitUntilConnected(timeout: max(.zero, deadline - ContinuousClock.now))

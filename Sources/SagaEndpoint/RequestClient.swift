@@ -309,8 +309,9 @@ public actor RequestClient {
             continuation.resume(returning: .success(reply(to: request)))
         default:
             logger.info("reply for no waiting request dropped (its request timed out, was cancelled, or it came twice)",
-                        metadata: ["amqp.queue": "\(replyQueue)", "correlation_id": "\(key)",
-                                   "message_id": "\(properties.messageId ?? "")", "type": "\(properties.type ?? "")"])
+                        metadata: ["queue": "\(replyQueue)", "delivery_tag": "\(delivery.tag.value)",
+                                   "correlation_id": "\(key)", "message_id": "\(properties.messageId ?? "")",
+                                   "message_type": "\(properties.type ?? "")"])
         }
     }
 }

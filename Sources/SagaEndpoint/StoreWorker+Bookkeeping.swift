@@ -1,4 +1,5 @@
 import Foundation
+import Logging
 import SagaStore
 import Sagas
 
@@ -68,7 +69,7 @@ extension StoreWorker {
                 }
             } catch {
                 logger.warning("could not lease an outbox row; trying again later", metadata: [
-                    "message_id": "\(row.messageId)", "error": "\(error)"])
+                    "message_id": "\(row.messageId)", "message_type": "\(row.messageType)", "error": "\(error)"])
                 return false
             }
         }
@@ -111,15 +112,16 @@ extension StoreWorker {
         try? store.failure(messageId: messageId)
     }
 
-    /// Deletes due rows that were dealt with outside a transaction (moved to the error queue).
-    func deleteTimeouts(_ keys: [TimeoutKey]) {
-        for key in keys {
+    /// Deletes due rows that were dealt with outside a transaction (moved to the error queue); each comes
+    /// with the log metadata of the message it became (its id, type, and saga), for the warning below.
+    func deleteTimeouts(_ rows: [(key: TimeoutKey, metadata: Logger.Metadata)]) {
+        for row in rows {
             do {
-                _ = try store.deleteTimeout(key)
+                _ = try store.deleteTimeout(row.key)
             } catch {
                 // It stays due and is handled (and error-queued) again: at least once.
-                logger.warning("could not delete a due row", metadata: [
-                    "timeout_id": "\(key.timeoutId)", "error": "\(error)"])
+                logger.warning("could not delete a due row", metadata: row.metadata.merging([
+                    "timeout_id": "\(row.key.timeoutId)", "error": "\(error)"]) { $1 })
             }
         }
     }

@@ -55,6 +55,11 @@ struct StaleAckLogTests {
         try await Task.sleep(for: .milliseconds(500))
         let lines = capture.log.lines.filter { $0.contains("ack not possible") }
         #expect(lines.count <= 3, "\(lines.count) lines:\n\(lines.prefix(5).joined(separator: "\n"))")
+        // Failed before: the line had the delivery tag only, not which message or queue it was.
+        for line in lines {
+            #expect(line.contains("queue=calls") && line.contains("message_type=test.Explode")
+                    && line.contains("message_id=call-"), "\(line)")
+        }
         task.cancel()
         _ = await task.result
         await harness.tearDown()
