@@ -137,7 +137,9 @@ public final class SagaEndpoint: Service, Sendable {
         health.ready.store(false, ordering: .relaxed)
         await consumerConnection.close()
         await publisherConnection.close()
-        logger.info("endpoint stopped")
+        // The lifecycle lines are notices: an operator who logs at notice (README's example config) sees
+        // the endpoint start and stop, and not every message.
+        logger.notice("endpoint stopped")
     }
 
     private func serve(dispatcher: MessageDispatcher, store: StoreWorker, stateReader: SagaStateReader?,
@@ -176,7 +178,7 @@ public final class SagaEndpoint: Service, Sendable {
         // Ready once every input queue is consumed, not before (raised after the declarations, it said 200
         // while the consumers were still being opened).
         health.ready.store(true, ordering: .relaxed)
-        logger.info("endpoint started", metadata: [
+        logger.notice("endpoint started", metadata: [
             "queues": "\(configuration.inputQueues.joined(separator: ","))",
             "database": "\(Self.absolutePath(configuration.databasePath))",
             "sagas": "\(registry.sagaTypes.joined(separator: ","))", "amqp.url": "\(publisherConnection.configuration.redactedURL)"])
@@ -284,7 +286,7 @@ public final class SagaEndpoint: Service, Sendable {
         } onGracefulShutdown: {
             // Stop consuming; the deliveries already received are processed, then the loop ends.
             self.health.stopping.store(true, ordering: .relaxed)
-            self.logger.info("graceful shutdown: stopping consumers")
+            self.logger.notice("graceful shutdown: stopping consumers")
             Task {
                 for consumer in activeConsumers.all { try? await consumer.cancel() }
                 work.finish()
@@ -313,7 +315,7 @@ public final class SagaEndpoint: Service, Sendable {
             }
             return connection
         } catch where Task.isShuttingDownGracefully {
-            logger.info("graceful shutdown before the broker was reached; stopping", metadata: [
+            logger.notice("graceful shutdown before the broker was reached; stopping", metadata: [
                 "amqp.url": "\(settings.redactedURL)"])
             return nil
         }

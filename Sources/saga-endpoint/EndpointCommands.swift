@@ -200,7 +200,8 @@ enum EndpointHost {
         // A shutdown that hangs (a broker that never answers) turns into cancellation after this.
         groupConfiguration.maximumGracefulShutdownDuration = .seconds(30)
         let group = ServiceGroup(configuration: groupConfiguration)
-        logger.info("starting endpoint", metadata: [
+        // Notices, as the endpoint's own lifecycle lines: seen with the README's `"log-level": "notice"`.
+        logger.notice("starting endpoint", metadata: [
             "amqp.url": "\(settings.redactedAMQPURL)", "queues": "\(queues.joined(separator: ","))",
             "database": "\(settings.databasePath)", "pid": "\(ProcessInfo.processInfo.processIdentifier)",
         ])
@@ -208,7 +209,8 @@ enum EndpointHost {
         let secondSignal = SecondSignalForcesExit.watch(logger: logger)
         defer { secondSignal.cancel() }
         try await group.run()
-        logger.info("endpoint stopped")
+        // The endpoint logs its own "endpoint stopped"; this line, the process's last, said it again.
+        logger.notice("exiting")
     }
 
     /// The base of the endpoint's connection names (`<name>-consume`, `<name>-publish`): the URL's
