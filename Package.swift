@@ -201,6 +201,8 @@ let package = Package(
                 "saga-endpoint", .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 "TracingTestSupport", .product(name: "InMemoryTracing", package: "swift-distributed-tracing"),
                 .product(name: "Tracing", package: "swift-distributed-tracing"),
+                // The CLI's shutdown deadline is tested in a ServiceGroup of its own.
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
             swiftSettings: strictness + [.define("SAGA_ENDPOINT_CLI_TESTS")]
         ),

@@ -50,6 +50,7 @@ struct ConfigKey: Hashable, Sendable {
     static let topologyDir = ConfigKey(name: "topology-dir", kind: .string)
     static let declareTopology = ConfigKey(name: "declare-topology", kind: .bool)
     static let bankTimeout = ConfigKey(name: "bank-timeout", kind: .seconds)
+    static let shutdownTimeout = ConfigKey(name: "shutdown-timeout", kind: .seconds)
     static let debitFee = ConfigKey(name: "debit-fee", kind: .integer(0...Int.max))
     static let creditFee = ConfigKey(name: "credit-fee", kind: .integer(0...Int.max))
     static let refundFee = ConfigKey(name: "refund-fee", kind: .integer(0...Int.max))
@@ -60,7 +61,7 @@ struct ConfigKey: Hashable, Sendable {
 
     /// Settings of both commands, allowed at the top level and in either section.
     static let shared: [ConfigKey] = [amqpURL, logLevel, prefetch, batchSize, httpPort, httpHost, topologyDir,
-                                      declareTopology]
+                                      declareTopology, shutdownTimeout]
 }
 
 /// The commands that read the config file, each with its section.

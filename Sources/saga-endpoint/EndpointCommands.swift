@@ -134,6 +134,7 @@ struct EndpointOptions: ParsableArguments {
     static let defaultPrefetch: UInt16 = 400
     static let defaultBatchSize = 100
     static let defaultHTTPHost = "127.0.0.1"
+    static let defaultShutdownTimeout: Double = 30
 
     @Option(help: "Unacknowledged deliveries in flight per input queue (default 400).") var prefetch: UInt16?
     @Option(help: "Messages handled per SQLite transaction (default 100).") var batchSize: Int?
@@ -142,6 +143,10 @@ struct EndpointOptions: ParsableArguments {
     @Option(help: ArgumentHelp("Serve /metrics, /health/live and /health/ready on this port (off when not given; env HTTP_PORT).", valueName: "port"))
     var httpPort: Int?
     @Option(help: "Address of the HTTP server (default 127.0.0.1).") var httpHost: String?
+    @Option(help: ArgumentHelp(
+        "Seconds a graceful shutdown may take before what still runs is cancelled (default 30; keep it below the service manager's own grace period).",
+        valueName: "seconds"))
+    var shutdownTimeout: Double?
     @OptionGroup var topology: TopologyOptions
 
     func validate() throws {
@@ -154,12 +159,16 @@ struct EndpointOptions: ParsableArguments {
             throw ValidationError("--http-port must be between 0 and 65535")
         }
         if let httpHost, httpHost.isEmpty { throw ValidationError("--http-host must not be empty") }
+        // As the config file's `shutdown-timeout` (a positive number of seconds, ConfigFile.swift).
+        if let shutdownTimeout, !(shutdownTimeout.isFinite && shutdownTimeout > 0) {
+            throw ValidationError("--shutdown-timeout must be a positive number of seconds")
+        }
     }
 }
 
 enum EndpointHost {
     /// Runs one endpoint in a ServiceGroup that shuts it down gracefully on SIGTERM or SIGINT (the command
-    /// then exits 0); the endpoint declares the topology once connected (waiting for the broker meanwhile,
+    /// then exits 0, also when the shutdown ran past `--shutdown-timeout` and was cancelled); the endpoint declares the topology once connected (waiting for the broker meanwhile,
     /// with /health/live answering and a signal ending the wait). What can be checked without the
     /// broker is checked first (the database opens, the topology files parse, the HTTP port is free), so a
     /// mistake stops the command before it does any work.
@@ -195,22 +204,27 @@ enum EndpointHost {
             // Started by `demo`: stop when the demo is gone (shut down last-added first, so it goes at once).
             services.append(.init(service: watch, successTerminationBehavior: .gracefullyShutdownGroup, serviceName: "ParentWatch"))
         }
-        var groupConfiguration = ServiceGroupConfiguration(
-            services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
-        // A shutdown that hangs (a broker that never answers) turns into cancellation after this.
-        groupConfiguration.maximumGracefulShutdownDuration = .seconds(30)
-        let group = ServiceGroup(configuration: groupConfiguration)
+        // A shutdown that hangs (a broker that never answers) turns into cancellation after the limit, which
+        // the deadline keeps and logs (not the group's `maximumGracefulShutdownDuration`, which is silent).
+        // Added last, it hears of the graceful shutdown first.
+        let deadline = ShutdownDeadline(seconds: settings.shutdownTimeout, logger: logger)
+        services.append(.init(service: deadline, serviceName: "ShutdownDeadline"))
+        let group = ServiceGroup(configuration: ServiceGroupConfiguration(
+            services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
         // Notices, as the endpoint's own lifecycle lines: seen with the README's `"log-level": "notice"`.
         logger.notice("starting endpoint", metadata: [
             "amqp.url": "\(settings.redactedAMQPURL)", "queues": "\(queues.joined(separator: ","))",
             "database": "\(settings.databasePath)", "pid": "\(ProcessInfo.processInfo.processIdentifier)",
+            "shutdown_timeout_seconds": "\(ShutdownDeadline.describe(settings.shutdownTimeout))",
         ])
         // Outside the group: it must keep listening during the graceful shutdown the first signal starts.
         let secondSignal = SecondSignalForcesExit.watch(logger: logger)
         defer { secondSignal.cancel() }
-        try await group.run()
-        // The endpoint logs its own "endpoint stopped"; this line, the process's last, said it again.
-        logger.notice("exiting")
+        let cutShort = try await deadline.run(group)
+        // Exit status 0 either way: what the cancellation cut short went back to its queues and is
+        // deduplicated when it comes round again, so nothing is lost; the warning above says it happened.
+        // (The endpoint logs its own "endpoint stopped"; this line is the process's last.)
+        logger.notice("exiting", metadata: ["shutdown": "\(cutShort ? "cut short at the time limit" : "completed")"])
     }
 
     /// The base of the endpoint's connection names (`<name>-consume`, `<name>-publish`): the URL's

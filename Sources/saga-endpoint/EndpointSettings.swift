@@ -18,6 +18,8 @@ struct EndpointSettings: Equatable, Sendable {
     var httpHost: String
     /// Nil: `./topology`, else the package's, else the built-in topology.
     var topologyDirectory: String?
+    /// Seconds a graceful shutdown may take before what still runs is cancelled (`ShutdownDeadline`).
+    var shutdownTimeout: Double = EndpointOptions.defaultShutdownTimeout
 
     /// The URL with its password hidden, for messages.
     var redactedAMQPURL: String { (try? AMQPConfiguration(url: amqpURL).redactedURL) ?? AMQPConfiguration.redact(amqpURL) }
@@ -61,6 +63,9 @@ extension EndpointSettings {
                                       key: .httpHost, default: EndpointOptions.defaultHTTPHost).value
 
         topologyDirectory = try endpoint.topology.resolvedDirectory(layers: layers)
+        shutdownTimeout = try layers.resolve(flag: endpoint.shutdownTimeout, flagName: "--shutdown-timeout",
+                                             fromFile: { $0.number(.shutdownTimeout) }, key: .shutdownTimeout,
+                                             default: EndpointOptions.defaultShutdownTimeout).value
     }
 }
 

@@ -25,6 +25,9 @@ struct CLILifecycleNoticeTests {
                      "exiting"] {
             #expect(log.contains("notice") && log.contains(line), "\(line): \(log)")
         }
+        // Stopped in time: no warning, and the last line says so.
+        #expect(!log.contains("graceful shutdown took longer"), "\(log)")
+        #expect(log.contains("shutdown=completed"), "\(log)")
         #expect(!log.contains(" info "), "nothing below notice: \(log)")
         await harness.tearDown()
     }

@@ -99,6 +99,13 @@ extension CLIProcessTests {
         [BadSetting(arguments: ["run", "--http-port", "70000"], names: "--http-port"),
          BadSetting(arguments: ["run"], environment: ["HTTP_PORT": "70000"], names: "HTTP_PORT"),
          BadSetting(arguments: ["run"], file: #"{"http-port": 70000}"#, names: "'http-port'")],
+        // Failed before: no such option or key (both exited 64, but as an unknown option and an unknown key).
+        [BadSetting(arguments: ["run", "--shutdown-timeout", "0"], names: "--shutdown-timeout must be a positive number of seconds"),
+         BadSetting(arguments: ["bank", "--shutdown-timeout=-5"], names: "--shutdown-timeout must be a positive number of seconds"),
+         BadSetting(arguments: ["run"], file: #"{"shutdown-timeout": 0}"#,
+                    names: "'shutdown-timeout' must be a positive number of seconds"),
+         BadSetting(arguments: ["bank"], file: #"{"bank": {"shutdown-timeout": "30"}}"#,
+                    names: "'bank.shutdown-timeout' must be a positive number of seconds")],
     ])
     func oneStatusForEveryLayer(layers: [BadSetting]) async throws {
         for setting in layers {
