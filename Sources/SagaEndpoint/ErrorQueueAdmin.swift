@@ -109,13 +109,17 @@ public struct ErrorQueueAdmin: Sendable {
     /// Without `bodies` the entries' bodies are left empty: a caller that shows no body (`errors list`)
     /// then holds none. Error copies of over-size messages keep their whole body, up to the broker's
     /// max_message_size, and `limit` of those kept for nothing took hundreds of MiB.
-    public func browse(limit: Int = 100, bodies: Bool = true) async throws -> ErrorQueueListing {
+    ///
+    /// With a `filter`, only the copies it matches are listed, up to `limit` of them: the pass goes on
+    /// through the queue until it found that many (`queued` still counts the whole queue).
+    public func browse(limit: Int = 100, bodies: Bool = true, filter: ErrorQueueFilter = .all) async throws -> ErrorQueueListing {
         var entries: [ErrorQueueEntry] = []
-        let outcome = try await scan().run(limit: limit) { delivery in
+        let outcome = try await scan().run(limit: filter.isEmpty ? limit : .max) { delivery in
             var entry = ErrorQueueEntry(delivery.message)
+            guard filter.matches(entry) else { return .keep }
             if !bodies { entry.body = Data() }
             entries.append(entry)
-            return .keep
+            return ErrorQueueScan.Step(disposition: .keep, stop: entries.count >= limit)
         }
         return ErrorQueueListing(entries: entries, otherConsumers: outcome.otherConsumers, queued: outcome.queued)
     }

@@ -2,6 +2,10 @@
 public struct ErrorQueueReplayAllOutcome: Sendable {
     /// Messages published back to their original queue (and removed from the error queue).
     public var replayed: Int
+    /// Further copies of ids replayed in the run, deleted (with `dropRepeats`); without it they stay.
+    public var droppedRepeats = 0
+    /// Messages the filter did not match (they stay).
+    public var unmatched = 0
     /// Messages that could not be replayed, in queue order; they stay in the error queue.
     public var skipped: [ErrorQueueReplayFailure]
     /// Consumers the queue had when the run started. Messages they hold unacknowledged were neither
@@ -18,13 +22,27 @@ extension ErrorQueueAdmin {
     /// A message that cannot be replayed (`ErrorQueueReplayFailure`: no original queue, or its original
     /// queue refused it) stays in the queue and the run goes on with the next; `onSkip` hears of each as it
     /// happens. A connection failure ends the run (thrown); what it had not replayed stays in the queue.
-    public func replayAll(onSkip: (ErrorQueueReplayFailure) -> Void = { _ in }) async throws -> ErrorQueueReplayAllOutcome {
+    ///
+    /// Only the copies `filter` matches are replayed. With `dropRepeats`, a further copy of an id replayed
+    /// in this run is deleted instead of left: the endpoint's inbox would drop it as a duplicate once the
+    /// first is handled, and if that one fails again its new copy stands for it. (Several copies of one id
+    /// come from a command re-sent by its saga to a queue that was missing: each went to the error queue.)
+    public func replayAll(filter: ErrorQueueFilter = .all, dropRepeats: Bool = false,
+                          onSkip: (ErrorQueueReplayFailure) -> Void = { _ in }) async throws -> ErrorQueueReplayAllOutcome {
         var replayedIds = Set<String>()
         var outcome = ErrorQueueReplayAllOutcome(replayed: 0, skipped: [])
         let pass = try await scan().run { delivery in
             let id = delivery.properties.messageId ?? ""
+            guard filter.isEmpty || filter.matches(ErrorQueueEntry(delivery.message)) else {
+                outcome.unmatched += 1
+                return .keep
+            }
             // A message without id cannot be told from another; the bound alone keeps the run finite.
-            if !id.isEmpty, replayedIds.contains(id) { return .keep }
+            if !id.isEmpty, replayedIds.contains(id) {
+                guard dropRepeats else { return .keep }
+                outcome.droppedRepeats += 1
+                return .delete
+            }
             do {
                 try await republish(delivery)
             } catch let failure as ErrorQueueReplayFailure {

@@ -26,6 +26,21 @@ struct ErrorsCommand: AsyncParsableCommand {
             """,
         subcommands: [List.self, Show.self, Replay.self, Delete.self, Purge.self])
 
+    /// `list` and `replay --all` take only the copies these match (all given must match).
+    struct FilterOptions: ParsableArguments {
+        @Option(help: ArgumentHelp("Only copies with this x-error-type (e.g. MalformedMessage, SagaNotFound).",
+                                   valueName: "kind"))
+        var errorType: String?
+        @Option(help: ArgumentHelp("Only copies whose x-original-queue is this queue.", valueName: "queue"))
+        var originalQueue: String?
+        @Option(help: ArgumentHelp("Only copies of this message type (the type property).", valueName: "type"))
+        var messageType: String?
+
+        var filter: ErrorQueueFilter {
+            ErrorQueueFilter(errorType: errorType, originalQueue: originalQueue, messageType: messageType)
+        }
+    }
+
     struct QueueOptions: ParsableArguments {
         @Option(name: .customLong("queue"), help: "The error queue (a name ending in \(EndpointConfiguration.errorQueueSuffix)).")
         var queue = "transfers.error"
@@ -48,6 +63,7 @@ struct ErrorsCommand: AsyncParsableCommand {
         @OptionGroup var config: ConfigOptions
         @OptionGroup var logging: LoggingOptions
         @OptionGroup var target: QueueOptions
+        @OptionGroup var only: FilterOptions
         @Option(help: "At most this many messages (1 or more); stderr says when the queue holds more.") var limit = 100
 
         // 0 or less listed nothing and exited 0: an empty error queue, as far as the operator could tell.
@@ -58,11 +74,17 @@ struct ErrorsCommand: AsyncParsableCommand {
         func run() async throws {
             try await ErrorsCommand.withAdmin(try brokerURL(), try bootstrapLogging(), target) { admin in
                 // It prints no body: holding them would cost the size of every message listed.
-                let listing = try await admin.browse(limit: limit, bodies: false)
+                let filter = only.filter
+                let listing = try await admin.browse(limit: limit, bodies: false, filter: filter)
                 for entry in listing.entries { print(try ErrorsCommand.json(entry, withBody: false)) }
                 // On stderr, as the notes below: stdout stays one entry per line for scripts. Before, a list
                 // cut at the limit looked like the whole queue.
-                if listing.queued > limit {
+                if !filter.isEmpty {
+                    if listing.entries.count >= limit {
+                        printError("note: listed the first \(listing.entries.count) matching messages of the "
+                            + "\(listing.queued) in \(target.queue); more may match (use --limit N for more)")
+                    }
+                } else if listing.queued > limit {
                     printError("note: listed the first \(listing.entries.count) of \(listing.queued) messages in "
                         + "\(target.queue) (use --limit N for more)")
                 }
@@ -101,29 +123,40 @@ struct ErrorsCommand: AsyncParsableCommand {
         @OptionGroup var config: ConfigOptions
         @OptionGroup var logging: LoggingOptions
         @OptionGroup var target: QueueOptions
+        @OptionGroup var only: FilterOptions
         @Argument(help: "The message id (omit with --all).") var messageId: String?
         @Flag(help: ArgumentHelp(
             "Replay every message the error queue holds when the command starts, each message id once.",
             discussion: "One that cannot be replayed stays in the queue, is named on stderr, and makes the exit status 2."))
         var all = false
+        @Flag(help: ArgumentHelp(
+            "With --all: delete further copies of an id replayed in this run instead of leaving them.",
+            discussion: "The endpoint's inbox would drop them once the first is handled."))
+        var dropRepeats = false
 
         func validate() throws {
             if messageId == nil, !all { throw ValidationError("give a message id or --all") }
             if messageId != nil, all { throw ValidationError("give a message id or --all, not both") }
+            if !all, !only.filter.isEmpty || dropRepeats {
+                throw ValidationError("--error-type, --original-queue, --message-type and --drop-repeats go with --all")
+            }
         }
 
         func run() async throws {
             try await ErrorsCommand.withAdmin(try brokerURL(), try bootstrapLogging(), target) { admin in
                 if all {
-                    let outcome = try await admin.replayAll { failure in
+                    let outcome = try await admin.replayAll(filter: only.filter, dropRepeats: dropRepeats) { failure in
                         let id = failure.messageId.isEmpty ? "a message without message id" : failure.messageId
                         printError("skipped \(id): \(failure.why); it stays in \(failure.errorQueue)")
                     }
                     // What stays: the skipped messages, second copies of ids replayed in this run, and
                     // replayed messages that failed again and are back already; `errors list` shows them.
                     let skipped = outcome.skipped.count
+                    let dropped = dropRepeats ? ", dropped \(outcome.droppedRepeats) further copies of ids replayed" : ""
+                    let unmatched = only.filter.isEmpty ? "" : ", left \(outcome.unmatched) the filter does not match"
                     print("replayed \(outcome.replayed) message(s) from \(target.queue), skipped \(skipped) that "
-                        + "cannot be replayed\(skipped > 0 ? " (named on stderr)" : ""); \(try await admin.count()) in it now")
+                        + "cannot be replayed\(skipped > 0 ? " (named on stderr)" : "")\(dropped)\(unmatched); "
+                        + "\(try await admin.count()) in it now")
                     // As `list`: the count above leaves out what other consumers hold, which this run never
                     // saw; the operator would take the queue for done.
                     if outcome.otherConsumers > 0 {

@@ -1,0 +1,73 @@
+import AMQPTransport
+import BrokerTestSupport
+import Foundation
+import Testing
+
+/// `errors list` and `errors replay --all` on a part of the error queue, and repeats of one id.
+@Suite("saga-endpoint errors: filters and repeated copies", .timeLimit(.minutes(6)))
+struct CLIErrorsFilterTests {
+    /// Parks one copy with the given error type, original queue and message type.
+    func park(_ harness: EndpointHarness, _ id: String, errorType: String, from queue: String,
+              type: String = "TransferRequested") async throws {
+        try await harness.sendRaw(Data("{}".utf8), properties: BasicProperties(
+            contentType: "application/json",
+            headers: ["x-original-queue": .string(queue), "x-error-reason": "parked", "x-error-type": .string(errorType)],
+            deliveryMode: .persistent, messageId: id, type: type), to: "transfers.error")
+    }
+
+    // Found by an operations review: after fixing one bug an operator could only replay the whole error
+    // queue (the other failures failing again, each gaining a replay) or one id at a time.
+    @Test("list and replay --all take only what --error-type, --original-queue and --message-type match")
+    func filters() async throws {
+        let harness = try await EndpointHarness.make()
+        try await harness.declareQueue("other")
+        try await park(harness, "m-1", errorType: "MalformedMessage", from: "transfers")
+        try await park(harness, "n-1", errorType: "NoHandler", from: "transfers")
+        try await park(harness, "m-2", errorType: "MalformedMessage", from: "other")
+        try await park(harness, "m-3", errorType: "MalformedMessage", from: "transfers", type: "PayoutRequested")
+        try await waitUntil(timeout: .seconds(20)) { try await harness.depth("transfers.error") == 4 }
+
+        let malformed = try await harness.errorsCommand(["list", "--error-type", "MalformedMessage"])
+        #expect(malformed.status == 0, "\(malformed)")
+        #expect(["m-1", "m-2", "m-3"].allSatisfy { malformed.output.contains("\"\($0)\"") } && !malformed.output.contains("n-1"),
+                "\(malformed)")
+        let narrow = try await harness.errorsCommand(["list", "--error-type", "MalformedMessage", "--original-queue",
+                                                      "transfers", "--message-type", "TransferRequested"])
+        #expect(narrow.output.split(separator: "\n").count == 1 && narrow.output.contains("\"m-1\""), "\(narrow)")
+        let first = try await harness.errorsCommand(["list", "--error-type", "MalformedMessage", "--limit", "1"])
+        #expect(first.output.contains("\"m-1\"") && !first.output.contains("m-2"), "\(first)")
+        #expect(first.errorOutput.contains("more may match"), "\(first)")
+
+        let replay = try await harness.errorsCommand(["replay", "--all", "--error-type", "MalformedMessage",
+                                                      "--original-queue", "transfers"])
+        #expect(replay.status == 0, "\(replay)")
+        #expect(replay.output.contains("replayed 2 message(s)") && replay.output.contains("left 2"), "\(replay)")
+        #expect(try await harness.depth("transfers") == 2)
+        #expect(try await harness.depth("other") == 0)
+        let left = try await harness.errorsCommand(["list"])
+        #expect(left.output.contains("\"n-1\"") && left.output.contains("\"m-2\"") && !left.output.contains("m-1"), "\(left)")
+
+        let mixed = try await harness.errorsCommand(["replay", "m-2", "--error-type", "NoHandler"])
+        #expect(mixed.status == 64, "\(mixed)")
+        await harness.tearDown()
+    }
+
+    // Found by the same review: a command re-sent by its saga to a missing queue left one error copy per
+    // send (12 for 3 ids); each `replay --all` replayed one copy per id, so it took four runs.
+    @Test("replay --all --drop-repeats deletes the further copies of the ids it replayed")
+    func dropRepeats() async throws {
+        let harness = try await EndpointHarness.make()
+        for id in ["r-1", "r-2", "r-1", "r-1", "r-2"] {
+            try await park(harness, id, errorType: "UnroutableMessage", from: "transfers")
+        }
+        try await waitUntil(timeout: .seconds(20)) { try await harness.depth("transfers.error") == 5 }
+        let keep = try await harness.errorsCommand(["replay", "--all"])
+        #expect(keep.output.contains("replayed 2 message(s)"), "\(keep)")
+        try await waitUntil(timeout: .seconds(20)) { try await harness.depth("transfers.error") == 3 }
+        let drop = try await harness.errorsCommand(["replay", "--all", "--drop-repeats"])
+        #expect(drop.output.contains("replayed 2 message(s)") && drop.output.contains("dropped 1 further"), "\(drop)")
+        try await waitUntil(timeout: .seconds(20)) { try await harness.depth("transfers.error") == 0 }
+        #expect(try await harness.depth("transfers") == 4)
+        await harness.tearDown()
+    }
+}
