@@ -84,11 +84,25 @@ struct LoggingOptions: ParsableArguments {
             help: ArgumentHelp("\(levels) (env LOG_LEVEL; default info).", valueName: "level"))
     var levelOption: String?
 
+    @Option(name: .customLong("log-format"),
+            help: ArgumentHelp("\(LogFormat.names): text lines, or one JSON object per line (env LOG_FORMAT; default text).",
+                               valueName: "format"))
+    var formatOption: String?
+
+    /// The flag's or `LOG_FORMAT`'s format (checked in `validate`), else text.
+    var format: LogFormat {
+        (formatOption ?? Environment.value("LOG_FORMAT")).flatMap { LogFormat(rawValue: $0.lowercased()) } ?? .text
+    }
+
     var level: Logger.Level {
         (levelOption ?? Environment.value("LOG_LEVEL")).flatMap { Logger.Level(rawValue: $0.lowercased()) } ?? .info
     }
 
     func validate() throws {
+        if let text = formatOption ?? Environment.value("LOG_FORMAT"), LogFormat(rawValue: text.lowercased()) == nil {
+            let source = formatOption != nil ? "--log-format" : "LOG_FORMAT"
+            throw ValidationError("invalid \(source) '\(text)': expected one of \(LogFormat.names)")
+        }
         guard let text = levelOption ?? Environment.value("LOG_LEVEL") else { return }
         guard Logger.Level(rawValue: text.lowercased()) != nil else {
             let source = levelOption != nil ? "--log-level" : "LOG_LEVEL"
@@ -100,17 +114,13 @@ struct LoggingOptions: ParsableArguments {
     /// logger. Call once, from the command that runs. It ignores the config file: for `demo`, which reads
     /// none; the other commands layer it (`OperatorLogging`, EndpointSettings).
     func bootstrap(label: String = "saga-endpoint") -> Logger {
-        Self.bootstrap(level: level, label: label)
+        Self.bootstrap(level: level, format: format, label: label)
     }
 
-    /// Installs the process-wide log handler at `level` (for commands whose level is layered, see
-    /// `EndpointSettings`).
-    static func bootstrap(level: Logger.Level, label: String = "saga-endpoint") -> Logger {
-        LoggingSystem.bootstrap { label in
-            var handler = StreamLogHandler.standardError(label: label)
-            handler.logLevel = level
-            return handler
-        }
+    /// Installs the process-wide log handler at `level` in `format` (for commands whose settings are
+    /// layered, see `EndpointSettings`).
+    static func bootstrap(level: Logger.Level, format: LogFormat = .text, label: String = "saga-endpoint") -> Logger {
+        LoggingSystem.bootstrap { label in ConsoleLogHandler(label: label, format: format, level: level) }
         return Logger(label: label)
     }
 }

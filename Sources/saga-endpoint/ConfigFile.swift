@@ -29,6 +29,8 @@ struct ConfigKey: Hashable, Sendable {
         case text
         /// One of swift-log's level names.
         case logLevel
+        /// `text` or `json`.
+        case logFormat
         case integer(ClosedRange<Int>)
         /// A positive number of seconds.
         case seconds
@@ -43,6 +45,7 @@ struct ConfigKey: Hashable, Sendable {
     static let amqpURL = ConfigKey(name: "amqp-url", kind: .string)
     static let database = ConfigKey(name: "database", kind: .string)
     static let logLevel = ConfigKey(name: "log-level", kind: .logLevel)
+    static let logFormat = ConfigKey(name: "log-format", kind: .logFormat)
     static let prefetch = ConfigKey(name: "prefetch", kind: .integer(1...Int(UInt16.max)))
     static let batchSize = ConfigKey(name: "batch-size", kind: .integer(1...1_000_000))
     static let httpPort = ConfigKey(name: "http-port", kind: .integer(0...65535))
@@ -60,7 +63,7 @@ struct ConfigKey: Hashable, Sendable {
     static let underfundedPrefix = ConfigKey(name: "underfunded-prefix", kind: .text)
 
     /// Settings of both commands, allowed at the top level and in either section.
-    static let shared: [ConfigKey] = [amqpURL, logLevel, prefetch, batchSize, httpPort, httpHost, topologyDir,
+    static let shared: [ConfigKey] = [amqpURL, logLevel, logFormat, prefetch, batchSize, httpPort, httpHost, topologyDir,
                                       declareTopology, shutdownTimeout]
 }
 
@@ -209,6 +212,8 @@ struct ConfigFile: Sendable {
         case (.text, _): return "a string"
         case (.logLevel, .string(let text)) where Logger.Level(rawValue: text.lowercased()) != nil: return nil
         case (.logLevel, _): return "one of \(LoggingOptions.levels)"
+        case (.logFormat, .string(let text)) where LogFormat(rawValue: text.lowercased()) != nil: return nil
+        case (.logFormat, _): return "one of \(LogFormat.names)"
         case (.integer(let range), .int(let number)) where range.contains(Int(clamping: number)): return nil
         case (.integer(let range), _):
             return range.upperBound == Int.max ? "an integer of at least \(range.lowerBound)"

@@ -44,7 +44,8 @@ struct RunCommand: AsyncParsableCommand {
 
     func run() async throws {
         let settings = try settings()
-        let logger = LoggingOptions.bootstrap(level: settings.endpoint.logLevel)
+        let logger = LoggingOptions.bootstrap(level: settings.endpoint.logLevel,
+                                                 format: settings.endpoint.logFormat)
         let queues = [MoneyTransferApp.transfersQueue, MoneyTransferApp.payoutsQueue]
         let registry = MoneyTransferApp.registry(bankTimeout: secondsDuration(settings.bankTimeout))
         try await EndpointHost.run(queues: queues, connectionName: "saga-endpoint", registry: registry,
@@ -121,7 +122,8 @@ struct BankCommand: AsyncParsableCommand {
 
     func run() async throws {
         let settings = try settings()
-        let logger = LoggingOptions.bootstrap(level: settings.endpoint.logLevel)
+        let logger = LoggingOptions.bootstrap(level: settings.endpoint.logLevel,
+                                                 format: settings.endpoint.logFormat)
         try await EndpointHost.run(
             queues: [MoneyTransferApp.bankQueue], connectionName: "saga-endpoint-bank",
             registry: MoneyTransferApp.bankRegistry(settings.simulator), settings: settings.endpoint, logger: logger)

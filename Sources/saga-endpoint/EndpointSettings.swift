@@ -10,6 +10,7 @@ struct EndpointSettings: Equatable, Sendable {
     var amqpURL: String
     var databasePath: String
     var logLevel: Logger.Level
+    var logFormat: LogFormat
     var prefetch: UInt16
     var batchSize: Int
     var declareTopology: Bool
@@ -40,6 +41,7 @@ extension EndpointSettings {
         databasePath = try DatabaseOptions.resolve(database, layers)
 
         logLevel = try logging.resolveLevel(layers)
+        logFormat = try logging.resolveFormat(layers)
 
         prefetch = try layers.resolve(flag: endpoint.prefetch, flagName: "--prefetch",
                                       fromFile: { $0.integer(.prefetch).flatMap(UInt16.init(exactly:)) },

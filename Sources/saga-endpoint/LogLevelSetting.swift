@@ -23,6 +23,21 @@ extension LoggingOptions {
             fromFile: { $0.string(.logLevel).flatMap { Logger.Level(rawValue: $0.lowercased()) } }, key: .logLevel,
             default: .info).value
     }
+
+    /// The format from `layers` (flag, `LOG_FORMAT`, the file's `log-format`, text).
+    func resolveFormat(_ layers: SettingLayers) throws -> LogFormat {
+        let flag = try formatOption.map { text in
+            guard let format = LogFormat(rawValue: text.lowercased()) else {
+                throw ValidationError("invalid --log-format '\(text)': expected one of \(LogFormat.names)")
+            }
+            return format
+        }
+        return try layers.resolve(
+            flag: flag, flagName: "--log-format", environmentVariable: "LOG_FORMAT",
+            parse: { LogFormat(rawValue: $0.lowercased()) }, expected: "one of \(LogFormat.names)",
+            fromFile: { $0.string(.logFormat).flatMap { LogFormat(rawValue: $0.lowercased()) } }, key: .logFormat,
+            default: .text).value
+    }
 }
 
 /// An operator command that logs (`errors`, `sagas`, `topology declare|verify`, `transfer`): its level is
@@ -39,7 +54,8 @@ extension OperatorLogging {
     }
 
     /// Installs the process-wide log handler at that level and returns a logger. Call once, from `run()`.
-    func bootstrapLogging() throws -> Logger {
-        LoggingOptions.bootstrap(level: try logLevel())
+    func bootstrapLogging(environment: [String: String] = ProcessInfo.processInfo.environment) throws -> Logger {
+        let layers = try SettingLayers(configPath: config.pathOption, section: .run, environment: environment)
+        return LoggingOptions.bootstrap(level: try logging.resolveLevel(layers), format: try logging.resolveFormat(layers))
     }
 }

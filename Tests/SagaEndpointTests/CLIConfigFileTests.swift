@@ -43,6 +43,7 @@ import Testing
         {
           "amqp-url": "amqp://file:secret@file-host:5673/file",
           "log-level": "warning",
+          "log-format": "json",
           "prefetch": 50,
           "batch-size": 20,
           "http-port": 9500,
@@ -72,7 +73,7 @@ import Testing
         let run = try run(["--config", path])
         #expect(run.endpoint == EndpointSettings(
             amqpURL: "amqp://file:secret@file-host:5673/file", databasePath: "run-file.sqlite", logLevel: .warning,
-            prefetch: 60, batchSize: 20, declareTopology: false, httpPort: 9500, httpHost: "0.0.0.0",
+            logFormat: .json, prefetch: 60, batchSize: 20, declareTopology: false, httpPort: 9500, httpHost: "0.0.0.0",
             topologyDirectory: "/tmp"))
         #expect(run.bankTimeout == 2.5)
 
@@ -209,7 +210,7 @@ import Testing
 extension EndpointSettings {
     /// The settings of a command given nothing at all.
     static func defaults(database: String) -> EndpointSettings {
-        EndpointSettings(amqpURL: AMQPOptions.defaultURL, databasePath: database, logLevel: .info, prefetch: 400,
+        EndpointSettings(amqpURL: AMQPOptions.defaultURL, databasePath: database, logLevel: .info, logFormat: .text, prefetch: 400,
                          batchSize: 100, declareTopology: true, httpPort: nil, httpHost: "127.0.0.1", topologyDirectory: nil)
     }
 }

@@ -1,0 +1,53 @@
+import BrokerTestSupport
+import Foundation
+import Testing
+
+/// The executable's log lines: stamped in UTC to the millisecond, as text or as JSON for a collector.
+@Suite("saga-endpoint log format", .timeLimit(.minutes(4)))
+struct CLILogFormatTests {
+    func errorsList(_ harness: EndpointHarness, _ extra: [String], environment: [String: String] = [:]) async throws -> CLIRun {
+        let process = try ChildProcess(executable: CLIProcessTests.executablePath,
+                                       arguments: ["errors", "list", "--amqp-url", harness.url, "--log-level", "info"] + extra,
+                                       environment: environment)
+        let status = try await runOnThread { try process.waitUntilExit(timeout: .seconds(60)) }
+        return CLIRun(status: status, output: process.output(), errorOutput: process.errorOutput())
+    }
+
+    /// `2026-12-07T01:45:12.345Z`.
+    static func isMillisecondsUTC(_ text: String) -> Bool {
+        text.wholeMatch(of: #/\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z/#) != nil
+    }
+
+    // Found by an operations review: the lines were stamped in local time to the second (records of one
+    // second could not be ordered, nor matched with the broker's log), and a log collector had to parse
+    // `key=value` text.
+    @Test("--log-format json (or LOG_FORMAT): one JSON object per line with time, level, message and metadata")
+    func jsonLines() async throws {
+        let harness = try await EndpointHarness.make()
+        for run in [try await errorsList(harness, ["--log-format", "json"]),
+                    try await errorsList(harness, [], environment: ["LOG_FORMAT": "json"])] {
+            #expect(run.status == 0, "\(run)")
+            let lines = run.errorOutput.split(separator: "\n").filter { !$0.hasPrefix("note:") }
+            let connected = try #require(lines.compactMap { line in
+                (try? JSONSerialization.jsonObject(with: Data(line.utf8))) as? [String: Any]
+            }.first { $0["message"] as? String == "AMQP connected" }, "\(run)")
+            #expect(connected["level"] as? String == "info")
+            #expect((connected["time"] as? String).map(Self.isMillisecondsUTC) == true, "\(connected)")
+            #expect(connected["amqp.connection"] != nil, "\(connected)")
+            #expect(!run.errorOutput.contains("guest:guest"), "no password: \(run)")
+        }
+        await harness.tearDown()
+    }
+
+    @Test("text lines carry the time in UTC to the millisecond; a bad --log-format exits 64 naming it")
+    func textLinesAndBadFormat() async throws {
+        let harness = try await EndpointHarness.make()
+        let run = try await errorsList(harness, [])
+        let line = try #require(run.errorOutput.split(separator: "\n").first { $0.contains("AMQP connected") }, "\(run)")
+        let stamp = String(line.prefix { $0 != " " })
+        #expect(Self.isMillisecondsUTC(stamp), "\(line)")
+        let bad = try await errorsList(harness, ["--log-format", "xml"])
+        #expect(bad.status == 64 && bad.errorOutput.contains("--log-format"), "\(bad)")
+        await harness.tearDown()
+    }
+}
