@@ -67,7 +67,10 @@ public actor RequestClient {
 
     /// Declares the reply queue (`replyQueue`, by default `<app id or "requests">.replies.<uuid>`) with
     /// `x-expires` = `expiresAfter` and starts consuming it. Throws the transport's `AMQPError` when the
-    /// broker refuses (e.g. a queue of that name exists with other arguments: 406).
+    /// broker refuses (e.g. a queue of that name exists with other arguments: 406), and
+    /// `.invalidConfiguration` when another client consumes a queue of that name already: each client
+    /// needs one of its own (two replicas of an application configured with one name took each other's
+    /// replies and dropped them, their requests ending as `.noReply`).
     public static func start(session: MessageSession, replyQueue: String? = nil,
                              expiresAfter: Duration = .seconds(300), prefetch: UInt16 = 100,
                              logger: Logger? = nil) async throws -> RequestClient {
@@ -76,32 +79,41 @@ public actor RequestClient {
         let name = replyQueue ?? "\(prefix).replies.\(MessageSession.newMessageId())"
         let milliseconds = max(1, expiresAfter.components.seconds * 1000
             + expiresAfter.components.attoseconds / 1_000_000_000_000_000)
-        let declaration = QueueDeclaration(name: name, durable: false, exclusive: false, autoDelete: false,
+        // Durable: RabbitMQ deprecated transient queues that are not exclusive (4.3 refuses them by default,
+        // closing the connection), and the replies in it then also outlive a broker restart. `x-expires`
+        // deletes it once no client has used it for that long.
+        let declaration = QueueDeclaration(name: name, durable: true, exclusive: false, autoDelete: false,
                                            arguments: ["x-expires": .int64(milliseconds)])
         let client = RequestClient(session: session, declaration: declaration, logger: logger ?? session.logger)
-        try await session.connection.declareQueue(declaration)
+        let state = try await session.connection.declareQueue(declaration)
+        guard state.consumerCount == 0 else {
+            throw AMQPError(.invalidConfiguration, message: "the reply queue '\(name)' is consumed by another client "
+                + "already (\(state.consumerCount)); each request client needs a reply queue of its own (leave "
+                + "replyQueue out for a unique name)", operation: "RequestClient.start")
+        }
         try await client.startConsuming(prefetch: prefetch)
         return client
     }
 
     /// Sends `message` to `queue` as a command whose `reply_to` is this client's reply queue and returns
-    /// its reply, of whatever type. `correlationId` (by default the message id) is what the reply must
-    /// carry; two requests waiting at once may not share it.
+    /// its reply, of whatever type. Its `correlation_id` is its message id, which the reply carries back;
+    /// two requests waiting at once may not share it. (A correlation id of the caller's choosing, used again
+    /// after a timeout, got the late reply of the earlier request.)
     ///
     /// Errors (`MessageSessionError`): those of `MessageSession.send` (the request was not delivered), and
     /// `.notConfirmed` when the broker did not confirm it within `timeout` (a resource alarm); `.noReply`
     /// when no reply came within `timeout` (counted from the call, sending included); `.cancelled` when the
     /// task is cancelled while waiting; `.closed` after `close()`.
     public func request<M: Message>(_ message: M, to queue: String, timeout: Duration = .seconds(30),
-                                    messageId: String? = nil, correlationId: String? = nil,
+                                    messageId: String? = nil,
                                     headers: [String: String] = [:]) async throws(MessageSessionError) -> Reply {
         let deadline = ContinuousClock.now + timeout
         let id = messageId ?? MessageSession.newMessageId()
-        let key = correlationId ?? id
+        let key = id
         let request = Request(messageId: id, type: M.messageType, destination: "queue '\(queue)'")
         guard !isClosed else { throw request.error(.closed, closedReason) }
         guard waiting[key] == nil else {
-            throw request.error(.invalidMessage, "another request with correlation id '\(key)' is waiting for its reply")
+            throw request.error(.invalidMessage, "another request with message id '\(key)' is waiting for its reply")
         }
         nextToken += 1
         let token = nextToken
@@ -113,7 +125,7 @@ public actor RequestClient {
         }
         let result = await withTaskCancellationHandler {
             await withCheckedContinuation { continuation in
-                wait(key, token, continuation, deadline: deadline, timeout: timeout)
+                wait(key, token, request, continuation, deadline: deadline, timeout: timeout)
             }
         } onCancel: {
             Task { await self.cancelWaiting(key, token) }
@@ -156,10 +168,8 @@ public actor RequestClient {
     /// Sends a request and decodes its reply as an `R`: a reply of another type is `.unexpectedReply`.
     public func request<M: Message, R: Message>(_ message: M, to queue: String, expecting: R.Type,
                                                 timeout: Duration = .seconds(30), messageId: String? = nil,
-                                                correlationId: String? = nil,
                                                 headers: [String: String] = [:]) async throws(MessageSessionError) -> R {
-        try await request(message, to: queue, timeout: timeout, messageId: messageId, correlationId: correlationId,
-                          headers: headers).decode(R.self)
+        try await request(message, to: queue, timeout: timeout, messageId: messageId, headers: headers).decode(R.self)
     }
 
     /// Stops consuming, deletes the reply queue (replies still on their way are returned to their senders,
@@ -186,7 +196,7 @@ public actor RequestClient {
 
     // MARK: Waiting
 
-    private func wait(_ key: String, _ token: Int,
+    private func wait(_ key: String, _ token: Int, _ sent: Request,
                       _ continuation: CheckedContinuation<Result<Reply, MessageSessionError>, Never>,
                       deadline: ContinuousClock.Instant, timeout: Duration) {
         switch waiting[key] {
@@ -205,9 +215,8 @@ public actor RequestClient {
             waiting[key] = .waiting(token: token, request, continuation, timer: timer)
         default:
             // Closed while it was sent.
-            continuation.resume(returning: .failure(MessageSessionError(
-                .closed, messageId: key, messageType: "", destination: "reply queue '\(replyQueue)'",
-                reason: "the request client was closed while the request was sent")))
+            continuation.resume(returning: .failure(sent.error(.closed, "the request client was closed while the "
+                + "request was sent (\(closedReason))")))
         }
     }
 
@@ -265,7 +274,7 @@ public actor RequestClient {
         } catch {
             guard !isClosed, !Task.isCancelled else { return }
             logger.warning("request client's reply consumer ended; declaring its reply queue again",
-                           metadata: ["amqp.queue": "\(replyQueue)", "error": "\(error)"])
+                           metadata: ["queue": "\(replyQueue)", "error": "\(error)"])
         }
         var attempt = 0
         while !isClosed, !Task.isCancelled {
@@ -279,9 +288,14 @@ public actor RequestClient {
             } catch let error as AMQPError where error.code == .closed {
                 connectionEnded("the session's connection was closed")
                 return
+            } catch let error as AMQPError where error.code == .channelClosed {
+                // Refused (403, 406, 405: another client's exclusive queue): trying again changes nothing,
+                // and requests sent meanwhile would name a reply queue nobody reads.
+                connectionEnded("its reply queue cannot be declared again (\(error))")
+                return
             } catch {
                 logger.warning("request client could not consume its reply queue again; trying again",
-                               metadata: ["amqp.queue": "\(replyQueue)", "error": "\(error)", "attempt": "\(attempt)"])
+                               metadata: ["queue": "\(replyQueue)", "error": "\(error)", "attempt": "\(attempt)"])
             }
         }
     }
@@ -289,7 +303,7 @@ public actor RequestClient {
     private func connectionEnded(_ reason: String) {
         isClosed = true
         closedReason = reason
-        logger.notice("request client stopped: \(reason)", metadata: ["amqp.queue": "\(replyQueue)"])
+        logger.notice("request client stopped: \(reason)", metadata: ["queue": "\(replyQueue)"])
         endWaits(reason + " while the request waited for its reply")
     }
 

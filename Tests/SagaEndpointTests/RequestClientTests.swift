@@ -213,6 +213,33 @@ struct RequestClientTests {
         await setup.tearDown()
     }
 
+    // A review of this change: two replicas of an application configured with one reply queue name were
+    // competing consumers of it, and each dropped the other's replies ("no waiting request"): requests
+    // ended as noReply.
+    @Test("a second client on a reply queue another client consumes is refused at start")
+    func sharedReplyQueueRefused() async throws {
+        let harness = try await EndpointHarness.make()
+        let sessionA = try await MessageSession.connect(url: harness.url, connectionName: "replica-a", appId: "web")
+        let sessionB = try await MessageSession.connect(url: harness.url, connectionName: "replica-b", appId: "web")
+        let clientA = try await RequestClient.start(session: sessionA, replyQueue: "web.replies")
+        do {
+            _ = try await RequestClient.start(session: sessionB, replyQueue: "web.replies")
+            Issue.record("a second client started on a reply queue another one consumes")
+        } catch let error as AMQPError {
+            #expect(error.code == .invalidConfiguration)
+            #expect(error.message.contains("of its own"), "\(error)")
+        }
+        let bank = harness.startEndpoint(MoneyTransferApp.bankRegistry(), queues: ["bank"], database: "bank")
+        for index in 0..<4 {
+            _ = try await clientA.request(Self.debit("acct-\(index)"), to: "bank", expecting: AccountDebited.self)
+        }
+        await clientA.close()
+        await sessionA.close()
+        await sessionB.close()
+        await harness.stop(bank)
+        await harness.tearDown()
+    }
+
     @Test("an app id too long for a queue name is cut in the reply queue's name")
     func longAppId() async throws {
         let harness = try await EndpointHarness.make()
