@@ -27,6 +27,14 @@ extension BatchPipeline {
         var storageUnavailable: String?
         /// Requeued because another connection held the database's write lock: the error.
         var storageLocked: String?
+        /// The store's transaction ran for it (processed, a duplicate, parked, withdrawn, no saga found):
+        /// the database's write lock could be taken.
+        var storeAnswered: Bool {
+            switch result {
+            case .none, .failed: false
+            default: true
+            }
+        }
         /// How often the message was delivered, when it came redelivered.
         var deliveries: Int?
         /// Diverted as a poison message (counted as error-queued once its copy is confirmed). Its delivery

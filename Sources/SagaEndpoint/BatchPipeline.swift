@@ -194,11 +194,12 @@ struct BatchPipeline: Sendable {
         // cannot decode, sent to the error queue), or a duplicate (its transaction writes nothing, and
         // commits on a full disk). (A poison message's count was just written.)
         let wroteDatabase = entries.contains(where: { $0.wroteDatabase || $0.poison })
-        if wroteDatabase { databaseLocks.written() }
+        if wroteDatabase || entries.contains(where: \.storeAnswered) { databaseLocks.available() }
         if let problem = entries.lazy.compactMap(\.storageUnavailable).first {
             health.databaseCannotBeWritten(problem)
         } else if !wroteDatabase, let lockError = entries.lazy.compactMap(\.storageLocked).first,
-                  let lasted = databaseLocks.locked(limit: Self.lockedLimit(configuration)) {
+                  let lasted = databaseLocks.locked(limit: Self.lockedLimit(configuration),
+                                                    gap: configuration.databaseBusyTimeout + .seconds(6)) {
             health.databaseCannotBeWritten("another connection has held its write lock for \(Int(lasted.timeInterval)) s "
                 + "(\(lockError)): a long transaction of another process (a sqlite3 session, a VACUUM, a migration?)")
         } else if wroteDatabase, health.databaseWritten() {

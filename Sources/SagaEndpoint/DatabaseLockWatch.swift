@@ -6,18 +6,30 @@ import Synchronization
 /// endpoint), and before, readiness and `saga_database_unavailable` stayed green all along while nothing
 /// moved. Past a limit the pipeline reports the database as not writable.
 final class DatabaseLockWatch: Sendable {
-    private let since = Mutex<ContinuousClock.Instant?>(nil)
+    private struct Failures {
+        var since: ContinuousClock.Instant
+        var last: ContinuousClock.Instant
+    }
 
-    /// A batch failed on the lock and wrote nothing: how long that has lasted, once it is `limit` or more.
-    func locked(limit: Duration, now: ContinuousClock.Instant = .now) -> Duration? {
-        let lasted = since.withLock { since -> Duration in
-            let start = since ?? now
-            since = start
-            return now - start
+    private let failures = Mutex<Failures?>(nil)
+
+    /// A batch failed on the lock and got nothing done: how long that has lasted, once it is `limit` or
+    /// more. Failures further apart than `gap` are not one lock held (a lock held for good makes the next
+    /// batch fail a busy timeout plus the requeue pause later): a short lock long after another one was
+    /// taken for a lock held all the time between.
+    func locked(limit: Duration, gap: Duration, now: ContinuousClock.Instant = .now) -> Duration? {
+        let lasted = failures.withLock { failures -> Duration in
+            if let current = failures, now - current.last <= gap {
+                failures?.last = now
+            } else {
+                failures = Failures(since: now, last: now)
+            }
+            return now - (failures?.since ?? now)
         }
         return lasted >= limit ? lasted : nil
     }
 
-    /// A batch wrote the database: the lock is not held for good.
-    func written() { since.withLock { $0 = nil } }
+    /// A batch's transaction got through (it wrote, or found a duplicate, or had nothing to do): the lock
+    /// is not held for good.
+    func available() { failures.withLock { $0 = nil } }
 }
