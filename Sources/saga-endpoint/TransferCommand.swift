@@ -35,6 +35,9 @@ struct TransferCommand: AsyncParsableCommand, BrokerCommand, OperatorLogging {
     func validate() throws {
         guard !from.isEmpty, !to.isEmpty else { throw ValidationError("--from and --to must not be empty") }
         if let transferId, transferId.isEmpty { throw ValidationError("--transfer-id must not be empty") }
+        if let transferId, transferId.utf8.count > 255 {
+            throw ValidationError("--transfer-id is \(transferId.utf8.count) bytes long; the wire contract allows 255")
+        }
         guard timeout.isFinite, timeout > 0 else { throw ValidationError("--timeout must be a positive number of seconds") }
     }
 
@@ -53,10 +56,29 @@ struct TransferCommand: AsyncParsableCommand, BrokerCommand, OperatorLogging {
         }
     }
 
-    /// The request's message id: one per transfer id, so a repeat is a duplicate to the endpoint's inbox
-    /// (within its deduplication window, 7 days by default), not a second transfer. A saga deletes its
-    /// state when it ends, so the transfer id alone would start a second one.
-    static func messageId(transferId: String) -> String { "transfer-request-\(transferId)" }
+    /// The request's message id: one per transfer id and request, so a repeat is a duplicate to the
+    /// endpoint's inbox (within its deduplication window, 7 days by default), not a second transfer (a
+    /// saga deletes its state when it ends, so the transfer id alone would start a second one), while a
+    /// corrected request under the same id (other accounts, another amount) goes through: with the transfer
+    /// id alone it was dropped as a repeat. A transfer id too long to fit (the contract allows 255 bytes,
+    /// and so does a message id) is replaced by its hash.
+    static func messageId(transferId: String, from: String, to: String, amount: Int, batchId: String?) -> String {
+        let request = Self.fnv1a("\(from)\u{0}\(to)\u{0}\(amount)\u{0}\(batchId ?? "")")
+        let readable = "transfer-request-\(transferId)-\(request)"
+        return readable.utf8.count <= 255 ? readable : "transfer-request-\(Self.fnv1a(transferId))-\(request)"
+    }
+
+    /// FNV-1a, 64 bits, as 16 hex digits: stable across processes and builds (Swift's `Hasher` is seeded
+    /// per process).
+    static func fnv1a(_ text: String) -> String {
+        var hash: UInt64 = 0xcbf2_9ce4_8422_2325
+        for byte in text.utf8 {
+            hash ^= UInt64(byte)
+            hash = hash &* 0x0000_0100_0000_01b3
+        }
+        let hex = String(hash, radix: 16)
+        return String(repeating: "0", count: 16 - hex.count) + hex
+    }
 
     private func send(id: String, on connection: AMQPConnection) async throws -> Int32 {
         let started = ContinuousClock.now
@@ -65,7 +87,8 @@ struct TransferCommand: AsyncParsableCommand, BrokerCommand, OperatorLogging {
             : nil
         let request = TransferRequested(transferId: id, fromAccount: from, toAccount: to, amount: amount, batchId: batchId)
         let command = try Wire.command(request, to: MoneyTransferApp.transfersQueue,
-                                       messageId: Self.messageId(transferId: id))
+                                       messageId: Self.messageId(transferId: id, from: from, to: to, amount: amount,
+                                                                 batchId: batchId))
         try await publish(command, id: id, until: started + secondsDuration(timeout), on: connection)
         printLine(id)
         guard let subscription else { return 0 }
@@ -98,8 +121,8 @@ struct TransferCommand: AsyncParsableCommand, BrokerCommand, OperatorLogging {
             group.cancelAll()
             guard let status = first else {
                 throw CLIError("no terminal event for transfer \(id) within \(timeout) s (is `saga-endpoint run` running, "
-                    + "and the bank? If this transfer id was sent before, this request was dropped as a repeat and "
-                    + "its outcome was reported then: see `saga-endpoint sagas show TransferSaga \(id)` while it runs)")
+                    + "and the bank? If this same request was sent before, it was dropped as a repeat and its outcome "
+                    + "was reported then, on transfers.events)")
             }
             return status
         }

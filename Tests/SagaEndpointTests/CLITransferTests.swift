@@ -48,6 +48,34 @@ struct CLITransferTests {
         await harness.tearDown()
     }
 
+    // A review of the change above: the message id depended on the transfer id alone, so an operator who
+    // corrected a refused request (the same account twice) and ran it again under the same id got nothing
+    // done (exit 0 without --wait, a timeout with it); and the prefix pushed a transfer id of 239–255
+    // bytes, which the wire contract allows, past AMQP's 255-byte message id.
+    @Test("a corrected request under the same --transfer-id goes through; a 250-byte id is sent")
+    func correctedRequestAndLongId() async throws {
+        let harness = try await EndpointHarness.make()
+        let endpoint = harness.startEndpoint(MoneyTransferApp.registry(bankTimeout: .seconds(60)), queues: ["transfers"],
+                                             database: "sagas")
+        let bank = harness.startEndpoint(MoneyTransferApp.bankRegistry(), queues: ["bank"], database: "bank")
+        let wrong = try await transfer(["--from", "alice", "--to", "alice", "--amount", "100", "--transfer-id", "fix-1",
+                                        "--wait"], url: harness.url)
+        #expect(wrong.status == 2, "\(wrong)")
+        let fixed = try await transfer(["--from", "alice", "--to", "bob", "--amount", "100", "--transfer-id", "fix-1",
+                                        "--wait", "--timeout", "30"], url: harness.url)
+        #expect(fixed.status == 0 && fixed.output.contains("TransferCompleted"), "\(fixed)")
+        let long = String(repeating: "t", count: 250)
+        let sent = try await transfer(["--from", "alice", "--to", "bob", "--amount", "1", "--transfer-id", long, "--wait",
+                                       "--timeout", "30"], url: harness.url)
+        #expect(sent.status == 0, "\(sent)")
+        let tooLong = try await transfer(["--from", "alice", "--to", "bob", "--amount", "1", "--transfer-id",
+                                          String(repeating: "t", count: 256)], url: harness.url)
+        #expect(tooLong.status == 64, "\(tooLong)")
+        await harness.stop(bank)
+        await harness.stop(endpoint)
+        await harness.tearDown()
+    }
+
     // Found by an operations review: during a resource alarm the broker holds the confirm back, and the
     // command hung for as long as the alarm lasted (even with --wait --timeout 3), without printing the id
     // a retry needs. Its own node: the alarm would stall every other test.
