@@ -52,7 +52,13 @@ final class ShutdownDeadline: Service, Sendable {
     /// Runs `group`, which must hold this service, until it returns; returns whether the limit ran out. The
     /// group runs in a task of its own so that the limit can cancel it.
     func run(_ group: ServiceGroup) async throws -> Bool {
-        let running = Task { try await group.run() }
+        // `finished` is set as soon as the group returns, in its own task: set later (after `running.value`
+        // had resumed this task), a limit running out in between logged "took longer" and "cut short" for
+        // a shutdown that had completed.
+        let running = Task { [self] in
+            defer { self.state.withLock { $0.finished = true } }
+            try await group.run()
+        }
         state.withLock { $0.group = running }
         defer {
             state.withLock {
