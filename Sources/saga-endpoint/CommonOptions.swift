@@ -1,6 +1,7 @@
 import AMQPTransport
 import ArgumentParser
 import Foundation
+import Synchronization
 import Logging
 
 // Options shared by the subcommands. Each falls back to an environment variable, then to a default;
@@ -141,7 +142,19 @@ struct CLIError: Error, CustomStringConvertible {
 
 /// Writes a line to standard error (for user-facing notices that are not log records).
 func printError(_ text: String) {
-    FileHandle.standardError.write(Data((text + "\n").utf8))
+    StandardStreams.write(text + "\n", to: FileHandle.standardError)
+}
+
+/// Writes to stdout and stderr for the whole process: one record at a time (a write larger than a pipe's
+/// 4 KiB buffer goes in pieces, and another thread's record landed between them), and never trapping when
+/// the stream cannot be written. Foundation's `FileHandle.write(_: Data)` traps on a failed write (a full
+/// disk under the log, a closed stderr): the process died at its first log line.
+enum StandardStreams {
+    private static let lock = Mutex(())
+
+    static func write(_ text: String, to handle: FileHandle) {
+        lock.withLock { _ in try? handle.write(contentsOf: Data(text.utf8)) }
+    }
 }
 
 /// Parses a duration given in seconds (fractions allowed), for options like `--bank-timeout 2.5`.

@@ -42,17 +42,19 @@ struct ConsoleLogHandler: LogHandler {
         }
         let line = Self.line(format, time: Self.timestamp(), level: event.level, label: label,
                              message: "\(event.message)", source: event.source, metadata: all)
-        // One write per record: records of concurrent tasks do not interleave within a line.
-        FileHandle.standardError.write(Data((line + "\n").utf8))
+        StandardStreams.write(line + "\n", to: FileHandle.standardError)
     }
 
     static func line(_ format: LogFormat, time: String, level: Logger.Level, label: String, message: String,
                      source: String, metadata: Logger.Metadata) -> String {
         switch format {
         case .text:
-            let fields = metadata.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " ")
+            // One record, one line: a line break in a value (a reason quoting a message) started a line that
+            // could pass for a record of its own.
+            let fields = metadata.sorted { $0.key < $1.key }.map { "\($0.key)=\(oneLine("\($0.value)"))" }
+                .joined(separator: " ")
             return "\(time) \(level)\(label.isEmpty ? "" : " ")\(label):\(fields.isEmpty ? "" : " " + fields) "
-                + "[\(source)] \(message)"
+                + "[\(source)] \(oneLine(message))"
         case .json:
             var object: [String: Any] = ["time": time, "level": level.rawValue, "label": label, "message": message,
                                          "source": source]
@@ -61,6 +63,19 @@ struct ConsoleLogHandler: LogHandler {
             }
             return (try? JSONText.render(object, pretty: false)) ?? #"{"message":"unencodable log record"}"#
         }
+    }
+
+    static func oneLine(_ text: String) -> String {
+        guard text.unicodeScalars.contains(where: { $0 == "\n" || $0 == "\r" }) else { return text }
+        var line = String.UnicodeScalarView()
+        for scalar in text.unicodeScalars {
+            switch scalar {
+            case "\n": line.append(contentsOf: "\\n".unicodeScalars)
+            case "\r": line.append(contentsOf: "\\r".unicodeScalars)
+            default: line.append(scalar)
+            }
+        }
+        return String(line)
     }
 
     static func json(_ value: Logger.MetadataValue) -> Any {

@@ -108,5 +108,5 @@ struct EventSubscription: Sendable {
 
 /// Writes a line to standard output at once (unbuffered, so progress and results interleave correctly).
 func printLine(_ text: String) {
-    FileHandle.standardOutput.write(Data((text + "\n").utf8))
+    StandardStreams.write(text + "\n", to: FileHandle.standardOutput)
 }

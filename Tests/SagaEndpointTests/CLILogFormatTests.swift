@@ -50,4 +50,20 @@ struct CLILogFormatTests {
         #expect(bad.status == 64 && bad.errorOutput.contains("--log-format"), "\(bad)")
         await harness.tearDown()
     }
+
+    // A review: Foundation's FileHandle.write traps when the write fails, so with stderr on a full disk
+    // (or closed) the process died at its first log line (exit 132, Illegal instruction): a crash loop
+    // under a supervisor while the log disk stays full.
+    @Test("stderr that cannot be written (a full disk, closed) does not kill the process")
+    func unwritableStderr() async throws {
+        let harness = try await EndpointHarness.make()
+        for redirect in ["2>/dev/full", "2>&-"] {
+            let process = try ChildProcess(executable: "/bin/sh", arguments: [
+                "-c", "exec \"$0\" errors list --amqp-url \"$1\" --log-level info \(redirect)",
+                CLIProcessTests.executablePath, harness.url])
+            let status = try await runOnThread { try process.waitUntilExit(timeout: .seconds(60)) }
+            #expect(status == 0 && !process.terminatedBySignal, "\(redirect): status \(status)")
+        }
+        await harness.tearDown()
+    }
 }
