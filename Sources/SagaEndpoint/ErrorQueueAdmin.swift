@@ -114,7 +114,7 @@ public struct ErrorQueueAdmin: Sendable {
     /// through the queue until it found that many (`queued` still counts the whole queue).
     public func browse(limit: Int = 100, bodies: Bool = true, filter: ErrorQueueFilter = .all) async throws -> ErrorQueueListing {
         var entries: [ErrorQueueEntry] = []
-        let outcome = try await scan().run(limit: filter.isEmpty ? limit : .max) { delivery in
+        let outcome = try await scan().run(limit: filter.isEmpty ? limit : .max, stoppedIsComplete: false) { delivery in
             var entry = ErrorQueueEntry(delivery.message)
             guard filter.matches(entry) else { return .keep }
             if !bodies { entry.body = Data() }

@@ -29,7 +29,7 @@ extension ErrorQueueAdmin {
     /// come from a command re-sent by its saga to a queue that was missing: each went to the error queue.)
     public func replayAll(filter: ErrorQueueFilter = .all, dropRepeats: Bool = false,
                           onSkip: (ErrorQueueReplayFailure) -> Void = { _ in }) async throws -> ErrorQueueReplayAllOutcome {
-        var replayedIds = Set<String>()
+        var replayedIds = [String: Int]()   // original queue + id -> hash of the body replayed
         var outcome = ErrorQueueReplayAllOutcome(replayed: 0, skipped: [])
         let pass = try await scan().run { delivery in
             let id = delivery.properties.messageId ?? ""
@@ -38,8 +38,9 @@ extension ErrorQueueAdmin {
                 return .keep
             }
             // A message without id cannot be told from another; the bound alone keeps the run finite.
-            if !id.isEmpty, replayedIds.contains(id) {
-                guard dropRepeats else { return .keep }
+            let key = (delivery.message.properties.headers?["x-original-queue"]?.stringValue ?? "") + "\u{0}" + id
+            if !id.isEmpty, let body = replayedIds[key] {
+                guard dropRepeats, body == delivery.message.body.hashValue else { return .keep }
                 outcome.droppedRepeats += 1
                 return .delete
             }
@@ -50,7 +51,7 @@ extension ErrorQueueAdmin {
                 onSkip(failure)
                 return .keep
             }
-            replayedIds.insert(id)
+            replayedIds[key] = delivery.message.body.hashValue
             outcome.replayed += 1
             return .remove
         }

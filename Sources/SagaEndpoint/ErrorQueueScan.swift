@@ -92,7 +92,7 @@ struct ErrorQueueScan {
     /// Looks at up to `limit` of the messages the queue holds now, oldest first; `visit` decides on each.
     /// `removed` hears of each message once it is acknowledged (for `.delete`, once the broker took the
     /// ack): a caller whose pass fails later still knows what it removed.
-    func run(limit: Int = .max, removed: (AMQPDelivery) -> Void = { _ in },
+    func run(limit: Int = .max, stoppedIsComplete: Bool = true, removed: (AMQPDelivery) -> Void = { _ in },
              _ visit: (AMQPDelivery) async throws -> Step) async throws -> Outcome {
         let state = try await connection.checkQueue(queue)
         let queued = state.messageCount
@@ -119,7 +119,7 @@ struct ErrorQueueScan {
         // Kept messages whose channel is gone went back to the queue during the pass, so it may have
         // seen them twice and counted them against the bound instead of the last ones: a search would
         // call a message absent that is there, a listing repeat some and leave others out.
-        if let lost = try await requeue(lastKept), !outcome.stopped {
+        if let lost = try await requeue(lastKept), !outcome.stopped || !stoppedIsComplete {
             throw ErrorQueueScanInterrupted(queue: queue, visited: outcome.visited, queued: outcome.queued, cause: lost)
         }
         if outcome.visited > 0 { await settle(until: outcome.queued - outcome.removed) }

@@ -70,4 +70,37 @@ struct CLIErrorsFilterTests {
         #expect(try await harness.depth("transfers") == 4)
         await harness.tearDown()
     }
+
+    func parkBody(_ harness: EndpointHarness, _ id: String, body: String, from queue: String,
+              errorType: String = "UnroutableMessage") async throws {
+        try await harness.sendRaw(Data(body.utf8), properties: BasicProperties(
+            contentType: "application/json",
+            headers: ["x-original-queue": .string(queue), "x-error-reason": "parked", "x-error-type": .string(errorType)],
+            deliveryMode: .persistent, messageId: id, type: "TransferRequested"), to: "transfers.error")
+    }
+
+    // A review: --drop-repeats took a copy for a repeat by its message id alone, so a copy bound for
+    // another queue (another endpoint, another inbox) or with another body was deleted with nothing
+    // standing for it.
+    @Test("replay --all --drop-repeats deletes only copies that are repeats")
+    func dropRepeatsDeletesOnlyRepeats() async throws {
+        let harness = try await EndpointHarness.make()
+        try await harness.declareQueue("other")
+        try await parkBody(harness, "x-1", body: #"{"amount":1}"#, from: "transfers")
+        try await parkBody(harness, "x-1", body: #"{"amount":1}"#, from: "other")      // same id, other destination
+        try await parkBody(harness, "x-2", body: #"{"amount":1}"#, from: "transfers")
+        try await parkBody(harness, "x-2", body: #"{"amount":2}"#, from: "transfers")  // same id, other body
+        try await waitUntil(timeout: .seconds(20)) { try await harness.depth("transfers.error") == 4 }
+
+        let run = try await harness.errorsCommand(["replay", "--all", "--drop-repeats"])
+        #expect(run.status == 0, "\(run)")
+        try await Task.sleep(for: .seconds(1))
+        let inOther = try await harness.depth("other")
+        let inTransfers = try await harness.receive(from: "transfers", count: 1).count
+        let left = try await harness.depth("transfers.error")
+        // 'other' never got x-1 and nothing of it is left in the error queue; {"amount":2} is gone too.
+        #expect(inOther == 1, "the copy of x-1 bound for 'other' was deleted as a repeat: \(run)")
+        #expect(left + inOther >= 2, "copies that were not repeats are gone (error queue \(left), other \(inOther), transfers got \(inTransfers)+): \(run)")
+        await harness.tearDown()
+    }
 }
