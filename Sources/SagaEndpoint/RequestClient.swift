@@ -92,6 +92,15 @@ public actor RequestClient {
                 + "replyQueue out for a unique name)", operation: "RequestClient.start")
         }
         try await client.startConsuming(prefetch: prefetch)
+        // Two clients starting at once both saw no consumer at the declare: looked at again now that this
+        // one consumes, both may refuse (safe), but never both run.
+        let consumers = try await session.connection.checkQueue(name).consumerCount
+        guard consumers <= 1 else {
+            await client.abandon()
+            throw AMQPError(.invalidConfiguration, message: "the reply queue '\(name)' is consumed by another client "
+                + "too (\(consumers) consumers); each request client needs a reply queue of its own (leave "
+                + "replyQueue out for a unique name)", operation: "RequestClient.start")
+        }
         return client
     }
 
@@ -182,6 +191,13 @@ public actor RequestClient {
         try? await consumer?.cancel()
         endWaits("the request client was closed while the request waited for its reply")
         _ = try? await session.connection.deleteQueue(replyQueue)
+    }
+
+    /// Stops consuming without deleting the queue (another client's, as it turned out at start).
+    private func abandon() async {
+        isClosed = true
+        consuming?.cancel()
+        try? await consumer?.cancel()
     }
 
     /// Ends every waiting request with `.closed`.

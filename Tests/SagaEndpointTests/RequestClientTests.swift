@@ -240,6 +240,25 @@ struct RequestClientTests {
         await harness.tearDown()
     }
 
+    // A review: start() read the consumer count at the declare, then consumed: two replicas starting at
+    // once both saw 0 and both consumed (competing consumers of one reply queue).
+    @Test("two clients starting at once on one reply queue: one is refused")
+    func sharedReplyQueueRace() async throws {
+        let harness = try await EndpointHarness.make()
+        var bothStarted = 0
+        for round in 0..<10 {
+            let a = try await MessageSession.connect(url: harness.url, connectionName: "a\(round)", appId: "web")
+            let b = try await MessageSession.connect(url: harness.url, connectionName: "b\(round)", appId: "web")
+            async let ca = try? RequestClient.start(session: a, replyQueue: "web.replies.\(round)")
+            async let cb = try? RequestClient.start(session: b, replyQueue: "web.replies.\(round)")
+            let (x, y) = await (ca, cb)
+            if x != nil, y != nil { bothStarted += 1 }
+            await a.close(); await b.close()
+        }
+        #expect(bothStarted == 0, "both clients started (competing consumers) in \(bothStarted) of 10 rounds")
+        await harness.tearDown()
+    }
+
     @Test("an app id too long for a queue name is cut in the reply queue's name")
     func longAppId() async throws {
         let harness = try await EndpointHarness.make()
