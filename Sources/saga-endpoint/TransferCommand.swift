@@ -56,16 +56,15 @@ struct TransferCommand: AsyncParsableCommand, BrokerCommand, OperatorLogging {
         }
     }
 
-    /// The request's message id: one per transfer id and request, so a repeat is a duplicate to the
-    /// endpoint's inbox (within its deduplication window, 7 days by default), not a second transfer (a
-    /// saga deletes its state when it ends, so the transfer id alone would start a second one), while a
-    /// corrected request under the same id (other accounts, another amount) goes through: with the transfer
-    /// id alone it was dropped as a repeat. A transfer id too long to fit (the contract allows 255 bytes,
-    /// and so does a message id) is replaced by its hash.
-    static func messageId(transferId: String, from: String, to: String, amount: Int, batchId: String?) -> String {
-        let request = Self.fnv1a("\(from)\u{0}\(to)\u{0}\(amount)\u{0}\(batchId ?? "")")
-        let readable = "transfer-request-\(transferId)-\(request)"
-        return readable.utf8.count <= 255 ? readable : "transfer-request-\(Self.fnv1a(transferId))-\(request)"
+    /// The request's message id: one per transfer id, so any later request under it is a duplicate to the
+    /// endpoint's inbox (within its deduplication window, 7 days by default), not a second transfer (a saga
+    /// deletes its state when it ends, so the transfer id alone would start a second one). Also a request
+    /// with other fields: with a hash of them in the id, a "corrected" retry of a transfer that had gone
+    /// through after all moved the money again. A corrected request takes a new transfer id. A transfer id
+    /// too long to fit (the contract allows 255 bytes, and so does a message id) is replaced by its hash.
+    static func messageId(transferId: String) -> String {
+        let readable = "transfer-request-\(transferId)"
+        return readable.utf8.count <= 255 ? readable : "transfer-request-fnv1a-\(Self.fnv1a(transferId))"
     }
 
     /// FNV-1a, 64 bits, as 16 hex digits: stable across processes and builds (Swift's `Hasher` is seeded
@@ -87,8 +86,7 @@ struct TransferCommand: AsyncParsableCommand, BrokerCommand, OperatorLogging {
             : nil
         let request = TransferRequested(transferId: id, fromAccount: from, toAccount: to, amount: amount, batchId: batchId)
         let command = try Wire.command(request, to: MoneyTransferApp.transfersQueue,
-                                       messageId: Self.messageId(transferId: id, from: from, to: to, amount: amount,
-                                                                 batchId: batchId))
+                                       messageId: Self.messageId(transferId: id))
         try await publish(command, id: id, until: started + secondsDuration(timeout), on: connection)
         printLine(id)
         guard let subscription else { return 0 }
@@ -121,8 +119,9 @@ struct TransferCommand: AsyncParsableCommand, BrokerCommand, OperatorLogging {
             group.cancelAll()
             guard let status = first else {
                 throw CLIError("no terminal event for transfer \(id) within \(timeout) s (is `saga-endpoint run` running, "
-                    + "and the bank? If this same request was sent before, it was dropped as a repeat and its outcome "
-                    + "was reported then, on transfers.events)")
+                    + "and the bank? If a request under this transfer id was sent before, this one was dropped as a repeat "
+                    + "and the first one's outcome was reported then, on transfers.events; a corrected request needs "
+                    + "a new --transfer-id)")
             }
             return status
         }

@@ -2,6 +2,7 @@ import AMQPTransport
 import BrokerTestSupport
 import Foundation
 import MoneyTransfer
+import Sagas
 import Testing
 
 /// `saga-endpoint transfer` as an operator or a script runs it: retried after a timeout or a kill.
@@ -48,22 +49,22 @@ struct CLITransferTests {
         await harness.tearDown()
     }
 
-    // A review of the change above: the message id depended on the transfer id alone, so an operator who
-    // corrected a refused request (the same account twice) and ran it again under the same id got nothing
-    // done (exit 0 without --wait, a timeout with it); and the prefix pushed a transfer id of 239–255
-    // bytes, which the wire contract allows, past AMQP's 255-byte message id.
-    @Test("a corrected request under the same --transfer-id goes through; a 250-byte id is sent")
-    func correctedRequestAndLongId() async throws {
+    // Reviews of the change above: with a hash of the request in the message id, a "corrected" retry of
+    // a transfer that had gone through after all (another amount, the same --transfer-id) moved the money
+    // again; the id stays the transfer id's alone, and a corrected request takes a new one. And the prefix
+    // pushed a transfer id of 239–255 bytes, which the wire contract allows, past AMQP's 255 bytes.
+    @Test("another request under a completed --transfer-id does not move money again; a 250-byte id is sent")
+    func completedIdReusedAndLongId() async throws {
         let harness = try await EndpointHarness.make()
         let endpoint = harness.startEndpoint(MoneyTransferApp.registry(bankTimeout: .seconds(60)), queues: ["transfers"],
                                              database: "sagas")
         let bank = harness.startEndpoint(MoneyTransferApp.bankRegistry(), queues: ["bank"], database: "bank")
-        let wrong = try await transfer(["--from", "alice", "--to", "alice", "--amount", "100", "--transfer-id", "fix-1",
+        let first = try await transfer(["--from", "alice", "--to", "bob", "--amount", "100", "--transfer-id", "dup-1",
                                         "--wait"], url: harness.url)
-        #expect(wrong.status == 2, "\(wrong)")
-        let fixed = try await transfer(["--from", "alice", "--to", "bob", "--amount", "100", "--transfer-id", "fix-1",
-                                        "--wait", "--timeout", "30"], url: harness.url)
-        #expect(fixed.status == 0 && fixed.output.contains("TransferCompleted"), "\(fixed)")
+        #expect(first.status == 0, "\(first)")
+        let changed = try await transfer(["--from", "alice", "--to", "bob", "--amount", "1000", "--transfer-id", "dup-1",
+                                          "--wait", "--timeout", "5"], url: harness.url)
+        #expect(changed.status == 1 && changed.errorOutput.contains("new --transfer-id"), "\(changed)")
         let long = String(repeating: "t", count: 250)
         let sent = try await transfer(["--from", "alice", "--to", "bob", "--amount", "1", "--transfer-id", long, "--wait",
                                        "--timeout", "30"], url: harness.url)
@@ -71,6 +72,11 @@ struct CLITransferTests {
         let tooLong = try await transfer(["--from", "alice", "--to", "bob", "--amount", "1", "--transfer-id",
                                           String(repeating: "t", count: 256)], url: harness.url)
         #expect(tooLong.status == 64, "\(tooLong)")
+        let events = try await harness.receive(from: harness.eventsQueue, count: 10, timeout: .seconds(3))
+        let completedDup = try events.filter { $0.properties.type == TransferCompleted.messageType }
+            .map { try MessageCoding.decode(TransferCompleted.self, from: $0.message.body, messageType: "") }
+            .filter { $0.transferId == "dup-1" }
+        #expect(completedDup.count == 1 && completedDup.first?.amount == 100, "\(completedDup)")
         await harness.stop(bank)
         await harness.stop(endpoint)
         await harness.tearDown()
