@@ -281,11 +281,11 @@ public actor RequestClient {
             }
             // Ended without an error: cancelled by `close()`, or the connection was closed.
             guard !isClosed else { return }
-            connectionEnded("the session's connection was closed")
+            end(because: "the session's connection was closed")
             return
         } catch let error as AMQPError where error.code != .consumerCancelled {
             guard !isClosed else { return }
-            connectionEnded("the session's connection ended (\(error))")
+            end(because: "the session's connection ended (\(error))")
             return
         } catch {
             guard !isClosed, !Task.isCancelled else { return }
@@ -302,12 +302,12 @@ public actor RequestClient {
                 try await startConsuming(prefetch: prefetch)
                 return
             } catch let error as AMQPError where error.code == .closed {
-                connectionEnded("the session's connection was closed")
+                end(because: "the session's connection was closed")
                 return
             } catch let error as AMQPError where error.code == .channelClosed {
                 // Refused (403, 406, 405: another client's exclusive queue): trying again changes nothing,
                 // and requests sent meanwhile would name a reply queue nobody reads.
-                connectionEnded("its reply queue cannot be declared again (\(error))")
+                end(because: "its reply queue cannot be declared again (\(error))")
                 return
             } catch {
                 logger.warning("request client could not consume its reply queue again; trying again",
@@ -316,7 +316,7 @@ public actor RequestClient {
         }
     }
 
-    private func connectionEnded(_ reason: String) {
+    private func end(because reason: String) {
         isClosed = true
         closedReason = reason
         logger.notice("request client stopped: \(reason)", metadata: ["queue": "\(replyQueue)"])
