@@ -1,8 +1,8 @@
 import AMQPTransport
 import ArgumentParser
 import Foundation
-import Synchronization
 import Logging
+import Synchronization
 
 // Options shared by the subcommands. Each falls back to an environment variable, then to a default;
 // values are checked in `validate()` so a bad one is reported (as a ValidationError) before any work.

@@ -11,32 +11,30 @@ import Logging
 extension LoggingOptions {
     /// The level from `layers`; a bad flag or `LOG_LEVEL` throws naming it (the file was checked when loaded).
     func resolveLevel(_ layers: SettingLayers) throws -> Logger.Level {
-        let flag = try levelOption.map { text in
-            guard let level = Logger.Level(rawValue: text.lowercased()) else {
-                throw ValidationError("invalid --log-level '\(text)': expected one of \(Self.levels)")
-            }
-            return level
-        }
-        return try layers.resolve(
-            flag: flag, flagName: "--log-level", environmentVariable: "LOG_LEVEL",
-            parse: { Logger.Level(rawValue: $0.lowercased()) }, expected: "one of \(Self.levels)",
-            fromFile: { $0.string(.logLevel).flatMap { Logger.Level(rawValue: $0.lowercased()) } }, key: .logLevel,
-            default: .info).value
+        try Self.resolve(levelOption, "--log-level", "LOG_LEVEL", names: Self.levels, key: .logLevel, default: .info,
+                         layers) { Logger.Level(rawValue: $0.lowercased()) }
     }
 
     /// The format from `layers` (flag, `LOG_FORMAT`, the file's `log-format`, text).
     func resolveFormat(_ layers: SettingLayers) throws -> LogFormat {
-        let flag = try formatOption.map { text in
-            guard let format = LogFormat(rawValue: text.lowercased()) else {
-                throw ValidationError("invalid --log-format '\(text)': expected one of \(LogFormat.names)")
+        try Self.resolve(formatOption, "--log-format", "LOG_FORMAT", names: LogFormat.names, key: .logFormat,
+                         default: .text, layers) { LogFormat(rawValue: $0.lowercased()) }
+    }
+
+    /// A setting named by one of `names` (case-insensitive), layered: the flag's text, the variable, the
+    /// file's key, the default.
+    private static func resolve<Value>(_ option: String?, _ flagName: String, _ environmentVariable: String,
+                                       names: String, key: ConfigKey, default defaultValue: Value,
+                                       _ layers: SettingLayers, parse: (String) -> Value?) throws -> Value {
+        let flag = try option.map { text in
+            guard let value = parse(text) else {
+                throw ValidationError("invalid \(flagName) '\(text)': expected one of \(names)")
             }
-            return format
+            return value
         }
-        return try layers.resolve(
-            flag: flag, flagName: "--log-format", environmentVariable: "LOG_FORMAT",
-            parse: { LogFormat(rawValue: $0.lowercased()) }, expected: "one of \(LogFormat.names)",
-            fromFile: { $0.string(.logFormat).flatMap { LogFormat(rawValue: $0.lowercased()) } }, key: .logFormat,
-            default: .text).value
+        return try layers.resolve(flag: flag, flagName: flagName, environmentVariable: environmentVariable,
+                                  parse: parse, expected: "one of \(names)",
+                                  fromFile: { $0.string(key).flatMap(parse) }, key: key, default: defaultValue).value
     }
 }
 
@@ -48,14 +46,20 @@ protocol OperatorLogging {
 }
 
 extension OperatorLogging {
-    /// The level after layering, the file seen as `run` sees it.
-    func logLevel(environment: [String: String] = ProcessInfo.processInfo.environment) throws -> Logger.Level {
-        try logging.resolveLevel(SettingLayers(configPath: config.pathOption, section: .run, environment: environment))
+    /// The settings' layers, the file seen as `run` sees it.
+    private func layers(_ environment: [String: String]) throws -> SettingLayers {
+        try SettingLayers(configPath: config.pathOption, section: .run, environment: environment)
     }
 
-    /// Installs the process-wide log handler at that level and returns a logger. Call once, from `run()`.
+    /// The level after layering.
+    func logLevel(environment: [String: String] = ProcessInfo.processInfo.environment) throws -> Logger.Level {
+        try logging.resolveLevel(layers(environment))
+    }
+
+    /// Installs the process-wide log handler at that level and format and returns a logger. Call once,
+    /// from `run()`.
     func bootstrapLogging(environment: [String: String] = ProcessInfo.processInfo.environment) throws -> Logger {
-        let layers = try SettingLayers(configPath: config.pathOption, section: .run, environment: environment)
+        let layers = try layers(environment)
         return LoggingOptions.bootstrap(level: try logging.resolveLevel(layers), format: try logging.resolveFormat(layers))
     }
 }

@@ -3,6 +3,7 @@ import ArgumentParser
 import Foundation
 import Logging
 import MoneyTransfer
+import Sagas
 
 /// `transfer`: requests one transfer.
 struct TransferCommand: AsyncParsableCommand, BrokerCommand, OperatorLogging {
@@ -64,19 +65,9 @@ struct TransferCommand: AsyncParsableCommand, BrokerCommand, OperatorLogging {
     /// too long to fit (the contract allows 255 bytes, and so does a message id) is replaced by its hash.
     static func messageId(transferId: String) -> String {
         let readable = "transfer-request-\(transferId)"
-        return readable.utf8.count <= 255 ? readable : "transfer-request-fnv1a-\(Self.fnv1a(transferId))"
-    }
-
-    /// FNV-1a, 64 bits, as 16 hex digits: stable across processes and builds (Swift's `Hasher` is seeded
-    /// per process).
-    static func fnv1a(_ text: String) -> String {
-        var hash: UInt64 = 0xcbf2_9ce4_8422_2325
-        for byte in text.utf8 {
-            hash ^= UInt64(byte)
-            hash = hash &* 0x0000_0100_0000_01b3
-        }
-        let hex = String(hash, radix: 16)
-        return String(repeating: "0", count: 16 - hex.count) + hex
+        guard readable.utf8.count > 255 else { return readable }
+        return "transfer-request-" + MessageIdentity.derive(from: transferId, handler: "saga-endpoint transfer",
+                                                            position: "request")
     }
 
     private func send(id: String, on connection: AMQPConnection) async throws -> Int32 {

@@ -13,15 +13,15 @@ import Testing
 /// transaction, a VACUUM against a live endpoint): nothing moves, and operators must be told.
 @Suite("A database locked by another process for long", .timeLimit(.minutes(3)))
 struct DatabaseLockTests {
-    // Found by an operations review: with a write lock held for 40 s every message was requeued, while
-    // /health/ready stayed 200, `saga_database_unavailable` 0, and the log (at notice) said nothing.
-    @Test("not ready and the gauge at 1 after three busy timeouts, naming the lock; ready again once it is released")
-    func longLockMakesTheEndpointNotReady() async throws {
+    /// A counter endpoint on database "locked" (file and schema made first, so that a test can lock it),
+    /// with a busy timeout of 200 ms (the lock limit: 600 ms), ready.
+    static func startCounters() async throws
+        -> (EndpointHarness, SagaEndpoint, Task<Void, any Error>, TestMetrics, LogCapture)
+    {
         let harness = try await EndpointHarness.make()
         var registry = HandlerRegistry()
         registry.register(CounterSaga.self)
         let metrics = TestMetrics()
-        // Create the file and its schema before the lock is taken.
         _ = try await harness.rowCount("locked", "sagas")
         let log = LogCapture()
         let endpoint = harness.makeEndpoint(registry, queues: ["counters"], database: "locked", metrics: metrics,
@@ -30,6 +30,14 @@ struct DatabaseLockTests {
         }
         let running = Task { try await endpoint.run() }
         try await log.waitUntil(timeout: .seconds(30), message: "ready after start") { endpoint.isReady }
+        return (harness, endpoint, running, metrics, log)
+    }
+
+    // Found by an operations review: with a write lock held for 40 s every message was requeued, while
+    // /health/ready stayed 200, `saga_database_unavailable` 0, and the log (at notice) said nothing.
+    @Test("not ready and the gauge at 1 after three busy timeouts, naming the lock; ready again once it is released")
+    func longLockMakesTheEndpointNotReady() async throws {
+        let (harness, endpoint, running, metrics, log) = try await Self.startCounters()
 
         let release = Atomic<Bool>(false)
         let locked = Task {
@@ -68,18 +76,7 @@ struct DatabaseLockTests {
     // later, was taken for a lock held all that time: not ready and the gauge at 1 after one busy timeout.
     @Test("one busy timeout long after an earlier one does not make the endpoint not ready")
     func staleLockStart() async throws {
-        let harness = try await EndpointHarness.make()
-        var registry = HandlerRegistry()
-        registry.register(CounterSaga.self)
-        let metrics = TestMetrics()
-        _ = try await harness.rowCount("locked", "sagas")
-        let log = LogCapture()
-        let endpoint = harness.makeEndpoint(registry, queues: ["counters"], database: "locked", metrics: metrics,
-                                            logger: log.logger(label: "endpoint")) {
-            $0.databaseBusyTimeout = .milliseconds(200)   // limit: 600 ms
-        }
-        let running = Task { try await endpoint.run() }
-        try await log.waitUntil(timeout: .seconds(30), message: "ready after start") { endpoint.isReady }
+        let (harness, endpoint, running, metrics, _) = try await Self.startCounters()
         try await harness.send(CounterSaga.Increment(counterId: "c"), to: "counters", messageId: "first")
         try await waitUntil(timeout: .seconds(15)) { try await harness.state(CounterSaga.self, "c", in: "locked")?.count == 1 }
 
