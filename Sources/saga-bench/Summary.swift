@@ -57,6 +57,8 @@ struct Summary {
             Swift.print("latency of (b) at half load (\(Stats.format(latency.rate)) msg/s, \(latency.sent) sent, "
                 + "\(latency.received) received): p50 \(fixed(latency.p50, 1)) ms, p99 \(fixed(latency.p99, 1)) ms, "
                 + "max \(fixed(latency.max, 1)) ms   target p99 ≤ \(fixed(Self.latencyP99TargetMs, 0)) ms: \(verdict(passed))")
+            Swift.print("  the paced client (producer and consumer, one thread) used \(fixed(latency.clientMicrosPerMessage, 1)) µs "
+                + "of CPU per message")
             if let batches = latency.batches, batches.count > 0 {
                 let share = Double(batches.full) / Double(batches.count) * 100
                 Swift.print("  the endpoint meanwhile: \(Stats.format(Double(batches.count))) batches of "

@@ -36,4 +36,26 @@ struct LatencyProbeTests {
             #expect(result.batches == nil)
         }
     }
+
+    /// The client waits with rabbitmq-c's poll, which counts whole milliseconds rounded down: a wait of
+    /// under two milliseconds came back at once, and at a rate of one message per tick or more the client's
+    /// thread spun through the whole run, taking a core from the endpoint it measures.
+    @Test("the paced client sleeps between sends instead of spinning")
+    func clientDoesNotSpin() async throws {
+        let vhost = try await runOnThread { try TestBroker.makeVhost() }
+        defer { try? TestBroker.deleteVhost(vhost.name) }
+        let context = BenchmarkContext(configuration: try AMQPConfiguration(url: vhost.url), queueA: "unused-a",
+                                       queueB: "unused-b", messages: 0, batchSize: 100, prefetch: 400, bodySize: 100,
+                                       ownsTransferTopology: true)
+        let admin = try await AMQPConnection.connect(context.configuration)
+        try await TransferTopology.declare(admin)
+        await admin.close()
+
+        let result = try await LatencyProbe.run(context, rate: 2000, seconds: 1, forwarder: .transport)
+        #expect(result.received == 2000)
+        // Sending a message and reading one costs the client a few tens of microseconds of CPU; a spinning
+        // thread spends the whole interval between sends (500 µs here). Under half of it leaves room for a
+        // slow machine.
+        #expect(result.clientMicrosPerMessage < 200, "the client used \(result.clientMicrosPerMessage) µs of CPU per message")
+    }
 }
