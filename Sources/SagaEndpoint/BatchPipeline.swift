@@ -91,7 +91,7 @@ struct BatchPipeline: Sendable {
         return [await prepare(entries, now: now, multipleAcks: true)]
     }
 
-    /// The first stage of a batch without redeliveries (see `containsRedelivery`) under load: its handlers,
+    /// The first stage of a batch without redeliveries (see `containsRedelivery`): its handlers,
     /// the sagas' too (`HandlersAhead`), run while the previous batch commits. `commit` follows.
     func handle(_ sources: [WorkSource], after previous: PendingBatch?) async -> PendingBatch {
         let (entries, now) = await intake(sources)

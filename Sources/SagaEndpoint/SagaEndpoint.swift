@@ -204,27 +204,22 @@ public final class SagaEndpoint: Service, Sendable {
 
                 let finishingTasks = FinishingTasks()
                 await withTaskCancellationHandler {
-                    // Under load, three stages: while one batch publishes and waits for its confirms, the
-                    // next one runs its transaction (on the SQLite thread), and the one after that its
-                    // handlers (on the pool, `HandlersAhead`). Under light load (a batch that is not full,
-                    // and the commit before it has ended) two: handlers and transaction together on the
-                    // SQLite thread, while the batch before publishes (`BatchRoute`). Batches commit and
-                    // settle in order, so an ack with `multiple` never covers a delivery of a later,
-                    // unsettled batch.
+                    // Three stages: while one batch publishes and waits for its confirms, the next one runs
+                    // its transaction (on the SQLite thread), and the one after that its handlers (on the
+                    // pool, `HandlersAhead`). A redelivery, or every batch with handlers ahead turned off,
+                    // takes two: handlers and transaction together on the SQLite thread, while the batch
+                    // before publishes (`BatchRoute`). Batches commit and settle in order, so an ack with
+                    // `multiple` never covers a delivery of a later, unsettled batch.
                     var committing: Task<[BatchPipeline.PreparedBatch], Never>?
                     var finishing: Task<Void, Never>?
                     var finishingBefore: Task<Void, Never>?
                     // The batch before, when its handlers ran ahead: its commit may still be running.
                     var previousPending: BatchPipeline.PendingBatch?
-                    // Raised when the last commit of the handlers-ahead kind has ended.
-                    var lastCommit: CommitFlag?
                     while let batch = await work.next(limit: max(1, configuration.batchSize)) {
                         let prepared: Task<[BatchPipeline.PreparedBatch], Never>
                         let redelivery = pipeline.containsRedelivery(batch)
-                        let route = BatchRoute.choose(
-                            redelivery: redelivery, handlersAheadEnabled: configuration.handlersAheadOfCommit,
-                            count: batch.count, batchSize: configuration.batchSize,
-                            previousCommitRunning: lastCommit.map { !$0.isDone } ?? false)
+                        let route = BatchRoute.choose(redelivery: redelivery,
+                                                      handlersAheadEnabled: configuration.handlersAheadOfCommit)
                         if route == .handlersInTransaction {
                             // Before a redelivery everything settles first (see `prepare`); otherwise the
                             // commit before this one must have ended.
@@ -239,11 +234,8 @@ public final class SagaEndpoint: Service, Sendable {
                             let pending = await pipeline.handle(batch, after: previousPending)
                             previousPending = pending
                             let previous = committing
-                            let commitFlag = CommitFlag()
-                            lastCommit = commitFlag
                             prepared = Task {
                                 _ = await previous?.value
-                                defer { commitFlag.markDone() }
                                 return [await pipeline.commit(pending)]
                             }
                         }
