@@ -84,7 +84,7 @@ actor StoreWorker {
         }
     }
 
-    /// WAL size (in pages) at which the checkpointer copies it into the database file.
+    /// WAL size (in pages) at which it starts over; the checkpointer copies a tenth of it at a time.
     static let checkpointPages = 10_000
     /// Checkpoints the WAL on a thread of its own; nil for an in-memory database.
     let checkpointer: WALCheckpointer?
@@ -110,7 +110,9 @@ actor StoreWorker {
         // The checkpoints themselves run on a thread of their own (`WALCheckpointer`): the commit that
         // crossed the threshold used to copy and sync it all, 20–35 ms every half second at 4,000 msg/s,
         // holding up every message behind it. The writer checkpoints itself only once the WAL reaches
-        // three times the threshold (that thread fell behind), so the WAL stays under about 120 MiB.
+        // three times the threshold (that thread fell behind), so the WAL stays under about 120 MiB. That
+        // thread copies a tenth of the threshold at a time, and the WAL starts over at the threshold
+        // (`WALHook`: one large copy and sync made the commits beside it wait).
         if path.isEmpty || path == ":memory:" {
             self.checkpointer = nil
         } else {

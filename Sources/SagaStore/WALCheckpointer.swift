@@ -11,8 +11,9 @@ import Synchronization
 /// connection. With the endpoint's 10,000-page threshold that commit took 20–35 ms instead of about 3,
 /// about every half second at 4,000 msg/s, and every message behind it waited (the bench's latency run
 /// counts such commits). Here the commit only wakes this thread, which runs a PASSIVE checkpoint: it
-/// copies what is committed without the write lock, so the writer goes on meanwhile, and once everything
-/// is copied the next write transaction starts the WAL over. Durability does not change: a commit is
+/// copies what is committed without the write lock, so the writer goes on meanwhile, a few MiB at a time;
+/// a commit copies the last few frames itself, so that the next transaction starts the WAL over (see
+/// `WALHook` for why both). Durability does not change: a commit is
 /// durable in the WAL before it returns, and a checkpoint syncs the database file before the WAL is
 /// reused (with this connection's `synchronous`, which must be the writer's).
 ///
@@ -24,13 +25,28 @@ public final class WALCheckpointer: Sendable {
         let wake = DispatchSemaphore(value: 0)
         /// Set by the hook, cleared when the thread starts a checkpoint: one wake-up per checkpoint.
         let requested = Atomic<Bool>(false)
+        /// Set while the thread runs a checkpoint (before `requested` is cleared, so the hook never sees
+        /// neither while one starts).
+        let running = Atomic<Bool>(false)
         let stopped = Atomic<Bool>(false)
         let completed = Atomic<Int>(0)
         let backstops = Atomic<Int>(0)
+        /// Checkpoints the writer's commits ran to end a cycle (`WALHook`).
+        let closings = Atomic<Int>(0)
+        /// The WAL cycle (the hook's count of the WAL starting over) the latest request was made in.
+        let requestCycle = Atomic<Int>(0)
+        /// The latest checkpoint that worked: the cycle it was asked for in, and how many of the WAL's
+        /// frames were in the database file after it.
+        let lastRun = Mutex<(cycle: Int, backfilled: Int)?>(nil)
 
-        func request() {
+        func request(cycle: Int = 0) {
+            requestCycle.store(cycle, ordering: .relaxed)
             guard !requested.exchange(true, ordering: .acquiringAndReleasing) else { return }
             wake.signal()
+        }
+
+        var isBusy: Bool {
+            requested.load(ordering: .acquiring) || running.load(ordering: .acquiring)
         }
     }
 
@@ -80,9 +96,13 @@ public final class WALCheckpointer: Sendable {
         while true {
             trigger.wake.wait()
             if trigger.stopped.load(ordering: .acquiring) { return }
+            trigger.running.store(true, ordering: .releasing)
+            defer { trigger.running.store(false, ordering: .releasing) }
+            let cycle = trigger.requestCycle.load(ordering: .relaxed)
             trigger.requested.store(false, ordering: .releasing)
             do {
-                _ = try connection.checkpointPassive()
+                let result = try connection.checkpointPassive()
+                trigger.lastRun.withLock { $0 = (cycle, result.checkpointed) }
                 trigger.completed.add(1, ordering: .relaxed)
                 if failing {
                     failing = false
@@ -115,4 +135,7 @@ public final class WALCheckpointer: Sendable {
     /// have been checkpointing) themselves at the backstop.
     public var checkpointsRun: Int { trigger.completed.load(ordering: .relaxed) }
     public var backstopCheckpoints: Int { trigger.backstops.load(ordering: .relaxed) }
+    /// Checkpoints the writer's commits ran to copy the little left after this thread's, so that the WAL
+    /// can start over (`SQLiteConnection.checkpointInBackground`).
+    public var closingCheckpoints: Int { trigger.closings.load(ordering: .relaxed) }
 }

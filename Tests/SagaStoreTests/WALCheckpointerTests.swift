@@ -51,6 +51,33 @@ struct WALCheckpointerTests {
         #expect(try reader.query("SELECT count(*) FROM t").first?[0] == .integer(201))
     }
 
+    /// Under steady load a write transaction always began while a few frames were still to copy, so the
+    /// WAL never started over below the backstop, and every commit past the threshold woke the checkpointer
+    /// again: it ran back to back, syncing the database file for each commit's few pages.
+    @Test("under commits back to back the WAL still starts over, and the checkpointer runs per frames, not per commit")
+    func steadyCommitsStartTheWALOver() throws {
+        let database = TemporaryDatabase()
+        defer { database.remove() }
+        let writer = try openConnection(database, options: .init(walAutocheckpointPages: 0))
+        try writer.execute("CREATE TABLE t (id INTEGER PRIMARY KEY, payload BLOB)")
+        let checkpointer = try WALCheckpointer(path: database.path, synchronous: .full, logger: .init(label: "test"))
+        writer.checkpointInBackground(checkpointer, after: 300, backstop: 1_000_000)
+
+        try write(writer, 2_000)
+        let checkpoints = checkpointer.checkpointsRun + checkpointer.closingCheckpoints
+        checkpointer.stop()
+        // The WAL file keeps the size of its longest cycle: without starting over it holds all 2,000
+        // commits' frames (a 4 KiB page and a 24-byte header each).
+        let walBytes = try #require(try FileManager.default.attributesOfItem(atPath: database.path + "-wal")[.size] as? Int)
+        let frames = walBytes / (4096 + 24)
+        #expect(frames < 1_000, "the WAL started over: its longest cycle held \(frames) frames")
+        // One checkpoint per 30 new frames (a tenth of the threshold) and one closing per cycle of about 300:
+        // about 220 for the 2,000 commits' 6,000 frames, not one per commit.
+        #expect(checkpoints < 600, "\(checkpoints) checkpoints for 2,000 commits")
+        #expect(checkpointer.backstopCheckpoints == 0)
+        writer.close()
+    }
+
     @Test("the writer checkpoints itself at the backstop when the checkpointer does not keep up")
     func backstop() throws {
         let database = TemporaryDatabase()
