@@ -46,34 +46,14 @@ struct PacedClient: Sendable {
 /// One rabbitmq-c connection, used from one thread: channel 1 consumes `bank` without acknowledgements,
 /// channel 2 publishes to `transfers` in confirm mode.
 private final class PacedConnection {
-    static let consumeChannel: amqp_channel_t = 1
-    static let publishChannel: amqp_channel_t = 2
-
-    let state: amqp_connection_state_t
+    let session: RawSession
+    var state: amqp_connection_state_t { session.state }
     /// The correlation id of the delivery whose header frame was read last, until its body is complete.
     private var partial: (correlationId: String?, remaining: Int)?
     private var confirmed: UInt64 = 0
 
     init(_ c: AMQPConfiguration) throws {
-        guard c.tls == nil else { throw BenchmarkError("the paced client speaks plain TCP only (use an amqp:// URL)") }
-        guard let state = amqp_new_connection() else { throw BenchmarkError("amqp_new_connection failed") }
-        self.state = state
-        guard let socket = amqp_tcp_socket_new(state) else { throw BenchmarkError("amqp_tcp_socket_new failed") }
-        let rc = amqp_socket_open(socket, c.host, Int32(c.port))
-        guard rc == AMQP_STATUS_OK.rawValue else { throw Self.failure("connect to \(c.host):\(c.port)", rc) }
-        var properties = amqp_empty_table
-        try check(csaga_amqp_login_plain(state, c.vhost, 0, Int32(c.frameMax), 0, &properties, c.user, c.password), "login")
-        for channel in [Self.consumeChannel, Self.publishChannel] {
-            _ = amqp_channel_open(state, channel)
-            try check(amqp_get_rpc_reply(state), "channel.open \(channel)")
-        }
-        _ = amqp_confirm_select(state, Self.publishChannel)
-        try check(amqp_get_rpc_reply(state), "confirm.select")
-    }
-
-    deinit {
-        _ = amqp_connection_close(state, 200)
-        amqp_destroy_connection(state)
+        session = try RawSession(c, role: "the paced client")
     }
 
     func run(_ requests: [TransferRequested], rate: Double) throws -> PacedArrivals {
@@ -87,9 +67,9 @@ private final class PacedConnection {
         let type = strdup(TransferRequested.messageType)!
         defer { free(queue); free(target); free(tag); free(contentType); free(type) }
 
-        _ = amqp_basic_consume(state, Self.consumeChannel, amqp_bytes_t(len: strlen(queue), bytes: queue),
+        _ = amqp_basic_consume(state, RawSession.consumeChannel, amqp_bytes_t(len: strlen(queue), bytes: queue),
                                amqp_bytes_t(len: strlen(tag), bytes: tag), 0, 1, 0, amqp_empty_table)
-        try check(amqp_get_rpc_reply(state), "basic.consume")
+        try session.check(amqp_get_rpc_reply(state), "basic.consume")
 
         let cpuAtStart = Self.threadCPU()
         let interval = 1 / rate
@@ -127,7 +107,7 @@ private final class PacedConnection {
         guard confirmed >= UInt64(next) else {
             throw BenchmarkError("the broker confirmed \(confirmed) of \(next) paced TransferRequested")
         }
-        _ = amqp_basic_cancel(state, Self.consumeChannel, amqp_bytes_t(len: strlen(tag), bytes: tag))
+        _ = amqp_basic_cancel(state, RawSession.consumeChannel, amqp_bytes_t(len: strlen(tag), bytes: tag))
         return PacedArrivals(start: start, arrivals: arrivals, sent: next, clientCPU: Self.threadCPU() - cpuAtStart)
     }
 
@@ -149,10 +129,10 @@ private final class PacedConnection {
         try body.withUnsafeBytes { body in
             try id.withUnsafeBytes { id in
                 properties.message_id = amqp_bytes_t(len: id.count, bytes: UnsafeMutableRawPointer(mutating: id.baseAddress))
-                let rc = amqp_basic_publish(state, Self.publishChannel, amqp_bytes_t(len: 0, bytes: nil),
+                let rc = amqp_basic_publish(state, RawSession.publishChannel, amqp_bytes_t(len: 0, bytes: nil),
                                             amqp_bytes_t(len: strlen(queue), bytes: queue), 1, 0, &properties,
                                             amqp_bytes_t(len: body.count, bytes: UnsafeMutableRawPointer(mutating: body.baseAddress)))
-                guard rc == AMQP_STATUS_OK.rawValue else { throw Self.failure("basic.publish", rc) }
+                guard rc == AMQP_STATUS_OK.rawValue else { throw RawSession.failure("basic.publish", rc) }
             }
         }
     }
@@ -169,7 +149,7 @@ private final class PacedConnection {
             var frame = amqp_frame_t()
             let rc = amqp_simple_wait_frame_noblock(state, &frame, &timeout)
             if rc == AMQP_STATUS_TIMEOUT.rawValue { return }
-            guard rc == AMQP_STATUS_OK.rawValue else { throw Self.failure("reading frames", rc) }
+            guard rc == AMQP_STATUS_OK.rawValue else { throw RawSession.failure("reading frames", rc) }
             switch frame.frame_type {
             case CSAGA_FRAME_METHOD:
                 try handleMethod(frame)
@@ -216,15 +196,5 @@ private final class PacedConnection {
         default:
             break
         }
-    }
-
-    private func check(_ reply: amqp_rpc_reply_t, _ operation: String) throws {
-        guard reply.reply_type != AMQP_RESPONSE_NORMAL else { return }
-        if reply.reply_type == AMQP_RESPONSE_LIBRARY_EXCEPTION { throw Self.failure(operation, reply.library_error) }
-        throw BenchmarkError("\(operation) failed: the broker closed the channel or connection (method \(reply.reply.id))")
-    }
-
-    private static func failure(_ operation: String, _ rc: Int32) -> BenchmarkError {
-        BenchmarkError("\(operation) failed: \(String(cString: amqp_error_string2(rc)))")
     }
 }

@@ -27,10 +27,8 @@ private struct RawDelivery {
 
 /// One rabbitmq-c connection, used from one thread.
 private final class RawConnection {
-    static let consumeChannel: amqp_channel_t = 1
-    static let publishChannel: amqp_channel_t = 2
-
-    let state: amqp_connection_state_t
+    let session: RawSession
+    var state: amqp_connection_state_t { session.state }
     /// Complete deliveries not published yet, oldest first.
     private var ready: [RawDelivery] = []
     /// The delivery whose header and body frames are being read.
@@ -39,25 +37,7 @@ private final class RawConnection {
     private var confirmed: UInt64 = 0
 
     init(_ c: AMQPConfiguration) throws {
-        guard c.tls == nil else { throw BenchmarkError("the raw loop speaks plain TCP only (use an amqp:// URL)") }
-        guard let state = amqp_new_connection() else { throw BenchmarkError("amqp_new_connection failed") }
-        self.state = state
-        guard let socket = amqp_tcp_socket_new(state) else { throw BenchmarkError("amqp_tcp_socket_new failed") }
-        let rc = amqp_socket_open(socket, c.host, Int32(c.port))
-        guard rc == AMQP_STATUS_OK.rawValue else { throw Self.failure("connect to \(c.host):\(c.port)", rc) }
-        var properties = amqp_empty_table
-        try check(csaga_amqp_login_plain(state, c.vhost, 0, Int32(c.frameMax), 0, &properties, c.user, c.password), "login")
-        for channel in [Self.consumeChannel, Self.publishChannel] {
-            _ = amqp_channel_open(state, channel)
-            try check(amqp_get_rpc_reply(state), "channel.open \(channel)")
-        }
-        _ = amqp_confirm_select(state, Self.publishChannel)
-        try check(amqp_get_rpc_reply(state), "confirm.select")
-    }
-
-    deinit {
-        _ = amqp_connection_close(state, 200)
-        amqp_destroy_connection(state)
+        session = try RawSession(c, role: "the raw loop")
     }
 
     func move(_ context: BenchmarkContext) throws -> RunResult {
@@ -67,11 +47,11 @@ private final class RawConnection {
         let routingKey = amqp_bytes_t(len: strlen(queueB), bytes: queueB)
 
         let start = ContinuousClock.now
-        _ = amqp_basic_qos(state, Self.consumeChannel, 0, context.prefetch, 0)
-        try check(amqp_get_rpc_reply(state), "basic.qos")
-        _ = amqp_basic_consume(state, Self.consumeChannel, amqp_bytes_t(len: strlen(queueA), bytes: queueA),
+        _ = amqp_basic_qos(state, RawSession.consumeChannel, 0, context.prefetch, 0)
+        try session.check(amqp_get_rpc_reply(state), "basic.qos")
+        _ = amqp_basic_consume(state, RawSession.consumeChannel, amqp_bytes_t(len: strlen(queueA), bytes: queueA),
                                amqp_bytes_t(len: strlen(tag), bytes: tag), 0, 0, 0, amqp_empty_table)
-        try check(amqp_get_rpc_reply(state), "basic.consume")
+        try session.check(amqp_get_rpc_reply(state), "basic.consume")
 
         var published: UInt64 = 0
         var moved = 0
@@ -96,24 +76,24 @@ private final class RawConnection {
                             properties._flags |= CSAGA_BASIC_DELIVERY_MODE_FLAG
                             properties.delivery_mode = mode
                         }
-                        let rc = amqp_basic_publish(state, Self.publishChannel, exchange, routingKey, 1, 0, &properties,
+                        let rc = amqp_basic_publish(state, RawSession.publishChannel, exchange, routingKey, 1, 0, &properties,
                                                     amqp_bytes_t(len: body.count, bytes: UnsafeMutableRawPointer(mutating: body.baseAddress)))
-                        guard rc == AMQP_STATUS_OK.rawValue else { throw Self.failure("basic.publish", rc) }
+                        guard rc == AMQP_STATUS_OK.rawValue else { throw RawSession.failure("basic.publish", rc) }
                     }
                 }
             }
             published += UInt64(batch.count)
             // Wait for the broker to confirm the whole batch (deliveries arriving meanwhile are kept).
             while confirmed < published { try readFrame(wait: true) }
-            let rc = amqp_basic_ack(state, Self.consumeChannel, batch.last!.tag, 1)
-            guard rc == AMQP_STATUS_OK.rawValue else { throw Self.failure("basic.ack", rc) }
+            let rc = amqp_basic_ack(state, RawSession.consumeChannel, batch.last!.tag, 1)
+            guard rc == AMQP_STATUS_OK.rawValue else { throw RawSession.failure("basic.ack", rc) }
             ready.removeFirst(batch.count)
             moved += batch.count
             batches += 1
             amqp_maybe_release_buffers(state)
         }
         let elapsed = ContinuousClock.now - start
-        _ = amqp_basic_cancel(state, Self.consumeChannel, amqp_bytes_t(len: strlen(tag), bytes: tag))
+        _ = amqp_basic_cancel(state, RawSession.consumeChannel, amqp_bytes_t(len: strlen(tag), bytes: tag))
         return RunResult(elapsed: elapsed, batches: batches)
     }
 
@@ -124,7 +104,7 @@ private final class RawConnection {
         var zero = timeval(tv_sec: 0, tv_usec: 0)
         let rc = wait ? amqp_simple_wait_frame(state, &frame) : amqp_simple_wait_frame_noblock(state, &frame, &zero)
         if !wait, rc == AMQP_STATUS_TIMEOUT.rawValue { return false }
-        guard rc == AMQP_STATUS_OK.rawValue else { throw Self.failure("reading frames", rc) }
+        guard rc == AMQP_STATUS_OK.rawValue else { throw RawSession.failure("reading frames", rc) }
         switch frame.frame_type {
         case CSAGA_FRAME_METHOD:
             try handleMethod(frame)
@@ -177,19 +157,9 @@ private final class RawConnection {
         partial = nil
     }
 
-    private func check(_ reply: amqp_rpc_reply_t, _ operation: String) throws {
-        guard reply.reply_type != AMQP_RESPONSE_NORMAL else { return }
-        if reply.reply_type == AMQP_RESPONSE_LIBRARY_EXCEPTION { throw Self.failure(operation, reply.library_error) }
-        throw BenchmarkError("\(operation) failed: the broker closed the channel or connection (method \(reply.reply.id))")
-    }
-
     private static func bytes(_ bytes: amqp_bytes_t) -> [UInt8] {
         guard bytes.len > 0, let base = bytes.bytes else { return [] }
         return Array(UnsafeRawBufferPointer(start: base, count: bytes.len))
-    }
-
-    private static func failure(_ operation: String, _ rc: Int32) -> BenchmarkError {
-        BenchmarkError("\(operation) failed: \(String(cString: amqp_error_string2(rc)))")
     }
 }
 

@@ -9,17 +9,23 @@ import Testing
 /// the endpoint and through the bare forwarder alike, and the endpoint's batches are reported.
 @Suite("Bench latency probe", .timeLimit(.minutes(3)))
 struct LatencyProbeTests {
-    @Test("a paced schedule arrives in full through the endpoint and through the bare forwarder",
-          arguments: [LatencyProbe.Forwarder.endpoint, .transport])
-    func everyMessageArrives(forwarder: LatencyProbe.Forwarder) async throws {
-        let vhost = try await runOnThread { try TestBroker.makeVhost() }
-        defer { try? TestBroker.deleteVhost(vhost.name) }
+    /// A bench context in `vhost`, whose reference-app queues are declared.
+    static func context(in vhost: (name: String, url: String)) async throws -> BenchmarkContext {
         let context = BenchmarkContext(configuration: try AMQPConfiguration(url: vhost.url), queueA: "unused-a",
                                        queueB: "unused-b", messages: 0, batchSize: 100, prefetch: 400, bodySize: 100,
                                        ownsTransferTopology: true)
         let admin = try await AMQPConnection.connect(context.configuration)
         try await TransferTopology.declare(admin)
         await admin.close()
+        return context
+    }
+
+    @Test("a paced schedule arrives in full through the endpoint and through the bare forwarder",
+          arguments: [LatencyProbe.Forwarder.endpoint, .transport])
+    func everyMessageArrives(forwarder: LatencyProbe.Forwarder) async throws {
+        let vhost = try await runOnThread { try TestBroker.makeVhost() }
+        defer { try? TestBroker.deleteVhost(vhost.name) }
+        let context = try await Self.context(in: vhost)
 
         let result = try await LatencyProbe.run(context, rate: 200, seconds: 1, forwarder: forwarder)
         #expect(result.sent == 200)
@@ -44,12 +50,7 @@ struct LatencyProbeTests {
     func clientDoesNotSpin() async throws {
         let vhost = try await runOnThread { try TestBroker.makeVhost() }
         defer { try? TestBroker.deleteVhost(vhost.name) }
-        let context = BenchmarkContext(configuration: try AMQPConfiguration(url: vhost.url), queueA: "unused-a",
-                                       queueB: "unused-b", messages: 0, batchSize: 100, prefetch: 400, bodySize: 100,
-                                       ownsTransferTopology: true)
-        let admin = try await AMQPConnection.connect(context.configuration)
-        try await TransferTopology.declare(admin)
-        await admin.close()
+        let context = try await Self.context(in: vhost)
 
         let result = try await LatencyProbe.run(context, rate: 2000, seconds: 1, forwarder: .transport)
         #expect(result.received == 2000)

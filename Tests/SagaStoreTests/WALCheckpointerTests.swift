@@ -14,6 +14,13 @@ struct WALCheckpointerTests {
         }
     }
 
+    /// A writer without SQLite's own checkpoints, with table `t`, and a checkpointer on the same file.
+    private func openWriter(_ database: TemporaryDatabase) throws -> (SQLiteConnection, WALCheckpointer) {
+        let writer = try openConnection(database, options: .init(walAutocheckpointPages: 0))
+        try writer.execute("CREATE TABLE t (id INTEGER PRIMARY KEY, payload BLOB)")
+        return (writer, try WALCheckpointer(path: database.path, synchronous: .full, logger: .init(label: "test")))
+    }
+
     private func waitUntil(_ condition: () -> Bool) async throws {
         let deadline = ContinuousClock.now + .seconds(10)
         while !condition() {
@@ -26,9 +33,7 @@ struct WALCheckpointerTests {
     func commitsWakeTheCheckpointer() async throws {
         let database = TemporaryDatabase()
         defer { database.remove() }
-        let writer = try openConnection(database, options: .init(walAutocheckpointPages: 0))
-        try writer.execute("CREATE TABLE t (id INTEGER PRIMARY KEY, payload BLOB)")
-        let checkpointer = try WALCheckpointer(path: database.path, synchronous: .full, logger: .init(label: "test"))
+        let (writer, checkpointer) = try openWriter(database)
         writer.checkpointInBackground(checkpointer, after: 20, backstop: 1_000_000)
 
         for round in 0..<4 {
@@ -58,9 +63,7 @@ struct WALCheckpointerTests {
     func steadyCommitsStartTheWALOver() throws {
         let database = TemporaryDatabase()
         defer { database.remove() }
-        let writer = try openConnection(database, options: .init(walAutocheckpointPages: 0))
-        try writer.execute("CREATE TABLE t (id INTEGER PRIMARY KEY, payload BLOB)")
-        let checkpointer = try WALCheckpointer(path: database.path, synchronous: .full, logger: .init(label: "test"))
+        let (writer, checkpointer) = try openWriter(database)
         writer.checkpointInBackground(checkpointer, after: 300, backstop: 1_000_000)
 
         try write(writer, 2_000)
@@ -82,9 +85,7 @@ struct WALCheckpointerTests {
     func backstop() throws {
         let database = TemporaryDatabase()
         defer { database.remove() }
-        let writer = try openConnection(database, options: .init(walAutocheckpointPages: 0))
-        try writer.execute("CREATE TABLE t (id INTEGER PRIMARY KEY, payload BLOB)")
-        let checkpointer = try WALCheckpointer(path: database.path, synchronous: .full, logger: .init(label: "test"))
+        let (writer, checkpointer) = try openWriter(database)
         // Stopped: it never runs, as if it were far behind.
         checkpointer.stop()
         writer.checkpointInBackground(checkpointer, after: 10, backstop: 50)
