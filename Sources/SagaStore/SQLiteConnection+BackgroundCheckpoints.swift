@@ -51,7 +51,8 @@ final class WALHook {
     let trigger: WALCheckpointer.Trigger
     let pages: Int
     let backstop: Int
-    /// At most this many frames left behind by the checkpointer's last run are copied by a commit.
+    /// At most this many frames left behind by the checkpointer's last run (besides the commit's own, and
+    /// at least one more commit of that size) are copied by a commit.
     let closing: Int
     /// The checkpointer is woken once this many frames are not in the database file yet.
     let step: Int
@@ -66,7 +67,13 @@ final class WALHook {
     }
 
     func committed(_ db: OpaquePointer?, _ name: UnsafePointer<CChar>?, frames: Int) {
-        if frames < lastFrames { cycle += 1 }
+        let restarted = frames < lastFrames
+        if restarted { cycle += 1 }
+        // This commit's own frames. What the checkpointer's last run left always includes them (the run
+        // ended before this commit's hook), and usually a commit that landed while it ran: a bound of
+        // `closing` alone was never met by commits larger than it, and the WAL then only started over at
+        // the backstop.
+        let own = restarted ? frames : frames - lastFrames
         lastFrames = frames
         if frames >= backstop {
             _ = sqlite3_wal_checkpoint_v2(db, name, SQLITE_CHECKPOINT_PASSIVE, nil, nil)
@@ -76,7 +83,7 @@ final class WALHook {
         guard frames >= step, !trigger.isBusy else { return }
         let last = trigger.lastRun.withLock { $0 }
         let behind = frames - (last.map { $0.cycle == cycle ? $0.backfilled : 0 } ?? 0)
-        if frames >= pages, let last, last.cycle == cycle, behind <= closing {
+        if frames >= pages, let last, last.cycle == cycle, behind - own <= max(closing, own) {
             _ = sqlite3_wal_checkpoint_v2(db, name, SQLITE_CHECKPOINT_PASSIVE, nil, nil)
             trigger.closings.add(1, ordering: .relaxed)
             // Should a reader keep the WAL from starting over, the next commit asks the checkpointer again

@@ -81,6 +81,35 @@ struct WALCheckpointerTests {
         writer.close()
     }
 
+    /// `WALHook` let a commit copy what the checkpointer left only when at most `closing` frames (a
+    /// sixteenth of the threshold) were not copied yet, counting the commit's own frames: a commit that
+    /// wrote more than that (a full batch of larger messages) never qualified, and the WAL only started
+    /// over at the backstop, three times the threshold.
+    @Test("commits larger than the closing share still start the WAL over at the threshold")
+    func largeCommitsStartTheWALOver() throws {
+        let database = TemporaryDatabase()
+        defer { database.remove() }
+        let writer = try openConnection(database, options: .init(walAutocheckpointPages: 0))
+        try writer.execute("CREATE TABLE t (id INTEGER PRIMARY KEY, payload BLOB)")
+        let checkpointer = try WALCheckpointer(path: database.path, synchronous: .full, logger: .init(label: "test"))
+        // closing = max(16, 300 / 16) = 18 frames; each commit below writes about 26.
+        writer.checkpointInBackground(checkpointer, after: 300, backstop: 1_000_000)
+        for commit in 0..<80 {
+            try writer.execute("BEGIN")
+            for row in 0..<25 {
+                try writer.run("INSERT INTO t (id, payload) VALUES (?, zeroblob(4000))", [.integer(Int64(commit * 25 + row))])
+            }
+            try writer.execute("COMMIT")
+        }
+        let closings = checkpointer.closingCheckpoints
+        checkpointer.stop()
+        let walBytes = try #require(try FileManager.default.attributesOfItem(atPath: database.path + "-wal")[.size] as? Int)
+        let frames = walBytes / (4096 + 24)
+        #expect(closings > 0, "no commit copied the rest so that the WAL could start over")
+        #expect(frames < 1_000, "the WAL's longest cycle held \(frames) frames (80 commits wrote about 2,100)")
+        writer.close()
+    }
+
     @Test("the writer checkpoints itself at the backstop when the checkpointer does not keep up")
     func backstop() throws {
         let database = TemporaryDatabase()
