@@ -92,9 +92,7 @@ struct WALCheckpointerTests {
     func largeCommitsStartTheWALOver() throws {
         let database = TemporaryDatabase()
         defer { database.remove() }
-        let writer = try openConnection(database, options: .init(walAutocheckpointPages: 0))
-        try writer.execute("CREATE TABLE t (id INTEGER PRIMARY KEY, payload BLOB)")
-        let checkpointer = try WALCheckpointer(path: database.path, synchronous: .full, logger: .init(label: "test"))
+        let (writer, checkpointer) = try openWriter(database)
         // closing = max(16, 300 / 16) = 18 frames; each commit below writes about 26.
         writer.checkpointInBackground(checkpointer, after: 300, backstop: 1_000_000)
         for commit in 0..<80 {
