@@ -45,8 +45,9 @@ extension SQLiteConnection {
 /// commit copy what is left so that the WAL starts over, made each checkpoint copy 40 MiB and sync it at
 /// once, and a commit's own sync waited behind that (the p99 latency at half load rose in 4 of 4
 /// alternating runs). So the checkpointer copies a tenth of the threshold at a time (`step`), and the
-/// commit that finds the WAL at the threshold with at most `closing` frames left copies those (a small
-/// copy and one sync), so that the next transaction starts the WAL over.
+/// commit that finds the WAL at the threshold with little left besides its own frames (at most `closing`,
+/// or one more commit of its size) copies that (a small copy and one sync), so that the next transaction
+/// starts the WAL over.
 final class WALHook {
     let trigger: WALCheckpointer.Trigger
     let pages: Int
