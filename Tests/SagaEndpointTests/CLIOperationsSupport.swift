@@ -1,5 +1,6 @@
 // Helpers for tests of the `saga-endpoint` executable's operations endpoints: GET over HTTP and a
 // parser of the Prometheus text format.
+import AMQPTransport
 import BrokerTestSupport
 import Foundation
 #if canImport(FoundationNetworking)
@@ -46,6 +47,24 @@ struct RunProcess {
         process = try ChildProcess(executable: CLIProcessTests.executablePath, arguments: [
             "run", "--amqp-url", url, "--database", directory.appendingPathComponent("s.sqlite").path,
             "--http-port", "\(httpPort)", "--log-level", logLevel] + extraArguments)
+    }
+
+    /// Waits until the process consumes both of the reference app's input queues on the broker at `url`.
+    /// Both: a broker frozen while `run` still started the second consumer would leave it stuck in its
+    /// start, not in the shutdown a test means to hold up.
+    func waitUntilConsuming(url: String, label: String) async throws {
+        let observer = try await AMQPConnection.connect(url: url, connectionName: "\(label)-observer")
+        do {
+            try await waitUntil(timeout: .seconds(30), message: "run consumes its queues") {
+                let transfers = try? await observer.checkQueue("transfers").consumerCount
+                let payouts = try? await observer.checkQueue("payouts").consumerCount
+                return transfers == 1 && payouts == 1
+            }
+        } catch {
+            await observer.close()
+            throw error
+        }
+        await observer.close()
     }
 
     /// Kills the process if it still runs and removes the folder.

@@ -35,20 +35,12 @@ struct CLISecondSignalTests {
     func secondSignalForcesExit() async throws {
         let node = try await runOnThread { try DedicatedBrokerNode.start(name: "second-signal-\(UInt16.random(in: 1000...9999))") }
         defer { node.shutdown() }
-        let observer = try await AMQPConnection.connect(url: node.url, connectionName: "second-signal-observer")
         // At info level: it failed once (in a fresh-clone CI run) with `run` exiting 0 within a second of the
         // first signal, the broker frozen, and nothing on stderr at warning level to say why.
         let run = try RunProcess(url: node.url, label: "second-signal", logLevel: "info")
         defer { run.cleanUp() }
         let (process, port) = (run.process, run.httpPort)
-        try await waitUntil(timeout: .seconds(30), message: "run consumes its queues") {
-            // The queues appear when `run` has declared the topology. Both consumers: frozen while `run`
-            // still started the second one, the endpoint would be stuck in its start, not in a shutdown.
-            let transfers = try? await observer.checkQueue("transfers").consumerCount
-            let payouts = try? await observer.checkQueue("payouts").consumerCount
-            return transfers == 1 && payouts == 1
-        }
-        await observer.close()
+        try await run.waitUntilConsuming(url: node.url, label: "second-signal")
         // Stopped before the signal, not just sent SIGSTOP: it failed once with the VM still answering for a
         // moment after kill(2), long enough for the whole graceful shutdown (exit 0 within the second).
         let pid = try await runOnThread { try node.freeze() }

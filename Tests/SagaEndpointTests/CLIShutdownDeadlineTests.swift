@@ -1,6 +1,5 @@
 // `run`'s graceful shutdown has a time limit (`--shutdown-timeout`, 30 s by default); past it, what still
 // runs is cancelled, and the log says so.
-import AMQPTransport
 import BrokerTestSupport
 import Foundation
 import Testing
@@ -13,17 +12,10 @@ struct CLIShutdownDeadlineTests {
     func aShutdownPastTheLimitIsLogged() async throws {
         let node = try await runOnThread { try DedicatedBrokerNode.start(name: "deadline-\(UInt16.random(in: 1000...9999))") }
         defer { node.shutdown() }
-        let observer = try await AMQPConnection.connect(url: node.url, connectionName: "deadline-observer")
         let run = try RunProcess(url: node.url, label: "deadline", logLevel: "notice",
                                  extraArguments: ["--shutdown-timeout", "2"])
         defer { run.cleanUp() }
-        try await waitUntil(timeout: .seconds(30), message: "run consumes its queues") {
-            // Both consumers (see CLISecondSignalTests): the shutdown, not the start, must be what hangs.
-            let transfers = try? await observer.checkQueue("transfers").consumerCount
-            let payouts = try? await observer.checkQueue("payouts").consumerCount
-            return transfers == 1 && payouts == 1
-        }
-        await observer.close()
+        try await run.waitUntilConsuming(url: node.url, label: "deadline")
         let pid = try await runOnThread { try node.freeze() }
         defer { kill(pid, SIGCONT) }
         let signalled = ContinuousClock.now
