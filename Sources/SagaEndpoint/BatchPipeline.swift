@@ -144,7 +144,7 @@ struct BatchPipeline: Sendable {
     /// Publishes the batch's messages, awaits their confirms, then acknowledges (or requeues).
     func finish(_ batch: PreparedBatch) async {
         let publishStarted = ContinuousClock.now
-        let (entries, now) = (batch.entries, batch.now)
+        let entries = batch.entries
         var requests = batch.requests
         // The crash point sits between sending and awaiting the confirms: the broker may or may not
         // have the messages, and the restarted endpoint must send them again under the same ids.
@@ -156,9 +156,14 @@ struct BatchPipeline: Sendable {
         let confirmed = outcomes.filter(\.isConfirmed).count
         metrics.published.increment(by: confirmed)
         if confirmed < outcomes.count { metrics.unconfirmed.increment(by: outcomes.count - confirmed) }
-        let confirmedOutbox = batch.outbox.flatMap { outcomes[$0.key].isConfirmed ? $0.value.rows : [] }
-        await store.markDispatched(confirmedOutbox, now: now)
-        store.publishing.remove(batch.outbox.values.map(\.messageId))
+        // Confirmed rows are marked with the next transaction and stay claimed until then (`DispatchMarks`);
+        // the others are released now, for a duplicate or housekeeping to send again.
+        let confirmedOutbox = batch.outbox.filter { outcomes[$0.key].isConfirmed }.map(\.value)
+        store.markDispatchedWithNextCommit(confirmedOutbox.flatMap(\.rows), releasing: confirmedOutbox.map(\.messageId))
+        // (One id sent to two places, confirmed at one: released with its mark.)
+        let marked = Set(confirmedOutbox.map(\.messageId))
+        store.publishing.remove(batch.outbox.filter { !outcomes[$0.key].isConfirmed && !marked.contains($0.value.messageId) }
+            .map(\.value.messageId))
         // Before the due rows are deleted: a row gone says its message is dealt with, its count included.
         var failuresToClear: [String] = []
         for entry in entries {

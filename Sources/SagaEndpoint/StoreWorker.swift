@@ -58,6 +58,12 @@ actor StoreWorker {
     /// right after the outbox is read, because the publishing batch marks its rows dispatched on this
     /// actor before it forgets them: a row is either still listed here or no longer undispatched.
     nonisolated let publishing = InFlightSet()
+    /// Confirmed outbox rows to mark dispatched with the next transaction (`DispatchMarks`).
+    nonisolated let dispatchMarks = DispatchMarks()
+    /// How long confirmed rows wait for a batch's transaction to mark them before they are written alone.
+    let markFlushDelay: Duration
+    /// Set by `close()`: a flush scheduled before finds the connection closed and does nothing.
+    private(set) var closed = false
 
     /// Messages whose handlers ran ahead of the transaction but had to run again in it.
     private(set) var handlerReruns = 0
@@ -76,11 +82,12 @@ actor StoreWorker {
     /// thread ends (an actor whose init throws never runs its `deinit`).
     static func open(path: String, durable: Bool, busyTimeout: Duration = .seconds(5), dispatcher: MessageDispatcher,
                      handlerTiming: HandlerTiming = HandlerTiming(timer: nil), rerunCounter: Counter? = nil,
+                     markFlushDelay: Duration = .milliseconds(50),
                      logger: Logger, threadName: String = "sqlite") async throws -> StoreWorker {
         try await DedicatedThreadExecutor.starting(name: threadName) { executor in
             try StoreWorker(executor: executor, path: path, durable: durable, busyTimeout: busyTimeout,
                             dispatcher: dispatcher, handlerTiming: handlerTiming, rerunCounter: rerunCounter,
-                            logger: logger)
+                            markFlushDelay: markFlushDelay, logger: logger)
         }
     }
 
@@ -91,8 +98,9 @@ actor StoreWorker {
 
     private init(executor: DedicatedThreadExecutor, path: String, durable: Bool, busyTimeout: Duration,
                  dispatcher: MessageDispatcher, handlerTiming: HandlerTiming, rerunCounter: Counter?,
-                 logger: Logger) throws {
+                 markFlushDelay: Duration, logger: Logger) throws {
         self.rerunCounter = rerunCounter
+        self.markFlushDelay = markFlushDelay
         self.executor = executor
         var options = SagaStore.Options()
         options.synchronous = durable ? .full : .normal
@@ -139,13 +147,18 @@ actor StoreWorker {
 
     /// Closes the SQLite connection here, on the worker's thread: closing checkpoints the WAL (up to
     /// 40 MiB written), which would otherwise run on whatever thread releases the worker last. The
-    /// background checkpointer stops first (after the checkpoint it may be running).
+    /// background checkpointer stops first (after the checkpoint it may be running). Dispatch marks still
+    /// pending are written first.
     func close() {
+        flushDispatchMarks()
+        closed = true
         checkpointer?.stop()
         store.close()
     }
 
-    func process(_ items: [WorkItem], now: Date) -> [WorkResult] {
+    /// The batch's results, and whether its transaction (and with it `marks`) committed.
+    private func process(_ items: [WorkItem], now: Date,
+                         marks: DispatchMarks.Pending) -> (results: [WorkResult], committed: Bool) {
         // First without savepoints: a savepoint per message makes SQLite copy every page a message
         // touches into its sub-journal (tens of kilobytes per message), and almost every batch succeeds
         // as a whole. Only when a message fails is the batch rolled back and run again with a savepoint
@@ -157,6 +170,8 @@ actor StoreWorker {
         rerunsInPass = 0
         do {
             try store.transaction { store in
+                // First: an error here (only a storage error can fail it) fails the whole batch.
+                try mark(marks, in: store, now: now)
                 for item in items {
                     do {
                         results.append(try processOne(item, now: now))
@@ -167,23 +182,25 @@ actor StoreWorker {
                 }
             }
             countReruns()
-            return results
+            return (results, true)
         } catch {
             guard let failedMessage else {
                 // The commit itself failed (busy, disk full): nothing of the batch happened.
-                return items.map { _ in .failed(error) }
+                return (items.map { _ in .failed(error) }, false)
             }
-            if items.count == 1 { return [.failed(failedMessage)] }
+            if items.count == 1 { return ([.failed(failedMessage)], false) }
         }
-        return processWithSavepoints(items, now: now)
+        return processWithSavepoints(items, now: now, marks: marks)
     }
 
-    private func processWithSavepoints(_ items: [WorkItem], now: Date) -> [WorkResult] {
+    private func processWithSavepoints(_ items: [WorkItem], now: Date,
+                                       marks: DispatchMarks.Pending) -> (results: [WorkResult], committed: Bool) {
         var results: [WorkResult] = []
         results.reserveCapacity(items.count)
         rerunsInPass = 0
         do {
             try store.transaction { store in
+                try mark(marks, in: store, now: now)
                 for item in items {
                     do {
                         results.append(try store.savepoint { try processOne(item, now: now) })
@@ -193,10 +210,10 @@ actor StoreWorker {
                 }
             }
             countReruns()
-            return results
+            return (results, true)
         } catch {
             // The commit itself failed (busy, disk full): nothing of the batch happened.
-            return items.map { _ in .failed(error) }
+            return (items.map { _ in .failed(error) }, false)
         }
     }
 
@@ -357,8 +374,19 @@ actor StoreWorker {
     /// which claims here too, then leaves them to the batch, which releases them once it has marked the
     /// confirmed ones dispatched (see `claimUnconfirmedOutbox`). Claimed only now, for the pass that
     /// committed: a pass rolled back to be run again with savepoints must not leave rows claimed by nobody.
+    ///
+    /// The transaction also marks the rows of earlier batches whose publishes were confirmed meanwhile
+    /// (`DispatchMarks`), and releases them from `publishing` once it has committed. If it does not commit,
+    /// they wait for the next one.
     func processBatch(_ items: [WorkItem], now: Date) -> [WorkResult] {
-        let results = process(items, now: now).map { result -> WorkResult in
+        let marks = dispatchMarks.take()
+        let (processed, committed) = process(items, now: now, marks: marks)
+        if committed {
+            publishing.remove(marks.messageIds)
+        } else if dispatchMarks.putBack(marks) {
+            scheduleMarkFlush()
+        }
+        let results = processed.map { result -> WorkResult in
             if case .failed(let error as NotFound) = result { return .notFound(error.policy, saga: error.saga) }
             return result
         }

@@ -15,7 +15,7 @@ struct BacklogReaderTests {
         #expect(try await reader.backlog() == (outbox: 0, timeouts: 0))
 
         // `LedgerSaga.Open` starts a saga that emits one message and asks for one timeout.
-        let results = await fixture.worker.process([try StoreWorkerFixture.open("a", fail: false)], now: Date())
+        let results = await fixture.worker.processBatch([try StoreWorkerFixture.open("a", fail: false)], now: Date())
         guard case .processed(let outbox, _) = try #require(results.first) else {
             Issue.record("not processed: \(results)")
             return

@@ -40,8 +40,12 @@ struct CrashConsistencyTests {
         #expect(!debits.isEmpty)
         #expect(Set(debits.map(\.properties.messageId)) == [outgoingId("req-crash", "TransferSaga", "1")])
         #expect(Set(debits.map(\.message.body)).count == 1)
-        if point == "after-receive" || point == "after-confirm" || point == "after-commit" {
-            #expect(debits.count == 1, "only a crash between sending and confirming may duplicate")
+        if point == "after-receive" || point == "after-commit" {
+            #expect(debits.count == 1, "only a crash between sending and the next transaction may duplicate")
+        } else {
+            // After the confirms, the dispatch mark waits for the next transaction (`DispatchMarks`), which
+            // never came: the restarted endpoint sends the command once more, under the same id.
+            #expect(debits.count <= 2)
         }
 
         // The state of one processing: the transfer waits for the bank's reply to its first debit.

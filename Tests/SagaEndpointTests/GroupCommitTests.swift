@@ -10,12 +10,13 @@ struct StoreWorkerFixture {
     let path = FileManager.default.temporaryDirectory.appendingPathComponent("store-worker-\(UUID().uuidString).sqlite").path
     let worker: StoreWorker
 
-    init() async throws {
+    init(busyTimeout: Duration = .seconds(5), markFlushDelay: Duration = .milliseconds(50)) async throws {
         var registry = HandlerRegistry()
         registry.register(LedgerSaga.self)
         registry.register(OrderSaga.self) { OrderSaga.define(&$0, earlyPayment: .errorQueue) }
         let dispatcher = MessageDispatcher(registry: registry, endpointAddress: "ledgers")
-        worker = try await StoreWorker.open(path: path, durable: true, dispatcher: dispatcher, logger: Logger(label: "test"))
+        worker = try await StoreWorker.open(path: path, durable: true, busyTimeout: busyTimeout, dispatcher: dispatcher,
+                                            markFlushDelay: markFlushDelay, logger: Logger(label: "test"))
     }
 
     func remove() {

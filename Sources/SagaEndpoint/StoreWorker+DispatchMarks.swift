@@ -1,0 +1,49 @@
+import Foundation
+import SagaStore
+
+// Marking confirmed outbox rows dispatched without a write of their own per batch (`DispatchMarks`).
+extension StoreWorker {
+    /// Marks `rows` dispatched with the next batch's transaction, or by themselves after `markFlushDelay`
+    /// if none comes, and then releases `messageIds` (the rows' ids) from `publishing`. Returns at once:
+    /// the batch that confirmed them acks without waiting for this thread.
+    nonisolated func markDispatchedWithNextCommit(_ rows: [OutboxKey], releasing messageIds: [String]) {
+        guard !rows.isEmpty else {
+            publishing.remove(messageIds)
+            return
+        }
+        if dispatchMarks.add(rows, releasing: messageIds) { scheduleMarkFlush() }
+    }
+
+    nonisolated func scheduleMarkFlush() {
+        Task { [markFlushDelay] in
+            try? await Task.sleep(for: markFlushDelay)
+            await self.flushDispatchMarks()
+        }
+    }
+
+    /// Writes the pending marks by themselves (no batch came to take them, or the endpoint closes).
+    func flushDispatchMarks() {
+        let marks = dispatchMarks.flushStarts()
+        guard !closed, !marks.isEmpty else { return }
+        do {
+            // A mark lost on a power cut only means a re-send under the same id, which downstream
+            // inboxes drop; so this commit does not wait for an fsync.
+            _ = try store.connection.withSynchronous(.normal) {
+                try store.markDispatched(marks.rows, at: Date())
+            }
+        } catch {
+            // Harmless: released unmarked, the rows are sent again by housekeeping and deduplicated
+            // downstream (as they were when a batch's own mark failed).
+            logger.warning("could not mark outbox rows dispatched", metadata: [
+                "rows": "\(marks.rows.count)", "error": "\(error)"])
+        }
+        publishing.remove(marks.messageIds)
+    }
+
+    /// Inside a batch's transaction: marks the rows earlier batches confirmed. Throws only a storage error,
+    /// which fails the transaction (the marks then wait for the next one).
+    func mark(_ marks: DispatchMarks.Pending, in store: SagaStore, now: Date) throws {
+        guard !marks.rows.isEmpty else { return }
+        _ = try store.markDispatched(marks.rows, at: now)
+    }
+}
