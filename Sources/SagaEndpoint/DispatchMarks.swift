@@ -17,7 +17,18 @@ final class DispatchMarks: Sendable {
         var rows: [OutboxKey] = []
         /// Released from `publishing` once the rows are marked.
         var messageIds: [String] = []
+        /// When the oldest of them was added (kept when they are given back): they are written by themselves
+        /// only once they have waited the delay, not when a flush scheduled for older marks comes due.
+        var since: ContinuousClock.Instant?
         var isEmpty: Bool { rows.isEmpty && messageIds.isEmpty }
+    }
+
+    /// What a flush that comes due does.
+    enum Flush: Sendable {
+        /// Writes these marks (none: nothing is pending, and no flush is scheduled any more).
+        case write(Pending)
+        /// The pending marks are younger than the delay (a batch took the older ones): it waits this long.
+        case wait(Duration)
     }
 
     private struct State {
@@ -35,8 +46,9 @@ final class DispatchMarks: Sendable {
     private let state = Mutex(State())
 
     /// Adds confirmed rows; true when the caller must schedule a flush (none is).
-    func add(_ rows: [OutboxKey], releasing messageIds: [String]) -> Bool {
+    func add(_ rows: [OutboxKey], releasing messageIds: [String], now: ContinuousClock.Instant = .now) -> Bool {
         state.withLock { state in
+            if state.pending.isEmpty { state.pending.since = now }
             state.pending.rows += rows
             state.pending.messageIds += messageIds
             return state.scheduleFlush()
@@ -57,16 +69,24 @@ final class DispatchMarks: Sendable {
         return state.withLock { state in
             state.pending.rows = marks.rows + state.pending.rows
             state.pending.messageIds = marks.messageIds + state.pending.messageIds
+            state.pending.since = [marks.since, state.pending.since].compactMap { $0 }.min()
             return state.scheduleFlush()
         }
     }
 
-    /// The scheduled flush starts: marks added from now on schedule another.
-    func flushStarts() -> Pending {
+    /// The scheduled flush comes due. It takes the pending marks if they have waited `delay` (marks added
+    /// from then on schedule another flush); younger ones (added after a batch took those the flush was
+    /// scheduled for) are left for the next batch, and the flush waits for them to come due. Taken every
+    /// time, the marks were written by themselves every `delay` under a steady load, with the next batch's
+    /// transaction only milliseconds away.
+    func flushStarts(after delay: Duration, now: ContinuousClock.Instant = .now) -> Flush {
         state.withLock { state in
+            if !state.pending.isEmpty, let since = state.pending.since, since + delay > now {
+                return .wait(since + delay - now)
+            }
             state.flushScheduled = false
             defer { state.pending = Pending() }
-            return state.pending
+            return .write(state.pending)
         }
     }
 

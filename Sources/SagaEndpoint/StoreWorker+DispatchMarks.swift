@@ -14,16 +14,27 @@ extension StoreWorker {
         if dispatchMarks.add(rows, releasing: messageIds) { scheduleMarkFlush() }
     }
 
-    nonisolated func scheduleMarkFlush() {
+    /// Flushes the marks after `delay` (`markFlushDelay` by default).
+    nonisolated func scheduleMarkFlush(after delay: Duration? = nil) {
         Task { [markFlushDelay] in
-            try? await Task.sleep(for: markFlushDelay)
+            try? await Task.sleep(for: delay ?? markFlushDelay)
             await self.flushDispatchMarks()
         }
     }
 
-    /// Writes the pending marks by themselves (no batch came to take them, or the endpoint closes).
+    /// A scheduled flush: writes the pending marks by themselves once they have waited `markFlushDelay`
+    /// (no batch came to take them); younger ones wait for the next batch a little longer.
     func flushDispatchMarks() {
-        let marks = dispatchMarks.flushStarts()
+        // Closed: the marks were written then; any added since are lost with the connection.
+        guard !closed else { return }
+        switch dispatchMarks.flushStarts(after: markFlushDelay) {
+        case .wait(let remaining): scheduleMarkFlush(after: remaining)
+        case .write(let marks): writeAlone(marks)
+        }
+    }
+
+    /// Writes `marks` in a write of their own (no batch came to take them, or the endpoint closes).
+    func writeAlone(_ marks: DispatchMarks.Pending) {
         guard !closed, !marks.isEmpty else { return }
         do {
             // A mark lost on a power cut only means a re-send under the same id, which downstream

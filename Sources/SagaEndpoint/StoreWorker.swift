@@ -150,7 +150,7 @@ actor StoreWorker {
     /// background checkpointer stops first (after the checkpoint it may be running). Dispatch marks still
     /// pending are written first.
     func close() {
-        flushDispatchMarks()
+        writeAlone(dispatchMarks.take())
         closed = true
         checkpointer?.stop()
         store.close()
