@@ -14,7 +14,8 @@ enum CrashPoint: String, Sendable {
     case afterCommit = "after-commit"
     /// The outgoing messages were written to the socket, their confirms not awaited yet.
     case afterPublish = "after-publish"
-    /// The outgoing messages were confirmed and marked dispatched; no delivery is acknowledged yet.
+    /// The outgoing messages were confirmed (their rows are marked dispatched by the next transaction,
+    /// `DispatchMarks`, so a crash here sends them again); no delivery is acknowledged yet.
     case afterConfirm = "after-confirm"
 
     #if DEBUG

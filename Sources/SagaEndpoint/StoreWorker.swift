@@ -55,8 +55,9 @@ actor StoreWorker {
     let logger: Logger
     /// Outbox rows a batch in its publish stage is sending. A copy of their incoming message processed
     /// meanwhile must not send them again: the batch that is publishing settles first. Checked here,
-    /// right after the outbox is read, because the publishing batch marks its rows dispatched on this
-    /// actor before it forgets them: a row is either still listed here or no longer undispatched.
+    /// right after the outbox is read, because confirmed rows are marked dispatched on this actor (by the
+    /// next batch's transaction or a flush, `DispatchMarks`) before they are forgotten: a row is either still
+    /// listed here or no longer undispatched.
     nonisolated let publishing = InFlightSet()
     /// Confirmed outbox rows to mark dispatched with the next transaction (`DispatchMarks`).
     nonisolated let dispatchMarks = DispatchMarks()
