@@ -24,6 +24,16 @@ struct DispatchMarksTests {
         return try store.undispatchedOutbox(limit: 100).map(\.messageId)
     }
 
+    /// Waits (up to 10 s) for the pending marks to be written without a batch, and their rows released.
+    private func expectWrittenByThemselves(_ fixture: StoreWorkerFixture) async throws {
+        let deadline = ContinuousClock.now + .seconds(10)
+        while try !undispatched(fixture.path).isEmpty || fixture.worker.publishing.count > 0, ContinuousClock.now < deadline {
+            try await Task.sleep(for: .milliseconds(10))
+        }
+        #expect(try undispatched(fixture.path).isEmpty)
+        #expect(fixture.worker.publishing.count == 0)
+    }
+
     @Test("confirmed rows are marked by the next batch's transaction, and stay claimed until it commits")
     func marksRideWithTheNextBatch() async throws {
         let fixture = try await StoreWorkerFixture(markFlushDelay: .seconds(3600))
@@ -50,12 +60,7 @@ struct DispatchMarksTests {
         let worker = fixture.worker
         let rows = try await processed("a", by: worker)
         worker.markDispatchedWithNextCommit(rows.compactMap(\.key), releasing: rows.map(\.messageId))
-        let deadline = ContinuousClock.now + .seconds(10)
-        while try !undispatched(fixture.path).isEmpty || worker.publishing.count > 0, ContinuousClock.now < deadline {
-            try await Task.sleep(for: .milliseconds(10))
-        }
-        #expect(try undispatched(fixture.path).isEmpty)
-        #expect(worker.publishing.count == 0)
+        try await expectWrittenByThemselves(fixture)
     }
 
     @Test("a flush that comes due leaves the marks added since the last batch for the next one")
@@ -78,12 +83,7 @@ struct DispatchMarksTests {
         #expect(worker.dispatchMarks.count == 1, "written by themselves while batches may still come")
         #expect(ids.allSatisfy(worker.publishing.contains))
         // No batch came: written by themselves once they have waited the delay.
-        let deadline = ContinuousClock.now + .seconds(10)
-        while try !undispatched(fixture.path).isEmpty || worker.publishing.count > 0, ContinuousClock.now < deadline {
-            try await Task.sleep(for: .milliseconds(10))
-        }
-        #expect(try undispatched(fixture.path).isEmpty)
-        #expect(worker.publishing.count == 0)
+        try await expectWrittenByThemselves(fixture)
     }
 
     @Test("closing the store writes the marks still pending")
