@@ -63,29 +63,6 @@ struct DispatchMarksTests {
         try await expectWrittenByThemselves(fixture)
     }
 
-    @Test("a flush that comes due leaves the marks added since the last batch for the next one")
-    func flushLeavesYoungMarksToTheNextBatch() async throws {
-        let delay = Duration.seconds(2)
-        let fixture = try await StoreWorkerFixture(markFlushDelay: delay)
-        defer { fixture.remove() }
-        let worker = fixture.worker
-        let first = try await processed("a", by: worker)
-        // Schedules a flush for `delay` from now; the next batch takes these marks long before it.
-        worker.markDispatchedWithNextCommit(first.compactMap(\.key), releasing: first.map(\.messageId))
-        let added = ContinuousClock.now
-        let second = try await processed("b", by: worker)
-        #expect(worker.dispatchMarks.count == 0)
-        try await Task.sleep(until: added + delay / 2)
-        let ids = second.map(\.messageId)
-        worker.markDispatchedWithNextCommit(second.compactMap(\.key), releasing: ids)
-        // The first flush has come due; these marks have waited half the delay: a batch may still come.
-        try await Task.sleep(until: added + delay * 5 / 4)
-        #expect(worker.dispatchMarks.count == 1, "written by themselves while batches may still come")
-        #expect(ids.allSatisfy(worker.publishing.contains))
-        // No batch came: written by themselves once they have waited the delay.
-        try await expectWrittenByThemselves(fixture)
-    }
-
     @Test("closing the store writes the marks still pending")
     func closeWritesPendingMarks() async throws {
         let fixture = try await StoreWorkerFixture(markFlushDelay: .seconds(3600))
