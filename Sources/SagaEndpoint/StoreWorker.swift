@@ -149,7 +149,8 @@ actor StoreWorker {
     /// Closes the SQLite connection here, on the worker's thread: closing checkpoints the WAL (up to
     /// 40 MiB written), which would otherwise run on whatever thread releases the worker last. The
     /// background checkpointer stops first (after the checkpoint it may be running). Dispatch marks still
-    /// pending are written first.
+    /// pending are written first; marks added after this are lost (the endpoint closes the store only once
+    /// every batch has finished), which means only a re-send of their rows after a restart.
     func close() {
         writeAlone(dispatchMarks.take())
         closed = true
