@@ -33,9 +33,10 @@ extension StoreWorker {
         }
     }
 
-    /// Writes `marks` in a write of their own (no batch came to take them, or the endpoint closes).
+    /// Writes `marks` in a write of their own (no batch came to take them, or the endpoint closes; a flush
+    /// after `close()` does not get here).
     func writeAlone(_ marks: DispatchMarks.Pending) {
-        guard !closed, !marks.isEmpty else { return }
+        guard !marks.isEmpty else { return }
         do {
             // A mark lost on a power cut only means a re-send under the same id, which downstream
             // inboxes drop; so this commit does not wait for an fsync.

@@ -18,6 +18,13 @@ struct DispatchMarksTests {
         return outbox
     }
 
+    /// `processed`, then its rows confirmed as the pipeline does after publishing (marks pending).
+    private func confirmed(_ id: String, by worker: StoreWorker) async throws -> [OutboxRecord] {
+        let rows = try await processed(id, by: worker)
+        worker.markDispatchedWithNextCommit(rows.compactMap(\.key), releasing: rows.map(\.messageId))
+        return rows
+    }
+
     private func undispatched(_ path: String) throws -> [String] {
         let store = try SagaStore(path: path, logger: Logger(label: "test"))
         defer { store.close() }
@@ -39,10 +46,8 @@ struct DispatchMarksTests {
         let fixture = try await StoreWorkerFixture(markFlushDelay: .seconds(3600))
         defer { fixture.remove() }
         let worker = fixture.worker
-        let first = try await processed("a", by: worker)
-        let ids = first.map(\.messageId)
+        let ids = try await confirmed("a", by: worker).map(\.messageId)
         #expect(ids.count == 1)
-        worker.markDispatchedWithNextCommit(first.compactMap(\.key), releasing: ids)
         // Not written yet, and still claimed: a duplicate or housekeeping leaves the rows alone.
         #expect(try undispatched(fixture.path) == ids)
         #expect(ids.allSatisfy(worker.publishing.contains))
@@ -58,8 +63,7 @@ struct DispatchMarksTests {
         let fixture = try await StoreWorkerFixture(markFlushDelay: .milliseconds(20))
         defer { fixture.remove() }
         let worker = fixture.worker
-        let rows = try await processed("a", by: worker)
-        worker.markDispatchedWithNextCommit(rows.compactMap(\.key), releasing: rows.map(\.messageId))
+        _ = try await confirmed("a", by: worker)
         try await expectWrittenByThemselves(fixture)
     }
 
@@ -68,8 +72,7 @@ struct DispatchMarksTests {
         let fixture = try await StoreWorkerFixture(markFlushDelay: .seconds(3600))
         defer { fixture.remove() }
         let worker = fixture.worker
-        let rows = try await processed("a", by: worker)
-        worker.markDispatchedWithNextCommit(rows.compactMap(\.key), releasing: rows.map(\.messageId))
+        _ = try await confirmed("a", by: worker)
         await worker.close()
         #expect(try undispatched(fixture.path).isEmpty)
     }
@@ -79,9 +82,7 @@ struct DispatchMarksTests {
         let fixture = try await StoreWorkerFixture(busyTimeout: .milliseconds(50), markFlushDelay: .seconds(3600))
         defer { fixture.remove() }
         let worker = fixture.worker
-        let rows = try await processed("a", by: worker)
-        let ids = rows.map(\.messageId)
-        worker.markDispatchedWithNextCommit(rows.compactMap(\.key), releasing: ids)
+        let ids = try await confirmed("a", by: worker).map(\.messageId)
 
         // Another connection holds the write lock: the next batch's transaction cannot begin.
         let other = try SagaStore(path: fixture.path, logger: Logger(label: "test"))
