@@ -25,7 +25,12 @@ struct UnconfirmedRedeliveryTests {
         registry.register(LedgerSaga.self)
         let metrics = TestMetrics()
         let endpoint = harness.startEndpoint(registry, queues: [LedgerSaga.queue], database: "ledgers", metrics: metrics) {
-            $0.outboxRedispatchDelay = .seconds(3600)
+            // Not before the rounds below are counted (3 s), but within the last wait: a round that runs
+            // between the queue's delete and its declare below has its command returned (no queue), and a
+            // returned command no longer holds its delivery (`UnroutableOutgoingTests`), so it ends the
+            // rounds; only housekeeping sends it then. With 3600 s a fresh-clone CI run on a busy machine
+            // waited 30 s for the notice in vain.
+            $0.outboxRedispatchDelay = .seconds(8)
         }
         try await harness.send(LedgerSaga.Notify(ledgerId: "l-1"), to: LedgerSaga.queue, messageId: "notify-1")
         try await waitUntil(timeout: .seconds(30)) {
