@@ -57,10 +57,20 @@ extension AMQPConnection {
         guard openChannels[channel] != nil else { return }
         // Recorded first: if basic.cancel fails, `onChannel` forgets it with the channel.
         cancelledChannels[channel] = consumer.unsettled
-        try onChannel(channel, "basic.cancel \(consumer.tag)") { s in
-            let arena = CArena()
-            _ = amqp_basic_cancel(s.state, channel, arena.bytes(consumer.tag))
-            try s.check(channel: channel, operation: "basic.cancel \(consumer.tag)")
+        do {
+            try onChannel(channel, "basic.cancel \(consumer.tag)") { s in
+                let arena = CArena()
+                _ = amqp_basic_cancel(s.state, channel, arena.bytes(consumer.tag))
+                try s.check(channel: channel, operation: "basic.cancel \(consumer.tag)")
+            }
+        } catch let error as AMQPError where error.code == .channelClosed {
+            // The broker closed the channel first (consumer_timeout, a refused acknowledgement): the
+            // consumer ended with it and its unacknowledged deliveries went back to the queue, which is
+            // what the cancel was for.
+            logger.debug("AMQP consumer's channel closed by the broker before its cancel", metadata: [
+                "amqp.channel": "\(channel)", "amqp.queue": "\(consumer.queue)", "error": "\(error)",
+            ])
+            return
         }
         closeChannelIfSettled(channel)
     }
@@ -110,7 +120,17 @@ extension AMQPConnection {
             return
         }
         let prefetch = consumers[tag.channel]?.prefetch ?? 0
-        try onChannel(tag.channel, "basic.ack \(tag.value) (confirming)") { s in try s.qos(tag.channel, prefetch: prefetch) }
+        do {
+            try onChannel(tag.channel, "basic.ack \(tag.value) (confirming)") { s in try s.qos(tag.channel, prefetch: prefetch) }
+        } catch let error as AMQPError where error.code == .channelClosed {
+            // The broker closed the channel (its close was the reply, or read ahead): as whenever it closes
+            // a consumer's channel, the consumer goes on on a fresh one (a close read ahead has seen to it).
+            if openChannels[tag.channel] == nil, consumers[tag.channel] != nil {
+                logger.warning("AMQP channel closed by the broker", metadata: ["amqp.channel": "\(tag.channel)", "error": "\(error)"])
+                restartConsumer(on: tag.channel)
+            }
+            throw error
+        }
     }
 
     /// Negatively acknowledges: back to the queue with `requeue`, else dead-lettered or dropped.

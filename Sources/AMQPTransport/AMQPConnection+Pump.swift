@@ -56,6 +56,21 @@ extension AMQPConnection {
         }
     }
 
+    /// Handles, as the pump would, the frames rabbitmq-c read ahead and queued while a synchronous method
+    /// waited for its reply. Called before each synchronous method: rabbitmq-c waits for the reply on the
+    /// socket only, and a channel.close of the method's channel left in that queue would have it wait for a
+    /// reply the broker never sends (a closing channel ignores all but close-ok) until the RPC timeout
+    /// dropped the connection. Not while `establish` restores a new connection: it reports failures by
+    /// throwing, and the pump handles what was read ahead once it is through.
+    func handleReadAhead() {
+        guard !connecting, let session, session.isOpen else { return }
+        while session.hasQueuedFrames, self.session === session {
+            // With frames queued this takes the first of them; it reads nothing from the socket.
+            guard case .frame(let frame) = session.readFrame() else { return }
+            handle(frame, session: session)
+        }
+    }
+
     private func handle(_ frame: amqp_frame_t, session: AMQPSession) {
         let channel = frame.channel
         switch frame.frame_type {
@@ -192,27 +207,33 @@ extension AMQPConnection {
         logger.warning("AMQP channel closed by the broker", metadata: ["amqp.channel": "\(channel)", "error": "\(error)"])
         if channel == Self.publishChannel {
             confirms.failAll(error)
-        } else if consumers[channel] != nil {
-            // Its unacknowledged deliveries go back to the queue; consume again on a fresh channel.
-            do {
-                try startConsumerNow(channel: channel)
-            } catch let failure as AMQPError where failure.code == .channelClosed {
-                // The queue is gone or refuses this consumer: as in recovery, the consumer ends.
-                if let consumer = consumers.removeValue(forKey: channel) {
-                    consumer.buffer.finish(throwing: failure)
-                }
-            } catch {
-                // A connection failure: `onChannel` has handed the connection to recovery, which keeps its
-                // consumers and starts this one again (or ends them all when recovery is disabled).
-                // Ending it here would leave the queue unconsumed on a connection that looks healthy. Any
-                // other failure (an unexpected reply) drops the connection too, as a failed `establish`
-                // would, rather than leave the consumer without a channel; a no-op when already lost.
-                let failure = error as? AMQPError ?? AMQPError(.library, message: "\(error)")
-                logger.warning("AMQP consumer restart failed; recovery will restart it", metadata: [
-                    "amqp.channel": "\(channel)", "error": "\(failure)",
-                ])
-                connectionLost(failure)
+        } else {
+            restartConsumer(on: channel)
+        }
+    }
+
+    /// The consumer of a channel the broker closed (if it has one): its unacknowledged deliveries went back
+    /// to the queue; it consumes again on a fresh channel.
+    func restartConsumer(on channel: UInt16) {
+        guard consumers[channel] != nil else { return }
+        do {
+            try startConsumerNow(channel: channel)
+        } catch let failure as AMQPError where failure.code == .channelClosed {
+            // The queue is gone or refuses this consumer: as in recovery, the consumer ends.
+            if let consumer = consumers.removeValue(forKey: channel) {
+                consumer.buffer.finish(throwing: failure)
             }
+        } catch {
+            // A connection failure: `onChannel` has handed the connection to recovery, which keeps its
+            // consumers and starts this one again (or ends them all when recovery is disabled).
+            // Ending it here would leave the queue unconsumed on a connection that looks healthy. Any
+            // other failure (an unexpected reply) drops the connection too, as a failed `establish`
+            // would, rather than leave the consumer without a channel; a no-op when already lost.
+            let failure = error as? AMQPError ?? AMQPError(.library, message: "\(error)")
+            logger.warning("AMQP consumer restart failed; recovery will restart it", metadata: [
+                "amqp.channel": "\(channel)", "error": "\(failure)",
+            ])
+            connectionLost(failure)
         }
     }
 

@@ -302,8 +302,19 @@ public actor AMQPConnection {
     }
 
     /// Runs a synchronous method on `channel`, mapping failures: a channel error closes only that
-    /// channel; a connection error starts recovery.
+    /// channel; a connection error starts recovery. Frames read ahead are handled first; when the broker
+    /// closed `channel` (a consumer's) among them, the method fails with that close, as it would had the
+    /// close been its reply.
     func onChannel<T>(_ channel: UInt16, _ operation: String, _ body: (AMQPSession) throws -> T) throws -> T {
+        let epoch = openChannels[channel]
+        handleReadAhead()
+        // The publish channel is the exception: a close there failed the publishes before it, and the next
+        // ones go on a fresh channel.
+        if let epoch, openChannels[channel] != epoch, channel != Self.publishChannel {
+            // Already forgotten (and its consumer started again) by the pump's handling of the close.
+            let close = brokerClosedChannels[channel].flatMap { $0.epoch == epoch ? $0.error : nil }
+            throw (close ?? AMQPError(.channelClosed, message: "the broker closed the channel")).during(operation)
+        }
         do {
             try ensureChannel(channel)
             let session = try requireSession(operation)
@@ -311,6 +322,10 @@ public actor AMQPConnection {
         } catch let error as AMQPError {
             switch error.code {
             case .channelClosed:
+                // Its reason, for acknowledgements of deliveries that came on it.
+                if let epoch = openChannels[channel], channel > Self.publishChannel, error.replyCode != nil {
+                    brokerClosedChannels[channel] = (epoch, error)
+                }
                 openChannels.removeValue(forKey: channel)
                 cancelledChannels.removeValue(forKey: channel)
                 channelsToClose.remove(channel)
