@@ -93,14 +93,18 @@ enum SagaBench {
         if options.latencySeconds > 0, let start = results.first(where: { $0.name == TransferStartLoop().name }),
            start.median > 0 {
             let rate = options.latencyRate ?? start.median / 2
-            say("\nlatency of '\(start.name)' at \(options.latencyRate == nil ? "half its median rate" : "a fixed rate"): "
-                + "\(Stats.format(rate)) msg/s for "
-                + "\(options.latencySeconds) s")
-            summary.latency = try await LatencyProbe.run(context, rate: rate, seconds: options.latencySeconds,
-                                                         timelinePath: options.latencyTimeline)
-            say("the same schedule through a bare consume → confirmed publish → ack forwarder (no endpoint)")
-            summary.latencyFloor = try await LatencyProbe.run(context, rate: rate, seconds: options.latencySeconds,
-                                                              forwarder: .transport)
+            // One run's p99 on a shared machine is one draw of a noisy figure: like the rates, it is the
+            // median of rounds, each followed by its floor so that both see the same hour.
+            for round in 1...options.latencyRounds {
+                say("\nlatency of '\(start.name)' at \(options.latencyRate == nil ? "half its median rate" : "a fixed rate"): "
+                    + "\(Stats.format(rate)) msg/s for \(options.latencySeconds) s, round \(round) of \(options.latencyRounds)")
+                summary.latencyRounds.append(try await LatencyProbe.run(
+                    context, rate: rate, seconds: options.latencySeconds, timelinePath: round == 1 ? options.latencyTimeline : nil))
+                say("the same schedule through a bare consume → confirmed publish → ack forwarder (no endpoint)")
+                summary.floorRounds.append(try await LatencyProbe.run(context, rate: rate, seconds: options.latencySeconds,
+                                                                      forwarder: .transport))
+                say("RSS now \(ProcessMemory.format(ProcessMemory.residentBytes))")
+            }
         }
     }
 

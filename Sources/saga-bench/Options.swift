@@ -12,6 +12,8 @@ struct Options {
     var only: [String] = []
     var ctl: String?
     var latencySeconds = 10.0
+    /// Latency runs at half load, each followed by its floor run; the median p99 is the figure.
+    var latencyRounds = 3
     /// A fixed rate for the latency run instead of half the measured one (to compare two builds).
     var latencyRate: Double?
     /// Where to write the endpoint's latency run as CSV (`LatencyTimeline`).
@@ -29,8 +31,8 @@ struct Options {
 
     static let usage = """
         usage: saga-bench [--messages N] [--rounds R] [--batch B] [--prefetch P] [--body-size S] [--url URL]
-                          [--ctl CMD] [--case NAME] [--latency-seconds S] [--latency-rate R] [--relaxed-commits]
-                          [--latency-timeline FILE] [--live-sagas N]
+                          [--ctl CMD] [--case NAME] [--latency-seconds S] [--latency-rounds N] [--latency-rate R]
+                          [--relaxed-commits] [--latency-timeline FILE] [--live-sagas N]
                           [--soak-messages N] [--soak-chunk N]
 
           --messages N         messages handled per case and run (default 20000; the transfer flow runs N/5
@@ -48,9 +50,10 @@ struct Options {
                                `--case scale` (1,000,000 live sagas vs an empty store) and `--case soak`
                                (RSS and table sizes over 1,000,000 messages) are opt-in suites
           --latency-seconds S  length of the half-load latency run after the rounds (default 10; 0: none)
+          --latency-rounds N   latency runs, each followed by its floor run; p99 is their median (default 3)
           --latency-rate R     run it at R msg/s instead of half of case (b)'s median (to compare builds)
           --latency-timeline FILE
-                               write the endpoint's latency run as CSV (ms since the schedule's start, kind,
+                               write the endpoint's first latency run as CSV (ms since the schedule's start, kind,
                                value): each message's latency at its arrival, each batch's size and its
                                commit, publish+confirm and whole-batch durations at their end
           --relaxed-commits    the endpoints commit without an fsync each (durableCommits = false: safe
@@ -93,6 +96,7 @@ struct Options {
                     throw BenchmarkError("--latency-seconds must be a number of seconds, not '\(text)'")
                 }
                 options.latencySeconds = seconds
+            case "--latency-rounds": options.latencyRounds = try positive(argument)
             case "--latency-rate":
                 let text = try value(argument)
                 guard let rate = Double(text), rate.isFinite, rate > 0 else {

@@ -5,9 +5,11 @@ import Foundation
 struct Summary {
     let options: Options
     var cases: [CaseResults] = []
-    var latency: LatencyResult?
-    /// The same schedule through `TransportForwarder`: the broker's and the client's share of the latency.
-    var latencyFloor: LatencyResult?
+    /// The half-load latency runs, in order.
+    var latencyRounds: [LatencyResult] = []
+    /// After each of them, the same schedule through `TransportForwarder`: the broker's and the client's
+    /// share of the latency.
+    var floorRounds: [LatencyResult] = []
     var scale: [CaseResults] = []
     var soak: SoakResult?
 
@@ -52,31 +54,39 @@ struct Summary {
             Swift.print("(c) transfer flow + bank: \(Stats.format(flow.unitMedian)) transfers/s, "
                 + "\(Stats.format(flow.median)) msg/s (\(TransferFlowLoop.messagesPerTransfer) messages per transfer)")
         }
-        if let latency {
-            let passed = latency.received == latency.sent && latency.p99 <= Self.latencyP99TargetMs
-            Swift.print("latency of (b) at half load (\(Stats.format(latency.rate)) msg/s, \(latency.sent) sent, "
-                + "\(latency.received) received): p50 \(fixed(latency.p50, 1)) ms, p99 \(fixed(latency.p99, 1)) ms, "
-                + "max \(fixed(latency.max, 1)) ms   target p99 ≤ \(fixed(Self.latencyP99TargetMs, 0)) ms: \(verdict(passed))")
-            Swift.print("  the paced client (producer and consumer, one thread) used \(fixed(latency.clientMicrosPerMessage, 1)) µs "
-                + "of CPU per message")
-            if let batches = latency.batches, batches.count > 0 {
+        if let latency = LatencyRounds(latencyRounds) {
+            let passed = latency.allReceived && latency.p99 <= Self.latencyP99TargetMs
+            Swift.print("latency of (b) at half load (\(Stats.format(latency.rate)) msg/s, \(latency.rounds.count) runs, "
+                + "\(latency.sent) sent, \(latency.received) received): p50 \(fixed(latency.p50, 1)) ms, p99 "
+                + "\(fixed(latency.p99, 1)) ms (medians), max \(fixed(latency.max, 1)) ms   target p99 ≤ "
+                + "\(fixed(Self.latencyP99TargetMs, 0)) ms: \(verdict(passed))")
+            if latency.rounds.count > 1 {
+                Swift.print("  per run: p99 " + latency.rounds.map { fixed($0.p99, 1) }.joined(separator: ", ")
+                    + " ms; p50 " + latency.rounds.map { fixed($0.p50, 1) }.joined(separator: ", ") + " ms")
+            }
+            let median = latency.medianRun
+            let client = Stats.median(latency.rounds.map(\.clientMicrosPerMessage))
+            Swift.print("  the paced client (producer and consumer, one thread) used \(fixed(client, 1)) µs of CPU per message")
+            let of = latency.rounds.count > 1 ? " (the run with the median p99)" : ""
+            if let batches = median.batches, batches.count > 0 {
                 let share = Double(batches.full) / Double(batches.count) * 100
-                Swift.print("  the endpoint meanwhile: \(Stats.format(Double(batches.count))) batches of "
+                Swift.print("  the endpoint meanwhile\(of): \(Stats.format(Double(batches.count))) batches of "
                     + "\(fixed(Double(batches.messages) / Double(batches.count), 1)) on average, \(fixed(share, 0))% of them "
                     + "full (\(batches.limit)): mean ms commit \(batches.commitMilliseconds.map { fixed($0, 1) } ?? "-"), "
                     + "batch \(batches.batchMilliseconds.map { fixed($0, 1) } ?? "-")")
             }
-            if let stalls = latency.commitStalls, stalls.commits > 0 {
-                var line = "  commits over \(fixed(LatencyTimeline.stallMilliseconds, 0)) ms: \(stalls.count) of "
+            if let stalls = median.commitStalls, stalls.commits > 0 {
+                var line = "  commits over \(fixed(LatencyTimeline.stallMilliseconds, 0)) ms\(of): \(stalls.count) of "
                     + "\(Stats.format(Double(stalls.commits)))"
                 if let longest = stalls.longest { line += ", the longest \(fixed(longest, 1)) ms" }
                 if let gap = stalls.medianGap { line += ", one every \(fixed(gap, 0)) ms at the median" }
                 Swift.print(line)
             }
-            if let floor = latencyFloor {
+            if let floor = LatencyRounds(floorRounds) {
                 Swift.print("  the same schedule without the endpoint (consume → confirmed publish → ack): p50 "
-                    + "\(fixed(floor.p50, 1)) ms, p99 \(fixed(floor.p99, 1)) ms, max \(fixed(floor.max, 1)) ms "
-                    + "(\(floor.received) of \(floor.sent) received)")
+                    + "\(fixed(floor.p50, 1)) ms, p99 \(fixed(floor.p99, 1)) ms (medians), max \(fixed(floor.max, 1)) ms "
+                    + "(\(floor.received) of \(floor.sent) received)"
+                    + (floor.rounds.count > 1 ? "; per run p99 " + floor.rounds.map { fixed($0.p99, 1) }.joined(separator: ", ") : ""))
             }
         } else {
             Swift.print("latency at half load: not measured (needs case `transfer saga start` and --latency-seconds > 0)")
