@@ -307,10 +307,14 @@ public actor AMQPConnection {
     /// close been its reply.
     func onChannel<T>(_ channel: UInt16, _ operation: String, _ body: (AMQPSession) throws -> T) throws -> T {
         let epoch = openChannels[channel]
+        let before = session
         handleReadAhead()
         // The publish channel is the exception: a close there failed the publishes before it, and the next
-        // ones go on a fresh channel.
-        if let epoch, openChannels[channel] != epoch, channel != Self.publishChannel {
+        // ones go on a fresh channel. So is a connection lost meanwhile (a consumer's restart failed): that
+        // forgot every channel, and the method fails as not connected below, not as a channel close (a
+        // caller would take that for the broker refusing it, e.g. a declare, and not try again).
+        if let epoch, openChannels[channel] != epoch, channel != Self.publishChannel, let session, session === before,
+           session.isOpen {
             // Already forgotten (and its consumer started again) by the pump's handling of the close.
             let close = brokerClosedChannels[channel].flatMap { $0.epoch == epoch ? $0.error : nil }
             throw (close ?? AMQPError(.channelClosed, message: "the broker closed the channel")).during(operation)
