@@ -123,6 +123,13 @@ extension AMQPConnection {
         do {
             try onChannel(tag.channel, "basic.ack \(tag.value) (confirming)") { s in try s.qos(tag.channel, prefetch: prefetch) }
         } catch let error as AMQPError where error.code == .channelClosed {
+            if openChannels[tag.channel] != tag.channelEpoch, brokerClosedChannels[tag.channel]?.epoch != tag.channelEpoch,
+               let session, session.isOpen {
+                // This client closed the channel while handling frames read ahead (the last delivery of a
+                // cancelled consumer handed back, a consumer the broker cancelled): its close-ok, like any
+                // reply, came after the acknowledgement, as at the guard above.
+                return
+            }
             // The broker closed the channel (its close was the reply, or read ahead): as whenever it closes
             // a consumer's channel, the consumer goes on on a fresh one (a close read ahead has seen to it).
             if openChannels[tag.channel] == nil, consumers[tag.channel] != nil {

@@ -316,8 +316,10 @@ public actor AMQPConnection {
         if let epoch, openChannels[channel] != epoch, channel != Self.publishChannel, let session, session === before,
            session.isOpen {
             // Already forgotten (and its consumer started again) by the pump's handling of the close.
-            let close = brokerClosedChannels[channel].flatMap { $0.epoch == epoch ? $0.error : nil }
-            throw (close ?? AMQPError(.channelClosed, message: "the broker closed the channel")).during(operation)
+            if let close = brokerClosedChannels[channel], close.epoch == epoch { throw close.error.during(operation) }
+            // Closed by this client meanwhile: a cancelled consumer's last delivery handed back, a consumer
+            // the broker cancelled.
+            throw AMQPError(.channelClosed, message: "the channel was closed meanwhile (its consumer ended)", operation: operation)
         }
         do {
             try ensureChannel(channel)

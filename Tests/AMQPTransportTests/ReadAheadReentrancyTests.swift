@@ -1,6 +1,6 @@
 // What handling the frames read ahead at the start of a synchronous method (`onChannel`) may do to that
-// method: the handling can lose the connection (a consumer's restart fails), which is not the broker
-// closing the method's channel.
+// method: the handling can lose the connection (a consumer's restart fails) or close the method's channel
+// itself (a cancelled consumer's last delivery handed back). Neither is the broker closing that channel.
 @testable import AMQPTransport
 import BrokerTestSupport
 import CRabbitMQ
@@ -30,6 +30,27 @@ struct ReadAheadReentrancyTests {
             #expect([.connectionLost, .notConnected, .connectionClosed].contains(error?.code))
         }
     }
+
+    @Test("ackConfirmed of a cancelled consumer's last delivery returns when handling the frames read ahead closes its channel")
+    func confirmedAckWhenReadAheadClosesTheChannel() async throws {
+        try await withConnection("read-ahead-own-close", configure: Self.configure) { connection, scratch in
+            let queue = scratch.queue("read-ahead-own-close")
+            try await connection.declareQueue(QueueDeclaration(name: queue, durable: false))
+            try await connection.publish(.toQueue(queue, message("first")))
+            let consumer = try await connection.consume(queue: queue, prefetch: 10)
+            let inbox = Inbox(consumer)
+            let first = try await inbox.next()
+
+            let failure = try await connection.cancelThenConfirmAck(first.tag, tag: consumer.consumerTag, queue: queue)
+            // The channel was closed by this client after the ack: close-ok came after it, so it was handled.
+            #expect(failure == nil, "\(String(describing: failure))")
+            #expect(await connection.openChannels[first.tag.channel] == nil)
+            // "first" is gone (acknowledged); "second", never handed out, went back.
+            try await waitUntil(timeout: .seconds(10), message: "only the second message left") {
+                try await connection.checkQueue(queue).messageCount == 1
+            }
+        }
+    }
 }
 
 extension AMQPConnection {
@@ -46,5 +67,29 @@ extension AMQPConnection {
         }
         shutdown(session.socketFD, Int32(SHUT_RDWR))
         _ = try checkQueue(queue)
+    }
+
+    /// In one job: a second message for the consumer on `first`'s channel is on the socket when its
+    /// basic.cancel goes, so rabbitmq-c queues that delivery while waiting for cancel-ok; then `first` is
+    /// acknowledged with `ackConfirmed`, whose handling of that delivery (handed back) closes the channel.
+    /// The error `ackConfirmed` threw, nil when none.
+    fileprivate func cancelThenConfirmAck(_ first: DeliveryTag, tag: String, queue: String) throws -> AMQPError? {
+        let session = try #require(session)
+        // On the control channel (not in confirm mode): nothing for the confirm bookkeeping to count.
+        let arena = CArena()
+        #expect(amqp_basic_publish(session.state, Self.controlChannel, arena.bytes(""), arena.bytes(queue), 0, 0, nil,
+                                   arena.bytes("second")) == AMQP_STATUS_OK.rawValue)
+        var readable = pollfd(fd: session.socketFD, events: Int16(POLLIN), revents: 0)
+        #expect(poll(&readable, 1, 10_000) == 1, "the second delivery never came")
+        usleep(200_000)
+        try cancelConsumer(channel: first.channel, tag: tag)
+        try #require(session.hasQueuedFrames, "the second delivery was not read ahead during basic.cancel")
+        #expect(openChannels[first.channel] == first.channelEpoch)
+        do {
+            try ackConfirmed(first)
+            return nil
+        } catch let error as AMQPError {
+            return error
+        }
     }
 }
