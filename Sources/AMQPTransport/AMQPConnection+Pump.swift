@@ -61,9 +61,16 @@ extension AMQPConnection {
     /// socket only, and a channel.close of the method's channel left in that queue would have it wait for a
     /// reply the broker never sends (a closing channel ignores all but close-ok) until the RPC timeout
     /// dropped the connection. Not while `establish` restores a new connection: it reports failures by
-    /// throwing, and the pump handles what was read ahead once it is through.
+    /// throwing, and the pump handles what was read ahead once it is through. Nor inside itself: a close
+    /// handled here starts its consumer again (`restartConsumer`, whose methods come here), and handling
+    /// the next close there, and so on, nested one restart per close: a broker closing hundreds of
+    /// consumer channels at once (consumer_timeout) overflowed the connection thread's stack. The
+    /// outer loop handles the rest once that restart is through; the restart's own channel is a fresh
+    /// one, for which nothing can be queued yet.
     func handleReadAhead() {
-        guard !connecting, let session, session.isOpen else { return }
+        guard !connecting, !handlingReadAhead, let session, session.isOpen else { return }
+        handlingReadAhead = true
+        defer { handlingReadAhead = false }
         while session.hasQueuedFrames, self.session === session {
             // With frames queued this takes the first of them; it reads nothing from the socket.
             guard case .frame(let frame) = session.readFrame() else { return }

@@ -68,6 +68,8 @@ public actor AMQPConnection {
     var assemblies: [UInt16: ContentAssembly] = [:]
     var recentStrings = RecentStrings()
     var pumpTask: Task<Void, Never>?
+    /// True while `handleReadAhead` handles queued frames (see there).
+    var handlingReadAhead = false
     /// Shuts the socket down when a cancelled publish stays stuck in its write (a resource alarm).
     nonisolated let stuckWrites: StuckWriteGuard
 

@@ -51,6 +51,29 @@ struct ReadAheadReentrancyTests {
             }
         }
     }
+
+    @Test("the broker closes a thousand consumer channels at once: each consumer starts again, without nesting a restart per close")
+    func closeStorm() async throws {
+        try await withConnection("read-ahead-storm") { connection, scratch in
+            let queue = scratch.queue("read-ahead-storm")
+            try await connection.declareQueue(QueueDeclaration(name: queue, durable: false))
+            // Handling each close read ahead used to start the consumer again inside the handling of the
+            // previous one (restart, onChannel, handleReadAhead, next close, restart, …): about 20 KiB of
+            // the connection thread's stack per close in a debug build, which overflowed at some 340.
+            let count = min(await connection.channelLimitForTest - 2, 1000)
+            var consumers: [AMQPConsumer] = []
+            for _ in 0..<count { consumers.append(try await connection.consume(queue: queue, prefetch: 1)) }
+            let before = await connection.openChannels
+            let channels = consumers.map(\.channel)
+            try await connection.closeAllReadAhead(channels, polling: queue)
+            try await waitUntil(timeout: .seconds(60), message: "every consumer on a fresh channel") {
+                let now = await connection.openChannels
+                return channels.allSatisfy { now[$0] != nil && now[$0] != before[$0] }
+            }
+            #expect(await connection.recoveryCount == 0)
+            for consumer in consumers { try await consumer.cancel() }
+        }
+    }
 }
 
 extension AMQPConnection {
@@ -91,5 +114,19 @@ extension AMQPConnection {
         } catch let error as AMQPError {
             return error
         }
+    }
+
+    fileprivate var channelLimitForTest: Int { Int(session?.channelMax ?? 0) }
+
+    /// In one job: has the broker close every one of `channels` and lets rabbitmq-c queue all the closes
+    /// during one passive declare.
+    fileprivate func closeAllReadAhead(_ channels: [UInt16], polling queue: String) throws {
+        let session = try #require(session)
+        for channel in channels {
+            #expect(amqp_basic_ack(session.state, channel, 9_999, 0) == AMQP_STATUS_OK.rawValue)
+        }
+        usleep(1_000_000)
+        _ = try checkQueue(queue)
+        try #require(session.hasQueuedFrames, "the closes were not read ahead during the passive declare")
     }
 }
