@@ -113,6 +113,12 @@ extension AMQPConnection {
     /// and queued it, then runs `next`.
     fileprivate func withCloseReadAhead(on channel: UInt16, polling queue: String,
                                         _ next: @Sendable (isolated AMQPConnection) throws -> Void) throws {
+        try queueBrokerClose(of: channel, polling: queue)
+        try next(self)
+    }
+
+    /// The first part of `withCloseReadAhead`, for a caller that goes on in the same job.
+    func queueBrokerClose(of channel: UInt16, polling queue: String) throws {
         let session = try #require(session)
         #expect(amqp_basic_ack(session.state, channel, 9_999, 0) == AMQP_STATUS_OK.rawValue)
         let deadline = ContinuousClock.now + .seconds(20)
@@ -120,6 +126,5 @@ extension AMQPConnection {
             try #require(ContinuousClock.now < deadline, "the channel close never came during a passive declare")
             _ = try checkQueue(queue)
         }
-        try next(self)
     }
 }

@@ -82,12 +82,7 @@ extension AMQPConnection {
     /// and declares again.
     fileprivate func declareAfterLosingRestart(of channel: UInt16, polling queue: String) throws {
         let session = try #require(session)
-        #expect(amqp_basic_ack(session.state, channel, 9_999, 0) == AMQP_STATUS_OK.rawValue)
-        let deadline = ContinuousClock.now + .seconds(20)
-        while !session.hasQueuedFrames {
-            try #require(ContinuousClock.now < deadline, "the channel close never came during a passive declare")
-            _ = try checkQueue(queue)
-        }
+        try queueBrokerClose(of: channel, polling: queue)
         shutdown(session.socketFD, Int32(SHUT_RDWR))
         _ = try checkQueue(queue)
     }
