@@ -64,10 +64,10 @@ extension AMQPConnection {
                 try s.check(channel: channel, operation: "basic.cancel \(consumer.tag)")
             }
         } catch let error as AMQPError where error.code == .channelClosed {
-            // The broker closed the channel first (consumer_timeout, a refused acknowledgement): the
-            // consumer ended with it and its unacknowledged deliveries went back to the queue, which is
+            // The channel closed first, usually by the broker (consumer_timeout, a refused acknowledgement):
+            // the consumer ended with it and its unacknowledged deliveries went back to the queue, which is
             // what the cancel was for.
-            logger.debug("AMQP consumer's channel closed by the broker before its cancel", metadata: [
+            logger.debug("AMQP consumer's channel closed before its cancel", metadata: [
                 "amqp.channel": "\(channel)", "amqp.queue": "\(consumer.queue)", "error": "\(error)",
             ])
             return

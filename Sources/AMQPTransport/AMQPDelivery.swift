@@ -46,7 +46,10 @@ public struct AMQPConsumer: Sendable {
     /// basic.cancel. The stream ends once the deliveries already received are read. Those can still be
     /// acknowledged, rejected or nacked, each once: when the last is settled the channel closes, and a
     /// further ack, nack or reject of them throws `.staleDelivery` (the broker has settled them). Cancelling
-    /// a consumer that already ended is harmless.
+    /// a consumer that already ended is harmless, and so is cancelling one whose channel the broker has just
+    /// closed (its consumer_timeout): that consumer has ended, the deliveries it held went back to the
+    /// queue, and settling them throws `.staleDelivery` with the broker's reason. Throws when the
+    /// connection is lost or closed.
     public func cancel() async throws {
         try await connection.cancelConsumer(channel: channel, tag: consumerTag)
     }
