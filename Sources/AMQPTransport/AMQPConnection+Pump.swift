@@ -8,7 +8,7 @@ extension AMQPConnection {
     /// interval, see `AMQPSession.sendHeartbeatIfDue`).
     ///
     /// Requests (publish, ack, declare, …) are jobs on the same thread, so the pump steps aside
-    /// (`Task.yield`) whenever one is waiting, but not otherwise: while frames keep coming and nobody
+    /// (`yieldToQueuedJobs`) whenever one is waiting, but not otherwise: while frames keep coming and nobody
     /// waits, it reads on without the cost of a yield.
     func pump() async {
         let burst = 256
@@ -52,7 +52,7 @@ extension AMQPConnection {
                     continue
                 }
             }
-            await Task.yield()
+            await executor.yieldToQueuedJobs()
         }
     }
 
