@@ -21,11 +21,13 @@ import Synchronization
 /// queued jobs get their turn.
 public final class DedicatedThreadExecutor: SerialExecutor, @unchecked Sendable {
     // `@unchecked Sendable`: the mutable state shared between threads (the job queue and the stop flag)
-    // lives in `queue`, a `Mutex`; `batchBacklog` and `yielded` are read and written only on the dedicated
-    // thread; `wakeFD` and `name` are immutable after init.
+    // lives in `queue`, a `Mutex`; `batchBacklog` is read and written only on the dedicated thread;
+    // `wakeFD`, `name` and `requeue` are immutable after init.
     private struct Queue: ~Copyable {
         var jobs: [UnownedJob] = []
         var stopped = false
+        /// Jobs enqueued so far: for tests.
+        var enqueued = 0
     }
 
     private let queue = Mutex(Queue())
@@ -37,8 +39,8 @@ public final class DedicatedThreadExecutor: SerialExecutor, @unchecked Sendable 
     /// Jobs taken from the queue in the current batch that have not run yet. A job that waits for I/O
     /// must not block while these wait behind it.
     private var batchBacklog = 0
-    /// Tasks that yielded (`yieldToQueuedJobs`), resumed once the jobs taken with theirs have run.
-    private var yielded: [UnsafeContinuation<Void, Never>] = []
+    /// Where `yieldToQueuedJobs` sends a task to queue it here again. Set once, in init (it needs `self`).
+    private var requeue: RequeueHop!
 
     /// `stackSize` is the thread's stack in bytes: address space reserved, not memory used until touched.
     public init(name: String, stackSize: Int = 1 << 20) {
@@ -51,6 +53,7 @@ public final class DedicatedThreadExecutor: SerialExecutor, @unchecked Sendable 
         }
         self.wakeFD = fds[0]
         self.wakeWriteFD = fds[1]
+        self.requeue = RequeueHop(RequeueExecutor(self))
         let ready = DispatchSemaphore(value: 0)
         let osName = Self.osThreadName(name)
         let thread = Thread { [self] in
@@ -111,9 +114,21 @@ public final class DedicatedThreadExecutor: SerialExecutor, @unchecked Sendable 
         let wasEmpty = queue.withLock { state -> Bool in
             let wasEmpty = state.jobs.isEmpty
             state.jobs.append(job)
+            state.enqueued += 1
             return wasEmpty
         }
         if wasEmpty { wake() }
+    }
+
+    /// `enqueue` from a job running on the thread (`RequeueExecutor`): no wake-up is needed, `run` takes the
+    /// queue again after the current batch, and `waitForReadable` looks at the queue before it polls.
+    fileprivate func enqueueFromOwnThread(_ job: consuming ExecutorJob) {
+        assert(isCurrent, "a task requeued from outside the dedicated thread '\(name)'")
+        let job = UnownedJob(job)
+        queue.withLock { state in
+            state.jobs.append(job)
+            state.enqueued += 1
+        }
     }
 
     public func asUnownedSerialExecutor() -> UnownedSerialExecutor {
@@ -122,6 +137,9 @@ public final class DedicatedThreadExecutor: SerialExecutor, @unchecked Sendable 
 
     /// Jobs waiting in the queue (not those of the batch being run): for tests and diagnostics.
     public var queuedJobCount: Int { queue.withLock { $0.jobs.count } }
+
+    /// Jobs enqueued since the start, whatever their source: for tests.
+    var enqueuedJobCount: Int { queue.withLock { $0.enqueued } }
 
     /// True on the executor's own thread.
     public var isCurrent: Bool {
@@ -157,14 +175,22 @@ public final class DedicatedThreadExecutor: SerialExecutor, @unchecked Sendable 
     /// then hop it back here: two thread wake-ups per yield, which for a connection's pump yielding to each
     /// publish and acknowledgement were a good share of the endpoint's CPU at a few thousand messages a
     /// second.
+    ///
+    /// Not through a continuation: the runtime resumes a continuation on the generic executor (the global
+    /// pool, `swift_continuation_init` sets no other) and only the caller's hop after the `await` brings the
+    /// task back, so a continuation parked here and resumed by `run` made the same round trip as
+    /// `Task.yield()`. Instead the task hops to an actor whose executor is another identity of this one
+    /// (`RequeueExecutor`): the runtime enqueues it there, which appends it to this queue behind every job
+    /// already waiting, and `run` runs it as this executor's job, so the hop back to the caller's actor
+    /// finds the task on its executor already. No continuation is parked, so none can be left unresumed
+    /// when the thread stops: the task is a job in the queue, and `run` exits only once that is empty.
     public func yieldToQueuedJobs(isolation: isolated (any Actor)? = #isolation) async {
         precondition(isCurrent, "yieldToQueuedJobs() outside the dedicated thread '\(name)'")
-        await withUnsafeContinuation(isolation: isolation) { (continuation: UnsafeContinuation<Void, Never>) in
-            // Resumed by `run` after the jobs of the current batch: the task is enqueued here again, behind
-            // every job enqueued meanwhile.
-            yielded.append(continuation)
-        }
+        await requeue.pass()
     }
+
+    /// Tasks the runtime enqueued through `yieldToQueuedJobs` so far: for tests.
+    var requeuedYields: Int { requeue.executor.requeued.load(ordering: .relaxed) }
 
     private func wake() {
         var one: UInt64 = 1
@@ -198,12 +224,52 @@ public final class DedicatedThreadExecutor: SerialExecutor, @unchecked Sendable 
                 job.runSynchronously(on: executor)
             }
             batchBacklog = 0
-            if !yielded.isEmpty {
-                let resuming = yielded
-                yielded.removeAll(keepingCapacity: true)
-                // Each resume enqueues its task on this executor (where it was isolated) for the next turn.
-                for continuation in resuming { continuation.resume() }
-            }
         }
+    }
+}
+
+/// Another identity of a `DedicatedThreadExecutor`, for `yieldToQueuedJobs`: its jobs go to that executor's
+/// queue and run on its thread as that executor's jobs (`run` runs every job on `self`). An actor on it is
+/// not the same isolation as an actor on the owner to the runtime, so hopping to it enqueues the task (on
+/// the owner's queue) instead of going on in place; and since the job then runs as the owner's, hopping
+/// back costs nothing. Only the stateless `RequeueHop` runs here.
+final class RequeueExecutor: SerialExecutor, @unchecked Sendable {
+    // `@unchecked Sendable`: `owner` is immutable; `requeued` is atomic.
+    // Unowned: the owner keeps this alive (through `RequeueHop`), not the other way round. Tasks come here
+    // only from the owner's thread, from code isolated to an actor on the owner, which keeps it alive.
+    unowned let owner: DedicatedThreadExecutor
+    /// Tasks enqueued here: for tests.
+    let requeued = Atomic<Int>(0)
+
+    init(_ owner: DedicatedThreadExecutor) {
+        self.owner = owner
+    }
+
+    func enqueue(_ job: consuming ExecutorJob) {
+        requeued.add(1, ordering: .relaxed)
+        owner.enqueueFromOwnThread(job)
+    }
+
+    func asUnownedSerialExecutor() -> UnownedSerialExecutor {
+        UnownedSerialExecutor(ordinary: self)
+    }
+}
+
+/// The actor a yielding task hops to (see `RequeueExecutor`).
+actor RequeueHop {
+    nonisolated let executor: RequeueExecutor
+    nonisolated var unownedExecutor: UnownedSerialExecutor { executor.asUnownedSerialExecutor() }
+
+    init(_ executor: RequeueExecutor) {
+        self.executor = executor
+    }
+
+    private var passes = 0
+
+    /// Isolated, so that calling it hops here. It touches the actor's state so that the optimizer keeps the
+    /// hop: it drops a hop after which nothing needs the executor (an empty `pass()` built with -O did not
+    /// hop at all, and the yield let no queued job run).
+    func pass() {
+        passes &+= 1
     }
 }
