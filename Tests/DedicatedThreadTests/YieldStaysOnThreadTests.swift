@@ -100,7 +100,7 @@ struct YieldAcrossShutdownTests {
         while !yielder.started.load(ordering: .sequentiallyConsistent) { try await Task.sleep(for: .milliseconds(1)) }
         yielder.executor.shutdown()
         yielder.stopRequested.store(true, ordering: .sequentiallyConsistent)
-        let deadline = ContinuousClock.now + .seconds(2)
+        let deadline = ContinuousClock.now + .seconds(10)  // generous: before the fix it never went on
         while !yielder.finished.load(ordering: .sequentiallyConsistent), ContinuousClock.now < deadline {
             try await Task.sleep(for: .milliseconds(5))
         }
