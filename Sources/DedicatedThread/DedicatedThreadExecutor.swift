@@ -232,7 +232,7 @@ public final class DedicatedThreadExecutor: SerialExecutor, @unchecked Sendable 
 /// queue and run on its thread as that executor's jobs (`run` runs every job on `self`). An actor on it is
 /// not the same isolation as an actor on the owner to the runtime, so hopping to it enqueues the task (on
 /// the owner's queue) instead of going on in place; and since the job then runs as the owner's, hopping
-/// back costs nothing. Only the stateless `RequeueHop` runs here.
+/// back costs nothing. Only `RequeueHop` runs here.
 final class RequeueExecutor: SerialExecutor, @unchecked Sendable {
     // `@unchecked Sendable`: `owner` is immutable; `requeued` is atomic.
     // Unowned: the owner keeps this alive (through `RequeueHop`), not the other way round. Tasks come here

@@ -13,12 +13,9 @@ import Testing
 
 @Suite("A channel close read ahead during another method", .timeLimit(.minutes(2)))
 struct ReadAheadCloseTests {
-    /// Short, so that a method left waiting fails the test quickly rather than at the default 30 s.
-    private static func configure(_ configuration: inout AMQPConfiguration) { configuration.rpcTimeout = .seconds(5) }
-
     @Test("cancel() of a consumer whose channel close was read ahead returns; the connection stays up")
     func cancelAfterReadAheadClose() async throws {
-        try await withConnection("read-ahead-cancel", configure: Self.configure) { connection, scratch in
+        try await withConnection("read-ahead-cancel", configure: shortRPCTimeout) { connection, scratch in
             let queue = scratch.queue("read-ahead-cancel")
             try await connection.declareQueue(QueueDeclaration(name: queue, durable: false))
             try await connection.publish(.toQueue(queue, message("held")))
@@ -49,7 +46,7 @@ struct ReadAheadCloseTests {
 
     @Test("ackConfirmed on a channel whose close was read ahead fails with the broker's reason; the consumer goes on")
     func confirmedAckAfterReadAheadClose() async throws {
-        try await withConnection("read-ahead-ack", configure: Self.configure) { connection, scratch in
+        try await withConnection("read-ahead-ack", configure: shortRPCTimeout) { connection, scratch in
             let queue = scratch.queue("read-ahead-ack")
             try await connection.declareQueue(QueueDeclaration(name: queue, durable: false))
             try await connection.publish(.toQueue(queue, message("held")))
@@ -79,7 +76,7 @@ struct ReadAheadCloseTests {
 
     @Test("ackConfirmed whose reply is the broker closing the channel: the consumer starts again on a fresh one")
     func confirmedAckAnsweredByClose() async throws {
-        try await withConnection("close-as-reply", configure: Self.configure) { connection, scratch in
+        try await withConnection("close-as-reply", configure: shortRPCTimeout) { connection, scratch in
             let queue = scratch.queue("close-as-reply")
             try await connection.declareQueue(QueueDeclaration(name: queue, durable: false))
             try await connection.publish(.toQueue(queue, message("held")))
@@ -105,6 +102,9 @@ struct ReadAheadCloseTests {
         }
     }
 }
+
+/// A short RPC timeout, so that a method left waiting for a reply fails a test in 5 s rather than 30.
+func shortRPCTimeout(_ configuration: inout AMQPConfiguration) { configuration.rpcTimeout = .seconds(5) }
 
 extension AMQPConnection {
     /// In one job, so the pump cannot read frames in between: has the broker close `channel` (an

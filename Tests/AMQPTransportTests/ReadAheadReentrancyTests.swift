@@ -9,11 +9,9 @@ import Testing
 
 @Suite("Handling frames read ahead before a synchronous method", .timeLimit(.minutes(2)))
 struct ReadAheadReentrancyTests {
-    private static func configure(_ configuration: inout AMQPConfiguration) { configuration.rpcTimeout = .seconds(5) }
-
     @Test("a connection lost while the frames read ahead are handled fails a declare as a lost connection, not a channel close")
     func connectionLostWhileHandlingReadAhead() async throws {
-        try await withConnection("read-ahead-lost", configure: Self.configure) { connection, scratch in
+        try await withConnection("read-ahead-lost", configure: shortRPCTimeout) { connection, scratch in
             let queue = scratch.queue("read-ahead-lost")
             try await connection.declareQueue(QueueDeclaration(name: queue, durable: false))
             try await connection.publish(.toQueue(queue, message("held")))
@@ -33,7 +31,7 @@ struct ReadAheadReentrancyTests {
 
     @Test("ackConfirmed of a cancelled consumer's last delivery returns when handling the frames read ahead closes its channel")
     func confirmedAckWhenReadAheadClosesTheChannel() async throws {
-        try await withConnection("read-ahead-own-close", configure: Self.configure) { connection, scratch in
+        try await withConnection("read-ahead-own-close", configure: shortRPCTimeout) { connection, scratch in
             let queue = scratch.queue("read-ahead-own-close")
             try await connection.declareQueue(QueueDeclaration(name: queue, durable: false))
             try await connection.publish(.toQueue(queue, message("first")))
