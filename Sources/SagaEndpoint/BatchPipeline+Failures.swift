@@ -94,13 +94,18 @@ extension BatchPipeline {
             countOnConfirm(&entry, .warning, "no saga instance for message; moved to the error queue", metadata,
                            clearsFailure: true)
         case .retryLater(let attempts, let delay):
+            // Recorded for the time of the first failure, which the error-queue copy names.
             let record = try? await store.recordFailure(messageId: incoming.messageId, error: "saga \(saga) not found", now: now)
-            let attempt = record?.attempts ?? 1
+            // Each copy counts its own attempts, as `SagaTestHost` does and as NServiceBus's and MassTransit's
+            // retry counts travel with the message. Counted under the message id, a producer's re-send that came
+            // while the first copy waited was the next attempt of both: the copies used up the attempts between
+            // them and went to the error queue as SagaNotFound although the saga started in time.
+            let attempt = Self.notFoundAttempt(of: entry)
             if attempt <= attempts {
-                // A delayed retry, counted as the handler failures' are.
                 metrics.retried.increment()
                 logger.info("no saga instance yet; retrying later", metadata: metadata.merging(["attempt": "\(attempt)"]) { $1 })
-                deferrals.append((index, deferral(entry, incoming: incoming, attempt: attempt, delay: delay, now: now)))
+                deferrals.append((index, deferral(entry, incoming: incoming, attempt: attempt, delay: delay, now: now,
+                                                  copy: MessageIdentity.randomUUID())))
             } else {
                 await moveToErrorQueue(&entry, incoming: incoming, reason: "no live saga \(saga) after \(attempts) retries",
                                  type: "SagaNotFound", attempts: attempt, first: record?.firstFailureAt,
@@ -109,6 +114,14 @@ extension BatchPipeline {
                                clearsFailure: true)
             }
         }
+    }
+
+    /// The attempt a copy of a `retryLater` message is at: one more than its parked row says, the first for a
+    /// delivery (a copy from the broker, or a replay from the error queue).
+    static func notFoundAttempt(of entry: Entry) -> Int {
+        guard let row = entry.dueRow, row.sagaType.isEmpty,
+              let parked = row.headers[MessageTranslation.retryAttemptHeader].flatMap({ Int($0) }) else { return 1 }
+        return parked + 1
     }
 
     /// Requeues `entry` for a transient reason (a busy, full, corrupt or moved database; a version conflict):
@@ -153,7 +166,7 @@ extension BatchPipeline {
     /// The work item that parks the message until `now + delay`. A due row is replaced in the same
     /// transaction; a saga timeout keeps its id (its message id) and its target.
     private func deferral(_ entry: Entry, incoming: IncomingMessage, attempt: Int, delay: Duration,
-                          now: Date) -> WorkItem {
+                          now: Date, copy: String? = nil) -> WorkItem {
         let dueAt = now.addingTimeInterval(delay.timeInterval)
         var item = WorkItem(incoming: incoming)
         if let row = entry.dueRow {
@@ -165,7 +178,7 @@ extension BatchPipeline {
                 return item
             }
         }
-        item.deferral = MessageTranslation.deferral(of: incoming, attempt: attempt, dueAt: dueAt, now: now)
+        item.deferral = MessageTranslation.deferral(of: incoming, attempt: attempt, dueAt: dueAt, now: now, copy: copy)
         return item
     }
 

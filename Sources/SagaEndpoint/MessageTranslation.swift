@@ -168,8 +168,11 @@ enum MessageTranslation {
         return RejectionReason(kind: "NoHandler", detail: "no saga or handler handles message type '\(incoming.type)'")
     }
 
-    /// A row that parks `incoming` until `dueAt` (a delayed retry, or a message early for its saga).
-    static func deferral(of incoming: IncomingMessage, attempt: Int, dueAt: Date, now: Date) -> TimeoutRecord {
+    /// A row that parks `incoming` until `dueAt` (a delayed retry, or a message early for its saga). `copy`
+    /// tells apart the rows of copies of one message parked at the same attempt (a `retryLater` message
+    /// counts each copy's attempts): the store keeps one row per id.
+    static func deferral(of incoming: IncomingMessage, attempt: Int, dueAt: Date, now: Date,
+                         copy: String? = nil) -> TimeoutRecord {
         var headers = withTimeoutTarget(incoming.timeoutTarget, incoming.headers)
         headers[originalMessageIdHeader] = incoming.messageId
         headers[originalQueueHeader] = incoming.queue
@@ -177,7 +180,8 @@ enum MessageTranslation {
         headers[originalReplyToHeader] = incoming.replyTo
         headers[retryAttemptHeader] = String(attempt)
         return TimeoutRecord(
-            timeoutId: "retry:\(incoming.messageId):\(attempt)", sagaType: "", correlationId: incoming.messageId,
+            timeoutId: "retry:\(incoming.messageId):\(attempt)" + (copy.map { ":" + $0 } ?? ""), sagaType: "",
+            correlationId: incoming.messageId,
             dueAt: dueAt, messageType: incoming.type, body: incoming.body, headers: headers, createdAt: now)
     }
 
