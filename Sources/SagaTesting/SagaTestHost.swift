@@ -45,6 +45,10 @@ public final class SagaTestHost: EmittedMessages {
     /// The AMQP frame size the endpoint's broker connection negotiates (RabbitMQ's default, 128 KiB): an
     /// emitted message's properties, its headers mostly, must fit in one frame, as the endpoint checks.
     public var frameMax = 131_072
+    /// The largest body the endpoint takes from its queues (`EndpointConfiguration.maxBodyBytes`, 1 MiB by
+    /// default): it moves a larger one to its error queue unread (`BodyTooLarge`), so `deliver` refuses it.
+    /// Timeouts the store hands over are not limited: they never went through a queue.
+    public var maxBodyBytes = 1 << 20
     /// When set, handlers run in "handle" spans whose parent is the trace context of the delivered
     /// message's headers, and emitted messages carry the handle span's context, as in the endpoint.
     public var tracer: (any Tracer)?
@@ -103,7 +107,7 @@ public final class SagaTestHost: EmittedMessages {
     /// Delivers a raw envelope: for malformed bodies, unknown types, missing properties.
     @discardableResult
     public nonisolated(nonsending) func deliver(_ incoming: IncomingMessage) async throws -> DeliveryResult {
-        try await process(incoming, retry: 0)
+        try await process(incoming, retry: 0, fromQueue: incoming.timeoutTarget == nil)
     }
 
     /// Delivers a message some handler emitted (a command to its handler, a reply or an event back to a
@@ -242,8 +246,16 @@ public final class SagaTestHost: EmittedMessages {
         return "msg-\(generatedIds)"
     }
 
-    private nonisolated(nonsending) func process(_ incoming: IncomingMessage, retry: Int) async throws -> DeliveryResult {
+    /// `fromQueue`: the message arrives as a delivery from a queue, so the endpoint's checks of a delivery
+    /// apply (not to a fired timeout, nor to a deferred retry, which passed them when it first came).
+    private nonisolated(nonsending) func process(_ incoming: IncomingMessage, retry: Int,
+                                                 fromQueue: Bool = false) async throws -> DeliveryResult {
         guard !incoming.messageId.isEmpty else { throw SagaTestHostError.missingMessageId(type: incoming.type) }
+        // The endpoint's `MessageTranslation.incoming`: checked after the id, before the handlers are looked up.
+        if fromQueue, incoming.body.count > maxBodyBytes {
+            throw SagaTestHostError.bodyTooLarge(messageId: incoming.messageId, type: incoming.type,
+                                                 bytes: incoming.body.count, limit: maxBodyBytes)
+        }
         try dispatcher.checkHandled(incoming)
         let at = now
         if persistence.hasProcessed(messageId: incoming.messageId) {
@@ -340,6 +352,9 @@ public enum SagaTestHostError: Error, Sendable, Equatable, CustomStringConvertib
     case invalidOutgoingMessage(messageId: String, type: String, reason: String)
     /// `advanceTime(by:)` was given a negative duration: the clock only goes forward.
     case negativeDuration(Duration)
+    /// The message's body is over `maxBodyBytes`. The endpoint moves such a delivery to the error queue
+    /// before any handler runs (`x-error-type: BodyTooLarge`).
+    case bodyTooLarge(messageId: String, type: String, bytes: Int, limit: Int)
 
     public var description: String {
         switch self {
@@ -352,6 +367,9 @@ public enum SagaTestHostError: Error, Sendable, Equatable, CustomStringConvertib
                 + "message to the error queue"
         case .negativeDuration(let duration):
             "advanceTime(by: \(duration)): time cannot go backwards"
+        case .bodyTooLarge(let messageId, let type, let bytes, let limit):
+            "the body of message \(messageId) (\(type)) is \(bytes) bytes, over the endpoint's limit of \(limit) "
+                + "(maxBodyBytes); the endpoint sends it to the error queue unread"
         }
     }
 }

@@ -66,6 +66,7 @@ func endpointErrorKind(_ error: any Error) -> String {
         switch error {
         case .missingMessageId: return "MissingMessageId"
         case .invalidOutgoingMessage: return "InvalidOutgoingMessage"
+        case .bodyTooLarge: return "BodyTooLarge"
         default: return "\(error)"
         }
     }
