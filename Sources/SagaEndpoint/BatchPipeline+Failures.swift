@@ -94,21 +94,21 @@ extension BatchPipeline {
             countOnConfirm(&entry, .warning, "no saga instance for message; moved to the error queue", metadata,
                            clearsFailure: true)
         case .retryLater(let attempts, let delay):
-            // Recorded for the time of the first failure, which the error-queue copy names.
-            let record = try? await store.recordFailure(messageId: incoming.messageId, error: "saga \(saga) not found", now: now)
-            // Each copy counts its own attempts, as `SagaTestHost` does and as NServiceBus's and MassTransit's
-            // retry counts travel with the message. Counted under the message id, a producer's re-send that came
-            // while the first copy waited was the next attempt of both: the copies used up the attempts between
-            // them and went to the error queue as SagaNotFound although the saga started in time.
-            let attempt = Self.notFoundAttempt(of: entry)
+            // Each copy counts its own waits on its parked row, as `SagaTestHost` does and as NServiceBus's and
+            // MassTransit's retry counts travel with the message. Counted under the message id, a producer's
+            // re-send that came while the first copy waited was the next attempt of both: the copies used up the
+            // attempts between them and went to the error queue as SagaNotFound although the saga started in
+            // time. Nor are the waits handler failures: counted with them, a message that waited and then failed
+            // in its handler had that many fewer retries.
+            let (attempt, since) = Self.notFoundWaits(of: entry)
             if attempt <= attempts {
                 metrics.retried.increment()
                 logger.info("no saga instance yet; retrying later", metadata: metadata.merging(["attempt": "\(attempt)"]) { $1 })
                 deferrals.append((index, deferral(entry, incoming: incoming, attempt: attempt, delay: delay, now: now,
-                                                  copy: MessageIdentity.randomUUID())))
+                                                  copy: MessageIdentity.randomUUID(), notFoundSince: since ?? now)))
             } else {
                 await moveToErrorQueue(&entry, incoming: incoming, reason: "no live saga \(saga) after \(attempts) retries",
-                                 type: "SagaNotFound", attempts: attempt, first: record?.firstFailureAt,
+                                 type: "SagaNotFound", attempts: attempt, first: since,
                                  requests: &requests, now: now)
                 countOnConfirm(&entry, .warning, "no saga instance after retries; moved to the error queue", metadata,
                                clearsFailure: true)
@@ -116,12 +116,14 @@ extension BatchPipeline {
         }
     }
 
-    /// The attempt a copy of a `retryLater` message is at: one more than its parked row says, the first for a
-    /// delivery (a copy from the broker, or a replay from the error queue).
-    static func notFoundAttempt(of entry: Entry) -> Int {
+    /// The attempt a copy of a `retryLater` message is at, and since when it waits for its saga: one more than
+    /// its parked row says; the first, waiting from now, for a delivery (a copy from the broker, a replay
+    /// from the error queue) or a row parked for another reason (a handler's delayed retry).
+    static func notFoundWaits(of entry: Entry) -> (attempt: Int, since: Date?) {
         guard let row = entry.dueRow, row.sagaType.isEmpty,
-              let parked = row.headers[MessageTranslation.retryAttemptHeader].flatMap({ Int($0) }) else { return 1 }
-        return parked + 1
+              let since = row.headers[MessageTranslation.notFoundSinceHeader].flatMap({ Double($0) }),
+              let parked = row.headers[MessageTranslation.retryAttemptHeader].flatMap({ Int($0) }) else { return (1, nil) }
+        return (parked + 1, Date(timeIntervalSince1970: since))
     }
 
     /// Requeues `entry` for a transient reason (a busy, full, corrupt or moved database; a version conflict):
@@ -166,7 +168,7 @@ extension BatchPipeline {
     /// The work item that parks the message until `now + delay`. A due row is replaced in the same
     /// transaction; a saga timeout keeps its id (its message id) and its target.
     private func deferral(_ entry: Entry, incoming: IncomingMessage, attempt: Int, delay: Duration,
-                          now: Date, copy: String? = nil) -> WorkItem {
+                          now: Date, copy: String? = nil, notFoundSince: Date? = nil) -> WorkItem {
         let dueAt = now.addingTimeInterval(delay.timeInterval)
         var item = WorkItem(incoming: incoming)
         if let row = entry.dueRow {
@@ -178,7 +180,8 @@ extension BatchPipeline {
                 return item
             }
         }
-        item.deferral = MessageTranslation.deferral(of: incoming, attempt: attempt, dueAt: dueAt, now: now, copy: copy)
+        item.deferral = MessageTranslation.deferral(of: incoming, attempt: attempt, dueAt: dueAt, now: now, copy: copy,
+                                                    notFoundSince: notFoundSince)
         return item
     }
 

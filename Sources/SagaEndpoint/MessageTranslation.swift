@@ -18,6 +18,9 @@ enum MessageTranslation {
     static let originalCorrelationIdHeader = "x-saga-original-correlation-id"
     static let originalReplyToHeader = "x-saga-original-reply-to"
     static let retryAttemptHeader = "x-saga-retry-attempt"
+    /// On a copy parked by `retryLater` only: when it first found no saga (seconds since 1970). Its waits are
+    /// counted on the row (`retryAttemptHeader`), apart from the handler failures counted in the store.
+    static let notFoundSinceHeader = "x-saga-not-found-since"
     /// Set by a replay from an error queue: how often the message was replayed, and its first failure.
     static let replaysHeader = "x-replays"
     static let replayedFirstFailureHeader = "x-replayed-first-failure"
@@ -141,6 +144,7 @@ enum MessageTranslation {
             let correlationId = headers.removeValue(forKey: originalCorrelationIdHeader)
             let replyTo = headers.removeValue(forKey: originalReplyToHeader)
             headers.removeValue(forKey: retryAttemptHeader)
+            headers.removeValue(forKey: notFoundSinceHeader)
             // A replayed saga timeout waiting for its delayed retry.
             let timeoutTarget = takeTimeoutTarget(from: &headers)
             return IncomingMessage(messageId: messageId, type: row.messageType, body: row.body,
@@ -172,13 +176,14 @@ enum MessageTranslation {
     /// tells apart the rows of copies of one message parked at the same attempt (a `retryLater` message
     /// counts each copy's attempts): the store keeps one row per id.
     static func deferral(of incoming: IncomingMessage, attempt: Int, dueAt: Date, now: Date,
-                         copy: String? = nil) -> TimeoutRecord {
+                         copy: String? = nil, notFoundSince: Date? = nil) -> TimeoutRecord {
         var headers = withTimeoutTarget(incoming.timeoutTarget, incoming.headers)
         headers[originalMessageIdHeader] = incoming.messageId
         headers[originalQueueHeader] = incoming.queue
         headers[originalCorrelationIdHeader] = incoming.correlationId
         headers[originalReplyToHeader] = incoming.replyTo
         headers[retryAttemptHeader] = String(attempt)
+        headers[notFoundSinceHeader] = notFoundSince.map { String($0.timeIntervalSince1970) }
         return TimeoutRecord(
             timeoutId: "retry:\(incoming.messageId):\(attempt)" + (copy.map { ":" + $0 } ?? ""), sagaType: "",
             correlationId: incoming.messageId,
