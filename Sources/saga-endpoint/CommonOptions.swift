@@ -158,6 +158,14 @@ enum StandardStreams {
 }
 
 /// Parses a duration given in seconds (fractions allowed), for options like `--bank-timeout 2.5`.
+///
+/// Capped at `longestDuration` (a year): the options only check that the number is positive and finite, and
+/// the milliseconds of `--bank-timeout 1e300` (or of `1e16`, an operator's "never") did not fit an Int64, so
+/// `run`, `transfer` and `demo` died of a trap (SIGILL) instead of starting. A year outlasts any run of the
+/// process, so a bigger number still means "never" in practice, as ShutdownDeadline already read it.
 func secondsDuration(_ seconds: Double) -> Duration {
-    .milliseconds(Int64((seconds * 1000).rounded()))
+    .milliseconds(Int64((min(seconds, longestDuration) * 1000).rounded()))
 }
+
+/// The longest duration `secondsDuration` gives, in seconds: a year.
+let longestDuration: Double = 365 * 86_400

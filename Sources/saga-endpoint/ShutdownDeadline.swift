@@ -40,8 +40,8 @@ final class ShutdownDeadline: Service, Sendable {
         } catch {
             return
         }
-        // Capped at a year: a bigger number of seconds means "no limit", and does not overflow the Duration.
-        let limit = secondsDuration(min(seconds, 365 * 86_400))
+        // Capped at a year (by `secondsDuration`): a bigger number of seconds means "no limit".
+        let limit = secondsDuration(seconds)
         let timer = Task { [self] in
             guard (try? await Task.sleep(for: limit)) != nil else { return }
             runOut()

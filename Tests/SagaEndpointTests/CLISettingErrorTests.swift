@@ -115,4 +115,21 @@ extension CLIProcessTests {
             #expect(error.contains("Usage: \(commandName(setting.arguments)) "), "\(setting): \(error)")
         }
     }
+
+    // Crashed before (SIGILL): `--bank-timeout 1e300` passed the check (positive, finite), and turning it into
+    // milliseconds overflowed an Int64 before anything else ran. Now it counts as a year ("never", in
+    // practice), and `run` goes on to its next check: the database folder, missing here.
+    @Test("a huge number of seconds for --bank-timeout, from a flag or the file, does not crash run", arguments: [
+        BadSetting(arguments: ["run", "--bank-timeout", "1e300", "--database", "/nonexistent/saga.sqlite"],
+                   names: "cannot use the database /nonexistent/saga.sqlite"),
+        BadSetting(arguments: ["run", "--bank-timeout", "1e16", "--database", "/nonexistent/saga.sqlite"],
+                   names: "cannot use the database /nonexistent/saga.sqlite"),
+        BadSetting(arguments: ["run"], file: #"{"run": {"bank-timeout": 1e300, "database": "/nonexistent/saga.sqlite"}}"#,
+                   names: "cannot use the database /nonexistent/saga.sqlite"),
+    ])
+    func hugeBankTimeoutDoesNotCrash(setting: BadSetting) async throws {
+        let (status, error) = try await outcome(setting)
+        #expect(status == 1, "\(error)")
+        #expect(error.contains(setting.names), "\(error)")
+    }
 }

@@ -82,6 +82,19 @@ struct CLITransferTests {
         await harness.tearDown()
     }
 
+    // Crashed before (SIGILL, nothing sent): the seconds became milliseconds in an Int64, which 1e300 (or
+    // 1e16, an operator's "never") overflows; the options only check that the number is positive and finite.
+    @Test("--timeout with a huge number of seconds sends the request instead of crashing")
+    func hugeTimeoutDoesNotCrash() async throws {
+        let harness = try await EndpointHarness.make()
+        let run = try await transfer(["--from", "alice", "--to", "bob", "--amount", "5", "--transfer-id", "t-huge",
+                                      "--timeout", "1e300"], url: harness.url)
+        #expect(run.status == 0, "\(run)")
+        #expect(run.output.trimmingCharacters(in: .whitespacesAndNewlines) == "t-huge", "\(run)")
+        #expect(try await harness.depth("transfers") == 1)
+        await harness.tearDown()
+    }
+
     // Found by an operations review: during a resource alarm the broker holds the confirm back, and the
     // command hung for as long as the alarm lasted (even with --wait --timeout 3), without printing the id
     // a retry needs. Its own node: the alarm would stall every other test.
