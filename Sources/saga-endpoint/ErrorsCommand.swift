@@ -107,6 +107,10 @@ struct ErrorsCommand: AsyncParsableCommand {
         @OptionGroup var target: QueueOptions
         @Argument(help: "The message id.") var messageId: String
 
+        func validate() throws {
+            try ErrorsCommand.checkNamed(messageId)
+        }
+
         func run() async throws {
             try await ErrorsCommand.withAdmin(try brokerURL(), try bootstrapLogging(), target) { admin in
                 guard let entry = try await admin.show(messageId: messageId) else {
@@ -135,6 +139,7 @@ struct ErrorsCommand: AsyncParsableCommand {
         var dropRepeats = false
 
         func validate() throws {
+            if let messageId { try ErrorsCommand.checkNamed(messageId) }
             if messageId == nil, !all { throw ValidationError("give a message id or --all") }
             if messageId != nil, all { throw ValidationError("give a message id or --all, not both") }
             if !all, !only.filter.isEmpty || dropRepeats {
@@ -188,6 +193,15 @@ struct ErrorsCommand: AsyncParsableCommand {
                 print("purged \(try await admin.purge()) message(s) from \(target.queue)")
             }
         }
+    }
+
+    /// Refuses an empty message id, for `show`, `replay` and `delete`. `list` prints a message without
+    /// message id as `"messageId":""`; looking for that id matched nothing (the property is absent, not
+    /// empty), so `show ""` said "no message  in transfers.error" about a message just listed.
+    static func checkNamed(_ messageId: String) throws {
+        guard messageId.isEmpty else { return }
+        throw ValidationError("the message id must not be empty (a message without message id cannot be named: "
+            + "`replay --all` replays it with the others)")
     }
 
     static func withAdmin(_ url: String, _ logger: Logger, _ target: QueueOptions,

@@ -20,7 +20,7 @@ extension ErrorsCommand {
 
         // No message can be told by an empty id; a pass over the whole queue would only say so at the end.
         func validate() throws {
-            guard !messageId.isEmpty else { throw ValidationError("the message id must not be empty") }
+            try ErrorsCommand.checkNamed(messageId)
         }
 
         func run() async throws {

@@ -40,5 +40,20 @@ import Testing
         let listed = try ErrorsCommand.json(entry, withBody: false)
         #expect(!listed.contains("headers") && !listed.contains("properties"))
     }
+
+    // Failed before: `errors list` prints a message without message id as `"messageId":""`, and `show ""`
+    // or `replay ""` copied from there looked for an id no message has, then said "no message  in
+    // transfers.error" (exit 1) about a message the list had just shown. `delete ""` was already refused.
+    @Test(arguments: [["errors", "show", ""], ["errors", "replay", ""], ["errors", "delete", ""]])
+    func anEmptyMessageIdIsAUsageError(arguments: [String]) {
+        do {
+            _ = try SagaEndpointCLI.parseAsRoot(arguments)
+            Issue.record("\(arguments) was accepted")
+        } catch {
+            #expect(SagaEndpointCLI.exitCode(for: error) == .validationFailure)
+            #expect(SagaEndpointCLI.message(for: error).contains("the message id must not be empty"),
+                    "\(SagaEndpointCLI.message(for: error))")
+        }
+    }
 }
 #endif
