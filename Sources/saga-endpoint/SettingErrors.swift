@@ -22,8 +22,14 @@ extension SagaEndpointCLI {
         do {
             command = try parseAsRoot(arguments)
         } catch {
-            // Parsing and `validate()`: ArgumentParser knows the subcommand here.
-            exit(withError: error)
+            // Parsing and `validate()`: ArgumentParser knows the subcommand here. `--help` is a clean exit
+            // printed to stdout as ArgumentParser does; a refused argument is quoted without its password
+            // (ParseErrorRedaction.swift).
+            let code = exitCode(for: error)
+            guard code != .success else { exit(withError: error) }
+            let report = redactedParseReport(error)
+            if !report.isEmpty { printError(report) }
+            Foundation.exit(code.rawValue)
         }
         do {
             if var asyncCommand = command as? any AsyncParsableCommand {

@@ -132,4 +132,23 @@ extension CLIProcessTests {
         #expect(status == 1, "\(error)")
         #expect(error.contains(setting.names), "\(error)")
     }
+
+    // Failed before: ArgumentParser quotes the argument it cannot use, so a broker URL typed without its
+    // `--amqp-url` (or as the value of another option) was printed with its password, which the README
+    // promises never to print: "Error: Unexpected argument 'amqp://ops:secret@rabbit/'".
+    @Test("a URL in an argument the parser refuses is quoted without its password", arguments: [
+        BadSetting(arguments: ["errors", "list", "amqp://ops:secret@rabbit.internal/prod"],
+                   names: "Unexpected argument 'amqp://ops:***@rabbit.internal/prod'"),
+        BadSetting(arguments: ["run", "--no-declare-topology", "amqps://ops:secret@rabbit.internal:5671/"],
+                   names: "Unexpected argument 'amqps://ops:***@rabbit.internal:5671/'"),
+        BadSetting(arguments: ["run", "--prefetch", "amqp://ops:secret@rabbit.internal/"],
+                   names: "The value 'amqp://ops:***@rabbit.internal/' is invalid for '--prefetch"),
+    ])
+    func aRefusedArgumentHidesItsPassword(setting: BadSetting) async throws {
+        let (status, error) = try await outcome(setting)
+        #expect(status == 64, "\(error)")
+        #expect(error.contains(setting.names), "\(error)")
+        #expect(!error.contains("secret"), "\(error)")
+        #expect(error.contains("Usage: \(commandName(setting.arguments)) "), "\(error)")
+    }
 }
