@@ -2,7 +2,6 @@ import AMQPTransport
 import ArgumentParser
 import Foundation
 import Logging
-import Synchronization
 
 // Options shared by the subcommands. Each falls back to an environment variable, then to a default;
 // values are checked in `validate()` so a bad one is reported (as a ValidationError) before any work.
@@ -143,18 +142,6 @@ struct CLIError: Error, CustomStringConvertible {
 /// Writes a line to standard error (for user-facing notices that are not log records).
 func printError(_ text: String) {
     StandardStreams.write(text + "\n", to: FileHandle.standardError)
-}
-
-/// Writes to stdout and stderr for the whole process: one record at a time (a write larger than a pipe's
-/// 4 KiB buffer goes in pieces, and another thread's record landed between them), and never trapping when
-/// the stream cannot be written. Foundation's `FileHandle.write(_: Data)` traps on a failed write (a full
-/// disk under the log, a closed stderr): the process died at its first log line.
-enum StandardStreams {
-    private static let lock = Mutex(())
-
-    static func write(_ text: String, to handle: FileHandle) {
-        lock.withLock { _ in try? handle.write(contentsOf: Data(text.utf8)) }
-    }
 }
 
 /// Parses a duration given in seconds (fractions allowed), for options like `--bank-timeout 2.5`.

@@ -76,7 +76,7 @@ struct ErrorsCommand: AsyncParsableCommand {
                 // It prints no body: holding them would cost the size of every message listed.
                 let filter = only.filter
                 let listing = try await admin.browse(limit: limit, bodies: false, filter: filter)
-                for entry in listing.entries { print(try ErrorsCommand.json(entry, withBody: false)) }
+                for entry in listing.entries { printLine(try ErrorsCommand.json(entry, withBody: false)) }
                 // On stderr, as the notes below: stdout stays one entry per line for scripts. Before, a list
                 // cut at the limit looked like the whole queue.
                 if !filter.isEmpty {
@@ -116,7 +116,7 @@ struct ErrorsCommand: AsyncParsableCommand {
                 guard let entry = try await admin.show(messageId: messageId) else {
                     throw CLIError("no message \(messageId) in \(target.queue)")
                 }
-                print(try ErrorsCommand.json(entry, withBody: true, pretty: true))
+                printLine(try ErrorsCommand.json(entry, withBody: true, pretty: true))
             }
         }
     }
@@ -159,7 +159,7 @@ struct ErrorsCommand: AsyncParsableCommand {
                     let skipped = outcome.skipped.count
                     let dropped = dropRepeats ? ", dropped \(outcome.droppedRepeats) further copies of ids replayed" : ""
                     let unmatched = only.filter.isEmpty ? "" : ", left \(outcome.unmatched) the filter does not match"
-                    print("replayed \(outcome.replayed) message(s) from \(target.queue), skipped \(skipped) that "
+                    printLine("replayed \(outcome.replayed) message(s) from \(target.queue), skipped \(skipped) that "
                         + "cannot be replayed\(skipped > 0 ? " (named on stderr)" : "")\(dropped)\(unmatched); "
                         + "\(try await admin.count()) in it now")
                     // As `list`: the count above leaves out what other consumers hold, which this run never
@@ -175,7 +175,7 @@ struct ErrorsCommand: AsyncParsableCommand {
                     guard try await admin.replay(messageId: messageId) else {
                         throw CLIError("no message \(messageId) in \(target.queue)")
                     }
-                    print("replayed \(messageId)")
+                    printLine("replayed \(messageId)")
                 }
             }
         }
@@ -190,7 +190,7 @@ struct ErrorsCommand: AsyncParsableCommand {
 
         func run() async throws {
             try await ErrorsCommand.withAdmin(try brokerURL(), try bootstrapLogging(), target) { admin in
-                print("purged \(try await admin.purge()) message(s) from \(target.queue)")
+                printLine("purged \(try await admin.purge()) message(s) from \(target.queue)")
             }
         }
     }

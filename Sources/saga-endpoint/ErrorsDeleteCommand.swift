@@ -27,7 +27,7 @@ extension ErrorsCommand {
             try await ErrorsCommand.withAdmin(try brokerURL(), try bootstrapLogging(), target) { admin in
                 let deletion = try await admin.delete(messageId: messageId)
                 guard deletion.deleted > 0 else { throw CLIError("no message \(messageId) in \(target.queue)") }
-                print("deleted \(deletion.deleted) message(s) with id \(messageId) from \(target.queue); "
+                printLine("deleted \(deletion.deleted) message(s) with id \(messageId) from \(target.queue); "
                     + "\(try await admin.count()) in it now")
                 // As `list` and `replay --all`: what is reported is right, but it may not be every copy.
                 if deletion.otherConsumers > 0 {

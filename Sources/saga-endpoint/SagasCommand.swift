@@ -24,7 +24,7 @@ struct SagasCommand: ParsableCommand {
             let store = try SagaDatabase.open(try database.resolvedPath(config: config))
             defer { store.close() }
             for record in try store.listSagas(type: sagaType) {
-                print(try SagaDatabase.json(SagaDatabase.object(record), pretty: false))
+                printLine(try SagaDatabase.json(SagaDatabase.object(record), pretty: false))
             }
         }
     }
@@ -46,7 +46,7 @@ struct SagasCommand: ParsableCommand {
             guard let record = try store.loadSaga(type: type, correlationId: id) else { throw notFound(path) }
             var object = SagaDatabase.object(record)
             object["pendingTimeouts"] = try store.pendingTimeouts(sagaType: type, correlationId: id).map(SagaDatabase.object)
-            print(try SagaDatabase.json(object, pretty: true))
+            printLine(try SagaDatabase.json(object, pretty: true))
         }
 
         private func notFound(_ path: String) -> ExitCode {

@@ -42,9 +42,20 @@ extension SagaEndpointCLI {
                 printError(report)
                 Foundation.exit(ExitCode.validationFailure.rawValue)
             }
+            // The command's own failure keeps its status; a lost output is worth a line too.
+            if let failure = StandardStreams.outputFailure() { printError(outputLost(failure)) }
             exit(withError: error)
         }
+        // Its result is what it printed: a command whose output could not be written failed.
+        if let failure = StandardStreams.outputFailure() {
+            printError(outputLost(failure))
+            Foundation.exit(ExitCode.failure.rawValue)
+        }
         exit()
+    }
+
+    private static func outputLost(_ reason: String) -> String {
+        "Error: cannot write to standard output (\(reason)): the command's output is lost"
     }
 
     /// What to print for `error` thrown by `command` when it is about a setting (see above), in

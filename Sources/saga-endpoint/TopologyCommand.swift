@@ -25,7 +25,7 @@ struct TopologyCommand: AsyncParsableCommand {
             let topology = try topologyOptions.load(config: config, logger: logger)
             let url = try brokerURL()
             try await TopologyActions.declare(topology, url: url, connectionName: "saga-endpoint-topology", logger: logger)
-            print("declared \(topology.exchanges.count) exchanges, \(topology.queues.count) queues, "
+            printLine("declared \(topology.exchanges.count) exchanges, \(topology.queues.count) queues, "
                 + "\(topology.bindings.count) bindings on \(AMQPOptions.redacted(url))")
         }
     }
@@ -51,9 +51,9 @@ struct TopologyCommand: AsyncParsableCommand {
             let connection = try await BrokerConnection.open(url: url, name: "saga-endpoint-verify", logger: logger)
             let problems = await TopologyActions.verify(topology, on: connection)
             await connection.close()
-            for problem in problems { print(problem) }
+            for problem in problems { printLine(problem) }
             if problems.isEmpty {
-                print("ok: \(topology.exchanges.count) exchanges and \(topology.queues.count) queues match on "
+                printLine("ok: \(topology.exchanges.count) exchanges and \(topology.queues.count) queues match on "
                     + "\(AMQPOptions.redacted(url)) (\(topology.bindings.count) bindings not checkable over AMQP)")
             } else {
                 printError("\(problems.count) problem(s) on \(AMQPOptions.redacted(url))")
@@ -74,7 +74,8 @@ struct TopologyCommand: AsyncParsableCommand {
         @OptionGroup var topologyOptions: TopologyOptions
 
         func run() throws {
-            FileHandle.standardOutput.write(try definitions() + Data("\n".utf8))
+            // Not FileHandle.write(_: Data), which traps when stdout cannot be written (StandardStreams).
+            StandardStreams.write(String(decoding: try definitions(), as: UTF8.self) + "\n", to: FileHandle.standardOutput)
         }
 
         /// Before, every definition said vhost "/", so an endpoint's topology in another vhost was
