@@ -38,7 +38,7 @@ extension LoggingOptions {
     }
 }
 
-/// An operator command that logs (`errors`, `sagas`, `topology declare|verify`, `transfer`): its level is
+/// An operator command that logs (`errors`, `sagas`, `topology`, `transfer`): its level is
 /// layered as above.
 protocol OperatorLogging {
     var logging: LoggingOptions { get }

@@ -62,7 +62,7 @@ struct TopologyCommand: AsyncParsableCommand {
         }
     }
 
-    struct Export: ParsableCommand, BrokerCommand {
+    struct Export: ParsableCommand, BrokerCommand, OperatorLogging {
         static let configuration = CommandConfiguration(
             abstract: "Print the merged definitions as one JSON document for `rabbitmqctl import_definitions`.",
             discussion: """
@@ -72,16 +72,22 @@ struct TopologyCommand: AsyncParsableCommand {
         @OptionGroup var amqp: AMQPOptions
         @OptionGroup var config: ConfigOptions
         @OptionGroup var topologyOptions: TopologyOptions
+        // It logs only a warning about definitions keys it ignores, but takes the log settings every
+        // command takes (README): without them a wrapper passing `--log-level` to each command got exit 64.
+        @OptionGroup var logging: LoggingOptions
 
         func run() throws {
+            let logger = try bootstrapLogging()
             // Not FileHandle.write(_: Data), which traps when stdout cannot be written (StandardStreams).
-            StandardStreams.write(String(decoding: try definitions(), as: UTF8.self) + "\n", to: FileHandle.standardOutput)
+            StandardStreams.write(String(decoding: try definitions(logger: logger), as: UTF8.self) + "\n",
+                                  to: FileHandle.standardOutput)
         }
 
         /// Before, every definition said vhost "/", so an endpoint's topology in another vhost was
         /// imported into the default one.
-        func definitions(environment: [String: String] = ProcessInfo.processInfo.environment) throws -> Data {
-            let topology = try topologyOptions.load(config: config, logger: nil, environment: environment)
+        func definitions(environment: [String: String] = ProcessInfo.processInfo.environment,
+                         logger: Logger? = nil) throws -> Data {
+            let topology = try topologyOptions.load(config: config, logger: logger, environment: environment)
             let vhost = try AMQPConfiguration(url: brokerURL(environment: environment)).vhost
             return try topology.exportJSON(vhost: vhost)
         }

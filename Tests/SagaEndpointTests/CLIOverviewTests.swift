@@ -28,5 +28,17 @@ import Testing
             .prefix { $0 != ":" }.split(separator: "`", omittingEmptySubsequences: false).enumerated().filter { $0.offset % 2 == 1 }.map { String($0.element) }
         #expect(exceptions == withoutConfig)
     }
+
+    // Failed before: the README's table gives `--log-level` and `--log-format` to every command, yet
+    // `topology export --log-level warning` was refused ("Unknown option", exit 64), so a wrapper passing
+    // the operator's log settings to every command broke on export.
+    @Test func everyCommandTakesTheLogFlags() {
+        let without = Self.leaves.filter {
+            let help = $0.command.helpMessage(columns: 200)
+            return !help.contains("--log-level") || !help.contains("--log-format")
+        }.map(\.name)
+        #expect(without.isEmpty)
+        #expect(throws: Never.self) { try SagaEndpointCLI.parseAsRoot(["topology", "export", "--log-level", "warning"]) }
+    }
 }
 #endif
