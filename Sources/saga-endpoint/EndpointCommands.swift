@@ -177,6 +177,21 @@ enum EndpointHost {
     static func run(
         queues: [String], connectionName: String, registry: HandlerRegistry, settings: EndpointSettings, logger: Logger
     ) async throws {
+        do {
+            try await serve(queues: queues, connectionName: connectionName, registry: registry, settings: settings,
+                            logger: logger)
+        } catch {
+            // The "Error: …" line printed after this is not a log record: with `--log-format json` a collector
+            // saw the endpoint start and never why it stopped (a refused login, a topology the broker
+            // refused, a database it cannot open), and an alert on the level had nothing to fire on.
+            logger.critical("exiting", metadata: ["shutdown": "stopped by an error", "error": "\(error)"])
+            throw error
+        }
+    }
+
+    private static func serve(
+        queues: [String], connectionName: String, registry: HandlerRegistry, settings: EndpointSettings, logger: Logger
+    ) async throws {
         try DatabasePreflight.check(settings.databasePath, logger: logger)
         let topology = settings.declareTopology
             ? try TopologyOptions.load(directory: settings.topologyDirectory, logger: logger) : nil

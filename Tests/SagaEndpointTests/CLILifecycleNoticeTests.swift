@@ -31,4 +31,31 @@ struct CLILifecycleNoticeTests {
         #expect(!log.contains(" info "), "nothing below notice: \(log)")
         await harness.tearDown()
     }
+
+    // Failed before: an error that stopped `run` (here a refused login) reached stderr only as
+    // ArgumentParser's plain "Error: …" line, after the JSON "starting endpoint" record: a log collector
+    // reading `--log-format json` saw the endpoint start and never why it stopped, and an alert on the
+    // level had nothing to fire on.
+    @Test("an error that stops run is logged as a critical record, also in JSON, before the plain error line")
+    func aStopByAnErrorIsLogged() async throws {
+        let harness = try await EndpointHarness.make()
+        let refused = harness.url.replacingOccurrences(of: "guest:guest@", with: "guest:wrong-password@")
+        #expect(refused != harness.url)
+        let run = try RunProcess(url: refused, label: "stopped-by-error", logLevel: "notice",
+                                 extraArguments: ["--no-declare-topology", "--log-format", "json"])
+        defer { run.cleanUp() }
+        let status = try await runOnThread { try run.process.waitUntilExit(timeout: .seconds(60)) }
+        let lines = run.process.errorLines().filter { !$0.isEmpty }
+        #expect(status == 1, "\(lines)")
+        let records = lines.compactMap { line in
+            (try? JSONSerialization.jsonObject(with: Data(line.utf8))) as? [String: Any]
+        }
+        let stop = records.first { $0["level"] as? String == "critical" }
+        #expect(stop?["message"] as? String == "exiting", "\(lines)")
+        #expect((stop?["error"] as? String)?.contains("authenticationFailed") == true, "\(lines)")
+        #expect(!lines.joined().contains("wrong-password"), "\(lines)")
+        // The last line is still the error for a person at a terminal.
+        #expect(lines.last?.hasPrefix("Error: ") == true, "\(lines)")
+        await harness.tearDown()
+    }
 }
