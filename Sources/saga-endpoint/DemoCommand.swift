@@ -43,10 +43,20 @@ struct DemoCommand: AsyncParsableCommand {
     @Flag(help: "Start the endpoint and the bank even when the queues already have consumers (another endpoint or bank in this vhost).")
     var force = false
 
+    /// The most transfers one run plans: its workload is held in memory (999,950 took 820 MB of RSS).
+    static let maximumTransfers = 1_000_000
+
     func validate() throws {
         guard transfers >= 0, batches >= 0 else { throw ValidationError("--transfers and --batches must not be negative") }
         guard batchSize >= 1 else { throw ValidationError("--batch-size must be at least 1") }
-        guard transfers + batches > 0 else { throw ValidationError("nothing to do: --transfers and --batches are both 0") }
+        guard transfers > 0 || batches > 0 else { throw ValidationError("nothing to do: --transfers and --batches are both 0") }
+        // The workload is planned in memory before the first request, and its counts were added up
+        // unchecked: `--transfers` near Int.max trapped here, and large counts were planned for minutes first.
+        let (inBatches, overflow) = batches.multipliedReportingOverflow(by: batchSize)
+        guard !overflow, inBatches <= Self.maximumTransfers, transfers <= Self.maximumTransfers - inBatches else {
+            throw ValidationError("--transfers, and --batches times --batch-size, add up to at most "
+                + "\(Self.maximumTransfers) transfers")
+        }
         guard (0...1).contains(duplicates) else { throw ValidationError("--duplicates must be between 0 and 1") }
         for (name, value) in [("--timeout", timeout), ("--bank-timeout", bankTimeout)] where !(value.isFinite && value > 0) {
             throw ValidationError("\(name) must be a positive number of seconds")

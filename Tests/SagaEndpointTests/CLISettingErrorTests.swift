@@ -151,4 +151,18 @@ extension CLIProcessTests {
         #expect(!error.contains("secret"), "\(error)")
         #expect(error.contains("Usage: \(commandName(setting.arguments)) "), "\(error)")
     }
+
+    // Crashed before (SIGILL): `--transfers` plus `--batches` (or `--batches` times `--batch-size`) overflowed
+    // an Int in the check itself; a count short of that planned its whole workload in memory first.
+    @Test("demo refuses a workload too large to plan instead of crashing", arguments: [
+        BadSetting(arguments: ["demo", "--transfers", "9223372036854775807", "--batches", "1"], names: "--transfers"),
+        BadSetting(arguments: ["demo", "--transfers", "0", "--batches", "9223372036854775807", "--batch-size",
+                               "9223372036854775807"], names: "--batches"),
+        BadSetting(arguments: ["demo", "--transfers", "2000000000"], names: "at most 1000000 transfers"),
+    ])
+    func demoRefusesAnOverflowingWorkload(setting: BadSetting) async throws {
+        let (status, error) = try await outcome(setting)
+        #expect(status == 64, "\(error)")
+        #expect(error.contains(setting.names), "\(error)")
+    }
 }
