@@ -42,19 +42,25 @@ public final class SQLiteConnection {
         /// `PRAGMA wal_autocheckpoint` in pages; nil keeps SQLite's default (1000 pages, 4 MiB). The
         /// commit that crosses it copies the WAL's pages into the database file and syncs it.
         public var walAutocheckpointPages: Int?
+        /// Whether opening switches the file to WAL mode, which is persistent in the file. False for a tool
+        /// that only looks at a file that may not be a store at all (a mistyped `--database`): the switch
+        /// changed another application's database before the tool found out and refused it.
+        public var switchesToWAL: Bool
 
         public init(
             synchronous: Synchronous = .full,
             busyTimeout: Duration = .seconds(5),
             statementCacheCapacity: Int = 64,
             cacheSizeKiB: Int? = nil,
-            walAutocheckpointPages: Int? = nil
+            walAutocheckpointPages: Int? = nil,
+            switchesToWAL: Bool = true
         ) {
             self.synchronous = synchronous
             self.busyTimeout = busyTimeout
             self.statementCacheCapacity = statementCacheCapacity
             self.cacheSizeKiB = cacheSizeKiB
             self.walAutocheckpointPages = walAutocheckpointPages
+            self.switchesToWAL = switchesToWAL
         }
     }
 
@@ -115,13 +121,14 @@ public final class SQLiteConnection {
         do {
             // WAL: readers never block the writer and vice versa, and commits append instead of
             // rewriting pages. The mode is persistent in the file, but setting it again is cheap.
-            let mode = try switchToWAL()
+            let mode = options.switchesToWAL ? try switchToWAL()
+                : try query("PRAGMA journal_mode").first?[0].textValue?.lowercased()
             isWAL = mode == "wal"
             if isWAL, let name = sqlite3_db_filename(handle, "main") {
                 let file = String(cString: name)
                 walCompanionPaths = [file + "-wal", file + "-shm"]
             }
-            if mode != "wal" && path != ":memory:" && !path.isEmpty {
+            if options.switchesToWAL && mode != "wal" && path != ":memory:" && !path.isEmpty {
                 logger.warning(
                     "SQLite did not switch to WAL journal mode",
                     metadata: ["path": "\(path)", "journal_mode": "\(mode ?? "unknown")"]

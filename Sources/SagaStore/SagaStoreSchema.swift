@@ -285,12 +285,12 @@ enum SagaStoreSchema {
     /// The version this build understands: the last migration's.
     static var currentVersion: Int { migrations.last?.version ?? 0 }
 
-    static func userVersion(_ connection: SQLiteConnection) throws -> Int {
+    static func userVersion(_ connection: SQLiteConnection) throws(SQLiteError) -> Int {
         Int(try connection.query("PRAGMA user_version").first?[0].integerValue ?? 0)
     }
 
     /// The tables of the store (of any version) that the file holds.
-    static func storeTables(_ connection: SQLiteConnection) throws -> [String] {
+    static func storeTables(_ connection: SQLiteConnection) throws(SQLiteError) -> [String] {
         try connection.query(
             "SELECT name FROM sqlite_master WHERE type = 'table' AND name IN "
                 + "('sagas', 'inbox', 'outbox', 'timeouts', 'failures', 'deliveries') ORDER BY name"

@@ -16,14 +16,18 @@ enum DatabasePreflight {
         guard access(folder.isEmpty ? "." : folder, W_OK | X_OK) == 0 else {
             throw fail("its folder \(folder.isEmpty ? "." : folder) \(errno == ENOENT ? "does not exist" : "is not writable")")
         }
-        // A missing file is created by the endpoint; an existing one must be a writable database.
+        // A missing file is created by the endpoint; an existing one must be a writable database, and not
+        // another application's: the store would put its tables in it (a mistyped path).
         guard FileManager.default.fileExists(atPath: path) else { return }
         guard access(path, R_OK | W_OK) == 0 else { throw fail("the file is not writable") }
+        let foreign: [String]
         do {
-            let connection = try SQLiteConnection(path: path, logger: logger)  // reads the header: a database?
-            connection.close()
+            foreign = try SagaStore.foreignTables(inFileAt: path, logger: logger)  // reads the header: a database?
         } catch {
             throw fail(error.message)
+        }
+        guard foreign.isEmpty else {
+            throw fail("it holds tables of another application (\(foreign.joined(separator: ", "))) and no saga store")
         }
     }
 }

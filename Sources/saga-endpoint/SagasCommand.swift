@@ -64,9 +64,22 @@ enum SagaDatabase {
         guard FileManager.default.fileExists(atPath: path) else {
             throw CLIError("no saga database at \(path) (the endpoint creates it when it first runs; check --database, SAGA_DATABASE or the config file)")
         }
+        let foreign: [String]
         do {
-            // Never migrates: an older endpoint may still be running on the file.
-            return try SagaStore(path: path, migrate: false)
+            foreign = try SagaStore.foreignTables(inFileAt: path)
+        } catch {
+            throw CLIError("cannot open the saga database \(path): \(error)")
+        }
+        // Refused before the store opens it: its advice for an old schema is to start the endpoint, which
+        // would put the store's tables in another application's file.
+        guard foreign.isEmpty else {
+            throw CLIError("\(path) is not a saga database: it holds tables of another application "
+                + "(\(foreign.joined(separator: ", "))); check --database, SAGA_DATABASE or the config file")
+        }
+        do {
+            // Never migrates: an older endpoint may still be running on the file. Nor switches it to WAL:
+            // this command only looks (an endpoint's file is in WAL mode already).
+            return try SagaStore(path: path, options: SagaStore.Options(switchesToWAL: false), migrate: false)
         } catch {
             throw CLIError("cannot open the saga database \(path): \(error)")
         }
