@@ -184,7 +184,9 @@ enum EndpointHost {
             // The "Error: …" line printed after this is not a log record: with `--log-format json` a collector
             // saw the endpoint start and never why it stopped (a refused login, a topology the broker
             // refused, a database it cannot open), and an alert on the level had nothing to fire on.
-            logger.critical("exiting", metadata: ["shutdown": "stopped by an error", "error": "\(error)"])
+            // Redacted: the error may quote a setting, a broker URL among them (a URL given as --database).
+            logger.critical("exiting", metadata: ["shutdown": "stopped by an error",
+                                                  "error": "\(SagaEndpointCLI.redactingURLs("\(error)"))"])
             throw error
         }
     }

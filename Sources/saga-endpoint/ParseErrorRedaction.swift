@@ -18,14 +18,21 @@ extension SagaEndpointCLI {
         return full.replacingOccurrences(of: plain, with: redacted)
     }
 
-    /// `text` with `AMQPConfiguration.redact` applied to every whitespace-separated word holding `://`. A
-    /// word, not the whole text: `redact` hides from a URL's colon to the last `@` after it, which in a
-    /// sentence could be another word's.
+    /// `text` with `AMQPConfiguration.redact` applied to every whitespace-separated word holding `://`, or
+    /// a colon before an `@` (`user:pass@host`, and a URL whose `//` a path operation folded into one: the
+    /// folder of `--database amqp://ops:secret@host/x` is `amqp:/ops:secret@host`). A word, not the whole
+    /// text: `redact` hides from a URL's colon to the last `@` after it, which in a sentence could be
+    /// another word's.
     static func redactingURLs(_ text: String) -> String {
         var result = ""
         var word = ""
+        func holdsCredentials(_ word: String) -> Bool {
+            if word.contains("://") { return true }
+            guard let at = word.lastIndex(of: "@") else { return false }
+            return word[..<at].contains(":")
+        }
         func flush() {
-            result += word.contains("://") ? AMQPConfiguration.redact(word) : word
+            result += holdsCredentials(word) ? AMQPConfiguration.redact(word) : word
             word = ""
         }
         for character in text {

@@ -38,13 +38,20 @@ extension SagaEndpointCLI {
                 try command.run()
             }
         } catch {
+            // Either report may quote a setting's value, and a broker URL put where a path or a number
+            // belongs (`--database amqp://ops:secret@host/x`, `"prefetch": "amqp://…"`) was printed with its
+            // password: every URL in them is redacted (ParseErrorRedaction.swift).
             if let report = settingErrorReport(error, command: type(of: command)) {
-                printError(report)
+                printError(redactingURLs(report))
                 Foundation.exit(ExitCode.validationFailure.rawValue)
             }
             // The command's own failure keeps its status; a lost output is worth a line too.
             if let failure = StandardStreams.outputFailure() { printError(outputLost(failure)) }
-            exit(withError: error)
+            let code = exitCode(for: error)
+            guard code != .success else { exit(withError: error) }
+            let report = redactingURLs(fullMessage(for: error))
+            if !report.isEmpty { printError(report) }
+            Foundation.exit(code.rawValue)
         }
         // Its result is what it printed: a command whose output could not be written failed.
         if let failure = StandardStreams.outputFailure() {

@@ -152,6 +152,21 @@ extension CLIProcessTests {
         #expect(error.contains("Usage: \(commandName(setting.arguments)) "), "\(error)")
     }
 
+    // Printed the password before: the database's path in "cannot use the database …" (on stderr and in the
+    // critical `exiting` record), and a config file's value of the wrong type quoted as it was found.
+    @Test("a broker URL given where another setting belongs is quoted without its password", arguments: [
+        BadSetting(arguments: ["run", "--log-format", "json", "--database", "amqp://ops:secret@rabbit/x.sqlite"],
+                   names: "cannot use the database amqp://ops:***@rabbit/x.sqlite"),
+        BadSetting(arguments: ["run"], file: #"{"run": {"prefetch": "amqp://ops:secret@rabbit/"}}"#,
+                   names: "'run.prefetch' must be"),
+    ])
+    func aURLInTheWrongSettingHidesItsPassword(setting: BadSetting) async throws {
+        let (status, error) = try await outcome(setting)
+        #expect(status != 0, "\(error)")
+        #expect(error.contains(setting.names), "\(error)")
+        #expect(!error.contains("secret"), "\(error)")
+    }
+
     // Crashed before (SIGILL): `--transfers` plus `--batches` (or `--batches` times `--batch-size`) overflowed
     // an Int in the check itself; a count short of that planned its whole workload in memory first.
     @Test("demo refuses a workload too large to plan instead of crashing", arguments: [
