@@ -6,7 +6,7 @@ import SagaStore
 /// a read-only file used to surface as a bare "unable to open database file" after the topology had been
 /// declared (and SQLite opens a read-only file without a word, failing only at the first write).
 enum DatabasePreflight {
-    static func check(_ path: String, logger: Logger) throws {
+    static func check(_ path: String, endpoint: String, logger: Logger) throws {
         func fail(_ reason: String) -> CLIError {
             CLIError("cannot use the database \(path): \(reason) (check --database, the environment variable or "
                      + "the config file)")
@@ -18,7 +18,7 @@ enum DatabasePreflight {
         }
         // A missing file is created by the endpoint; an existing one must be a writable database, and not
         // another application's: the store would put its tables in it (a mistyped path).
-        guard FileManager.default.fileExists(atPath: path) else { return }
+        guard FileManager.default.fileExists(atPath: path) else { return try checkOwner(path, endpoint, logger, fail) }
         guard access(path, R_OK | W_OK) == 0 else { throw fail("the file is not writable") }
         let foreign: [String]
         do {
@@ -28,6 +28,29 @@ enum DatabasePreflight {
         }
         guard foreign.isEmpty else {
             throw fail("it holds tables of another application (\(foreign.joined(separator: ", "))) and no saga store")
+        }
+        try checkOwner(path, endpoint, logger, fail)
+    }
+
+    /// Refuses the store of another endpoint (`SagaStore.claim`): the bank started on the transfer endpoint's
+    /// file took the transfer sagas' due timeouts and moved them to its own error queue. Best effort: a file
+    /// the store cannot open or lock right now is left to the endpoint, which reports that as before (a
+    /// corrupt file, a newer schema, a write lock held by another session).
+    private static func checkOwner(_ path: String, _ endpoint: String, _ logger: Logger,
+                                   _ fail: (String) -> CLIError) throws {
+        let owner: String?
+        do {
+            let store = try SagaStore(path: path, options: .init(busyTimeout: .milliseconds(500)), logger: logger)
+            defer { store.close() }
+            owner = try store.claim(forEndpoint: endpoint)
+        } catch {
+            logger.debug("the database's endpoint was not checked", metadata: ["error": "\(error)"])
+            return
+        }
+        if let owner {
+            throw fail("it is the store of endpoint '\(owner)', and this is endpoint '\(endpoint)': two endpoints on "
+                       + "one file take each other's timeouts (give each its own file; to hand this one over, "
+                       + "delete its row in table store_owner with every endpoint on it stopped)")
         }
     }
 }

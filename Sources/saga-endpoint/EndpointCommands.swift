@@ -194,7 +194,7 @@ enum EndpointHost {
     private static func serve(
         queues: [String], connectionName: String, registry: HandlerRegistry, settings: EndpointSettings, logger: Logger
     ) async throws {
-        try DatabasePreflight.check(settings.databasePath, logger: logger)
+        try DatabasePreflight.check(settings.databasePath, endpoint: queues.first ?? connectionName, logger: logger)
         let topology = settings.declareTopology
             ? try TopologyOptions.load(directory: settings.topologyDirectory, logger: logger) : nil
         var configuration = EndpointConfiguration(amqpURL: settings.amqpURL, inputQueues: queues,

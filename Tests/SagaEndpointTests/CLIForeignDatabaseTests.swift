@@ -41,7 +41,7 @@ import Testing
         let path = try foreignDatabase()
         defer { try? FileManager.default.removeItem(atPath: path) }
         do {
-            try DatabasePreflight.check(path, logger: Logger(label: "test"))
+            try DatabasePreflight.check(path, endpoint: "transfers", logger: Logger(label: "test"))
             Issue.record("another application's database was accepted")
         } catch let error as CLIError {
             #expect(error.description.contains("tables of another application (app_users)"), "\(error)")
