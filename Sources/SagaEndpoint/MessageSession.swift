@@ -16,7 +16,7 @@ public import Tracing
 ///
 /// Inside a span (`ServiceContext.current`), with a tracer bootstrapped (or passed), each message gets a
 /// "publish <destination>" producer span and carries its context in `traceparent`, so the endpoint's
-/// spans for it join the caller's trace.
+/// spans for it join the caller's trace A `traceparent` passed in `headers` is the span's parent instead.
 public struct MessageSession: Sendable {
     public let connection: AMQPConnection
     /// The `app_id` property of every message, e.g. the sending application's name.
@@ -261,9 +261,17 @@ public struct MessageSession: Sendable {
 
     private func startSpans(_ requests: inout [PublishRequest]) -> [(Int, any Span)] {
         guard let tracer else { return [] }
-        let parent = ServiceContext.current ?? .topLevel
+        let current = ServiceContext.current ?? .topLevel
         return requests.indices.map { index in
-            (index, PipelineTracing.startPublishSpan(&requests[index], parent: parent, tracer: tracer))
+            // A traceparent the caller put in the headers (an HTTP request's, forwarded by an application
+            // with no span of its own) is the parent, as a header a handler sets itself wins there: the
+            // publish span wrote its own context over it, and the message left in a new trace.
+            var parent = current
+            if let headers = requests[index].message.properties.headers, headers["traceparent"] != nil {
+                parent = .topLevel
+                tracer.extract(headers, into: &parent, using: AMQPHeaderExtractor())
+            }
+            return (index, PipelineTracing.startPublishSpan(&requests[index], parent: parent, tracer: tracer))
         }
     }
 }
