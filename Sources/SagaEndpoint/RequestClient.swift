@@ -68,15 +68,23 @@ public actor RequestClient {
     /// Declares the reply queue (`replyQueue`, by default `<app id or "requests">.replies.<uuid>`) with
     /// `x-expires` = `expiresAfter` and starts consuming it. Throws the transport's `AMQPError` when the
     /// broker refuses (e.g. a queue of that name exists with other arguments: 406), and
-    /// `.invalidConfiguration` when another client consumes a queue of that name already: each client
-    /// needs one of its own (two replicas of an application configured with one name took each other's
-    /// replies and dropped them, their requests ending as `.noReply`).
+    /// `.invalidConfiguration` for an empty `replyQueue`, and when another client consumes a queue of that
+    /// name already: each client needs one of its own (two replicas of an application configured with one
+    /// name took each other's replies and dropped them, their requests ending as `.noReply`).
     public static func start(session: MessageSession, replyQueue: String? = nil,
                              expiresAfter: Duration = .seconds(300), prefetch: UInt16 = 100,
                              logger: Logger? = nil) async throws -> RequestClient {
         // A queue name is a short string: a long app id is cut (the UUID keeps the name unique).
         let prefix = ProtocolLimits.truncated(session.appId ?? "requests", bytes: 200)
         let name = replyQueue ?? "\(prefix).replies.\(MessageSession.newMessageId())"
+        // An empty name (an unset setting) made the broker declare a server-named queue (left until it
+        // expired), and then failed the consume with "NOT_FOUND - no previously declared queue"; its
+        // requests would have carried an empty reply_to, which no endpoint can answer.
+        guard !name.isEmpty else {
+            throw AMQPError(.invalidConfiguration, message: "the reply queue name is empty (replyQueue \"\"): "
+                + "requests would carry an empty reply_to, which an endpoint cannot answer; name a queue, or "
+                + "leave replyQueue out for a unique name", operation: "RequestClient.start")
+        }
         let milliseconds = max(1, expiresAfter.components.seconds * 1000
             + expiresAfter.components.attoseconds / 1_000_000_000_000_000)
         // Durable: RabbitMQ deprecated transient queues that are not exclusive (4.3 refuses them by default,
