@@ -266,9 +266,9 @@ public struct MessageSession: Sendable {
             // A traceparent the caller put in the headers (an HTTP request's, forwarded by an application
             // with no span of its own) is the parent, as a header a handler sets itself wins there: the
             // publish span wrote its own context over it, and the message left in a new trace.
+            // (One the tracer cannot read leaves the current context the parent.)
             var parent = current
             if let headers = requests[index].message.properties.headers, headers["traceparent"] != nil {
-                parent = .topLevel
                 tracer.extract(headers, into: &parent, using: AMQPHeaderExtractor())
             }
             return (index, PipelineTracing.startPublishSpan(&requests[index], parent: parent, tracer: tracer))

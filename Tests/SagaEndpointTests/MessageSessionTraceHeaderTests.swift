@@ -36,3 +36,22 @@ struct MessageSessionTraceHeaderTests {
         await harness.tearDown()
     }
 }
+
+extension MessageSessionTraceHeaderTests {
+    @Test("inside a span, a traceparent the tracer cannot read leaves the span the parent")
+    func unreadableTraceparentKeepsTheSpan() async throws {
+        let harness = try await EndpointHarness.make()
+        try await harness.declareQueue("orders-in")
+        let tracer = W3CInMemoryTracer()
+        let session = MessageSession(connection: harness.connection, tracer: tracer)
+        let traceID = try await tracer.withSpan("checkout") { span in
+            try await session.send(TransferRequested(transferId: "t-bad", fromAccount: "a", toAccount: "b", amount: 1),
+                                   to: "orders-in", headers: ["traceparent": "not a traceparent"])
+            return span.context.inMemorySpanContext?.traceID
+        }
+        let delivery = try #require(try await harness.receive(from: "orders-in", count: 1).first)
+        #expect(traceID != nil)
+        #expect(W3CInMemoryTracer.parse(traceparent: delivery.header("traceparent") ?? "")?.traceID == traceID)
+        await harness.tearDown()
+    }
+}
