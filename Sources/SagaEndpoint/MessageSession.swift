@@ -16,7 +16,7 @@ public import Tracing
 ///
 /// Inside a span (`ServiceContext.current`), with a tracer bootstrapped (or passed), each message gets a
 /// "publish <destination>" producer span and carries its context in `traceparent`, so the endpoint's
-/// spans for it join the caller's trace A `traceparent` passed in `headers` is the span's parent instead.
+/// spans for it join the caller's trace. A `traceparent` passed in `headers` is the span's parent instead.
 public struct MessageSession: Sendable {
     public let connection: AMQPConnection
     /// The `app_id` property of every message, e.g. the sending application's name.

@@ -25,11 +25,7 @@ extension SagaEndpointCLI {
             // Parsing and `validate()`: ArgumentParser knows the subcommand here. `--help` is a clean exit
             // printed to stdout as ArgumentParser does; a refused argument is quoted without its password
             // (ParseErrorRedaction.swift).
-            let code = exitCode(for: error)
-            guard code != .success else { exit(withError: error) }
-            let report = redactedParseReport(error)
-            if !report.isEmpty { printError(report) }
-            Foundation.exit(code.rawValue)
+            exitRedacting(error, report: redactedParseReport(error))
         }
         do {
             if var asyncCommand = command as? any AsyncParsableCommand {
@@ -47,11 +43,7 @@ extension SagaEndpointCLI {
             }
             // The command's own failure keeps its status; a lost output is worth a line too.
             if let failure = StandardStreams.outputFailure() { printError(outputLost(failure)) }
-            let code = exitCode(for: error)
-            guard code != .success else { exit(withError: error) }
-            let report = redactingURLs(fullMessage(for: error))
-            if !report.isEmpty { printError(report) }
-            Foundation.exit(code.rawValue)
+            exitRedacting(error, report: redactingURLs(fullMessage(for: error)))
         }
         // Its result is what it printed: a command whose output could not be written failed.
         if let failure = StandardStreams.outputFailure() {
@@ -59,6 +51,16 @@ extension SagaEndpointCLI {
             Foundation.exit(ExitCode.failure.rawValue)
         }
         exit()
+    }
+
+    /// ArgumentParser's `exit(withError:)` with `report` (the error's message, its URLs redacted) printed
+    /// instead of its own; a clean exit (`--help`) goes to stdout as ArgumentParser prints it.
+    private static func exitRedacting(_ error: any Error, report: @autoclosure () -> String) -> Never {
+        let code = exitCode(for: error)
+        guard code != .success else { exit(withError: error) }
+        let text = report()
+        if !text.isEmpty { printError(text) }
+        Foundation.exit(code.rawValue)
     }
 
     private static func outputLost(_ reason: String) -> String {
