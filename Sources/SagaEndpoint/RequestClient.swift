@@ -24,6 +24,8 @@ public actor RequestClient {
     let logger: Logger
     private let declaration: QueueDeclaration
     private var waiting: [String: Waiter] = [:]
+    /// Requests still waiting for their confirm, by key: resumed when their reply comes first.
+    private var replyWatches: [String: (token: Int, continuation: CheckedContinuation<Void, Never>)] = [:]
     private var nextToken = 0
     private var consumer: AMQPConsumer?
     private var consuming: Task<Void, Never>?
@@ -135,7 +137,7 @@ public actor RequestClient {
         nextToken += 1
         let token = nextToken
         waiting[key] = .sent(token: token, request)
-        if case .failure(let error) = await send(message, to: queue, request, key: key, headers: headers,
+        if case .failure(let error) = await send(message, to: queue, request, key: key, token: token, headers: headers,
                                                   before: deadline, timeout: timeout) {
             if waiting[key]?.token == token { waiting[key] = nil }
             throw error
@@ -151,35 +153,81 @@ public actor RequestClient {
     }
 
     /// Sends the request, waiting for its confirm until `deadline`: a resource alarm holds confirms back for
-    /// as long as it lasts, and the request waited that long, whatever its timeout.
-    private func send<M: Message>(_ message: M, to queue: String, _ request: Request, key: String,
+    /// as long as it lasts, and the request waited that long, whatever its timeout. A reply that comes first
+    /// ends the wait: it proves the request was taken (a responder may answer before the broker confirms a
+    /// persistent request, which it does once the request is on disk or acknowledged).
+    private func send<M: Message>(_ message: M, to queue: String, _ request: Request, key: String, token: Int,
                                   headers: [String: String], before deadline: ContinuousClock.Instant,
                                   timeout: Duration) async -> Result<Void, MessageSessionError> {
         let (session, replyQueue) = (session, replyQueue)
-        return await withTaskGroup(of: Result<Void, MessageSessionError>?.self) { group in
+        let first: SendEvent = await withTaskGroup(of: SendEvent.self) { group in
             group.addTask {
                 do {
                     try await session.send(message, to: queue, messageId: request.messageId, correlationId: key,
                                            replyTo: replyQueue, headers: headers)
-                    return .success(())
+                    return .sent(.success(()))
                 } catch let error as MessageSessionError {
-                    return .failure(error)
+                    return .sent(.failure(error))
                 } catch {
-                    return .failure(request.error(.notConfirmed, "\(error)"))
+                    return .sent(.failure(request.error(.notConfirmed, "\(error)")))
                 }
             }
             group.addTask {
                 try? await Task.sleep(until: deadline)
-                return nil
+                return .deadline
             }
-            let first = await group.next() ?? nil
+            group.addTask {
+                await self.watchForReply(key, token) ? .replied : .watchStopped
+            }
+            var first = SendEvent.deadline
+            // A watch stops without a reply only when the task is cancelled: the send then ends too.
+            while let event = await group.next() {
+                if case .watchStopped = event { continue }
+                first = event
+                break
+            }
             group.cancelAll()
-            if let first { return first }
+            self.endReplyWatch(key, token)
+            return first
+        }
+        // Whatever ended the wait, a reply already in hand settles it.
+        if case .replied(token, _) = waiting[key] { return .success(()) }
+        switch first {
+        case .sent(let result):
+            return result
+        case .replied:
+            return .success(())
+        case .deadline, .watchStopped:
             if Task.isCancelled { return .failure(Self.cancelled(request)) }
             let blocked = await session.connection.blockedReason.map { " (the broker blocks publishing: \($0))" } ?? ""
             return .failure(request.error(.notConfirmed, "the broker did not confirm the request within \(timeout)"
                 + "\(blocked); it may or may not have been taken"))
         }
+    }
+
+    private enum SendEvent: Sendable {
+        case sent(Result<Void, MessageSessionError>)
+        case deadline
+        case replied
+        case watchStopped
+    }
+
+    /// Returns once the reply for `key` is in (true), or when the wait ends otherwise (`endReplyWatch`).
+    private func watchForReply(_ key: String, _ token: Int) async -> Bool {
+        if case .replied(token, _) = waiting[key] { return true }
+        await withCheckedContinuation { continuation in
+            // Cancelled before this ran: `endReplyWatch` has been and found nothing to resume.
+            guard !Task.isCancelled else { return continuation.resume() }
+            replyWatches[key] = (token, continuation)
+        }
+        if case .replied(token, _) = waiting[key] { return true }
+        return false
+    }
+
+    private func endReplyWatch(_ key: String, _ token: Int) {
+        guard let watch = replyWatches[key], watch.token == token else { return }
+        replyWatches[key] = nil
+        watch.continuation.resume()
     }
 
     /// Sends a request and decodes its reply as an `R`: a reply of another type is `.unexpectedReply`.
@@ -341,6 +389,7 @@ public actor RequestClient {
         switch waiting[key] {
         case .sent(let token, let request):
             waiting[key] = .replied(token: token, reply(to: request))
+            endReplyWatch(key, token)
         case .waiting(_, let request, let continuation, let timer):
             timer.cancel()
             waiting[key] = nil
