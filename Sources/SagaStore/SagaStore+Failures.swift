@@ -50,9 +50,23 @@ extension SagaStore {
     /// Forgets failures last recorded before `date`: those of messages that failed and then never came
     /// back (expired, purged from their queue, handled by a process on another database). Returns how
     /// many were removed.
+    ///
+    /// A message parked in the timeouts table for a delayed retry keeps its count however long it waits: it
+    /// is not seen meanwhile, but it comes back. Purged during a wait longer than `date` allows (a delayed
+    /// retry longer than the deduplication window, or due while the endpoint was down), its retry counted
+    /// from 1 again, was parked again, and the message went round for ever instead of to the error queue.
+    /// A parked delivery is keyed by its message id (`correlation_id`, no saga); a saga timeout parked
+    /// again keeps its row, whose id is its message id.
     @discardableResult
     public func purgeFailures(olderThan date: Date) throws -> Int {
-        try connection.run("DELETE FROM failures WHERE last_failure_at < ?", [SQLiteValue(date)])
+        try connection.run(
+            """
+            DELETE FROM failures WHERE last_failure_at < ?1
+              AND NOT EXISTS (SELECT 1 FROM timeouts WHERE saga_seq IS NULL AND saga_type = ''
+                                                       AND correlation_id = failures.message_id)
+              AND NOT EXISTS (SELECT 1 FROM timeouts WHERE timeout_id = failures.message_id)
+            """,
+            [SQLiteValue(date)])
     }
 
     private func failureRecord(_ row: SQLiteRow) throws -> FailureRecord {

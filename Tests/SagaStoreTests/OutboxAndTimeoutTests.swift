@@ -91,6 +91,25 @@ import Testing
         #expect(try store.failure(messageId: "recent")?.attempts == 2)
     }
 
+    // Failed before: a message parked for a delayed retry is not seen while it waits, and its count was purged
+    // with those of messages that never came back; its retry then counted from 1 again, for ever.
+    @Test func failuresOfParkedMessagesAreKept() throws {
+        let database = TemporaryDatabase()
+        defer { database.remove() }
+        let store = try openStore(database)
+        try store.insertSaga(SagaRecord(sagaType: "Transfer", correlationId: "c1", state: Data("{}".utf8), createdAt: date(0)))
+        // A delivery parked for its retry (keyed by its message id, no saga), and a saga timeout parked again.
+        try store.scheduleTimeout(TimeoutRecord(timeoutId: "retry:parked:1", sagaType: "", correlationId: "parked",
+                                                dueAt: date(100), messageType: "M", body: Data(), createdAt: date(0)))
+        try store.scheduleTimeout(TimeoutRecord(timeoutId: "timeout-1", sagaType: "Transfer", correlationId: "c1",
+                                                dueAt: date(100), messageType: "Expire", body: Data(), createdAt: date(0)))
+        for id in ["parked", "timeout-1", "gone"] { try store.recordFailure(messageId: id, error: "boom", at: date(0)) }
+        #expect(try store.purgeFailures(olderThan: date(10)) == 1)
+        #expect(try store.failure(messageId: "gone") == nil)
+        #expect(try store.failure(messageId: "parked")?.attempts == 1)
+        #expect(try store.failure(messageId: "timeout-1")?.attempts == 1)
+    }
+
     /// A saga's timeouts point at its row; the ids are unique per saga, whether the timeout was scheduled
     /// before the saga was stored (keyed by its ids) or after (keyed by the saga's row number).
     @Test func timeoutsOfAStoredSagaPointAtItsRow() throws {
