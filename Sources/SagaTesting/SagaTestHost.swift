@@ -178,9 +178,17 @@ public final class SagaTestHost: EmittedMessages {
         return TimeAdvanceResult(from: from, to: now, deliveries: deliveries)
     }
 
-    /// `date` as a time since `start`, to the microsecond.
+    /// `date` as a time since `start`, to the microsecond. The endpoint stores any delay a handler asks for
+    /// (`.seconds(Int64.max)` as "never"), and converting such a due date to `Int64` microseconds (past
+    /// ±292,000 years) trapped, ending the test process at the next `advanceTime`. Past that it is measured
+    /// in whole seconds, held to what `Int64` holds; a NaN date is never due.
     private func offset(of date: Date) -> Duration {
-        .microseconds(Int64((date.timeIntervalSince(start) * 1e6).rounded()))
+        let seconds = date.timeIntervalSince(start)
+        guard !seconds.isNaN else { return .seconds(Int64.max) }
+        let micros = (seconds * 1e6).rounded()
+        let limit = 9.2e18
+        if abs(micros) < limit { return .microseconds(Int64(micros)) }
+        return .seconds(Int64(min(max(seconds, -limit), limit)))
     }
 
     private func moveClock(to date: Date) {
