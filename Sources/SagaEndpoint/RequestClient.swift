@@ -126,7 +126,7 @@ public actor RequestClient {
     public func request<M: Message>(_ message: M, to queue: String, timeout: Duration = .seconds(30),
                                     messageId: String? = nil,
                                     headers: [String: String] = [:]) async throws(MessageSessionError) -> Reply {
-        let deadline = ContinuousClock.now + timeout
+        let deadline = ContinuousClock.now + min(timeout, Self.longestWait)
         let id = messageId ?? MessageSession.newMessageId()
         let key = id
         let request = Request(messageId: id, type: M.messageType, destination: "queue '\(queue)'")
@@ -151,6 +151,11 @@ public actor RequestClient {
         }
         return try result.get()
     }
+
+    /// The longest a request waits: a larger `timeout` (`.seconds(Int64.max)` for "no timeout") put its deadline
+    /// past what the clock can sleep until, and `Task.sleep(until:)` trapped, ending the caller's process. A
+    /// year outlasts any caller, so a larger timeout still means "never" in practice (as the CLI reads its own).
+    static let longestWait: Duration = .seconds(365 * 86_400)
 
     /// Sends the request, waiting for its confirm until `deadline`: a resource alarm holds confirms back for
     /// as long as it lasts, and the request waited that long, whatever its timeout. A reply that comes first
