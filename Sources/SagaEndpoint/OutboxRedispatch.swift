@@ -13,7 +13,9 @@ extension SagaEndpoint {
         let delay = configuration.outboxRedispatchDelay.timeInterval
         let started = Date()
         returned.prune(notSentFor: 2 * (delay + configuration.unroutableTimeout.timeInterval), now: started)
+        // Dated over a minute (or the delay) ahead: written before the clock was stepped back, so old.
         let (claimed, next) = try await store.claimUnconfirmedOutbox(createdBefore: started.addingTimeInterval(-delay),
+                                                                     orAfter: started.addingTimeInterval(max(delay, 60)),
                                                                      after: cursor, limit: limit)
         defer { store.publishing.remove(claimed.map(\.messageId)) }
         // A returned row waits `outboxRedispatchDelay` between its sends, as the others wait after being written.

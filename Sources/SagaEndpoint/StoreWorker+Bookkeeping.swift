@@ -95,10 +95,14 @@ extension StoreWorker {
     /// Read from the row after `after` on; `next` is where the following pass starts: after the last row
     /// read, or 0 (from the start again) once the end of the backlog was reached. Always from the start,
     /// 500 rows that kept failing (returned, nacked) were all that was ever sent again.
-    func claimUnconfirmedOutbox(createdBefore cutoff: Date, after: Int64, limit: Int) throws
-        -> (rows: [OutboxRecord], next: Int64) {
+    ///
+    /// A row dated after `ahead` was written while the wall clock was ahead (stepped back since): it is
+    /// claimed too. By its date alone it waited until the clock caught up (an hour for an hour's step),
+    /// and a row of a timeout's step, or of an acked message, has no redelivery to send it meanwhile.
+    func claimUnconfirmedOutbox(createdBefore cutoff: Date, orAfter ahead: Date = .distantFuture, after: Int64,
+                                limit: Int) throws -> (rows: [OutboxRecord], next: Int64) {
         let read = try store.undispatchedOutbox(after: after, limit: limit)
-        let rows = read.filter { $0.createdAt < cutoff && !publishing.contains($0.messageId) }
+        let rows = read.filter { ($0.createdAt < cutoff || $0.createdAt > ahead) && !publishing.contains($0.messageId) }
         publishing.insert(rows.map(\.messageId))
         return (rows, read.count < limit ? 0 : read.last?.seq ?? 0)
     }
