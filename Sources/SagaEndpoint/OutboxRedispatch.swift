@@ -8,10 +8,12 @@ import SagaStore
 extension SagaEndpoint {
     /// One pass over up to `limit` rows from the row after `cursor` on; returns where the next pass starts
     /// (the backlog is gone round in passes, so rows that keep failing do not hide the ones after them).
+    /// `wallClock` dates what is stored and compared with stored dates (tests step it as NTP would).
     func redispatchOutbox(store: StoreWorker, publisher: AMQPConnection, metrics: EndpointMetrics,
-                          cursor: Int64, returned: inout ReturnedRows, limit: Int = 500) async throws -> Int64 {
+                          cursor: Int64, returned: inout ReturnedRows, limit: Int = 500,
+                          wallClock: () -> Date = { Date() }) async throws -> Int64 {
         let delay = configuration.outboxRedispatchDelay.timeInterval
-        let started = Date()
+        let started = wallClock()
         returned.prune(notSentFor: 2 * (delay + configuration.unroutableTimeout.timeInterval), now: started)
         // Dated over a minute (or the delay) ahead: written before the clock was stepped back, so old.
         let (claimed, next) = try await store.claimUnconfirmedOutbox(createdBefore: started.addingTimeInterval(-delay),
@@ -30,7 +32,7 @@ extension SagaEndpoint {
         metrics.publishDuration.record(since: publishStarted)
         let confirmed = zip(rows, outcomes).filter { $0.1.isConfirmed }.compactMap { $0.0.key }
         metrics.published.increment(by: confirmed.count)
-        await store.markDispatched(confirmed, now: Date())
+        await store.markDispatched(confirmed, now: wallClock())
         if let (row, outcome) = zip(rows, outcomes).first(where: { !$0.1.isConfirmed }) {
             // Why they are still not out: the first one that failed stands for the rest.
             metrics.unconfirmed.increment(by: rows.count - confirmed.count)
@@ -42,7 +44,7 @@ extension SagaEndpoint {
             logger.info("re-published unconfirmed outbox messages", metadata: [
                 "count": "\(rows.count)", "confirmed": "\(confirmed.count)"])
         }
-        let now = Date()
+        let now = wallClock()
         var expired: [(OutboxRecord, String)] = []
         for (row, outcome) in zip(rows, outcomes) {
             guard let seq = row.seq else { continue }
