@@ -14,14 +14,18 @@ extension SagaEndpoint {
                           wallClock: () -> Date = { Date() }) async throws -> Int64 {
         let delay = configuration.outboxRedispatchDelay.timeInterval
         let started = wallClock()
-        returned.prune(notSentFor: 2 * (delay + configuration.unroutableTimeout.timeInterval), now: started)
+        // How long a row has been returned, and since it was last sent, on the monotonic clock (ReturnedRows).
+        let tick = ContinuousClock.now
+        returned.prune(notSentFor: (configuration.outboxRedispatchDelay + configuration.unroutableTimeout) * 2, now: tick)
         // Dated over a minute (or the delay) ahead: written before the clock was stepped back, so old.
         let (claimed, next) = try await store.claimUnconfirmedOutbox(createdBefore: started.addingTimeInterval(-delay),
                                                                      orAfter: started.addingTimeInterval(max(delay, 60)),
                                                                      after: cursor, limit: limit)
         defer { store.publishing.remove(claimed.map(\.messageId)) }
         // A returned row waits `outboxRedispatchDelay` between its sends, as the others wait after being written.
-        let rows = claimed.filter { $0.seq.map { returned.mayResend($0, now: started, every: delay) } ?? true }
+        let rows = claimed.filter {
+            $0.seq.map { returned.mayResend($0, now: tick, every: configuration.outboxRedispatchDelay) } ?? true
+        }
         guard !rows.isEmpty else { return next }
         var requests = rows.map(MessageTranslation.publishRequest)
         let spans = tracing?.startPublishing(&requests, at: requests.indices)
@@ -45,6 +49,7 @@ extension SagaEndpoint {
                 "count": "\(rows.count)", "confirmed": "\(confirmed.count)"])
         }
         let now = wallClock()
+        let returnedAt = ContinuousClock.now
         var expired: [(OutboxRecord, String)] = []
         for (row, outcome) in zip(rows, outcomes) {
             guard let seq = row.seq else { continue }
@@ -53,8 +58,8 @@ extension SagaEndpoint {
                 continue
             }
             // Returned for `unroutableTimeout` as this process saw it, not by the row's age.
-            let since = returned.returned(seq, now: now)
-            if now.timeIntervalSince(since) >= configuration.unroutableTimeout.timeInterval {
+            let since = returned.returned(seq, now: returnedAt)
+            if returnedAt - since >= configuration.unroutableTimeout {
                 expired.append((row, "\(code) \(text)"))
             }
         }
