@@ -54,8 +54,9 @@ extension SagaEndpoint {
 
     /// Publishes outbox rows left unconfirmed (the message that produced them may never be redelivered: a
     /// timeout; OutboxRedispatch.swift), keeps the inbox and outbox bounded, and refreshes the backlog gauges.
+    /// `wallClock` dates what is stored and compared with stored dates (tests step it as NTP would).
     func housekeeping(store: StoreWorker, backlogReader: BacklogReader, publisher: AMQPConnection,
-                              metrics: EndpointMetrics) async {
+                      metrics: EndpointMetrics, wallClock: () -> Date = { Date() }) async {
         var lastPurge = Date.distantPast
         var cursor: Int64 = 0
         var returned = ReturnedRows()
@@ -64,9 +65,9 @@ extension SagaEndpoint {
             await health.refreshBacklogs(backlogReader, logger: logger)
             do {
                 cursor = try await redispatchOutbox(store: store, publisher: publisher, metrics: metrics, cursor: cursor,
-                                                    returned: &returned)
-                if Date().timeIntervalSince(lastPurge) >= purgeInterval {
-                    let now = Date()
+                                                    returned: &returned, wallClock: wallClock)
+                if wallClock().timeIntervalSince(lastPurge) >= purgeInterval {
+                    let now = wallClock()
                     let purged = try await store.purge(
                         inboxBefore: now.addingTimeInterval(-configuration.deduplicationWindow.timeInterval),
                         outboxBefore: now.addingTimeInterval(-configuration.outboxRetention.timeInterval))
