@@ -57,21 +57,23 @@ extension SagaEndpoint {
     /// `wallClock` dates what is stored and compared with stored dates (tests step it as NTP would).
     func housekeeping(store: StoreWorker, backlogReader: BacklogReader, publisher: AMQPConnection,
                       metrics: EndpointMetrics, wallClock: () -> Date = { Date() }) async {
-        var lastPurge = Date.distantPast
+        // When the last purge ran, on the monotonic clock: on the wall clock, a clock stepped back by an hour
+        // held every purge back for that hour. Nil: none yet, the first one runs at once.
+        var lastPurge: ContinuousClock.Instant?
         var cursor: Int64 = 0
         var returned = ReturnedRows()
-        let purgeInterval = configuration.housekeepingInterval.timeInterval
         while !Task.isCancelled {
             await health.refreshBacklogs(backlogReader, logger: logger)
             do {
                 cursor = try await redispatchOutbox(store: store, publisher: publisher, metrics: metrics, cursor: cursor,
                                                     returned: &returned, wallClock: wallClock)
-                if wallClock().timeIntervalSince(lastPurge) >= purgeInterval {
+                let tick = ContinuousClock.now
+                if lastPurge.map({ tick - $0 >= configuration.housekeepingInterval }) ?? true {
                     let now = wallClock()
                     let purged = try await store.purge(
                         inboxBefore: now.addingTimeInterval(-configuration.deduplicationWindow.timeInterval),
                         outboxBefore: now.addingTimeInterval(-configuration.outboxRetention.timeInterval))
-                    lastPurge = now
+                    lastPurge = tick
                     if purged.inbox + purged.outbox > 0 {
                         logger.debug("purged old inbox and outbox rows", metadata: [
                             "inbox": "\(purged.inbox)", "outbox": "\(purged.outbox)"])
