@@ -243,6 +243,8 @@ actor StoreWorker {
             // If it is gone (its saga completed in the batch that failed it), it is not brought back.
             if let row = item.timeoutRow, try !store.deleteTimeout(row) { return .withdrawn }
             try store.scheduleTimeout(deferral)
+            // Its failure count is kept while it waits, however long (purgeFailures).
+            try store.markRetry(messageId: incoming.messageId, dueAt: deferral.dueAt)
             return .deferred
         }
         // A due row is taken first, before any handler result is used: the poller read it before this

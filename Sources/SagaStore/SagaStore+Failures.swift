@@ -47,25 +47,26 @@ extension SagaStore {
         try connection.run("DELETE FROM failures WHERE message_id = ?", [.text(messageId)]) > 0
     }
 
+    /// Notes that the message, failed, is parked for a delayed retry due at `dueAt`: its count is kept
+    /// until then (`purgeFailures`). Nothing to note when it has no failure row (a not-found wait).
+    public func markRetry(messageId: String, dueAt: Date) throws {
+        try connection.run("UPDATE failures SET retry_after = ?2 WHERE message_id = ?1",
+                           [.text(messageId), SQLiteValue(dueAt)])
+    }
+
     /// Forgets failures last recorded before `date`: those of messages that failed and then never came
     /// back (expired, purged from their queue, handled by a process on another database). Returns how
     /// many were removed.
     ///
-    /// A message parked in the timeouts table for a delayed retry keeps its count however long it waits: it
-    /// is not seen meanwhile, but it comes back. Purged during a wait longer than `date` allows (a delayed
-    /// retry longer than the deduplication window, or due while the endpoint was down), its retry counted
-    /// from 1 again, was parked again, and the message went round for ever instead of to the error queue.
-    /// A parked delivery is keyed by its message id (`correlation_id`, no saga); a saga timeout parked
-    /// again keeps its row, whose id is its message id.
+    /// A message parked for a delayed retry (`markRetry`) keeps its count until its retry was due before
+    /// `date` too: it is not seen while it waits, but it comes back. Purged during a wait longer than the
+    /// window (a delayed retry longer than the deduplication window), its retry counted from 1 again, was
+    /// parked again, and the message went round for ever instead of to the error queue. Read from the
+    /// failure row alone: a look-up in the timeouts table by the parked row's id has no index to use.
     @discardableResult
     public func purgeFailures(olderThan date: Date) throws -> Int {
         try connection.run(
-            """
-            DELETE FROM failures WHERE last_failure_at < ?1
-              AND NOT EXISTS (SELECT 1 FROM timeouts WHERE saga_seq IS NULL AND saga_type = ''
-                                                       AND correlation_id = failures.message_id)
-              AND NOT EXISTS (SELECT 1 FROM timeouts WHERE timeout_id = failures.message_id)
-            """,
+            "DELETE FROM failures WHERE last_failure_at < ?1 AND (retry_after IS NULL OR retry_after < ?1)",
             [SQLiteValue(date)])
     }
 

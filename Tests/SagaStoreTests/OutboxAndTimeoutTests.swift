@@ -97,17 +97,18 @@ import Testing
         let database = TemporaryDatabase()
         defer { database.remove() }
         let store = try openStore(database)
-        try store.insertSaga(SagaRecord(sagaType: "Transfer", correlationId: "c1", state: Data("{}".utf8), createdAt: date(0)))
-        // A delivery parked for its retry (keyed by its message id, no saga), and a saga timeout parked again.
-        try store.scheduleTimeout(TimeoutRecord(timeoutId: "retry:parked:1", sagaType: "", correlationId: "parked",
-                                                dueAt: date(100), messageType: "M", body: Data(), createdAt: date(0)))
-        try store.scheduleTimeout(TimeoutRecord(timeoutId: "timeout-1", sagaType: "Transfer", correlationId: "c1",
-                                                dueAt: date(100), messageType: "Expire", body: Data(), createdAt: date(0)))
-        for id in ["parked", "timeout-1", "gone"] { try store.recordFailure(messageId: id, error: "boom", at: date(0)) }
-        #expect(try store.purgeFailures(olderThan: date(10)) == 1)
+        for id in ["parked", "parked-long-ago", "gone"] { try store.recordFailure(messageId: id, error: "boom", at: date(0)) }
+        try store.markRetry(messageId: "parked", dueAt: date(100))
+        try store.markRetry(messageId: "parked-long-ago", dueAt: date(5))
+        try store.markRetry(messageId: "never-failed", dueAt: date(100))
+        #expect(try store.purgeFailures(olderThan: date(10)) == 2)
         #expect(try store.failure(messageId: "gone") == nil)
+        #expect(try store.failure(messageId: "parked-long-ago") == nil)
         #expect(try store.failure(messageId: "parked")?.attempts == 1)
-        #expect(try store.failure(messageId: "timeout-1")?.attempts == 1)
+        #expect(try store.failure(messageId: "never-failed") == nil)
+        // Failing again starts a new wait: the mark goes with the old one.
+        try store.recordFailure(messageId: "parked", error: "boom", at: date(1))
+        #expect(try store.purgeFailures(olderThan: date(10)) == 1)
     }
 
     /// A saga's timeouts point at its row; the ids are unique per saga, whether the timeout was scheduled
