@@ -45,7 +45,8 @@ struct DiffSaga: Saga {
 
     static func define(_ saga: inout SagaDefinition<DiffSaga>) { define(&saga, ping: .milliseconds(400)) }
 
-    static func define(_ saga: inout SagaDefinition<DiffSaga>, ping: Duration) {
+    static func define(_ saga: inout SagaDefinition<DiffSaga>, ping: Duration,
+                       earlyRetry: Duration = .milliseconds(400)) {
         saga.startedBy(Open.self, correlatedBy: \.id, whenExisting: { state, open, context in
             state.log.append("again:\(open.note)")
             try context.send(Cmd(id: state.id, what: "again"), to: out)
@@ -85,7 +86,7 @@ struct DiffSaga: Saga {
             state.log.append("late")
         }
         saga.handles(Early.self, correlatedBy: \.id,
-                     whenNotFound: .retryLater(attempts: 2, delay: .milliseconds(400))) { state, _, context in
+                     whenNotFound: .retryLater(attempts: 2, delay: earlyRetry)) { state, _, context in
             state.log.append("early")
             try context.send(Cmd(id: state.id, what: "early"), to: out)
         }
@@ -106,9 +107,11 @@ struct DiffSaga: Saga {
         }
     }
 
-    static func registry(ping: Duration = .seconds(3600)) -> HandlerRegistry {
+    /// `earlyRetry`: the delay of `Early`'s `retryLater` (a test whose steps hang on it under load may
+    /// widen it).
+    static func registry(ping: Duration = .seconds(3600), earlyRetry: Duration = .milliseconds(400)) -> HandlerRegistry {
         var registry = HandlerRegistry()
-        registry.register(DiffSaga.self) { DiffSaga.define(&$0, ping: ping) }
+        registry.register(DiffSaga.self) { DiffSaga.define(&$0, ping: ping, earlyRetry: earlyRetry) }
         // A stateless handler beside the saga's route for the same type.
         registry.handle(Late.self) { late, context in
             if late.id == "stateless-boom" { throw DiffInvalid() }

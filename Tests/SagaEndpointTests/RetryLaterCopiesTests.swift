@@ -11,16 +11,17 @@ import Testing
 struct RetryLaterCopiesTests {
     @Test("two copies parked by retryLater keep their own attempts: the saga starting in time takes one, the other is a duplicate")
     func copiesKeepTheirOwnAttempts() async throws {
-        // Early's policy: retryLater(attempts: 2, delay: 400 ms). Both copies come before their saga; it
-        // starts after their first retry, before their second. Counted together, the second copy's first
+        // Early's policy: retryLater(attempts: 2, delay: 1 s). Both copies come before their saga; it
+        // starts after their first retry, before their second (a second apart: with 400 ms, a loaded machine
+        // once handled the start message after the second retry, and the endpoint rightly error-queued a copy). Counted together, the second copy's first
         // retry was the message's third attempt, and it went to the error queue as SagaNotFound although
         // the saga started in time and handled the first copy.
         try await KitEndpointDifferentialTests.differential([
             .message(DiffSaga.Early(id: "c"), id: "early-c"),
             .message(DiffSaga.Early(id: "c"), id: "early-c"),
-            .advance(.milliseconds(450)),
+            .advance(.milliseconds(1_050)),
             .message(DiffSaga.Open(id: "c", note: "c"), id: "open-c"),
-            .advance(.milliseconds(450)),
-        ])
+            .advance(.milliseconds(1_050)),
+        ], registry: DiffSaga.registry(earlyRetry: .seconds(1)))
     }
 }
