@@ -23,6 +23,7 @@ extension BatchPipeline {
         var confirmedIds: [String] = []
         var unconfirmedPublishes = UnconfirmedPublishes()
         var leftToTheOutbox = UnconfirmedPublishes()
+        var quorumHandBacks = QuorumHandBacks()
         for entry in entries {
             guard let delivery = entry.delivery else { continue }
             var settle = entry.settle
@@ -49,8 +50,10 @@ extension BatchPipeline {
                 if !entry.publishes.isEmpty { confirmedIds.append(messageId) }
             case .requeue where unconfirmed && entry.settle == .ack:
                 delayed.append((delivery.tag, messageId))
+                quorumHandBacks.add(delivery, messageId: messageId, reason: "outgoing message or error-queue copy not confirmed")
             case .requeue:
                 requeues.append(delivery.tag)
+                quorumHandBacks.add(delivery, messageId: messageId, reason: entry.transient ? "transient failure" : "immediate retry")
             }
         }
         for group in unconfirmedPublishes.groups {
@@ -69,6 +72,7 @@ extension BatchPipeline {
                 "routing_key": "\(group.routingKey)", "outcome": "\(group.outcome)",
                 "unroutable_timeout": "\(configuration.unroutableTimeout)"])
         }
+        quorumHandBacks.log(to: logger, throttle: unconfirmedWarnings)
         unconfirmedRedelivery.succeeded(confirmedIds)
         let holds = delayed.map { (tag: $0.tag, delay: unconfirmedRedelivery.hold($0.tag, messageId: $0.messageId)) }
         // Each ack on its own: one that is no longer possible (its channel was reopened) must not keep
