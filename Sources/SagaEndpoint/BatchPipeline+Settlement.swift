@@ -12,8 +12,11 @@ extension BatchPipeline {
     /// command to a queue not declared) does not hold its delivery: the row is safe in the outbox, which
     /// housekeeping sends again and, past `unroutableTimeout`, moves to the error queue. Held and handed
     /// back to the head of its queue, such deliveries took every prefetch slot once there were more of
-    /// them than `prefetch`, and nothing behind them was delivered, for ever. An error-queue copy the
-    /// broker returns still holds its delivery: it is stored nowhere else.
+    /// them than `prefetch`, and nothing behind them was delivered, for ever. The same holds for a row the
+    /// broker refused (basic.nack: a queue full with `reject-publish`, set by an operator's policy): held,
+    /// once `prefetch` deliveries had a command for the full queue, messages for every other queue stalled
+    /// behind them until it had room. An error-queue copy the broker does not confirm still holds its
+    /// delivery: it is stored nowhere else.
     func settle(_ entries: [Entry], outcomes: [PublishOutcome], requests: [PublishRequest],
                 outboxPublishes: Set<Int>, multipleAcks: Bool) async -> [String] {
         var acks: [DeliveryTag] = []
@@ -23,6 +26,7 @@ extension BatchPipeline {
         var confirmedIds: [String] = []
         var unconfirmedPublishes = UnconfirmedPublishes()
         var leftToTheOutbox = UnconfirmedPublishes()
+        var refusedToTheOutbox = UnconfirmedPublishes()
         var quorumHandBacks = QuorumHandBacks()
         for entry in entries {
             guard let delivery = entry.delivery else { continue }
@@ -34,6 +38,13 @@ extension BatchPipeline {
                                         outcome: "\(outcomes[index])",
                                         messageId: requests[index].message.properties.messageId ?? "",
                                         messageType: requests[index].message.properties.type ?? "")
+                    continue
+                }
+                if case .nacked = outcomes[index], outboxPublishes.contains(index) {
+                    refusedToTheOutbox.add(exchange: requests[index].exchange, routingKey: requests[index].routingKey,
+                                           outcome: "\(outcomes[index])",
+                                           messageId: requests[index].message.properties.messageId ?? "",
+                                           messageType: requests[index].message.properties.type ?? "")
                     continue
                 }
                 settle = .requeue
@@ -71,6 +82,14 @@ extension BatchPipeline {
                 "count": "\(count)", "message_id": "\(group.messageId)", "message_type": "\(group.messageType)",
                 "routing_key": "\(group.routingKey)", "outcome": "\(group.outcome)",
                 "unroutable_timeout": "\(configuration.unroutableTimeout)"])
+        }
+        for group in refusedToTheOutbox.groups {
+            guard let count = unconfirmedWarnings.admit(
+                "\(group.exchange)\u{0}\(group.routingKey)\u{0}\(group.outcome)", messages: group.count) else { continue }
+            logger.warning("outgoing messages refused by the broker (basic.nack: a full queue with reject-publish?): kept in the outbox and sent again until the broker takes them", metadata: [
+                "count": "\(count)", "message_id": "\(group.messageId)", "message_type": "\(group.messageType)",
+                "exchange": "\(group.exchange)", "routing_key": "\(group.routingKey)", "outcome": "\(group.outcome)",
+                "resent_every": "\(configuration.outboxRedispatchDelay)"])
         }
         quorumHandBacks.log(to: logger, throttle: unconfirmedWarnings)
         unconfirmedRedelivery.succeeded(confirmedIds)

@@ -1,8 +1,9 @@
 import AMQPTransport
 import Synchronization
 
-/// Deliveries whose outgoing messages the broker did not confirm (unroutable and returned, nacked, or
-/// lost with the connection) go back to their queue, to be published again when they come back. Handed
+/// Deliveries whose outgoing messages the broker did not confirm (an error-queue copy returned or nacked,
+/// publishes lost with the connection; an outbox row returned or nacked no longer holds its delivery: it
+/// is safe in the outbox) go back to their queue, to be published again when they come back. Handed
 /// back at once, a message whose event had nowhere to go came straight back and round again, about 700
 /// times a second, each time with a transaction and a warning. So each such delivery is held, unsettled,
 /// for a delay that doubles per message id while its outgoing messages keep failing (100 ms up to 5 s),

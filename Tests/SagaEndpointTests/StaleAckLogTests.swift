@@ -17,10 +17,12 @@ struct StaleAckLogTests {
         let harness = try await EndpointHarness.make()
         try await harness.declareQueue("calls")
         try await harness.declareQueue("called")
-        // Full for good: the command to it is nacked, so its delivery is held and the batch's other
-        // deliveries are acked one by one (no `multiple` ack over a held one), as after a crash.
+        // The error queue full for good: the copy of the failing message is nacked, so its delivery is held
+        // and the batch's other deliveries are acked one by one (no `multiple` ack over a held one), as after
+        // a crash. (A command to a full queue no longer holds its delivery: it stays in the outbox.)
+        _ = try await harness.connection.deleteQueue("calls.error")
         try await harness.connection.declareQueue(QueueDeclaration(
-            name: "full", arguments: ["x-max-length": .int64(0), "x-overflow": .string("reject-publish")]))
+            name: "calls.error", arguments: ["x-max-length": .int64(0), "x-overflow": .string("reject-publish")]))
         let started = Mutex(0)
         let released = Mutex(false)
         var registry = HandlerRegistry()
@@ -28,7 +30,8 @@ struct StaleAckLogTests {
             started.withLock { $0 += 1 }
             // An HTTP call that lasts until the connection is gone (closing it takes a while under load).
             while !released.withLock({ $0 }) { try await Task.sleep(for: .milliseconds(20)) }
-            try context.send(Explode(note: "done \(message.note)"), to: message.note == "0" ? "full" : "called")
+            if message.note == "0" { throw Explode.Failure() }
+            try context.send(Explode(note: "done \(message.note)"), to: "called")
         }
         for index in 0..<40 {
             try await harness.send(Explode(note: "\(index)"), to: "calls", messageId: "call-\(index)")
@@ -39,6 +42,8 @@ struct StaleAckLogTests {
                                             logger: capture.logger(label: "stale-acks")) {
             $0.connectionName = name
             $0.statelessHandlerConcurrency = 64
+            $0.immediateRetries = 0
+            $0.delayedRetries = []
         }
         let task = Task { try await endpoint.run() }
         // The first batch in its handlers (all 40 when they came at once; fewer, if the broker trickled them).
