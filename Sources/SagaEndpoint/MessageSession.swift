@@ -187,7 +187,13 @@ public struct MessageSession: Sendable {
                                           + "declare the queue (an endpoint declares its input queues when it "
                                           + "starts), nothing was taken"))
         case .nacked:
-            return .failed(Self.error(.nacked, request, "the broker refused it (basic.nack)"))
+            // Said why: "refused (basic.nack)" alone sent callers looking at permissions and the message,
+            // when an operator's length limit on the queue is by far the usual cause.
+            return .failed(Self.error(.nacked, request,
+                                      "the broker refused it (basic.nack): most likely a queue it goes to is full "
+                                          + "(a max-length or max-length-bytes limit with overflow reject-publish, "
+                                          + "often set by a policy); send it again with the same message id once "
+                                          + "there is room"))
         case .failed(let error) where Self.closedForAnother(error, request):
             // Not this message's fault: it may or may not have been taken, the next publish opens the
             // channel again. With no time left to send it again (`resendWindow` zero, or over): not
