@@ -33,18 +33,14 @@ extension BatchPipeline {
             var settle = entry.settle
             var unconfirmed = false
             for index in entry.publishes where !outcomes[index].isConfirmed {
-                if case .returned = outcomes[index], outboxPublishes.contains(index) {
-                    leftToTheOutbox.add(exchange: requests[index].exchange, routingKey: requests[index].routingKey,
-                                        outcome: "\(outcomes[index])",
-                                        messageId: requests[index].message.properties.messageId ?? "",
-                                        messageType: requests[index].message.properties.type ?? "")
-                    continue
-                }
-                if case .nacked = outcomes[index], outboxPublishes.contains(index) {
-                    refusedToTheOutbox.add(exchange: requests[index].exchange, routingKey: requests[index].routingKey,
-                                           outcome: "\(outcomes[index])",
-                                           messageId: requests[index].message.properties.messageId ?? "",
-                                           messageType: requests[index].message.properties.type ?? "")
+                if Self.staysInOutbox(outcomes[index], publish: index, outboxPublishes: outboxPublishes) {
+                    let request = requests[index]
+                    let add = { (publishes: inout UnconfirmedPublishes) in
+                        publishes.add(exchange: request.exchange, routingKey: request.routingKey,
+                                      outcome: "\(outcomes[index])", messageId: request.message.properties.messageId ?? "",
+                                      messageType: request.message.properties.type ?? "")
+                    }
+                    if case .returned = outcomes[index] { add(&leftToTheOutbox) } else { add(&refusedToTheOutbox) }
                     continue
                 }
                 settle = .requeue
@@ -122,5 +118,15 @@ extension BatchPipeline {
             }
         }
         return delayed.map(\.messageId).filter { !$0.isEmpty }
+    }
+
+    /// Whether an unconfirmed publish is left to the outbox rather than holding its delivery: an outbox row
+    /// the broker returned (no queue) or refused (basic.nack, a full queue). Its delivery is acknowledged.
+    static func staysInOutbox(_ outcome: PublishOutcome, publish index: Int, outboxPublishes: Set<Int>) -> Bool {
+        guard outboxPublishes.contains(index) else { return false }
+        switch outcome {
+        case .returned, .nacked: return true
+        case .confirmed, .failed: return false
+        }
     }
 }

@@ -231,7 +231,10 @@ struct BatchPipeline: Sendable {
         transientRequeues.forget(entries.lazy.filter { !$0.transient }.compactMap { $0.incoming?.messageId }
             .filter { !handedBack.contains($0) })
         for messageId in handedBack { transientRequeues.insert(messageId) }
-        if let tracing { for entry in entries { tracing.finish(entry, outcomes: outcomes) } }
+        if let tracing {
+            let outboxPublishes = Set(batch.outbox.keys)
+            for entry in entries { tracing.finish(entry, outcomes: outcomes, outboxPublishes: outboxPublishes) }
+        }
         metrics.batchDuration.record(since: batch.started)
     }
 

@@ -68,7 +68,7 @@ struct PipelineTracing: Sendable {
 
     /// Ends the entry's message span once the message is settled, with what became of it. Failures
     /// (rejection, handler error, requeue) set an error status: the message was not processed this time.
-    func finish(_ entry: BatchPipeline.Entry, outcomes: [PublishOutcome]) {
+    func finish(_ entry: BatchPipeline.Entry, outcomes: [PublishOutcome], outboxPublishes: Set<Int>) {
         guard let span = entry.span else { return }
         var failed = false
         func fail(_ error: any Error) {
@@ -92,7 +92,12 @@ struct PipelineTracing: Sendable {
             case .failed(let error): fail(error)
             }
         }
-        let unconfirmed = entry.publishes.contains { !outcomes[$0].isConfirmed }
+        // An outbox row returned or refused does not hold the delivery (it is acked; the outbox sends the
+        // row again): counted as unconfirmed, the span said "requeue" and "will be redelivered" for it.
+        let unconfirmed = entry.publishes.contains {
+            !outcomes[$0].isConfirmed
+                && !BatchPipeline.staysInOutbox(outcomes[$0], publish: $0, outboxPublishes: outboxPublishes)
+        }
         let requeued = entry.settle == .requeue || unconfirmed
         span.attributes["saga.settlement"] = requeued ? "requeue" : "ack"
         if requeued, !failed {
