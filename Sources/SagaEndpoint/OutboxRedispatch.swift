@@ -22,7 +22,8 @@ extension SagaEndpoint {
                                                                      orAfter: started.addingTimeInterval(max(delay, 60)),
                                                                      after: cursor, limit: limit)
         defer { store.publishing.remove(claimed.map(\.messageId)) }
-        // A returned row waits `outboxRedispatchDelay` between its sends, as the others wait after being written.
+        // A returned or refused row waits `outboxRedispatchDelay` between its sends, as the others wait after
+        // being written.
         let rows = claimed.filter {
             $0.seq.map { returned.mayResend($0, now: tick, every: configuration.outboxRedispatchDelay) } ?? true
         }
@@ -53,6 +54,11 @@ extension SagaEndpoint {
         var expired: [(OutboxRecord, String)] = []
         for (row, outcome) in zip(rows, outcomes) {
             guard let seq = row.seq else { continue }
+            if outcome == .nacked {
+                // Refused (a full queue): sent again after the delay, not at every pass; never moved.
+                returned.refused(seq, now: returnedAt)
+                continue
+            }
             guard case .returned(let code, let text) = outcome, row.exchange.isEmpty else {
                 returned.forget([seq])
                 continue
