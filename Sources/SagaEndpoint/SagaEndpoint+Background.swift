@@ -64,9 +64,12 @@ extension SagaEndpoint {
         var returned = ReturnedRows()
         while !Task.isCancelled {
             await health.refreshBacklogs(backlogReader, logger: logger)
+            var backlogMoves = false
             do {
-                cursor = try await redispatchOutbox(store: store, publisher: publisher, metrics: metrics, cursor: cursor,
-                                                    returned: &returned, wallClock: wallClock)
+                let pass = try await redispatchOutbox(store: store, publisher: publisher, metrics: metrics,
+                                                      cursor: cursor, returned: &returned, wallClock: wallClock)
+                cursor = pass.next
+                backlogMoves = pass.fullAndConfirmed
                 let tick = ContinuousClock.now
                 if lastPurge.map({ tick - $0 >= configuration.housekeepingInterval }) ?? true {
                     let now = wallClock()
@@ -82,6 +85,8 @@ extension SagaEndpoint {
             } catch {
                 logger.warning("housekeeping failed", metadata: ["error": "\(error)"])
             }
+            // A full page of re-sends all confirmed: the next page goes at once (see `OutboxPass`).
+            if backlogMoves { continue }
             try? await Task.sleep(for: max(.milliseconds(50), min(.seconds(2), configuration.housekeepingInterval,
                                                                   configuration.outboxRedispatchDelay)))
         }

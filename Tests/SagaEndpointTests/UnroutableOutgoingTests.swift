@@ -164,13 +164,13 @@ struct UnroutableOutgoingTests {
             var returned = ReturnedRows()
             return try await endpoints[0].redispatchOutbox(store: workers[0], publisher: publishers[0],
                                                            metrics: EndpointMetrics(factory: TestMetrics()), cursor: 0,
-                                                           returned: &returned)
+                                                           returned: &returned).next
         }()
         async let b: Int64 = {
             var returned = ReturnedRows()
             return try await endpoints[1].redispatchOutbox(store: workers[1], publisher: publishers[1],
                                                            metrics: EndpointMetrics(factory: TestMetrics()), cursor: 0,
-                                                           returned: &returned)
+                                                           returned: &returned).next
         }()
         _ = try await (a, b)
         try await Task.sleep(for: .milliseconds(500))
