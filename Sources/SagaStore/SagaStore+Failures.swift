@@ -63,10 +63,21 @@ extension SagaStore {
     /// window (a delayed retry longer than the deduplication window), its retry counted from 1 again, was
     /// parked again, and the message went round for ever instead of to the error queue. Read from the
     /// failure row alone: a look-up in the timeouts table by the parked row's id has no index to use.
+    ///
+    /// A retry due before `date` that no one has taken yet (the endpoint was down longer than the window, or
+    /// its poller is that far behind) is still parked: its count stays while any timeout due no later than
+    /// it is pending. By its due time alone, the first purge after such a restart removed the count before
+    /// the poller handed the retry on, and the retry counted from 1 again. One probe of the due-time index
+    /// per such row; once the poller has taken every row due by then, the retry has come back or was
+    /// withdrawn (its saga completed), and the count goes with the others.
     @discardableResult
     public func purgeFailures(olderThan date: Date) throws -> Int {
         try connection.run(
-            "DELETE FROM failures WHERE last_failure_at < ?1 AND (retry_after IS NULL OR retry_after < ?1)",
+            """
+            DELETE FROM failures WHERE last_failure_at < ?1
+              AND (retry_after IS NULL
+                   OR (retry_after < ?1 AND NOT EXISTS (SELECT 1 FROM timeouts WHERE due_at <= failures.retry_after)))
+            """,
             [SQLiteValue(date)])
     }
 
