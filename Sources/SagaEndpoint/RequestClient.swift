@@ -182,10 +182,14 @@ public actor RequestClient {
                 return .deadline
             }
             group.addTask {
-                await self.watchForReply(key, token) ? .replied : .watchStopped
+                switch await self.watchForReply(key, token) {
+                case .replied: .replied
+                case .closed: .closed
+                case .stopped: .watchStopped
+                }
             }
             var first = SendEvent.deadline
-            // A watch stops without a reply only when the task is cancelled: the send then ends too.
+            // A watch stops without a reply or a close only when the task is cancelled: the send then ends too.
             while let event = await group.next() {
                 if case .watchStopped = event { continue }
                 first = event
@@ -202,6 +206,10 @@ public actor RequestClient {
             return result
         case .replied:
             return .success(())
+        case .closed:
+            // No reply can come: the reply queue is gone (or the connection for good).
+            return .failure(request.error(.closed, "the request client was closed while the request was sent "
+                + "(\(closedReason)); it may or may not have been taken"))
         case .deadline, .watchStopped:
             if Task.isCancelled { return .failure(Self.cancelled(request)) }
             let blocked = await session.connection.blockedReason.map { " (the broker blocks publishing: \($0))" } ?? ""
@@ -214,19 +222,27 @@ public actor RequestClient {
         case sent(Result<Void, MessageSessionError>)
         case deadline
         case replied
+        /// The client was closed (`close()`, or its connection ended for good) while the request was sent.
+        case closed
         case watchStopped
     }
 
-    /// Returns once the reply for `key` is in (true), or when the wait ends otherwise (`endReplyWatch`).
-    private func watchForReply(_ key: String, _ token: Int) async -> Bool {
-        if case .replied(token, _) = waiting[key] { return true }
+    private enum WatchEnd {
+        case replied, closed, stopped
+    }
+
+    /// Returns once the reply for `key` is in, once the client is closed (`endWaits`), or when the wait ends
+    /// otherwise (`endReplyWatch`).
+    private func watchForReply(_ key: String, _ token: Int) async -> WatchEnd {
+        if case .replied(token, _) = waiting[key] { return .replied }
+        if isClosed { return .closed }
         await withCheckedContinuation { continuation in
             // Cancelled before this ran: `endReplyWatch` has been and found nothing to resume.
             guard !Task.isCancelled else { return continuation.resume() }
             replyWatches[key] = (token, continuation)
         }
-        if case .replied(token, _) = waiting[key] { return true }
-        return false
+        if case .replied(token, _) = waiting[key] { return .replied }
+        return isClosed ? .closed : .stopped
     }
 
     private func endReplyWatch(_ key: String, _ token: Int) {
@@ -261,7 +277,9 @@ public actor RequestClient {
         try? await consumer?.cancel()
     }
 
-    /// Ends every waiting request with `.closed`.
+    /// Ends every waiting request with `.closed`, also those still waiting for their confirm: without
+    /// that, a request whose confirm was held back (a resource alarm) waited out its whole timeout after
+    /// `close()`, for a reply that could no longer come, and then threw `.notConfirmed`.
     private func endWaits(_ reason: String) {
         for waiter in waiting.values {
             guard case .waiting(_, let request, let continuation, let timer) = waiter else { continue }
@@ -269,6 +287,9 @@ public actor RequestClient {
             continuation.resume(returning: .failure(request.error(.closed, reason)))
         }
         waiting.removeAll()
+        let watches = replyWatches.values
+        replyWatches.removeAll()
+        for watch in watches { watch.continuation.resume() }
     }
 
     // MARK: Waiting
