@@ -181,14 +181,17 @@ public final class SagaTestHost: EmittedMessages {
     /// `date` as a time since `start`, to the microsecond. The endpoint stores any delay a handler asks for
     /// (`.seconds(Int64.max)` as "never"), and converting such a due date to `Int64` microseconds (past
     /// ±292,000 years) trapped, ending the test process at the next `advanceTime`. Past that it is measured
-    /// in whole seconds, held to what `Int64` holds; a NaN date is never due.
+    /// in seconds as a `Double`, held to ±1e20 s (within what `Duration` holds; the clock gets there only
+    /// after eleven advances of `Int64.max` seconds); a NaN date is never due. Held to 9.2e18 s instead, just
+    /// short of `Int64.max` seconds, a "never" timeout asked for after the clock had moved fired at an
+    /// advance of that size, long before it was due.
     private func offset(of date: Date) -> Duration {
         let seconds = date.timeIntervalSince(start)
-        guard !seconds.isNaN else { return .seconds(Int64.max) }
+        let farthest = 1e20
+        guard !seconds.isNaN else { return .seconds(farthest) }
         let micros = (seconds * 1e6).rounded()
-        let limit = 9.2e18
-        if abs(micros) < limit { return .microseconds(Int64(micros)) }
-        return .seconds(Int64(min(max(seconds, -limit), limit)))
+        if abs(micros) < 9.2e18 { return .microseconds(Int64(micros)) }
+        return .seconds(min(max(seconds, -farthest), farthest))
     }
 
     private func moveClock(to date: Date) {

@@ -36,6 +36,19 @@ struct FarOffTimeoutTests {
         #expect(host.state(of: Snooze.self, correlationId: "never")?.woken == 0)
     }
 
+    /// Failed before: past `Int64` microseconds the kit held every due time to 9.2e18 s, just short of
+    /// `Int64.max` seconds, so an advance that far fired a "never" timeout asked for after the clock had
+    /// moved, a thousand years before it was due (the endpoint never fires it).
+    @Test("a timeout due after Int64.max seconds does not fire before it is due")
+    func farFutureDoesNotFireEarly() async throws {
+        let host = SagaTestHost(Snooze.self)
+        try await host.advanceTime(by: .seconds(1000 * 365 * 24 * 3600))
+        try await host.deliver(Snooze.Start(id: "never", seconds: .max))
+        let advanced = try await host.advanceTime(by: .seconds(9_200_000_000_000_000_000))
+        #expect(advanced.firedTimeouts.isEmpty)
+        #expect(host.pendingTimeouts.count == 1)
+    }
+
     @Test("a timeout due long before the clock's start fires at the next advance")
     func farPastFiresAtOnce() async throws {
         let host = SagaTestHost(Snooze.self)
