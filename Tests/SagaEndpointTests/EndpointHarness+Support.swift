@@ -28,6 +28,18 @@ extension EndpointHarness {
         try await waitUntil(timeout: .seconds(20)) { try await self.depth(queue) == ids.count }
     }
 
+    // MARK: Policies
+
+    /// Makes `queue` refuse every publish, as an operator's length limit does (a policy named `policy`:
+    /// `max-length` 0, `overflow: reject-publish`); `clear_policy` with that name gives it room again.
+    func refusePublishes(to queue: String, policy: String) async throws {
+        let (vhost, pattern) = (vhost, "^" + NSRegularExpression.escapedPattern(for: queue) + "$")
+        _ = try await runOnThread {
+            try TestBroker.rabbitmqctl(["set_policy", "-p", vhost, "--apply-to", "queues", policy, pattern,
+                                        #"{"max-length":0,"overflow":"reject-publish"}"#])
+        }
+    }
+
     // MARK: The store
 
     /// Opens the endpoint's SQLite file on a thread of its own (SQLite blocks) and runs `body` on it.

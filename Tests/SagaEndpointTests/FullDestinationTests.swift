@@ -22,10 +22,7 @@ struct FullDestinationTests {
         try await harness.connection.declareQueue(QueueDeclaration(name: "crowded"))
         try await harness.connection.declareQueue(QueueDeclaration(name: "quiet"))
         let vhost = harness.vhost
-        _ = try await runOnThread {
-            try TestBroker.rabbitmqctl(["set_policy", "-p", vhost, "--apply-to", "queues", "crowded-full", "^crowded$",
-                                        #"{"max-length":0,"overflow":"reject-publish"}"#])
-        }
+        try await harness.refusePublishes(to: "crowded", policy: "crowded-full")
         var registry = HandlerRegistry()
         registry.handle(Explode.self) { message, context in
             try context.send(Explode(note: "on from \(message.note)"), to: message.note == "quiet" ? "quiet" : "crowded")

@@ -14,11 +14,7 @@ struct MessageSessionFullQueueTests {
     func nackedSaysWhy() async throws {
         let harness = try await EndpointHarness.make()
         try await harness.declareQueue("intake")
-        let vhost = harness.vhost
-        _ = try await runOnThread {
-            try TestBroker.rabbitmqctl(["set_policy", "-p", vhost, "--apply-to", "queues", "intake-full", "^intake$",
-                                        #"{"max-length":0,"overflow":"reject-publish"}"#])
-        }
+        try await harness.refusePublishes(to: "intake", policy: "intake-full")
         let session = MessageSession(connection: harness.connection, appId: "web-shop")
         let error = await #expect(throws: MessageSessionError.self) {
             try await session.send(Explode(note: "x"), to: "intake", messageId: "full-1")

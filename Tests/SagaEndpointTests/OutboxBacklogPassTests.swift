@@ -19,11 +19,7 @@ struct OutboxBacklogPassTests {
         try await harness.declareQueue("relays")
         try await harness.connection.declareQueue(QueueDeclaration(name: "downstream"))
         try await harness.connection.declareQueue(QueueDeclaration(name: "crammed"))
-        let vhost = harness.vhost
-        _ = try await runOnThread {
-            try TestBroker.rabbitmqctl(["set_policy", "-p", vhost, "--apply-to", "queues", "crammed-full", "^crammed$",
-                                        #"{"max-length":0,"overflow":"reject-publish"}"#])
-        }
+        try await harness.refusePublishes(to: "crammed", policy: "crammed-full")
         // 25 commands committed a minute ago and never confirmed (a crash after the commit), then one for a
         // full queue.
         _ = try await harness.withStore("relays") { store in

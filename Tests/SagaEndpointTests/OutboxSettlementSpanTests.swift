@@ -18,11 +18,7 @@ struct OutboxSettlementSpanTests {
         let harness = try await EndpointHarness.make()
         try await harness.declareQueue("forwarders")
         try await harness.connection.declareQueue(QueueDeclaration(name: "stuffed"))
-        let vhost = harness.vhost
-        _ = try await runOnThread {
-            try TestBroker.rabbitmqctl(["set_policy", "-p", vhost, "--apply-to", "queues", "stuffed-full", "^stuffed$",
-                                        #"{"max-length":0,"overflow":"reject-publish"}"#])
-        }
+        try await harness.refusePublishes(to: "stuffed", policy: "stuffed-full")
         var registry = HandlerRegistry()
         // "stuffed" is full; "absent" does not exist.
         registry.handle(Explode.self) { message, context in try context.send(Explode(note: "on"), to: message.note) }

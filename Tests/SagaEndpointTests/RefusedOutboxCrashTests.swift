@@ -18,10 +18,7 @@ struct RefusedOutboxCrashTests {
     func refusedAcrossCrashes(point: String) async throws {
         let harness = try await EndpointHarness.make()
         let vhost = harness.vhost
-        _ = try await runOnThread {
-            try TestBroker.rabbitmqctl(["set_policy", "-p", vhost, "--apply-to", "queues", "bank-full", "^bank$",
-                                        #"{"max-length":0,"overflow":"reject-publish"}"#])
-        }
+        try await harness.refusePublishes(to: "bank", policy: "bank-full")
         let count = 60
         let requests = (0..<count).map { index in
             (id: "req-\(index)", transfer: TransferRequested(transferId: "t-\(index)", fromAccount: "alice",

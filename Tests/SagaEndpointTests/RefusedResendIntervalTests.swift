@@ -22,10 +22,7 @@ struct RefusedResendIntervalTests {
             try await harness.connection.bind(BindingDeclaration(source: "news", destination: queue, routingKey: "#"))
         }
         let vhost = harness.vhost
-        _ = try await runOnThread {
-            try TestBroker.rabbitmqctl(["set_policy", "-p", vhost, "--apply-to", "queues", "crowded-full", "^crowded$",
-                                        #"{"max-length":0,"overflow":"reject-publish"}"#])
-        }
+        try await harness.refusePublishes(to: "crowded", policy: "crowded-full")
         var registry = HandlerRegistry()
         registry.handle(Explode.self) { message, context in
             try context.publish(Explode(note: "news of \(message.note)"), to: "news")

@@ -16,10 +16,7 @@ struct RefusedTimeoutOutboxTests {
         try await harness.declareQueue(OrderSaga.queue)
         try await harness.connection.declareQueue(QueueDeclaration(name: OrderSaga.outQueue))
         let vhost = harness.vhost
-        _ = try await runOnThread {
-            try TestBroker.rabbitmqctl(["set_policy", "-p", vhost, "--apply-to", "queues", "out-full", "^orders\\.out$",
-                                        #"{"max-length":0,"overflow":"reject-publish"}"#])
-        }
+        try await harness.refusePublishes(to: "orders.out", policy: "out-full")
         let endpoint = harness.startEndpoint(OrderSaga.registry(), queues: [OrderSaga.queue], database: "orders") {
             $0.outboxRedispatchDelay = .seconds(1)
         }
