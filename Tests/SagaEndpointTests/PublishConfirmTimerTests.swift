@@ -26,7 +26,11 @@ struct PublishConfirmTimerTests {
         try await waitUntil(timeout: .seconds(20)) {
             try await harness.state(CounterSaga.self, "c-timer", in: "confirm-timer")?.count == 5
         }
-        #expect(try metrics.expectTimer("saga_batch_duration_seconds").values.count >= 1)
+        // A batch's duration is recorded after its acks, so after its commit made the state visible: waited
+        // for (a loaded CI run once looked before the sample was in).
+        try await waitUntil(timeout: .seconds(20)) {
+            ((try? metrics.expectTimer("saga_batch_duration_seconds").values.count) ?? 0) >= 1
+        }
         let samples = (try? metrics.expectTimer("saga_publish_confirm_duration_seconds").values) ?? []
         #expect(samples.isEmpty, "\(samples.count) confirm latency samples for batches that published nothing")
         await harness.stop(endpoint)
