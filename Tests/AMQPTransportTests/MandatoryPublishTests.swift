@@ -62,28 +62,21 @@ struct MandatoryPublishTests {
             try await connection.declareQueue(QueueDeclaration(name: queue, durable: false))
             let binding = BindingDeclaration(source: exchange, destination: queue, routingKey: "k")
             try await connection.bind(binding)
-            try await runOnThread { try Self.queueProcess(queue, "suspend") }
+            try await runOnThread { try TestBroker.queueProcess(queue, "suspend") }
             var suspended = true
-            defer { if suspended { try? Self.queueProcess(queue, "resume") } }
+            defer { if suspended { try? TestBroker.queueProcess(queue, "resume") } }
 
             let request = PublishRequest(exchange: exchange, routingKey: "k", message: message("same"))
             let first = Task { await connection.publish([request]) }
             try await Task.sleep(for: .milliseconds(500))  // routed to the suspended queue: no confirm yet
             try await connection.unbind(binding)
             let second = await connection.publish([request])
-            try await runOnThread { try Self.queueProcess(queue, "resume") }
+            try await runOnThread { try TestBroker.queueProcess(queue, "resume") }
             suspended = false
             #expect(second == [.returned(replyCode: 312, replyText: "NO_ROUTE")])
             #expect(await first.value == [.confirmed])
             #expect(try await connection.checkQueue(queue).messageCount == 1)
         }
-    }
-
-    /// Suspends or resumes (`call`) the process of a queue of the default vhost, which then confirms nothing.
-    static func queueProcess(_ queue: String, _ call: String) throws {
-        try TestBroker.rabbitmqctl(["eval", """
-            {ok, Q} = rabbit_amqqueue:lookup(rabbit_misc:r(<<"/">>, queue, <<"\(queue)">>)), sys:\(call)(amqqueue:get_pid(Q)).
-            """])
     }
 
     @Test("a return is matched by content: same destination, different headers or mandatory flag")

@@ -34,6 +34,16 @@ public enum TestBroker {
         try runBrokerScript(["ctl"] + args)
     }
 
+    /// Suspends or resumes (`call`: "suspend", "resume") the process of a classic queue on the shared node.
+    /// Suspended, it takes in what its channels route to it but confirms nothing (nor delivers): a publish
+    /// to it waits for its confirm until it is resumed.
+    public static func queueProcess(_ queue: String, in vhost: String = "/", _ call: String) throws {
+        try rabbitmqctl(["eval", """
+            {ok, Q} = rabbit_amqqueue:lookup(rabbit_misc:r(<<"\(vhost)">>, queue, <<"\(queue)">>)), \
+            sys:\(call)(amqqueue:get_pid(Q)).
+            """])
+    }
+
     /// Closes every client connection to the shared node. Careful: tests running in parallel lose theirs
     /// too; prefer a `DedicatedBrokerNode` or a vhost of your own (`closeConnections(vhost:)`).
     public static func closeAllConnections() throws {

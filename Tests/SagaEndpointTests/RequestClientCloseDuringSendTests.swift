@@ -23,7 +23,7 @@ struct RequestClientCloseDuringSendTests {
         try await harness.connection.declareQueue(QueueDeclaration(name: queue, durable: true))
         // A suspended queue process takes the request in but confirms nothing.
         try await runOnThread { [vhost = harness.vhost] in
-            try RequestClientReplyBeforeConfirmTests.queueProcess(queue, in: vhost, "suspend")
+            try TestBroker.queueProcess(queue, in: vhost, "suspend")
         }
         let request = Task {
             try await client.request(DebitAccount(transferId: "t-1", account: "alice", amount: 100), to: queue,
@@ -34,7 +34,7 @@ struct RequestClientCloseDuringSendTests {
         await client.close()
         let result = await request.result
         try await runOnThread { [vhost = harness.vhost] in
-            try RequestClientReplyBeforeConfirmTests.queueProcess(queue, in: vhost, "resume")
+            try TestBroker.queueProcess(queue, in: vhost, "resume")
         }
         #expect(throws: MessageSessionError.self) { try result.get() }
         if case .failure(let error as MessageSessionError) = result {

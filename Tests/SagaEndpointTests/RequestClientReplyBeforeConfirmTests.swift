@@ -20,7 +20,7 @@ struct RequestClientReplyBeforeConfirmTests {
         let queue = "slow-bank"
         try await harness.connection.declareQueue(QueueDeclaration(name: queue, durable: true))
         // A suspended queue process takes the request in (its channel routed it) but confirms nothing.
-        try await runOnThread { [vhost = harness.vhost] in try Self.queueProcess(queue, in: vhost, "suspend") }
+        try await runOnThread { [vhost = harness.vhost] in try TestBroker.queueProcess(queue, in: vhost, "suspend") }
 
         let request = Task {
             try await client.request(DebitAccount(transferId: "t-1", account: "alice", amount: 100), to: queue,
@@ -33,19 +33,11 @@ struct RequestClientReplyBeforeConfirmTests {
         // Awaited with the queue still suspended: before the fix the request waited out its timeout for the
         // confirm and then threw `.notConfirmed`, dropping the reply it had.
         let result = await request.result
-        try await runOnThread { [vhost = harness.vhost] in try Self.queueProcess(queue, in: vhost, "resume") }
+        try await runOnThread { [vhost = harness.vhost] in try TestBroker.queueProcess(queue, in: vhost, "resume") }
         #expect(try result.get() == AccountDebited(transferId: "t-1", account: "alice", amount: 100, fee: 1))
 
         await client.close()
         await session.close()
         await harness.tearDown()
-    }
-
-    /// Suspends or resumes (`call`) the process of a classic queue.
-    static func queueProcess(_ queue: String, in vhost: String, _ call: String) throws {
-        _ = try TestBroker.rabbitmqctl(["eval", """
-            {ok, Q} = rabbit_amqqueue:lookup(rabbit_misc:r(<<"\(vhost)">>, queue, <<"\(queue)">>)), \
-            sys:\(call)(amqqueue:get_pid(Q)).
-            """])
     }
 }
