@@ -34,21 +34,16 @@ extension BatchPipeline {
             var unconfirmed = false
             for index in entry.publishes where !outcomes[index].isConfirmed {
                 if Self.staysInOutbox(outcomes[index], publish: index, outboxPublishes: outboxPublishes) {
-                    let request = requests[index]
-                    let add = { (publishes: inout UnconfirmedPublishes) in
-                        publishes.add(exchange: request.exchange, routingKey: request.routingKey,
-                                      outcome: "\(outcomes[index])", messageId: request.message.properties.messageId ?? "",
-                                      messageType: request.message.properties.type ?? "")
+                    if case .returned = outcomes[index] {
+                        leftToTheOutbox.add(requests[index], outcome: outcomes[index])
+                    } else {
+                        refusedToTheOutbox.add(requests[index], outcome: outcomes[index])
                     }
-                    if case .returned = outcomes[index] { add(&leftToTheOutbox) } else { add(&refusedToTheOutbox) }
                     continue
                 }
                 settle = .requeue
                 unconfirmed = true
-                unconfirmedPublishes.add(exchange: requests[index].exchange, routingKey: requests[index].routingKey,
-                                         outcome: "\(outcomes[index])",
-                                         messageId: requests[index].message.properties.messageId ?? "",
-                                         messageType: requests[index].message.properties.type ?? "")
+                unconfirmedPublishes.add(requests[index], outcome: outcomes[index])
             }
             let messageId = entry.incoming?.messageId ?? delivery.properties.messageId ?? ""
             switch settle {
@@ -63,30 +58,11 @@ extension BatchPipeline {
                 quorumHandBacks.add(delivery, messageId: messageId, reason: entry.transient ? "transient failure" : "immediate retry")
             }
         }
-        for group in unconfirmedPublishes.groups {
-            guard let count = unconfirmedWarnings.admit(
-                "\(group.exchange)\u{0}\(group.routingKey)\u{0}\(group.outcome)", messages: group.count) else { continue }
-            logger.warning("outgoing messages not confirmed; their incoming messages will be redelivered", metadata: [
-                "count": "\(count)", "message_id": "\(group.messageId)", "message_type": "\(group.messageType)",
-                "exchange": "\(group.exchange)",
-                "routing_key": "\(group.routingKey)", "outcome": "\(group.outcome)"])
-        }
-        for group in leftToTheOutbox.groups {
-            guard let count = unconfirmedWarnings.admit(
-                "\(group.exchange)\u{0}\(group.routingKey)\u{0}\(group.outcome)", messages: group.count) else { continue }
-            logger.warning("outgoing messages returned by the broker (no queue of that name): kept in the outbox, sent again, and moved to the error queue if that lasts", metadata: [
-                "count": "\(count)", "message_id": "\(group.messageId)", "message_type": "\(group.messageType)",
-                "routing_key": "\(group.routingKey)", "outcome": "\(group.outcome)",
-                "unroutable_timeout": "\(configuration.unroutableTimeout)"])
-        }
-        for group in refusedToTheOutbox.groups {
-            guard let count = unconfirmedWarnings.admit(
-                "\(group.exchange)\u{0}\(group.routingKey)\u{0}\(group.outcome)", messages: group.count) else { continue }
-            logger.warning("outgoing messages refused by the broker (basic.nack: a full queue with reject-publish?): kept in the outbox and sent again until the broker takes them", metadata: [
-                "count": "\(count)", "message_id": "\(group.messageId)", "message_type": "\(group.messageType)",
-                "exchange": "\(group.exchange)", "routing_key": "\(group.routingKey)", "outcome": "\(group.outcome)",
-                "resent_every": "\(configuration.outboxRedispatchDelay)"])
-        }
+        warn(unconfirmedPublishes, "outgoing messages not confirmed; their incoming messages will be redelivered")
+        warn(leftToTheOutbox, "outgoing messages returned by the broker (no queue of that name): kept in the outbox, sent again, and moved to the error queue if that lasts",
+             extra: ["unroutable_timeout": "\(configuration.unroutableTimeout)"])
+        warn(refusedToTheOutbox, "outgoing messages refused by the broker (basic.nack: a full queue with reject-publish?): kept in the outbox and sent again until the broker takes them",
+             extra: ["resent_every": "\(configuration.outboxRedispatchDelay)"])
         quorumHandBacks.log(to: logger, throttle: unconfirmedWarnings)
         unconfirmedRedelivery.succeeded(confirmedIds)
         let holds = delayed.map { (tag: $0.tag, delay: unconfirmedRedelivery.hold($0.tag, messageId: $0.messageId)) }
@@ -118,6 +94,18 @@ extension BatchPipeline {
             }
         }
         return delayed.map(\.messageId).filter { !$0.isEmpty }
+    }
+
+    /// One warning per group of unconfirmed publishes, throttled per destination and outcome.
+    private func warn(_ publishes: UnconfirmedPublishes, _ message: Logger.Message, extra: Logger.Metadata = [:]) {
+        for group in publishes.groups {
+            guard let count = unconfirmedWarnings.admit(
+                "\(group.exchange)\u{0}\(group.routingKey)\u{0}\(group.outcome)", messages: group.count) else { continue }
+            logger.warning(message, metadata: extra.merging([
+                "count": "\(count)", "message_id": "\(group.messageId)", "message_type": "\(group.messageType)",
+                "exchange": "\(group.exchange)", "routing_key": "\(group.routingKey)",
+                "outcome": "\(group.outcome)"]) { $1 })
+        }
     }
 
     /// Whether an unconfirmed publish is left to the outbox rather than holding its delivery: an outbox row

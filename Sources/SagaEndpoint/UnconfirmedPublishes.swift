@@ -1,3 +1,5 @@
+import AMQPTransport
+
 /// The outgoing messages of one batch that the broker did not confirm, grouped by where they went and
 /// why, for one warning per group. One warning per message made thousands of lines a second while a
 /// route was missing (every held delivery's outgoing messages fail again on each round).
@@ -14,6 +16,12 @@ struct UnconfirmedPublishes {
     }
 
     private(set) var groups: [Group] = []
+
+    /// Adds `request`, which the broker did not confirm (`outcome`), to its group.
+    mutating func add(_ request: PublishRequest, outcome: PublishOutcome) {
+        add(exchange: request.exchange, routingKey: request.routingKey, outcome: "\(outcome)",
+            messageId: request.message.properties.messageId ?? "", messageType: request.message.properties.type ?? "")
+    }
 
     mutating func add(exchange: String, routingKey: String, outcome: String, messageId: String, messageType: String) {
         if let index = groups.firstIndex(where: {
