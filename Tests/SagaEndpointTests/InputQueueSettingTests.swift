@@ -1,0 +1,40 @@
+import BrokerTestSupport
+import Foundation
+import SagaEndpoint
+import Testing
+
+/// An endpoint whose input queue list it cannot consume stops at start, naming the setting, before it
+/// declares anything on the broker.
+@Suite("An endpoint's input queues setting")
+struct InputQueueSettingTests {
+    // Found by a user trying the library: with no input queues the endpoint logged "endpoint started" and
+    // consumed nothing; with an empty name (a list read from an unset setting) RabbitMQ declared a
+    // server-named durable queue (amq.gen-…) and a ".error" queue, and the endpoint retried consuming ""
+    // for ever. Before the fix, `run()` did not return and the time limit below failed the test.
+    @Test("no input queues, or an empty name, stops run() at once and leaves nothing on the broker",
+          arguments: [[String](), [""], ["orders", ""]])
+    func refusedAtStart(queues: [String]) async throws {
+        let harness = try await EndpointHarness.make()
+        let endpoint = harness.makeEndpoint(OrderSaga.registry(), queues: queues, database: "refused")
+        let refusal: EndpointConfigurationError
+        do {
+            try await withTimeLimit(.seconds(60), "the endpoint's run()") { try await endpoint.run() }
+            Issue.record("run() returned without an error")
+            await harness.tearDown()
+            return
+        } catch let error as EndpointConfigurationError {
+            refusal = error
+        } catch {
+            Issue.record("expected EndpointConfigurationError, got \(error)")
+            await harness.tearDown()
+            return
+        }
+        #expect(refusal.setting == "inputQueues")
+        #expect("\(refusal)".hasPrefix("invalid EndpointConfiguration.inputQueues: "), "\(refusal)")
+        let listed = try TestBroker.rabbitmqctl(["-q", "list_queues", "-p", harness.vhost, "name"])
+        let names = listed.split(separator: "\n").map { $0.trimmingCharacters(in: .whitespaces) }
+        #expect(!names.contains { $0.hasPrefix("amq.gen-") || $0 == ".error" || $0 == "orders" }, "\(names)")
+        #expect(!FileManager.default.fileExists(atPath: harness.databasePath("refused")), "nothing opened")
+        await harness.tearDown()
+    }
+}
