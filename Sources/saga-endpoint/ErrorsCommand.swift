@@ -42,8 +42,10 @@ struct ErrorsCommand: AsyncParsableCommand {
     }
 
     struct QueueOptions: ParsableArguments {
+        /// The reference app's: another endpoint's operator must name theirs.
+        static let defaultQueue = "transfers.error"
         @Option(name: .customLong("queue"), help: "The error queue (a name ending in \(EndpointConfiguration.errorQueueSuffix)).")
-        var queue = "transfers.error"
+        var queue = QueueOptions.defaultQueue
         @Flag(name: .customLong("any-queue"),
               help: "Work on --queue even if it is not an error queue (e.g. a live input queue).")
         var anyQueue = false
@@ -212,12 +214,24 @@ struct ErrorsCommand: AsyncParsableCommand {
             try await body(ErrorQueueAdmin(connection: connection, errorQueue: target.queue))
         } catch let error as AMQPError where error.replyCode == 404 {
             await connection.close()
-            throw CLIError("error queue '\(target.queue)' does not exist")
+            throw CLIError(missingQueueMessage(target.queue, url: url))
         } catch {
             await connection.close()
             throw error
         }
         await connection.close()
+    }
+
+    /// Names the vhost, and for the default queue says it is the reference app's: a user's endpoint run
+    /// without --queue was told only "error queue 'transfers.error' does not exist", a queue they never named.
+    static func missingQueueMessage(_ queue: String, url: String) -> String {
+        let vhost = (try? AMQPConfiguration(url: url).vhost).map { " in vhost '\($0)'" } ?? ""
+        var message = "error queue '\(queue)' does not exist\(vhost)"
+        if queue == QueueOptions.defaultQueue {
+            message += " (it is the reference app's, the default of --queue: name your endpoint's error queue, "
+                + "<input queue>\(EndpointConfiguration.errorQueueSuffix), with --queue)"
+        }
+        return message
     }
 
     /// The AMQP properties other than the headers, by their AMQP names; absent ones left out.
