@@ -21,10 +21,16 @@ struct SagasCommand: ParsableCommand {
 
         func run() throws {
             _ = try bootstrapLogging()
-            let store = try SagaDatabase.open(try database.resolvedPath(config: config))
+            let path = try database.resolvedPath(config: config)
+            let store = try SagaDatabase.open(path)
             defer { store.close() }
-            for record in try store.listSagas(type: sagaType) {
+            let records = try store.listSagas(type: sagaType)
+            for record in records {
                 printLine(try SagaDatabase.json(SagaDatabase.object(record), pretty: false))
+            }
+            // Stdout stays empty (nothing live of that type), but a mistyped type must not pass for that.
+            if records.isEmpty, let sagaType, let note = try SagaDatabase.unknownTypeNote(sagaType, store) {
+                printError("note: in \(path): \(note)")
             }
         }
     }
@@ -43,14 +49,16 @@ struct SagasCommand: ParsableCommand {
             let path = try database.resolvedPath(config: config)
             let store = try SagaDatabase.open(path)
             defer { store.close() }
-            guard let record = try store.loadSaga(type: type, correlationId: id) else { throw notFound(path) }
+            guard let record = try store.loadSaga(type: type, correlationId: id) else {
+                throw notFound(path, typeNote: try SagaDatabase.unknownTypeNote(type, store))
+            }
             var object = SagaDatabase.object(record)
             object["pendingTimeouts"] = try store.pendingTimeouts(sagaType: type, correlationId: id).map(SagaDatabase.object)
             printLine(try SagaDatabase.json(object, pretty: true))
         }
 
-        private func notFound(_ path: String) -> ExitCode {
-            printError("no live saga \(type) with correlation id '\(id)' in \(path)")
+        private func notFound(_ path: String, typeNote: String?) -> ExitCode {
+            printError("no live saga \(type) with correlation id '\(id)' in \(path)" + (typeNote.map { "; " + $0 } ?? ""))
             return ExitCode.failure
         }
     }
@@ -83,6 +91,16 @@ enum SagaDatabase {
         } catch {
             throw CLIError("cannot open the saga database \(path): \(error)")
         }
+    }
+
+    /// When no saga of `sagaType` is live at all, says so with the types that are: a mistyped saga type
+    /// (`OrderFulfillment` for `OrderFulfilment`) listed nothing, exit 0, as if none were live.
+    static func unknownTypeNote(_ sagaType: String, _ store: SagaStore) throws -> String? {
+        let counts = try store.sagaCounts()
+        guard counts[sagaType] == nil else { return nil }
+        let live = counts.sorted { $0.key < $1.key }.map { "\($0.key) (\($0.value))" }
+        return "no saga of type '\(sagaType)' is live"
+            + (live.isEmpty ? " (no saga is)" : "; the types with live sagas: " + live.joined(separator: ", "))
     }
 
     static func object(_ record: SagaRecord) -> [String: Any] {
