@@ -17,7 +17,7 @@ public struct EndpointConfiguration: Sendable {
     /// pipeline (one running its handlers, one committing, one publishing and awaiting its confirms) and
     /// the next one fills meanwhile, so it is best 4 × `batchSize`: with 3 × many batches came short and
     /// the endpoint moved 6–16% fewer messages; with 6 × it moved a few percent more than with 4 ×, but
-    /// the p99 latency near saturation grew.
+    /// the p99 latency near saturation grew. At least 1: AMQP's 0 ("no limit") is refused at start.
     public var prefetch: UInt16 = 400
     /// Deliveries processed in one SQLite transaction and acknowledged together (group commit).
     public var batchSize: Int = 100

@@ -2,7 +2,8 @@
 ///
 /// An empty `inputQueues` (a list read from an unset setting) started an endpoint that consumed nothing
 /// and logged "endpoint started"; an empty queue name made RabbitMQ declare a server-named durable queue
-/// (`amq.gen-…`, a new one at every start) and a `.error` queue, and then retried consuming "" for ever.
+/// (`amq.gen-…`, a new one at every start) and a `.error` queue, and then retried consuming "" for ever;
+/// a prefetch of 0 let the broker push a whole backlog into memory.
 public struct EndpointConfigurationError: Error, Sendable, Equatable, CustomStringConvertible {
     /// The `EndpointConfiguration` property at fault, e.g. `inputQueues`.
     public let setting: String
@@ -18,8 +19,9 @@ public struct EndpointConfigurationError: Error, Sendable, Equatable, CustomStri
 }
 
 extension EndpointConfiguration {
-    /// Throws for input queues the endpoint cannot consume: none at all, or an empty name.
-    func checkInputQueues() throws(EndpointConfigurationError) {
+    /// Throws for settings the endpoint cannot work with: no input queues, an empty queue name, or a
+    /// prefetch of 0.
+    func check() throws(EndpointConfigurationError) {
         guard !inputQueues.isEmpty else {
             throw EndpointConfigurationError(
                 setting: "inputQueues",
@@ -31,6 +33,14 @@ extension EndpointConfiguration {
                 setting: "inputQueues",
                 reason: "the queue name at index \(index) is empty (a setting left unset?): RabbitMQ would declare "
                     + "a new server-named queue for it at every start")
+        }
+        // AMQP's 0 is "no limit": the broker pushed a whole backlog into the process's memory, a million
+        // messages ahead of the batch loop; the CLI's --prefetch refuses it too.
+        guard prefetch > 0 else {
+            throw EndpointConfigurationError(
+                setting: "prefetch",
+                reason: "0 is AMQP's \"no limit\": the broker would push the whole queue into the process's memory; "
+                    + "set at least 1 (best 4 × batchSize, the default 400)")
         }
     }
 }

@@ -64,10 +64,10 @@ public final class SagaEndpoint: Service, Sendable {
     public var isStopping: Bool { health.stopping.load(ordering: .relaxed) }
 
     /// Throws `EndpointConfigurationError` at once, before it opens or declares anything, for input queues it
-    /// cannot consume (none, or an empty name).
+    /// cannot consume (none, or an empty name) or a prefetch of 0.
     public func run() async throws {
         // Before anything is opened or declared: a wrong queue list must not leave queues on the broker.
-        try configuration.checkInputQueues()
+        try configuration.check()
         let dispatcher = MessageDispatcher(registry: registry, endpointAddress: configuration.endpointAddress)
         let metrics = EndpointMetrics(factory: metricsFactory)
         // Opened, and closed below, on the stores' own threads: SQLite blocks (a migration for seconds, the

@@ -38,3 +38,27 @@ struct InputQueueSettingTests {
         await harness.tearDown()
     }
 }
+
+@Suite("An endpoint's prefetch setting")
+struct PrefetchSettingTests {
+    // AMQP's prefetch 0 is "no limit": the broker pushed a whole backlog into the process ahead of the batch
+    // loop. The CLI refused it; a host application's EndpointConfiguration did not, and the endpoint ran.
+    @Test("a prefetch of 0 stops run() at once, naming the setting")
+    func zeroRefused() async throws {
+        let harness = try await EndpointHarness.make()
+        let endpoint = harness.makeEndpoint(OrderSaga.registry(), queues: ["orders"], database: "prefetch") {
+            $0.prefetch = 0
+        }
+        do {
+            try await withTimeLimit(.seconds(60), "the endpoint's run()") { try await endpoint.run() }
+            Issue.record("run() returned without an error")
+        } catch let error as EndpointConfigurationError {
+            #expect(error.setting == "prefetch")
+            #expect("\(error)".contains("no limit"), "\(error)")
+        } catch {
+            Issue.record("expected EndpointConfigurationError, got \(error)")
+        }
+        #expect(!FileManager.default.fileExists(atPath: harness.databasePath("prefetch")), "nothing opened")
+        await harness.tearDown()
+    }
+}
