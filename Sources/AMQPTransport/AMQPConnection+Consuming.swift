@@ -89,6 +89,14 @@ extension AMQPConnection {
         }
     }
 
+    /// Whether `tag` can still be settled: the connection is open and its channel is the opening the delivery
+    /// came on. False once the broker closed that channel or the connection was lost (recovered or not): the
+    /// broker has requeued the delivery, or will as soon as it sees the connection gone, and delivers it again.
+    public func canSettle(_ tag: DeliveryTag) -> Bool {
+        guard let session, session.isOpen else { return false }
+        return openChannels[tag.channel] == tag.channelEpoch
+    }
+
     /// Acknowledges a delivery (and, with `multiple`, all earlier ones on its channel).
     public func ack(_ tag: DeliveryTag, multiple: Bool = false) throws {
         try acknowledge(tag, multiple: multiple, "basic.ack") { s in
