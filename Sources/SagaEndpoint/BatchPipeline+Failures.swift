@@ -13,10 +13,10 @@ extension BatchPipeline {
         let metadata = self.metadata(entry)
         guard let incoming = entry.incoming else { return }
         if Self.isTransient(error) {
-            // Busy database, a concurrent update, or a full disk: not the message's fault. Requeue it
-            // (after the batch's backoff), without counting it as a failure.
+            // Busy database, a concurrent update, or a full disk: not the message's fault. Process it again
+            // (after the batch's backoff, kept in the process), without counting it as a failure.
             metrics.retried.increment()
-            let unavailable: Logger.Message = "database cannot be written (disk full, I/O error, corrupt, or its file moved); message requeued, will retry"
+            let unavailable: Logger.Message = "database cannot be written (disk full, I/O error, corrupt, or its file moved); message kept, will retry"
             requeueTransient(&entry, storeError: error,
                              message: Self.isStorageUnavailable(error) ? unavailable : "transient failure; message will be retried",
                              level: .info, metadata: metadata.merging(["error": "\(error)"]) { $1 })
@@ -26,7 +26,7 @@ extension BatchPipeline {
             // The endpoint is being cancelled (a shutdown past its time limit) and the handler with it:
             // back to the queue, neither a failed attempt nor a step toward the poison limit.
             metrics.retried.increment()
-            requeueTransient(&entry, storeError: error, message: "handler cut short by the endpoint's cancellation; message requeued",
+            requeueTransient(&entry, storeError: error, message: "handler cut short by the endpoint's cancellation; message handed back",
                              level: .info, metadata: metadata.merging(["error": "\(error)"]) { $1 })
             return
         }
@@ -49,10 +49,10 @@ extension BatchPipeline {
         } catch let storeError where Self.isTransient(storeError) {
             // The attempt cannot be counted (a busy, full or corrupt database). Taken for a first attempt, it
             // was requeued at once as an immediate retry, again and again: thousands of handler runs a
-            // second until the database could be written. Requeued after the transient failures' pause.
+            // second until the database could be written. Retried after the transient failures' pause.
             metrics.retried.increment()
             requeueTransient(&entry, storeError: storeError,
-                             message: "handler failed and the database cannot be written to count the attempt; message requeued, will retry",
+                             message: "handler failed and the database cannot be written to count the attempt; message kept, will retry",
                              metadata: metadata.merging(["error": "\(error)", "store_error": "\(storeError)"]) { $1 })
             return
         } catch {
@@ -126,13 +126,17 @@ extension BatchPipeline {
         return (parked + 1, Date(timeIntervalSince1970: since))
     }
 
-    /// Requeues `entry` for a transient reason (a busy, full, corrupt or moved database; a version conflict):
-    /// after the batch's pause, not counted as a failure nor toward the poison limit. Logs `message` at
+    /// Retries `entry` for a transient reason (a busy, full, corrupt or moved database; a version conflict):
+    /// after the batch's pause, not counted as a failure nor toward the poison limit. A delivery is kept in
+    /// the process and processed again (`HeldDeliveries`); a due row stays due. Logs `message` at
     /// `level`, or, when the database cannot be written, as the throttled error below (and readiness says so).
     func requeueTransient(_ entry: inout Entry, storeError: any Error, message: Logger.Message,
                           level: Logger.Level = .error, metadata: @autoclosure () -> Logger.Metadata) {
         entry.settle = .requeue
         entry.transient = true
+        // Its next round is taken for a possible crash unless excused: a due row's, or the broker's
+        // redelivery of a kept delivery whose channel closed meanwhile (processed again in process, it uses
+        // the excuse up without being counted).
         if let messageId = entry.incoming?.messageId { transientRequeues.insert(messageId) }
         if Self.isStorageUnavailable(storeError) {
             entry.storageUnavailable = "\(storeError)"
@@ -147,7 +151,7 @@ extension BatchPipeline {
         }
     }
 
-    /// An error about a message requeued because the database cannot be written, at most one every
+    /// An error about a message retried because the database cannot be written, at most one every
     /// `storageErrors` interval, with how many messages it stands for. One per message and round was a
     /// batch's worth of lines every few seconds for as long as the disk stayed full (often the disk the log
     /// goes to); readiness and `saga_database_unavailable` say meanwhile that it lasts.

@@ -10,10 +10,28 @@ extension BatchPipeline {
     /// The batch's entries, translated and with poison messages diverted, and the time it is handled at.
     func intake(_ sources: [WorkSource]) async -> (entries: [Entry], now: Date) {
         let now = Date()
-        var entries = sources.map { Entry(source: $0) }
+        var entries = await withoutStaleHeldDeliveries(sources).map { Entry(source: $0) }
         translate(&entries)
         await divertPoisonMessages(&entries, now: now)
         return (entries, now)
+    }
+
+    /// Held deliveries put back into the intake (`HeldDeliveries`) whose channel was closed or whose
+    /// connection was lost since: the broker has requeued them and delivers them again (perhaps in this very
+    /// batch), so the held copy is dropped rather than processed a second time. It would also use up the
+    /// excuse its round left, and the broker's redelivery would be counted as a possible crash.
+    private func withoutStaleHeldDeliveries(_ sources: [WorkSource]) async -> [WorkSource] {
+        var kept = sources
+        for (index, source) in sources.enumerated().reversed() {
+            guard case .delivery(let delivery) = source, heldDeliveries.isHeld(delivery.tag),
+                  !(await consumer.canSettle(delivery.tag)) else { continue }
+            kept.remove(at: index)
+            heldDeliveries.release([delivery.tag])
+            logger.debug("held delivery dropped: its channel or connection was closed meanwhile, and the broker delivers it again",
+                         metadata: ["message_id": "\(delivery.properties.messageId ?? "")", "queue": "\(delivery.queue)",
+                                    "delivery_tag": "\(delivery.tag.value)"])
+        }
+        return kept
     }
 
     /// A message that kills the process (rather than throwing) comes back redelivered after every restart.
@@ -28,6 +46,17 @@ extension BatchPipeline {
         for index in entries.indices where entries[index].item != nil {
             switch entries[index].source {
             case .delivery(let delivery):
+                // Held by this process and put back (`HeldDeliveries`): the same delivery again, not one the
+                // broker redelivered. Counted already if it was a redelivery (its count is cleared with
+                // it): it keeps that count, so a poison message stays diverted; and not a replay starting
+                // afresh again (that reset its attempts at every retry).
+                if heldDeliveries.isHeld(delivery.tag) {
+                    if delivery.redelivered { entries[index].item?.wasRedelivered = true }
+                    entries[index].deliveries = heldDeliveries.deliveries(of: delivery.tag)
+                    // The excuse its round left (`TransientRequeues`) is for this delivery: used up.
+                    _ = transientRequeues.take(entries[index].incoming!.messageId)
+                    continue
+                }
                 guard delivery.redelivered else {
                     // Replayed from an error queue: its count starts afresh. A poison message's count
                     // outlives its error copy (until housekeeping), so the replay's first redelivery (an

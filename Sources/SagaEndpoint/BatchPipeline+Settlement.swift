@@ -1,12 +1,12 @@
 import AMQPTransport
 import Logging
 
-// The last stage of a batch: acknowledging what is done and handing back what must be tried again.
+// The last stage of a batch: acknowledging what is done and keeping what must be tried again.
 extension BatchPipeline {
-    /// Acknowledges what is done; requeues what must be tried again. Per channel opening, when every
-    /// delivery of the batch is acked, one `multiple` ack covers them all (earlier batches are settled
-    /// already; see `AckPlan`). Returns the message ids of the deliveries held back because their outgoing
-    /// messages were not confirmed.
+    /// Acknowledges what is done; keeps what must be tried again (`HeldDeliveries`) or, an immediate retry,
+    /// hands it back. Per channel opening, when every delivery of the batch is acked, one `multiple` ack
+    /// covers them all (earlier batches are settled already; see `AckPlan`). Returns the message ids of the
+    /// deliveries kept because their outgoing messages were not confirmed.
     ///
     /// An outbox row the broker returned (no queue of that name: a reply to a requester that is gone, a
     /// command to a queue not declared) does not hold its delivery: the row is safe in the outbox, which
@@ -21,8 +21,9 @@ extension BatchPipeline {
                 outboxPublishes: Set<Int>, multipleAcks: Bool) async -> [String] {
         var acks: [DeliveryTag] = []
         var requeues: [DeliveryTag] = []
-        // Requeued because their outgoing messages were not confirmed: handed back after a delay.
-        var delayed: [(tag: DeliveryTag, messageId: String)] = []
+        // Kept in the process and processed again: after a doubling delay when their outgoing messages
+        // were not confirmed, at once for a transient failure (the batch paused already).
+        var kept: [(delivery: AMQPDelivery, messageId: String, delay: Duration?)] = []
         var confirmedIds: [String] = []
         var unconfirmedPublishes = UnconfirmedPublishes()
         var leftToTheOutbox = UnconfirmedPublishes()
@@ -51,25 +52,32 @@ extension BatchPipeline {
                 acks.append(delivery.tag)
                 if !entry.publishes.isEmpty { confirmedIds.append(messageId) }
             case .requeue where unconfirmed && entry.settle == .ack:
-                delayed.append((delivery.tag, messageId))
-                quorumHandBacks.add(delivery, messageId: messageId, reason: "outgoing message or error-queue copy not confirmed")
+                let delay = heldDeliveries.hold(delivery.tag, messageId: messageId, deliveries: entry.deliveries)
+                kept.append((delivery, messageId, delay))
+            case .requeue where entry.transient:
+                heldDeliveries.hold(delivery.tag, deliveries: entry.deliveries)
+                kept.append((delivery, messageId, nil))
             case .requeue:
                 requeues.append(delivery.tag)
-                quorumHandBacks.add(delivery, messageId: messageId, reason: entry.transient ? "transient failure" : "immediate retry")
+                quorumHandBacks.add(delivery, messageId: messageId, reason: "immediate retry")
             }
         }
-        warn(unconfirmedPublishes, "outgoing messages not confirmed; their incoming messages will be redelivered")
+        warn(unconfirmedPublishes, "outgoing messages not confirmed; their incoming messages are kept and processed again after a delay")
         warn(leftToTheOutbox, "outgoing messages returned by the broker (no queue of that name): kept in the outbox, sent again, and moved to the error queue if that lasts",
              extra: ["unroutable_timeout": "\(configuration.unroutableTimeout)"])
         warn(refusedToTheOutbox, "outgoing messages refused by the broker (basic.nack: a full queue with reject-publish?): kept in the outbox and sent again until the broker takes them",
              extra: ["resent_every": "\(configuration.outboxRedispatchDelay)"])
         quorumHandBacks.log(to: logger, throttle: unconfirmedWarnings)
-        unconfirmedRedelivery.succeeded(confirmedIds)
-        let holds = delayed.map { (tag: $0.tag, delay: unconfirmedRedelivery.hold($0.tag, messageId: $0.messageId)) }
+        heldDeliveries.succeeded(confirmedIds)
+        // This batch's deliveries that were held (processed again in process) are settled now, unless kept
+        // once more.
+        let keptTags = Set(kept.map(\.delivery.tag))
+        heldDeliveries.release(entries.lazy.compactMap(\.delivery?.tag).filter { !keptTags.contains($0) })
         // Each ack on its own: one that is no longer possible (its channel was reopened) must not keep
         // the others from going out. No `multiple` ack on an opening with a held delivery, this batch's or
-        // an earlier one's: it would settle that delivery instead of handing it back.
-        let unsettled = requeues + unconfirmedRedelivery.held
+        // an earlier one's (waiting, or back in the work queue): it would acknowledge that delivery before
+        // it is processed.
+        let unsettled = requeues + heldDeliveries.held
         for ack in AckPlan.acks(acks, requeued: unsettled, multipleAcks: multipleAcks) {
             do {
                 try await consumer.ack(ack.tag, multiple: ack.multiple)
@@ -88,12 +96,13 @@ extension BatchPipeline {
         for tag in requeues {
             try? await consumer.nack(tag, requeue: true)
         }
-        for hold in holds {
-            unconfirmedRedelivery.schedule(hold.tag, after: hold.delay) { [consumer] in
-                try? await consumer.nack(hold.tag, requeue: true)
-            }
+        for held in kept {
+            let delivery = held.delivery
+            heldDeliveries.schedule(delivery.tag, after: held.delay ?? .zero,
+                                    retry: { await processAgain(delivery, messageId: held.messageId) },
+                                    handBack: { await handBack(delivery.tag) })
         }
-        return delayed.map(\.messageId).filter { !$0.isEmpty }
+        return kept.filter { $0.delay != nil }.map(\.messageId).filter { !$0.isEmpty }
     }
 
     /// One warning per group of unconfirmed publishes, throttled per destination and outcome.

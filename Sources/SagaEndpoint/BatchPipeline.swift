@@ -29,14 +29,17 @@ struct BatchPipeline: Sendable {
     let logger: Logger
     /// Nil without a tracer: then no span is started and nothing is allocated for tracing.
     let tracing: PipelineTracing?
-    /// Grows while batches fail for transient reasons (a full disk, a locked database), so requeued
-    /// deliveries do not come straight back in a hot loop.
+    /// Grows while batches fail for transient reasons (a full disk, a locked database), so the deliveries
+    /// processed again do not come straight back in a hot loop.
     let backoff = TransientBackoff()
-    /// Messages requeued for a transient reason, whose next delivery is not a delivery that may have
-    /// crashed the process (see `divertPoisonMessages`).
+    /// Messages kept or handed back for a transient reason or unconfirmed outgoing messages, whose next
+    /// delivery is not a delivery that may have crashed the process (see `divertPoisonMessages`).
     let transientRequeues = TransientRequeues()
-    /// Holds deliveries whose outgoing messages were not confirmed for a while before handing them back.
-    let unconfirmedRedelivery = UnconfirmedRedelivery()
+    /// The endpoint's intake: deliveries kept in the process (`heldDeliveries`) are put back into it.
+    let work: WorkQueue
+    /// Deliveries kept unacknowledged to be processed again in process (a transient failure, outgoing
+    /// messages not confirmed) instead of being handed back to their queue, which a quorum queue counts.
+    let heldDeliveries = HeldDeliveries()
     /// Holds due rows whose error-queue copy was not confirmed for a while before they are due again.
     let unconfirmedDueRows = UnconfirmedDueRows()
     /// Keeps the warnings about unconfirmed publishes to one a second per destination and outcome.
@@ -141,7 +144,8 @@ struct BatchPipeline: Sendable {
                              multipleAcks: pending.multipleAcks, now: now, started: pending.started)
     }
 
-    /// Publishes the batch's messages, awaits their confirms, then acknowledges (or requeues).
+    /// Publishes the batch's messages, awaits their confirms, then acknowledges (or keeps what must be tried
+    /// again).
     func finish(_ batch: PreparedBatch) async {
         let publishStarted = ContinuousClock.now
         let entries = batch.entries
@@ -215,18 +219,21 @@ struct BatchPipeline: Sendable {
         }
         if entries.contains(where: \.transient) {
             let delay = backoff.next()
-            logger.info("transient failures in this batch; requeueing after a pause", metadata: ["pause": "\(delay)"])
+            logger.info("transient failures in this batch; processing its messages again after a pause", metadata: ["pause": "\(delay)"])
             await pauseUnlessStopping(delay)
         } else {
             backoff.reset()
         }
         handedBack.formUnion(await settle(entries, outcomes: outcomes, requests: requests,
                                           outboxPublishes: Set(batch.outbox.keys), multipleAcks: batch.multipleAcks))
-        // Handed back by this process because its outgoing messages (its error-queue copy) were not confirmed
-        // (or, a due row, left due): its next delivery is no sign of a crash either. Counted, a failed
-        // message whose error queue was missing for `maxDeliveries` rounds went there as a PoisonMessage, its
-        // handler's error gone. A poison message stays one: excused, its next delivery would be processed
-        // (and crash) again.
+        // Kept by this process because its outgoing messages (its error-queue copy) were not confirmed (or, a
+        // due row, left due): its next round is no sign of a crash either. Counted, a failed message whose
+        // error queue was missing for `maxDeliveries` rounds went there as a PoisonMessage, its handler's
+        // error gone. A poison message stays one: excused, its next delivery would be processed (and crash)
+        // again. A kept delivery processed again in process uses its excuse up (`divertPoisonMessages`);
+        // excused here, before the batch ends, a redelivery by the broker after its channel closed is
+        // excused too (the excuse would come too late from the task that finds the held copy stale: a
+        // redelivery waits for the batches before it, not for that task).
         handedBack.subtract(entries.lazy.filter(\.poison).compactMap { $0.incoming?.messageId })
         transientRequeues.forget(entries.lazy.filter { !$0.transient }.compactMap { $0.incoming?.messageId }
             .filter { !handedBack.contains($0) })
@@ -236,20 +243,6 @@ struct BatchPipeline: Sendable {
             for entry in entries { tracing.finish(entry, outcomes: outcomes, outboxPublishes: outboxPublishes) }
         }
         metrics.batchDuration.record(since: batch.started)
-    }
-
-    /// The transient pause, cut short by a graceful shutdown. The pause keeps requeued deliveries from
-    /// coming straight back in a hot loop; once the consumers are cancelled none can come back here, and
-    /// each batch in flight waiting out its pause (up to 5 s, one batch after the other) held the shutdown
-    /// up: 300 deliveries during a database outage took 14 s to hand back, and the README's remedy for a
-    /// replaced database file is a restart.
-    private func pauseUnlessStopping(_ delay: Duration) async {
-        let end = ContinuousClock.now + delay
-        while !health.stopping.load(ordering: .relaxed) {
-            let left = end - ContinuousClock.now
-            guard left > .zero else { return }
-            try? await Task.sleep(for: min(left, .milliseconds(50)))
-        }
     }
 
     // MARK: Stages (intake: BatchPipeline+Intake.swift)
@@ -354,7 +347,7 @@ struct BatchPipeline: Sendable {
                     // back to be parked again, round and round until the database could be written.
                     let metadata = self.metadata(entries[index]).merging(["error": "\(error)"]) { $1 }
                     requeueTransient(&entries[index], storeError: error,
-                                     message: "message could not be parked for its later retry; requeued, will retry",
+                                     message: "message could not be parked for its later retry; will retry after a pause",
                                      metadata: metadata)
                 default: entries[index].settle = .requeue
                 }

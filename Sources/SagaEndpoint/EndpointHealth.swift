@@ -17,8 +17,8 @@ import Synchronization
 ///   declare again after a connection recovered (the transport keeps trying); anything but 0 needs an
 ///   operator.
 /// - `saga_database_unavailable`: 1 while the database cannot be written (a full disk, an I/O error, a
-///   corrupt or replaced file, its write lock held by another connection for long): messages are requeued
-///   meanwhile, nothing is lost, nothing moves.
+///   corrupt or replaced file, its write lock held by another connection for long): messages are kept
+///   unacknowledged and retried meanwhile, nothing is lost, nothing moves.
 final class EndpointHealth: Sendable {
     let recoveries: Counter
     let timeoutsPending: Gauge

@@ -99,10 +99,13 @@ struct PipelineTracing: Sendable {
                 && !BatchPipeline.staysInOutbox(outcomes[$0], publish: $0, outboxPublishes: outboxPublishes)
         }
         let requeued = entry.settle == .requeue || unconfirmed
-        span.attributes["saga.settlement"] = requeued ? "requeue" : "ack"
+        // A delivery kept in the process to be processed again (`HeldDeliveries`) is not handed back.
+        let kept = entry.delivery != nil && (unconfirmed || entry.transient)
+        span.attributes["saga.settlement"] = kept ? "retry" : requeued ? "requeue" : "ack"
         if requeued, !failed {
             span.setStatus(SpanStatus(code: .error, message: unconfirmed
-                ? "outgoing message not confirmed; the message will be redelivered" : "requeued"))
+                ? "outgoing message not confirmed; the message will be processed again"
+                : kept ? "transient failure; the message will be processed again" : "requeued"))
         }
         span.end()
     }

@@ -1,8 +1,9 @@
 import AMQPTransport
 import Logging
 
-/// Deliveries the endpoint hands back to a quorum queue (an immediate retry, a transient failure, outgoing
-/// messages or an error-queue copy the broker did not confirm). A quorum queue counts each hand-back in
+/// Deliveries the endpoint hands back to a quorum queue (an immediate retry; transient failures and outgoing
+/// messages or error-queue copies the broker did not confirm are kept in the process instead,
+/// `HeldDeliveries`, and not counted). A quorum queue counts each hand-back in
 /// `x-delivery-count`, and past its `delivery-limit` (a policy or `x-delivery-limit`; RabbitMQ 4 gives every
 /// quorum queue a limit of 20) the broker drops the message, or dead-letters it, without telling the
 /// consumer. The endpoint cannot read the limit over AMQP (a policy is not visible there), so it cannot

@@ -52,7 +52,7 @@ public final class SagaEndpoint: Service, Sendable {
             return health.connectionTrouble ?? "broker connection or database not available"
         }
         if let problem = health.databaseTrouble {
-            return "the database cannot be written (\(problem)); messages are requeued until it can"
+            return "the database cannot be written (\(problem)); messages are kept and retried until it can"
         }
         let lost = health.lostConsumers
         guard !lost.isEmpty else { return nil }
@@ -161,14 +161,15 @@ public final class SagaEndpoint: Service, Sendable {
         // Outgoing messages are checked against the frame size the broker agreed to before they are stored,
         // and error-queue copies before they are sent: the latest, read at each use (`OutgoingLimits.frameMax`).
         await store.limitOutgoing(to: publisherConnection)
+        let work = WorkQueue()
         let pipeline = BatchPipeline(
             configuration: configuration, dispatcher: dispatcher, store: store,
             handlersAhead: stateReader.map {
                 HandlersAhead(dispatcher: dispatcher, reader: $0, timing: HandlerTiming(timer: metrics.handlerDuration))
             },
             publisher: publisherConnection,
-            consumer: consumerConnection, metrics: metrics, health: health, logger: logger, tracing: tracing)
-        let work = WorkQueue()
+            consumer: consumerConnection, metrics: metrics, health: health, logger: logger, tracing: tracing,
+            work: work)
         let dueInFlight = InFlightSet()
         var consumers: [(queue: String, consumer: AMQPConsumer?)] = []
         for queue in configuration.inputQueues {
@@ -288,9 +289,9 @@ public final class SagaEndpoint: Service, Sendable {
                 work.finish()
             }
         }
-        // Deliveries held back after unconfirmed publishes go back to their queues now, while the
+        // Deliveries kept to be processed again (`HeldDeliveries`) go back to their queues now, while the
         // connection they came on is still open.
-        await pipeline.unconfirmedRedelivery.handBackAll()
+        await pipeline.heldDeliveries.handBackAll()
     }
 
     /// Connects, retrying with a clear log line while the broker is unreachable (no crash loop); nil when

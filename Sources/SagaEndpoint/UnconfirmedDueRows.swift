@@ -6,7 +6,7 @@ import Synchronization
 /// again at the next poll its handler ran once more and another copy went out, at every poll (5 a second,
 /// each with a transaction and a publish) for as long as the error queue was missing. So the row is kept
 /// in flight for a delay that doubles per row while its copies keep failing (100 ms up to 5 s), as a
-/// delivery in the same state is held by `UnconfirmedRedelivery`; the other rows go on meanwhile.
+/// delivery in the same state is held by `HeldDeliveries`; the other rows go on meanwhile.
 final class UnconfirmedDueRows: Sendable {
     private struct State {
         /// The hold of each row whose copy just failed, until its batch's end hands it to `InFlightSet`.
@@ -26,7 +26,7 @@ final class UnconfirmedDueRows: Sendable {
     func failed(_ timeoutIds: [String]) {
         guard !timeoutIds.isEmpty else { return }
         state.withLock { state in
-            // Bounded as `UnconfirmedRedelivery`'s counts: rows that never get through start again from
+            // Bounded as `HeldDeliveries`'s counts: rows that never get through start again from
             // the shortest delay.
             if state.failures.count >= 10_000 { state.failures.removeAll() }
             for id in timeoutIds {

@@ -29,6 +29,19 @@ final class WorkQueue: Sendable {
         waiter?.resume()
     }
 
+    /// Pushes `item` unless `finish` was called: then the batch loop may have drained the queue and ended,
+    /// and the item would never be taken. False then.
+    func pushUnlessFinished(_ item: WorkSource) -> Bool {
+        let (pushed, waiter) = state.withLock { state -> (Bool, CheckedContinuation<Void, Never>?) in
+            guard !state.finished else { return (false, nil) }
+            state.items.append(item)
+            defer { state.waiter = nil }
+            return (true, state.waiter)
+        }
+        waiter?.resume()
+        return pushed
+    }
+
     /// No more items will come; `next` returns nil once the queue is drained.
     func finish() {
         let waiter = state.withLock { state -> CheckedContinuation<Void, Never>? in

@@ -44,7 +44,7 @@ private struct BellSaga: Saga {
 struct DueRowErrorCopyTests {
     // Failed before: the row stays due and keeps its failure count, so at every poll of the due rows
     // (200 ms) its handler ran again and another copy went out, for as long as the error queue was
-    // missing: a delivery in that state is handed back after a doubling delay (`UnconfirmedRedelivery`),
+    // missing: a delivery in that state is processed again after a doubling delay (`HeldDeliveries`),
     // a due row had none, and the delayed retries that used to space the rounds out no longer come.
     @Test("its handler does not run again at every poll while the copy is not taken; once it is, the row is gone")
     func dueRowBacksOff() async throws {

@@ -7,8 +7,8 @@ import Sagas
 import Testing
 
 /// A message whose error-queue copy the broker does not confirm (here nacked by an error queue full with
-/// `reject-publish`) is handed back to its queue, to be copied again when it comes back: the copy is stored
-/// nowhere else. (A command the broker returns for want of a queue, or refuses, no longer holds its
+/// `reject-publish`) is kept unacknowledged and processed again in process, to be copied again: the copy
+/// is stored nowhere else. (A command the broker returns for want of a queue, or refuses, no longer holds its
 /// delivery: it is safe in the outbox, `UnroutableOutgoingTests` and `FullDestinationTests`.) Failed before:
 /// it was handed back at once and came round about 700 times a second (2,117 duplicates in 3 s), each time
 /// with a transaction and a warning.
@@ -65,18 +65,18 @@ struct UnconfirmedRedeliveryTests {
     }
 }
 
-@Suite("UnconfirmedRedelivery: delays and held deliveries")
+@Suite("HeldDeliveries: delays and held deliveries")
 struct UnconfirmedRedeliveryUnitTests {
     @Test("the delay doubles per message id up to the maximum, starts over after a success, and holds until released")
     func delays() {
-        let redelivery = UnconfirmedRedelivery(initialDelay: .milliseconds(100), maximumDelay: .seconds(5))
+        let redelivery = HeldDeliveries(initialDelay: .milliseconds(100), maximumDelay: .seconds(5))
         let tag = { (value: UInt64) in DeliveryTag(channel: 3, channelEpoch: 1, value: value) }
         let delays = (1...8).map { redelivery.hold(tag($0), messageId: "m") }
         #expect(delays == [.milliseconds(100), .milliseconds(200), .milliseconds(400), .milliseconds(800),
                            .milliseconds(1600), .milliseconds(3200), .seconds(5), .seconds(5)])
         #expect(redelivery.hold(tag(9), messageId: "other") == .milliseconds(100), "per message id")
         #expect(Set(redelivery.held) == Set((1...9).map(tag)))
-        for value in 1...9 { redelivery.release(tag(UInt64(value))) }
+        redelivery.release((1...9).map { tag(UInt64($0)) })
         #expect(redelivery.held.isEmpty)
         redelivery.succeeded(["m"])
         #expect(redelivery.hold(tag(10), messageId: "m") == .milliseconds(100))
@@ -86,16 +86,21 @@ struct UnconfirmedRedeliveryUnitTests {
     /// delay, by a task that outlived the stopped endpoint, on a connection closed by then.
     @Test("handBackAll hands every held delivery back at once, not after its delay", .timeLimit(.minutes(1)))
     func handBackAllEndsTheWaits() async {
-        let redelivery = UnconfirmedRedelivery(initialDelay: .seconds(3600), maximumDelay: .seconds(3600))
+        let redelivery = HeldDeliveries(initialDelay: .seconds(3600), maximumDelay: .seconds(3600))
         let handedBack = Tally()
+        let retried = Tally()
         for value: UInt64 in 1...3 {
             let tag = DeliveryTag(channel: 3, channelEpoch: 1, value: value)
             let delay = redelivery.hold(tag, messageId: "m\(value)")
-            redelivery.schedule(tag, after: delay) { handedBack.increment() }
+            redelivery.schedule(tag, after: delay, retry: { retried.increment() }, handBack: {
+                handedBack.increment()
+                redelivery.release([tag])
+            })
         }
         #expect(redelivery.held.count == 3)
         await redelivery.handBackAll()
         #expect(handedBack.count == 3)
+        #expect(retried.count == 0)
         #expect(redelivery.held.isEmpty)
     }
 

@@ -1,0 +1,123 @@
+import AMQPTransport
+import Synchronization
+
+/// Deliveries that must be processed again are kept in the process, unacknowledged, and processed again
+/// from the endpoint's own intake after a delay, instead of being handed back to their queue: a transient
+/// failure (a locked, full or unwritable database, a version conflict, a message that could not be
+/// parked), and outgoing messages the broker did not confirm (an error-queue copy returned or nacked,
+/// publishes lost with the connection; an outbox row returned or nacked does not hold its delivery: it is
+/// safe in the outbox).
+///
+/// Handed back (basic.nack with requeue), every round counted as a delivery in a quorum queue, and past
+/// its `delivery-limit` (RabbitMQ 4 gives every quorum queue 20) the broker dropped the message, or
+/// dead-lettered it, without a word: a full error queue or an unwritable database lost messages after
+/// about a minute. Kept here, the broker sees one delivery; it keeps its prefetch slot (so while the
+/// database is down the consumer takes nothing new) and its delivery tag, which is acknowledged once a
+/// later round has committed and its outgoing messages are confirmed.
+///
+/// The delay for outgoing messages not confirmed doubles per message id while they keep failing (100 ms up
+/// to 5 s): processed again at once, a message whose event had nowhere to go came round about 700 times a
+/// second, each time with a transaction and a warning. A transient failure waits for the batch's pause
+/// (`TransientBackoff`) and is then processed again at once. The other messages go on meanwhile.
+///
+/// A delivery is held from the batch that keeps it until a later batch settles it (`release`), including
+/// while it waits in the work queue: no `multiple` ack may cover it meanwhile (`AckPlan`), it is not
+/// settled. Its delivery is not counted again as a possible crash (`isHeld`): it was not redelivered; it
+/// keeps the count its first processing found (`deliveries(of:)`).
+/// A held delivery whose channel was closed or whose connection was lost meanwhile is dropped: the broker
+/// has requeued it and delivers it again. When the endpoint stops, held deliveries are handed back at
+/// once, on the connection they came on, rather than left to the close (and no task outlives the endpoint).
+final class HeldDeliveries: Sendable {
+    private struct State {
+        /// Kept and not settled yet (waiting for their delay, or back in the work queue), with the delivery
+        /// count their processing found (0: not counted, a first delivery).
+        var held: [DeliveryTag: Int] = [:]
+        /// The waits scheduled by `schedule`, until they have put their delivery back or handed it back.
+        var waits: [DeliveryTag: Task<Void, Never>] = [:]
+        /// Consecutive rounds per incoming message id whose outgoing messages were not confirmed.
+        var failures: [String: Int] = [:]
+    }
+
+    private let state = Mutex(State())
+    /// The doubling delays, without jitter: a message's rounds follow each other anyway.
+    private let policy: RecoveryPolicy
+
+    init(initialDelay: Duration = .milliseconds(100), maximumDelay: Duration = .seconds(5)) {
+        policy = RecoveryPolicy(initialDelay: initialDelay, maximumDelay: maximumDelay, jitter: 0)
+    }
+
+    /// Holds `tag`, whose outgoing messages were not confirmed, and returns how long to wait before it is
+    /// processed again. `deliveries`: its delivery count (`deliveries(of:)`).
+    func hold(_ tag: DeliveryTag, messageId: String, deliveries: Int? = nil) -> Duration {
+        let failures = state.withLock { state in
+            state.held[tag] = deliveries ?? 0
+            // Bounded: ids whose messages never get through (a route that stays missing) are forgotten in
+            // bulk rather than kept for ever; they start again from the shortest delay.
+            if state.failures.count >= 10_000 { state.failures.removeAll() }
+            defer { state.failures[messageId, default: 0] += 1 }
+            return state.failures[messageId, default: 0]
+        }
+        return policy.delay(attempt: failures)
+    }
+
+    /// Holds `tag` (a transient failure: its batch has paused already).
+    func hold(_ tag: DeliveryTag, deliveries: Int?) {
+        state.withLock { $0.held[tag] = deliveries ?? 0 }
+    }
+
+    /// After `delay`, runs `retry` (which puts the delivery back into the intake, or hands it back when it
+    /// cannot); or `handBack` at once when `handBackAll` is called first. The tag stays held either way
+    /// until `release`.
+    func schedule(_ tag: DeliveryTag, after delay: Duration, retry: @escaping @Sendable () async -> Void,
+                  handBack: @escaping @Sendable () async -> Void) {
+        // Recorded under the lock that `ended` takes, so a wait that ends at once still finds its entry.
+        state.withLock { state in
+            state.waits[tag] = Task {
+                try? await Task.sleep(for: delay)  // ends early when cancelled by `handBackAll`
+                if Task.isCancelled { await handBack() } else { await retry() }
+                self.ended(tag)
+            }
+        }
+    }
+
+    /// Hands back every delivery still waiting now instead of processing it again, and returns once that is
+    /// done: the endpoint is stopping and is about to close the connection they came on.
+    func handBackAll() async {
+        let waits = state.withLock { Array($0.waits.values) }
+        for wait in waits { wait.cancel() }
+        for wait in waits { await wait.value }
+    }
+
+    private func ended(_ tag: DeliveryTag) {
+        _ = state.withLock { $0.waits.removeValue(forKey: tag) }
+    }
+
+    /// The deliveries were settled (acknowledged, handed back) or can no longer be (their channel is gone).
+    func release(_ tags: some Sequence<DeliveryTag>) {
+        state.withLock { state in
+            guard !state.held.isEmpty else { return }
+            for tag in tags { state.held.removeValue(forKey: tag) }
+        }
+    }
+
+    /// The message's outgoing messages were confirmed: its next failure starts from the shortest delay.
+    func succeeded(_ messageIds: [String]) {
+        state.withLock { state in
+            guard !state.failures.isEmpty else { return }
+            for id in messageIds { state.failures.removeValue(forKey: id) }
+        }
+    }
+
+    /// Whether `tag` is held: a delivery with such a tag in a batch is one this process put back, not a
+    /// delivery from the broker.
+    func isHeld(_ tag: DeliveryTag) -> Bool { state.withLock { $0.held[tag] != nil } }
+
+    /// The delivery count the held delivery's processing found, if it was counted: processed again, it
+    /// keeps it rather than counting again (a poison message stays diverted, its handler does not run).
+    func deliveries(of tag: DeliveryTag) -> Int? {
+        state.withLock { state in state.held[tag].flatMap { $0 > 0 ? $0 : nil } }
+    }
+
+    /// The deliveries held now.
+    var held: [DeliveryTag] { state.withLock { Array($0.held.keys) } }
+}
