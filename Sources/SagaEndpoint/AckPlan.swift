@@ -15,8 +15,9 @@ enum AckPlan {
     }
 
     /// Per channel and epoch, one `multiple` ack of the highest tag when `multipleAcks` allows it (every
-    /// earlier delivery of that channel is settled) and none of that channel's deliveries in the batch is
-    /// requeued; otherwise one ack per tag, in the order given.
+    /// earlier delivery of that channel is settled) and none of that channel's deliveries is in `requeued`
+    /// (handed back, or held to be processed again: `HeldDeliveries`); otherwise one ack per tag, in the
+    /// order given.
     static func acks(_ tags: [DeliveryTag], requeued: [DeliveryTag], multipleAcks: Bool) -> [Ack] {
         struct Opening: Hashable {
             var channel: UInt16

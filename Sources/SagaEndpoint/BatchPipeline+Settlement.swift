@@ -3,8 +3,8 @@ import Logging
 
 // The last stage of a batch: acknowledging what is done and keeping what must be tried again.
 extension BatchPipeline {
-    /// Acknowledges what is done; keeps what must be tried again (`HeldDeliveries`) or, an immediate retry,
-    /// hands it back. Per channel opening, when every delivery of the batch is acked, one `multiple` ack
+    /// Acknowledges what is done; keeps what must be tried again (`HeldDeliveries`): nothing is handed
+    /// back to its queue, which a quorum queue would count toward its `delivery-limit`. Per channel opening, when every delivery of the batch is acked, one `multiple` ack
     /// covers them all (earlier batches are settled already; see `AckPlan`). Returns the message ids of the
     /// deliveries kept because their outgoing messages were not confirmed.
     ///
@@ -20,15 +20,14 @@ extension BatchPipeline {
     func settle(_ entries: [Entry], outcomes: [PublishOutcome], requests: [PublishRequest],
                 outboxPublishes: Set<Int>, multipleAcks: Bool) async -> [String] {
         var acks: [DeliveryTag] = []
-        var requeues: [DeliveryTag] = []
         // Kept in the process and processed again: after a doubling delay when their outgoing messages
-        // were not confirmed, at once for a transient failure (the batch paused already).
+        // were not confirmed, at once for a transient failure (the batch paused already) and an immediate
+        // retry.
         var kept: [(delivery: AMQPDelivery, messageId: String, delay: Duration?)] = []
         var confirmedIds: [String] = []
         var unconfirmedPublishes = UnconfirmedPublishes()
         var leftToTheOutbox = UnconfirmedPublishes()
         var refusedToTheOutbox = UnconfirmedPublishes()
-        var quorumHandBacks = QuorumHandBacks()
         for entry in entries {
             guard let delivery = entry.delivery else { continue }
             var settle = entry.settle
@@ -54,12 +53,12 @@ extension BatchPipeline {
             case .requeue where unconfirmed && entry.settle == .ack:
                 let delay = heldDeliveries.hold(delivery.tag, messageId: messageId, deliveries: entry.deliveries)
                 kept.append((delivery, messageId, delay))
-            case .requeue where entry.transient:
+            case .requeue:
+                // A transient failure, or an immediate retry: processed again in process, as MassTransit
+                // retries, and not counted by the broker (a handler failing with its 3 immediate retries on a
+                // quorum queue with a limit of 2 was dropped by the broker before its error copy).
                 heldDeliveries.hold(delivery.tag, deliveries: entry.deliveries)
                 kept.append((delivery, messageId, nil))
-            case .requeue:
-                requeues.append(delivery.tag)
-                quorumHandBacks.add(delivery, messageId: messageId, reason: "immediate retry")
             }
         }
         warn(unconfirmedPublishes, "outgoing messages not confirmed; their incoming messages are kept and processed again after a delay")
@@ -67,7 +66,6 @@ extension BatchPipeline {
              extra: ["unroutable_timeout": "\(configuration.unroutableTimeout)"])
         warn(refusedToTheOutbox, "outgoing messages refused by the broker (basic.nack: a full queue with reject-publish?): kept in the outbox and sent again until the broker takes them",
              extra: ["resent_every": "\(configuration.outboxRedispatchDelay)"])
-        quorumHandBacks.log(to: logger, throttle: unconfirmedWarnings)
         heldDeliveries.succeeded(confirmedIds)
         // This batch's deliveries that were held (processed again in process) are settled now, unless kept
         // once more.
@@ -77,8 +75,7 @@ extension BatchPipeline {
         // the others from going out. No `multiple` ack on an opening with a held delivery, this batch's or
         // an earlier one's (waiting, or back in the work queue): it would acknowledge that delivery before
         // it is processed.
-        let unsettled = requeues + heldDeliveries.held
-        for ack in AckPlan.acks(acks, requeued: unsettled, multipleAcks: multipleAcks) {
+        for ack in AckPlan.acks(acks, requeued: heldDeliveries.held, multipleAcks: multipleAcks) {
             do {
                 try await consumer.ack(ack.tag, multiple: ack.multiple)
             } catch {
@@ -92,9 +89,6 @@ extension BatchPipeline {
                     "error": "\(error)", "delivery_tag": "\(ack.tag.value)", "multiple": "\(ack.multiple)",
                     "count": "\(count)"]) { $1 })
             }
-        }
-        for tag in requeues {
-            try? await consumer.nack(tag, requeue: true)
         }
         for held in kept {
             let delivery = held.delivery

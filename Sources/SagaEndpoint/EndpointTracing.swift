@@ -99,13 +99,13 @@ struct PipelineTracing: Sendable {
                 && !BatchPipeline.staysInOutbox(outcomes[$0], publish: $0, outboxPublishes: outboxPublishes)
         }
         let requeued = entry.settle == .requeue || unconfirmed
-        // A delivery kept in the process to be processed again (`HeldDeliveries`) is not handed back.
-        let kept = entry.delivery != nil && (unconfirmed || entry.transient)
-        span.attributes["saga.settlement"] = kept ? "retry" : requeued ? "requeue" : "ack"
+        // A delivery to be tried again is kept in the process (`HeldDeliveries`), not handed back; a due
+        // row stays due.
+        span.attributes["saga.settlement"] = !requeued ? "ack" : entry.delivery != nil ? "retry" : "requeue"
         if requeued, !failed {
             span.setStatus(SpanStatus(code: .error, message: unconfirmed
                 ? "outgoing message not confirmed; the message will be processed again"
-                : kept ? "transient failure; the message will be processed again" : "requeued"))
+                : "the message will be processed again"))
         }
         span.end()
     }

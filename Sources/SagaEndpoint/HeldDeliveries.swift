@@ -2,9 +2,10 @@ import AMQPTransport
 import Synchronization
 
 /// Deliveries that must be processed again are kept in the process, unacknowledged, and processed again
-/// from the endpoint's own intake after a delay, instead of being handed back to their queue: a transient
-/// failure (a locked, full or unwritable database, a version conflict, a message that could not be
-/// parked), and outgoing messages the broker did not confirm (an error-queue copy returned or nacked,
+/// from the endpoint's own intake after a delay, instead of being handed back to their queue: an immediate
+/// retry of a failed handler (as MassTransit retries in process), a transient failure (a locked, full or
+/// unwritable database, a version conflict, a message that could not be parked), and outgoing messages the
+/// broker did not confirm (an error-queue copy returned or nacked,
 /// publishes lost with the connection; an outbox row returned or nacked does not hold its delivery: it is
 /// safe in the outbox).
 ///
@@ -18,7 +19,8 @@ import Synchronization
 /// The delay for outgoing messages not confirmed doubles per message id while they keep failing (100 ms up
 /// to 5 s): processed again at once, a message whose event had nowhere to go came round about 700 times a
 /// second, each time with a transaction and a warning. A transient failure waits for the batch's pause
-/// (`TransientBackoff`) and is then processed again at once. The other messages go on meanwhile.
+/// (`TransientBackoff`) and is then processed again at once, as is an immediate retry. The other messages
+/// go on meanwhile.
 ///
 /// A delivery is held from the batch that keeps it until a later batch settles it (`release`), including
 /// while it waits in the work queue: no `multiple` ack may cover it meanwhile (`AckPlan`), it is not

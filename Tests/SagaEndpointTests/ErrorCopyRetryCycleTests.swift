@@ -96,24 +96,39 @@ struct ErrorCopyRetryCycleTests {
         try await harness.declareQueue("toxic")
         let calls = Tally()
         let metrics = TestMetrics()
+        // A redelivery, as after a crash: taken by another consumer and handed back before the endpoint
+        // starts. (Immediate retries made the redeliveries here before; they are processed again in process
+        // now and are not counted.)
+        // Full from the start (deleted, the endpoint would declare it again as it starts): the copy is nacked.
+        _ = try await harness.connection.deleteQueue("toxic.error")
+        try await harness.connection.declareQueue(QueueDeclaration(
+            name: "toxic.error", arguments: ["x-max-length": .int64(0), "x-overflow": .string("reject-publish")]))
+        try await harness.send(Explode(note: "boom"), to: "toxic", messageId: "toxic-1")
+        do {
+            let other = try await harness.connection.consume(queue: "toxic", prefetch: 1)
+            var taken = other.deliveries.makeAsyncIterator()
+            let first = try #require(try await taken.next())
+            // Cancelled first, so that the message handed back is not delivered to it again.
+            try await other.cancel()
+            try await harness.connection.nack(first.tag, requeue: true)
+        }
         let endpoint = harness.makeEndpoint(Explode.registry(calls: calls), queues: ["toxic"], database: "toxic",
                                             metrics: metrics) {
-            // Immediate retries are redeliveries: the third delivery is past the limit.
             $0.immediateRetries = 10
             $0.delayedRetries = []
-            $0.maxDeliveries = 2
+            // The redelivery (the second delivery) is past the limit.
+            $0.maxDeliveries = 1
         }
         let running = Task { try await endpoint.run() }
         try await waitUntil(timeout: .seconds(30), message: "ready") { endpoint.isReady }
-        _ = try await harness.connection.deleteQueue("toxic.error")
 
-        try await harness.send(Explode(note: "boom"), to: "toxic", messageId: "toxic-1")
         func unconfirmed() -> Int { Int((try? metrics.expectCounter("saga_messages_unconfirmed_total"))?.totalValue ?? 0) }
         try await waitUntil(timeout: .seconds(20), message: "the poison copy came back unconfirmed") { unconfirmed() >= 1 }
         let runs = calls.count
         try await waitUntil(timeout: .seconds(20), message: "three more rounds") { unconfirmed() >= 4 }
         #expect(calls.count == runs, "the handler ran again: \(calls.count) runs, \(runs) when it was diverted")
 
+        _ = try await harness.connection.deleteQueue("toxic.error")
         try await harness.connection.declareQueue(QueueDeclaration(name: "toxic.error"))
         let copy = try #require(try await harness.errorMessages(of: "toxic", count: 1, timeout: .seconds(20)).first)
         #expect(copy.properties.headers?["x-error-type"] == "PoisonMessage")

@@ -115,3 +115,35 @@ struct QuorumDeliveryLimitTests {
         await harness.tearDown()
     }
 }
+
+/// Immediate retries are processed again in process too, as MassTransit retries: not handed back, so not
+/// counted by a quorum queue. Failed before: a message whose handler failed with 3 immediate retries on a
+/// quorum queue with a limit of 2 was dropped by the broker at its third hand-back, before its error copy
+/// (the endpoint only warned that it was handing it back).
+@Suite("Immediate retries and a quorum queue's delivery-limit", .timeLimit(.minutes(3)))
+struct QuorumImmediateRetryTests {
+    @Test("a handler failing through 3 immediate retries against a limit of 2: the copy lands in the error queue, once")
+    func immediateRetries() async throws {
+        let harness = try await EndpointHarness.make()
+        try await harness.connection.declareQueue(QueueDeclaration(name: "qretry", arguments: [
+            "x-queue-type": .string("quorum"), "x-delivery-limit": .int64(2)]))
+        try await harness.connection.declareQueue(QueueDeclaration(name: "qretry.error"))
+        let runs = Tally()
+        let endpoint = harness.startEndpoint(Explode.registry(calls: runs), queues: ["qretry"], database: "qretry") {
+            $0.immediateRetries = 3
+            $0.delayedRetries = []
+        }
+        try await harness.send(Explode(note: "boom"), to: "qretry", messageId: "qretry-1")
+        let copies = try await harness.errorMessages(of: "qretry", count: 1, timeout: .seconds(30))
+        #expect(copies.map(\.properties.messageId) == ["qretry-1"])
+        #expect(copies.first?.intHeader("x-attempts") == 4, "\(copies.first?.properties.headers ?? [:])")
+        #expect(runs.count == 4, "the first attempt and 3 immediate retries")
+        try await waitUntil(timeout: .seconds(30), message: "the delivery acknowledged") {
+            try await harness.depth("qretry") == 0
+        }
+        await harness.stop(endpoint)
+        #expect(try await harness.depth("qretry") == 0)
+        #expect(try await harness.depth("qretry.error") == 0, "one copy, not more")
+        await harness.tearDown()
+    }
+}
