@@ -31,7 +31,8 @@ public struct EndpointConfiguration: Sendable {
     public var statelessHandlerConcurrency: Int = 16
     /// Names the broker connections (`<name>-consume`, `<name>-publish`) in the management UI.
     public var connectionName: String = "saga-endpoint"
-    /// A failing message is retried this many times at once before delayed retries.
+    /// A failing message is retried this many times at once before delayed retries: in the process (its
+    /// delivery kept unacknowledged), not handed back to its queue, which a quorum queue would count.
     public var immediateRetries: Int = 3
     /// Then retried this many times after these delays (kept durably in SQLite), then sent to the error
     /// queue.

@@ -1,11 +1,14 @@
 import Synchronization
 
-/// Messages this process requeued for a transient reason (a busy, full or corrupt database, a version
-/// conflict) or handed back because their outgoing messages or error-queue copy were not confirmed, by id,
-/// with how often. Their redelivery count was committed before they were processed, and the failure rolled
-/// back only the processing: so every such requeue made the message look like one that keeps crashing the
-/// process, and after `maxDeliveries` of them it went to the error queue as a PoisonMessage. In memory: a
-/// process that dies while handling the redelivery counts it at the next start.
+/// Messages this process retried for a transient reason (a busy, full or corrupt database, a version
+/// conflict) or because their outgoing messages or error-queue copy were not confirmed, by id, with how
+/// often. Such deliveries are kept in the process and processed again (`HeldDeliveries`), which uses the
+/// excuse up; it is there for the broker's redelivery when the kept copy could not be processed again (its
+/// channel closed, or the endpoint stopped and handed it back), and for due rows, which stay due. Their
+/// redelivery count was committed before they were processed, and the failure rolled back only the
+/// processing: so every such requeue made the message look like one that keeps crashing the process, and
+/// after `maxDeliveries` of them it went to the error queue as a PoisonMessage. In memory: a process that
+/// dies while handling the redelivery counts it at the next start.
 final class TransientRequeues: Sendable {
     private let counts = Mutex<[String: Int]>([:])
     private let limit: Int
