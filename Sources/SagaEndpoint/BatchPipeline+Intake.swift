@@ -21,6 +21,7 @@ extension BatchPipeline {
     /// batch), so the held copy is dropped rather than processed a second time. It would also use up the
     /// excuse its round left, and the broker's redelivery would be counted as a possible crash.
     private func withoutStaleHeldDeliveries(_ sources: [WorkSource]) async -> [WorkSource] {
+        guard !heldDeliveries.isEmpty else { return sources }
         var kept = sources
         for (index, source) in sources.enumerated().reversed() {
             guard case .delivery(let delivery) = source, heldDeliveries.isHeld(delivery.tag),
@@ -43,6 +44,7 @@ extension BatchPipeline {
         var counted: [Int] = []
         var countedDue: [Int] = []
         var replayed: [String] = []
+        let anyHeld = !heldDeliveries.isEmpty
         for index in entries.indices where entries[index].item != nil {
             switch entries[index].source {
             case .delivery(let delivery):
@@ -50,7 +52,7 @@ extension BatchPipeline {
                 // broker redelivered. Counted already if it was a redelivery (its count is cleared with
                 // it): it keeps that count, so a poison message stays diverted; and not a replay starting
                 // afresh again (that reset its attempts at every retry).
-                if heldDeliveries.isHeld(delivery.tag) {
+                if anyHeld, heldDeliveries.isHeld(delivery.tag) {
                     if delivery.redelivered { entries[index].item?.wasRedelivered = true }
                     entries[index].deliveries = heldDeliveries.deliveries(of: delivery.tag)
                     // The excuse its round left (`TransientRequeues`) is for this delivery: used up.

@@ -122,4 +122,7 @@ final class HeldDeliveries: Sendable {
 
     /// The deliveries held now.
     var held: [DeliveryTag] { state.withLock { Array($0.held.keys) } }
+
+    /// Whether none is held: the usual case, checked once per batch rather than once per delivery.
+    var isEmpty: Bool { state.withLock { $0.held.isEmpty } }
 }
