@@ -34,8 +34,11 @@ final class HeldDeliveries: Sendable {
         /// Kept and not settled yet (waiting for their delay, or back in the work queue), with the delivery
         /// count their processing found (0: not counted, a first delivery).
         var held: [DeliveryTag: Int] = [:]
-        /// The waits scheduled by `schedule`, until they have put their delivery back or handed it back.
-        var waits: [DeliveryTag: Task<Void, Never>] = [:]
+        /// The waits scheduled by `schedule`, until they have put their delivery back or handed it back;
+        /// numbered, so that a wait that ends does not remove the next one of its delivery (put back, the
+        /// delivery can be processed and held again before the wait that put it back has ended).
+        var waits: [DeliveryTag: (number: UInt64, task: Task<Void, Never>)] = [:]
+        var scheduled: UInt64 = 0
         /// Consecutive rounds per incoming message id whose outgoing messages were not confirmed.
         var failures: [String: Int] = [:]
     }
@@ -74,24 +77,28 @@ final class HeldDeliveries: Sendable {
                   handBack: @escaping @Sendable () async -> Void) {
         // Recorded under the lock that `ended` takes, so a wait that ends at once still finds its entry.
         state.withLock { state in
-            state.waits[tag] = Task {
+            state.scheduled += 1
+            let number = state.scheduled
+            state.waits[tag] = (number, Task {
                 try? await Task.sleep(for: delay)  // ends early when cancelled by `handBackAll`
                 if Task.isCancelled { await handBack() } else { await retry() }
-                self.ended(tag)
-            }
+                self.ended(tag, number: number)
+            })
         }
     }
 
     /// Hands back every delivery still waiting now instead of processing it again, and returns once that is
     /// done: the endpoint is stopping and is about to close the connection they came on.
     func handBackAll() async {
-        let waits = state.withLock { Array($0.waits.values) }
+        let waits = state.withLock { $0.waits.values.map(\.task) }
         for wait in waits { wait.cancel() }
         for wait in waits { await wait.value }
     }
 
-    private func ended(_ tag: DeliveryTag) {
-        _ = state.withLock { $0.waits.removeValue(forKey: tag) }
+    private func ended(_ tag: DeliveryTag, number: UInt64) {
+        state.withLock { state in
+            if state.waits[tag]?.number == number { state.waits.removeValue(forKey: tag) }
+        }
     }
 
     /// The deliveries were settled (acknowledged, handed back) or can no longer be (their channel is gone).
