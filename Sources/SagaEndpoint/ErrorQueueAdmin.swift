@@ -168,6 +168,11 @@ public struct ErrorQueueAdmin: Sendable {
         } catch let error as AMQPError where ErrorQueueReplayFailure.isPerMessage(error) {
             throw ErrorQueueReplayFailure(messageId: entry.messageId, errorQueue: errorQueue, originalQueue: queue,
                                           reason: .refused(error))
+        } catch let error as AMQPError where ErrorQueueReplayFailure.isAccessRefused(error) {
+            // Thrown as it was, it ended the command with the broker's bare error, not saying that the
+            // message is still in the error queue.
+            throw ErrorQueueReplayFailure(messageId: entry.messageId, errorQueue: errorQueue, originalQueue: queue,
+                                          reason: .accessRefused(error))
         }
     }
 

@@ -8,6 +8,11 @@ public struct ErrorQueueReplayAllOutcome: Sendable {
     public var unmatched = 0
     /// Messages that could not be replayed, in queue order; they stay in the error queue.
     public var skipped: [ErrorQueueReplayFailure]
+    /// The broker refused this user the publish (`ErrorQueueReplayFailure.Reason.accessRefused`, also the
+    /// last of `skipped`): the run stopped there, since every other replay would be refused alike.
+    public var stoppedByRefusal = false
+    /// Messages of the queue the run did not look at because it stopped (they stay).
+    public var notTried = 0
     /// Consumers the queue had when the run started. Messages they hold unacknowledged were neither
     /// counted nor delivered to the run: they were not replayed, and come back to the queue later.
     public var otherConsumers = 0
@@ -21,7 +26,8 @@ extension ErrorQueueAdmin {
     ///
     /// A message that cannot be replayed (`ErrorQueueReplayFailure`: no original queue, or its original
     /// queue refused it) stays in the queue and the run goes on with the next; `onSkip` hears of each as it
-    /// happens. A connection failure ends the run (thrown); what it had not replayed stays in the queue.
+    /// happens. A connection failure ends the run (thrown); what it had not replayed stays in the queue. A
+    /// publish the broker refuses this user (403) is skipped too, and ends the run (`stoppedByRefusal`).
     ///
     /// Only the copies `filter` matches are replayed. With `dropRepeats`, a further copy of an id replayed
     /// in this run is deleted instead of left: the endpoint's inbox would drop it as a duplicate once the
@@ -49,13 +55,16 @@ extension ErrorQueueAdmin {
             } catch let failure as ErrorQueueReplayFailure {
                 outcome.skipped.append(failure)
                 onSkip(failure)
-                return .keep
+                guard case .accessRefused = failure.reason else { return .keep }
+                outcome.stoppedByRefusal = true
+                return ErrorQueueScan.Step(disposition: .keep, stop: true)
             }
             replayedIds[key] = delivery.message.body.hashValue
             outcome.replayed += 1
             return .remove
         }
         outcome.otherConsumers = pass.otherConsumers
+        if pass.stopped { outcome.notTried = max(0, pass.bound - pass.visited) }
         return outcome
     }
 }

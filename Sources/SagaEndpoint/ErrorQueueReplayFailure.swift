@@ -10,6 +10,10 @@ public struct ErrorQueueReplayFailure: Error, Sendable, Equatable, CustomStringC
         /// Publishing to the original queue failed for this message (unroutable, nacked, or a name AMQP
         /// cannot carry). The connection is fine; other messages can still be replayed.
         case refused(AMQPError)
+        /// The broker refused this user the publish (403 ACCESS_REFUSED): a replay publishes to the default
+        /// exchange, and the user has no write permission on it (`amq.default`) in the vhost. Not about this
+        /// message: every replay would be refused alike, so `replayAll` stops after it.
+        case accessRefused(AMQPError)
     }
 
     public var messageId: String
@@ -35,6 +39,9 @@ public struct ErrorQueueReplayFailure: Error, Sendable, Equatable, CustomStringC
             return "its original queue '\(originalQueue ?? "")' does not exist (\(error))"
         case .refused(let error):
             return "its original queue '\(originalQueue ?? "")' refused it (\(error))"
+        case .accessRefused(let error):
+            return "this user may not publish to the default exchange, where a replay sends it (it needs write "
+                + "permission on 'amq.default' in the vhost; \(error))"
         }
     }
 
@@ -47,5 +54,11 @@ public struct ErrorQueueReplayFailure: Error, Sendable, Equatable, CustomStringC
     /// the connection (then every later publish fails too and the pass stops).
     static func isPerMessage(_ error: AMQPError) -> Bool {
         [.unroutable, .nacked, .invalidArgument].contains(error.code)
+    }
+
+    /// Whether the broker refused the publish for want of permission: it closes the publishing channel with
+    /// 403. The connection is fine (the pass's consumers go on), but every later replay is refused alike.
+    static func isAccessRefused(_ error: AMQPError) -> Bool {
+        error.code == .channelClosed && error.replyCode == 403
     }
 }

@@ -161,8 +161,11 @@ struct ErrorsCommand: AsyncParsableCommand {
                     let skipped = outcome.skipped.count
                     let dropped = dropRepeats ? ", dropped \(outcome.droppedRepeats) further copies of ids replayed" : ""
                     let unmatched = only.filter.isEmpty ? "" : ", left \(outcome.unmatched) the filter does not match"
+                    // Every other replay would be refused alike: the run stopped at the first.
+                    let stopped = outcome.stoppedByRefusal
+                        ? "; stopped there, as the broker refuses this user every replay: \(outcome.notTried) not tried" : ""
                     printLine("replayed \(outcome.replayed) message(s) from \(target.queue), skipped \(skipped) that "
-                        + "cannot be replayed\(skipped > 0 ? " (named on stderr)" : "")\(dropped)\(unmatched); "
+                        + "cannot be replayed\(skipped > 0 ? " (named on stderr)" : "")\(dropped)\(unmatched)\(stopped); "
                         + "\(try await admin.count()) in it now")
                     // As `list`: the count above leaves out what other consumers hold, which this run never
                     // saw; the operator would take the queue for done.

@@ -14,9 +14,10 @@ struct CLIRun: CustomStringConvertible {
 
 extension EndpointHarness {
     /// Runs `saga-endpoint errors <arguments>` on this harness's vhost and waits for it to exit.
-    func errorsCommand(_ arguments: [String], timeout: Duration = .seconds(60)) async throws -> CLIRun {
+    /// `url` nil: the harness's (guest); another user's URL on the harness's vhost otherwise.
+    func errorsCommand(_ arguments: [String], url: String? = nil, timeout: Duration = .seconds(60)) async throws -> CLIRun {
         let process = try ChildProcess(executable: CLIProcessTests.executablePath,
-                                       arguments: ["errors"] + arguments + ["--amqp-url", url, "--log-level", "warning"])
+                                       arguments: ["errors"] + arguments + ["--amqp-url", url ?? self.url, "--log-level", "warning"])
         let status = try await runOnThread { try process.waitUntilExit(timeout: timeout) }
         return CLIRun(status: status, output: process.output(), errorOutput: process.errorOutput())
     }
