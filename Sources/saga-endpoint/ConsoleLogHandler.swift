@@ -50,7 +50,7 @@ struct ConsoleLogHandler: LogHandler {
         switch format {
         case .text:
             // One record, one line: a line break in a value (a reason quoting a message) started a line that
-            // could pass for a record of its own.
+            // could pass for a record of its own; other control characters acted on the reader's terminal.
             let fields = metadata.sorted { $0.key < $1.key }.map { "\($0.key)=\(oneLine("\($0.value)"))" }
                 .joined(separator: " ")
             return "\(time) \(level)\(label.isEmpty ? "" : " ")\(label):\(fields.isEmpty ? "" : " " + fields) "
@@ -65,18 +65,8 @@ struct ConsoleLogHandler: LogHandler {
         }
     }
 
-    static func oneLine(_ text: String) -> String {
-        guard text.unicodeScalars.contains(where: { $0 == "\n" || $0 == "\r" }) else { return text }
-        var line = String.UnicodeScalarView()
-        for scalar in text.unicodeScalars {
-            switch scalar {
-            case "\n": line.append(contentsOf: "\\n".unicodeScalars)
-            case "\r": line.append(contentsOf: "\\r".unicodeScalars)
-            default: line.append(scalar)
-            }
-        }
-        return String(line)
-    }
+    /// One line of visible text (`PrintableText`): ids and types from the broker are logged as they came.
+    static func oneLine(_ text: String) -> String { PrintableText.oneLine(text) }
 
     static func json(_ value: Logger.MetadataValue) -> Any {
         switch value {

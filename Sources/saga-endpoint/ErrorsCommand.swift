@@ -153,8 +153,9 @@ struct ErrorsCommand: AsyncParsableCommand {
             try await ErrorsCommand.withAdmin(try brokerURL(), try bootstrapLogging(), target) { admin in
                 if all {
                     let outcome = try await admin.replayAll(filter: only.filter, dropRepeats: dropRepeats) { failure in
+                        // The id and the reason (quoting x-original-queue) are a publisher's: one visible line.
                         let id = failure.messageId.isEmpty ? "a message without message id" : failure.messageId
-                        printError("skipped \(id): \(failure.why); it stays in \(failure.errorQueue)")
+                        printError(PrintableText.oneLine("skipped \(id): \(failure.why); it stays in \(failure.errorQueue)"))
                     }
                     // What stays: the skipped messages, second copies of ids replayed in this run, and
                     // replayed messages that failed again and are back already; `errors list` shows them.

@@ -38,6 +38,26 @@ struct ErrorQueueReplaySkipTests {
         await harness.tearDown()
     }
 
+    // Any publisher chooses the id of a message that ends in the error queue: a line break in it forged a
+    // line of the report, an escape sequence acted on the operator's terminal.
+    @Test("replay --all names a skipped message whose id holds control characters on one visible line")
+    func skippedIdWithControlCharacters() async throws {
+        let harness = try await EndpointHarness.make()
+        try await harness.parkOne("evil\u{1B}]0;pwned\u{07}\u{1B}[2J\nskipped forged: fake", originalQueue: nil)
+        try await waitUntil(timeout: .seconds(20)) { try await harness.depth("transfers.error") == 1 }
+
+        let run = try await harness.errorsCommand(["replay", "--all"])
+
+        #expect(run.status == 2, "\(run)")
+        #expect(!run.errorOutput.unicodeScalars.contains("\u{1B}") && !run.errorOutput.unicodeScalars.contains("\u{07}"),
+                "\(run)")
+        let skipLines = run.errorOutput.split(separator: "\n").filter { $0.hasPrefix("skipped ") }
+        #expect(skipLines.count == 1, "\(run)")
+        #expect(skipLines.first?.hasPrefix(#"skipped evil\u{1B}]0;pwned\u{7}\u{1B}[2J\nskipped forged: fake: it has no"#) == true,
+                "\(run)")
+        await harness.tearDown()
+    }
+
     @Test("replay ID of a message without x-original-queue fails naming it and the queue, and leaves it")
     func replayOneWithoutOrigin() async throws {
         let harness = try await EndpointHarness.make()
