@@ -121,6 +121,7 @@ struct LoggingOptions: ParsableArguments {
     /// layered, see `EndpointSettings`).
     static func bootstrap(level: Logger.Level, format: LogFormat = .text, label: String = "saga-endpoint") -> Logger {
         LoggingSystem.bootstrap { label in ConsoleLogHandler(label: label, format: format, level: level) }
+        FinalErrorRecord.logHandlerInstalled(format)
         return Logger(label: label)
     }
 }

@@ -38,16 +38,18 @@ extension SagaEndpointCLI {
             // belongs (`--database amqp://ops:secret@host/x`, `"prefetch": "amqp://…"`) was printed with its
             // password: every URL in them is redacted (ParseErrorRedaction.swift).
             if let report = settingErrorReport(error, command: type(of: command)) {
-                printError(redactingURLs(report))
+                printError(FinalErrorRecord.render(redactingURLs(report), status: ExitCode.validationFailure.rawValue))
                 Foundation.exit(ExitCode.validationFailure.rawValue)
             }
             // The command's own failure keeps its status; a lost output is worth a line too.
-            if let failure = StandardStreams.outputFailure() { printError(outputLost(failure)) }
+            if let failure = StandardStreams.outputFailure() {
+                printError(FinalErrorRecord.render(outputLost(failure), status: exitCode(for: error).rawValue))
+            }
             exitRedacting(error, report: redactingURLs(fullMessage(for: error)))
         }
         // Its result is what it printed: a command whose output could not be written failed.
         if let failure = StandardStreams.outputFailure() {
-            printError(outputLost(failure))
+            printError(FinalErrorRecord.render(outputLost(failure), status: ExitCode.failure.rawValue))
             Foundation.exit(ExitCode.failure.rawValue)
         }
         exit()
@@ -59,7 +61,7 @@ extension SagaEndpointCLI {
         let code = exitCode(for: error)
         guard code != .success else { exit(withError: error) }
         let text = report()
-        if !text.isEmpty { printError(text) }
+        if !text.isEmpty { printError(FinalErrorRecord.render(text, status: code.rawValue)) }
         Foundation.exit(code.rawValue)
     }
 

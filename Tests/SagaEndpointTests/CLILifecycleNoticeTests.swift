@@ -36,7 +36,7 @@ struct CLILifecycleNoticeTests {
     // ArgumentParser's plain "Error: …" line, after the JSON "starting endpoint" record: a log collector
     // reading `--log-format json` saw the endpoint start and never why it stopped, and an alert on the
     // level had nothing to fire on.
-    @Test("an error that stops run is logged as a critical record, also in JSON, before the plain error line")
+    @Test("an error that stops run is logged as a critical record, also in JSON, before the final error record")
     func aStopByAnErrorIsLogged() async throws {
         let harness = try await EndpointHarness.make()
         let refused = harness.url.replacingOccurrences(of: "guest:guest@", with: "guest:wrong-password@")
@@ -54,8 +54,11 @@ struct CLILifecycleNoticeTests {
         #expect(stop?["message"] as? String == "exiting", "\(lines)")
         #expect((stop?["error"] as? String)?.contains("authenticationFailed") == true, "\(lines)")
         #expect(!lines.joined().contains("wrong-password"), "\(lines)")
-        // The last line is still the error for a person at a terminal.
-        #expect(lines.last?.hasPrefix("Error: ") == true, "\(lines)")
+        // The last line is the command's final error, as a JSON record too (FinalErrorRecord).
+        let last = records.last
+        #expect(records.count == lines.count, "\(lines)")
+        #expect(last?["level"] as? String == "error" && last?["exit_status"] as? String == "1", "\(lines)")
+        #expect((last?["message"] as? String)?.contains("authenticationFailed") == true, "\(lines)")
         await harness.tearDown()
     }
 }

@@ -39,6 +39,29 @@ struct CLILogFormatTests {
         await harness.tearDown()
     }
 
+    // A review: under --log-format json the last line of a failed command, "Error: …", was ArgumentParser's
+    // plain text, the one line a collector parsing stderr as JSON could not read, and the one saying why.
+    @Test("--log-format json: a command's final error is a JSON record too, with its exit status")
+    func jsonFinalError() async throws {
+        let harness = try await EndpointHarness.make()
+        for run in [try await errorsList(harness, ["--queue", "nope.error", "--log-format", "json"]),
+                    try await errorsList(harness, ["--queue", "nope.error"], environment: ["LOG_FORMAT": "json"])] {
+            #expect(run.status == 1, "\(run)")
+            let lines = run.errorOutput.split(separator: "\n")
+            let records = lines.compactMap { (try? JSONSerialization.jsonObject(with: Data($0.utf8))) as? [String: Any] }
+            #expect(records.count == lines.count, "every line a JSON record: \(run)")
+            let last = try #require(records.last, "\(run)")
+            #expect(last["level"] as? String == "error", "\(last)")
+            #expect(last["message"] as? String == "error queue 'nope.error' does not exist", "\(last)")
+            #expect(last["exit_status"] as? String == "1", "\(last)")
+            #expect((last["time"] as? String).map(Self.isMillisecondsUTC) == true, "\(last)")
+        }
+        // Text stays as it was.
+        let text = try await errorsList(harness, ["--queue", "nope.error"])
+        #expect(text.errorOutput.hasSuffix("Error: error queue 'nope.error' does not exist\n"), "\(text)")
+        await harness.tearDown()
+    }
+
     @Test("text lines carry the time in UTC to the millisecond; a bad --log-format exits 64 naming it")
     func textLinesAndBadFormat() async throws {
         let harness = try await EndpointHarness.make()
