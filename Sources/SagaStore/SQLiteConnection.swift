@@ -103,6 +103,7 @@ public final class SQLiteConnection {
         if !SQLitePageCacheGuard.installed {
             logger.debug("SQLite was initialized before the store: its page cache is used unwrapped")
         }
+        Self.createPrivateFileIfMissing(path)
         var handle: OpaquePointer?
         let flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX
         let rc = sqlite3_open_v2(path, &handle, flags, nil)
