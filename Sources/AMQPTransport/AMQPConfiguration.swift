@@ -204,6 +204,15 @@ public struct AMQPConfiguration: Sendable, Hashable, CustomStringConvertible {
         return redactQueryValues(String(text[..<hidden.lowerBound]) + "***" + String(text[hidden.upperBound...]))
     }
 
+    /// `text` with every byte of the password `redact` would hide replaced by `*`, so the result has the
+    /// same length in UTF-8: for overwriting a URL where it lies, such as the process's own arguments.
+    /// Unchanged when there is no password.
+    public static func maskingPassword(_ text: String) -> String {
+        guard let hidden = passwordRange(in: text) else { return text }
+        let count = text.utf8[hidden].count
+        return String(text[..<hidden.lowerBound]) + String(repeating: "*", count: count) + String(text[hidden.upperBound...])
+    }
+
     /// `text` with the value of every query parameter replaced by `…`: an error quoting a URL must not
     /// echo `?password=…` (a password put in the wrong place) or a key file's path. The names stay.
     /// A bare item (no `=`) and a fragment are hidden whole: either may be the tail of a password.

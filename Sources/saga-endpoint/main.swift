@@ -25,4 +25,5 @@ func runCommandLine() async {
     await SagaEndpointCLI.mainReportingSettingErrors()
 }
 
+ArgumentPasswords.hide()
 await runCommandLine()

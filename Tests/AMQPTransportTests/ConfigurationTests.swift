@@ -7,6 +7,22 @@ import Testing
 
 @Suite("AMQPConfiguration(url:)")
 struct ConfigurationTests {
+    @Test("maskingPassword hides the password byte for byte, keeping the URL's length")
+    func maskingPassword() {
+        for (url, masked) in [
+            ("amqp://ops:secret@rabbit:5672/v", "amqp://ops:******@rabbit:5672/v"),
+            ("amqp://ops:p%40ss@rabbit/", "amqp://ops:******@rabbit/"),
+            ("amqp://ops:p@ss@rabbit/", "amqp://ops:****@rabbit/"),
+            ("amqp://ops:pässword@rabbit/", "amqp://ops:*********@rabbit/"),
+            ("amqp://ops@rabbit/", "amqp://ops@rabbit/"),
+            ("amqp://rabbit:5672/", "amqp://rabbit:5672/"),
+        ] {
+            let result = AMQPConfiguration.maskingPassword(url)
+            #expect(result == masked, "\(url)")
+            #expect(result.utf8.count == url.utf8.count, "\(url)")
+        }
+    }
+
     @Test("amqp://host alone gives the defaults")
     func defaults() throws {
         let c = try AMQPConfiguration(url: "amqp://broker.example")
