@@ -85,7 +85,7 @@ struct DemoCommand: AsyncParsableCommand {
             var signalSources: [any DispatchSourceSignal] = []
             if !noSpawn {
                 if !force { try await refuseQueuesInUse(on: connection) }
-                let folder = try makeTemporaryDirectory()
+                let folder = try Self.makeTemporaryDirectory()
                 directory = folder
                 try await spawnChildren(supervisor, in: folder)
                 signalSources = forwardSignals(to: await supervisor.pids, keeping: folder)
@@ -233,10 +233,16 @@ struct DemoCommand: AsyncParsableCommand {
         }
     }
 
-    private func makeTemporaryDirectory() throws -> String {
-        let path = (NSTemporaryDirectory() as NSString).appendingPathComponent("saga-demo-\(UUID().uuidString.prefix(8))")
-        try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
-        return path
+    /// A new folder for the children's logs and databases, for this user only (`mkdtemp`: mode 0700, and
+    /// never a folder that exists already). It was created with the umask's 0755 under a guessable-length
+    /// name, and a folder of that name already there (another user's, in a shared /tmp) was used as it was.
+    static func makeTemporaryDirectory() throws -> String {
+        var template = Array((NSTemporaryDirectory() as NSString).appendingPathComponent("saga-demo-XXXXXX").utf8CString)
+        guard let made = template.withUnsafeMutableBufferPointer({ mkdtemp($0.baseAddress!) }) else {
+            throw CLIError("cannot create a folder for the demo's processes in \(NSTemporaryDirectory()): "
+                + String(cString: strerror(errno)))
+        }
+        return String(cString: made)
     }
 
     /// On SIGINT or SIGTERM: SIGTERM to the children (they shut down gracefully), then exit.
