@@ -1,4 +1,5 @@
 // The command line (no argument parser: a handful of `--name value` options).
+import AMQPTransport
 import Foundation
 
 struct Options {
@@ -63,6 +64,12 @@ struct Options {
                                (default 50000)
         """
 
+    /// An argument as an error quotes it: a broker URL typed without `--url`, or after the wrong option,
+    /// was printed with its password.
+    static func shown(_ argument: String) -> String {
+        argument.contains("://") ? AMQPConfiguration.redact(argument) : argument
+    }
+
     static func parse(_ arguments: [String]) throws -> Options {
         var options = Options()
         var remaining = arguments[...]
@@ -72,7 +79,7 @@ struct Options {
         }
         func positive(_ name: String) throws -> Int {
             let text = try value(name)
-            guard let number = Int(text), number > 0 else { throw BenchmarkError("\(name) must be a positive integer, not '\(text)'") }
+            guard let number = Int(text), number > 0 else { throw BenchmarkError("\(name) must be a positive integer, not '\(shown(text))'") }
             return number
         }
         while let argument = remaining.popFirst() {
@@ -93,14 +100,14 @@ struct Options {
             case "--latency-seconds":
                 let text = try value(argument)
                 guard let seconds = Double(text), seconds.isFinite, seconds >= 0 else {
-                    throw BenchmarkError("--latency-seconds must be a number of seconds, not '\(text)'")
+                    throw BenchmarkError("--latency-seconds must be a number of seconds, not '\(shown(text))'")
                 }
                 options.latencySeconds = seconds
             case "--latency-rounds": options.latencyRounds = try positive(argument)
             case "--latency-rate":
                 let text = try value(argument)
                 guard let rate = Double(text), rate.isFinite, rate > 0 else {
-                    throw BenchmarkError("--latency-rate must be a positive number of messages per second, not '\(text)'")
+                    throw BenchmarkError("--latency-rate must be a positive number of messages per second, not '\(shown(text))'")
                 }
                 options.latencyRate = rate
             case "--latency-timeline": options.latencyTimeline = try value(argument)
@@ -109,7 +116,7 @@ struct Options {
             case "--soak-messages": options.soakMessages = try positive(argument)
             case "--soak-chunk": options.soakChunk = try positive(argument)
             case "--help", "-h": options.help = true
-            default: throw BenchmarkError("unknown argument '\(argument)'\n\(usage)")
+            default: throw BenchmarkError("unknown argument '\(shown(argument))'\n\(usage)")
             }
         }
         return options
