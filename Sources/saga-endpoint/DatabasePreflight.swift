@@ -11,14 +11,22 @@ enum DatabasePreflight {
             CLIError("cannot use the database \(path): \(reason) (check --database, the environment variable or "
                      + "the config file)")
         }
-        let folder = (path as NSString).deletingLastPathComponent
+        // SQLite follows a symbolic link and keeps the -wal and -shm beside the file it points to: that file
+        // and its folder are what must be usable (the link's folder was checked, and a link into a missing
+        // folder ended in SQLite's bare "unable to open database file").
+        let file = resolvingLinks(path)
+        let link = file == path ? "" : " (\(path) is a symbolic link to \(file))"
+        let folder = (file as NSString).deletingLastPathComponent
         // The folder too: SQLite creates the -wal and -shm files beside the database.
         guard access(folder.isEmpty ? "." : folder, W_OK | X_OK) == 0 else {
-            throw fail("its folder \(folder.isEmpty ? "." : folder) \(errno == ENOENT ? "does not exist" : "is not writable")")
+            throw fail("its folder \(folder.isEmpty ? "." : folder) \(errno == ENOENT ? "does not exist" : "is not writable")\(link)")
         }
         // A missing file is created by the endpoint; an existing one must be a writable database, and not
         // another application's: the store would put its tables in it (a mistyped path).
-        guard FileManager.default.fileExists(atPath: path) else { return try checkOwner(path, endpoint, logger, fail) }
+        var info = stat()
+        guard stat(file, &info) == 0 else { return try checkOwner(path, endpoint, logger, fail) }
+        // A device or a FIFO reads as an empty database and failed later with a bare "disk I/O error".
+        guard info.st_mode & S_IFMT == S_IFREG else { throw fail("it is not a regular file (a device, a FIFO or a socket)\(link)") }
         guard access(path, R_OK | W_OK) == 0 else { throw fail("the file is not writable") }
         let foreign: [String]
         do {
@@ -30,6 +38,19 @@ enum DatabasePreflight {
             throw fail("it holds tables of another application (\(foreign.joined(separator: ", "))) and no saga store")
         }
         try checkOwner(path, endpoint, logger, fail)
+    }
+
+    /// The file `path` names once its symbolic links are followed (a relative target is read from the
+    /// link's folder), whether it exists or not; `path` itself when it is no link. Gives up after 40 links
+    /// (a loop), as the kernel does, and leaves that path to SQLite.
+    static func resolvingLinks(_ path: String) -> String {
+        var current = path
+        for _ in 0..<40 {
+            guard let target = try? FileManager.default.destinationOfSymbolicLink(atPath: current) else { return current }
+            current = target.hasPrefix("/") ? target
+                : ((current as NSString).deletingLastPathComponent as NSString).appendingPathComponent(target)
+        }
+        return current
     }
 
     /// Refuses the store of another endpoint (`SagaStore.claim`): the bank started on the transfer endpoint's
