@@ -1,3 +1,4 @@
+import Foundation
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -10,14 +11,27 @@ extension SQLiteConnection {
     /// the sagas' state and the messages kept in the outbox and timeouts, and it gives the `-wal` and `-shm`
     /// files the database file's mode. An empty file is a valid empty database to SQLite, so creating it
     /// first is enough to make all three private. An existing file keeps its mode (an operator may have
-    /// made it group-readable for a backup user), and its companions follow it. `O_EXCL` does not follow a
-    /// symbolic link: one at `path` is left to SQLite, which opens (or creates) what it points to. A
-    /// failure here (a missing folder) is left to SQLite too, which reports it with its own message.
+    /// made it group-readable for a backup user), and its companions follow it. A symbolic link is followed
+    /// to the file SQLite opens (`O_EXCL` alone does not follow it, and SQLite then created the file it
+    /// points to with 0644). A failure here (a missing folder) is left to SQLite, which reports it.
     static func createPrivateFileIfMissing(_ path: String) {
         guard !path.isEmpty, path != ":memory:", !path.hasPrefix("file:") else { return }
+        let file = linkTarget(path)
         #if canImport(Glibc)
-        let descriptor = Glibc.open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
+        let descriptor = Glibc.open(file, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
         if descriptor >= 0 { Glibc.close(descriptor) }
         #endif
+    }
+
+    /// The file `path` names once its symbolic links are followed (a relative target is read from the
+    /// link's folder), whether it exists or not. After 40 links (a loop) it gives up, as the kernel does.
+    private static func linkTarget(_ path: String) -> String {
+        var current = path
+        for _ in 0..<40 {
+            guard let target = try? FileManager.default.destinationOfSymbolicLink(atPath: current) else { return current }
+            current = target.hasPrefix("/") ? target
+                : ((current as NSString).deletingLastPathComponent as NSString).appendingPathComponent(target)
+        }
+        return current
     }
 }

@@ -28,6 +28,26 @@ struct DatabaseFileModeTests {
         }
     }
 
+    // A symbolic link to a file not created yet: `O_EXCL` does not follow the link, so SQLite created the
+    // file it points to with 0644.
+    @Test("a new database behind a symbolic link is private too")
+    func newDatabaseBehindALinkIsPrivate() throws {
+        let database = TemporaryDatabase()
+        let link = database.path + "-link.sqlite"
+        defer {
+            database.remove()
+            try? FileManager.default.removeItem(atPath: link)
+        }
+        try FileManager.default.createSymbolicLink(atPath: link, withDestinationPath: database.path)
+        let store = try SagaStore(path: link, logger: quietLogger)
+        defer { store.close() }
+        try store.claimAndIgnore()
+        for suffix in ["", "-wal", "-shm"] {
+            let mode = try Self.mode(database.path + suffix)
+            #expect(mode == 0o600, "\(suffix.isEmpty ? "database" : suffix): \(String(mode, radix: 8))")
+        }
+    }
+
     @Test("an existing database keeps its mode, and its -wal and -shm get the same")
     func existingDatabaseKeepsItsMode() throws {
         let database = TemporaryDatabase()
