@@ -95,7 +95,9 @@ struct TransferCommand: AsyncParsableCommand, BrokerCommand, OperatorLogging {
                         printLine(Wire.jsonLine(delivery))
                         return 2
                     case .transferStalled(let event) where event.transferId == id:
-                        printError("transfer \(id) stalled: no reply to \(event.waitingFor) after \(event.attempts) attempts; still waiting")
+                        // The event is any publisher's to send: its text is shown as one visible line.
+                        printError(PrintableText.oneLine(
+                            "transfer \(id) stalled: no reply to \(event.waitingFor) after \(event.attempts) attempts; still waiting"))
                     default:
                         continue
                     }

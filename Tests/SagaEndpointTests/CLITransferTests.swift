@@ -21,6 +21,34 @@ struct CLITransferTests {
         return CLIRun(status: status, output: process.output(), errorOutput: process.errorOutput())
     }
 
+    // A review: the stalled notice printed the event's `waitingFor` as it came, and any publisher on the
+    // vhost can send a TransferStalled for a transfer id it has seen: a line break forged a line of the
+    // command's output, an escape sequence acted on the operator's terminal.
+    @Test("transfer --wait prints a stalled notice from the broker as one visible line")
+    func stalledNoticeIsOneVisibleLine() async throws {
+        let harness = try await EndpointHarness.make()
+        let process = try ChildProcess(executable: CLIProcessTests.executablePath, arguments: [
+            "transfer", "--from", "alice", "--to", "bob", "--amount", "1", "--transfer-id", "forge-1", "--wait",
+            "--timeout", "10", "--amqp-url", harness.url, "--log-level", "warning"])
+        // The id is printed once the request is confirmed, after the command subscribed to the events.
+        try await waitUntil(timeout: .seconds(30), message: "transfer did not send") {
+            process.output().contains("forge-1") || !process.isRunning
+        }
+        let forged = TransferStalled(transferId: "forge-1", waitingFor: "bank\u{1B}]0;pwned\u{07}\nforged line", attempts: 3)
+        try await harness.connection.publish(PublishRequest(
+            exchange: MoneyTransferApp.transferEventsExchange, routingKey: TransferStalled.messageType,
+            message: AMQPMessage(body: try MessageCoding.encode(forged), properties: BasicProperties(
+                contentType: "application/json", messageId: "forged-stall-1", type: TransferStalled.messageType))))
+        let status = try await runOnThread { try process.waitUntilExit(timeout: .seconds(60)) }
+        let run = CLIRun(status: status, output: process.output(), errorOutput: process.errorOutput())
+        #expect(status == 1, "\(run)")
+        let stalled = run.errorOutput.split(separator: "\n").filter { $0.contains("stalled") }
+        #expect(stalled.count == 1, "\(run)")
+        #expect(stalled.first?.contains(#"no reply to bank\u{1B}]0;pwned\u{7}\nforged line after 3 attempts"#) == true, "\(run)")
+        #expect(!run.errorOutput.unicodeScalars.contains("\u{1B}") && !run.errorOutput.contains("\nforged line"), "\(run)")
+        await harness.tearDown()
+    }
+
     // Found by an operations review: every run published under a new random message id, and a finished
     // saga's state is deleted, so a script that ran the command again with the same --transfer-id (after
     // a timeout) moved the money twice: two TransferCompleted for one id.
