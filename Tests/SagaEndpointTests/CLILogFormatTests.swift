@@ -52,13 +52,15 @@ struct CLILogFormatTests {
             #expect(records.count == lines.count, "every line a JSON record: \(run)")
             let last = try #require(records.last, "\(run)")
             #expect(last["level"] as? String == "error", "\(last)")
-            #expect(last["message"] as? String == "error queue 'nope.error' does not exist", "\(last)")
+            #expect(last["message"] as? String == "error queue 'nope.error' does not exist in vhost '\(harness.vhost)'",
+                    "\(last)")
             #expect(last["exit_status"] as? String == "1", "\(last)")
             #expect((last["time"] as? String).map(Self.isMillisecondsUTC) == true, "\(last)")
         }
         // Text stays as it was.
         let text = try await errorsList(harness, ["--queue", "nope.error"])
-        #expect(text.errorOutput.hasSuffix("Error: error queue 'nope.error' does not exist\n"), "\(text)")
+        #expect(text.errorOutput.hasSuffix("Error: error queue 'nope.error' does not exist in vhost '\(harness.vhost)'\n"),
+                "\(text)")
         await harness.tearDown()
     }
 
