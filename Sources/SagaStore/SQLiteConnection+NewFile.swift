@@ -16,7 +16,7 @@ extension SQLiteConnection {
     /// points to with 0644). A failure here (a missing folder) is left to SQLite, which reports it.
     static func createPrivateFileIfMissing(_ path: String) {
         guard !path.isEmpty, path != ":memory:", !path.hasPrefix("file:") else { return }
-        let file = linkTarget(path)
+        let file = resolvingLinks(path)
         #if canImport(Glibc)
         let descriptor = Glibc.open(file, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
         if descriptor >= 0 { Glibc.close(descriptor) }
@@ -24,8 +24,10 @@ extension SQLiteConnection {
     }
 
     /// The file `path` names once its symbolic links are followed (a relative target is read from the
-    /// link's folder), whether it exists or not. After 40 links (a loop) it gives up, as the kernel does.
-    private static func linkTarget(_ path: String) -> String {
+    /// link's folder), whether it exists or not; `path` itself when it is no link. After 40 links (a loop)
+    /// it gives up, as the kernel does, and leaves that path to SQLite. The CLI's preflight checks the same
+    /// file.
+    public static func resolvingLinks(_ path: String) -> String {
         var current = path
         for _ in 0..<40 {
             guard let target = try? FileManager.default.destinationOfSymbolicLink(atPath: current) else { return current }

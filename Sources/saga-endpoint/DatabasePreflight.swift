@@ -14,7 +14,7 @@ enum DatabasePreflight {
         // SQLite follows a symbolic link and keeps the -wal and -shm beside the file it points to: that file
         // and its folder are what must be usable (the link's folder was checked, and a link into a missing
         // folder ended in SQLite's bare "unable to open database file").
-        let file = resolvingLinks(path)
+        let file = SQLiteConnection.resolvingLinks(path)
         let link = file == path ? "" : " (\(path) is a symbolic link to \(file))"
         let folder = (file as NSString).deletingLastPathComponent
         // The folder too: SQLite creates the -wal and -shm files beside the database.
@@ -38,19 +38,6 @@ enum DatabasePreflight {
             throw fail("it holds tables of another application (\(foreign.joined(separator: ", "))) and no saga store")
         }
         try checkOwner(path, endpoint, logger, fail)
-    }
-
-    /// The file `path` names once its symbolic links are followed (a relative target is read from the
-    /// link's folder), whether it exists or not; `path` itself when it is no link. Gives up after 40 links
-    /// (a loop), as the kernel does, and leaves that path to SQLite.
-    static func resolvingLinks(_ path: String) -> String {
-        var current = path
-        for _ in 0..<40 {
-            guard let target = try? FileManager.default.destinationOfSymbolicLink(atPath: current) else { return current }
-            current = target.hasPrefix("/") ? target
-                : ((current as NSString).deletingLastPathComponent as NSString).appendingPathComponent(target)
-        }
-        return current
     }
 
     /// Refuses the store of another endpoint (`SagaStore.claim`): the bank started on the transfer endpoint's
