@@ -42,3 +42,30 @@ struct UnsettledDeliveriesTests {
         #expect(unsettled.isEmpty)
     }
 }
+
+@Suite("Unsettled deliveries: runs settled out of order")
+struct UnsettledDeliveryRunsTests {
+    @Test("runs merge from either side and in any order; the mark moves over them")
+    func runs() {
+        var unsettled = UnsettledDeliveries()
+        for tag in UInt64(1)...20 { unsettled.handOut(tag) }
+        for tag: UInt64 in [5, 7, 6, 10, 3, 9, 12, 11, 4] { unsettled.settle(tag, multiple: false) }
+        // 3...7, 9...12
+        #expect(unsettled.runsSettledOutOfOrder == 2)
+        unsettled.settle(8, multiple: false)
+        #expect(unsettled.runsSettledOutOfOrder == 1)
+        unsettled.settle(1, multiple: false)
+        #expect(unsettled.runsSettledOutOfOrder == 1)
+        unsettled.settle(2, multiple: false)  // 1...12
+        #expect(unsettled.runsSettledOutOfOrder == 0)
+        unsettled.settle(15, multiple: false)
+        unsettled.settle(17, multiple: false)
+        unsettled.settle(16, multiple: true)  // 1...17
+        #expect(unsettled.runsSettledOutOfOrder == 0)
+        #expect(!unsettled.isEmpty)
+        unsettled.settle(20, multiple: false)
+        unsettled.settle(19, multiple: false)
+        unsettled.settle(18, multiple: false)
+        #expect(unsettled.isEmpty)
+    }
+}
