@@ -25,9 +25,20 @@ extension BatchPipeline {
     /// Not when its channel was closed or its connection lost meanwhile: the broker has requeued it and
     /// delivers it again (processed here too, it would run twice and its ack would fail). The held copy is
     /// dropped; the broker's redelivery uses the excuse its round left (`TransientRequeues`).
-    /// Nor once the endpoint is stopping: it is handed back at once.
+    /// Nor once the endpoint is stopping: it is handed back at once. Nor once it has been kept for
+    /// `maximumHold`: unacknowledged past the broker's `consumer_timeout` (30 min by default), its channel
+    /// was closed by the broker, with every other delivery on it (a database locked or an error queue full
+    /// for half an hour did that every half hour). Handed back, it comes again (excused as its round left it,
+    /// `TransientRequeues`) and is kept anew.
     func processAgain(_ delivery: AMQPDelivery, messageId: String) async {
         if health.stopping.load(ordering: .relaxed) {
+            await handBack(delivery.tag)
+            return
+        }
+        if let since = heldDeliveries.heldSince(delivery.tag), ContinuousClock.now - since >= configuration.maximumHold {
+            logger.info("message kept unacknowledged for too long; handed back to its queue, to be delivered again",
+                        metadata: ["message_id": "\(messageId)", "queue": "\(delivery.queue)",
+                                   "maximum_hold": "\(configuration.maximumHold)"])
             await handBack(delivery.tag)
             return
         }

@@ -43,6 +43,11 @@ public struct EndpointConfiguration: Sendable {
     /// A message delivered more often than this without its processing completing (it crashes the
     /// process rather than throwing) goes to the error queue instead of crash-looping the endpoint.
     public var maxDeliveries: Int = 10
+    /// A delivery kept in the process to be processed again (a database that stays locked or full, an error
+    /// queue that keeps refusing its copy) is handed back to its queue once it has been kept this long, to be
+    /// delivered anew. Unacknowledged longer than the broker's `consumer_timeout` (30 min by default), it made
+    /// the broker close the consumer's channel, handing back every delivery on it. Keep it below that timeout.
+    public var maximumHold: Duration = .seconds(15 * 60)
     /// Larger bodies go to the error queue unread.
     public var maxBodyBytes: Int = 1 << 20
     /// Inbox rows are kept this long to recognise redeliveries and duplicates.

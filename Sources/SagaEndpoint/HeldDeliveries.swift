@@ -27,13 +27,16 @@ import Synchronization
 /// settled. Its delivery is not counted again as a possible crash (`isHeld`): it was not redelivered; it
 /// keeps the count its first processing found (`deliveries(of:)`).
 /// A held delivery whose channel was closed or whose connection was lost meanwhile is dropped: the broker
-/// has requeued it and delivers it again. When the endpoint stops, held deliveries are handed back at
+/// has requeued it and delivers it again. One kept for `maximumHold` is handed back (`processAgain`): the
+/// broker's `consumer_timeout` would close its channel. When the endpoint stops, held deliveries are handed back at
 /// once, on the connection they came on, rather than left to the close (and no task outlives the endpoint).
 final class HeldDeliveries: Sendable {
     private struct State {
         /// Kept and not settled yet (waiting for their delay, or back in the work queue), with the delivery
         /// count their processing found (0: not counted, a first delivery).
         var held: [DeliveryTag: Int] = [:]
+        /// When each held delivery was first kept (`heldSince`).
+        var since: [DeliveryTag: ContinuousClock.Instant] = [:]
         /// The waits scheduled by `schedule`, until they have put their delivery back or handed it back;
         /// numbered, so that a wait that ends does not remove the next one of its delivery (put back, the
         /// delivery can be processed and held again before the wait that put it back has ended).
@@ -41,6 +44,11 @@ final class HeldDeliveries: Sendable {
         var scheduled: UInt64 = 0
         /// Consecutive rounds per incoming message id whose outgoing messages were not confirmed.
         var failures: [String: Int] = [:]
+
+        mutating func keep(_ tag: DeliveryTag, deliveries: Int?) {
+            held[tag] = deliveries ?? 0
+            if since[tag] == nil { since[tag] = .now }
+        }
     }
 
     private let state = Mutex(State())
@@ -55,7 +63,7 @@ final class HeldDeliveries: Sendable {
     /// processed again. `deliveries`: its delivery count (`deliveries(of:)`).
     func hold(_ tag: DeliveryTag, messageId: String, deliveries: Int? = nil) -> Duration {
         let failures = state.withLock { state in
-            state.held[tag] = deliveries ?? 0
+            state.keep(tag, deliveries: deliveries)
             // Bounded: ids whose messages never get through (a route that stays missing) are forgotten in
             // bulk rather than kept for ever; they start again from the shortest delay.
             if state.failures.count >= 10_000 { state.failures.removeAll() }
@@ -67,7 +75,7 @@ final class HeldDeliveries: Sendable {
 
     /// Holds `tag` (a transient failure: its batch has paused already).
     func hold(_ tag: DeliveryTag, deliveries: Int?) {
-        state.withLock { $0.held[tag] = deliveries ?? 0 }
+        state.withLock { $0.keep(tag, deliveries: deliveries) }
     }
 
     /// After `delay`, runs `retry` (which puts the delivery back into the intake, or hands it back when it
@@ -105,7 +113,10 @@ final class HeldDeliveries: Sendable {
     func release(_ tags: some Sequence<DeliveryTag>) {
         state.withLock { state in
             guard !state.held.isEmpty else { return }
-            for tag in tags { state.held.removeValue(forKey: tag) }
+            for tag in tags {
+                state.held.removeValue(forKey: tag)
+                state.since.removeValue(forKey: tag)
+            }
         }
     }
 
@@ -126,6 +137,9 @@ final class HeldDeliveries: Sendable {
     func deliveries(of tag: DeliveryTag) -> Int? {
         state.withLock { state in state.held[tag].flatMap { $0 > 0 ? $0 : nil } }
     }
+
+    /// When `tag` was first kept, if it is held: kept round after round, it keeps its first time.
+    func heldSince(_ tag: DeliveryTag) -> ContinuousClock.Instant? { state.withLock { $0.since[tag] } }
 
     /// The deliveries held now.
     var held: [DeliveryTag] { state.withLock { Array($0.held.keys) } }
