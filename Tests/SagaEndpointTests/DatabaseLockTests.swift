@@ -39,15 +39,7 @@ struct DatabaseLockTests {
     func longLockMakesTheEndpointNotReady() async throws {
         let (harness, endpoint, running, metrics, log) = try await Self.startCounters()
 
-        let release = Atomic<Bool>(false)
-        let locked = Task {
-            try await harness.withStore("locked") { store in
-                try store.transaction { _ in
-                    let deadline = Date().addingTimeInterval(60)
-                    while !release.load(ordering: .relaxed), Date() < deadline { Thread.sleep(forTimeInterval: 0.05) }
-                }
-            }
-        }
+        let lock = harness.holdWriteLock(on: "locked", atMost: 60)
         try await Task.sleep(for: .milliseconds(200))
         for index in 0..<5 {
             try await harness.send(CounterSaga.Increment(counterId: "c-locked"), to: "counters", messageId: "locked-\(index)")
@@ -59,8 +51,7 @@ struct DatabaseLockTests {
         let warnings = log.log.entries.filter { $0.level == .warning && $0.message.contains("transient failure") }
         #expect(!warnings.isEmpty && warnings.count < 5, "throttled: \(warnings.count) warnings")
 
-        release.store(true, ordering: .relaxed)
-        try await locked.value
+        try await lock.release()
         try await log.waitUntil(timeout: .seconds(30), message: "ready again once the lock is released") { endpoint.isReady }
         try await waitUntil(timeout: .seconds(15)) {
             try await harness.state(CounterSaga.self, "c-locked", in: "locked")?.count == 5

@@ -5,7 +5,6 @@ import MetricsTestKit
 import SagaEndpoint
 import SagaStore
 import Sagas
-import Synchronization
 import TestSagaSupport
 import Testing
 
@@ -35,15 +34,7 @@ struct HeldDeliveryConnectionLossTests {
         let running = Task { try await endpoint.run() }
         try await log.waitUntil(timeout: .seconds(30), message: "ready after start") { endpoint.isReady }
 
-        let release = Atomic<Bool>(false)
-        let locked = Task {
-            try await harness.withStore("held") { store in
-                try store.transaction { _ in
-                    let deadline = Date().addingTimeInterval(90)
-                    while !release.load(ordering: .relaxed), Date() < deadline { Thread.sleep(forTimeInterval: 0.05) }
-                }
-            }
-        }
+        let lock = harness.holdWriteLock(on: "held", atMost: 90)
         func retried() -> Int { Int((try? metrics.expectCounter("saga_messages_retried_total"))?.totalValue ?? 0) }
         try await Task.sleep(for: .milliseconds(200))
         try await harness.send(CounterSaga.Increment(counterId: "c-held"), to: "held", messageId: "held-1")
@@ -54,8 +45,7 @@ struct HeldDeliveryConnectionLossTests {
         let before = retried()
         // The broker's redelivery on the recovered connection goes round in its turn.
         try await waitUntil(timeout: .seconds(30), message: "rounds after the recovery") { retried() >= before + 3 }
-        release.store(true, ordering: .relaxed)
-        try await locked.value
+        try await lock.release()
 
         try await log.waitUntil(timeout: .seconds(30), message: "the increment processed once the lock is gone") {
             (try? await harness.state(CounterSaga.self, "c-held", in: "held"))?.count == 1

@@ -4,7 +4,6 @@ import Foundation
 import SagaEndpoint
 import SagaStore
 import Sagas
-import Synchronization
 import TestSagaSupport
 import Testing
 
@@ -41,15 +40,7 @@ struct HeldDeliveryConsumerTimeoutTests {
         let running = Task { try await endpoint.run() }
         try await log.waitUntil(timeout: .seconds(30), message: "ready after start") { endpoint.isReady }
 
-        let release = Atomic<Bool>(false)
-        let locked = Task {
-            try await harness.withStore("held-timeout") { store in
-                try store.transaction { _ in
-                    let deadline = Date().addingTimeInterval(150)
-                    while !release.load(ordering: .relaxed), Date() < deadline { Thread.sleep(forTimeInterval: 0.05) }
-                }
-            }
-        }
+        let lock = harness.holdWriteLock(on: "held-timeout", atMost: 150)
         try await Task.sleep(for: .milliseconds(200))
         try await connection.publish(.toQueue("held.timeout", AMQPMessage(
             body: try MessageCoding.encode(CounterSaga.Increment(counterId: "c-timeout")),
@@ -61,8 +52,7 @@ struct HeldDeliveryConsumerTimeoutTests {
         try? await waitUntil(timeout: .seconds(90)) { closedByTheBroker() }
         #expect(!closedByTheBroker(), "\(log.log.lines.filter { $0.contains("closed by the broker") }.first ?? "")")
         #expect(log.log.lines.contains { $0.contains("kept unacknowledged for too long") })
-        release.store(true, ordering: .relaxed)
-        try await locked.value
+        try await lock.release()
 
         try await log.waitUntil(timeout: .seconds(30), message: "the increment processed once the lock is gone") {
             (try? await harness.state(CounterSaga.self, "c-timeout", in: "held-timeout"))?.count == 1

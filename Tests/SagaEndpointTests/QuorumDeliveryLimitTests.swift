@@ -5,7 +5,6 @@ import MetricsTestKit
 import SagaEndpoint
 import SagaStore
 import Sagas
-import Synchronization
 import TestSagaSupport
 import Testing
 
@@ -40,15 +39,7 @@ struct QuorumDeliveryLimitTests {
         let running = Task { try await endpoint.run() }
         try await log.waitUntil(timeout: .seconds(30), message: "ready after start") { endpoint.isReady }
 
-        let release = Atomic<Bool>(false)
-        let locked = Task {
-            try await harness.withStore("qlocked") { store in
-                try store.transaction { _ in
-                    let deadline = Date().addingTimeInterval(60)
-                    while !release.load(ordering: .relaxed), Date() < deadline { Thread.sleep(forTimeInterval: 0.05) }
-                }
-            }
-        }
+        let lock = harness.holdWriteLock(on: "qlocked", atMost: 60)
         try await Task.sleep(for: .milliseconds(200))
         try await harness.send(CounterSaga.Increment(counterId: "c-quorum"), to: "qlocked", messageId: "qlocked-1")
         // Rounds of a busy timeout (200 ms) and the growing pause: many more than the limit's two hand-backs.
@@ -56,8 +47,7 @@ struct QuorumDeliveryLimitTests {
         try? await waitUntil(timeout: .seconds(20)) {
             (try? metrics.expectCounter("saga_messages_retried_total").totalValue) ?? 0 >= 6
         }
-        release.store(true, ordering: .relaxed)
-        try await locked.value
+        try await lock.release()
 
         try await log.waitUntil(timeout: .seconds(30), message: "the increment processed once the lock is gone") {
             (try? await harness.state(CounterSaga.self, "c-quorum", in: "qlocked"))?.count == 1
