@@ -35,6 +35,10 @@ public struct HandlerRegistry: Sendable {
     public mutating func register<S: Saga>(_ saga: S.Type, define: (inout SagaDefinition<S>) -> Void) {
         var definition = SagaDefinition<S>()
         define(&definition)
+        if S.sagaType.isEmpty { fatalError(Self.emptySagaTypeMessage(String(reflecting: S.self))) }
+        for route in definition.routes.values where route.messageType.isEmpty {
+            fatalError(Self.emptyMessageTypeMessage(route.swiftName))
+        }
         // The saga type keys the stored state: two sagas under one name would read each other's.
         if let other = sagas.first(where: { $0.sagaType == S.sagaType }) {
             fatalError(Self.duplicateSagaMessage(S.sagaType, first: other.swiftName, second: String(reflecting: S.self)))
@@ -109,12 +113,27 @@ public struct HandlerRegistry: Sendable {
     /// not both their Swift names is a choice (two views of one message) and allowed; one that equals
     /// both Swift names cannot be told from the default and counts as it.
     private mutating func claim(_ messageType: String, _ type: MessageSwiftType) {
+        if messageType.isEmpty { fatalError(Self.emptyMessageTypeMessage(type.name)) }
         let known = swiftTypes[messageType, default: []]
         guard !known.contains(where: { $0.id == type.id }) else { return }
         if type.defaultNamed, let other = known.first(where: \.defaultNamed) {
             fatalError(Self.sharedNameMessage(messageType, first: other.name, second: type.name))
         }
         swiftTypes[messageType, default: []].append(type)
+    }
+
+    // An empty name (a `static var` read from an unset setting, say) registered without a word: messages
+    // are routed by their AMQP `type`, and the endpoint error-queues one without a type unread, so its
+    // handler never ran and a saga's commands of that type were refused by their receivers.
+    static func emptyMessageTypeMessage(_ swiftName: String) -> String {
+        "message type \(swiftName) has an empty `messageType`: messages are routed by their AMQP `type`, and one "
+            + "without a type goes to the error queue unread; give it a name, or leave the default (its Swift name)"
+    }
+
+    // The saga type keys the stored state and the ids of the messages a saga emits.
+    static func emptySagaTypeMessage(_ swiftName: String) -> String {
+        "saga \(swiftName) has an empty `sagaType`, which keys its stored state and the ids of the messages it "
+            + "emits: give it a name, or leave the default (its Swift name)"
     }
 
     static func sharedNameMessage(_ messageType: String, first: String, second: String) -> String {
