@@ -27,10 +27,7 @@ extension BatchPipeline {
             guard case .delivery(let delivery) = source, heldDeliveries.isHeld(delivery.tag),
                   !(await consumer.canSettle(delivery.tag)) else { continue }
             kept.remove(at: index)
-            heldDeliveries.release([delivery.tag])
-            logger.debug("held delivery dropped: its channel or connection was closed meanwhile, and the broker delivers it again",
-                         metadata: ["message_id": "\(delivery.properties.messageId ?? "")", "queue": "\(delivery.queue)",
-                                    "delivery_tag": "\(delivery.tag.value)"])
+            dropStale(delivery, messageId: delivery.properties.messageId ?? "")
         }
         return kept
     }

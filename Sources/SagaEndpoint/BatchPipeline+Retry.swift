@@ -43,10 +43,7 @@ extension BatchPipeline {
             return
         }
         guard await consumer.canSettle(delivery.tag) else {
-            heldDeliveries.release([delivery.tag])
-            logger.debug("held delivery dropped: its channel or connection was closed meanwhile, and the broker delivers it again",
-                         metadata: ["message_id": "\(messageId)", "queue": "\(delivery.queue)",
-                                    "delivery_tag": "\(delivery.tag.value)"])
+            dropStale(delivery, messageId: messageId)
             return
         }
         // The batch loop may have ended (a shutdown, a cancellation) since the check above.
@@ -54,6 +51,15 @@ extension BatchPipeline {
             await handBack(delivery.tag)
             return
         }
+    }
+
+    /// Forgets a held delivery whose channel was closed or whose connection was lost: the broker has requeued
+    /// it and delivers it again.
+    func dropStale(_ delivery: AMQPDelivery, messageId: String) {
+        heldDeliveries.release([delivery.tag])
+        logger.debug("held delivery dropped: its channel or connection was closed meanwhile, and the broker delivers it again",
+                     metadata: ["message_id": "\(messageId)", "queue": "\(delivery.queue)",
+                                "delivery_tag": "\(delivery.tag.value)"])
     }
 
     /// Hands a held delivery back to its queue (the endpoint is stopping). Its next delivery, by the broker,

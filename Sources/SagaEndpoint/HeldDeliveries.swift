@@ -32,11 +32,10 @@ import Synchronization
 /// once, on the connection they came on, rather than left to the close (and no task outlives the endpoint).
 final class HeldDeliveries: Sendable {
     private struct State {
-        /// Kept and not settled yet (waiting for their delay, or back in the work queue), with the delivery
-        /// count their processing found (0: not counted, a first delivery).
-        var held: [DeliveryTag: Int] = [:]
-        /// When each held delivery was first kept (`heldSince`).
-        var since: [DeliveryTag: ContinuousClock.Instant] = [:]
+        /// Kept and not settled yet (waiting for their delay, or back in the work queue): the delivery count
+        /// their processing found (0: not counted, a first delivery) and when each was first kept
+        /// (`heldSince`).
+        var held: [DeliveryTag: (deliveries: Int, since: ContinuousClock.Instant)] = [:]
         /// The waits scheduled by `schedule`, until they have put their delivery back or handed it back;
         /// numbered, so that a wait that ends does not remove the next one of its delivery (put back, the
         /// delivery can be processed and held again before the wait that put it back has ended).
@@ -46,8 +45,7 @@ final class HeldDeliveries: Sendable {
         var failures: [String: Int] = [:]
 
         mutating func keep(_ tag: DeliveryTag, deliveries: Int?) {
-            held[tag] = deliveries ?? 0
-            if since[tag] == nil { since[tag] = .now }
+            held[tag] = (deliveries ?? 0, held[tag]?.since ?? .now)
         }
     }
 
@@ -113,10 +111,7 @@ final class HeldDeliveries: Sendable {
     func release(_ tags: some Sequence<DeliveryTag>) {
         state.withLock { state in
             guard !state.held.isEmpty else { return }
-            for tag in tags {
-                state.held.removeValue(forKey: tag)
-                state.since.removeValue(forKey: tag)
-            }
+            for tag in tags { state.held.removeValue(forKey: tag) }
         }
     }
 
@@ -135,11 +130,11 @@ final class HeldDeliveries: Sendable {
     /// The delivery count the held delivery's processing found, if it was counted: processed again, it
     /// keeps it rather than counting again (a poison message stays diverted, its handler does not run).
     func deliveries(of tag: DeliveryTag) -> Int? {
-        state.withLock { state in state.held[tag].flatMap { $0 > 0 ? $0 : nil } }
+        state.withLock { state in state.held[tag].flatMap { $0.deliveries > 0 ? $0.deliveries : nil } }
     }
 
     /// When `tag` was first kept, if it is held: kept round after round, it keeps its first time.
-    func heldSince(_ tag: DeliveryTag) -> ContinuousClock.Instant? { state.withLock { $0.since[tag] } }
+    func heldSince(_ tag: DeliveryTag) -> ContinuousClock.Instant? { state.withLock { $0.held[tag]?.since } }
 
     /// The deliveries held now.
     var held: [DeliveryTag] { state.withLock { Array($0.held.keys) } }
