@@ -347,87 +347,9 @@ public final class SagaTestHost: EmittedMessages {
     }
 }
 
-/// Errors of the test host itself (saga and message errors are `SagaError`s).
-public enum SagaTestHostError: Error, Sendable, Equatable, CustomStringConvertible {
-    /// `advanceTime` made more deliveries than `maxDeliveriesPerAdvance`: a saga keeps asking for
-    /// timeouts that are already due?
-    case tooManyDeliveries(limit: Int)
-    /// The message has an empty id. The endpoint sends such a message to the error queue before any
-    /// handler runs (it cannot be deduplicated); the host refuses it rather than treat the next message
-    /// with an empty id as a duplicate.
-    case missingMessageId(type: String)
-    /// A handler emitted a message AMQP cannot carry: a queue, exchange, routing key, type, id,
-    /// correlation id, reply-to or header name over 255 bytes, or headers that do not fit in one frame
-    /// (`frameMax`). The endpoint refuses it before it is stored and moves the incoming message to the
-    /// error queue (`x-error-type: InvalidOutgoingMessage`).
-    case invalidOutgoingMessage(messageId: String, type: String, reason: String)
-    /// `advanceTime(by:)` was given a negative duration: the clock only goes forward.
-    case negativeDuration(Duration)
-    /// The message's body is over `maxBodyBytes`. The endpoint moves such a delivery to the error queue
-    /// before any handler runs (`x-error-type: BodyTooLarge`).
-    case bodyTooLarge(messageId: String, type: String, bytes: Int, limit: Int)
-
-    public var description: String {
-        switch self {
-        case .tooManyDeliveries(let limit):
-            "advanceTime delivered more than \(limit) messages; does a saga keep requesting due timeouts?"
-        case .missingMessageId(let type):
-            "a '\(type)' message without message id cannot be deduplicated; the endpoint sends it to the error queue"
-        case .invalidOutgoingMessage(let messageId, let type, let reason):
-            "outgoing message \(messageId) (\(type)) cannot be sent: \(reason); the endpoint sends the incoming "
-                + "message to the error queue"
-        case .negativeDuration(let duration):
-            "advanceTime(by: \(duration)): time cannot go backwards"
-        case .bodyTooLarge(let messageId, let type, let bytes, let limit):
-            "the body of message \(messageId) (\(type)) is \(bytes) bytes, over the endpoint's limit of \(limit) "
-                + "(maxBodyBytes); the endpoint sends it to the error queue unread"
-        }
-    }
-}
-
 extension Duration {
     /// Seconds, computed as `HandlerContext.requestTimeout` does so due dates match exactly.
     var timeInterval: TimeInterval {
         Double(components.seconds) + Double(components.attoseconds) / 1e18
-    }
-}
-
-extension OutgoingMessage {
-    /// Why AMQP cannot carry this message as the endpoint publishes it, or nil: the endpoint's check
-    /// (`OutgoingLimits`), without the transport. Short strings hold at most 255 bytes; the properties
-    /// (content type, delivery mode, timestamp, ids, type and the headers, as a field table of strings)
-    /// must fit in one header frame, `frameMax` less 20 bytes of framing.
-    func amqpLimitViolation(frameMax: Int) -> String? {
-        // The endpoint's `OutgoingLimits.noQueueReason`: the default exchange routes by queue name.
-        if exchange.isEmpty && routingKey.isEmpty { return "it is addressed to no queue (the queue name is empty)" }
-        // The endpoint's `OutgoingLimits.directReplyToReason`.
-        if (exchange.isEmpty && routingKey.hasPrefix("amq.rabbitmq.reply-to"))
-            || replyTo?.hasPrefix("amq.rabbitmq.reply-to") == true {
-            return "it is addressed to RabbitMQ's direct reply-to (amq.rabbitmq.reply-to…), or names it as its "
-                + "reply_to, which an endpoint cannot use: its messages are sent only after its transaction commits "
-                + "(possibly after a restart, when the requester's channel is gone), the broker returns them there, "
-                + "and refuses a reply_to of it from a channel that does not consume it (406, closing the publishing "
-                + "channel); replies must go to a queue"
-        }
-        let names: [(String?, String)] = [
-            (exchange, "the exchange name"), (routingKey, "the routing key"), (correlationId, "the correlation-id property"),
-            (replyTo, "the reply-to property"), (messageId, "the message-id property"), (type, "the type property"),
-        ] + headers.keys.sorted().map { ($0, "a key of the headers") }
-        for case (let value?, let what) in names where value.utf8.count > 255 {
-            return "\(what) is \(value.utf8.count) bytes long; AMQP allows at most 255"
-        }
-        func short(_ value: String?) -> Int { value.map { 1 + $0.utf8.count } ?? 0 }
-        // Flags, content type, delivery mode, timestamp; the ids and type; a table of long strings.
-        var size = 2 + short(MessageCoding.contentType) + 1 + 8
-        size += short(correlationId) + short(replyTo) + short(messageId) + short(type)
-        if !headers.isEmpty {
-            size += 4 + headers.reduce(0) { $0 + 1 + $1.key.utf8.count + 5 + $1.value.utf8.count }
-        }
-        let limit = frameMax - 20
-        guard frameMax <= 0 || size <= limit else {
-            return "the properties (mostly the headers) take \(size) bytes; one header frame holds at most \(limit) "
-                + "(frame_max \(frameMax))"
-        }
-        return nil
     }
 }
