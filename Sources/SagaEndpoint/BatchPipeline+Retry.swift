@@ -25,16 +25,16 @@ extension BatchPipeline {
     /// Not when its channel was closed or its connection lost meanwhile: the broker has requeued it and
     /// delivers it again (processed here too, it would run twice and its ack would fail). The held copy is
     /// dropped; the broker's redelivery uses the excuse its round left (`TransientRequeues`).
-    /// Nor once the endpoint is stopping: it is handed back at once. Nor once it has been kept for
+    /// Nor once the endpoint is stopping (or its batch loop has ended): it stays held, and is handed back once
+    /// the consumers are cancelled (`handBackHeld`). Handed back at once, while its consumer was still active,
+    /// it was delivered straight back to this endpoint, round after round until the cancel landed, each round
+    /// counted by a quorum queue. Nor once it has been kept for
     /// `maximumHold`: unacknowledged past the broker's `consumer_timeout` (30 min by default), its channel
     /// was closed by the broker, with every other delivery on it (a database locked or an error queue full
     /// for half an hour did that every half hour). Handed back, it comes again (excused as its round left it,
     /// `TransientRequeues`) and is kept anew.
     func processAgain(_ delivery: AMQPDelivery, messageId: String) async {
-        if health.stopping.load(ordering: .relaxed) {
-            await handBack(delivery.tag)
-            return
-        }
+        if health.stopping.load(ordering: .relaxed) { return }
         if let since = heldDeliveries.heldSince(delivery.tag), ContinuousClock.now - since >= configuration.maximumHold {
             logger.info("message kept unacknowledged for too long; handed back to its queue, to be delivered again",
                         metadata: ["message_id": "\(messageId)", "queue": "\(delivery.queue)",
@@ -46,11 +46,9 @@ extension BatchPipeline {
             dropStale(delivery, messageId: messageId)
             return
         }
-        // The batch loop may have ended (a shutdown, a cancellation) since the check above.
-        guard work.pushUnlessFinished(.delivery(delivery)) else {
-            await handBack(delivery.tag)
-            return
-        }
+        // The batch loop may have ended (a shutdown, a cancellation) since the check above: then it stays
+        // held for `handBackHeld`.
+        _ = work.pushUnlessFinished(.delivery(delivery))
     }
 
     /// Forgets a held delivery whose channel was closed or whose connection was lost: the broker has requeued
@@ -62,8 +60,14 @@ extension BatchPipeline {
                                 "delivery_tag": "\(delivery.tag.value)"])
     }
 
-    /// Hands a held delivery back to its queue (the endpoint is stopping). Its next delivery, by the broker,
-    /// uses the excuse its round left (`TransientRequeues`).
+    /// Hands every delivery still held back to its queue, once the endpoint's batches have ended and its
+    /// consumers are cancelled (`HeldDeliveries.handBackAll`).
+    func handBackHeld() async {
+        await heldDeliveries.handBackAll { await handBack($0) }
+    }
+
+    /// Hands a held delivery back to its queue (kept for `maximumHold`, or the endpoint has stopped). Its next
+    /// delivery, by the broker, uses the excuse its round left (`TransientRequeues`).
     func handBack(_ tag: DeliveryTag) async {
         try? await consumer.nack(tag, requeue: true)
         heldDeliveries.release([tag])

@@ -93,8 +93,7 @@ extension BatchPipeline {
         for held in kept {
             let delivery = held.delivery
             heldDeliveries.schedule(delivery.tag, after: held.delay ?? .zero,
-                                    retry: { await processAgain(delivery, messageId: held.messageId) },
-                                    handBack: { await handBack(delivery.tag) })
+                                    retry: { await processAgain(delivery, messageId: held.messageId) })
         }
         return kept.filter { $0.delay != nil }.map(\.messageId).filter { !$0.isEmpty }
     }

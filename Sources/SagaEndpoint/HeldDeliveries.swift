@@ -28,8 +28,10 @@ import Synchronization
 /// keeps the count its first processing found (`deliveries(of:)`).
 /// A held delivery whose channel was closed or whose connection was lost meanwhile is dropped: the broker
 /// has requeued it and delivers it again. One kept for `maximumHold` is handed back (`processAgain`): the
-/// broker's `consumer_timeout` would close its channel. When the endpoint stops, held deliveries are handed back at
-/// once, on the connection they came on, rather than left to the close (and no task outlives the endpoint).
+/// broker's `consumer_timeout` would close its channel. When the endpoint stops, held deliveries are handed back
+/// on the connection they came on, rather than left to the close (and no task outlives the endpoint), but only
+/// once the consumers are cancelled (`handBackAll`): handed back while its consumer was still active, a
+/// delivery came straight back to this endpoint, one more round counted by a quorum queue.
 final class HeldDeliveries: Sendable {
     private struct State {
         /// Kept and not settled yet (waiting for their delay, or back in the work queue): the delivery count
@@ -76,29 +78,30 @@ final class HeldDeliveries: Sendable {
         state.withLock { $0.keep(tag, deliveries: deliveries) }
     }
 
-    /// After `delay`, runs `retry` (which puts the delivery back into the intake, or hands it back when it
-    /// cannot); or `handBack` at once when `handBackAll` is called first. The tag stays held either way
-    /// until `release`.
-    func schedule(_ tag: DeliveryTag, after delay: Duration, retry: @escaping @Sendable () async -> Void,
-                  handBack: @escaping @Sendable () async -> Void) {
+    /// After `delay`, runs `retry` (which puts the delivery back into the intake, or leaves it held when the
+    /// endpoint is stopping); nothing when `handBackAll` comes first. The tag stays held either way until
+    /// `release`.
+    func schedule(_ tag: DeliveryTag, after delay: Duration, retry: @escaping @Sendable () async -> Void) {
         // Recorded under the lock that `ended` takes, so a wait that ends at once still finds its entry.
         state.withLock { state in
             state.scheduled += 1
             let number = state.scheduled
             state.waits[tag] = (number, Task {
                 try? await Task.sleep(for: delay)  // ends early when cancelled by `handBackAll`
-                if Task.isCancelled { await handBack() } else { await retry() }
+                if !Task.isCancelled { await retry() }
                 self.ended(tag, number: number)
             })
         }
     }
 
-    /// Hands back every delivery still waiting now instead of processing it again, and returns once that is
-    /// done: the endpoint is stopping and is about to close the connection they came on.
-    func handBackAll() async {
+    /// Ends the waits and hands back (`handBack`) every delivery still held, and returns once that is done:
+    /// the endpoint has stopped its batches and cancelled its consumers, and is about to close the connection
+    /// they came on. Not before the cancel: the broker would deliver them straight back to this endpoint.
+    func handBackAll(_ handBack: @Sendable (DeliveryTag) async -> Void) async {
         let waits = state.withLock { $0.waits.values.map(\.task) }
         for wait in waits { wait.cancel() }
         for wait in waits { await wait.value }
+        for tag in held { await handBack(tag) }
     }
 
     private func ended(_ tag: DeliveryTag, number: UInt64) {

@@ -21,6 +21,8 @@ public final class SagaEndpoint: Service, Sendable {
     private let metricsFactory: any MetricsFactory
     let tracing: PipelineTracing?
     let health: EndpointHealth
+    /// Tests only: stretches the moment between `stopping` and the consumers' cancel.
+    let consumerCancelDelay = ConsumerCancelDelay()
 
     /// `metricsFactory` receives the endpoint's metrics; by default the one bootstrapped in
     /// `MetricsSystem`. `tracer` records the endpoint's spans; by default the one bootstrapped in
@@ -285,13 +287,16 @@ public final class SagaEndpoint: Service, Sendable {
             self.health.stopping.store(true, ordering: .relaxed)
             self.logger.notice("graceful shutdown: stopping consumers")
             Task {
+                await self.consumerCancelDelay.wait()
                 for consumer in activeConsumers.all { try? await consumer.cancel() }
                 work.finish()
             }
         }
         // Deliveries kept to be processed again (`HeldDeliveries`) go back to their queues now, while the
-        // connection they came on is still open.
-        await pipeline.heldDeliveries.handBackAll()
+        // connection they came on is still open, and only once no consumer of this endpoint can take them
+        // again. A cancellation has not cancelled the consumers (a graceful shutdown has: again, it does nothing).
+        for consumer in activeConsumers.all { try? await consumer.cancel() }
+        await pipeline.handBackHeld()
     }
 
     /// Connects, retrying with a clear log line while the broker is unreachable (no crash loop); nil when

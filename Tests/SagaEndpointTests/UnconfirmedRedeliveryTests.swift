@@ -92,13 +92,13 @@ struct UnconfirmedRedeliveryUnitTests {
         for value: UInt64 in 1...3 {
             let tag = DeliveryTag(channel: 3, channelEpoch: 1, value: value)
             let delay = redelivery.hold(tag, messageId: "m\(value)")
-            redelivery.schedule(tag, after: delay, retry: { retried.increment() }, handBack: {
-                handedBack.increment()
-                redelivery.release([tag])
-            })
+            redelivery.schedule(tag, after: delay, retry: { retried.increment() })
         }
         #expect(redelivery.held.count == 3)
-        await redelivery.handBackAll()
+        await redelivery.handBackAll { tag in
+            handedBack.increment()
+            redelivery.release([tag])
+        }
         #expect(handedBack.count == 3)
         #expect(retried.count == 0)
         #expect(redelivery.held.isEmpty)
