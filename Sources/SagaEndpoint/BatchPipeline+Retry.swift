@@ -10,11 +10,20 @@ extension BatchPipeline {
     /// up: 300 deliveries during a database outage took 14 s to hand back, and the README's remedy for a
     /// replaced database file is a restart.
     func pauseUnlessStopping(_ delay: Duration) async {
+        await Self.pause(delay, unless: { health.stopping.load(ordering: .relaxed) })
+    }
+
+    /// `delay`, in steps of 50 ms so that `stopping` is seen, or less. Cut short too when the task is
+    /// cancelled (the endpoint's cancellation ends the batches in flight, `FinishingTasks`, without a
+    /// graceful shutdown): `Task.sleep` then throws at once, and the loop spun through what was left of the
+    /// pause, up to 5 s of a core.
+    static func pause(_ delay: Duration, unless stopping: () -> Bool,
+                      sleep: (Duration) async throws -> Void = { try await Task.sleep(for: $0) }) async {
         let end = ContinuousClock.now + delay
-        while !health.stopping.load(ordering: .relaxed) {
+        while !stopping() {
             let left = end - ContinuousClock.now
             guard left > .zero else { return }
-            try? await Task.sleep(for: min(left, .milliseconds(50)))
+            do { try await sleep(min(left, .milliseconds(50))) } catch { return }
         }
     }
 
