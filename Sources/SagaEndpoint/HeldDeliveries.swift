@@ -16,9 +16,9 @@ import Synchronization
 /// database is down the consumer takes nothing new) and its delivery tag, which is acknowledged once a
 /// later round has committed and its outgoing messages are confirmed.
 ///
-/// The delay for outgoing messages not confirmed doubles per message id while they keep failing (100 ms up
-/// to 5 s): processed again at once, a message whose event had nowhere to go came round about 700 times a
-/// second, each time with a transaction and a warning. A transient failure waits for the batch's pause
+/// The delay for outgoing messages not confirmed doubles per message id (per delivery for a message without
+/// one, rejected unread) while they keep failing (100 ms up to 5 s): processed again at once, a message whose
+/// event had nowhere to go came round about 700 times a second, each time with a transaction and a warning. A transient failure waits for the batch's pause
 /// (`TransientBackoff`) and is then processed again at once, as is an immediate retry. The other messages
 /// go on meanwhile.
 ///
@@ -35,9 +35,10 @@ import Synchronization
 final class HeldDeliveries: Sendable {
     private struct State {
         /// Kept and not settled yet (waiting for their delay, or back in the work queue): the delivery count
-        /// their processing found (0: not counted, a first delivery) and when each was first kept
-        /// (`heldSince`).
-        var held: [DeliveryTag: (deliveries: Int, since: ContinuousClock.Instant)] = [:]
+        /// their processing found (0: not counted, a first delivery), when each was first kept
+        /// (`heldSince`), and, for a message without a message id, its rounds whose outgoing messages were
+        /// not confirmed (`failures` counts the others).
+        var held: [DeliveryTag: (deliveries: Int, since: ContinuousClock.Instant, rounds: Int)] = [:]
         /// The waits scheduled by `schedule`, until they have put their delivery back or handed it back;
         /// numbered, so that a wait that ends does not remove the next one of its delivery (put back, the
         /// delivery can be processed and held again before the wait that put it back has ended).
@@ -47,7 +48,7 @@ final class HeldDeliveries: Sendable {
         var failures: [String: Int] = [:]
 
         mutating func keep(_ tag: DeliveryTag, deliveries: Int?) {
-            held[tag] = (deliveries ?? 0, held[tag]?.since ?? .now)
+            held[tag] = (deliveries ?? 0, held[tag]?.since ?? .now, held[tag]?.rounds ?? 0)
         }
     }
 
@@ -64,6 +65,12 @@ final class HeldDeliveries: Sendable {
     func hold(_ tag: DeliveryTag, messageId: String, deliveries: Int? = nil) -> Duration {
         let failures = state.withLock { state in
             state.keep(tag, deliveries: deliveries)
+            // A message without a message id (rejected unread, `MissingMessageId`, its error-queue copy not
+            // confirmed) is counted on its held delivery: under the id "" all of them shared one count.
+            if messageId.isEmpty {
+                defer { state.held[tag]?.rounds += 1 }
+                return state.held[tag]?.rounds ?? 0
+            }
             // Bounded: ids whose messages never get through (a route that stays missing) are forgotten in
             // bulk rather than kept for ever; they start again from the shortest delay.
             if state.failures.count >= 10_000 { state.failures.removeAll() }

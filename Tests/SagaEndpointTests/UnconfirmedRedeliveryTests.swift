@@ -82,6 +82,22 @@ struct UnconfirmedRedeliveryUnitTests {
         #expect(redelivery.hold(tag(10), messageId: "m") == .milliseconds(100))
     }
 
+    /// A message without a message id is rejected unread (`MissingMessageId`) and held only while its
+    /// error-queue copy is not confirmed. Failed before (400 ms): all such messages shared one count, under
+    /// the id "", so each one's rounds made the others wait longer, and one's confirmed copy reset them all.
+    @Test("messages without a message id are each delayed on their own count")
+    func withoutMessageId() {
+        let redelivery = HeldDeliveries(initialDelay: .milliseconds(100), maximumDelay: .seconds(5))
+        let tag = { (value: UInt64) in DeliveryTag(channel: 3, channelEpoch: 1, value: value) }
+        #expect(redelivery.hold(tag(1), messageId: "") == .milliseconds(100))
+        #expect(redelivery.hold(tag(1), messageId: "") == .milliseconds(200), "the same delivery, kept again")
+        #expect(redelivery.hold(tag(2), messageId: "") == .milliseconds(100), "another message")
+        redelivery.succeeded([""])
+        #expect(redelivery.hold(tag(1), messageId: "") == .milliseconds(400), "not reset by another's copy")
+        redelivery.release([tag(1), tag(2)])
+        #expect(redelivery.held.isEmpty)
+    }
+
     /// Failed before (there was no way to end the waits): a held delivery was handed back only after its
     /// delay, by a task that outlived the stopped endpoint, on a connection closed by then.
     @Test("handBackAll hands every held delivery back at once, not after its delay", .timeLimit(.minutes(1)))
