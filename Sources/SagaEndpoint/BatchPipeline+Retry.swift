@@ -2,7 +2,8 @@ import AMQPTransport
 import Logging
 
 // Processing a delivery again: the transient failures' pause, and a held delivery (`HeldDeliveries`) back
-// into the endpoint's intake, or, when that cannot be, back to its queue or left to the broker.
+// into the endpoint's intake, or, when that cannot be, back to its queue (kept for too long, or once the
+// endpoint has stopped and cancelled its consumers) or left to the broker (its channel is gone).
 extension BatchPipeline {
     /// The transient pause, cut short by a graceful shutdown. The pause keeps deliveries processed again
     /// from coming straight back in a hot loop; once the consumers are cancelled none can come back here, and
