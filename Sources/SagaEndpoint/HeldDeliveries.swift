@@ -18,9 +18,9 @@ import Synchronization
 ///
 /// The delay for outgoing messages not confirmed doubles per message id (per delivery for a message without
 /// one, rejected unread) while they keep failing (100 ms up to 5 s): processed again at once, a message whose
-/// event had nowhere to go came round about 700 times a second, each time with a transaction and a warning. A transient failure waits for the batch's pause
-/// (`TransientBackoff`) and is then processed again at once, as is an immediate retry. The other messages
-/// go on meanwhile.
+/// event had nowhere to go came round about 700 times a second, each time with a transaction and a warning.
+/// A transient failure waits for the batch's pause (`TransientBackoff`) and is then processed again at once,
+/// as is an immediate retry. The other messages go on meanwhile.
 ///
 /// A delivery is held from the batch that keeps it until a later batch settles it (`release`), including
 /// while it waits in the work queue: no `multiple` ack may cover it meanwhile (`AckPlan`), it is not
