@@ -27,14 +27,18 @@ extension SagaEndpoint {
     }
 
     /// Moves `queue`'s deliveries into the batch loop, from `first` (nil: not consumed yet) and from every
-    /// consumer that replaces it.
+    /// consumer that replaces it. Returns once its consumer is cancelled and every delivery that came before
+    /// the cancel has been moved (a graceful shutdown), or the endpoint stops while the queue is not consumed.
     func forward(_ first: AMQPConsumer?, of queue: String, to work: WorkQueue, on connection: AMQPConnection,
                  consuming: InputConsumers) async {
         var current = first
         while true {
             if let consumer = current {
                 do {
-                    for try await delivery in consumer.deliveries { work.push(.delivery(delivery)) }
+                    for try await delivery in consumer.deliveries {
+                        if isStopping { await forwardingDelayWhileStopping.wait() }
+                        work.push(.delivery(delivery))
+                    }
                     return  // cancelled: the endpoint is stopping
                 } catch {
                     guard !Task.isCancelled, !isStopping else { return }
@@ -65,7 +69,8 @@ extension SagaEndpoint {
         var attempt = 0
         var delay: Duration? = policy.delay(attempt: 0)
         while true {
-            if let delay { try? await Task.sleep(for: delay) }
+            // Cut short by a graceful shutdown: the batch loop's intake ends only once every forwarder has.
+            if let delay { await BatchPipeline.pause(delay, unless: { self.isStopping }) }
             guard !Task.isCancelled, !isStopping else { return nil }
             do {
                 return try await connection.consume(queue: queue, prefetch: configuration.prefetch,

@@ -22,7 +22,10 @@ public final class SagaEndpoint: Service, Sendable {
     let tracing: PipelineTracing?
     let health: EndpointHealth
     /// Tests only: stretches the moment between `stopping` and the consumers' cancel.
-    let consumerCancelDelay = ConsumerCancelDelay()
+    let consumerCancelDelay = TestDelay()
+    /// Tests only: delays each delivery a consumer's forwarder moves into the batch loop once the endpoint is
+    /// stopping (the deliveries that came before the consumer's cancel).
+    let forwardingDelayWhileStopping = TestDelay()
 
     /// `metricsFactory` receives the endpoint's metrics; by default the one bootstrapped in
     /// `MetricsSystem`. `tracer` records the endpoint's spans; by default the one bootstrapped in
@@ -283,13 +286,15 @@ public final class SagaEndpoint: Service, Sendable {
                 group.cancelAll()
             }
         } onGracefulShutdown: {
-            // Stop consuming; the deliveries already received are processed, then the loop ends.
+            // Stop consuming; the deliveries already received are processed, then the loop ends: each
+            // forwarder returns once its consumer's deliveries are moved, and the last one ends the intake.
+            // (Ended here, right after the cancels, a delivery a forwarder moved after the loop had drained
+            // was never processed, and went back to its queue only when the connection closed.)
             self.health.stopping.store(true, ordering: .relaxed)
             self.logger.notice("graceful shutdown: stopping consumers")
             Task {
                 await self.consumerCancelDelay.wait()
                 for consumer in activeConsumers.all { try? await consumer.cancel() }
-                work.finish()
             }
         }
         // Deliveries kept to be processed again (`HeldDeliveries`) go back to their queues now, while the
