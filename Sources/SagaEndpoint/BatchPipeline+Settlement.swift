@@ -64,8 +64,9 @@ extension BatchPipeline {
         warn(unconfirmedPublishes, "outgoing messages not confirmed; their incoming messages are kept and processed again after a delay")
         warn(leftToTheOutbox, "outgoing messages returned by the broker (no queue of that name): kept in the outbox, sent again, and moved to the error queue if that lasts",
              extra: ["unroutable_timeout": "\(configuration.unroutableTimeout)"])
-        warn(refusedToTheOutbox, "outgoing messages refused by the broker (basic.nack: a full queue with reject-publish?): kept in the outbox and sent again until the broker takes them",
-             extra: ["resent_every": "\(configuration.outboxRedispatchDelay)"])
+        warn(refusedToTheOutbox, "outgoing messages refused by the broker (basic.nack: a full queue with reject-publish?): kept in the outbox, sent again, and moved to the error queue if that lasts",
+             extra: ["resent_every": "\(configuration.outboxRedispatchDelay)",
+                     "refused_timeout": "\(configuration.refusedTimeout)"])
         heldDeliveries.succeeded(confirmedIds)
         // This batch's deliveries that were held (processed again in process) are settled now, unless kept
         // once more.

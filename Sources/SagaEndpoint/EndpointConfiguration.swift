@@ -62,7 +62,7 @@ public struct EndpointConfiguration: Sendable {
     /// rows older than `outboxRetention`.
     public var housekeepingInterval: Duration = .seconds(60)
     /// Outbox rows still unconfirmed this long after they were written (a crash between commit and
-    /// confirm, or an unroutable message) are published again by housekeeping.
+    /// confirm, a message the broker returned or refused) are published again by housekeeping.
     public var outboxRedispatchDelay: Duration = .seconds(10)
     /// An outgoing command or reply the broker keeps returning (no queue of that name: a requester gone
     /// with its reply queue, a queue not declared) for this long, as this process saw it (its clock starts
@@ -70,6 +70,15 @@ public struct EndpointConfiguration: Sendable {
     /// there once the queue exists). Meanwhile housekeeping sends it again every `outboxRedispatchDelay`;
     /// its incoming message is acknowledged once its transaction committed (it is safe in the outbox).
     public var unroutableTimeout: Duration = .seconds(300)
+    /// An outgoing message the broker keeps refusing (basic.nack: a queue it routes to is full under
+    /// `overflow: reject-publish`) for this long, as this process saw it (its clock starts at the first
+    /// refused re-send, again after a restart), goes to the endpoint's error queue (`x-error-type:
+    /// RefusedMessage`; a command or reply with `x-original-queue` its queue, an event with
+    /// `x-original-exchange` and `x-original-routing-key`), so that a replay sends it there once the queue
+    /// has room. Meanwhile housekeeping sends it again every `outboxRedispatchDelay`. Without a limit, a
+    /// command to a queue that stayed full was sent again for as long as the endpoint ran, and nobody saw
+    /// it in an error queue. An hour: a consumer that is catching up empties its queue long before that.
+    public var refusedTimeout: Duration = .seconds(3600)
     /// How long a transaction waits for another process's write lock on the SQLite file before the
     /// batch is retried (a busy database is a transient failure: the messages are redelivered).
     public var databaseBusyTimeout: Duration = .seconds(5)

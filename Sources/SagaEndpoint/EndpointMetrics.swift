@@ -24,6 +24,9 @@ struct EndpointMetrics: Sendable {
     /// Outgoing commands and replies moved to the error queue after the broker kept returning them for
     /// `unroutableTimeout` (no queue of that name).
     let unroutableErrorQueued: Counter
+    /// Outgoing messages moved to the error queue after the broker kept refusing them (basic.nack, a full
+    /// queue) for `refusedTimeout`.
+    let refusedErrorQueued: Counter
     let batchDuration: Timer
     let commitDuration: Timer
     /// Publish and broker confirm of a batch's outgoing messages, together (one round trip).
@@ -50,6 +53,7 @@ struct EndpointMetrics: Sendable {
         published = Counter(label: "saga_messages_published_total", factory: factory)
         unconfirmed = Counter(label: "saga_messages_unconfirmed_total", factory: factory)
         unroutableErrorQueued = Counter(label: "saga_outgoing_unroutable_error_queued_total", factory: factory)
+        refusedErrorQueued = Counter(label: "saga_outgoing_refused_error_queued_total", factory: factory)
         batchDuration = Timer(label: "saga_batch_duration_seconds", factory: factory)
         commitDuration = Timer(label: "saga_commit_duration_seconds", factory: factory)
         publishDuration = Timer(label: "saga_publish_confirm_duration_seconds", factory: factory)

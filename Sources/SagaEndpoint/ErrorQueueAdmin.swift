@@ -6,6 +6,10 @@ public struct ErrorQueueEntry: Sendable {
     public var messageId: String
     public var type: String?
     public var originalQueue: String?
+    /// Where an event was published (`x-original-exchange`, `x-original-routing-key`): a replay publishes
+    /// it there, to every queue bound for it, rather than to `originalQueue`.
+    public var originalExchange: String?
+    public var originalRoutingKey: String?
     public var reason: String?
     public var errorType: String?
     public var attempts: Int?
@@ -22,6 +26,8 @@ public struct ErrorQueueEntry: Sendable {
         messageId = message.properties.messageId ?? ""
         type = message.properties.type
         originalQueue = headers["x-original-queue"]?.stringValue
+        originalExchange = headers[MessageTranslation.originalExchangeHeader]?.stringValue
+        originalRoutingKey = headers[MessageTranslation.originalRoutingKeyHeader]?.stringValue
         reason = headers["x-error-reason"]?.stringValue
         errorType = headers["x-error-type"]?.stringValue
         attempts = headers["x-attempts"]?.intValue
@@ -87,7 +93,8 @@ public struct ErrorQueueListing: Sendable {
 public struct ErrorQueueAdmin: Sendable {
     static let errorHeaders = ["x-error-reason", "x-error-type", "x-error-description", "x-original-queue",
                                "x-attempts", "x-first-failure", "x-last-failure", "x-host",
-                               MessageTranslation.originalUserIdHeader, MessageTranslation.originalExpirationHeader]
+                               MessageTranslation.originalUserIdHeader, MessageTranslation.originalExpirationHeader,
+                               MessageTranslation.originalExchangeHeader, MessageTranslation.originalRoutingKeyHeader]
 
     public let connection: AMQPConnection
     public let errorQueue: String
@@ -157,22 +164,34 @@ public struct ErrorQueueAdmin: Sendable {
     /// Publishes the original message to its original queue and waits for the confirm. Throws
     /// `ErrorQueueReplayFailure` when it cannot go there (no origin, or refused for this message alone);
     /// other errors (the connection) propagate as they are.
+    ///
+    /// An event's copy (`x-original-exchange`) goes back to its exchange under its routing key, mandatory
+    /// (a replay that reaches no queue fails rather than vanish): every queue bound for it gets it again,
+    /// and the receivers that had it already drop it by its message id.
     func republish(_ delivery: AMQPDelivery) async throws {
         let entry = ErrorQueueEntry(delivery.message)
-        guard let queue = entry.originalQueue, !queue.isEmpty else {
-            throw ErrorQueueReplayFailure(messageId: entry.messageId, errorQueue: errorQueue,
-                                          originalQueue: entry.originalQueue, reason: .noOriginalQueue)
+        let request: PublishRequest
+        var failure = ErrorQueueReplayFailure(messageId: entry.messageId, errorQueue: errorQueue,
+                                              originalQueue: entry.originalQueue, reason: .noOriginalQueue)
+        if let exchange = entry.originalExchange, !exchange.isEmpty {
+            failure.originalExchange = exchange
+            request = PublishRequest(exchange: exchange, routingKey: entry.originalRoutingKey ?? "", mandatory: true,
+                                     message: entry.replayed)
+        } else if let queue = entry.originalQueue, !queue.isEmpty {
+            request = .toQueue(queue, entry.replayed)
+        } else {
+            throw failure
         }
         do {
-            try await connection.publish(.toQueue(queue, entry.replayed))
+            try await connection.publish(request)
         } catch let error as AMQPError where ErrorQueueReplayFailure.isPerMessage(error) {
-            throw ErrorQueueReplayFailure(messageId: entry.messageId, errorQueue: errorQueue, originalQueue: queue,
-                                          reason: .refused(error))
+            failure.reason = .refused(error)
+            throw failure
         } catch let error as AMQPError where ErrorQueueReplayFailure.isAccessRefused(error) {
             // Thrown as it was, it ended the command with the broker's bare error, not saying that the
             // message is still in the error queue.
-            throw ErrorQueueReplayFailure(messageId: entry.messageId, errorQueue: errorQueue, originalQueue: queue,
-                                          reason: .accessRefused(error))
+            failure.reason = .accessRefused(error)
+            throw failure
         }
     }
 

@@ -21,6 +21,8 @@ public struct ErrorQueueReplayFailure: Error, Sendable, Equatable, CustomStringC
     public var errorQueue: String
     /// Its `x-original-queue` header, if it has one.
     public var originalQueue: String?
+    /// Its `x-original-exchange` header (an event's copy), where the replay was sent instead.
+    public var originalExchange: String?
     public var reason: Reason
 
     public init(messageId: String, errorQueue: String, originalQueue: String?, reason: Reason) {
@@ -36,10 +38,20 @@ public struct ErrorQueueReplayFailure: Error, Sendable, Equatable, CustomStringC
         case .noOriginalQueue:
             return "it has no x-original-queue header"
         case .refused(let error) where error.code == .unroutable:
+            if let exchange = originalExchange {
+                return "no queue is bound for it to its original exchange '\(exchange)' (\(error))"
+            }
             return "its original queue '\(originalQueue ?? "")' does not exist (\(error))"
         case .refused(let error):
+            if let exchange = originalExchange {
+                return "a queue bound for it to its original exchange '\(exchange)' refused it (\(error))"
+            }
             return "its original queue '\(originalQueue ?? "")' refused it (\(error))"
         case .accessRefused(let error):
+            if let exchange = originalExchange {
+                return "this user may not publish to the exchange '\(exchange)', where a replay sends it (it needs "
+                    + "write permission on it in the vhost; \(error))"
+            }
             return "this user may not publish to the default exchange, where a replay sends it (it needs write "
                 + "permission on 'amq.default' in the vhost; \(error))"
         }

@@ -37,6 +37,10 @@ enum MessageTranslation {
     /// properties (see `errorQueueRequest`). Informational; a replay does not give them back.
     static let originalUserIdHeader = "x-original-user-id"
     static let originalExpirationHeader = "x-original-expiration"
+    /// On the error-queue copy of an event (sent to a named exchange): where a replay publishes it, as
+    /// `x-original-queue` says for a command or reply.
+    static let originalExchangeHeader = "x-original-exchange"
+    static let originalRoutingKeyHeader = "x-original-routing-key"
 
     /// The properties that decide what becomes of a message (`BasicProperties.invalidUTF8` names).
     static let significantProperties: Set<String> = [
@@ -227,8 +231,11 @@ enum MessageTranslation {
     /// closes the channel when they differ, so the copy of a message a producer sent under a user of its
     /// own was refused, and the message came round for ever. `expiration`: a per-message TTL holds in
     /// every queue, so the copy would expire in the error queue and be lost.
+    ///
+    /// `exchange`: for a message that was sent to a named exchange (an event), `queue` is its routing key:
+    /// the copy names both (`x-original-exchange`, `x-original-routing-key`) instead of `x-original-queue`.
     static func errorQueueRequest(
-        original: AMQPMessage, queue: String, errorQueue: String, reason: String, errorType: String,
+        original: AMQPMessage, queue: String, exchange: String = "", errorQueue: String, reason: String, errorType: String,
         attempts: Int, firstFailure: Date?, lastFailure: Date, frameMax: Int = AMQPConfiguration.defaultFrameMax
     ) -> PublishRequest {
         var message = original
@@ -255,7 +262,17 @@ enum MessageTranslation {
             headers["x-error-reason"] = .string(shortened ? String(reason.prefix(200)) : reason)
             headers["x-error-type"] = .string(errorType)
             if !shortened { headers["x-error-description"] = .string(String(reason.prefix(4000))) }
-            headers["x-original-queue"] = .string(queue)
+            // One origin only (a header the original came with must not send a replay elsewhere): a replay
+            // goes to the exchange when the copy names one.
+            headers.removeValue(forKey: originalExchangeHeader)
+            headers.removeValue(forKey: originalRoutingKeyHeader)
+            if exchange.isEmpty {
+                headers["x-original-queue"] = .string(queue)
+            } else {
+                headers.removeValue(forKey: "x-original-queue")
+                headers[originalExchangeHeader] = .string(exchange)
+                headers[originalRoutingKeyHeader] = .string(queue)
+            }
             headers["x-attempts"] = .int64(Int64(attempts))
             // A replayed message that fails again keeps the first failure of its first round.
             // Only a time: the header comes with the incoming message, so an outsider could otherwise write the

@@ -3,9 +3,18 @@ import Foundation
 import SagaStore
 
 // Housekeeping's re-send of outbox rows still unconfirmed a while after they were written (a crash between
-// commit and confirm, a message the broker returned for want of a queue), and the move of a command or
-// reply returned for longer than `unroutableTimeout` to the error queue.
+// commit and confirm, a message the broker returned for want of a queue or refused for a full queue), and the
+// move to the error queue of a command or reply returned for longer than `unroutableTimeout`, and of a
+// message refused for longer than `refusedTimeout`.
 extension SagaEndpoint {
+    /// A row to move to the error queue, and why.
+    private struct Expired {
+        var row: OutboxRecord
+        var answer: ReturnedRows.Answer
+        /// What the broker said (its reply code and text, or the nack).
+        var broker: String
+    }
+
     /// Where the next pass starts, and whether it may start at once.
     struct OutboxPass: Sendable, Equatable {
         /// The row after which the next pass reads (0: from the start again).
@@ -27,7 +36,8 @@ extension SagaEndpoint {
         let started = wallClock()
         // How long a row has been returned, and since it was last sent, on the monotonic clock (ReturnedRows).
         let tick = ContinuousClock.now
-        returned.prune(notSentFor: (configuration.outboxRedispatchDelay + configuration.unroutableTimeout) * 2, now: tick)
+        returned.prune(notSentFor: (configuration.outboxRedispatchDelay
+                                    + max(configuration.unroutableTimeout, configuration.refusedTimeout)) * 2, now: tick)
         // Dated over a minute (or the delay) ahead: written before the clock was stepped back, so old.
         let (claimed, next) = try await store.claimUnconfirmedOutbox(createdBefore: started.addingTimeInterval(-delay),
                                                                      orAfter: started.addingTimeInterval(max(delay, 60)),
@@ -62,12 +72,16 @@ extension SagaEndpoint {
         }
         let now = wallClock()
         let returnedAt = ContinuousClock.now
-        var expired: [(OutboxRecord, String)] = []
+        var expired: [Expired] = []
         for (row, outcome) in zip(rows, outcomes) {
             guard let seq = row.seq else { continue }
             if outcome == .nacked {
-                // Refused (a full queue): sent again after the delay, not at every pass; never moved.
-                returned.refused(seq, now: returnedAt)
+                // Refused (a full queue): sent again after the delay, not at every pass; moved once refused
+                // for `refusedTimeout` as this process saw it.
+                let since = returned.refused(seq, now: returnedAt)
+                if returnedAt - since >= configuration.refusedTimeout {
+                    expired.append(Expired(row: row, answer: .refused, broker: "basic.nack"))
+                }
                 continue
             }
             guard case .returned(let code, let text) = outcome, row.exchange.isEmpty else {
@@ -77,51 +91,64 @@ extension SagaEndpoint {
             // Returned for `unroutableTimeout` as this process saw it, not by the row's age.
             let since = returned.returned(seq, now: returnedAt)
             if returnedAt - since >= configuration.unroutableTimeout {
-                expired.append((row, "\(code) \(text)"))
+                expired.append(Expired(row: row, answer: .returned, broker: "\(code) \(text)"))
             }
         }
         if !expired.isEmpty {
-            let moved = await moveUnroutable(expired, store: store, publisher: publisher, metrics: metrics, now: now)
+            let moved = await moveToErrorQueue(expired, store: store, publisher: publisher, metrics: metrics, now: now)
             returned.forget(moved.compactMap(\.seq))
         }
         return OutboxPass(next: next, fullAndConfirmed: rows.count == limit && confirmed.count == rows.count)
     }
 
     /// Sends each row's message to the endpoint's error queue (as timeouts' copies go there: outgoing
-    /// messages have no input queue of their own), with its queue as `x-original-queue`, so that a replay
-    /// sends it there once the queue exists; the row counts as dispatched once the copy is confirmed.
-    /// Returned for ever, it was sent again every few seconds for as long as the endpoint ran.
-    private func moveUnroutable(_ rows: [(row: OutboxRecord, broker: String)], store: StoreWorker,
-                                publisher: AMQPConnection, metrics: EndpointMetrics, now: Date) async -> [OutboxRecord] {
+    /// messages have no input queue of their own), naming where it was sent (`x-original-queue` its queue, or
+    /// for an event `x-original-exchange` and `x-original-routing-key`), so that a replay sends it there once
+    /// the queue exists or has room; the row counts as dispatched once the copy is confirmed. Returned, or
+    /// refused, for ever, it was sent again every few seconds for as long as the endpoint ran.
+    private func moveToErrorQueue(_ rows: [Expired], store: StoreWorker, publisher: AMQPConnection,
+                                  metrics: EndpointMetrics, now: Date) async -> [OutboxRecord] {
         let errorQueue = configuration.errorQueue(for: configuration.endpointAddress)
         let frameMax = OutgoingLimits.frameMax(of: publisher)
         // Only the rows this process leased: another process on the same file may be moving them too.
         let leased = Set(await store.lease(rows.map(\.row), now: now).compactMap(\.seq))
         let rows = rows.filter { $0.row.seq.map(leased.contains) ?? false }
         guard !rows.isEmpty else { return [] }
-        let copies = rows.map { row, broker in
-            MessageTranslation.errorQueueRequest(
-                original: MessageTranslation.publishRequest(row).message, queue: row.routingKey, errorQueue: errorQueue,
-                reason: "the broker returned it for over \(configuration.unroutableTimeout) (\(broker)): no queue "
+        let copies = rows.map { expired in
+            let row = expired.row
+            let destination = row.exchange.isEmpty ? "queue '\(row.routingKey)'"
+                : "exchange '\(row.exchange)' (routing key '\(row.routingKey)')"
+            let reason = switch expired.answer {
+            case .returned:
+                "the broker returned it for over \(configuration.unroutableTimeout) (\(expired.broker)): no queue "
                     + "'\(row.routingKey)'; sent while handling message \(row.incomingMessageId). Replay it once "
-                    + "the queue exists",
-                errorType: "UnroutableMessage", attempts: 1, firstFailure: row.createdAt, lastFailure: now,
-                frameMax: frameMax)
+                    + "the queue exists"
+            case .refused:
+                "the broker refused it for over \(configuration.refusedTimeout) (\(expired.broker)): a queue it "
+                    + "routes to is full (overflow reject-publish); sent to \(destination) while handling message "
+                    + "\(row.incomingMessageId). Replay it once the queue has room"
+            }
+            return MessageTranslation.errorQueueRequest(
+                original: MessageTranslation.publishRequest(row).message, queue: row.routingKey, exchange: row.exchange,
+                errorQueue: errorQueue, reason: reason,
+                errorType: expired.answer == .returned ? "UnroutableMessage" : "RefusedMessage", attempts: 1,
+                firstFailure: row.createdAt, lastFailure: now, frameMax: frameMax)
         }
         let outcomes = await publisher.publish(copies)
-        let moved = zip(rows, outcomes).filter { $0.1.isConfirmed }.map(\.0.row)
-        await store.markDispatched(moved.compactMap(\.key), now: now)
-        metrics.unroutableErrorQueued.increment(by: moved.count)
-        if let first = moved.first {
-            logger.warning("outgoing messages returned for too long moved to the error queue", metadata: [
+        let moved = zip(rows, outcomes).filter { $0.1.isConfirmed }.map(\.0)
+        await store.markDispatched(moved.compactMap(\.row.key), now: now)
+        metrics.unroutableErrorQueued.increment(by: moved.count { $0.answer == .returned })
+        metrics.refusedErrorQueued.increment(by: moved.count { $0.answer == .refused })
+        if let first = moved.first?.row {
+            logger.warning("outgoing messages returned or refused for too long moved to the error queue", metadata: [
                 "count": "\(moved.count)", "message_id": "\(first.messageId)", "message_type": "\(first.messageType)",
-                "routing_key": "\(first.routingKey)", "incoming_message_id": "\(first.incomingMessageId)",
-                "error_queue": "\(errorQueue)"])
+                "exchange": "\(first.exchange)", "routing_key": "\(first.routingKey)",
+                "incoming_message_id": "\(first.incomingMessageId)", "error_queue": "\(errorQueue)"])
         }
         if moved.count < rows.count {
-            logger.warning("outgoing messages returned for too long could not be moved to the error queue; trying again",
+            logger.warning("outgoing messages returned or refused for too long could not be moved to the error queue; trying again",
                            metadata: ["count": "\(rows.count - moved.count)", "error_queue": "\(errorQueue)"])
         }
-        return moved
+        return moved.map(\.row)
     }
 }

@@ -1,19 +1,26 @@
 /// Outbox rows the broker returned (no queue of that name) or refused (basic.nack: a queue full under
-/// `reject-publish`) as housekeeping re-sends them: since when this process has seen them returned, and
-/// when it last sent them. Kept by the housekeeping loop, in memory: a restarted endpoint starts their
-/// clocks again, so a row is moved to the error queue only after it was returned for `unroutableTimeout`
-/// (by its age alone, a row written before a long downtime was moved at its first return, while its queue
-/// was perhaps still being declared again), and re-sent every `outboxRedispatchDelay` rather than at every
-/// pass (every 2 s). A refused row has no return clock (a full queue exists; it is never moved), but is
-/// spaced out the same way: re-sent at every pass, an event refused by one full queue of its exchange put
-/// a copy into each other bound queue every 2 s, not every `outboxRedispatchDelay` as the README says.
+/// `reject-publish`) as housekeeping re-sends them: since when this process has seen them returned, or
+/// refused, and when it last sent them. Kept by the housekeeping loop, in memory: a restarted endpoint starts
+/// their clocks again, so a row is moved to the error queue only after it was returned for
+/// `unroutableTimeout`, or refused for `refusedTimeout` (by its age alone, a row written before a long
+/// downtime was moved at its first return, while its queue was perhaps still being declared again), and
+/// re-sent every `outboxRedispatchDelay` rather than at every pass (every 2 s). Re-sent at every pass, an
+/// event refused by one full queue of its exchange put a copy into each other bound queue every 2 s, not
+/// every `outboxRedispatchDelay` as the README says.
+///
+/// A row's clock starts again when the broker's answer changes: a queue that refuses a message exists (its
+/// return clock starts over), and a queue that is gone is no longer full (its refusal clock starts over).
 ///
 /// Measured on the monotonic clock: these are durations within one process, and on the wall clock an NTP
 /// step changed them. Stepped forward, a reply returned a moment ago counted as returned for the step's
 /// length and went to the error queue at once; stepped back, it was not sent again until the clock caught up.
 struct ReturnedRows {
-    /// `since` is nil for a row refused since its last return: its return clock starts at its next return.
-    private var rows: [Int64: (since: ContinuousClock.Instant?, lastSent: ContinuousClock.Instant)] = [:]
+    /// What the broker last answered to a row's send.
+    enum Answer: Equatable {
+        case returned, refused
+    }
+
+    private var rows: [Int64: (answer: Answer, since: ContinuousClock.Instant, lastSent: ContinuousClock.Instant)] = [:]
 
     var count: Int { rows.count }
 
@@ -25,15 +32,19 @@ struct ReturnedRows {
 
     /// Records a return of `seq` now; returns since when it has been returned.
     mutating func returned(_ seq: Int64, now: ContinuousClock.Instant) -> ContinuousClock.Instant {
-        let since = rows[seq]?.since ?? now
-        rows[seq] = (since, now)
-        return since
+        record(.returned, seq, now: now)
     }
 
-    /// Records a refusal of `seq` now: it waits like a returned row before its next send. Its return clock
-    /// starts again: a queue that refuses a message exists.
-    mutating func refused(_ seq: Int64, now: ContinuousClock.Instant) {
-        rows[seq] = (nil, now)
+    /// Records a refusal of `seq` now: it waits like a returned row before its next send. Returns since when
+    /// it has been refused.
+    mutating func refused(_ seq: Int64, now: ContinuousClock.Instant) -> ContinuousClock.Instant {
+        record(.refused, seq, now: now)
+    }
+
+    private mutating func record(_ answer: Answer, _ seq: Int64, now: ContinuousClock.Instant) -> ContinuousClock.Instant {
+        let since = rows[seq].flatMap { $0.answer == answer ? $0.since : nil } ?? now
+        rows[seq] = (answer, since, now)
+        return since
     }
 
     /// Rows that were confirmed, moved, or failed otherwise (their clock starts again at their next return).

@@ -14,7 +14,9 @@ struct ErrorsCommand: AsyncParsableCommand {
             handles, without message_id or type, too large, or failing after all retries. It keeps its body \
             and properties (same message_id) and gains headers: x-error-reason, x-error-type, \
             x-original-queue, x-attempts, x-first-failure, x-last-failure, x-host (and x-replays once it was \
-            replayed and failed again). Replay publishes it back to its original queue (confirmed) before \
+            replayed and failed again). An event the broker kept refusing (a full queue) names \
+            x-original-exchange and x-original-routing-key instead of x-original-queue. Replay publishes it \
+            back to its original queue, or exchange (confirmed), before \
             removing it; the endpoint's inbox drops a message replayed twice. `replay --all` replays what the queue held when it started, each message id \
             once: a replayed message that fails again and a second copy of an id stay in the queue; a message \
             that cannot be replayed (no x-original-queue, or its original queue is gone) stays too, is named \
@@ -279,6 +281,8 @@ struct ErrorsCommand: AsyncParsableCommand {
         var object: [String: Any] = ["messageId": entry.messageId]
         object["type"] = entry.type
         object["originalQueue"] = entry.originalQueue
+        object["originalExchange"] = entry.originalExchange
+        object["originalRoutingKey"] = entry.originalRoutingKey
         object["reason"] = entry.reason
         object["errorType"] = entry.errorType
         object["attempts"] = entry.attempts
