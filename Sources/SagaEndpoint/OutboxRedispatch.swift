@@ -17,8 +17,8 @@ extension SagaEndpoint {
 
     /// Where the next pass starts, and whether it may start at once.
     struct OutboxPass: Sendable, Equatable {
-        /// The row after which the next pass reads (0: from the start again).
-        var next: Int64
+        /// Where the next pass reads.
+        var next: OutboxCursor
         /// The pass sent a full page (`limit` rows) and the broker confirmed every one: more rows wait, and
         /// nothing says the broker refuses them. Paced at one pass per housekeeping sleep (2 s), a backlog
         /// went out at about 250 messages a second (2,900 rows refused by a full queue took 12 s once it
@@ -30,7 +30,7 @@ extension SagaEndpoint {
     /// (the backlog is gone round in passes, so rows that keep failing do not hide the ones after them).
     /// `wallClock` dates what is stored and compared with stored dates (tests step it as NTP would).
     func redispatchOutbox(store: StoreWorker, publisher: AMQPConnection, metrics: EndpointMetrics,
-                          cursor: Int64, returned: inout ReturnedRows, limit: Int = 500,
+                          cursor: OutboxCursor, returned: inout ReturnedRows, limit: Int = 500,
                           wallClock: () -> Date = { Date() }) async throws -> OutboxPass {
         let delay = configuration.outboxRedispatchDelay.timeInterval
         let started = wallClock()
@@ -41,7 +41,7 @@ extension SagaEndpoint {
         // Dated over a minute (or the delay) ahead: written before the clock was stepped back, so old.
         let (claimed, next) = try await store.claimUnconfirmedOutbox(createdBefore: started.addingTimeInterval(-delay),
                                                                      orAfter: started.addingTimeInterval(max(delay, 60)),
-                                                                     after: cursor, limit: limit)
+                                                                     cursor: cursor, limit: limit)
         defer { store.publishing.remove(claimed.map(\.messageId)) }
         // A returned or refused row waits `outboxRedispatchDelay` between its sends, as the others wait after
         // being written.

@@ -60,7 +60,7 @@ extension SagaEndpoint {
         // When the last purge ran, on the monotonic clock: on the wall clock, a clock stepped back by an hour
         // held every purge back for that hour. Nil: none yet, the first one runs at once.
         var lastPurge: ContinuousClock.Instant?
-        var cursor: Int64 = 0
+        var cursor = OutboxCursor()
         var returned = ReturnedRows()
         while !Task.isCancelled {
             await health.refreshBacklogs(backlogReader, logger: logger)

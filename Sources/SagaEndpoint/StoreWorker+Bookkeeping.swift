@@ -92,19 +92,24 @@ extension StoreWorker {
     /// was handed, are left out: one copy goes out per attempt, not two. The caller releases the claim
     /// (`publishing.remove`) after marking the confirmed ones dispatched.
     ///
-    /// Read from the row after `after` on; `next` is where the following pass starts: after the last row
-    /// read, or 0 (from the start again) once the end of the backlog was reached. Always from the start,
-    /// 500 rows that kept failing (returned, nacked) were all that was ever sent again.
+    /// Read from the row after `cursor.after` on; `next` is where the following pass starts: after the last
+    /// row read, or from the start again once the end of the round was reached. Always from the start, 500
+    /// rows that kept failing (returned, nacked) were all that was ever sent again. A round ends at the
+    /// newest row there was when it started: ending only at a short page, it never ended while new
+    /// unconfirmed rows (refused by a full queue) came at a page a pass, and the old rows at its start were
+    /// not sent again, also once their queue had room.
     ///
     /// A row dated after `ahead` was written while the wall clock was ahead (stepped back since): it is
     /// claimed too. By its date alone it waited until the clock caught up (an hour for an hour's step),
     /// and a row of a timeout's step, or of an acked message, has no redelivery to send it meanwhile.
-    func claimUnconfirmedOutbox(createdBefore cutoff: Date, orAfter ahead: Date = .distantFuture, after: Int64,
-                                limit: Int) throws -> (rows: [OutboxRecord], next: Int64) {
-        let read = try store.undispatchedOutbox(after: after, limit: limit)
+    func claimUnconfirmedOutbox(createdBefore cutoff: Date, orAfter ahead: Date = .distantFuture, cursor: OutboxCursor,
+                                limit: Int) throws -> (rows: [OutboxRecord], next: OutboxCursor) {
+        let through = cursor.after == 0 ? try store.lastOutboxSeq() : cursor.through
+        let read = try store.undispatchedOutbox(after: cursor.after, through: through, limit: limit)
         let rows = read.filter { ($0.createdAt < cutoff || $0.createdAt > ahead) && !publishing.contains($0.messageId) }
         publishing.insert(rows.map(\.messageId))
-        return (rows, read.count < limit ? 0 : read.last?.seq ?? 0)
+        guard read.count == limit, let last = read.last?.seq, last < through else { return (rows, OutboxCursor()) }
+        return (rows, OutboxCursor(after: last, through: through))
     }
 
     func recordFailure(messageId: String, error: String, now: Date) throws -> FailureRecord {

@@ -74,16 +74,23 @@ extension SagaStore {
     /// backlog after a long broker outage.
     ///
     /// `after`: only rows numbered above it, so that a reader can go round the backlog in passes (rows
-    /// that keep failing at its start then do not hide the rest).
-    public func undispatchedOutbox(after seq: Int64 = 0, limit: Int = 100) throws -> [OutboxRecord] {
+    /// that keep failing at its start then do not hide the rest); `through`: none numbered above it (the
+    /// newest row when the reader's round started, see `lastOutboxSeq`).
+    public func undispatchedOutbox(after seq: Int64 = 0, through last: Int64 = .max,
+                                   limit: Int = 100) throws -> [OutboxRecord] {
         let rows = try connection.query(
             """
-            SELECT \(Self.outboxColumns), seq FROM outbox WHERE dispatched_at IS NULL AND seq > ?
+            SELECT \(Self.outboxColumns), seq FROM outbox WHERE dispatched_at IS NULL AND seq > ? AND seq <= ?
             ORDER BY seq LIMIT ?
             """,
-            [.integer(seq), SQLiteValue(max(0, limit))]
+            [.integer(seq), .integer(last), SQLiteValue(max(0, limit))]
         )
         return try rows.map(outboxRecord)
+    }
+
+    /// The number of the newest outbox row (0 for none): rows written later are numbered above it.
+    public func lastOutboxSeq() throws -> Int64 {
+        try connection.query("SELECT COALESCE(MAX(seq), 0) FROM outbox").first?[0].integerValue ?? 0
     }
 
     /// Marks messages as confirmed by the broker. Already-dispatched messages keep their first time.

@@ -162,19 +162,19 @@ struct DuplicateWhilePublishingTests {
         #expect(!ids.isEmpty)
         let later = Date().addingTimeInterval(60)
         // The batch that committed them claimed them: housekeeping leaves them alone, however old.
-        #expect(try await worker.claimUnconfirmedOutbox(createdBefore: later, after: 0, limit: 10).rows.isEmpty)
+        #expect(try await worker.claimUnconfirmedOutbox(createdBefore: later, cursor: OutboxCursor(), limit: 10).rows.isEmpty)
         // The batch's publish was not confirmed (the process died, say): it released them unmarked.
         worker.publishing.remove(ids)
 
         // Housekeeping first: the duplicate gets nothing to send.
-        let resent = try await worker.claimUnconfirmedOutbox(createdBefore: later, after: 0, limit: 10).rows
+        let resent = try await worker.claimUnconfirmedOutbox(createdBefore: later, cursor: OutboxCursor(), limit: 10).rows
         #expect(resent.map(\.messageId) == ids)
         guard case .duplicate(let whileResending) = await worker.processBatch([item], now: Date())[0] else {
             Issue.record("not a duplicate")
             return
         }
         #expect(whileResending.isEmpty, "housekeeping is sending them")
-        #expect(try await worker.claimUnconfirmedOutbox(createdBefore: later, after: 0, limit: 10).rows.isEmpty, "claimed once")
+        #expect(try await worker.claimUnconfirmedOutbox(createdBefore: later, cursor: OutboxCursor(), limit: 10).rows.isEmpty, "claimed once")
 
         // The re-send was not confirmed and released: a duplicate first, then housekeeping gets nothing.
         worker.publishing.remove(ids)
@@ -183,11 +183,11 @@ struct DuplicateWhilePublishingTests {
             return
         }
         #expect(afterwards.map(\.messageId) == ids)
-        #expect(try await worker.claimUnconfirmedOutbox(createdBefore: later, after: 0, limit: 10).rows.isEmpty,
+        #expect(try await worker.claimUnconfirmedOutbox(createdBefore: later, cursor: OutboxCursor(), limit: 10).rows.isEmpty,
                 "the duplicate's batch is sending them")
         // Rows younger than the cutoff are the pipeline's own, never housekeeping's.
         worker.publishing.remove(ids)
-        #expect(try await worker.claimUnconfirmedOutbox(createdBefore: Date.distantPast, after: 0, limit: 10).rows.isEmpty)
-        #expect(try await worker.claimUnconfirmedOutbox(createdBefore: later, after: 0, limit: 10).rows.map(\.messageId) == ids)
+        #expect(try await worker.claimUnconfirmedOutbox(createdBefore: Date.distantPast, cursor: OutboxCursor(), limit: 10).rows.isEmpty)
+        #expect(try await worker.claimUnconfirmedOutbox(createdBefore: later, cursor: OutboxCursor(), limit: 10).rows.map(\.messageId) == ids)
     }
 }

@@ -43,13 +43,13 @@ struct OutboxBacklogPassTests {
         let metrics = EndpointMetrics(factory: TestMetrics())
         var returned = ReturnedRows()
         var passes: [Bool] = []
-        var cursor: Int64 = 0
+        var cursor = OutboxCursor()
         repeat {
             let pass = try await endpoint.redispatchOutbox(store: worker, publisher: publisher, metrics: metrics,
                                                            cursor: cursor, returned: &returned, limit: 10)
             passes.append(pass.fullAndConfirmed)
             cursor = pass.next
-        } while cursor != 0
+        } while cursor != OutboxCursor()
         // Rows 0–9 and 10–19: full and confirmed; 20–24 and the refused one: neither.
         #expect(passes == [true, true, false])
         #expect(try await harness.depth("downstream") == 25)

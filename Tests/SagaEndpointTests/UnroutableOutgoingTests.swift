@@ -160,16 +160,16 @@ struct UnroutableOutgoingTests {
             }
         }
         // Both processes' housekeeping passes at the same time, each moving at the first return.
-        async let a: Int64 = {
+        async let a: OutboxCursor = {
             var returned = ReturnedRows()
             return try await endpoints[0].redispatchOutbox(store: workers[0], publisher: publishers[0],
-                                                           metrics: EndpointMetrics(factory: TestMetrics()), cursor: 0,
+                                                           metrics: EndpointMetrics(factory: TestMetrics()), cursor: OutboxCursor(),
                                                            returned: &returned).next
         }()
-        async let b: Int64 = {
+        async let b: OutboxCursor = {
             var returned = ReturnedRows()
             return try await endpoints[1].redispatchOutbox(store: workers[1], publisher: publishers[1],
-                                                           metrics: EndpointMetrics(factory: TestMetrics()), cursor: 0,
+                                                           metrics: EndpointMetrics(factory: TestMetrics()), cursor: OutboxCursor(),
                                                            returned: &returned).next
         }()
         _ = try await (a, b)
@@ -197,10 +197,10 @@ struct UnroutableOutgoingTests {
         })
         store.close()
         let worker = fixture.worker
-        var cursor: Int64 = 0
+        var cursor = OutboxCursor()
         var passes: [[String]] = []
         for _ in 0..<4 {
-            let (rows, next) = try await worker.claimUnconfirmedOutbox(createdBefore: Date(), after: cursor, limit: 2)
+            let (rows, next) = try await worker.claimUnconfirmedOutbox(createdBefore: Date(), cursor: cursor, limit: 2)
             passes.append(rows.map(\.messageId))
             worker.publishing.remove(rows.map(\.messageId))
             cursor = next

@@ -48,7 +48,7 @@ struct UnroutableWallClockStepTests {
         /// been sent (and returned) so far.
         func pass(_ returned: inout ReturnedRows, clockOffBy offset: TimeInterval) async throws -> Int64 {
             let metrics = EndpointMetrics(factory: self.metrics)
-            _ = try await endpoint.redispatchOutbox(store: worker, publisher: publisher, metrics: metrics, cursor: 0,
+            _ = try await endpoint.redispatchOutbox(store: worker, publisher: publisher, metrics: metrics, cursor: OutboxCursor(),
                                                     returned: &returned, wallClock: { Date(timeIntervalSinceNow: offset) })
             return (try? self.metrics.expectCounter("saga_messages_unconfirmed_total"))?.totalValue ?? 0
         }
