@@ -47,6 +47,7 @@ extension AMQPConnection {
         let state = try declareQueueNow(declaration, passive: false)
         if !declaration.name.isEmpty {
             topology.queues[declaration.name] = declaration
+            topology.queuesToDelete.remove(declaration.name)
             settleUnrestored { if case .queue(let q) = $0 { q.name == declaration.name } else { false } }
         }
         return state
@@ -58,15 +59,41 @@ extension AMQPConnection {
         return try declareQueueNow(QueueDeclaration(name: name), passive: true)
     }
 
+    /// Deletes the queue and forgets it: recovery no longer declares it. When the connection is lost (or
+    /// down, a recovery under way) before the broker answers an unconditional delete of a queue declared
+    /// through this connection, this throws, and recovery deletes the queue once the connection is back
+    /// if nobody consumes it, instead of declaring it again: a request client closed during a recovery got
+    /// its reply queue back, with nobody consuming it, until it expired. (Only if unused: meanwhile another
+    /// connection may have declared a queue of that name and consume it.)
     @discardableResult
     public func deleteQueue(_ name: String, ifUnused: Bool = false, ifEmpty: Bool = false) throws -> Int {
         try checkLimits("queue.delete", ["queue name": name])
-        let count = try onChannel(Self.controlChannel, "queue.delete \(name)") { s -> Int in
+        let count: Int
+        do {
+            count = try deleteQueueNow(name, ifUnused: ifUnused, ifEmpty: ifEmpty)
+        } catch let error as AMQPError where error.code != .channelClosed && !ifUnused && !ifEmpty && !closedByClient
+                    && topology.queues[name] != nil {
+            // Not the broker refusing it (a channel error): the delete may not have reached it.
+            forgetQueue(name)
+            topology.queuesToDelete.insert(name)
+            throw error
+        }
+        forgetQueue(name)
+        topology.queuesToDelete.remove(name)
+        return count
+    }
+
+    func deleteQueueNow(_ name: String, ifUnused: Bool, ifEmpty: Bool) throws -> Int {
+        try onChannel(Self.controlChannel, "queue.delete \(name)") { s -> Int in
             let arena = CArena()
             let ok = amqp_queue_delete(s.state, Self.controlChannel, arena.bytes(name), ifUnused ? 1 : 0, ifEmpty ? 1 : 0)
             try s.check(channel: Self.controlChannel, operation: "queue.delete \(name)")
             return Int(ok?.pointee.message_count ?? 0)
         }
+    }
+
+    /// Recovery no longer declares the queue, nor its bindings.
+    private func forgetQueue(_ name: String) {
         topology.queues.removeValue(forKey: name)
         topology.bindings.removeAll { $0.destinationKind == .queue && $0.destination == name }
         settleUnrestored {
@@ -76,7 +103,6 @@ extension AMQPConnection {
             case .exchange: false
             }
         }
-        return count
     }
 
     @discardableResult

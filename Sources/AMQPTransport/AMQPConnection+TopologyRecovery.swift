@@ -33,6 +33,24 @@ extension AMQPConnection {
         }
         unrestored = refused
         if !refused.isEmpty { startTopologyRetry() }
+        try deleteQueuesLeftByTheLoss()
+    }
+
+    /// Deletes the queues the client deleted while the connection was lost (`deleteQueue`), those nobody
+    /// consumes. One the broker refuses to delete (406: in use, 403) is left as it is, logged; a connection
+    /// error is thrown (the next recovery tries again).
+    private func deleteQueuesLeftByTheLoss() throws {
+        for name in topology.queuesToDelete.sorted() {
+            do {
+                let messages = try deleteQueueNow(name, ifUnused: true, ifEmpty: false)
+                logger.info("AMQP queue deleted after recovery (its delete was cut off by the connection loss)",
+                            metadata: ["amqp.queue": "\(name)", "amqp.messages_deleted": "\(messages)"])
+            } catch let error as AMQPError where error.code == .channelClosed {
+                logger.warning("AMQP queue deleted while the connection was lost could not be deleted after recovery; left as it is",
+                               metadata: ["amqp.queue": "\(name)", "error": "\(error)"])
+            }
+            topology.queuesToDelete.remove(name)
+        }
     }
 
     /// Tries the refused declarations again with a growing delay until none is left, the connection is

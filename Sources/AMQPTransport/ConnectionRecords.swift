@@ -17,6 +17,8 @@ struct RecordedTopology {
     var exchanges: [String: ExchangeDeclaration] = [:]
     var queues: [String: QueueDeclaration] = [:]
     var bindings: [BindingDeclaration] = []
+    /// Queues the client deleted while the connection was lost (`deleteQueue`): recovery deletes them.
+    var queuesToDelete: Set<String> = []
 }
 
 /// A delivery or return being assembled from its method, header and body frames.
