@@ -204,6 +204,36 @@ public struct AMQPConfiguration: Sendable, Hashable, CustomStringConvertible {
         return redactQueryValues(String(text[..<hidden.lowerBound]) + "***" + String(text[hidden.upperBound...]))
     }
 
+    /// `text` with `AMQPConfiguration.redact` applied to every whitespace-separated word holding `://`, or
+    /// a colon before an `@` (`user:pass@host`, and a URL whose `//` a path operation folded into one: the
+    /// folder of `--database amqp://ops:secret@host/x` is `amqp:/ops:secret@host`). A word, not the whole
+    /// text: `redact` hides from a URL's colon to the last `@` after it, which in a sentence could be
+    /// another word's. For text that may quote a URL among other words: an error naming a database path
+    /// typed as a URL, a readiness reason quoting the broker's text about a vhost.
+    public static func redactingURLs(in text: String) -> String {
+        var result = ""
+        var word = ""
+        func holdsCredentials(_ word: String) -> Bool {
+            if word.contains("://") { return true }
+            guard let at = word.lastIndex(of: "@") else { return false }
+            return word[..<at].contains(":")
+        }
+        func flush() {
+            result += holdsCredentials(word) ? redact(word) : word
+            word = ""
+        }
+        for character in text {
+            if character.isWhitespace {
+                flush()
+                result.append(character)
+            } else {
+                word.append(character)
+            }
+        }
+        flush()
+        return result
+    }
+
     /// `text` with every byte of the password `redact` would hide replaced by `*`, so the result has the
     /// same length in UTF-8: for overwriting a URL where it lies, such as the process's own arguments.
     /// Unchanged when there is no password.

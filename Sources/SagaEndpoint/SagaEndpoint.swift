@@ -50,8 +50,12 @@ public final class SagaEndpoint: Service, Sendable {
     /// (until it is consumed again), and after it stopped.
     public var isReady: Bool { notReadyReason == nil }
 
-    /// Why the endpoint is not ready, for operators (`/health/ready`); nil when it is ready.
-    public var notReadyReason: String? {
+    /// Why the endpoint is not ready, for operators (`/health/ready`); nil when it is ready. It quotes the
+    /// broker's and SQLite's text (vhost, queue and database names as given): an AMQP URL's password in it
+    /// is hidden, as in the logs. Control characters are left to whoever writes it out.
+    public var notReadyReason: String? { unredactedNotReadyReason.map { AMQPConfiguration.redactingURLs(in: $0) } }
+
+    private var unredactedNotReadyReason: String? {
         if isStopping { return "shutting down: finishing the messages in flight" }
         if !health.ready.load(ordering: .relaxed) {
             return health.connectionTrouble ?? "broker connection or database not available"

@@ -12,7 +12,9 @@ import Synchronization
 ///   exposition format.
 /// - `GET /health/live`: 200 while the process serves requests.
 /// - `GET /health/ready`: 200 when `readiness` says the endpoint can work (broker connected, database
-///   open), otherwise 503 with the reason.
+///   open), otherwise 503 with the reason, as one line of visible text (`PrintableText`): it quotes the
+///   broker's error text, and a vhost's or queue's name in it may hold a line break or an escape sequence
+///   that acted on the terminal of an operator running `curl`.
 public final class OperationsServer: Service, Sendable {
     public struct Readiness: Sendable {
         public var isReady: Bool
@@ -168,7 +170,8 @@ private final class OperationsHandler: ChannelInboundHandler {
                 promise.futureResult.whenSuccess { state in
                     let (handler, context) = loopBound.value
                     handler.respond(context, status: state.isReady ? .ok : .serviceUnavailable,
-                                    body: state.isReady ? "ready\n" : "not ready: \(state.reason)\n", keepAlive: keepAlive)
+                                    body: state.isReady ? "ready\n" : "not ready: \(PrintableText.oneLine(state.reason))\n",
+                                    keepAlive: keepAlive)
                 }
             default:
                 respond(context, status: .notFound, body: "not found; try /metrics, /health/live, /health/ready\n",

@@ -1,5 +1,6 @@
 import Foundation
 import Logging
+import SagaOperations
 
 /// How the executable writes its log: swift-log's text layout, or one JSON object per line for a log
 /// collector (Loki, Elasticsearch, CloudWatch), which otherwise has to parse `key=value` text.

@@ -186,7 +186,7 @@ enum EndpointHost {
             // refused, a database it cannot open), and an alert on the level had nothing to fire on.
             // Redacted: the error may quote a setting, a broker URL among them (a URL given as --database).
             logger.critical("exiting", metadata: ["shutdown": "stopped by an error",
-                                                  "error": "\(SagaEndpointCLI.redactingURLs("\(error)"))"])
+                                                  "error": "\(AMQPConfiguration.redactingURLs(in: "\(error)"))"])
             throw error
         }
     }

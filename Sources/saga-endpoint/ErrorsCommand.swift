@@ -3,6 +3,7 @@ import ArgumentParser
 import Foundation
 import Logging
 import SagaEndpoint
+import SagaOperations
 
 /// `errors list|show|replay|delete|purge`: the operator's view of an error queue.
 struct ErrorsCommand: AsyncParsableCommand {

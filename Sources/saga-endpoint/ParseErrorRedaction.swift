@@ -13,37 +13,8 @@ extension SagaEndpointCLI {
     static func redactedParseReport(_ error: any Error) -> String {
         let full = fullMessage(for: error)
         let plain = message(for: error)
-        let redacted = redactingURLs(plain)
+        let redacted = AMQPConfiguration.redactingURLs(in: plain)
         guard redacted != plain else { return full }
         return full.replacingOccurrences(of: plain, with: redacted)
-    }
-
-    /// `text` with `AMQPConfiguration.redact` applied to every whitespace-separated word holding `://`, or
-    /// a colon before an `@` (`user:pass@host`, and a URL whose `//` a path operation folded into one: the
-    /// folder of `--database amqp://ops:secret@host/x` is `amqp:/ops:secret@host`). A word, not the whole
-    /// text: `redact` hides from a URL's colon to the last `@` after it, which in a sentence could be
-    /// another word's.
-    static func redactingURLs(_ text: String) -> String {
-        var result = ""
-        var word = ""
-        func holdsCredentials(_ word: String) -> Bool {
-            if word.contains("://") { return true }
-            guard let at = word.lastIndex(of: "@") else { return false }
-            return word[..<at].contains(":")
-        }
-        func flush() {
-            result += holdsCredentials(word) ? AMQPConfiguration.redact(word) : word
-            word = ""
-        }
-        for character in text {
-            if character.isWhitespace {
-                flush()
-                result.append(character)
-            } else {
-                word.append(character)
-            }
-        }
-        flush()
-        return result
     }
 }

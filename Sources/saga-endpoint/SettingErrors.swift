@@ -1,3 +1,4 @@
+import AMQPTransport
 import ArgumentParser
 import Foundation
 
@@ -38,14 +39,14 @@ extension SagaEndpointCLI {
             // belongs (`--database amqp://ops:secret@host/x`, `"prefetch": "amqp://…"`) was printed with its
             // password: every URL in them is redacted (ParseErrorRedaction.swift).
             if let report = settingErrorReport(error, command: type(of: command)) {
-                printError(FinalErrorRecord.render(redactingURLs(report), status: ExitCode.validationFailure.rawValue))
+                printError(FinalErrorRecord.render(AMQPConfiguration.redactingURLs(in: report), status: ExitCode.validationFailure.rawValue))
                 Foundation.exit(ExitCode.validationFailure.rawValue)
             }
             // The command's own failure keeps its status; a lost output is worth a line too.
             if let failure = StandardStreams.outputFailure() {
                 printError(FinalErrorRecord.render(outputLost(failure), status: exitCode(for: error).rawValue))
             }
-            exitRedacting(error, report: redactingURLs(fullMessage(for: error)))
+            exitRedacting(error, report: AMQPConfiguration.redactingURLs(in: fullMessage(for: error)))
         }
         // Its result is what it printed: a command whose output could not be written failed.
         if let failure = StandardStreams.outputFailure() {

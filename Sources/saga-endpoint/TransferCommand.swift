@@ -4,6 +4,7 @@ import Foundation
 import Logging
 import MoneyTransfer
 import Sagas
+import SagaOperations
 
 /// `transfer`: requests one transfer.
 struct TransferCommand: AsyncParsableCommand, BrokerCommand, OperatorLogging {

@@ -57,6 +57,23 @@ struct OperationsServerTests {
         }
     }
 
+    // Failed before: the reason went into the body as it was, and it quotes the broker's text (a vhost's or a
+    // queue's name): a line break in it started a line of its own, an escape sequence acted on the terminal of
+    // the operator running `curl`.
+    @Test("/health/ready writes its reason as one line of visible text, control characters escaped as the text log does")
+    func readinessReasonIsOneVisibleLine() async throws {
+        let port = try freePort()
+        let server = OperationsServer(port: port, registry: PrometheusCollectorRegistry(), logger: Logger(label: "test")) {
+            .init(isReady: false, reason: "vhost 'a\u{1B}[2J\r\nb\u{85}c\u{2028}d\u{7}' not found")
+        }
+        let task = Task { try await server.run() }
+        defer { task.cancel() }
+        try await waitForListening(port)
+        let (status, body) = try await get(port, "/health/ready")
+        #expect(status == 503)
+        #expect(body == #"not ready: vhost 'a\u{1B}[2J\r\nb\u{85}c\u{2028}d\u{7}' not found"# + "\n", "\(body.debugDescription)")
+    }
+
     // Failed before: a client that connected and sent nothing kept its connection (and a file descriptor of
     // the endpoint's) for ever.
     @Test("a client connection that sends nothing is closed after the idle timeout")
