@@ -185,8 +185,9 @@ enum EndpointHost {
             // saw the endpoint start and never why it stopped (a refused login, a topology the broker
             // refused, a database it cannot open), and an alert on the level had nothing to fire on.
             // Redacted: the error may quote a setting, a broker URL among them (a URL given as --database).
-            logger.critical("exiting", metadata: ["shutdown": "stopped by an error",
-                                                  "error": "\(AMQPConfiguration.redactingURLs(in: "\(error)"))"])
+            // In JSON this record is the final error record too (one record for one failure).
+            FinalErrorRecord.stoppedByError(logger, level: .critical, "exiting", metadata: [
+                "shutdown": "stopped by an error", "error": "\(AMQPConfiguration.redactingURLs(in: "\(error)"))"])
             throw error
         }
     }

@@ -1,3 +1,4 @@
+import Logging
 import Synchronization
 
 /// The command's last word on a failure ("Error: …", printed just before it exits) in the log's format.
@@ -8,17 +9,45 @@ import Synchronization
 /// its log handler in JSON, the line is a record like the others (level `error`, the text as `message`,
 /// the exit status as `exit_status`). Before that (a bad flag, an unreadable config file: the format
 /// itself may be what is wrong) it stays text, with the usage line ArgumentParser prints.
+///
+/// `run` and `bank` end with a record of their own, `exiting` (critical, with the error, when one stopped
+/// them). In JSON that record and the final error record were two records for one failure, which an alert
+/// counted twice: there, `exiting` is the final record (`stoppedByError`), with the exit status added.
 enum FinalErrorRecord {
     private static let installed = Mutex<LogFormat?>(nil)
+
+    /// The record that stands for the final error line, set by `stoppedByError`.
+    private struct Stop: Sendable {
+        var level: Logger.Level
+        var message: String
+        var metadata: Logger.Metadata
+    }
+
+    private static let stop = Mutex<Stop?>(nil)
 
     /// Called when the process-wide log handler is installed.
     static func logHandlerInstalled(_ format: LogFormat) {
         installed.withLock { $0 = format }
     }
 
+    /// Logs the record of a command that an error stops (`exiting`), or, in JSON, keeps it to be the final
+    /// error record (`render`), so that the failure is one record with the error's fields and the exit status.
+    static func stoppedByError(_ logger: Logger, level: Logger.Level, _ message: String, metadata: Logger.Metadata) {
+        guard installed.withLock({ $0 }) == .json else {
+            logger.log(level: level, "\(message)", metadata: metadata)
+            return
+        }
+        stop.withLock { $0 = Stop(level: level, message: message, metadata: metadata) }
+    }
+
     /// `report` (one or more lines starting with "Error: ") as the line to print for exit status `status`.
     static func render(_ report: String, status: Int32) -> String {
         guard installed.withLock({ $0 }) == .json else { return report }
+        if let stop = stop.withLock({ $0.take() }) {
+            return ConsoleLogHandler.line(.json, time: ConsoleLogHandler.timestamp(), level: stop.level,
+                                          label: "saga-endpoint", message: stop.message, source: "saga_endpoint",
+                                          metadata: stop.metadata.merging(["exit_status": "\(status)"]) { $1 })
+        }
         let message = report.hasPrefix("Error: ") ? String(report.dropFirst("Error: ".count)) : report
         return ConsoleLogHandler.line(.json, time: ConsoleLogHandler.timestamp(), level: .error, label: "saga-endpoint",
                                       message: message, source: "saga_endpoint",

@@ -35,8 +35,9 @@ struct CLILifecycleNoticeTests {
     // Failed before: an error that stopped `run` (here a refused login) reached stderr only as
     // ArgumentParser's plain "Error: …" line, after the JSON "starting endpoint" record: a log collector
     // reading `--log-format json` saw the endpoint start and never why it stopped, and an alert on the
-    // level had nothing to fire on.
-    @Test("an error that stops run is logged as a critical record, also in JSON, before the final error record")
+    // level had nothing to fire on. Then (a later review) it was two records, the critical `exiting` and the
+    // final error record repeating it: one failure counted twice by an alert on errors.
+    @Test("an error that stops run is one critical JSON record, exiting, with the error and the exit status; text keeps both lines")
     func aStopByAnErrorIsLogged() async throws {
         let harness = try await EndpointHarness.make()
         let refused = harness.url.replacingOccurrences(of: "guest:guest@", with: "guest:wrong-password@")
@@ -50,15 +51,25 @@ struct CLILifecycleNoticeTests {
         let records = lines.compactMap { line in
             (try? JSONSerialization.jsonObject(with: Data(line.utf8))) as? [String: Any]
         }
-        let stop = records.first { $0["level"] as? String == "critical" }
-        #expect(stop?["message"] as? String == "exiting", "\(lines)")
-        #expect((stop?["error"] as? String)?.contains("authenticationFailed") == true, "\(lines)")
+        #expect(records.count == lines.count, "every line a JSON record: \(lines)")
         #expect(!lines.joined().contains("wrong-password"), "\(lines)")
-        // The last line is the command's final error, as a JSON record too (FinalErrorRecord).
-        let last = records.last
-        #expect(records.count == lines.count, "\(lines)")
-        #expect(last?["level"] as? String == "error" && last?["exit_status"] as? String == "1", "\(lines)")
-        #expect((last?["message"] as? String)?.contains("authenticationFailed") == true, "\(lines)")
+        // One record for the failure, the last one: `exiting`, critical, with the error and the exit status.
+        let naming = records.filter { "\($0)".contains("authenticationFailed") }
+        #expect(naming.count == 1, "\(lines)")
+        let last = try #require(records.last, "\(lines)")
+        #expect(last["level"] as? String == "critical" && last["message"] as? String == "exiting", "\(lines)")
+        #expect(last["shutdown"] as? String == "stopped by an error", "\(lines)")
+        #expect((last["error"] as? String)?.contains("authenticationFailed") == true, "\(lines)")
+        #expect(last["exit_status"] as? String == "1", "\(lines)")
+
+        // In text, the log line and ArgumentParser's "Error: …" line, as the README says.
+        let text = try RunProcess(url: refused, label: "stopped-by-error-text", logLevel: "notice",
+                                  extraArguments: ["--no-declare-topology"])
+        defer { text.cleanUp() }
+        #expect(try await runOnThread { try text.process.waitUntilExit(timeout: .seconds(60)) } == 1)
+        let log = text.process.errorOutput()
+        #expect(log.contains("critical") && log.contains("shutdown=stopped by an error"), "\(log)")
+        #expect(log.split(separator: "\n").last?.hasPrefix("Error: AMQP authenticationFailed") == true, "\(log)")
         await harness.tearDown()
     }
 }
