@@ -13,17 +13,26 @@ extension SagaEndpoint {
     /// The first consumer of `queue`; nil when the broker refused it (the queue was deleted since it was
     /// declared, or reading it is not permitted): the endpoint then starts without it, not ready, and
     /// consumes it again like a queue lost later. Before, that one refusal failed the whole endpoint.
+    /// A refused permission is said as `InputQueueAccessRefused` (the queue, vhost, user and permission).
     /// Other failures (the connection) still end the start.
     func consumeAtStart(_ queue: String, on connection: AMQPConnection) async throws -> AMQPConsumer? {
         do {
             return try await connection.consume(queue: queue, prefetch: configuration.prefetch,
                                                 consumerTag: consumerTag(for: queue))
         } catch let error as AMQPError where error.code == .channelClosed {
-            health.consumerLost(queue, reason: "\(error)")
+            let reason = Self.consumeFailure(error, queue: queue, on: connection)
+            health.consumerLost(queue, reason: reason)
             logger.error("the queue cannot be consumed; starting without it and trying again", metadata: [
-                "queue": "\(queue)", "error": "\(error)"])
+                "queue": "\(queue)", "error": "\(reason)"])
             return nil
         }
+    }
+
+    /// Why `queue` could not be consumed, for the log and the readiness reason: the broker's bare 403 named
+    /// neither the permission missing nor how to grant it.
+    static func consumeFailure(_ error: any Error, queue: String, on connection: AMQPConnection) -> String {
+        InputQueueAccessRefused.from(error, queue: queue, configuration: connection.configuration)
+            .map { "\($0)" } ?? "\(error)"
     }
 
     /// Moves `queue`'s deliveries into the batch loop, from `first` (nil: not consumed yet) and from every
@@ -83,9 +92,10 @@ extension SagaEndpoint {
             } catch {
                 attempt += 1
                 delay = policy.delay(attempt: attempt)
-                health.consumerLost(queue, reason: "\(error)")
+                let reason = Self.consumeFailure(error, queue: queue, on: connection)
+                health.consumerLost(queue, reason: reason)
                 logger.warning("the queue still cannot be consumed; trying again", metadata: [
-                    "queue": "\(queue)", "error": "\(error)", "attempt": "\(attempt)"])
+                    "queue": "\(queue)", "error": "\(reason)", "attempt": "\(attempt)"])
             }
         }
     }
