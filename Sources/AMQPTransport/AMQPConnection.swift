@@ -75,9 +75,14 @@ public actor AMQPConnection {
 
     public nonisolated var unownedExecutor: UnownedSerialExecutor { executor.asUnownedSerialExecutor() }
 
-    private init(configuration: AMQPConfiguration, recovery: RecoveryPolicy, logger: Logger) {
+    /// The level of the "AMQP connected" record (each connect and reconnect): see `connect`.
+    nonisolated let connectedLevel: Logger.Level
+
+    private init(configuration: AMQPConfiguration, recovery: RecoveryPolicy, connectedLevel: Logger.Level,
+                 logger: Logger) {
         self.configuration = configuration
         self.recovery = recovery
+        self.connectedLevel = connectedLevel
         var logger = logger
         logger[metadataKey: "amqp.url"] = "\(configuration.redactedURL)"
         if let name = configuration.connectionName { logger[metadataKey: "amqp.connection"] = "\(name)" }
@@ -92,11 +97,16 @@ public actor AMQPConnection {
     }
 
     /// Connects, or throws when the first attempt fails (later losses are recovered automatically).
+    /// `connectedLevel` is the level of the "AMQP connected" record: info for a long-lived connection (an
+    /// endpoint's, an operator command's), debug for a client that may connect once per request
+    /// (`MessageSession.connect`), whose log it would otherwise fill. A recovery is logged at info either
+    /// way ("AMQP connection recovered").
     public static func connect(
         _ configuration: AMQPConfiguration, recovery: RecoveryPolicy = .default,
-        logger: Logger = Logger(label: "amqp")
+        connectedLevel: Logger.Level = .info, logger: Logger = Logger(label: "amqp")
     ) async throws -> AMQPConnection {
-        let connection = AMQPConnection(configuration: configuration, recovery: recovery, logger: logger)
+        let connection = AMQPConnection(configuration: configuration, recovery: recovery,
+                                        connectedLevel: connectedLevel, logger: logger)
         try await connection.start()
         return connection
     }
@@ -104,11 +114,11 @@ public actor AMQPConnection {
     /// Connects to an AMQP URI (see `AMQPConfiguration`).
     public static func connect(
         url: String, connectionName: String? = nil, recovery: RecoveryPolicy = .default,
-        logger: Logger = Logger(label: "amqp")
+        connectedLevel: Logger.Level = .info, logger: Logger = Logger(label: "amqp")
     ) async throws -> AMQPConnection {
         var configuration = try AMQPConfiguration(url: url)
         if let connectionName { configuration.connectionName = connectionName }
-        return try await connect(configuration, recovery: recovery, logger: logger)
+        return try await connect(configuration, recovery: recovery, connectedLevel: connectedLevel, logger: logger)
     }
 
     private func start() throws {
@@ -226,7 +236,7 @@ public actor AMQPConnection {
         }
         lastError = nil
         frameMaxNegotiated.store(session.frameMax, ordering: .relaxed)
-        logger.info("AMQP connected", metadata: [
+        logger.log(level: connectedLevel, "AMQP connected", metadata: [
             "amqp.heartbeat": "\(session.heartbeat)", "amqp.frame_max": "\(session.frameMax)",
         ])
     }

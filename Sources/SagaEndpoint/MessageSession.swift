@@ -45,7 +45,9 @@ public struct MessageSession: Sendable {
     public static func connect(url: String, connectionName: String? = nil, appId: String? = nil,
                                resendWindow: Duration = .seconds(30), tracer: (any Tracer)? = nil,
                                logger: Logger = Logger(label: "saga.session")) async throws -> MessageSession {
-        let connection = try await AMQPConnection.connect(url: url, connectionName: connectionName, logger: logger)
+        // "AMQP connected" at debug: a client that connects per request logged it at info every time.
+        let connection = try await AMQPConnection.connect(url: url, connectionName: connectionName,
+                                                          connectedLevel: .debug, logger: logger)
         return MessageSession(connection: connection, appId: appId, resendWindow: resendWindow, tracer: tracer,
                               logger: logger)
     }
