@@ -18,6 +18,8 @@ enum SagaBench {
     static let transferCases: [any BenchmarkCase] = [TransferStartLoop(), TransferFlowLoop()]
 
     static func main() async {
+        // Before anything reads the arguments: `--url`'s password is overwritten where `ps` shows it.
+        ArgumentPasswords.hide()
         do {
             let options = try Options.parse(Array(CommandLine.arguments.dropFirst()))
             if options.help {

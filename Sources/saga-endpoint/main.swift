@@ -1,3 +1,4 @@
+import AMQPTransport
 import ArgumentParser
 
 /// `saga-endpoint`: hosts the money-transfer sagas and the simulated bank on RabbitMQ, manages the

@@ -1,13 +1,13 @@
-import AMQPTransport
-
 /// Overwrites the password of every URL among the process's arguments, where the kernel shows them to
 /// every local user (`ps -ef`, `/proc/PID/cmdline`): `run --amqp-url amqp://ops:secret@rabbit/` showed the
 /// password for as long as the endpoint ran. Each byte of it becomes `*` in place (the arguments' memory
 /// cannot grow or shrink). Swift's `CommandLine.arguments` is a copy made at its first use, which is made
 /// here first, so the commands still parse and use the real URL. From the exec to this overwrite the
 /// password is visible for an instant: `AMQP_URL` or the config file keep it out of the arguments entirely.
-enum ArgumentPasswords {
-    static func hide() {
+/// Public, for every executable that takes a broker URL as an argument: `saga-endpoint` and `saga-bench`
+/// (whose `--url` stayed in `ps` for the whole run), each calling it first thing.
+public enum ArgumentPasswords {
+    public static func hide() {
         _ = CommandLine.arguments
         let argv = CommandLine.unsafeArgv
         for index in 1..<Int(CommandLine.argc) {
