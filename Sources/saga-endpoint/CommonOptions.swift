@@ -122,6 +122,7 @@ struct LoggingOptions: ParsableArguments {
     static func bootstrap(level: Logger.Level, format: LogFormat = .text, label: String = "saga-endpoint") -> Logger {
         LoggingSystem.bootstrap { label in ConsoleLogHandler(label: label, format: format, level: level) }
         FinalErrorRecord.logHandlerInstalled(format)
+        ConfigFileExposure.logHandlerInstalled()
         return Logger(label: label)
     }
 }

@@ -152,6 +152,13 @@ struct ConfigFile: Sendable {
         }
         self.values = values
         self.written = written
+        // Every `amqp-url` in the file, this command's or not: any of them is a password others may read.
+        let levels = [root] + ConfigSection.allCases.compactMap { section -> [String: JSONValue]? in
+            if case .object(let entries) = root[section.rawValue] { entries } else { nil }
+        }
+        ConfigFileExposure.loaded(path: path, amqpURLs: levels.compactMap { level -> String? in
+            if case .string(let url) = level[ConfigKey.amqpURL.name] { url } else { nil }
+        })
     }
 
     /// Where the key's value was written in the file (for messages), nil when it is not set.
