@@ -19,6 +19,8 @@ import Foundation
 extension SagaEndpointCLI {
     /// ArgumentParser's `main`, with the rule above for the errors a command throws while it runs.
     static func mainReportingSettingErrors(_ arguments: [String]? = nil) async -> Never {
+        FinalErrorRecord.requested(arguments: arguments ?? Array(CommandLine.arguments.dropFirst()),
+                                   environment: ProcessInfo.processInfo.environment)
         var command: any ParsableCommand
         do {
             command = try parseAsRoot(arguments)

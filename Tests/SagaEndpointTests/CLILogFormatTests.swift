@@ -64,6 +64,36 @@ struct CLILogFormatTests {
         await harness.tearDown()
     }
 
+    // Failed before: a bad flag found by the parser, before the log is set up, printed ArgumentParser's
+    // text lines (Error, Help, Usage, See) although the command line asked for JSON.
+    @Test("a usage error under --log-format json or LOG_FORMAT=json is one JSON record with exit_status 64; stdout stays empty")
+    func jsonUsageError() async throws {
+        func outcome(_ arguments: [String], environment: [String: String] = [:]) async throws -> CLIRun {
+            let process = try ChildProcess(executable: CLIProcessTests.executablePath, arguments: arguments,
+                                           environment: environment)
+            let status = try await runOnThread { try process.waitUntilExit(timeout: .seconds(60)) }
+            return CLIRun(status: status, output: process.output(), errorOutput: process.errorOutput())
+        }
+        for (run, names) in [(try await outcome(["run", "--log-format", "json", "--prefetch", "abc"]), "'--prefetch <prefetch>'"),
+                             (try await outcome(["run", "--log-format=json", "--prefetch", "0"]), "--prefetch must be at least 1"),
+                             (try await outcome(["errors", "list", "--bogus"], environment: ["LOG_FORMAT": "json"]), "'--bogus'")] {
+            #expect(run.status == 64, "\(run)")
+            #expect(run.output.isEmpty, "\(run)")
+            let lines = run.errorOutput.split(separator: "\n")
+            let records = lines.compactMap { (try? JSONSerialization.jsonObject(with: Data($0.utf8))) as? [String: Any] }
+            #expect(lines.count == 1 && records.count == 1, "one JSON record: \(run)")
+            #expect(records.first?["level"] as? String == "error", "\(run)")
+            #expect(records.first?["exit_status"] as? String == "64", "\(run)")
+            #expect((records.first?["message"] as? String)?.contains(names) == true, "\(run)")
+            #expect((records.first?["message"] as? String)?.contains("Usage: saga-endpoint ") == true, "\(run)")
+        }
+        // The format given is what is wrong, or none is asked for: ArgumentParser's text, as before.
+        for run in [try await outcome(["run", "--log-format", "xml", "--prefetch", "abc"], environment: ["LOG_FORMAT": "json"]),
+                    try await outcome(["run", "--prefetch", "abc"])] {
+            #expect(run.status == 64 && run.errorOutput.hasPrefix("Error: "), "\(run)")
+        }
+    }
+
     @Test("text lines carry the time in UTC to the millisecond; a bad --log-format exits 64 naming it")
     func textLinesAndBadFormat() async throws {
         let harness = try await EndpointHarness.make()
