@@ -23,31 +23,12 @@ public actor RequestClient {
     public nonisolated let replyQueue: String
     let logger: Logger
     private let declaration: QueueDeclaration
-    private var waiting: [String: Waiter] = [:]
-    /// Requests still waiting for their confirm, by key: resumed when their reply comes first.
-    private var replyWatches: [String: (token: Int, continuation: CheckedContinuation<Void, Never>)] = [:]
-    private var nextToken = 0
+    private var waits = RequestWaits()
     private var consumer: AMQPConsumer?
     private var consuming: Task<Void, Never>?
     private var isClosed = false
     /// Why requests are refused once closed.
     private var closedReason = "the request client was closed"
-
-    /// Where a request is between being registered (before it is sent, so that a quick reply is not
-    /// missed) and its reply, timeout or cancellation.
-    private enum Waiter {
-        case sent(token: Int, Request)
-        case replied(token: Int, Reply)
-        case cancelled(token: Int, Request)
-        case waiting(token: Int, Request, CheckedContinuation<Result<Reply, MessageSessionError>, Never>,
-                     timer: Task<Void, Never>)
-
-        var token: Int {
-            switch self {
-            case .sent(let token, _), .replied(let token, _), .cancelled(let token, _), .waiting(let token, _, _, _): token
-            }
-        }
-    }
 
     /// A request, as its errors and its reply name it.
     struct Request: Sendable {
@@ -57,6 +38,11 @@ public actor RequestClient {
 
         func error(_ code: MessageSessionError.Code, _ reason: String) -> MessageSessionError {
             MessageSessionError(code, messageId: messageId, messageType: type, destination: destination, reason: reason)
+        }
+
+        func cancelled() -> MessageSessionError {
+            error(.cancelled, "the task was cancelled while the request waited for its reply; it may or may not "
+                      + "have been handled")
         }
     }
 
@@ -131,15 +117,12 @@ public actor RequestClient {
         let key = id
         let request = Request(messageId: id, type: M.messageType, destination: "queue '\(queue)'")
         guard !isClosed else { throw request.error(.closed, closedReason) }
-        guard waiting[key] == nil else {
+        guard let token = waits.register(key, request) else {
             throw request.error(.invalidMessage, "another request with message id '\(key)' is waiting for its reply")
         }
-        nextToken += 1
-        let token = nextToken
-        waiting[key] = .sent(token: token, request)
         if case .failure(let error) = await send(message, to: queue, request, key: key, token: token, headers: headers,
                                                   before: deadline, timeout: timeout) {
-            if waiting[key]?.token == token { waiting[key] = nil }
+            waits.remove(key, token)
             throw error
         }
         let result = await withTaskCancellationHandler {
@@ -200,7 +183,7 @@ public actor RequestClient {
             return first
         }
         // Whatever ended the wait, a reply already in hand settles it.
-        if case .replied(token, _) = waiting[key] { return .success(()) }
+        if waits.hasReply(key, token) { return .success(()) }
         switch first {
         case .sent(let result):
             return result
@@ -211,7 +194,7 @@ public actor RequestClient {
             return .failure(request.error(.closed, "the request client was closed while the request was sent "
                 + "(\(closedReason)); it may or may not have been taken"))
         case .deadline, .watchStopped:
-            if Task.isCancelled { return .failure(Self.cancelled(request)) }
+            if Task.isCancelled { return .failure(request.cancelled()) }
             let blocked = await session.connection.blockedReason.map { " (the broker blocks publishing: \($0))" } ?? ""
             return .failure(request.error(.notConfirmed, "the broker did not confirm the request within \(timeout)"
                 + "\(blocked); it may or may not have been taken"))
@@ -231,24 +214,22 @@ public actor RequestClient {
         case replied, closed, stopped
     }
 
-    /// Returns once the reply for `key` is in, once the client is closed (`endWaits`), or when the wait ends
-    /// otherwise (`endReplyWatch`).
+    /// Returns once the reply for `key` is in, once the client is closed (`RequestWaits.endAll`), or when
+    /// the wait ends otherwise (`endReplyWatch`).
     private func watchForReply(_ key: String, _ token: Int) async -> WatchEnd {
-        if case .replied(token, _) = waiting[key] { return .replied }
+        if waits.hasReply(key, token) { return .replied }
         if isClosed { return .closed }
         await withCheckedContinuation { continuation in
             // Cancelled before this ran: `endReplyWatch` has been and found nothing to resume.
             guard !Task.isCancelled else { return continuation.resume() }
-            replyWatches[key] = (token, continuation)
+            waits.watch(key, token, continuation)
         }
-        if case .replied(token, _) = waiting[key] { return .replied }
+        if waits.hasReply(key, token) { return .replied }
         return isClosed ? .closed : .stopped
     }
 
     private func endReplyWatch(_ key: String, _ token: Int) {
-        guard let watch = replyWatches[key], watch.token == token else { return }
-        replyWatches[key] = nil
-        watch.continuation.resume()
+        waits.endWatch(key, token)
     }
 
     /// Sends a request and decodes its reply as an `R`: a reply of another type is `.unexpectedReply`.
@@ -266,7 +247,7 @@ public actor RequestClient {
         isClosed = true
         consuming?.cancel()
         try? await consumer?.cancel()
-        endWaits("the request client was closed while the request waited for its reply")
+        waits.endAll("the request client was closed while the request waited for its reply")
         _ = try? await session.connection.deleteQueue(replyQueue)
     }
 
@@ -277,70 +258,26 @@ public actor RequestClient {
         try? await consumer?.cancel()
     }
 
-    /// Ends every waiting request with `.closed`, also those still waiting for their confirm: without
-    /// that, a request whose confirm was held back (a resource alarm) waited out its whole timeout after
-    /// `close()`, for a reply that could no longer come, and then threw `.notConfirmed`.
-    private func endWaits(_ reason: String) {
-        for waiter in waiting.values {
-            guard case .waiting(_, let request, let continuation, let timer) = waiter else { continue }
-            timer.cancel()
-            continuation.resume(returning: .failure(request.error(.closed, reason)))
-        }
-        waiting.removeAll()
-        let watches = replyWatches.values
-        replyWatches.removeAll()
-        for watch in watches { watch.continuation.resume() }
-    }
-
     // MARK: Waiting
 
     private func wait(_ key: String, _ token: Int, _ sent: Request,
-                      _ continuation: CheckedContinuation<Result<Reply, MessageSessionError>, Never>,
+                      _ continuation: CheckedContinuation<RequestWaits.Outcome, Never>,
                       deadline: ContinuousClock.Instant, timeout: Duration) {
-        switch waiting[key] {
-        case .replied(token, let reply):
-            waiting[key] = nil
-            continuation.resume(returning: .success(reply))
-        case .cancelled(token, let request):
-            waiting[key] = nil
-            continuation.resume(returning: .failure(Self.cancelled(request)))
-        case .sent(token, let request):
-            let timer = Task { [weak self] in
+        waits.wait(key, token, sent, continuation, closedReason: closedReason) {
+            Task { [weak self] in
                 try? await Task.sleep(until: deadline)
                 guard !Task.isCancelled else { return }
                 await self?.expire(key, token, timeout)
             }
-            waiting[key] = .waiting(token: token, request, continuation, timer: timer)
-        default:
-            // Closed while it was sent.
-            continuation.resume(returning: .failure(sent.error(.closed, "the request client was closed while the "
-                + "request was sent (\(closedReason))")))
         }
     }
 
     private func expire(_ key: String, _ token: Int, _ timeout: Duration) {
-        guard case .waiting(token, let request, let continuation, _) = waiting[key] else { return }
-        waiting[key] = nil
-        continuation.resume(returning: .failure(
-            request.error(.noReply, "no reply within \(timeout): the request may or may not have been handled")))
+        waits.expire(key, token, timeout)
     }
 
     private func cancelWaiting(_ key: String, _ token: Int) {
-        switch waiting[key] {
-        case .sent(token, let request):
-            waiting[key] = .cancelled(token: token, request)
-        case .waiting(token, let request, let continuation, let timer):
-            timer.cancel()
-            waiting[key] = nil
-            continuation.resume(returning: .failure(Self.cancelled(request)))
-        default:
-            break
-        }
-    }
-
-    private static func cancelled(_ request: Request) -> MessageSessionError {
-        request.error(.cancelled, "the task was cancelled while the request waited for its reply; it may or may not "
-                          + "have been handled")
+        waits.cancel(key, token)
     }
 
     // MARK: Consuming replies
@@ -402,7 +339,7 @@ public actor RequestClient {
         isClosed = true
         closedReason = reason
         logger.notice("request client stopped: \(reason)", metadata: ["queue": "\(replyQueue)"])
-        endWaits(reason + " while the request waited for its reply")
+        waits.endAll(reason + " while the request waited for its reply")
     }
 
     private func deliver(_ delivery: AMQPDelivery) {
@@ -412,15 +349,7 @@ public actor RequestClient {
             Reply(type: properties.type ?? "", messageId: properties.messageId ?? "", correlationId: key,
                   body: delivery.message.body, properties: properties, request: request)
         }
-        switch waiting[key] {
-        case .sent(let token, let request):
-            waiting[key] = .replied(token: token, reply(to: request))
-            endReplyWatch(key, token)
-        case .waiting(_, let request, let continuation, let timer):
-            timer.cancel()
-            waiting[key] = nil
-            continuation.resume(returning: .success(reply(to: request)))
-        default:
+        if !waits.deliver(key, reply(to:)) {
             logger.info("reply for no waiting request dropped (its request timed out, was cancelled, or it came twice)",
                         metadata: ["queue": "\(replyQueue)", "delivery_tag": "\(delivery.tag.value)",
                                    "correlation_id": "\(key)", "message_id": "\(properties.messageId ?? "")",
