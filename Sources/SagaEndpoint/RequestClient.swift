@@ -10,13 +10,15 @@ public import Sagas
 /// The reply queue is the client's own, made by `start`: not exclusive and not auto-deleted, so it and the
 /// replies in it outlive a lost connection (recovery declares it again and consumes again), with
 /// `x-expires` so that RabbitMQ deletes it once no client has used it for that long (a client that crashed
-/// leaves nothing behind for ever). A reply that comes after its request timed out, or twice, is dropped.
+/// leaves nothing behind for ever). A reply that comes after its request ended without one (not confirmed
+/// in time, no reply in time, cancelled) is kept for the next request under that message id (the endpoint's
+/// inbox would drop that copy unanswered: `UnansweredRequests`); one that comes twice is dropped.
 ///
 /// Requests are commands like any other (persistent, confirmed, sent again under the same id while the
 /// connection is lost): the endpoint's inbox deduplicates them, so a request sent again under the same
-/// message id is not handled, and not answered, a second time. Replies are not stored: a client that
-/// stops (or crashes) while a request waits does not get its reply later. For a reply that must not be
-/// lost, let a saga of your own receive it.
+/// message id is not handled, and not answered, a second time (unless this client kept the first one's late
+/// reply). Replies are not stored: a client that stops (or crashes) while a request waits does not get its
+/// reply later. For a reply that must not be lost, let a saga of your own receive it.
 public actor RequestClient {
     public let session: MessageSession
     /// The queue replies come to (the requests' `reply_to`).
@@ -24,6 +26,8 @@ public actor RequestClient {
     let logger: Logger
     private let declaration: QueueDeclaration
     private var waits = RequestWaits()
+    /// Requests that ended without their reply, and replies that came for them later.
+    private var unanswered = UnansweredRequests()
     private var consumer: AMQPConsumer?
     private var consuming: Task<Void, Never>?
     private var isClosed = false
@@ -120,9 +124,21 @@ public actor RequestClient {
         guard let token = waits.register(key, request) else {
             throw request.error(.invalidMessage, "another request with message id '\(key)' is waiting for its reply")
         }
+        if let kept = unanswered.take(key) {
+            // An earlier request under this id was taken and answered after it ended: that is the answer
+            // (the endpoint's inbox would drop this copy, and not answer it).
+            waits.remove(key, token)
+            logger.info("request answered by the reply kept for an earlier request under its message id",
+                        metadata: ["queue": "\(replyQueue)", "correlation_id": "\(key)",
+                                   "message_id": "\(kept.messageId)", "message_type": "\(kept.type)"])
+            return Reply(type: kept.type, messageId: kept.messageId, correlationId: kept.correlationId, body: kept.body,
+                         properties: kept.properties, request: request)
+        }
         if case .failure(let error) = await send(message, to: queue, request, key: key, token: token, headers: headers,
                                                   before: deadline, timeout: timeout) {
-            waits.remove(key, token)
+            // A reply that came while the failure was worked out answers it, whatever its confirm did.
+            if let reply = waits.remove(key, token) { return reply }
+            if [.notConfirmed, .cancelled].contains(error.code), !isClosed { unanswered.remember(key) }
             throw error
         }
         let result = await withTaskCancellationHandler {
@@ -248,6 +264,7 @@ public actor RequestClient {
         consuming?.cancel()
         try? await consumer?.cancel()
         waits.endAll("the request client was closed while the request waited for its reply")
+        unanswered.removeAll()
         _ = try? await session.connection.deleteQueue(replyQueue)
     }
 
@@ -272,12 +289,13 @@ public actor RequestClient {
         }
     }
 
+    // Remembered as they end, not when their callers resume: a reply that comes in between is kept.
     private func expire(_ key: String, _ token: Int, _ timeout: Duration) {
-        waits.expire(key, token, timeout)
+        if waits.expire(key, token, timeout) { unanswered.remember(key) }
     }
 
     private func cancelWaiting(_ key: String, _ token: Int) {
-        waits.cancel(key, token)
+        if waits.cancel(key, token) { unanswered.remember(key) }
     }
 
     // MARK: Consuming replies
@@ -340,6 +358,7 @@ public actor RequestClient {
         closedReason = reason
         logger.notice("request client stopped: \(reason)", metadata: ["queue": "\(replyQueue)"])
         waits.endAll(reason + " while the request waited for its reply")
+        unanswered.removeAll()
     }
 
     private func deliver(_ delivery: AMQPDelivery) {
@@ -349,8 +368,15 @@ public actor RequestClient {
             Reply(type: properties.type ?? "", messageId: properties.messageId ?? "", correlationId: key,
                   body: delivery.message.body, properties: properties, request: request)
         }
-        if !waits.deliver(key, reply(to:)) {
-            logger.info("reply for no waiting request dropped (its request timed out, was cancelled, or it came twice)",
+        if waits.deliver(key, reply(to:)) { return }
+        // Kept with a stand-in for its request: the request sent again under its id takes it as its own.
+        if unanswered.keep(key, reply(to: Request(messageId: key, type: "", destination: ""))) {
+            logger.info("late reply kept for a request sent again under its message id (its request ended without it)",
+                        metadata: ["queue": "\(replyQueue)", "delivery_tag": "\(delivery.tag.value)",
+                                   "correlation_id": "\(key)", "message_id": "\(properties.messageId ?? "")",
+                                   "message_type": "\(properties.type ?? "")"])
+        } else {
+            logger.info("reply for no waiting request dropped (it came twice, or its request was answered or forgotten)",
                         metadata: ["queue": "\(replyQueue)", "delivery_tag": "\(delivery.tag.value)",
                                    "correlation_id": "\(key)", "message_id": "\(properties.messageId ?? "")",
                                    "message_type": "\(properties.type ?? "")"])

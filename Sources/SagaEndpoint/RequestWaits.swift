@@ -43,9 +43,14 @@ struct RequestWaits {
         return false
     }
 
-    /// Forgets the request `token` under `key` (its send failed: its caller gets that error).
-    mutating func remove(_ key: String, _ token: Int) {
-        if waiting[key]?.token == token { waiting[key] = nil }
+    /// Forgets the request `token` under `key` (its send failed) and returns its reply if that came
+    /// meanwhile (while the failure was worked out): the reply answers it all the same.
+    @discardableResult
+    mutating func remove(_ key: String, _ token: Int) -> Reply? {
+        guard let waiter = waiting[key], waiter.token == token else { return nil }
+        waiting[key] = nil
+        guard case .replied(_, let reply) = waiter else { return nil }
+        return reply
     }
 
     // MARK: Watching for a reply while the request is sent
@@ -85,26 +90,29 @@ struct RequestWaits {
         }
     }
 
-    /// The request's deadline passed with no reply.
-    mutating func expire(_ key: String, _ token: Int, _ timeout: Duration) {
-        guard case .waiting(token, let request, let continuation, _) = waiting[key] else { return }
+    /// The request's deadline passed with no reply: true when that ended it (`.noReply`).
+    mutating func expire(_ key: String, _ token: Int, _ timeout: Duration) -> Bool {
+        guard case .waiting(token, let request, let continuation, _) = waiting[key] else { return false }
         waiting[key] = nil
         continuation.resume(returning: .failure(
             request.error(.noReply, "no reply within \(timeout): the request may or may not have been handled")))
+        return true
     }
 
     /// The caller's task was cancelled: ends the wait, or marks a request still being sent so that its wait
-    /// ends as soon as it begins.
-    mutating func cancel(_ key: String, _ token: Int) {
+    /// ends as soon as it begins. True when the request ends (or will end) as `.cancelled` without its reply.
+    mutating func cancel(_ key: String, _ token: Int) -> Bool {
         switch waiting[key] {
         case .sent(token, let request):
             waiting[key] = .cancelled(token: token, request)
+            return true
         case .waiting(token, let request, let continuation, let timer):
             timer.cancel()
             waiting[key] = nil
             continuation.resume(returning: .failure(request.cancelled()))
+            return true
         default:
-            break
+            return false
         }
     }
 
