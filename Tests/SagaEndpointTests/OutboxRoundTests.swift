@@ -39,12 +39,7 @@ struct OutboxRoundTests {
             }
         }
         try await append(10, firstTo: "crammed")
-        var registry = HandlerRegistry()
-        registry.handle(Explode.self) { _, _ in }
-        let dispatcher = MessageDispatcher(registry: registry, endpointAddress: "relays")
-        let worker = try await StoreWorker.open(path: harness.databasePath("relays"), durable: true,
-                                                dispatcher: dispatcher, logger: Logger(label: "relays"))
-        let publisher = try await AMQPConnection.connect(url: harness.url, connectionName: "relays-housekeeping")
+        let (registry, worker, publisher) = try await harness.outboxHousekeeping("relays")
         let endpoint = harness.makeEndpoint(registry, queues: ["relays"], database: "relays")
         let metrics = EndpointMetrics(factory: TestMetrics())
         var cursor = OutboxCursor()

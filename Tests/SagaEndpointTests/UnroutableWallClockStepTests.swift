@@ -31,12 +31,7 @@ struct UnroutableWallClockStepTests {
                     routingKey: "gone-requester", mandatory: true, messageType: Explode.messageType,
                     body: Data("{}".utf8), createdAt: Date(timeIntervalSinceNow: -60))])
             }
-            var registry = HandlerRegistry()
-            registry.handle(Explode.self) { _, _ in }
-            let dispatcher = MessageDispatcher(registry: registry, endpointAddress: "pings")
-            let worker = try await StoreWorker.open(path: harness.databasePath("pings"), durable: true,
-                                                    dispatcher: dispatcher, logger: Logger(label: "pings"))
-            let publisher = try await AMQPConnection.connect(url: harness.url, connectionName: "pings-housekeeping")
+            let (registry, worker, publisher) = try await harness.outboxHousekeeping("pings")
             let endpoint = harness.makeEndpoint(registry, queues: ["pings"], database: "pings") {
                 $0.outboxRedispatchDelay = .milliseconds(100)
                 $0.unroutableTimeout = .seconds(300)
