@@ -9,6 +9,7 @@ extension AMQPConnection {
                         declaration.arguments)
         try declareExchangeNow(declaration)
         topology.exchanges[declaration.name] = declaration
+        topology.cutOffDeletions.removeAll { $0 == .exchange(declaration.name) }
         settleUnrestored { if case .exchange(let e) = $0 { e.name == declaration.name } else { false } }
     }
 
@@ -23,21 +24,22 @@ extension AMQPConnection {
         }
     }
 
+    /// Deletes the exchange and forgets it and its bindings: recovery no longer declares them. Cut off by a
+    /// connection loss, an unconditional delete of an exchange declared through this connection throws and
+    /// recovery deletes the exchange once the connection is back (`finishCutOff`), instead of declaring it
+    /// again.
     public func deleteExchange(_ name: String, ifUnused: Bool = false) throws {
         try checkLimits("exchange.delete", ["exchange name": name])
+        try finishCutOff(.exchange(name), recorded: !ifUnused && topology.exchanges[name] != nil) {
+            try deleteExchangeNow(name, ifUnused: ifUnused)
+        }
+    }
+
+    func deleteExchangeNow(_ name: String, ifUnused: Bool) throws {
         try onChannel(Self.controlChannel, "exchange.delete \(name)") { s in
             let arena = CArena()
             _ = amqp_exchange_delete(s.state, Self.controlChannel, arena.bytes(name), ifUnused ? 1 : 0)
             try s.check(channel: Self.controlChannel, operation: "exchange.delete \(name)")
-        }
-        topology.exchanges.removeValue(forKey: name)
-        topology.bindings.removeAll { $0.source == name || ($0.destinationKind == .exchange && $0.destination == name) }
-        settleUnrestored {
-            switch $0 {
-            case .exchange(let e): e.name == name
-            case .binding(let b): b.source == name || (b.destinationKind == .exchange && b.destination == name)
-            case .queue: false
-            }
         }
     }
 
@@ -47,7 +49,7 @@ extension AMQPConnection {
         let state = try declareQueueNow(declaration, passive: false)
         if !declaration.name.isEmpty {
             topology.queues[declaration.name] = declaration
-            topology.queuesToDelete.remove(declaration.name)
+            topology.cutOffDeletions.removeAll { $0 == .queue(declaration.name) }
             settleUnrestored { if case .queue(let q) = $0 { q.name == declaration.name } else { false } }
         }
         return state
@@ -59,28 +61,17 @@ extension AMQPConnection {
         return try declareQueueNow(QueueDeclaration(name: name), passive: true)
     }
 
-    /// Deletes the queue and forgets it: recovery no longer declares it. When the connection is lost (or
-    /// down, a recovery under way) before the broker answers an unconditional delete of a queue declared
-    /// through this connection, this throws, and recovery deletes the queue once the connection is back
-    /// if nobody consumes it, instead of declaring it again: a request client closed during a recovery got
-    /// its reply queue back, with nobody consuming it, until it expired. (Only if unused: meanwhile another
-    /// connection may have declared a queue of that name and consume it.)
+    /// Deletes the queue and forgets it and its bindings: recovery no longer declares them. Cut off by a
+    /// connection loss, an unconditional delete of a queue declared through this connection throws and
+    /// recovery deletes the queue once the connection is back (`finishCutOff`), instead of declaring it
+    /// again: a request client closed during a recovery got its reply queue back, with nobody consuming it,
+    /// until it expired.
     @discardableResult
     public func deleteQueue(_ name: String, ifUnused: Bool = false, ifEmpty: Bool = false) throws -> Int {
         try checkLimits("queue.delete", ["queue name": name])
-        let count: Int
-        do {
-            count = try deleteQueueNow(name, ifUnused: ifUnused, ifEmpty: ifEmpty)
-        } catch let error as AMQPError where error.code != .channelClosed && !ifUnused && !ifEmpty && !closedByClient
-                    && topology.queues[name] != nil {
-            // Not the broker refusing it (a channel error): the delete may not have reached it.
-            forgetQueue(name)
-            topology.queuesToDelete.insert(name)
-            throw error
+        return try finishCutOff(.queue(name), recorded: !ifUnused && !ifEmpty && topology.queues[name] != nil) {
+            try deleteQueueNow(name, ifUnused: ifUnused, ifEmpty: ifEmpty)
         }
-        forgetQueue(name)
-        topology.queuesToDelete.remove(name)
-        return count
     }
 
     func deleteQueueNow(_ name: String, ifUnused: Bool, ifEmpty: Bool) throws -> Int {
@@ -89,19 +80,6 @@ extension AMQPConnection {
             let ok = amqp_queue_delete(s.state, Self.controlChannel, arena.bytes(name), ifUnused ? 1 : 0, ifEmpty ? 1 : 0)
             try s.check(channel: Self.controlChannel, operation: "queue.delete \(name)")
             return Int(ok?.pointee.message_count ?? 0)
-        }
-    }
-
-    /// Recovery no longer declares the queue, nor its bindings.
-    private func forgetQueue(_ name: String) {
-        topology.queues.removeValue(forKey: name)
-        topology.bindings.removeAll { $0.destinationKind == .queue && $0.destination == name }
-        settleUnrestored {
-            switch $0 {
-            case .queue(let q): q.name == name
-            case .binding(let b): b.destinationKind == .queue && b.destination == name
-            case .exchange: false
-            }
         }
     }
 
@@ -120,11 +98,19 @@ extension AMQPConnection {
         try checkLimits(binding, "bind")
         try bindNow(binding)
         if !topology.bindings.contains(binding) { topology.bindings.append(binding) }
+        topology.cutOffDeletions.removeAll { $0 == .binding(binding) }
         settleUnrestored { $0 == .binding(binding) }
     }
 
+    /// Removes the binding and forgets it: recovery no longer declares it. Cut off by a connection loss, an
+    /// unbind of a binding made through this connection throws and recovery removes the binding once the
+    /// connection is back (`finishCutOff`), instead of declaring it again.
     public func unbind(_ binding: BindingDeclaration) throws {
         try checkLimits(binding, "unbind")
+        try finishCutOff(.binding(binding), recorded: topology.bindings.contains(binding)) { try unbindNow(binding) }
+    }
+
+    func unbindNow(_ binding: BindingDeclaration) throws {
         let operation = "unbind \(binding.destination) from \(binding.source) '\(binding.routingKey)'"
         try onChannel(Self.controlChannel, operation) { s in
             let arena = CArena()
@@ -140,8 +126,6 @@ extension AMQPConnection {
             }
             try s.check(channel: Self.controlChannel, operation: operation)
         }
-        topology.bindings.removeAll { $0 == binding }
-        settleUnrestored { $0 == .binding(binding) }
     }
 
     func declareExchangeNow(_ d: ExchangeDeclaration) throws {

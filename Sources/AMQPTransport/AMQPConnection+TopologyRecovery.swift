@@ -6,7 +6,8 @@
 // connection) must not fail the recovery: the connection would be closed and opened again in a loop,
 // taking its consumers and publishes with it. So it is logged, reported in `unrestoredTopology`, and tried
 // again on the open connection after 1 s, then with the delay doubling up to 30 s, until the broker
-// accepts it (or it is declared, deleted or unbound by the client, or the connection is closed).
+// accepts it (or it is declared, deleted or unbound by the client, or the connection is closed). Deletes
+// and unbinds the loss cut off are made after that (`AMQPConnection+CutOffDeletions.swift`).
 extension AMQPConnection {
     /// How long to wait between attempts to declare again what recovery could not.
     static let topologyRetryPolicy = RecoveryPolicy(initialDelay: .seconds(1), maximumDelay: .seconds(30))
@@ -33,24 +34,7 @@ extension AMQPConnection {
         }
         unrestored = refused
         if !refused.isEmpty { startTopologyRetry() }
-        try deleteQueuesLeftByTheLoss()
-    }
-
-    /// Deletes the queues the client deleted while the connection was lost (`deleteQueue`), those nobody
-    /// consumes. One the broker refuses to delete (406: in use, 403) is left as it is, logged; a connection
-    /// error is thrown (the next recovery tries again).
-    private func deleteQueuesLeftByTheLoss() throws {
-        for name in topology.queuesToDelete.sorted() {
-            do {
-                let messages = try deleteQueueNow(name, ifUnused: true, ifEmpty: false)
-                logger.info("AMQP queue deleted after recovery (its delete was cut off by the connection loss)",
-                            metadata: ["amqp.queue": "\(name)", "amqp.messages_deleted": "\(messages)"])
-            } catch let error as AMQPError where error.code == .channelClosed {
-                logger.warning("AMQP queue deleted while the connection was lost could not be deleted after recovery; left as it is",
-                               metadata: ["amqp.queue": "\(name)", "error": "\(error)"])
-            }
-            topology.queuesToDelete.remove(name)
-        }
+        try finishCutOffDeletions()
     }
 
     /// Tries the refused declarations again with a growing delay until none is left, the connection is

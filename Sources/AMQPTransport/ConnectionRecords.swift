@@ -17,8 +17,35 @@ struct RecordedTopology {
     var exchanges: [String: ExchangeDeclaration] = [:]
     var queues: [String: QueueDeclaration] = [:]
     var bindings: [BindingDeclaration] = []
-    /// Queues the client deleted while the connection was lost (`deleteQueue`): recovery deletes them.
-    var queuesToDelete: Set<String> = []
+    /// Deletes and unbinds of recorded topology that the connection loss cut off: recovery makes them
+    /// (`AMQPConnection+TopologyRecovery.swift`), in this order, rather than declare the objects again.
+    var cutOffDeletions: [TopologyDeletion] = []
+}
+
+/// A delete of recorded topology that may not have reached the broker (`deleteQueue`, `deleteExchange`,
+/// `unbind` cut off by a connection loss).
+enum TopologyDeletion: Hashable, CustomStringConvertible {
+    case queue(String)
+    case exchange(String)
+    case binding(BindingDeclaration)
+
+    /// For logs: the same words as `RecordedDeclaration`.
+    var description: String {
+        switch self {
+        case .queue(let name): "queue '\(name)'"
+        case .exchange(let name): "exchange '\(name)'"
+        case .binding(let binding): RecordedDeclaration.binding(binding).description
+        }
+    }
+
+    /// Whether `binding` goes with this: the binding itself, or one of a deleted queue or exchange.
+    func goesWith(_ binding: BindingDeclaration) -> Bool {
+        switch self {
+        case .queue(let name): binding.destinationKind == .queue && binding.destination == name
+        case .exchange(let name): binding.source == name || (binding.destinationKind == .exchange && binding.destination == name)
+        case .binding(let own): own == binding
+        }
+    }
 }
 
 /// A delivery or return being assembled from its method, header and body frames.
