@@ -34,13 +34,28 @@ struct ErrorsCommand: AsyncParsableCommand {
         @Option(help: ArgumentHelp("Only copies with this x-error-type (e.g. MalformedMessage, SagaNotFound).",
                                    valueName: "kind"))
         var errorType: String?
-        @Option(help: ArgumentHelp("Only copies whose x-original-queue is this queue.", valueName: "queue"))
+        @Option(help: ArgumentHelp("Only copies whose x-original-queue is this queue (commands and replies).",
+                                   valueName: "queue"))
         var originalQueue: String?
+        @Option(help: ArgumentHelp(
+            "Only copies of events published to this exchange (x-original-exchange).",
+            discussion: "An event the broker kept refusing names its exchange, not a queue: --original-queue never matches it.",
+            valueName: "exchange"))
+        var originalExchange: String?
         @Option(help: ArgumentHelp("Only copies of this message type (the type property).", valueName: "type"))
         var messageType: String?
 
+        // A copy names a queue or an exchange, never both: together they matched nothing, silently.
+        func validate() throws {
+            if originalQueue != nil, originalExchange != nil {
+                throw ValidationError("--original-queue and --original-exchange select different copies (a command "
+                    + "or reply names its queue, an event its exchange): give one of them")
+            }
+        }
+
         var filter: ErrorQueueFilter {
-            ErrorQueueFilter(errorType: errorType, originalQueue: originalQueue, messageType: messageType)
+            ErrorQueueFilter(errorType: errorType, originalQueue: originalQueue, originalExchange: originalExchange,
+                             messageType: messageType)
         }
     }
 
@@ -63,7 +78,7 @@ struct ErrorsCommand: AsyncParsableCommand {
 
     struct List: AsyncParsableCommand, BrokerCommand, OperatorLogging {
         static let configuration = CommandConfiguration(
-            abstract: "One JSON object per message (id, type, reason, attempts, original queue, times); the messages stay.")
+            abstract: "One JSON object per message (id, type, reason, attempts, original queue or exchange and routing key, times); the messages stay.")
         @OptionGroup var amqp: AMQPOptions
         @OptionGroup var config: ConfigOptions
         @OptionGroup var logging: LoggingOptions
@@ -127,7 +142,7 @@ struct ErrorsCommand: AsyncParsableCommand {
     }
 
     struct Replay: AsyncParsableCommand, BrokerCommand, OperatorLogging {
-        static let configuration = CommandConfiguration(abstract: "Move a message (or --all) back to its original queue.")
+        static let configuration = CommandConfiguration(abstract: "Move a message (or --all) back to its original queue (an event's copy: its exchange).")
         @OptionGroup var amqp: AMQPOptions
         @OptionGroup var config: ConfigOptions
         @OptionGroup var logging: LoggingOptions
@@ -148,7 +163,7 @@ struct ErrorsCommand: AsyncParsableCommand {
             if messageId == nil, !all { throw ValidationError("give a message id or --all") }
             if messageId != nil, all { throw ValidationError("give a message id or --all, not both") }
             if !all, !only.filter.isEmpty || dropRepeats {
-                throw ValidationError("--error-type, --original-queue, --message-type and --drop-repeats go with --all")
+                throw ValidationError("--error-type, --original-queue, --original-exchange, --message-type and --drop-repeats go with --all")
             }
         }
 

@@ -52,6 +52,42 @@ struct CLIErrorsFilterTests {
         await harness.tearDown()
     }
 
+    // Found in review: an event's copy names its exchange, not a queue, so `--original-queue` never
+    // matched it and there was no filter that did: an operator could select event copies only by
+    // `--error-type RefusedMessage`, which takes the refused commands too. Failed before: the option was
+    // unknown (exit status 64).
+    @Test("list and replay --all --original-exchange take an exchange's event copies; list and show name exchange and key")
+    func originalExchange() async throws {
+        let harness = try await EndpointHarness.make()
+        try await harness.connection.declareExchange(ExchangeDeclaration(name: "news", kind: .topic))
+        try await harness.connection.declareQueue(QueueDeclaration(name: "readers"))
+        try await harness.connection.bind(BindingDeclaration(source: "news", destination: "readers", routingKey: "#"))
+        try await harness.parkEvent("e-1", exchange: "news", routingKey: "sports.results")
+        try await park(harness, "c-1", errorType: "RefusedMessage", from: "transfers")
+        try await harness.parkEvent("e-2", exchange: "weather", routingKey: "today")
+        try await waitUntil(timeout: .seconds(20)) { try await harness.depth("transfers.error") == 3 }
+
+        let events = try await harness.errorsCommand(["list", "--original-exchange", "news"])
+        #expect(events.status == 0, "\(events)")
+        #expect(events.output.split(separator: "\n").count == 1 && events.output.contains("\"e-1\""), "\(events)")
+        #expect(events.output.contains("\"originalExchange\":\"news\""), "\(events)")
+        #expect(events.output.contains("\"originalRoutingKey\":\"sports.results\""), "\(events)")
+        let shown = try await harness.errorsCommand(["show", "e-1"])
+        #expect(shown.output.contains("\"originalExchange\" : \"news\""), "\(shown)")
+        #expect(shown.output.contains("\"originalRoutingKey\" : \"sports.results\""), "\(shown)")
+        let both = try await harness.errorsCommand(["list", "--original-exchange", "news", "--original-queue", "transfers"])
+        #expect(both.status == 64 && both.errorOutput.contains("give one of them"), "\(both)")
+
+        let replay = try await harness.errorsCommand(["replay", "--all", "--original-exchange", "news"])
+        #expect(replay.status == 0, "\(replay)")
+        #expect(replay.output.contains("replayed 1 message(s)") && replay.output.contains("left 2"), "\(replay)")
+        #expect(try await harness.receive(from: "readers", count: 1).map(\.properties.messageId) == ["e-1"])
+        #expect(try await harness.depth("transfers") == 0)
+        let left = try await harness.errorsCommand(["list"])
+        #expect(left.output.contains("\"c-1\"") && left.output.contains("\"e-2\"") && !left.output.contains("e-1"), "\(left)")
+        await harness.tearDown()
+    }
+
     // Found by the same review: a command re-sent by its saga to a missing queue left one error copy per
     // send (12 for 3 ids); each `replay --all` replayed one copy per id, so it took four runs.
     @Test("replay --all --drop-repeats deletes the further copies of the ids it replayed")

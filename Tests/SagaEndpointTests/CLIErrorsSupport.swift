@@ -30,4 +30,14 @@ extension EndpointHarness {
             contentType: "application/json", headers: headers, deliveryMode: .persistent, messageId: id,
             type: "TransferRequested"), to: queue)
     }
+
+    /// Parks an event's error-queue copy (an outgoing event the broker kept refusing): it names the
+    /// exchange and routing key it was published with, not a queue.
+    func parkEvent(_ id: String, exchange: String, routingKey: String, in queue: String = "transfers.error") async throws {
+        try await sendRaw(Data("{}".utf8), properties: BasicProperties(
+            contentType: "application/json",
+            headers: ["x-error-reason": "refused", "x-error-type": "RefusedMessage",
+                      "x-original-exchange": .string(exchange), "x-original-routing-key": .string(routingKey)],
+            deliveryMode: .persistent, messageId: id, type: "NewsPublished"), to: queue)
+    }
 }
