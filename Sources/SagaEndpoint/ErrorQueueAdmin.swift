@@ -21,6 +21,14 @@ public struct ErrorQueueEntry: Sendable {
     public var properties: BasicProperties
     public var body: Data
 
+    /// The exchange a replay publishes it to: an event's (`originalExchange`), or the default exchange
+    /// (`""`) for a copy that names its queue; nil when it names neither (it cannot be replayed).
+    public var replayExchange: String? {
+        if let exchange = originalExchange, !exchange.isEmpty { return exchange }
+        if let queue = originalQueue, !queue.isEmpty { return "" }
+        return nil
+    }
+
     init(_ message: AMQPMessage) {
         let headers = message.properties.headers ?? [:]
         messageId = message.properties.messageId ?? ""
@@ -170,17 +178,14 @@ public struct ErrorQueueAdmin: Sendable {
     /// and the receivers that had it already drop it by its message id.
     func republish(_ delivery: AMQPDelivery) async throws {
         let entry = ErrorQueueEntry(delivery.message)
+        var failure = ErrorQueueReplayFailure(entry, errorQueue: errorQueue, reason: .noOriginalQueue)
         let request: PublishRequest
-        var failure = ErrorQueueReplayFailure(messageId: entry.messageId, errorQueue: errorQueue,
-                                              originalQueue: entry.originalQueue, reason: .noOriginalQueue)
-        if let exchange = entry.originalExchange, !exchange.isEmpty {
-            failure.originalExchange = exchange
+        switch entry.replayExchange {
+        case nil: throw failure
+        case ""?: request = .toQueue(entry.originalQueue ?? "", entry.replayed)
+        case let exchange?:
             request = PublishRequest(exchange: exchange, routingKey: entry.originalRoutingKey ?? "", mandatory: true,
                                      message: entry.replayed)
-        } else if let queue = entry.originalQueue, !queue.isEmpty {
-            request = .toQueue(queue, entry.replayed)
-        } else {
-            throw failure
         }
         do {
             try await connection.publish(request)

@@ -1,3 +1,5 @@
+import AMQPTransport
+
 /// What `ErrorQueueAdmin.replayAll` did.
 public struct ErrorQueueReplayAllOutcome: Sendable {
     /// Messages published back to their original queue (and removed from the error queue).
@@ -8,11 +10,10 @@ public struct ErrorQueueReplayAllOutcome: Sendable {
     public var unmatched = 0
     /// Messages that could not be replayed, in queue order; they stay in the error queue.
     public var skipped: [ErrorQueueReplayFailure]
-    /// The broker refused this user the publish (`ErrorQueueReplayFailure.Reason.accessRefused`, also the
-    /// last of `skipped`): the run stopped there, since every other replay would be refused alike.
-    public var stoppedByRefusal = false
-    /// Messages of the queue the run did not look at because it stopped (they stay).
-    public var notTried = 0
+    /// The exchanges the broker refused this user the publish to (403, `""` the default exchange, where
+    /// copies naming their queue go), in the order met. Every copy for one of them is among `skipped`
+    /// (`ErrorQueueReplayFailure.Reason.accessRefused`); only the first was published.
+    public var refusedExchanges: [String] = []
     /// Consumers the queue had when the run started. Messages they hold unacknowledged were neither
     /// counted nor delivered to the run: they were not replayed, and come back to the queue later.
     public var otherConsumers = 0
@@ -27,7 +28,10 @@ extension ErrorQueueAdmin {
     /// A message that cannot be replayed (`ErrorQueueReplayFailure`: no original queue, or its original
     /// queue refused it) stays in the queue and the run goes on with the next; `onSkip` hears of each as it
     /// happens. A connection failure ends the run (thrown); what it had not replayed stays in the queue. A
-    /// publish the broker refuses this user (403) is skipped too, and ends the run (`stoppedByRefusal`).
+    /// publish the broker refuses this user (403) is skipped too, and so is every later copy for the same
+    /// exchange, unpublished; copies for other exchanges are replayed (RabbitMQ's permissions are per
+    /// exchange: a user may publish events to one and not another, or to no queue but to an exchange).
+    /// Before, the run stopped at the first 403, leaving copies it could have replayed.
     ///
     /// Only the copies `filter` matches are replayed. With `dropRepeats`, a further copy of an id replayed
     /// in this run is deleted instead of left: the endpoint's inbox would drop it as a duplicate once the
@@ -37,6 +41,7 @@ extension ErrorQueueAdmin {
                           onSkip: (ErrorQueueReplayFailure) -> Void = { _ in }) async throws -> ErrorQueueReplayAllOutcome {
         var replayedIds = [String: Int]()   // original queue + id -> hash of the body replayed
         var outcome = ErrorQueueReplayAllOutcome(replayed: 0, skipped: [])
+        var refused = [String: AMQPError]()   // exchange -> the broker's 403 for it
         let pass = try await scan().run { delivery in
             let id = delivery.properties.messageId ?? ""
             guard filter.isEmpty || filter.matches(ErrorQueueEntry(delivery.message)) else {
@@ -50,21 +55,29 @@ extension ErrorQueueAdmin {
                 outcome.droppedRepeats += 1
                 return .delete
             }
+            let entry = ErrorQueueEntry(delivery.message)
+            if let exchange = entry.replayExchange, let error = refused[exchange] {
+                let failure = ErrorQueueReplayFailure(entry, errorQueue: errorQueue, reason: .accessRefused(error))
+                outcome.skipped.append(failure)
+                onSkip(failure)
+                return .keep
+            }
             do {
                 try await republish(delivery)
             } catch let failure as ErrorQueueReplayFailure {
                 outcome.skipped.append(failure)
                 onSkip(failure)
-                guard case .accessRefused = failure.reason else { return .keep }
-                outcome.stoppedByRefusal = true
-                return ErrorQueueScan.Step(disposition: .keep, stop: true)
+                if case .accessRefused(let error) = failure.reason, let exchange = entry.replayExchange {
+                    refused[exchange] = error
+                    outcome.refusedExchanges.append(exchange)
+                }
+                return .keep
             }
             replayedIds[key] = delivery.message.body.hashValue
             outcome.replayed += 1
             return .remove
         }
         outcome.otherConsumers = pass.otherConsumers
-        if pass.stopped { outcome.notTried = max(0, pass.bound - pass.visited) }
         return outcome
     }
 }

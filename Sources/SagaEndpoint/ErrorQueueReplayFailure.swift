@@ -10,9 +10,11 @@ public struct ErrorQueueReplayFailure: Error, Sendable, Equatable, CustomStringC
         /// Publishing to the original queue failed for this message (unroutable, nacked, or a name AMQP
         /// cannot carry). The connection is fine; other messages can still be replayed.
         case refused(AMQPError)
-        /// The broker refused this user the publish (403 ACCESS_REFUSED): a replay publishes to the default
-        /// exchange, and the user has no write permission on it (`amq.default`) in the vhost. Not about this
-        /// message: every replay would be refused alike, so `replayAll` stops after it.
+        /// The broker refused this user the publish (403 ACCESS_REFUSED): the user has no write permission
+        /// on the exchange a replay publishes to (`amq.default` for a copy naming its queue, the event's
+        /// exchange for an event's copy) in the vhost. Not about this message: every replay to that exchange
+        /// would be refused alike, so `replayAll` skips the others without publishing them, and goes on
+        /// with those to other exchanges (RabbitMQ's permissions are per exchange).
         case accessRefused(AMQPError)
     }
 
@@ -32,11 +34,16 @@ public struct ErrorQueueReplayFailure: Error, Sendable, Equatable, CustomStringC
         self.reason = reason
     }
 
+    init(_ entry: ErrorQueueEntry, errorQueue: String, reason: Reason) {
+        self.init(messageId: entry.messageId, errorQueue: errorQueue, originalQueue: entry.originalQueue, reason: reason)
+        if let exchange = entry.originalExchange, !exchange.isEmpty { originalExchange = exchange }
+    }
+
     /// Why, without the message id (for a line that names it already).
     public var why: String {
         switch reason {
         case .noOriginalQueue:
-            return "it has no x-original-queue header"
+            return "it has no x-original-queue header (nor x-original-exchange)"
         case .refused(let error) where error.code == .unroutable:
             if let exchange = originalExchange {
                 return "no queue is bound for it to its original exchange '\(exchange)' (\(error))"
@@ -69,7 +76,8 @@ public struct ErrorQueueReplayFailure: Error, Sendable, Equatable, CustomStringC
     }
 
     /// Whether the broker refused the publish for want of permission: it closes the publishing channel with
-    /// 403. The connection is fine (the pass's consumers go on), but every later replay is refused alike.
+    /// 403. The connection is fine (the pass's consumers go on), but every later replay to the same exchange
+    /// is refused alike.
     static func isAccessRefused(_ error: AMQPError) -> Bool {
         error.code == .channelClosed && error.replyCode == 403
     }

@@ -20,8 +20,9 @@ struct ErrorsCommand: AsyncParsableCommand {
             back to its original queue, or exchange (confirmed), before \
             removing it; the endpoint's inbox drops a message replayed twice. `replay --all` replays what the queue held when it started, each message id \
             once: a replayed message that fails again and a second copy of an id stay in the queue; a message \
-            that cannot be replayed (no x-original-queue, or its original queue is gone) stays too, is named \
-            on stderr, and makes the exit status 2. `delete ID` removes every copy with that id (a \
+            that cannot be replayed (no x-original-queue nor x-original-exchange, its original queue is gone, \
+            or the broker refuses this user the publish to its exchange) stays too, is named on stderr, and \
+            makes the exit status 2. `delete ID` removes every copy with that id (a \
             message to discard) and leaves the others in the queue, so they can still be replayed.
 
             The commands work on error queues only (a name ending in .error): --any-queue lets them read, \
@@ -180,11 +181,12 @@ struct ErrorsCommand: AsyncParsableCommand {
                     let skipped = outcome.skipped.count
                     let dropped = dropRepeats ? ", dropped \(outcome.droppedRepeats) further copies of ids replayed" : ""
                     let unmatched = only.filter.isEmpty ? "" : ", left \(outcome.unmatched) the filter does not match"
-                    // Every other replay would be refused alike: the run stopped at the first.
-                    let stopped = outcome.stoppedByRefusal
-                        ? "; stopped there, as the broker refuses this user every replay: \(outcome.notTried) not tried" : ""
+                    // The copies for those exchanges were skipped unpublished, each named on stderr.
+                    let refused = outcome.refusedExchanges.isEmpty ? "" : "; this user may not publish to "
+                        + outcome.refusedExchanges.map { $0.isEmpty ? "the default exchange" : "exchange '\($0)'" }
+                            .joined(separator: ", ")
                     printLine("replayed \(outcome.replayed) message(s) from \(target.queue), skipped \(skipped) that "
-                        + "cannot be replayed\(skipped > 0 ? " (named on stderr)" : "")\(dropped)\(unmatched)\(stopped); "
+                        + "cannot be replayed\(skipped > 0 ? " (named on stderr)" : "")\(dropped)\(unmatched)\(refused); "
                         + "\(try await admin.count()) in it now")
                     // As `list`: the count above leaves out what other consumers hold, which this run never
                     // saw; the operator would take the queue for done.
