@@ -39,23 +39,26 @@ extension ErrorQueueAdmin {
     /// come from a command re-sent by its saga to a queue that was missing: each went to the error queue.)
     public func replayAll(filter: ErrorQueueFilter = .all, dropRepeats: Bool = false,
                           onSkip: (ErrorQueueReplayFailure) -> Void = { _ in }) async throws -> ErrorQueueReplayAllOutcome {
-        var replayedIds = [String: Int]()   // original queue + id -> hash of the body replayed
+        var replayedIds = [String: Int]()   // destination + id -> hash of the body replayed
         var outcome = ErrorQueueReplayAllOutcome(replayed: 0, skipped: [])
         var refused = [String: AMQPError]()   // exchange -> the broker's 403 for it
         let pass = try await scan().run { delivery in
             let id = delivery.properties.messageId ?? ""
-            guard filter.isEmpty || filter.matches(ErrorQueueEntry(delivery.message)) else {
+            let entry = ErrorQueueEntry(delivery.message)
+            guard filter.isEmpty || filter.matches(entry) else {
                 outcome.unmatched += 1
                 return .keep
             }
-            // A message without id cannot be told from another; the bound alone keeps the run finite.
-            let key = (delivery.message.properties.headers?["x-original-queue"]?.stringValue ?? "") + "\u{0}" + id
+            // A message without id cannot be told from another; the bound alone keeps the run finite. A copy
+            // is a repeat only for the same destination: the queue, or an event's exchange and routing key
+            // (all event copies named no queue, so one for another exchange was dropped as a repeat).
+            let key = [entry.originalQueue ?? "", entry.originalExchange ?? "", entry.originalRoutingKey ?? "", id]
+                .joined(separator: "\u{0}")
             if !id.isEmpty, let body = replayedIds[key] {
                 guard dropRepeats, body == delivery.message.body.hashValue else { return .keep }
                 outcome.droppedRepeats += 1
                 return .delete
             }
-            let entry = ErrorQueueEntry(delivery.message)
             if let exchange = entry.replayExchange, let error = refused[exchange] {
                 let failure = ErrorQueueReplayFailure(entry, errorQueue: errorQueue, reason: .accessRefused(error))
                 outcome.skipped.append(failure)

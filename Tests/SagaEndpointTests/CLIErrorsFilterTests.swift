@@ -139,4 +139,30 @@ struct CLIErrorsFilterTests {
         #expect(left + inOther >= 2, "copies that were not repeats are gone (error queue \(left), other \(inOther), transfers got \(inTransfers)+): \(run)")
         await harness.tearDown()
     }
+
+    // Found in review: repeats were keyed by x-original-queue, which an event's copy does not have, so a
+    // copy of one id for another exchange (or routing key) was dropped as a repeat, never replayed.
+    @Test("replay --all --drop-repeats: an event's copy for another exchange or routing key is no repeat")
+    func dropRepeatsOfEvents() async throws {
+        let harness = try await EndpointHarness.make()
+        for exchange in ["news", "sports"] {
+            try await harness.connection.declareExchange(ExchangeDeclaration(name: exchange, kind: .topic))
+            try await harness.connection.declareQueue(QueueDeclaration(name: "\(exchange)-readers"))
+            try await harness.connection.bind(BindingDeclaration(source: exchange, destination: "\(exchange)-readers",
+                                                                 routingKey: "#"))
+        }
+        try await harness.parkEvent("e-1", exchange: "news", routingKey: "a")
+        try await harness.parkEvent("e-1", exchange: "news", routingKey: "a")     // a repeat
+        try await harness.parkEvent("e-1", exchange: "news", routingKey: "b")     // another routing key
+        try await harness.parkEvent("e-1", exchange: "sports", routingKey: "a")   // another exchange
+        try await waitUntil(timeout: .seconds(20)) { try await harness.depth("transfers.error") == 4 }
+
+        let run = try await harness.errorsCommand(["replay", "--all", "--drop-repeats"])
+        #expect(run.status == 0, "\(run)")
+        #expect(run.output.contains("replayed 3 message(s)") && run.output.contains("dropped 1 "), "\(run)")
+        #expect(try await harness.receive(from: "sports-readers", count: 1).count == 1)
+        #expect(try await harness.receive(from: "news-readers", count: 2).count == 2)
+        #expect(try await harness.depth("transfers.error") == 0)
+        await harness.tearDown()
+    }
 }
