@@ -1,3 +1,4 @@
+import AMQPTransport
 import Foundation
 import Logging
 import SagaOperations
@@ -52,13 +53,13 @@ struct ConsoleLogHandler: LogHandler {
         case .text:
             // One record, one line: a line break in a value (a reason quoting a message) started a line that
             // could pass for a record of its own; other control characters acted on the reader's terminal.
-            let fields = metadata.sorted { $0.key < $1.key }.map { "\($0.key)=\(oneLine("\($0.value)"))" }
+            let fields = metadata.sorted { $0.key < $1.key }.map { "\($0.key)=\(oneLine(hidingPasswords("\($0.value)")))" }
                 .joined(separator: " ")
             return "\(time) \(level)\(label.isEmpty ? "" : " ")\(label):\(fields.isEmpty ? "" : " " + fields) "
-                + "[\(source)] \(oneLine(message))"
+                + "[\(source)] \(oneLine(hidingPasswords(message)))"
         case .json:
-            var object: [String: Any] = ["time": time, "level": level.rawValue, "label": label, "message": message,
-                                         "source": source]
+            var object: [String: Any] = ["time": time, "level": level.rawValue, "label": label,
+                                         "message": hidingPasswords(message), "source": source]
             for (key, value) in metadata {
                 object[object[key] == nil ? key : "metadata.\(key)"] = json(value)
             }
@@ -69,10 +70,19 @@ struct ConsoleLogHandler: LogHandler {
     /// One line of visible text (`PrintableText`): ids and types from the broker are logged as they came.
     static func oneLine(_ text: String) -> String { PrintableText.oneLine(text) }
 
+    /// `text` with the password of every AMQP URL in it hidden (`AMQPConfiguration.redactingURLs`). The
+    /// endpoint's own records give URLs redacted, but some quote the broker's or a library's text, which
+    /// quotes names as they were created: a vhost named like a URL, deleted under `run`, put its password
+    /// into every reconnect warning and the "not ready" warning. Every credential form holds an `@`, so
+    /// other text is passed through unscanned.
+    static func hidingPasswords(_ text: String) -> String {
+        text.contains("@") ? AMQPConfiguration.redactingURLs(in: text) : text
+    }
+
     static func json(_ value: Logger.MetadataValue) -> Any {
         switch value {
-        case .string(let text): text
-        case .stringConvertible(let convertible): convertible.description
+        case .string(let text): hidingPasswords(text)
+        case .stringConvertible(let convertible): hidingPasswords(convertible.description)
         case .dictionary(let dictionary): dictionary.mapValues(json)
         case .array(let array): array.map(json)
         }

@@ -38,5 +38,12 @@ struct CLIReadinessReasonTests {
         #expect(body.contains("amqp://ops:***@rabbit/"), "\(body.debugDescription)")
         run.process.kill(signal: SIGTERM)
         _ = try await runOnThread { try run.process.waitUntilExit(timeout: .seconds(60)) }
+        // The log quotes the same text (the "not ready" warning, the transport's reconnect warnings). Failed
+        // before: `ops:s3cret@` in both. (The `amqp.url` field keeps the vhost, percent-encoded, as its path:
+        // a name, not the connection's password.)
+        let log = run.process.errorOutput() + run.process.output()
+        #expect(log.contains("not ready"), "\(log.suffix(2000))")
+        #expect(!log.contains("ops:s3cret"),
+                "\(log.components(separatedBy: "\n").filter { $0.contains("ops:s3cret") }.prefix(3))")
     }
 }
