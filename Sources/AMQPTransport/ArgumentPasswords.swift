@@ -9,8 +9,14 @@
 public enum ArgumentPasswords {
     public static func hide() {
         _ = CommandLine.arguments
-        let argv = CommandLine.unsafeArgv
-        for index in 1..<Int(CommandLine.argc) {
+        hide(argc: Int(CommandLine.argc), argv: CommandLine.unsafeArgv)
+    }
+
+    /// The overwrite, on any argument vector. A process may be started with no arguments at all (`execve`
+    /// with an empty vector, argc 0: some kernels allow it): `1..<argc` then trapped before the command ran.
+    static func hide(argc: Int, argv: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>) {
+        guard argc > 1 else { return }
+        for index in 1..<argc {
             guard let pointer = argv[index] else { continue }
             let text = String(cString: pointer)
             guard text.contains("://") else { continue }
