@@ -36,10 +36,11 @@ extension SagaEndpoint {
     }
 
     /// Moves `queue`'s deliveries into the batch loop, from `first` (nil: not consumed yet) and from every
-    /// consumer that replaces it. Returns once its consumer is cancelled and every delivery that came before
-    /// the cancel has been moved (a graceful shutdown), or the endpoint stops while the queue is not consumed.
+    /// consumer that replaces it (kept in `consuming` at `slot`). Returns once its consumer is cancelled and
+    /// every delivery that came before the cancel has been moved (a graceful shutdown), or the endpoint stops
+    /// while the queue is not consumed.
     func forward(_ first: AMQPConsumer?, of queue: String, to work: WorkQueue, on connection: AMQPConnection,
-                 consuming: InputConsumers) async {
+                 consuming: InputConsumers, slot: Int) async {
         var current = first
         while true {
             if let consumer = current {
@@ -57,7 +58,7 @@ extension SagaEndpoint {
                 }
             }
             guard let next = await consumeAgain(queue, on: connection) else { return }
-            consuming.replace(next)
+            consuming.replace(next, at: slot)
             if isStopping {
                 // The shutdown may have cancelled the consumers before this one was listed.
                 try? await next.cancel()
@@ -121,16 +122,17 @@ extension SagaEndpoint {
     }
 }
 
-/// The consumer of each input queue as it is now (a queue consumed again has a new one), for the graceful
-/// shutdown to cancel.
+/// The consumer of each forwarder as it is now (a queue consumed again has a new one), for the graceful
+/// shutdown to cancel. Kept by the forwarder's slot, not by queue name: a queue listed twice in
+/// `inputQueues` has two consumers, and one kept by name hid the other, which was never cancelled; its
+/// forwarder never ended, nor did the shutdown.
 final class InputConsumers: Sendable {
-    private let consumers: Mutex<[String: AMQPConsumer]>
+    private let consumers: Mutex<[AMQPConsumer?]>
 
-    init(_ consumers: [AMQPConsumer]) {
-        self.consumers = Mutex(Dictionary(consumers.map { ($0.queue, $0) }, uniquingKeysWith: { $1 }))
-    }
+    /// One slot per forwarder; nil while its queue is not consumed.
+    init(_ consumers: [AMQPConsumer?]) { self.consumers = Mutex(consumers) }
 
-    func replace(_ consumer: AMQPConsumer) { consumers.withLock { $0[consumer.queue] = consumer } }
+    func replace(_ consumer: AMQPConsumer, at slot: Int) { consumers.withLock { $0[slot] = consumer } }
 
-    var all: [AMQPConsumer] { consumers.withLock { Array($0.values) } }
+    var all: [AMQPConsumer] { consumers.withLock { $0.compactMap { $0 } } }
 }

@@ -188,7 +188,7 @@ public final class SagaEndpoint: Service, Sendable {
             }) else { return }
             consumers.append((queue, consumer))
         }
-        let activeConsumers = InputConsumers(consumers.compactMap(\.consumer))
+        let activeConsumers = InputConsumers(consumers.map(\.consumer))
         // Ready once every input queue is consumed, not before (raised after the declarations, it said 200
         // while the consumers were still being opened).
         health.ready.store(true, ordering: .relaxed)
@@ -200,10 +200,10 @@ public final class SagaEndpoint: Service, Sendable {
         await withGracefulShutdownHandler {
             await withTaskGroup(of: Void.self) { group in
                 let forwarders = Countdown(consumers.count)
-                for (queue, consumer) in consumers {
+                for (slot, (queue, consumer)) in consumers.enumerated() {
                     group.addTask {
                         await self.forward(consumer, of: queue, to: work, on: consumerConnection,
-                                           consuming: activeConsumers)
+                                           consuming: activeConsumers, slot: slot)
                         if forwarders.decrement() == 0 { work.finish() }
                     }
                 }
