@@ -11,8 +11,10 @@ public struct ErrorQueueReplayAllOutcome: Sendable {
     /// Messages that could not be replayed, in queue order; they stay in the error queue.
     public var skipped: [ErrorQueueReplayFailure]
     /// The exchanges the broker refused this user the publish to (403, `""` the default exchange, where
-    /// copies naming their queue go), in the order met. Every copy for one of them is among `skipped`
-    /// (`ErrorQueueReplayFailure.Reason.accessRefused`); only the first was published.
+    /// copies naming their queue go), in the order met, each once. Every copy refused alike is among
+    /// `skipped` (`ErrorQueueReplayFailure.Reason.accessRefused`): for the default exchange, all its copies
+    /// (only the first was published); for an event's exchange, its copies under the routing key refused
+    /// (only the first of those was published).
     public var refusedExchanges: [String] = []
     /// Consumers the queue had when the run started. Messages they hold unacknowledged were neither
     /// counted nor delivered to the run: they were not replayed, and come back to the queue later.
@@ -29,8 +31,10 @@ extension ErrorQueueAdmin {
     /// queue refused it) stays in the queue and the run goes on with the next; `onSkip` hears of each as it
     /// happens. A connection failure ends the run (thrown); what it had not replayed stays in the queue. A
     /// publish the broker refuses this user (403) is skipped too, and so is every later copy for the same
-    /// exchange, unpublished; copies for other exchanges are replayed (RabbitMQ's permissions are per
-    /// exchange: a user may publish events to one and not another, or to no queue but to an exchange).
+    /// exchange (and, for an event's exchange, under the same routing key), unpublished; the others are
+    /// replayed (RabbitMQ's permissions are per exchange: a user may publish events to one and not another,
+    /// or to no queue but to an exchange; and its topic permissions, per routing key of a topic exchange: one
+    /// refused under `sports` may be allowed under `weather`, whose copies were skipped all the same).
     /// Before, the run stopped at the first 403, leaving copies it could have replayed.
     ///
     /// Only the copies `filter` matches are replayed. With `dropRepeats`, a further copy of an id replayed
@@ -41,7 +45,7 @@ extension ErrorQueueAdmin {
                           onSkip: (ErrorQueueReplayFailure) -> Void = { _ in }) async throws -> ErrorQueueReplayAllOutcome {
         var replayedIds = [String: Int]()   // destination + id -> hash of the body replayed
         var outcome = ErrorQueueReplayAllOutcome(replayed: 0, skipped: [])
-        var refused = [String: AMQPError]()   // exchange -> the broker's 403 for it
+        var refused = [String: AMQPError]()   // exchange (+ an event's routing key) -> the broker's 403 for it
         let pass = try await scan().run { delivery in
             let id = delivery.properties.messageId ?? ""
             let entry = ErrorQueueEntry(delivery.message)
@@ -59,7 +63,9 @@ extension ErrorQueueAdmin {
                 outcome.droppedRepeats += 1
                 return .delete
             }
-            if let exchange = entry.replayExchange, let error = refused[exchange] {
+            // An event's copy under its routing key too: topic permissions refuse per routing key.
+            let refusal = entry.replayExchange.map { $0.isEmpty ? "" : $0 + "\u{0}" + (entry.originalRoutingKey ?? "") }
+            if let refusal, let error = refused[refusal] {
                 let failure = ErrorQueueReplayFailure(entry, errorQueue: errorQueue, reason: .accessRefused(error))
                 outcome.skipped.append(failure)
                 onSkip(failure)
@@ -70,9 +76,10 @@ extension ErrorQueueAdmin {
             } catch let failure as ErrorQueueReplayFailure {
                 outcome.skipped.append(failure)
                 onSkip(failure)
-                if case .accessRefused(let error) = failure.reason, let exchange = entry.replayExchange {
-                    refused[exchange] = error
-                    outcome.refusedExchanges.append(exchange)
+                if case .accessRefused(let error) = failure.reason, let exchange = entry.replayExchange,
+                   let refusal {
+                    refused[refusal] = error
+                    if !outcome.refusedExchanges.contains(exchange) { outcome.refusedExchanges.append(exchange) }
                 }
                 return .keep
             }

@@ -12,9 +12,10 @@ public struct ErrorQueueReplayFailure: Error, Sendable, Equatable, CustomStringC
         case refused(AMQPError)
         /// The broker refused this user the publish (403 ACCESS_REFUSED): the user has no write permission
         /// on the exchange a replay publishes to (`amq.default` for a copy naming its queue, the event's
-        /// exchange for an event's copy) in the vhost. Not about this message: every replay to that exchange
-        /// would be refused alike, so `replayAll` skips the others without publishing them, and goes on
-        /// with those to other exchanges (RabbitMQ's permissions are per exchange).
+        /// exchange for an event's copy) in the vhost, or, on a topic exchange, under the event's routing key
+        /// (topic permissions). Not about this message: every replay to that exchange (under that routing
+        /// key) would be refused alike, so `replayAll` skips the others without publishing them, and goes on
+        /// with the rest (RabbitMQ's permissions are per exchange, its topic permissions per routing key).
         case accessRefused(AMQPError)
     }
 

@@ -103,4 +103,35 @@ struct CLIErrorsReplayAccessRefusedTests {
         #expect(left.map(\.messageId) == ["event-1", "event-2"])
         await harness.tearDown()
     }
+
+    // Found in review: RabbitMQ's topic permissions (`set_topic_permissions`) allow a user to publish to a
+    // topic exchange under some routing keys and not others. A 403 for one routing key skipped, unpublished,
+    // every copy for that exchange, also those under a routing key the user may publish with.
+    @Test("replay --all: a 403 under one routing key of a topic exchange does not skip the copies under another")
+    func replayAllRefusedOneRoutingKey() async throws {
+        let harness = try await EndpointHarness.make()
+        try await harness.connection.declareExchange(ExchangeDeclaration(name: "news", kind: .topic))
+        try await harness.connection.declareQueue(QueueDeclaration(name: "readers"))
+        try await harness.connection.bind(BindingDeclaration(source: "news", destination: "readers", routingKey: "#"))
+        try await harness.parkEvent("event-1", exchange: "news", routingKey: "sports")
+        try await harness.parkEvent("event-2", exchange: "news", routingKey: "weather")
+        try await waitUntil(timeout: .seconds(20)) { try await harness.depth("transfers.error") == 2 }
+
+        try await withReadOnlyUser(harness, write: "^news$") { url in
+            let user = URLComponents(string: url)!.user!
+            _ = try await runOnThread {
+                try TestBroker.rabbitmqctl(["set_topic_permissions", "-p", harness.vhost, user, "news", "^weather$", ".*"])
+            }
+            let run = try await harness.errorsCommand(["replay", "--all"], url: url)
+            #expect(run.status == 2, "\(run)")
+            let skipLines = run.errorOutput.split(separator: "\n").filter { $0.hasPrefix("skipped ") }
+            #expect(skipLines.count == 1, "\(run)")
+            #expect(skipLines.first?.contains("skipped event-1: ") == true, "\(run)")
+            #expect(run.output.contains("replayed 1 message(s) from transfers.error, skipped 1"), "\(run)")
+        }
+        try await waitUntil(timeout: .seconds(20)) { try await harness.depth("readers") == 1 }
+        let left = try await ErrorQueueAdmin(connection: harness.connection, errorQueue: "transfers.error").list()
+        #expect(left.map(\.messageId) == ["event-1"])
+        await harness.tearDown()
+    }
 }
