@@ -189,7 +189,8 @@ public struct ErrorQueueAdmin: Sendable {
         }
         do {
             try await connection.publish(request)
-        } catch let error as AMQPError where ErrorQueueReplayFailure.isPerMessage(error) {
+        } catch let error as AMQPError where ErrorQueueReplayFailure.isPerMessage(error)
+                    || (!request.exchange.isEmpty && ErrorQueueReplayFailure.isExchangeMissing(error)) {
             failure.reason = .refused(error)
             throw failure
         } catch let error as AMQPError where ErrorQueueReplayFailure.isAccessRefused(error) {

@@ -8,7 +8,8 @@ public struct ErrorQueueReplayFailure: Error, Sendable, Equatable, CustomStringC
         /// The message has no `x-original-queue` header (or an empty one): there is nowhere to send it.
         case noOriginalQueue
         /// Publishing to the original queue failed for this message (unroutable, nacked, or a name AMQP
-        /// cannot carry). The connection is fine; other messages can still be replayed.
+        /// cannot carry; for an event's copy, also its exchange gone: 404). The connection is fine; other
+        /// messages can still be replayed.
         case refused(AMQPError)
         /// The broker refused this user the publish (403 ACCESS_REFUSED): the user has no write permission
         /// on the exchange a replay publishes to (`amq.default` for a copy naming its queue, the event's
@@ -45,6 +46,8 @@ public struct ErrorQueueReplayFailure: Error, Sendable, Equatable, CustomStringC
         switch reason {
         case .noOriginalQueue:
             return "it has no x-original-queue header (nor x-original-exchange)"
+        case .refused(let error) where Self.isExchangeMissing(error) && originalExchange != nil:
+            return "its original exchange '\(originalExchange ?? "")' does not exist (\(error))"
         case .refused(let error) where error.code == .unroutable:
             if let exchange = originalExchange {
                 return "no queue is bound for it to its original exchange '\(exchange)' (\(error))"
@@ -74,6 +77,14 @@ public struct ErrorQueueReplayFailure: Error, Sendable, Equatable, CustomStringC
     /// the connection (then every later publish fails too and the pass stops).
     static func isPerMessage(_ error: AMQPError) -> Bool {
         [.unroutable, .nacked, .invalidArgument].contains(error.code)
+    }
+
+    /// Whether the broker refused the publish because its exchange does not exist: it closes the publishing
+    /// channel with 404. Only an event's copy can meet it (the default exchange always exists): its exchange
+    /// was deleted or renamed since. About that copy alone: taken for a connection failure, it ended
+    /// `replayAll` there, the copies after it not replayed, and the command blamed the error queue.
+    static func isExchangeMissing(_ error: AMQPError) -> Bool {
+        error.code == .channelClosed && error.replyCode == 404
     }
 
     /// Whether the broker refused the publish for want of permission: it closes the publishing channel with
