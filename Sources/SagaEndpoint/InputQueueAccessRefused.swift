@@ -24,8 +24,11 @@ public struct InputQueueAccessRefused: Error, Sendable, Equatable, CustomStringC
     }
 
     /// `error` when it is the broker refusing the consume of `queue` on `configuration`'s user and vhost.
+    /// Not a 403 for a queue another connection consumes exclusively ("in exclusive use"): RabbitMQ answers
+    /// that with ACCESS_REFUSED too, and the reason told the operator to grant a permission the user had.
     static func from(_ error: any Error, queue: String, configuration: AMQPConfiguration) -> InputQueueAccessRefused? {
-        guard let error = error as? AMQPError, error.code == .channelClosed, error.replyCode == 403 else { return nil }
+        guard let error = error as? AMQPError, error.code == .channelClosed, error.replyCode == 403,
+              !error.message.contains("in exclusive use") else { return nil }
         return InputQueueAccessRefused(queue: queue, vhost: configuration.vhost, user: configuration.user, error: error)
     }
 
