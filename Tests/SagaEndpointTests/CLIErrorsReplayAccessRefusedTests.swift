@@ -17,22 +17,7 @@ struct CLIErrorsReplayAccessRefusedTests {
     /// nothing) on the harness's vhost; deleted by `body`'s end.
     func withReadOnlyUser(_ harness: EndpointHarness, write: String = "",
                           _ body: (String) async throws -> Void) async throws {
-        let user = TestBroker.uniqueName("replayer")
-        let vhost = harness.vhost
-        _ = try await runOnThread {
-            try TestBroker.rabbitmqctl(["add_user", user, "replayer-secret"])
-            return try TestBroker.rabbitmqctl(["set_permissions", "-p", vhost, user, "", write, ".*"])
-        }
-        var components = URLComponents(string: harness.url)!
-        components.user = user
-        components.password = "replayer-secret"
-        do {
-            try await body(components.string!)
-        } catch {
-            _ = try? await runOnThread { try TestBroker.rabbitmqctl(["delete_user", user]) }
-            throw error
-        }
-        _ = try await runOnThread { try TestBroker.rabbitmqctl(["delete_user", user]) }
+        try await harness.withUser("replayer", configure: "", write: write, read: ".*") { try await body($0.url) }
     }
 
     @Test("replay --all names each refused message as skipped and says why; nothing moves")

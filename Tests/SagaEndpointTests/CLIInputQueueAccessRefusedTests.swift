@@ -13,36 +13,27 @@ struct CLIInputQueueAccessRefusedTests {
     @Test("run is not ready, naming the queue, the vhost, the user and the missing read permission; granting it is enough")
     func consumeRefused() async throws {
         let harness = try await EndpointHarness.make()
-        let user = TestBroker.uniqueName("no-read")
         let vhost = harness.vhost
-        func permit(read: String) async throws {
-            _ = try await runOnThread { try TestBroker.rabbitmqctl(["set_permissions", "-p", vhost, user, ".*", ".*", read]) }
-        }
-        _ = try await runOnThread { try TestBroker.rabbitmqctl(["add_user", user, "no-read-secret"]) }
-        defer { _ = try? TestBroker.rabbitmqctl(["delete_user", user]) }
-        try await permit(read: "")
-        var components = try #require(URLComponents(string: harness.url))
-        components.user = user
-        components.password = "no-read-secret"
-        let run = try RunProcess(url: try #require(components.string), label: "consume-refused",
-                                 extraArguments: ["--no-declare-topology"])
-        defer { run.cleanUp() }
-        let expected = "user '\(user)' may not consume input queue 'transfers' in vhost '\(vhost)': "
-            + "it needs read permission on 'transfers' (rabbitmqctl set_permissions -p '\(vhost)' '\(user)' "
-        try await waitUntil(timeout: .seconds(60), message: "not ready, naming the permission") {
-            await OperationsHTTP.get(run.httpPort, "/health/ready")?.body.contains(expected) == true
-        }
-        let log = run.process.errorOutput()
-        #expect(log.contains("error=\(expected)"), "\(log)")
-        #expect(log.contains("ACCESS_REFUSED"), "the broker's text is kept: \(log)")
-        #expect(!log.contains("no-read-secret"), "\(log)")
+        try await harness.withUser("no-read", configure: ".*", write: ".*", read: "") { user in
+            let run = try RunProcess(url: user.url, label: "consume-refused", extraArguments: ["--no-declare-topology"])
+            defer { run.cleanUp() }
+            let expected = "user '\(user.name)' may not consume input queue 'transfers' in vhost '\(vhost)': "
+                + "it needs read permission on 'transfers' (rabbitmqctl set_permissions -p '\(vhost)' '\(user.name)' "
+            try await waitUntil(timeout: .seconds(60), message: "not ready, naming the permission") {
+                await OperationsHTTP.get(run.httpPort, "/health/ready")?.body.contains(expected) == true
+            }
+            let log = run.process.errorOutput()
+            #expect(log.contains("error=\(expected)"), "\(log)")
+            #expect(log.contains("ACCESS_REFUSED"), "the broker's text is kept: \(log)")
+            #expect(!log.contains("no-read-secret"), "\(log)")
 
-        try await permit(read: ".*")
-        try await waitUntil(timeout: .seconds(90), message: "ready once the queues may be read, without a restart") {
-            await OperationsHTTP.get(run.httpPort, "/health/ready")?.status == 200
+            try await user.permit(configure: ".*", write: ".*", read: ".*")
+            try await waitUntil(timeout: .seconds(90), message: "ready once the queues may be read, without a restart") {
+                await OperationsHTTP.get(run.httpPort, "/health/ready")?.status == 200
+            }
+            run.process.kill(signal: SIGTERM)
+            #expect(try await runOnThread { try run.process.waitUntilExit(timeout: .seconds(60)) } == 0)
         }
-        run.process.kill(signal: SIGTERM)
-        #expect(try await runOnThread { try run.process.waitUntilExit(timeout: .seconds(60)) } == 0)
         await harness.tearDown()
     }
 }

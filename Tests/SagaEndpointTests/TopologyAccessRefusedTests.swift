@@ -13,46 +13,35 @@ struct TopologyAccessRefusedTests {
     @Test("a refused declare names the configure permission; a refused binding, write on the queue and read on the exchange")
     func permissionNamed() async throws {
         let harness = try await EndpointHarness.make()
-        let user = TestBroker.uniqueName("no-configure")
-        let vhost = harness.vhost
-        func permit(configure: String, read: String) async throws {
-            _ = try await runOnThread {
-                try TestBroker.rabbitmqctl(["set_permissions", "-p", vhost, user, configure, ".*", read])
+        try await harness.withUser("no-configure", configure: "^$", write: ".*", read: ".*") { user in
+            let refused = try await AMQPConnection.connect(url: user.url, connectionName: "no-configure")
+            let topology = EndpointTopology(exchanges: [ExchangeDeclaration(name: "ev", kind: .topic)],
+                                            queues: [QueueDeclaration(name: "q")])
+            do {
+                try await topology.declare(on: refused)
+                Issue.record("declared without the configure permission")
+            } catch {
+                let text = "\(error)"
+                #expect(text.contains("exchange 'ev': ") && text.contains("the user needs the configure permission on 'ev'"),
+                        "\(text)")
+                #expect(text.contains("the user needs the configure permission on 'q'"), "\(text)")
             }
-        }
-        _ = try await runOnThread { try TestBroker.rabbitmqctl(["add_user", user, "no-configure-secret"]) }
-        defer { _ = try? TestBroker.rabbitmqctl(["delete_user", user]) }
-        var components = try #require(URLComponents(string: harness.url))
-        components.user = user
-        components.password = "no-configure-secret"
-        let url = try #require(components.string)
+            await refused.close()
 
-        try await permit(configure: "^$", read: ".*")
-        let refused = try await AMQPConnection.connect(url: url, connectionName: "no-configure")
-        let topology = EndpointTopology(exchanges: [ExchangeDeclaration(name: "ev", kind: .topic)],
-                                        queues: [QueueDeclaration(name: "q")])
-        do {
-            try await topology.declare(on: refused)
-            Issue.record("declared without the configure permission")
-        } catch {
-            let text = "\(error)"
-            #expect(text.contains("exchange 'ev': ") && text.contains("the user needs the configure permission on 'ev'"), "\(text)")
-            #expect(text.contains("the user needs the configure permission on 'q'"), "\(text)")
+            try await harness.connection.declareExchange(ExchangeDeclaration(name: "ev", kind: .topic))
+            try await harness.connection.declareQueue(QueueDeclaration(name: "q"))
+            try await user.permit(configure: ".*", write: ".*", read: "^$")
+            let noRead = try await AMQPConnection.connect(url: user.url, connectionName: "no-read")
+            let binding = EndpointTopology(bindings: [BindingDeclaration(source: "ev", destination: "q", routingKey: "k")])
+            do {
+                try await binding.declare(on: noRead)
+                Issue.record("bound without the read permission on the exchange")
+            } catch {
+                #expect("\(error)".contains("the user needs the write permission on 'q' and the read permission on 'ev'"),
+                        "\(error)")
+            }
+            await noRead.close()
         }
-        await refused.close()
-
-        try await harness.connection.declareExchange(ExchangeDeclaration(name: "ev", kind: .topic))
-        try await harness.connection.declareQueue(QueueDeclaration(name: "q"))
-        try await permit(configure: ".*", read: "^$")
-        let noRead = try await AMQPConnection.connect(url: url, connectionName: "no-read")
-        let binding = EndpointTopology(bindings: [BindingDeclaration(source: "ev", destination: "q", routingKey: "k")])
-        do {
-            try await binding.declare(on: noRead)
-            Issue.record("bound without the read permission on the exchange")
-        } catch {
-            #expect("\(error)".contains("the user needs the write permission on 'q' and the read permission on 'ev'"), "\(error)")
-        }
-        await noRead.close()
         await harness.tearDown()
     }
 }
