@@ -17,7 +17,10 @@ struct ErrorQueueListConnectionLossTests {
         try await harness.park(ids)
         var attempts = 0
         var outcome = "not provoked"
-        while attempts < 5 {
+        // Up to 10 tries: on a loaded machine the recovery can still be under way when the pass opens its
+        // next window, and the list then throws `notConnected` (right, but not the path under test); five
+        // tries all ended so once in a fresh-clone CI run beside builds.
+        while attempts < 10 {
             attempts += 1
             let scanner = try await AMQPConnection.connect(url: harness.url, connectionName: "scanner")
             let admin = ErrorQueueAdmin(connection: scanner, errorQueue: "transfers.error")
