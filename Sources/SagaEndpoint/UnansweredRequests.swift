@@ -9,11 +9,16 @@ import Foundation
 /// the confirmed reply again. The late reply is the only answer there is, as a MassTransit or NServiceBus
 /// user would expect of a request that was handled: it answers the request, whatever its confirm did.
 ///
-/// A value the client's actor owns (its isolation guards it). Bounded: the oldest are forgotten first.
+/// A value the client's actor owns (its isolation guards it). Bounded: the oldest are forgotten first,
+/// by count and by the bytes of the kept replies' bodies (bounded by count alone, 1000 late replies of a
+/// few MiB each were held until taken).
 struct UnansweredRequests {
     /// How many are remembered, kept replies included (a reply's body is held until a request takes it
     /// or it is forgotten).
     static let limit = 1000
+    /// The most bytes of kept reply bodies: past it the oldest kept replies are forgotten, and a reply
+    /// larger than this alone is not kept.
+    static let byteLimit = 16 * 1024 * 1024
 
     private enum Entry {
         case awaiting
@@ -23,6 +28,8 @@ struct UnansweredRequests {
     private var entries: [String: Entry] = [:]
     /// The keys of `entries`, oldest first.
     private var order: [String] = []
+    /// The bytes of the kept replies' bodies.
+    private(set) var keptBytes = 0
 
     /// The request under `key` ended without its reply. Remembered already, it is the same request (a new
     /// one under the key takes the entry first), remembered at its cancel and again when its send then
@@ -31,22 +38,35 @@ struct UnansweredRequests {
         guard entries[key] == nil else { return }
         entries[key] = .awaiting
         order.append(key)
-        while order.count > Self.limit { entries[order.removeFirst()] = nil }
+        while order.count > Self.limit { forget(order.removeFirst()) }
     }
 
     /// A reply with `key` came while no request waited for it: kept if its request ended unanswered (true),
     /// dropped otherwise (a second reply, or one for a request that was never this client's).
     mutating func keep(_ key: String, _ reply: Reply) -> Bool {
-        guard case .awaiting = entries[key] else { return false }
+        guard case .awaiting = entries[key], reply.body.count <= Self.byteLimit else { return false }
         entries[key] = .replied(reply)
+        keptBytes += reply.body.count
+        // The oldest kept replies other than this one go first; awaiting entries hold no body.
+        var index = 0
+        while keptBytes > Self.byteLimit, index < order.count {
+            let candidate = order[index]
+            if candidate != key, case .replied = entries[candidate] {
+                order.remove(at: index)
+                forget(candidate)
+            } else {
+                index += 1
+            }
+        }
         return true
     }
 
     /// A new request under `key`: the reply kept for it, if any. Either way the key is forgotten (the new
     /// request is answered by a reply that comes, and remembered again if it ends unanswered too).
     mutating func take(_ key: String) -> Reply? {
-        guard let entry = entries.removeValue(forKey: key) else { return nil }
+        guard let entry = entries[key] else { return nil }
         order.removeAll { $0 == key }
+        forget(key)
         guard case .replied(let reply) = entry else { return nil }
         return reply
     }
@@ -54,5 +74,11 @@ struct UnansweredRequests {
     mutating func removeAll() {
         entries.removeAll()
         order.removeAll()
+        keptBytes = 0
+    }
+
+    /// Drops `key`'s entry (the caller keeps `order` in step).
+    private mutating func forget(_ key: String) {
+        if case .replied(let reply) = entries.removeValue(forKey: key) { keptBytes -= reply.body.count }
     }
 }

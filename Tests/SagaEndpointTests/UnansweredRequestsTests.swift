@@ -6,8 +6,9 @@ import Testing
 /// `UnansweredRequests`, the request client's memory of requests that ended without their reply.
 @Suite("Request client: unanswered requests")
 struct UnansweredRequestsTests {
-    static func reply(_ key: String) -> Reply {
-        Reply(type: "AccountDebited", messageId: "reply-\(key)", correlationId: key, body: Data("{}".utf8),
+    static func reply(_ key: String, bytes: Int? = nil) -> Reply {
+        Reply(type: "AccountDebited", messageId: "reply-\(key)", correlationId: key,
+              body: bytes.map { Data(count: $0) } ?? Data("{}".utf8),
               properties: BasicProperties(), request: RequestClient.Request(messageId: key, type: "", destination: ""))
     }
 
@@ -45,5 +46,21 @@ struct UnansweredRequestsTests {
         let next = unanswered.keep("r-1", Self.reply("r-1"))
         let last = unanswered.keep("r-\(UnansweredRequests.limit)", Self.reply("last"))
         #expect(!oldest && next && last)
+    }
+
+    // Failed before (no byte bound): three kept replies of 6 MiB were all held, 18 MiB, and one of 17 MiB
+    // was kept too.
+    @Test("kept replies are bounded by bytes too: the oldest go first, and one larger than the bound is not kept")
+    func boundedByBytes() {
+        var unanswered = UnansweredRequests()
+        let sixMiB = 6 * 1024 * 1024
+        for key in ["a", "b", "c", "huge"] { unanswered.remember(key) }
+        let kept = ["a", "b", "c"].map { unanswered.keep($0, Self.reply($0, bytes: sixMiB)) }
+        let huge = unanswered.keep("huge", Self.reply("huge", bytes: UnansweredRequests.byteLimit + 1))
+        #expect(kept == [true, true, true] && !huge)
+        #expect(unanswered.keptBytes <= UnansweredRequests.byteLimit, "\(unanswered.keptBytes)")
+        #expect(unanswered.take("a") == nil, "the oldest kept reply was forgotten")
+        #expect(unanswered.take("b") != nil && unanswered.take("c") != nil)
+        #expect(unanswered.keptBytes == 0)
     }
 }
