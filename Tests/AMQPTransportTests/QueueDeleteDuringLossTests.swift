@@ -11,13 +11,11 @@ struct QueueDeleteDuringLossTests {
     func deleteDuringLoss() async throws {
         let vhost = try await runOnThread { try TestBroker.makeVhost() }
         defer { _ = try? TestBroker.deleteVhost(vhost.name) }
-        var configuration = try AMQPConfiguration(url: vhost.url)
         let name = TestBroker.uniqueName("amqp-test-delete-during-loss")
-        configuration.connectionName = name
         // Recovery waits 5 s before it reconnects: the deletes fall in that gap.
         let connection = try await AMQPConnection.connect(
-            configuration, recovery: RecoveryPolicy(initialDelay: .seconds(5), maximumDelay: .seconds(5), jitter: 0),
-            logger: quietLogger)
+            url: vhost.url, connectionName: name,
+            recovery: RecoveryPolicy(initialDelay: .seconds(5), maximumDelay: .seconds(5), jitter: 0), logger: quietLogger)
         let observer = try await AMQPConnection.connect(url: vhost.url, connectionName: TestBroker.uniqueName("amqp-test-observer"))
         for queue in ["gone", "taken"] { try await connection.declareQueue(QueueDeclaration(name: queue)) }
 
