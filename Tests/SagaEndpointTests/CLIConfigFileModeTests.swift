@@ -16,9 +16,14 @@ struct CLIConfigFileModeTests {
         return file
     }
 
+    /// Runs `errors list` in an environment of its own: the test process's AMQP_URL (the shared node's `/`)
+    /// wins over the file's `amqp-url`, so the command listed `/`'s transfers.error, which exists only where an
+    /// earlier run (`make demo`) left it: on a fresh broker it exited 1.
     func errorsList(config: String, extra: [String] = []) async throws -> CLIRun {
+        let environment = ["PATH": ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin"]
         let process = try ChildProcess(executable: CLIProcessTests.executablePath,
-                                       arguments: ["errors", "list", "--config", config] + extra)
+                                       arguments: ["errors", "list", "--config", config] + extra,
+                                       environment: environment, inheritEnvironment: false)
         let status = try await runOnThread { try process.waitUntilExit(timeout: .seconds(60)) }
         return CLIRun(status: status, output: process.output(), errorOutput: process.errorOutput())
     }
