@@ -45,8 +45,10 @@ extension SagaEndpoint {
         defer { store.publishing.remove(claimed.map(\.messageId)) }
         // A returned or refused row waits `outboxRedispatchDelay` between its sends, as the others wait after
         // being written.
-        let rows = claimed.filter {
-            $0.seq.map { returned.mayResend($0, now: tick, every: configuration.outboxRedispatchDelay) } ?? true
+        let rows = claimed.filter { row in
+            row.seq.map {
+                returned.mayResend($0, messageId: row.messageId, now: tick, every: configuration.outboxRedispatchDelay)
+            } ?? true
         }
         guard !rows.isEmpty else { return OutboxPass(next: next, fullAndConfirmed: false) }
         var requests = rows.map(MessageTranslation.publishRequest)
@@ -78,7 +80,7 @@ extension SagaEndpoint {
             if outcome == .nacked {
                 // Refused (a full queue): sent again after the delay, not at every pass; moved once refused
                 // for `refusedTimeout` as this process saw it.
-                let since = returned.refused(seq, now: returnedAt)
+                let since = returned.refused(seq, messageId: row.messageId, now: returnedAt)
                 if returnedAt - since >= configuration.refusedTimeout {
                     expired.append(Expired(row: row, answer: .refused, broker: "basic.nack"))
                 }
@@ -89,7 +91,7 @@ extension SagaEndpoint {
                 continue
             }
             // Returned for `unroutableTimeout` as this process saw it, not by the row's age.
-            let since = returned.returned(seq, now: returnedAt)
+            let since = returned.returned(seq, messageId: row.messageId, now: returnedAt)
             if returnedAt - since >= configuration.unroutableTimeout {
                 expired.append(Expired(row: row, answer: .returned, broker: "\(code) \(text)"))
             }

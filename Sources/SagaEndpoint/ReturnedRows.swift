@@ -11,6 +11,11 @@
 /// A row's clock starts again when the broker's answer changes: a queue that refuses a message exists (its
 /// return clock starts over), and a queue that is gone is no longer full (its refusal clock starts over).
 ///
+/// Kept by outbox seq, and checked against the row's message id: the outbox's seq is a plain INTEGER PRIMARY
+/// KEY, which SQLite gives again once the highest rows are purged, so a row dispatched elsewhere (and not
+/// forgotten here until the prune, hours later) could hand its clock to a new row under its number, which
+/// then went to the error queue at its first refusal.
+///
 /// Measured on the monotonic clock: these are durations within one process, and on the wall clock an NTP
 /// step changed them. Stepped forward, a reply returned a moment ago counted as returned for the step's
 /// length and went to the error queue at once; stepped back, it was not sent again until the clock caught up.
@@ -20,30 +25,39 @@ struct ReturnedRows {
         case returned, refused
     }
 
-    private var rows: [Int64: (answer: Answer, since: ContinuousClock.Instant, lastSent: ContinuousClock.Instant)] = [:]
+    private struct Entry {
+        var messageId: String
+        var answer: Answer
+        var since: ContinuousClock.Instant
+        var lastSent: ContinuousClock.Instant
+    }
+
+    private var rows: [Int64: Entry] = [:]
 
     var count: Int { rows.count }
 
-    /// Whether `seq` may be sent now: not returned yet, or last sent at least `interval` ago.
-    func mayResend(_ seq: Int64, now: ContinuousClock.Instant, every interval: Duration) -> Bool {
-        guard let row = rows[seq] else { return true }
+    /// Whether row `seq` (message `messageId`) may be sent now: not returned yet, or last sent at least
+    /// `interval` ago.
+    func mayResend(_ seq: Int64, messageId: String, now: ContinuousClock.Instant, every interval: Duration) -> Bool {
+        guard let row = rows[seq], row.messageId == messageId else { return true }
         return now - row.lastSent >= interval
     }
 
-    /// Records a return of `seq` now; returns since when it has been returned.
-    mutating func returned(_ seq: Int64, now: ContinuousClock.Instant) -> ContinuousClock.Instant {
-        record(.returned, seq, now: now)
+    /// Records a return of row `seq` (message `messageId`) now; returns since when it has been returned.
+    mutating func returned(_ seq: Int64, messageId: String, now: ContinuousClock.Instant) -> ContinuousClock.Instant {
+        record(.returned, seq, messageId: messageId, now: now)
     }
 
-    /// Records a refusal of `seq` now: it waits like a returned row before its next send. Returns since when
-    /// it has been refused.
-    mutating func refused(_ seq: Int64, now: ContinuousClock.Instant) -> ContinuousClock.Instant {
-        record(.refused, seq, now: now)
+    /// Records a refusal of row `seq` (message `messageId`) now: it waits like a returned row before its next
+    /// send. Returns since when it has been refused.
+    mutating func refused(_ seq: Int64, messageId: String, now: ContinuousClock.Instant) -> ContinuousClock.Instant {
+        record(.refused, seq, messageId: messageId, now: now)
     }
 
-    private mutating func record(_ answer: Answer, _ seq: Int64, now: ContinuousClock.Instant) -> ContinuousClock.Instant {
-        let since = rows[seq].flatMap { $0.answer == answer ? $0.since : nil } ?? now
-        rows[seq] = (answer, since, now)
+    private mutating func record(_ answer: Answer, _ seq: Int64, messageId: String,
+                                 now: ContinuousClock.Instant) -> ContinuousClock.Instant {
+        let since = rows[seq].flatMap { $0.answer == answer && $0.messageId == messageId ? $0.since : nil } ?? now
+        rows[seq] = Entry(messageId: messageId, answer: answer, since: since, lastSent: now)
         return since
     }
 
