@@ -19,8 +19,8 @@ public struct EndpointConfigurationError: Error, Sendable, Equatable, CustomStri
 }
 
 extension EndpointConfiguration {
-    /// Throws for settings the endpoint cannot work with: no input queues, an empty queue name, or a
-    /// prefetch of 0.
+    /// Throws for settings the endpoint cannot work with: no input queues, an empty queue name, a queue
+    /// listed twice, or a prefetch of 0.
     func check() throws(EndpointConfigurationError) {
         guard !inputQueues.isEmpty else {
             throw EndpointConfigurationError(
@@ -33,6 +33,21 @@ extension EndpointConfiguration {
                 setting: "inputQueues",
                 reason: "the queue name at index \(index) is empty (a setting left unset?): RabbitMQ would declare "
                     + "a new server-named queue for it at every start")
+        }
+        // Listed twice, a queue got two consumers that the endpoint kept apart only by name in places (its
+        // readiness per queue: one consumer's recovery hid the other's loss), and a graceful shutdown once
+        // waited for ever on the consumer it had not cancelled. A second consumer adds nothing a larger
+        // prefetch does not, so a repeat is a mistake in a list, refused as MassTransit refuses a second
+        // receive endpoint on one queue.
+        var seen: [String: Int] = [:]
+        for (index, queue) in inputQueues.enumerated() {
+            if let first = seen[queue] {
+                throw EndpointConfigurationError(
+                    setting: "inputQueues",
+                    reason: "'\(queue)' is listed twice (at index \(first) and \(index)): each input queue gets one "
+                        + "consumer; for more messages in flight, raise prefetch instead")
+            }
+            seen[queue] = index
         }
         // AMQP's 0 is "no limit": the broker pushed a whole backlog into the process's memory, a million
         // messages ahead of the batch loop; the CLI's --prefetch refuses it too.

@@ -123,9 +123,9 @@ extension SagaEndpoint {
 }
 
 /// The consumer of each forwarder as it is now (a queue consumed again has a new one), for the graceful
-/// shutdown to cancel. Kept by the forwarder's slot, not by queue name: a queue listed twice in
-/// `inputQueues` has two consumers, and one kept by name hid the other, which was never cancelled; its
-/// forwarder never ended, nor did the shutdown.
+/// shutdown to cancel. Kept by the forwarder's slot, the one thing that names a forwarder: kept by queue name,
+/// a queue listed twice in `inputQueues` (refused by `check()` since) had two consumers, one hid the other,
+/// which was never cancelled, and the shutdown never ended.
 final class InputConsumers: Sendable {
     private let consumers: Mutex<[AMQPConsumer?]>
 

@@ -10,9 +10,10 @@ struct InputQueueSettingTests {
     // Found by a user trying the library: with no input queues the endpoint logged "endpoint started" and
     // consumed nothing; with an empty name (a list read from an unset setting) RabbitMQ declared a
     // server-named durable queue (amq.gen-…) and a ".error" queue, and the endpoint retried consuming ""
-    // for ever. Before the fix, `run()` did not return and the time limit below failed the test.
-    @Test("no input queues, or an empty name, stops run() at once and leaves nothing on the broker",
-          arguments: [[String](), [""], ["orders", ""]])
+    // for ever. Before the fix, `run()` did not return and the time limit below failed the test. A queue
+    // listed twice (a review found a shutdown that never ended with one) started two consumers on it.
+    @Test("no input queues, an empty name or a repeated one stops run() at once and leaves nothing on the broker",
+          arguments: [[String](), [""], ["orders", ""], ["orders", "payments", "orders"]])
     func refusedAtStart(queues: [String]) async throws {
         let harness = try await EndpointHarness.make()
         let endpoint = harness.makeEndpoint(OrderSaga.registry(), queues: queues, database: "refused")
@@ -33,7 +34,11 @@ struct InputQueueSettingTests {
         #expect("\(refusal)".hasPrefix("invalid EndpointConfiguration.inputQueues: "), "\(refusal)")
         let listed = try TestBroker.rabbitmqctl(["-q", "list_queues", "-p", harness.vhost, "name"])
         let names = listed.split(separator: "\n").map { $0.trimmingCharacters(in: .whitespaces) }
-        #expect(!names.contains { $0.hasPrefix("amq.gen-") || $0 == ".error" || $0 == "orders" }, "\(names)")
+        #expect(!names.contains { $0.hasPrefix("amq.gen-") || $0 == ".error" || $0 == "orders" || $0 == "payments" },
+                "\(names)")
+        if queues.count == 3 {
+            #expect("\(refusal)".contains("'orders' is listed twice (at index 0 and 2)"), "\(refusal)")
+        }
         #expect(!FileManager.default.fileExists(atPath: harness.databasePath("refused")), "nothing opened")
         await harness.tearDown()
     }
