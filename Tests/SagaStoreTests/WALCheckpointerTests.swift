@@ -21,10 +21,16 @@ struct WALCheckpointerTests {
         return (writer, try WALCheckpointer(path: database.path, synchronous: .full, logger: .init(label: "test")))
     }
 
-    private func waitUntil(_ condition: () -> Bool) async throws {
-        let deadline = ContinuousClock.now + .seconds(10)
+    /// Waits for `condition`, up to a minute: under a full test run's fsyncs on the same disk the checkpointer
+    /// took over 10 s to copy a round (the first limit), and the test went on while it still ran.
+    /// A wait that ends without it is recorded, so that a failure below says it went on too early.
+    private func waitUntil(_ what: String, _ condition: () -> Bool) async throws {
+        let deadline = ContinuousClock.now + .seconds(60)
         while !condition() {
-            guard ContinuousClock.now < deadline else { return }
+            guard ContinuousClock.now < deadline else {
+                Issue.record("waited 60 s for \(what)")
+                return
+            }
             try await Task.sleep(for: .milliseconds(5))
         }
     }
@@ -39,19 +45,19 @@ struct WALCheckpointerTests {
         for round in 0..<4 {
             let before = checkpointer.checkpointsRun
             try write(writer, 50, from: round * 50)
-            try await waitUntil { checkpointer.checkpointsRun > before }
+            try await waitUntil("a checkpoint") { checkpointer.checkpointsRun > before }
             #expect(checkpointer.checkpointsRun > before, "round \(round): the checkpointer ran")
         }
         // Everything was copied while the writer was idle: the next transaction starts the WAL over, so
         // it holds only what came since (200 pages were written in all). The checkpointer may still be
         // copying the last round (woken again by its later commits): waited for, since in a fresh-clone CI
         // run, with the other suites' fsyncs on the same disk, 50 ms were not enough (105 frames left).
-        try await waitUntil { !checkpointer.trigger.isBusy }
+        try await waitUntil("the checkpointer to be idle") { !checkpointer.trigger.isBusy }
         try await Task.sleep(for: .milliseconds(50))
         try write(writer, 1, from: 1_000)
         // That commit's frames may reach a tenth of the threshold (2 here) and wake the checkpointer: a
         // checkpoint of the writer's own while it runs fails with SQLITE_BUSY.
-        try await waitUntil { !checkpointer.trigger.isBusy }
+        try await waitUntil("the checkpointer to be idle") { !checkpointer.trigger.isBusy }
         let wal = try writer.checkpointPassive()
         #expect(wal.walFrames < 60, "the WAL started over (\(wal.walFrames) frames)")
         #expect(checkpointer.backstopCheckpoints == 0)
