@@ -7,9 +7,9 @@
 extension AMQPConnection {
     /// Runs `remove` (the broker call) for `deletion` and forgets it. When it fails other than by the
     /// broker refusing it (a channel error: the object stays recorded, as it stays on the broker) and
-    /// `recorded` (the object was declared through this connection, and the delete is unconditional: a
-    /// conditional one the broker may refuse is not redone), the deletion is kept for recovery.
-    /// Declaring the object again cancels a kept deletion.
+    /// `recorded` (`recordsAny(of:)`, and the delete is unconditional: a conditional one the broker may
+    /// refuse is not redone), the deletion is kept for recovery. Declaring the object again cancels a kept
+    /// deletion.
     func finishCutOff<T>(_ deletion: TopologyDeletion, recorded: Bool, _ remove: () throws -> T) throws -> T {
         let result: T
         do {
@@ -26,6 +26,19 @@ extension AMQPConnection {
         forget(deletion)
         topology.cutOffDeletions.removeAll { $0 == deletion }
         return result
+    }
+
+    /// Whether recovery would declare something `deletion` removes: the object itself, or bindings made
+    /// through this connection to an object another client declared. Those count too: left recorded after
+    /// a delete that reached the broker, recovery bound them to the missing object, was refused (404) for
+    /// as long as the connection lived, and bound them again once the other client declared it again.
+    func recordsAny(of deletion: TopologyDeletion) -> Bool {
+        switch deletion {
+        case .queue(let name): if topology.queues[name] != nil { return true }
+        case .exchange(let name): if topology.exchanges[name] != nil { return true }
+        case .binding: break
+        }
+        return topology.bindings.contains { deletion.goesWith($0) }
     }
 
     /// Recovery no longer declares it, nor the bindings that went with it.

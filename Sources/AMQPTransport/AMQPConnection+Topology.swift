@@ -25,12 +25,12 @@ extension AMQPConnection {
     }
 
     /// Deletes the exchange and forgets it and its bindings: recovery no longer declares them. Cut off by a
-    /// connection loss, an unconditional delete of an exchange declared through this connection throws and
-    /// recovery deletes the exchange once the connection is back (`finishCutOff`), instead of declaring it
-    /// again.
+    /// connection loss, an unconditional delete of an exchange declared or bound to through this connection
+    /// throws and recovery deletes the exchange once the connection is back (`finishCutOff`), instead of
+    /// declaring it or its bindings again.
     public func deleteExchange(_ name: String, ifUnused: Bool = false) throws {
         try checkLimits("exchange.delete", ["exchange name": name])
-        try finishCutOff(.exchange(name), recorded: !ifUnused && topology.exchanges[name] != nil) {
+        try finishCutOff(.exchange(name), recorded: !ifUnused && recordsAny(of: .exchange(name))) {
             try deleteExchangeNow(name, ifUnused: ifUnused)
         }
     }
@@ -62,14 +62,14 @@ extension AMQPConnection {
     }
 
     /// Deletes the queue and forgets it and its bindings: recovery no longer declares them. Cut off by a
-    /// connection loss, an unconditional delete of a queue declared through this connection throws and
-    /// recovery deletes the queue once the connection is back (`finishCutOff`), instead of declaring it
-    /// again: a request client closed during a recovery got its reply queue back, with nobody consuming it,
-    /// until it expired.
+    /// connection loss, an unconditional delete of a queue declared or bound through this connection throws
+    /// and recovery deletes the queue once the connection is back (`finishCutOff`), instead of declaring it
+    /// or its bindings again: a request client closed during a recovery got its reply queue back, with
+    /// nobody consuming it, until it expired.
     @discardableResult
     public func deleteQueue(_ name: String, ifUnused: Bool = false, ifEmpty: Bool = false) throws -> Int {
         try checkLimits("queue.delete", ["queue name": name])
-        return try finishCutOff(.queue(name), recorded: !ifUnused && !ifEmpty && topology.queues[name] != nil) {
+        return try finishCutOff(.queue(name), recorded: !ifUnused && !ifEmpty && recordsAny(of: .queue(name))) {
             try deleteQueueNow(name, ifUnused: ifUnused, ifEmpty: ifEmpty)
         }
     }
@@ -107,7 +107,7 @@ extension AMQPConnection {
     /// connection is back (`finishCutOff`), instead of declaring it again.
     public func unbind(_ binding: BindingDeclaration) throws {
         try checkLimits(binding, "unbind")
-        try finishCutOff(.binding(binding), recorded: topology.bindings.contains(binding)) { try unbindNow(binding) }
+        try finishCutOff(.binding(binding), recorded: recordsAny(of: .binding(binding))) { try unbindNow(binding) }
     }
 
     func unbindNow(_ binding: BindingDeclaration) throws {
