@@ -27,7 +27,9 @@ extension AMQPConnection {
     /// Deletes the exchange and forgets it and its bindings: recovery no longer declares them. Cut off by a
     /// connection loss, an unconditional delete of an exchange declared or bound to through this connection
     /// throws and recovery deletes the exchange once the connection is back (`finishCutOff`), instead of
-    /// declaring it or its bindings again.
+    /// declaring it or its bindings again. A conditional one (`ifUnused`) is not redone: the broker may have
+    /// refused it, so it throws and leaves the exchange and its bindings recorded, and recovery declares
+    /// them again, even if the delete had reached the broker; make it again once the connection is back.
     public func deleteExchange(_ name: String, ifUnused: Bool = false) throws {
         try checkLimits("exchange.delete", ["exchange name": name])
         try finishCutOff(.exchange(name), recorded: !ifUnused && recordsAny(of: .exchange(name))) {
@@ -65,7 +67,10 @@ extension AMQPConnection {
     /// connection loss, an unconditional delete of a queue declared or bound through this connection throws
     /// and recovery deletes the queue once the connection is back (`finishCutOff`), instead of declaring it
     /// or its bindings again: a request client closed during a recovery got its reply queue back, with
-    /// nobody consuming it, until it expired.
+    /// nobody consuming it, until it expired. A conditional one (`ifUnused`, `ifEmpty`) is not redone: the
+    /// broker may have refused it, so it throws and leaves the queue and its bindings recorded, and recovery
+    /// declares them again (the queue empty, if the delete had reached the broker); make it again once the
+    /// connection is back.
     @discardableResult
     public func deleteQueue(_ name: String, ifUnused: Bool = false, ifEmpty: Bool = false) throws -> Int {
         try checkLimits("queue.delete", ["queue name": name])
