@@ -35,9 +35,9 @@ public final class WALCheckpointer: Sendable {
         let closings = Atomic<Int>(0)
         /// The WAL cycle (the hook's count of the WAL starting over) the latest request was made in.
         let requestCycle = Atomic<Int>(0)
-        /// The latest checkpoint that worked: the cycle it was asked for in, and how many of the WAL's
-        /// frames were in the database file after it.
-        let lastRun = Mutex<(cycle: Int, backfilled: Int)?>(nil)
+        /// The latest checkpoint that worked: the cycle it was asked for in, how many of the WAL's frames
+        /// were in the database file after it, and how many the WAL held then (tests: all copied).
+        let lastRun = Mutex<(cycle: Int, backfilled: Int, walFrames: Int)?>(nil)
 
         func request(cycle: Int = 0) {
             requestCycle.store(cycle, ordering: .relaxed)
@@ -102,7 +102,7 @@ public final class WALCheckpointer: Sendable {
             trigger.requested.store(false, ordering: .releasing)
             do {
                 let result = try connection.checkpointPassive()
-                trigger.lastRun.withLock { $0 = (cycle, result.checkpointed) }
+                trigger.lastRun.withLock { $0 = (cycle, result.checkpointed, result.walFrames) }
                 trigger.completed.add(1, ordering: .relaxed)
                 if failing {
                     failing = false
