@@ -63,11 +63,16 @@ public struct DeliveryResult: Sendable, Equatable, EmittedMessages, CustomString
         }
     }
 
+    /// The delivery and what each saga did with it, one line each.
+    public var outcomeListing: String? { outcomeLines.joined(separator: "\n") }
+
+    var outcomeLines: [String] {
+        ["delivery of \(message.type) [id \(message.messageId)] at \(deliveredAt): \(disposition)"]
+            + sagas.map { "  saga \($0.saga): \($0.outcome)" }
+    }
+
     public var description: String {
-        var lines = ["delivery of \(message.type) [id \(message.messageId)] at \(deliveredAt): \(disposition)"]
-        for invocation in sagas {
-            lines.append("  saga \(invocation.saga): \(invocation.outcome)")
-        }
+        var lines = outcomeLines
         lines.append(contentsOf: emitted.map { "  " + $0.summary })
         for timeout in timeoutsRequested {
             lines.append("  timeout \(timeout.type) due \(timeout.dueAt) for \(timeout.saga)")
@@ -94,6 +99,12 @@ public struct TimeAdvanceResult: Sendable, Equatable, EmittedMessages, CustomStr
     public var firedTimeouts: [IncomingMessage] { deliveries.map(\.message).filter { $0.timeoutTarget != nil } }
     public var timeoutsRequested: [TimeoutRequest] { deliveries.flatMap(\.timeoutsRequested) }
     public var sagas: [SagaInvocation] { deliveries.flatMap(\.sagas) }
+
+    /// The advance and what each delivery it made did, one line each.
+    public var outcomeListing: String? {
+        (["advanced from \(from) to \(to): \(deliveries.count) deliveries"] + deliveries.flatMap(\.outcomeLines))
+            .joined(separator: "\n")
+    }
 
     public var description: String {
         (["advanced from \(from) to \(to): \(deliveries.count) deliveries"] + deliveries.map(\.description))

@@ -10,9 +10,14 @@ public import Testing
 /// throwing ones (`expectSent`, `expectPublished`, `expectReplied`) also stop the test, like `#require`.
 public protocol EmittedMessages {
     var emitted: [OutgoingMessage] { get }
+    /// What the deliveries behind these messages did (disposition and saga outcomes), added to a failed
+    /// `expect…`'s issue; nil when there is nothing to add (the host's whole history).
+    var outcomeListing: String? { get }
 }
 
 extension EmittedMessages {
+    public var outcomeListing: String? { nil }
+
     /// Commands sent to a queue.
     public var sent: [OutgoingMessage] { emitted.filter { $0.kind == .send } }
     /// Events published to an exchange.
@@ -93,7 +98,10 @@ extension EmittedMessages {
         _ type: M.Type, _ what: String, _ sourceLocation: SourceLocation, _ matches: (OutgoingMessage) -> Bool
     ) throws -> M {
         let match = emitted.first { $0.type == M.messageType && matches($0) }
+        // With nothing emitted the listing alone read as if a handler had run and sent nothing, when the
+        // delivery was a duplicate or found no saga instance: say what it did.
         let message = "expected \(what), but the messages emitted were:\n" + emittedListing
+            + (outcomeListing.map { "\nwhat was delivered:\n" + $0 } ?? "")
         let found = try #require(match, Comment(rawValue: message), sourceLocation: sourceLocation)
         return try found.decode(type)
     }

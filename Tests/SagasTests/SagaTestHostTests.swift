@@ -353,4 +353,31 @@ import Testing
             result.expectNone(ChargeCard.self)
         }
     }
+
+    /// With nothing emitted, "(nothing was emitted)" alone read as if the saga had run and sent nothing: a
+    /// reply that found no instance (a mistyped correlation id) or a reused message id (a duplicate) never
+    /// reached a handler at all. The issue says what the delivery did.
+    @Test func failedExpectationSaysWhatTheDeliveryDid() async throws {
+        try await host.deliver(OrderPlaced(orderId: "o-1", amount: 5), messageId: "m-1")
+        let unknown = try await host.deliver(PaymentReceived(orderId: "o-9"), messageId: "m-2")
+        try withKnownIssue {
+            try unknown.expectSent(ChargeCard.self)
+        } matching: { issue in
+            let text = issue.comments.map(\.rawValue).joined(separator: "\n")
+            return text.contains("(nothing was emitted)") && text.contains("PaymentReceived [id m-2]")
+                && text.contains("saga OrderSaga/o-9: notFound")
+        }
+        let copy = try await host.deliver(OrderPlaced(orderId: "o-1", amount: 5), messageId: "m-1")
+        try withKnownIssue {
+            try copy.expectSent(ChargeCard.self)
+        } matching: { issue in
+            issue.comments.map(\.rawValue).joined(separator: "\n").contains("OrderPlaced [id m-1] at 2026-01-01 00:00:00 +0000: duplicate")
+        }
+        let advanced = try await host.advanceTime(by: .seconds(1))
+        try withKnownIssue {
+            try advanced.expectPublished(OrderShipped.self)
+        } matching: { issue in
+            issue.comments.map(\.rawValue).joined(separator: "\n").contains("0 deliveries")
+        }
+    }
 }
