@@ -136,10 +136,14 @@ public final class SagaTestHost: EmittedMessages {
         return try await advance(to: target, date: start.addingTimeInterval(target.timeInterval))
     }
 
-    /// Moves the clock forward to `date`; see `advanceTime(by:)`.
+    /// Moves the clock forward to `date`; see `advanceTime(by:)`. A date before `now` throws
+    /// `SagaTestHostError.dateInThePast`.
     @discardableResult
     public nonisolated(nonsending) func advanceTime(to date: Date) async throws -> TimeAdvanceResult {
-        try await advance(to: offset(of: date), date: date)
+        // Thrown as a negative step is: returning an empty advance read as "nothing was due". (A NaN date
+        // fails the comparison too: taken as the farthest time, it fired every timeout.)
+        guard date >= now else { throw SagaTestHostError.dateInThePast(date, now: now) }
+        return try await advance(to: offset(of: date), date: date)
     }
 
     private nonisolated(nonsending) func advance(to target: Duration, date: Date) async throws -> TimeAdvanceResult {

@@ -1,3 +1,5 @@
+public import Foundation
+
 /// Errors of the test host itself (saga and message errors are `SagaError`s).
 public enum SagaTestHostError: Error, Sendable, Equatable, CustomStringConvertible {
     /// `advanceTime` made more deliveries than `maxDeliveriesPerAdvance`: a saga keeps asking for
@@ -14,6 +16,9 @@ public enum SagaTestHostError: Error, Sendable, Equatable, CustomStringConvertib
     case invalidOutgoingMessage(messageId: String, type: String, reason: String)
     /// `advanceTime(by:)` was given a negative duration: the clock only goes forward.
     case negativeDuration(Duration)
+    /// `advanceTime(to:)` was given a date before the clock's `now` (or not a number): the clock only goes
+    /// forward, and a date it has passed fires nothing.
+    case dateInThePast(Date, now: Date)
     /// The message's body is over `maxBodyBytes`. The endpoint moves such a delivery to the error queue
     /// before any handler runs (`x-error-type: BodyTooLarge`).
     case bodyTooLarge(messageId: String, type: String, bytes: Int, limit: Int)
@@ -29,6 +34,8 @@ public enum SagaTestHostError: Error, Sendable, Equatable, CustomStringConvertib
                 + "message to the error queue"
         case .negativeDuration(let duration):
             "advanceTime(by: \(duration)): time cannot go backwards"
+        case .dateInThePast(let date, let now):
+            "advanceTime(to: \(date)): the clock is at \(now) already; time cannot go backwards"
         case .bodyTooLarge(let messageId, let type, let bytes, let limit):
             "the body of message \(messageId) (\(type)) is \(bytes) bytes, over the endpoint's limit of \(limit) "
                 + "(maxBodyBytes); the endpoint sends it to the error queue unread"

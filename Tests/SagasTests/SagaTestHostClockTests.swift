@@ -70,4 +70,20 @@ struct SagaTestHostClockTests {
         #expect(host.now == SagaTestHost.defaultStartDate)
         #expect(try await host.advanceTime(by: .milliseconds(50)).firedTimeouts.count == 1)
     }
+
+    /// Failed before: a date the clock had passed (a deadline kept from an earlier step) returned an advance
+    /// of nothing, as if no timeout were due, where `advanceTime(by:)` with a negative step throws.
+    @Test("advancing to a date the clock has passed throws and leaves the clock alone")
+    func pastDateThrows() async throws {
+        let host = SagaTestHost(Beacon.self)
+        try await host.deliver(Beacon.Start(id: "b", everyMs: 50))
+        try await host.advanceTime(by: .milliseconds(100))
+        let earlier = SagaTestHost.defaultStartDate.addingTimeInterval(0.05)
+        let now = host.now
+        await #expect(throws: SagaTestHostError.dateInThePast(earlier, now: now)) {
+            try await host.advanceTime(to: earlier)
+        }
+        #expect(host.now == now)
+        #expect(try await host.advanceTime(to: now).deliveries.isEmpty, "the clock's own time is no step back")
+    }
 }
