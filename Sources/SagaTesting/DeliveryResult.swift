@@ -68,7 +68,18 @@ public struct DeliveryResult: Sendable, Equatable, EmittedMessages, CustomString
 
     var outcomeLines: [String] {
         ["delivery of \(message.type) [id \(message.messageId)] at \(deliveredAt): \(disposition)"]
-            + sagas.map { "  saga \($0.saga): \($0.outcome)" }
+            + sagas.map { "  saga \($0.saga): \(Self.text($0.outcome))" }
+    }
+
+    /// `notFound(discard)`: Swift's own rendering of the policy, `notFound(Sagas.NotFoundPolicy.discard)`,
+    /// buried the one word that mattered.
+    static func text(_ outcome: SagaInvocation.Outcome) -> String {
+        guard case .notFound(let policy) = outcome else { return "\(outcome)" }
+        return switch policy {
+        case .discard: "notFound(discard)"
+        case .errorQueue: "notFound(errorQueue)"
+        case .retryLater(let attempts, let delay): "notFound(retryLater(attempts: \(attempts), delay: \(delay)))"
+        }
     }
 
     public var description: String {

@@ -365,7 +365,7 @@ import Testing
         } matching: { issue in
             let text = issue.comments.map(\.rawValue).joined(separator: "\n")
             return text.contains("(nothing was emitted)") && text.contains("PaymentReceived [id m-2]")
-                && text.contains("saga OrderSaga/o-9: notFound")
+                && text.contains("saga OrderSaga/o-9: notFound(discard)")
         }
         let copy = try await host.deliver(OrderPlaced(orderId: "o-1", amount: 5), messageId: "m-1")
         try withKnownIssue {
