@@ -140,9 +140,11 @@ public final class SagaTestHost: EmittedMessages {
     /// `SagaTestHostError.dateInThePast`.
     @discardableResult
     public nonisolated(nonsending) func advanceTime(to date: Date) async throws -> TimeAdvanceResult {
-        // Thrown as a negative step is: returning an empty advance read as "nothing was due". (A NaN date
-        // fails the comparison too: taken as the farthest time, it fired every timeout.)
+        // Thrown as a negative step is: returning an empty advance read as "nothing was due".
         guard date >= now else { throw SagaTestHostError.dateInThePast(date, now: now) }
+        // `>=` on `Date` is `!(<)`, true for NaN, which was then taken as the farthest time and fired every
+        // timeout up to 1e20 s.
+        guard !date.timeIntervalSinceReferenceDate.isNaN else { throw SagaTestHostError.dateNotANumber(now: now) }
         return try await advance(to: offset(of: date), date: date)
     }
 

@@ -16,9 +16,12 @@ public enum SagaTestHostError: Error, Sendable, Equatable, CustomStringConvertib
     case invalidOutgoingMessage(messageId: String, type: String, reason: String)
     /// `advanceTime(by:)` was given a negative duration: the clock only goes forward.
     case negativeDuration(Duration)
-    /// `advanceTime(to:)` was given a date before the clock's `now` (or not a number): the clock only goes
-    /// forward, and a date it has passed fires nothing.
+    /// `advanceTime(to:)` was given a date before the clock's `now`: the clock only goes forward, and a date
+    /// it has passed fires nothing.
     case dateInThePast(Date, now: Date)
+    /// `advanceTime(to:)` was given a date of NaN seconds. It carries no date: Foundation traps when it
+    /// prints one, as Swift Testing does with a thrown error, which ended the whole test process.
+    case dateNotANumber(now: Date)
     /// The message's body is over `maxBodyBytes`. The endpoint moves such a delivery to the error queue
     /// before any handler runs (`x-error-type: BodyTooLarge`).
     case bodyTooLarge(messageId: String, type: String, bytes: Int, limit: Int)
@@ -34,6 +37,8 @@ public enum SagaTestHostError: Error, Sendable, Equatable, CustomStringConvertib
                 + "message to the error queue"
         case .negativeDuration(let duration):
             "advanceTime(by: \(duration)): time cannot go backwards"
+        case .dateNotANumber(let now):
+            "advanceTime(to:) a date whose seconds are not a number (NaN); the clock is at \(now)"
         case .dateInThePast(let date, let now):
             "advanceTime(to: \(date)): the clock is at \(now) already; time cannot go backwards"
         case .bodyTooLarge(let messageId, let type, let bytes, let limit):

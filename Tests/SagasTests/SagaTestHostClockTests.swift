@@ -86,4 +86,18 @@ struct SagaTestHostClockTests {
         #expect(host.now == now)
         #expect(try await host.advanceTime(to: now).deliveries.isEmpty, "the clock's own time is no step back")
     }
+
+    /// Failed before: `>=` on `Date` is `!(<)`, so NaN passed for a date after `now`, and was taken as the
+    /// farthest time: a beacon ringing every 1e6 s fired until the advance gave up (`tooManyDeliveries`).
+    @Test("advancing to a date that is not a number throws and fires nothing")
+    func nanDateThrows() async throws {
+        let host = SagaTestHost(Beacon.self)
+        try await host.deliver(Beacon.Start(id: "b", everyMs: 1_000_000_000))
+        let nan = Date(timeIntervalSince1970: .nan)
+        await #expect(throws: SagaTestHostError.dateNotANumber(now: SagaTestHost.defaultStartDate)) {
+            try await host.advanceTime(to: nan)
+        }
+        #expect(host.state(of: Beacon.self, correlationId: "b")?.beeps == 0)
+        #expect(host.now == SagaTestHost.defaultStartDate)
+    }
 }
