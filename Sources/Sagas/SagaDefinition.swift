@@ -133,7 +133,8 @@ public struct SagaDefinition<S: Saga>: Sendable {
         { decoded, incoming in
             guard let id = correlation.extract(decoded as! M, incoming), !id.isEmpty else {
                 if correlation.absentValueMeansNotForThisSaga { return nil }
-                throw SagaError.missingCorrelationId(sagaType: S.sagaType, messageType: incoming.type)
+                throw SagaError.missingCorrelationId(sagaType: S.sagaType, messageType: incoming.type,
+                                                    correlation: correlation.label)
             }
             return id
         }

@@ -6,8 +6,11 @@ public enum SagaError: Error, Sendable, Equatable, CustomStringConvertible {
     case encodingFailed(type: String, reason: String)
     /// No saga or handler in this endpoint handles the message type.
     case noHandler(type: String)
-    /// The correlation id the saga declared for this message is missing or empty.
-    case missingCorrelationId(sagaType: String, messageType: String)
+    /// The correlation id the saga declared for this message is missing or empty. `correlation` names
+    /// where the saga reads it (`correlation_id`, the AMQP property; a key path such as
+    /// `\ShipmentConfirmed.orderId`; a custom correlation's label): "no correlation id" alone did not say
+    /// whether a reply lacked its AMQP correlation_id or a body its field.
+    case missingCorrelationId(sagaType: String, messageType: String, correlation: String)
     /// `reply` was called for a message without `reply_to`.
     case noReplyAddress(messageType: String, messageId: String)
     /// A saga-only context operation was used from a stateless handler.
@@ -20,7 +23,8 @@ public enum SagaError: Error, Sendable, Equatable, CustomStringConvertible {
         case .malformedMessage(let type, let reason): "malformed message of type '\(type)': \(reason)"
         case .encodingFailed(let type, let reason): "cannot encode \(type) as JSON: \(reason)"
         case .noHandler(let type): "no saga or handler handles message type '\(type)'"
-        case .missingCorrelationId(let saga, let type): "message '\(type)' has no correlation id for saga \(saga)"
+        case .missingCorrelationId(let saga, let type, let correlation):
+            "message '\(type)' has no correlation id for saga \(saga): its \(correlation) is missing or empty"
         case .noReplyAddress(let type, let id): "cannot reply to '\(type)' message \(id): it has no reply_to"
         case .notInSaga(let operation): "\(operation) is only available in a saga handler"
         case .corruptSagaState(let saga, let reason): "state of saga \(saga) cannot be decoded: \(reason)"

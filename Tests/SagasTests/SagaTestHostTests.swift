@@ -122,10 +122,19 @@ import Testing
         #expect(host.liveSagas(of: OrderSaga.self) == ["b"])
     }
 
+    // The error named neither the AMQP correlation_id nor a body field: a reply sent without
+    // correlationId read like a message missing a field.
     @Test func missingCorrelationIdIsAnError() async throws {
-        await #expect(throws: SagaError.missingCorrelationId(sagaType: "OrderSaga", messageType: "ShipmentConfirmed")) {
+        let error = await #expect(throws: SagaError.self) {
             try await host.deliver(ShipmentConfirmed(trackingNumber: "T"))
         }
+        #expect(error == .missingCorrelationId(sagaType: "OrderSaga", messageType: "ShipmentConfirmed",
+                                               correlation: "correlation_id"))
+        #expect(error.map { "\($0)" } == "message 'ShipmentConfirmed' has no correlation id for saga OrderSaga: "
+                    + "its correlation_id is missing or empty")
+        let empty = await #expect(throws: SagaError.self) { try await host.deliver(PaymentReceived(orderId: "")) }
+        #expect(empty.map { "\($0)" }?.hasSuffix("its \\PaymentReceived.orderId is missing or empty") == true,
+                "\(String(describing: empty))")
     }
 
     @Test func optionalCorrelationWithoutValueIsNotForTheSaga() async throws {
