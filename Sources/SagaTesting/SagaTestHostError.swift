@@ -25,6 +25,9 @@ public enum SagaTestHostError: Error, Sendable, Equatable, CustomStringConvertib
     /// The message's body is over `maxBodyBytes`. The endpoint moves such a delivery to the error queue
     /// before any handler runs (`x-error-type: BodyTooLarge`).
     case bodyTooLarge(messageId: String, type: String, bytes: Int, limit: Int)
+    /// `deliverReply(_:to:)` was given a message with no `reply_to` (an event, a reply, or a command sent
+    /// with an empty one): the receiver's `context.reply` throws `SagaError.noReplyAddress`, no reply comes.
+    case commandWithoutReplyTo(messageId: String, type: String)
 
     public var description: String {
         switch self {
@@ -44,6 +47,8 @@ public enum SagaTestHostError: Error, Sendable, Equatable, CustomStringConvertib
         case .bodyTooLarge(let messageId, let type, let bytes, let limit):
             "the body of message \(messageId) (\(type)) is \(bytes) bytes, over the endpoint's limit of \(limit) "
                 + "(maxBodyBytes); the endpoint sends it to the error queue unread"
+        case .commandWithoutReplyTo(let messageId, let type):
+            "message \(messageId) (\(type)) has no reply_to: its receiver cannot reply to it"
         }
     }
 }

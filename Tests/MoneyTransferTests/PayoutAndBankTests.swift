@@ -128,6 +128,23 @@ import Testing
         #expect(BankSimulator().debitFee == 25 && BankSimulator().creditFee == 15 && BankSimulator().refundFee == 10)
     }
 
+    /// `deliverReply` stands in for the bank in the transfer tests: what it delivers must be what the
+    /// bank's own handler answers to the same command, passed on as the broker would.
+    @Test func deliverReplyDeliversWhatTheBankAnswers() async throws {
+        let (simulatedApp, realApp) = (makeAppHost(), makeAppHost())
+        let request = TransferRequested(transferId: "t-1", fromAccount: "a", toAccount: "b", amount: 10)
+        let command = try #require(try await simulatedApp.deliver(request).sent.first)
+        #expect(try await realApp.deliver(request).sent.first == command)
+        let answer = try #require(try await makeBankHost().deliver(command).replied.first)
+
+        let real = try await realApp.deliver(answer)
+        let simulated = try await simulatedApp.deliverReply(try answer.decode(AccountDebited.self), to: command,
+                                                            messageId: answer.messageId)
+        #expect(simulated.message == real.message)
+        #expect(simulated == real)
+        try simulated.expectSent(CreditAccount.self, to: App.bankQueue)
+    }
+
     @Test func commandWithoutReplyToFails() async throws {
         let bank = makeBankHost()
         await #expect(throws: SagaError.self) {

@@ -18,13 +18,16 @@ import Testing
         #expect(command.correlationId == "t-1")
         #expect(command.type == "DebitAccount")
 
-        let debited = try await host.bankReplies(AccountDebited(transferId: "t-1", account: "alice", amount: 10_000, fee: 25), transferId: "t-1")
+        // The bank answers the command it got (correlation id and queue from the command).
+        let debited = try await host.deliverReply(AccountDebited(transferId: "t-1", account: "alice", amount: 10_000, fee: 25), to: command)
+        #expect(debited.message.correlationId == "t-1" && debited.message.queue == App.transfersQueue)
         let credit = try debited.expectSent(CreditAccount.self, to: App.bankQueue)
         #expect(credit == CreditAccount(transferId: "t-1", account: "bob", amount: 10_000))
         #expect(debited.sent.first?.correlationId == "t-1" && debited.sent.first?.replyTo == "transfers")
         #expect(host.transfer("t-1")?.step == .crediting)
 
-        let credited = try await host.bankReplies(AccountCredited(transferId: "t-1", account: "bob", amount: 10_000, fee: 15), transferId: "t-1")
+        let credited = try await host.deliverReply(AccountCredited(transferId: "t-1", account: "bob", amount: 10_000, fee: 15),
+                                                   to: try #require(debited.sent.first))
         #expect(credited.outcome(of: TransferSaga.self) == .completed)
         let completed = try credited.expectPublished(TransferCompleted.self, to: "transfers.events", routingKey: "TransferCompleted")
         #expect(completed == TransferCompleted(transferId: "t-1", amount: 10_000, fees: 40))
