@@ -128,6 +128,8 @@ import Testing
         let fast = makeAppHost(bankTimeout: .seconds(3))
         let started = try await fast.deliver(request)
         #expect(started.timeoutsRequested.map(\.dueAt) == [SagaTestHost.defaultStartDate.addingTimeInterval(3)])
+        #expect(try started.expectTimeoutRequested(BankReplyTimeout.self, after: .seconds(3))
+            == BankReplyTimeout(step: .debiting, attempt: 1))
         let fired = try await fast.advanceTime(by: .seconds(3))
         try fired.expectSent(DebitAccount.self, to: App.bankQueue)
     }
