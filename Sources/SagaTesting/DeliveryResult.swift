@@ -14,8 +14,8 @@ public struct DeliveryResult: Sendable, Equatable, EmittedMessages, CustomString
         /// A saga's `NotFoundPolicy.retryLater` applied: rolled back; the host redelivers the same message
         /// (same id) at `retryAt` when time advances. `retry` counts from 1.
         case deferred(retryAt: Date, retry: Int)
-        /// A saga's `NotFoundPolicy.errorQueue` applied (or `retryLater` ran out of attempts): rolled back
-        /// and recorded in `SagaTestHost.deadLetters`.
+        /// A saga's `NotFoundPolicy.errorQueue` applied (or `retryLater` ran out of attempts, or a timeout
+        /// fell due that its saga has no route for): rolled back and recorded in `SagaTestHost.deadLetters`.
         case deadLettered(reason: String)
     }
 

@@ -125,9 +125,10 @@ public final class SagaTestHost: EmittedMessages {
     // MARK: Time
 
     /// Moves the clock forward, delivering every timeout (and deferred retry) that falls due, in due-time
-    /// order, each at its due time; timeouts requested meanwhile fire too if due before the end. If a
-    /// delivery throws, the clock stays at its due time, the timeout stays pending and the error is
-    /// rethrown (earlier deliveries are in `history`).
+    /// order, each at its due time; timeouts requested meanwhile fire too if due before the end. A
+    /// timeout its saga has no route for is dead-lettered, as the endpoint error-queues it, and the advance
+    /// goes on. If a delivery throws, the clock stays at its due time, the timeout stays pending and the
+    /// error is rethrown (earlier deliveries are in `history`).
     @discardableResult
     public nonisolated(nonsending) func advanceTime(by duration: Duration) async throws -> TimeAdvanceResult {
         // Thrown, not trapped: a trap ended the whole test process, every other test with it.
@@ -165,7 +166,7 @@ public final class SagaTestHost: EmittedMessages {
             }
             if let timeout, retryIndex == nil || timeout.dueAt <= deferred[retryIndex!].retryAt {
                 moveClock(to: timeout.dueAt)
-                deliveries.append(try await process(timeout.asIncomingMessage(), retry: 0))
+                deliveries.append(try await fire(timeout))
             } else if let retryIndex {
                 let retry = deferred.remove(at: retryIndex)
                 moveClock(to: retry.retryAt)
@@ -182,6 +183,21 @@ public final class SagaTestHost: EmittedMessages {
         elapsed = max(elapsed, target)
         now = max(now, date)
         return TimeAdvanceResult(from: from, to: now, deliveries: deliveries)
+    }
+
+    /// A due timeout of a type its saga has no route for (`requestTimeout` takes any message) goes to the
+    /// error queue, as the endpoint moves such a due row there (`NoHandler`) before its inbox check: thrown
+    /// as `noHandler`, it stayed pending and failed every later advance.
+    private nonisolated(nonsending) func fire(_ timeout: TimeoutRequest) async throws -> DeliveryResult {
+        let incoming = timeout.asIncomingMessage()
+        guard !registry.sagaHandles(type: timeout.type, sagaType: timeout.saga.sagaType) else {
+            return try await process(incoming, retry: 0)
+        }
+        persistence.removeTimeout(id: timeout.timeoutId)
+        let reason = "NoHandler: no saga '\(timeout.saga.sagaType)' that handles '\(timeout.type)' is registered"
+        deadLetters.append(DeadLetter(message: incoming, reason: reason, at: now))
+        return record(DeliveryResult(message: incoming, deliveredAt: now, disposition: .deadLettered(reason: reason),
+                                     sagas: [], emitted: [], timeoutsRequested: []))
     }
 
     /// `date` as a time since `start`, to the microsecond. The endpoint stores any delay a handler asks for

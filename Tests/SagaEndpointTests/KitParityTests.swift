@@ -198,7 +198,7 @@ struct KitParityTests {
         await harness.tearDown()
     }
 
-    @Test("a timeout of a type its saga has no route for is refused by the kit and error-queued by the endpoint")
+    @Test("a timeout of a type its saga has no route for is dead-lettered by the kit and error-queued by the endpoint")
     func timeoutWithoutRoute() async throws {
         var registry = HandlerRegistry()
         registry.register(ParitySaga.self, define: ParitySaga.defineStrayTimeout)
@@ -208,9 +208,10 @@ struct KitParityTests {
         let host = SagaTestHost(registry: registry, endpointAddress: ParitySaga.queue)
         let started = try await host.deliver(ParitySaga.Begin(id: "s-1"), messageId: "stray-1")
         let timeoutId = try #require(started.timeoutsRequested.first?.timeoutId)
-        await #expect(throws: SagaError.noHandler(type: ParitySaga.Command.messageType)) {
-            try await host.advanceTime(by: .milliseconds(100))
-        }
+        let advanced = try await host.advanceTime(by: .milliseconds(100))
+        #expect(advanced.deliveries.map(\.message.messageId) == [timeoutId])
+        #expect(host.deadLetters.map(\.reason) == ["NoHandler: no saga '\(ParitySaga.sagaType)' that handles '\(ParitySaga.Command.messageType)' is registered"])
+        advanced.expectNothingEmitted()
 
         let harness = try await Self.harness()
         let endpoint = harness.startEndpoint(registry, queues: [ParitySaga.queue], database: "parity")

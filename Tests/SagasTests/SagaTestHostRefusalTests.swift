@@ -30,25 +30,40 @@ struct SagaTestHostRefusalTests {
         #expect(!fired.deliveries.isEmpty)
     }
 
-    /// Failed before: the timeout was consumed as handled with no effect (a stateless handler of its type
-    /// does not take timeouts, and the saga has no route for it), while the endpoint moves it to the error
-    /// queue (`NoHandler`, see `KitParityTests`).
-    @Test("a timeout of a type its saga has no route for has no handler, even if a stateless handler takes the type")
+    /// Failed before (twice). First the timeout was consumed as handled with no effect (a stateless handler
+    /// of its type does not take timeouts, and the saga has no route for it); then `advanceTime` threw
+    /// `noHandler` and left it pending, so every later advance threw too and the saga's other timeouts never
+    /// fired. The endpoint moves such a due row to the error queue (`NoHandler`, see `KitParityTests`) and
+    /// goes on: so does the kit.
+    @Test("a timeout of a type its saga has no route for is dead-lettered when due, even if a stateless handler takes the type, and the advance goes on")
     func timeoutTypeTheSagaDoesNotRoute() async throws {
         var registry = HandlerRegistry()
         registry.register(Relay.self) { saga in
             saga.startedBy(Relay.Start.self, correlatedBy: \.id) { start, context in
                 try context.requestTimeout(after: .seconds(5), Relay.Nudge(id: start.id))
+                try context.requestTimeout(after: .seconds(8), Relay.Wake())
                 return Relay(id: start.id)
             }
+            saga.handlesTimeout(Relay.Wake.self) { relay, _, _ in relay.woken += 1 }
         }
         registry.handle(Relay.Nudge.self) { nudge, context in try context.reply(nudge) }
         let host = SagaTestHost(registry: registry, endpointAddress: "relay")
-        try await host.deliver(Relay.Start(id: "r-1", blob: nil), messageId: "m-1")
-        await #expect(throws: SagaError.noHandler(type: Relay.Nudge.messageType)) {
-            try await host.advanceTime(by: .seconds(5))
-        }
-        #expect(host.pendingTimeouts.count == 1, "not consumed as if handled")
+        let started = try await host.deliver(Relay.Start(id: "r-1", blob: nil), messageId: "m-1")
+        let nudge = try #require(started.timeoutsRequested.first)
+        let reason = "NoHandler: no saga 'Relay' that handles 'test.RelayNudge' is registered"
+
+        let advanced = try await host.advanceTime(by: .seconds(10))
+        #expect(advanced.deliveries.map(\.disposition) == [.deadLettered(reason: reason), .handled])
+        #expect(advanced.deliveries.first?.message == nudge.asIncomingMessage())
+        #expect(advanced.deliveries.first?.deliveredAt == nudge.dueAt)
+        advanced.expectNone(Relay.Nudge.self)
+        #expect(host.deadLetters.map(\.message) == [nudge.asIncomingMessage()])
+        #expect(host.deadLetters.map(\.reason) == [reason] && host.deadLetters.map(\.at) == [nudge.dueAt])
+        #expect(host.state(of: Relay.self, correlationId: "r-1")?.woken == 1, "the advance went on to the next timeout")
+        #expect(host.pendingTimeouts.isEmpty)
+        #expect(try await host.advanceTime(by: .seconds(10)).deliveries.isEmpty)
+        // Not in the inbox (a replay from the error queue would be processed), as on the endpoint.
+        #expect(!host.persistence.hasProcessed(messageId: nudge.timeoutId))
     }
 
     /// Failed before: the kit showed the command sent, while the endpoint refuses it before storing it
@@ -125,7 +140,9 @@ struct SagaTestHostRefusalTests {
 
 struct Relay: Saga {
     var id: String
+    var woken = 0
     struct Start: Message { static let messageType = "test.RelayStart"; var id: String; var blob: String? }
     struct Nudge: Message { static let messageType = "test.RelayNudge"; var id: String }
+    struct Wake: Message { static let messageType = "test.RelayWake" }
     static func define(_ saga: inout SagaDefinition<Relay>) {}
 }
