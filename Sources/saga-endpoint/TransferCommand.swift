@@ -26,7 +26,9 @@ struct TransferCommand: AsyncParsableCommand, BrokerCommand, OperatorLogging {
     @OptionGroup var logging: LoggingOptions
     @Option(help: "Source account.") var from: String
     @Option(help: "Target account.") var to: String
-    @Option(help: "Amount in minor units.") var amount: Int
+    // Unconditional: the contract lets a request carry a negative amount (it fails as InvalidRequest), and
+    // `--amount -5` otherwise read "-5" as an option and stopped with "Missing value".
+    @Option(parsing: .unconditional, help: "Amount in minor units.") var amount: Int
     @Option(help: "Transfer id (default: a new UUID).") var transferId: String?
     @Option(help: "Payout batch the transfer belongs to.") var batchId: String?
     @Flag(help: "Wait for the terminal event and print it.") var wait = false

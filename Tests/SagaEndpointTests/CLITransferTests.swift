@@ -110,6 +110,21 @@ struct CLITransferTests {
         await harness.tearDown()
     }
 
+    // Found by an operations review: the contract's "amount <= 0 ends in TransferFailed InvalidRequest"
+    // could not be tried from the command line as anyone writes it: `--amount -5` read "-5" as an option
+    // and failed, exit 64, with "Missing value for '--amount <amount>'" (only `--amount=-5` worked).
+    @Test("--amount -5 sends a request for -5 instead of taking -5 for an option")
+    func negativeAmountIsAValue() async throws {
+        let harness = try await EndpointHarness.make()
+        let run = try await transfer(["--from", "alice", "--to", "bob", "--amount", "-5", "--transfer-id", "t-negative"],
+                                     url: harness.url)
+        #expect(run.status == 0, "\(run)")
+        let sent = try await harness.receive(from: MoneyTransferApp.transfersQueue, count: 1, timeout: .seconds(10))
+        let request = try sent.first.map { try MessageCoding.decode(TransferRequested.self, from: $0.message.body, messageType: "") }
+        #expect(request?.transferId == "t-negative" && request?.amount == -5, "\(String(describing: request))")
+        await harness.tearDown()
+    }
+
     // Crashed before (SIGILL, nothing sent): the seconds became milliseconds in an Int64, which 1e300 (or
     // 1e16, an operator's "never") overflows; the options only check that the number is positive and finite.
     @Test("--timeout with a huge number of seconds sends the request instead of crashing")
