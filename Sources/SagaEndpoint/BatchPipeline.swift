@@ -211,7 +211,8 @@ struct BatchPipeline: Sendable {
             health.databaseCannotBeWritten(problem)
         } else if !wroteDatabase, let lockError = entries.lazy.compactMap(\.storageLocked).first,
                   let lasted = databaseLocks.locked(limit: Self.lockedLimit(configuration),
-                                                    gap: configuration.databaseBusyTimeout + .seconds(6)) {
+                                                    gap: configuration.databaseBusyTimeout + .seconds(6),
+                                                    waited: configuration.databaseBusyTimeout) {
             health.databaseCannotBeWritten("another connection has held its write lock for \(Int(lasted.timeInterval)) s "
                 + "(\(lockError)): a long transaction of another process (a sqlite3 session, a VACUUM, a migration?)")
         } else if wroteDatabase, health.databaseWritten() {

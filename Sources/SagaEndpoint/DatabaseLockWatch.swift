@@ -16,13 +16,14 @@ final class DatabaseLockWatch: Sendable {
     /// A batch failed on the lock and got nothing done: how long that has lasted, once it is `limit` or
     /// more. Failures further apart than `gap` are not one lock held (a lock held for good makes the next
     /// batch fail a busy timeout plus the requeue pause later): a short lock long after another one was
-    /// taken for a lock held all the time between.
-    func locked(limit: Duration, gap: Duration, now: ContinuousClock.Instant = .now) -> Duration? {
+    /// taken for a lock held all the time between. `waited` is how long a failing batch waited for the lock
+    /// (the busy timeout), so the lock was held at least that long when its first failure is seen.
+    func locked(limit: Duration, gap: Duration, waited: Duration = .zero, now: ContinuousClock.Instant = .now) -> Duration? {
         let lasted = failures.withLock { failures -> Duration in
             if let current = failures, now - current.last <= gap {
                 failures?.last = now
             } else {
-                failures = Failures(since: now, last: now)
+                failures = Failures(since: now - waited, last: now)
             }
             return now - (failures?.since ?? now)
         }
