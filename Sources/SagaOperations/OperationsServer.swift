@@ -1,3 +1,4 @@
+import Foundation
 public import Logging
 import NIOCore
 import NIOHTTP1
@@ -98,6 +99,11 @@ public final class OperationsServer: Service, Sendable {
                     }
                 }
                 .bind(host: host, port: port).get()
+        } catch let error as IOError {
+            // NIO's own description names its API and has a stray parenthesis ("bind(descriptor:ptr:bytes:):
+            // Address already in use) (errno: 98)"): the operator needs the system's reason.
+            throw OperationsServerError(host: host, port: port,
+                                        reason: "\(String(cString: strerror(error.errnoCode))) (errno \(error.errnoCode))")
         } catch {
             throw OperationsServerError(host: host, port: port, reason: "\(error)")
         }

@@ -74,6 +74,26 @@ struct OperationsServerTests {
         #expect(body == #"not ready: vhost 'a\u{1B}[2J\r\nb\u{85}c\u{2028}d\u{7}' not found"# + "\n", "\(body.debugDescription)")
     }
 
+    // Found by an operations review: `run --http-port` on a port in use stopped with NIO's description,
+    // "bind(descriptor:ptr:bytes:): Address already in use) (errno: 98)": an API's name and a stray
+    // parenthesis in the one line an operator reads.
+    @Test("a port in use is named with the system's reason alone")
+    func portInUseReason() async throws {
+        try await withServer(registry: PrometheusCollectorRegistry(), ready: Flag(true)) { port in
+            let second = OperationsServer(port: port, registry: PrometheusCollectorRegistry(), logger: Logger(label: "test")) {
+                .init(isReady: true)
+            }
+            do {
+                try await second.bind()
+                Issue.record("bound a port in use")
+            } catch let error as OperationsServerError {
+                #expect(error.reason == "Address already in use (errno 98)", "\(error)")
+                #expect(error.description == "the operations HTTP server cannot listen on 127.0.0.1:\(port): "
+                    + "Address already in use (errno 98) (check --http-port and --http-host)", "\(error)")
+            }
+        }
+    }
+
     // Failed before: a client that connected and sent nothing kept its connection (and a file descriptor of
     // the endpoint's) for ever.
     @Test("a client connection that sends nothing is closed after the idle timeout")
