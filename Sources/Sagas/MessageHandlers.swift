@@ -153,6 +153,9 @@ public struct HandlerRegistry: Sendable {
     /// The saga types hosted.
     public var sagaTypes: [String] { sagas.map { $0.sagaType } }
 
+    /// The message types stateless handlers handle, sorted.
+    public var statelessMessageTypes: [String] { stateless.keys.sorted() }
+
     func sagaRunners(for type: String) -> [any SagaRunner] {
         (sagaTypesByMessage[type] ?? []).map { sagas[$0] }
     }
