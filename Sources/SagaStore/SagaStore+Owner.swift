@@ -21,4 +21,12 @@ extension SagaStore {
             return nil
         }
     }
+
+    /// The endpoint recorded by `claim(forEndpoint:)`, nil when none is (a file from before the record).
+    /// Only reads: a tool that looks at the file must not claim it.
+    public func owner() throws -> String? {
+        let table = try connection.query("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'store_owner'")
+        guard !table.isEmpty else { return nil }
+        return try connection.query("SELECT endpoint FROM store_owner LIMIT 1").first?[0].textValue
+    }
 }

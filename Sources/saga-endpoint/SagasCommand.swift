@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import MoneyTransfer
 import SagaStore
 
 /// `sagas list|show`: the live sagas in an endpoint's database.
@@ -32,6 +33,7 @@ struct SagasCommand: ParsableCommand {
             if records.isEmpty, let sagaType, let note = try SagaDatabase.unknownTypeNote(sagaType, store) {
                 printError("note: in \(path): \(note)")
             }
+            if records.isEmpty, let note = try SagaDatabase.otherEndpointNote(path, store) { printError("note: \(note)") }
         }
     }
 
@@ -50,6 +52,7 @@ struct SagasCommand: ParsableCommand {
             let store = try SagaDatabase.open(path)
             defer { store.close() }
             guard let record = try store.loadSaga(type: type, correlationId: id) else {
+                if let note = try SagaDatabase.otherEndpointNote(path, store) { printError("note: \(note)") }
                 throw notFound(path, typeNote: try SagaDatabase.unknownTypeNote(type, store))
             }
             var object = SagaDatabase.object(record)
@@ -91,6 +94,14 @@ enum SagaDatabase {
         } catch {
             throw CLIError("cannot open the saga database \(path): \(error)")
         }
+    }
+
+    /// When the file is the store of another endpoint than `run`'s (`bank.sqlite`, which hosts no sagas),
+    /// says so: listing nothing, exit 0, it passed for "no transfer in flight".
+    static func otherEndpointNote(_ path: String, _ store: SagaStore) throws -> String? {
+        guard let owner = try store.owner(), owner != MoneyTransferApp.transfersQueue else { return nil }
+        return "\(path) is the store of endpoint '\(owner)', not of `run` (endpoint '\(MoneyTransferApp.transfersQueue)'): "
+            + "check --database, SAGA_DATABASE or the config file"
     }
 
     /// When no saga of `sagaType` is live at all, says so with the types that are: a mistyped saga type
