@@ -130,18 +130,18 @@ public struct TransferSaga: Saga, Equatable {
 
     @discardableResult
     private func sendCommand(messageId: String?, _ context: HandlerContext) throws -> String {
-        let bank = MoneyTransferApp.bankQueue
-        let replyTo = MoneyTransferApp.transfersQueue
+        try context.send(command, to: MoneyTransferApp.bankQueue, correlationId: transferId,
+                         replyTo: MoneyTransferApp.transfersQueue, messageId: messageId)
+    }
+
+    /// The bank command of the current step, as the saga sends it (to `bank`, with `correlation_id`
+    /// transferId, `reply_to` transfers, `message_id` commandMessageId once sent). One place, so that
+    /// `saga-endpoint sagas resend` publishes the very message a re-send would.
+    public var command: any Message {
         switch step {
-        case .debiting:
-            return try context.send(DebitAccount(transferId: transferId, account: fromAccount, amount: amount),
-                                    to: bank, correlationId: transferId, replyTo: replyTo, messageId: messageId)
-        case .crediting:
-            return try context.send(CreditAccount(transferId: transferId, account: toAccount, amount: amount),
-                                    to: bank, correlationId: transferId, replyTo: replyTo, messageId: messageId)
-        case .refunding:
-            return try context.send(RefundAccount(transferId: transferId, account: fromAccount, amount: amount),
-                                    to: bank, correlationId: transferId, replyTo: replyTo, messageId: messageId)
+        case .debiting: DebitAccount(transferId: transferId, account: fromAccount, amount: amount)
+        case .crediting: CreditAccount(transferId: transferId, account: toAccount, amount: amount)
+        case .refunding: RefundAccount(transferId: transferId, account: fromAccount, amount: amount)
         }
     }
 
