@@ -3,12 +3,12 @@ import Foundation
 import MoneyTransfer
 import SagaStore
 
-/// `sagas list|show`: the live sagas in an endpoint's database.
+/// `sagas list|show|resend`: the live sagas in an endpoint's database.
 struct SagasCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "sagas",
-        abstract: "Inspect the live sagas in an endpoint's SQLite database.",
-        subcommands: [List.self, Show.self]
+        abstract: "Inspect the live sagas in an endpoint's SQLite database; resend a transfer's bank command.",
+        subcommands: [List.self, Show.self, Resend.self]
     )
 
     struct List: ParsableCommand, OperatorLogging {

@@ -11,8 +11,9 @@ enum Wire {
 
     /// A command for `queue` through the default exchange.
     static func command<M: Message>(_ message: M, to queue: String, messageId: String? = nil,
-                                    correlationId: String? = nil) throws -> PublishRequest {
-        try MessageSession.command(message, to: queue, messageId: messageId, correlationId: correlationId, appId: appId)
+                                    correlationId: String? = nil, replyTo: String? = nil) throws -> PublishRequest {
+        try MessageSession.command(message, to: queue, messageId: messageId, correlationId: correlationId,
+                                   replyTo: replyTo, appId: appId)
     }
 
     /// Publishes with confirms; explains an unroutable command (its queue does not exist).
