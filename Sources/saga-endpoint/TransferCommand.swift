@@ -127,20 +127,7 @@ struct TransferCommand: AsyncParsableCommand, BrokerCommand, OperatorLogging {
     /// back for as long as it lasts: without a bound the command hung without printing the id.
     private func publish(_ command: PublishRequest, id: String, until deadline: ContinuousClock.Instant,
                          on connection: AMQPConnection) async throws {
-        let confirmed = try await withThrowingTaskGroup(of: Bool.self) { group in
-            group.addTask {
-                try await Wire.publish([command], on: connection)
-                return true
-            }
-            group.addTask {
-                try await Task.sleep(until: deadline)
-                return false
-            }
-            let first = try await group.next() ?? false
-            group.cancelAll()
-            return first
-        }
-        guard confirmed else {
+        guard try await Wire.publish([command], on: connection, until: deadline) else {
             let blocked = await connection.blockedReason.map { " (it blocks publishing: \($0))" } ?? ""
             throw CLIError("the broker did not confirm transfer \(id) within \(timeout) s\(blocked); it may or may "
                 + "not have been taken: run the command again with --transfer-id \(id) (a repeat is dropped, not "

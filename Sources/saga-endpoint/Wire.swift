@@ -28,6 +28,25 @@ enum Wire {
         }
     }
 
+    /// Publishes as `publish` does and waits for the confirms until `deadline`; false when they had not
+    /// come by then. A resource alarm holds confirms back for as long as it lasts: unbounded, a command hung.
+    static func publish(_ requests: [PublishRequest], on connection: AMQPConnection,
+                        until deadline: ContinuousClock.Instant) async throws -> Bool {
+        try await withThrowingTaskGroup(of: Bool.self) { group in
+            group.addTask {
+                try await publish(requests, on: connection)
+                return true
+            }
+            group.addTask {
+                try await Task.sleep(until: deadline)
+                return false
+            }
+            let first = try await group.next() ?? false
+            group.cancelAll()
+            return first
+        }
+    }
+
     /// An event of the reference app, decoded from a delivery.
     enum Event: Sendable {
         case transferCompleted(TransferCompleted)
