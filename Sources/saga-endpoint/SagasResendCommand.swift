@@ -18,25 +18,40 @@ extension SagasCommand {
                 message_id the state's commandMessageId, correlation_id the transfer id, reply_to transfers), \
                 publishes it with confirms (mandatory: a missing queue is an error) and prints it as one JSON \
                 line. The bank drops it if it handled that message id already. Exit 1 when the transfer is \
-                not live or has no pending command.
+                not live or has no pending command, or when the broker did not confirm within --timeout (a \
+                resource alarm holds confirms back; running the command again is safe).
                 """)
         @OptionGroup var amqp: AMQPOptions
         @OptionGroup var database: DatabaseOptions
         @OptionGroup var config: ConfigOptions
         @OptionGroup var logging: LoggingOptions
         @Argument(help: "The transfer id (the TransferSaga's correlation id).") var transferId: String
+        @Option(help: ArgumentHelp("Give up waiting for the broker's confirm after this many seconds.", valueName: "seconds"))
+        var timeout: Double = 60
+
+        func validate() throws {
+            guard timeout.isFinite, timeout > 0 else { throw ValidationError("--timeout must be a positive number of seconds") }
+        }
 
         func run() async throws {
             let logger = try bootstrapLogging()
             let (transfer, request) = try pendingCommand()
+            let deadline = ContinuousClock.now + secondsDuration(timeout)
             let connection = try await BrokerConnection.open(url: try brokerURL(), name: "saga-endpoint-sagas-resend",
                                                              logger: logger)
+            let confirmed: Bool
             do {
-                try await Wire.publish([request], on: connection)
-                await connection.close()
+                confirmed = try await Wire.publish([request], on: connection, until: deadline)
             } catch {
                 await connection.close()
                 throw error
+            }
+            let blocked = confirmed ? nil : await connection.blockedReason
+            await connection.close()
+            guard confirmed else {
+                throw CLIError("the broker did not confirm \(transfer.step.commandType) \(transfer.commandMessageId) within "
+                    + "\(timeout) s\(blocked.map { " (it blocks publishing: \($0))" } ?? ""); it may or may not be in "
+                    + "queue bank: running the command again is safe (the bank drops a repeat)")
             }
             printLine(try JSONText.render(Self.sent(request, step: transfer.step), pretty: false))
         }

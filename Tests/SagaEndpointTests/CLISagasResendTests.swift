@@ -10,9 +10,9 @@ import Testing
 /// publishing that command again, under its message id, against the real broker.
 @Suite("saga-endpoint sagas resend", .timeLimit(.minutes(4)))
 struct CLISagasResendTests {
-    func resend(_ id: String, database: String, url: String) async throws -> CLIRun {
+    func resend(_ id: String, database: String, url: String, extra: [String] = []) async throws -> CLIRun {
         let process = try ChildProcess(executable: CLIProcessTests.executablePath, arguments: [
-            "sagas", "resend", id, "--database", database, "--amqp-url", url, "--log-level", "warning"])
+            "sagas", "resend", id, "--database", database, "--amqp-url", url, "--log-level", "warning"] + extra)
         let status = try await runOnThread { try process.waitUntilExit(timeout: .seconds(60)) }
         return CLIRun(status: status, output: process.output(), errorOutput: process.errorOutput())
     }
@@ -103,5 +103,31 @@ struct CLISagasResendTests {
         #expect(unroutable.status == 1 && unroutable.errorOutput.contains("CreditAccount to queue 'bank'")
                 && unroutable.errorOutput.contains("topology declare"), "\(unroutable)")
         await harness.tearDown()
+    }
+
+    // As `transfer`: during a resource alarm the broker holds the confirm back, and the command would hang
+    // for as long as the alarm lasts. Its own node: the alarm would stall every other test.
+    @Test("a confirm held back by a resource alarm: exit 1 after --timeout, saying a repeat is safe")
+    func resourceAlarmBoundsTheConfirm() async throws {
+        let node = try await runOnThread { try DedicatedBrokerNode.start(name: "resend-alarm-\(UInt16.random(in: 1000...9999))") }
+        defer { node.shutdown() }
+        let admin = try await AMQPConnection.connect(url: node.url, connectionName: "resend-alarm-admin")
+        try await admin.declareQueue(QueueDeclaration(name: MoneyTransferApp.bankQueue))
+        let database = FileManager.default.temporaryDirectory.appendingPathComponent("resend-\(UUID().uuidString).sqlite").path
+        defer { for suffix in ["", "-wal", "-shm"] { try? FileManager.default.removeItem(atPath: database + suffix) } }
+        let store = try SagaStore(path: database)
+        let waiting = #"{"transferId":"alarm-1","fromAccount":"a","toAccount":"b","amount":5,"step":"refunding","#
+            + #""commandMessageId":"cmd-alarm-1","attempts":4,"stalled":true,"debitFee":1}"#
+        try store.insertSaga(SagaRecord(sagaType: TransferSaga.sagaType, correlationId: "alarm-1", state: Data(waiting.utf8),
+                                        createdAt: Date()))
+        store.close()
+        _ = try await runOnThread { try node.rabbitmqctl(["set_vm_memory_high_watermark", "0.0000001"]) }
+        let run = try await resend("alarm-1", database: database, url: node.url, extra: ["--timeout", "3"])
+        #expect(run.status == 1, "\(run)")
+        #expect(run.errorOutput.contains("did not confirm RefundAccount cmd-alarm-1"), "\(run)")
+        #expect(run.errorOutput.contains("blocks publishing") && run.errorOutput.contains("running the command again is safe"),
+                "\(run)")
+        _ = try await runOnThread { try node.rabbitmqctl(["set_vm_memory_high_watermark", "0.4"]) }
+        await admin.close()
     }
 }
