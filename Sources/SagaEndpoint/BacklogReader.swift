@@ -1,4 +1,5 @@
 import DedicatedThread
+import Foundation
 import Logging
 import SagaStore
 
@@ -42,5 +43,10 @@ actor BacklogReader {
 
     func backlog() throws -> (outbox: Int, timeouts: Int) {
         (try store.outboxBacklog(), try store.timeoutCount())
+    }
+
+    /// What the store holds to resume, read at start (`logStoredWork`), here for the same reason as the gauges.
+    func storedWork(now: Date) throws -> StoredWork {
+        try store.storedWork(now: now)
     }
 }

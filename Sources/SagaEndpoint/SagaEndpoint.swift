@@ -105,6 +105,7 @@ public final class SagaEndpoint: Service, Sendable {
             await store.close()
             throw error
         }
+        await logStoredWork(backlogReader)
         do {
             try await connectAndServe(dispatcher: dispatcher, store: store, stateReader: stateReader,
                                       backlogReader: backlogReader, metrics: metrics)
