@@ -193,12 +193,15 @@ public final class SagaEndpoint: Service, Sendable {
         // Ready once every input queue is consumed, not before (raised after the declarations, it said 200
         // while the consumers were still being opened).
         health.ready.store(true, ordering: .relaxed)
-        let handled = registry.statelessMessageTypes // `bank` hosts only these: it said `sagas=` and nothing else
-        logger.notice("endpoint started", metadata: [
+        var started: Logger.Metadata = [
             "queues": "\(configuration.inputQueues.joined(separator: ","))",
             "database": "\(Self.absolutePath(configuration.databasePath))",
             "sagas": "\(registry.sagaTypes.joined(separator: ","))", "amqp.url": "\(publisherConnection.configuration.redactedURL)",
-        ].merging(handled.isEmpty ? [:] : ["handlers": "\(handled.joined(separator: ","))"]) { $1 })
+        ]
+        // `bank` hosts only stateless handlers: with `sagas=` alone it read as hosting nothing.
+        let handled = registry.statelessMessageTypes
+        if !handled.isEmpty { started["handlers"] = "\(handled.joined(separator: ","))" }
+        logger.notice("endpoint started", metadata: started)
 
         await withGracefulShutdownHandler {
             await withTaskGroup(of: Void.self) { group in
